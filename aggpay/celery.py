@@ -1,0 +1,23 @@
+"""The Celery app. Queues: default, notify, channel, recon (design §3); settings under CELERY_* in settings.py.
+
+Without CELERY_BROKER_URL tasks run eagerly in-process (the embedded default); with it they go to the broker.
+Periodic jobs are declared in code in ``beat_schedule`` and synced into django-celery-beat's database scheduler.
+"""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aggpay.settings")
+
+app = Celery("aggpay")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+# Periodic jobs, declared in code (style.md §11). Later issues add sweepers here.
+app.conf.beat_schedule = {
+    "aggpay-purge-expired-nonces": {
+        "task": "aggpay.tasks.heartbeat",
+        "schedule": 300.0,
+    },
+}

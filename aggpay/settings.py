@@ -1,0 +1,211 @@
+"""aggpay settings: everything from the environment (see the settings table in README.md).
+
+Unset variables give the embedded default (SQLite, eager Celery, in-process simulators off unless asked for),
+so ``make demo`` needs nothing but Python. Production sets DATABASE_URL, CELERY_BROKER_URL, CACHE_URL, SECRET_KEY,
+AGGPAY_ENCRYPTION_KEYS and ALLOWED_HOSTS.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import dj_database_url
+from kombu import Queue
+
+from aggpay.env import ConfigError, env_bool, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("AGGPAY_VAR_DIR", str(BASE_DIR / "var")))
+
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = env_str("SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ConfigError("SECRET_KEY is required when DEBUG is off")
+    SECRET_KEY = "insecure-dev-only-key-set-SECRET_KEY-in-production"
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_filters",
+    "django_celery_beat",
+    "django_htmx",
+    "import_export",
+    "aggpay.apps.AggpayConfig",
+    "merchants.apps.MerchantsConfig",
+    "channels.apps.PaymentChannelsConfig",
+    "trades.apps.TradesConfig",
+    "risk.apps.RiskConfig",
+]
+
+MIDDLEWARE = [
+    "aggpay.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "aggpay.urls"
+WSGI_APPLICATION = "aggpay.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "aggpay.roles.roles_context",
+            ],
+        },
+    },
+]
+
+
+def _database_from_url(url: str | None) -> dict:
+    """DATABASE_URL → Django DATABASES entry. ``?pool=true`` turns on psycopg's connection pool."""
+    if not url:
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(VAR_DIR / "aggpay.sqlite3"),
+            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
+        }
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    pool = query.pop("pool", "false").lower()
+    if pool not in {"true", "false", "1", "0"}:
+        raise ConfigError(f"DATABASE_URL pool={pool!r} must be true or false")
+    cleaned = urlunsplit(parts._replace(query=urlencode(query)))
+    config = dj_database_url.parse(cleaned, conn_max_age=0 if pool in {"true", "1"} else 60)
+    if pool in {"true", "1"}:
+        config.setdefault("OPTIONS", {})["pool"] = {
+            "min_size": env_int("DATABASE_POOL_MIN", 2),
+            "max_size": env_int("DATABASE_POOL_MAX", 10),
+            "timeout": 10,
+        }
+    return config
+
+
+DATABASES = {"default": _database_from_url(env_str("DATABASE_URL"))}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+_cache_url = env_str("CACHE_URL") or env_str("REDIS_URL")
+if _cache_url:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "aggpay"}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "/staff/login/"
+LOGIN_REDIRECT_URL = "/staff/"
+LOGOUT_REDIRECT_URL = "/staff/login/"
+
+LANGUAGE_CODE = "en"
+TIME_ZONE = "Asia/Shanghai"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+STATICFILES_DIRS = [BASE_DIR / "aggpay" / "static"]
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
+MEDIA_URL = "/media/"
+
+# --- encryption at rest (design §5 rule 10) -------------------------------------------------------------
+# Comma-separated Fernet keys, newest first. The demo writes one into var/encryption.keys (git-ignored).
+_keys_file = VAR_DIR / "encryption.keys"
+AGGPAY_ENCRYPTION_KEYS = env_list("AGGPAY_ENCRYPTION_KEYS")
+if not AGGPAY_ENCRYPTION_KEYS and _keys_file.exists():
+    AGGPAY_ENCRYPTION_KEYS = [k.strip() for k in _keys_file.read_text().split(",") if k.strip()]
+
+# --- merchant API ------------------------------------------------------------------------------------
+AGGPAY_SIGNATURE_WINDOW_SECONDS = 300
+AGGPAY_NONCE_TTL_SECONDS = 15 * 60
+AGGPAY_PUBLIC_BASE_URL = env_str("AGGPAY_PUBLIC_BASE_URL", "http://127.0.0.1:8000")
+
+# --- channel simulators (channels/simulators) --------------------------------------------------------
+AGGPAY_SIMULATORS = env_bool("AGGPAY_SIMULATORS", False)
+AGGPAY_SIMULATOR_STATE = Path(env_str("AGGPAY_SIMULATOR_STATE", str(VAR_DIR / "simulators.sqlite3")))
+AGGPAY_SIMULATOR_BASE_URL = env_str("AGGPAY_SIMULATOR_BASE_URL", AGGPAY_PUBLIC_BASE_URL + "/_sim")
+AGGPAY_CHANNEL_CONNECT_TIMEOUT = float(env_str("AGGPAY_CHANNEL_CONNECT_TIMEOUT", "3"))
+AGGPAY_CHANNEL_READ_TIMEOUT = float(env_str("AGGPAY_CHANNEL_READ_TIMEOUT", "10"))
+
+# --- REST framework / OpenAPI ----------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["aggpay.api.authentication.MerchantSignatureAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["aggpay.api.permissions.IsMerchantApp"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "aggpay.api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "aggpay merchant API",
+    "DESCRIPTION": "One API in front of WeChat Pay, Alipay and UnionPay. See docs/api.md for signing.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+}
+
+# --- Celery (aggpay/celery.py) -------------------------------------------------------------------------
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
+CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL is None
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND")
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_QUEUES = [Queue("default"), Queue("notify"), Queue("channel"), Queue("recon")]
+# Longer than the longest countdown/ETA we schedule (6 h notification retries), so Redis does not
+# redeliver a task that is merely waiting for its ETA.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 7 * 3600}
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_TASK_ROUTES = {
+    "trades.tasks.deliver_*": {"queue": "notify"},
+    "channels.tasks.*": {"queue": "channel"},
+    "trades.tasks.reconcile_*": {"queue": "recon"},
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "aggpay.middleware.RequestIdLogFilter"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+X_FRAME_OPTIONS = "DENY"

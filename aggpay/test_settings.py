@@ -1,0 +1,21 @@
+"""Test settings: the same settings module with test-only overrides in one place (style.md §14).
+
+Tests run on PostgreSQL (DATABASE_URL, default the local server); Celery is eager and propagates errors
+unless a test starts a real worker (tests/conftest.py ``celery_worker`` fixture).
+"""
+
+import os
+
+os.environ.setdefault("DEBUG", "1")
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/aggpay")
+os.environ.setdefault("SECURE_COOKIES", "0")
+
+from aggpay.settings import *  # noqa: E402,F403
+
+# A fixed, test-only key; production keys come from AGGPAY_ENCRYPTION_KEYS.
+AGGPAY_ENCRYPTION_KEYS = ["dGVzdC1vbmx5LWtleS1hZ2dwYXktdGVzdHMtMDAwMDA="]
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+CELERY_BROKER_URL = None
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = True
+ALLOWED_HOSTS = ["*"]

@@ -1,0 +1,30 @@
+"""URL map: staff back office, merchant API, API docs, health, payer pages, and (opt-in) channel simulators."""
+
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from aggpay.health import healthz
+
+urlpatterns = [
+    path("", include("aggpay.staff.urls")),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("aggpay.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
+    path(
+        "api/docs/",
+        SpectacularSwaggerView.as_view(url_name="schema", authentication_classes=[], permission_classes=[]),
+        name="api-docs",
+    ),
+    path(
+        "api/redoc/",
+        SpectacularRedocView.as_view(url_name="schema", authentication_classes=[], permission_classes=[]),
+        name="api-redoc",
+    ),
+    path("healthz", healthz, name="healthz"),
+]
+
+if settings.AGGPAY_SIMULATORS:
+    # Channel simulators mounted in-process (the demo). Adapters still reach them over HTTP (design §6).
+    urlpatterns.append(path("_sim/", include("channels.simulators.urls")))

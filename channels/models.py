@@ -1,0 +1,1 @@
+"""channels models — see design.md §2 for what this app owns."""

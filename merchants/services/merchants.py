@@ -1,0 +1,61 @@
+"""Merchant lifecycle services (the onboarding issue adds the application and contracts)."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.db import transaction
+from django.utils import timezone
+from django_fsm import can_proceed
+
+from aggpay.audit import audit_log
+from aggpay.errors import InvalidRequest, InvalidState
+from merchants.models import Merchant
+
+
+def new_merchant_no() -> str:
+    # M + yymmdd + 8 random digits: readable on the phone, unique by constraint.
+    return "M" + timezone.localdate().strftime("%y%m%d") + "".join(secrets.choice("0123456789") for _ in range(8))
+
+
+def merchant_create(*, actor, legal_name: str, short_name: str, merchant_no: str | None = None) -> Merchant:
+    if not legal_name or len(legal_name) > 128:
+        raise InvalidRequest("legal_name is required (at most 128 characters)", param="legal_name")
+    if not short_name or len(short_name) > 64:
+        raise InvalidRequest("short_name is required (at most 64 characters)", param="short_name")
+    with transaction.atomic():
+        merchant = Merchant.objects.create(
+            merchant_no=merchant_no or new_merchant_no(), legal_name=legal_name, short_name=short_name
+        )
+        audit_log(actor=actor, action="merchants.merchant.created", target=merchant)
+    return merchant
+
+
+def _transition(*, merchant_id: int, actor, name: str, reason: str = "") -> Merchant:
+    with transaction.atomic():
+        merchant = Merchant.objects.select_for_update().get(pk=merchant_id)
+        method = getattr(merchant, name)
+        if not can_proceed(method):
+            raise InvalidState(f"merchant {merchant.merchant_no} is {merchant.state}; cannot {name}")
+        before = merchant.state
+        method()
+        merchant.save()
+        audit_log(actor=actor, action=f"merchants.merchant.{name}", target=merchant, reason=reason,
+                  data={"from": before, "to": merchant.state})
+    return merchant
+
+
+def merchant_activate(*, merchant_id: int, actor, reason: str = "") -> Merchant:
+    return _transition(merchant_id=merchant_id, actor=actor, name="activate", reason=reason)
+
+
+def merchant_freeze(*, merchant_id: int, actor, reason: str) -> Merchant:
+    if not reason:
+        raise InvalidRequest("a reason is required to freeze a merchant", param="reason")
+    return _transition(merchant_id=merchant_id, actor=actor, name="freeze", reason=reason)
+
+
+def merchant_unfreeze(*, merchant_id: int, actor, reason: str) -> Merchant:
+    if not reason:
+        raise InvalidRequest("a reason is required to unfreeze a merchant", param="reason")
+    return _transition(merchant_id=merchant_id, actor=actor, name="unfreeze", reason=reason)

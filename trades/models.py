@@ -1,0 +1,1 @@
+"""trades models — see design.md §2 for what this app owns."""
