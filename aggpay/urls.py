@@ -10,6 +10,7 @@ from aggpay.health import healthz
 urlpatterns = [
     path("", include("aggpay.staff.urls")),
     path("admin/", admin.site.urls),
+    path("staff/channels/", include("channels.urls")),
     path("api/v1/", include("aggpay.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
     path(

@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import requests
-from requests.structures import CaseInsensitiveDict
 from django.conf import settings
+from requests.structures import CaseInsensitiveDict
 
 from channels.adapters.errors import ChannelUnknown
 
