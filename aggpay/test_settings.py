@@ -5,6 +5,8 @@ unless a test starts a real worker (tests/conftest.py ``celery_worker`` fixture)
 """
 
 import os
+import tempfile
+from pathlib import Path
 
 os.environ.setdefault("DEBUG", "1")
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/aggpay")
@@ -19,3 +21,5 @@ CELERY_BROKER_URL = None
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
 ALLOWED_HOSTS = ["*"]
+# Uploaded documents from tests go to a throwaway folder, never into the work tree.
+MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="aggpay-test-media-"))

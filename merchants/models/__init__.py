@@ -1,0 +1,23 @@
+"""merchants models: the merchant record, its API apps, the onboarding application and channel contracts."""
+
+from merchants.models.merchant import (
+    AccountType,
+    AppScope,
+    Document,
+    DocumentType,
+    IdDocType,
+    Merchant,
+    MerchantApp,
+    MerchantState,
+    SettlementAccount,
+    SignType,
+    Store,
+    SubjectType,
+)
+from merchants.models.onboarding import ApplicationState, OnboardingApplication
+
+__all__ = [
+    "AccountType", "AppScope", "ApplicationState",
+    "Document", "DocumentType", "IdDocType", "Merchant", "MerchantApp", "MerchantState", "OnboardingApplication",
+    "SettlementAccount", "SignType", "Store", "SubjectType",
+]

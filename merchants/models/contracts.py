@@ -1,0 +1,139 @@
+"""Channel contracts (签约): one per merchant × channel account — design §4.
+
+Mirrors WeChat applyment states (channel-protocols.md A.13) and Alipay zft (B.7: 031 auditing, 99 done, -1 failed).
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django_fsm import FSMField, FSMModelMixin, transition
+
+from aggpay.fields import EncryptedTextField
+
+
+class ContractState(models.TextChoices):
+    PENDING = "pending", "Pending"  # created on approval, not yet sent
+    SUBMITTED = "submitted", "Submitted"  # the channel accepted the application
+    AUDITING = "auditing", "Auditing"  # the channel is reviewing
+    REJECTED = "rejected", "Rejected"  # the channel refused; correct and resubmit
+    TO_BE_CONFIRMED = "to_be_confirmed", "Account verification"  # merchant must verify its account
+    TO_BE_SIGNED = "to_be_signed", "To be signed"  # merchant must sign (sign URL/QR)
+    ACTIVE = "active", "Active"  # sub-merchant id usable
+    LIMITED = "limited", "Limited"  # channel risk action
+    SUSPENDED = "suspended", "Suspended"  # we or the channel stopped it
+    TERMINATED = "terminated", "Terminated"  # terminal
+
+
+class Contract(FSMModelMixin, models.Model):
+    merchant = models.ForeignKey("merchants.Merchant", on_delete=models.PROTECT, related_name="contracts")
+    channel_account = models.ForeignKey("channels.ChannelAccount", on_delete=models.PROTECT, related_name="contracts")
+    application = models.ForeignKey("merchants.OnboardingApplication", null=True, blank=True,
+                                    on_delete=models.PROTECT, related_name="contracts")
+    state = FSMField(default=ContractState.PENDING, choices=ContractState.choices, protected=True)
+    business_code = models.CharField(max_length=64, unique=True,
+                                     help_text="our id of the application at the channel (reused on resubmission)")
+    channel_application_id = models.CharField(max_length=64, blank=True)
+    sub_mchid = models.CharField("sub-merchant id", max_length=64, blank=True)
+    sub_appid = models.CharField(max_length=64, blank=True)
+    app_auth_token = EncryptedTextField(blank=True, help_text="Alipay ISV token (B.6)")
+    rejection_reasons = models.JSONField(default=list, blank=True)
+    sign_url = models.URLField(max_length=1024, blank=True)
+    next_poll_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    poll_attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["merchant", "channel_account"], name="one_contract_per_account"),
+            models.UniqueConstraint(fields=["channel_account", "sub_mchid"], condition=~models.Q(sub_mchid=""),
+                                    name="unique_sub_mchid_per_account"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.merchant_id}@{self.channel_account_id} ({self.state})"
+
+    @transition(field=state, source=[ContractState.PENDING, ContractState.REJECTED], target=ContractState.SUBMITTED)
+    def submit(self) -> None:
+        """The channel accepted the (re)submission."""
+
+    @transition(field=state, source=[ContractState.SUBMITTED, ContractState.AUDITING], target=ContractState.AUDITING)
+    def audit(self) -> None:
+        """The channel reports it is reviewing."""
+
+    @transition(field=state, source=[ContractState.SUBMITTED, ContractState.AUDITING, ContractState.TO_BE_CONFIRMED,
+                                     ContractState.TO_BE_SIGNED], target=ContractState.REJECTED)
+    def reject(self) -> None:
+        """The channel refused; reasons are stored by the service."""
+
+    @transition(field=state, source=[ContractState.SUBMITTED, ContractState.AUDITING],
+                target=ContractState.TO_BE_CONFIRMED)
+    def ask_confirmation(self) -> None:
+        """The merchant must verify its account (WeChat TO_BE_CONFIRMED)."""
+
+    @transition(field=state, source=[ContractState.SUBMITTED, ContractState.AUDITING, ContractState.TO_BE_CONFIRMED],
+                target=ContractState.TO_BE_SIGNED)
+    def ask_signature(self) -> None:
+        """The merchant must sign (sign URL/QR)."""
+
+    @transition(field=state, source=[ContractState.SUBMITTED, ContractState.AUDITING, ContractState.TO_BE_CONFIRMED,
+                                     ContractState.TO_BE_SIGNED], target=ContractState.ACTIVE)
+    def activate(self) -> None:
+        """FINISHED / 99: the sub-merchant id is usable."""
+
+    @transition(field=state, source=ContractState.ACTIVE, target=ContractState.LIMITED)
+    def limit(self) -> None:
+        """Channel risk action limits the merchant."""
+
+    @transition(field=state, source=ContractState.LIMITED, target=ContractState.ACTIVE)
+    def lift_limit(self) -> None:
+        """The channel lifted its limit."""
+
+    @transition(field=state, source=[ContractState.ACTIVE, ContractState.LIMITED], target=ContractState.SUSPENDED)
+    def suspend(self) -> None:
+        """Stopped by us or the channel."""
+
+    @transition(field=state, source=ContractState.SUSPENDED, target=ContractState.ACTIVE)
+    def resume(self) -> None:
+        """Suspension lifted."""
+
+    @transition(field=state, source=ContractState.SUSPENDED, target=ContractState.TERMINATED)
+    def terminate(self) -> None:
+        """Terminal."""
+
+
+class ContractRate(models.Model):
+    """The merchant's rate for one product on one contract. Must be ≥ the account's cost rate unless an operator
+    overrides it with a reason (issue 4)."""
+
+    contract = models.ForeignKey(Contract, on_delete=models.CASCADE, related_name="rates")
+    product = models.CharField(max_length=24)
+    rate = models.DecimalField(max_digits=8, decimal_places=6)
+    below_cost_reason = models.CharField(max_length=256, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["contract", "product"]
+        constraints = [models.UniqueConstraint(fields=["contract", "product"], name="one_rate_per_contract_product")]
+
+    def __str__(self) -> str:
+        return f"{self.product} {self.rate:%}"
+
+
+class ContractEvent(models.Model):
+    """Append-only timeline of a contract: every state change and every answer of the channel."""
+
+    contract = models.ForeignKey(Contract, on_delete=models.PROTECT, related_name="events")
+    created_at = models.DateTimeField(auto_now_add=True)
+    source = models.CharField(max_length=16, help_text="staff, channel, system or api")
+    from_state = models.CharField(max_length=20, blank=True)
+    to_state = models.CharField(max_length=20, blank=True)
+    message = models.TextField(blank=True)
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.from_state}→{self.to_state} {self.message[:60]}"

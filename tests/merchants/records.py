@@ -1,0 +1,55 @@
+"""Sample onboarding records and documents used across merchants tests."""
+
+from __future__ import annotations
+
+import copy
+
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+# A valid unified social credit code (check char computed) and resident ID (the GB 11643 sample).
+LICENCE_NO = "91330106MA2B00000U"
+ID_NUMBER = "11010519491231002X"
+
+TEA_HOUSE_RECORD = {
+    "subject_type": "enterprise",
+    "legal_name": "杭州西湖茶馆有限公司",
+    "short_name": "西湖茶馆",
+    "licence_no": LICENCE_NO,
+    "licence_valid_from": "2020-01-01",
+    "licence_valid_until": None,
+    "registered_address": "浙江省杭州市西湖区龙井路1号",
+    "legal_person_name": "张三",
+    "legal_person_id_type": "id_card",
+    "legal_person_id_number": ID_NUMBER,
+    "legal_person_id_valid_from": "2015-05-01",
+    "legal_person_id_valid_until": "2035-05-01",
+    "contact_name": "李四",
+    "contact_phone": "13800138000",
+    "contact_email": "li.si@example.com",
+    "service_phone": "0571-88888888",
+    "mcc": "5814",
+    "industry": "餐饮",
+    "requested_products": ["wechat.native", "alipay.qr", "unionpay.qr"],
+    "scenarios": [{"type": "store", "name": "龙井路店"}],
+    "stores": [{"store_no": "S001", "name": "龙井路店", "area_code": "330106", "address": "龙井路1号"}],
+    "settlement_account": {
+        "account_type": "corporate",
+        "bank_name": "招商银行",
+        "bank_branch": "杭州西湖支行",
+        "bank_branch_code": "308331012345",
+        "account_number": "571234567890123",
+        "account_holder": "杭州西湖茶馆有限公司",
+    },
+}
+
+PNG_BYTES = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+def record(**changes) -> dict:
+    data = copy.deepcopy(TEA_HOUSE_RECORD)
+    data.update(changes)
+    return data
+
+
+def png(name: str = "doc.png") -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, PNG_BYTES, content_type="image/png")

@@ -1,0 +1,78 @@
+"""The onboarding record is checked field by field, in words a clerk can act on, before anything is written."""
+
+from __future__ import annotations
+
+import pytest
+
+from aggpay.errors import InvalidRequest
+from merchants import validation
+from merchants.services.record import required_documents, validate_record
+from tests.merchants.records import ID_NUMBER, LICENCE_NO, record
+
+
+def test_it_accepts_a_complete_enterprise_record():
+    result = validate_record(record())
+    assert result.merchant["licence_no"] == LICENCE_NO
+    assert result.merchant["legal_person_id_number"] == ID_NUMBER
+    assert result.settlement["account_number"] == "571234567890123"
+    assert result.stores[0]["store_no"] == "S001"
+
+
+@pytest.mark.parametrize(
+    ("changes", "param"),
+    [
+        ({"legal_name": ""}, "legal_name"),
+        ({"subject_type": "company"}, "subject_type"),
+        ({"licence_no": "91330106MA2B00000V"}, "licence_no"),  # wrong check character
+        ({"licence_no": "91330106MA2B0000OU"}, "licence_no"),  # letter O is never used
+        ({"legal_person_id_number": "110105194912310021"}, "legal_person_id_number"),
+        ({"contact_phone": "12800138000"}, "contact_phone"),
+        ({"contact_email": "not-an-email"}, "contact_email"),
+        ({"mcc": "58"}, "mcc"),
+        ({"requested_products": ["wechat.cash"]}, "requested_products"),
+        ({"requested_products": []}, "requested_products"),
+        ({"scenarios": [{"type": "website", "name": "shop", "url": "ftp://x"}]}, "scenarios[0].url"),
+        ({"stores": []}, "stores"),
+        ({"licence_valid_from": "2020-13-01"}, "licence_valid_from"),
+        ({"legal_person_id_valid_until": "2001-01-01"}, "legal_person_id_valid_until"),
+    ],
+)
+def test_it_names_the_field_that_is_wrong(changes, param):
+    with pytest.raises(InvalidRequest) as excinfo:
+        validate_record(record(**changes))
+    assert excinfo.value.param == param
+    assert excinfo.value.message
+
+
+def test_it_requires_an_enterprise_to_settle_to_a_corporate_account_in_its_own_name():
+    data = record()
+    data["settlement_account"] = dict(data["settlement_account"], account_type="personal", account_holder="张三")
+    with pytest.raises(InvalidRequest) as excinfo:
+        validate_record(data)
+    assert excinfo.value.param == "settlement_account.account_type"
+
+    data["settlement_account"] = dict(data["settlement_account"], account_type="corporate", account_holder="别人公司")
+    with pytest.raises(InvalidRequest) as excinfo:
+        validate_record(data)
+    assert excinfo.value.param == "settlement_account.account_holder"
+
+
+def test_it_lets_a_micro_merchant_onboard_without_a_licence_to_the_legal_persons_account():
+    data = record(subject_type="micro", licence_no="", legal_name="张三的早餐店", short_name="早餐店")
+    data["settlement_account"] = dict(data["settlement_account"], account_type="personal", account_holder="张三")
+    result = validate_record(data)
+    assert result.merchant["licence_no"] == ""
+    assert result.settlement["account_type"] == "personal"
+
+
+def test_it_asks_for_documents_by_subject_type_and_scenario():
+    assert required_documents(subject_type="enterprise", scenarios=[{"type": "website"}]) == {
+        "licence", "id_front", "id_back", "bank_card", "site_screenshot"}
+    assert required_documents(subject_type="micro", scenarios=[{"type": "store"}]) == {
+        "id_front", "id_back", "bank_card", "store_front", "store_inside"}
+
+
+def test_check_characters_follow_the_national_standards():
+    # GB 11643 sample ID and a GB 32100 code computed independently.
+    assert validation.id_card_check_char("11010519491231002") == "X"
+    assert validation.uscc_check_char("91350100M000100Y4") == "3"
