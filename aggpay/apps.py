@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class AggpayConfig(AppConfig):
@@ -6,3 +7,10 @@ class AggpayConfig(AppConfig):
     label = "aggpay"
     verbose_name = "aggpay platform"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Roles live in code (aggpay/roles.py); re-sync after every migrate so that permissions of models
+        # added later by other apps attach to the groups without a new data migration.
+        from aggpay.roles import roles_sync_after_migrate
+
+        post_migrate.connect(roles_sync_after_migrate, dispatch_uid="aggpay.roles.sync")

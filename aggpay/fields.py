@@ -24,10 +24,12 @@ class EncryptedTextField(models.TextField):
         return decrypt_text(value)
 
     def get_prep_value(self, value):
-        value = super().get_prep_value(value)
         if value is None or value == "":
             return value
-        return encrypt_text(str(value))
+        return encrypt_text(self.plaintext_for(value))
+
+    def plaintext_for(self, value) -> str:
+        return str(value)
 
 
 class EncryptedJSONField(EncryptedTextField):
@@ -49,7 +51,9 @@ class EncryptedJSONField(EncryptedTextField):
     def get_prep_value(self, value):
         if value is None:
             return None
-        return super().get_prep_value(json.dumps(value, sort_keys=True, ensure_ascii=False))
+        # Encrypt the JSON text directly: TextField.get_prep_value would run to_python() on it, turning the JSON
+        # back into a dict whose str() (a Python repr) is not JSON.
+        return encrypt_text(json.dumps(value, sort_keys=True, ensure_ascii=False))
 
     def value_to_string(self, obj):
         return json.dumps(self.value_from_object(obj))

@@ -97,3 +97,136 @@ def callback_receiver():
     yield receiver
     receiver.server.shutdown()
     receiver.server.server_close()
+
+
+# --- merchant API (H1): RSA keys, an RSA app, and signed requests through Django's test client ----------------
+
+
+@pytest.fixture(scope="session")
+def merchant_rsa_keypair():
+    """A merchant's RSA-2048 key pair as (private PEM, public PEM), generated once per test session."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+    return private_pem, public_pem
+
+
+@pytest.fixture
+def fresh_platform_key():
+    """Forget the in-process platform key around a test: each test's database starts without one."""
+    from aggpay.platform_keys import platform_key_cache_clear
+
+    platform_key_cache_clear()
+    yield
+    platform_key_cache_clear()
+
+
+@pytest.fixture
+def tea_house_rsa_app(tea_house, merchant_rsa_keypair, fresh_platform_key):
+    """Tea House's second app, signing with RSA; its private key is ``merchant_rsa_keypair[0]``."""
+    return MerchantAppFactory(
+        merchant=tea_house, app_id="app_teahousersa01", sign_type="rsa", secret="",
+        public_key_pem=merchant_rsa_keypair[1],
+    )
+
+
+class SignedApi:
+    """Merchant-API requests through Django's test client, signed for ``app`` the documented way.
+
+    Keyword overrides exist to send something other than what was signed (tampering tests):
+    ``sign_target``/``sign_body``/``sign_method`` change what is signed, ``authorization`` replaces the header.
+    """
+
+    def __init__(self, client, app, *, secret=None, private_key_pem=None):
+        self.client = client
+        self.app = app
+        self.secret = secret if secret is not None else (app.secret if app.sign_type == "hmac" else None)
+        self.private_key_pem = private_key_pem
+
+    def authorization(self, method, target, body, *, timestamp=None, nonce=None):
+        import time
+
+        from aggpay.api import signing
+
+        return signing.sign_request(
+            method, target, body, app_id=self.app.app_id,
+            timestamp=int(time.time()) if timestamp is None else timestamp, nonce=nonce or signing.new_nonce(),
+            secret=None if self.private_key_pem else self.secret, private_key=self.private_key_pem,
+        )
+
+    def request(self, method, target, *, json=None, body=None, timestamp=None, nonce=None, sign_target=None,
+                sign_body=None, sign_method=None, authorization=None, headers=None, content_type="application/json"):
+        import json as jsonlib
+
+        if body is None:
+            body = b"" if json is None else jsonlib.dumps(json, separators=(",", ":")).encode()
+        if authorization is None:
+            authorization = self.authorization(
+                sign_method or method, sign_target if sign_target is not None else target,
+                sign_body if sign_body is not None else body, timestamp=timestamp, nonce=nonce,
+            )
+        extra = {"HTTP_AUTHORIZATION": authorization} if authorization else {}
+        for name, value in (headers or {}).items():
+            extra["HTTP_" + name.upper().replace("-", "_")] = value
+        return self.client.generic(method, target, data=body, content_type=content_type, **extra)
+
+    def get(self, target, **kwargs):
+        return self.request("GET", target, **kwargs)
+
+    def post(self, target, **kwargs):
+        return self.request("POST", target, **kwargs)
+
+
+@pytest.fixture
+def signed_api(client):
+    """``signed_api(app)`` (HMAC) or ``signed_api(app, private_key_pem=...)`` (RSA) → a SignedApi."""
+
+    def make(app, **kwargs):
+        return SignedApi(client, app, **kwargs)
+
+    return make
+
+
+# --- staff (H2): one user per role of aggpay.roles.ROLES ----------------------------------------------------
+
+
+@pytest.fixture
+def staff_member(db):
+    """``staff_member("operations")`` → an active staff user holding that role (created through the service).
+
+    Role slugs: onboarding_clerk, risk_officer, support_agent, operations, finance, admin. The password is
+    ``STAFF_PASSWORD``; pass ``username=`` to make several users of one role.
+    """
+    from aggpay.staff.services import staff_user_create
+
+    def make(role: str, *, username: str | None = None):
+        return staff_user_create(username=username or f"{role}-user", password=STAFF_PASSWORD, role=role)
+
+    return make
+
+
+STAFF_PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def wechatpay_config(simulator_server, request):
+    """A fresh WeChat Pay service-provider account at the simulator (public-key mode), as WechatPayConfig."""
+    from channels.adapters.wechatpay import WechatPayConfig
+    from channels.simulators.wechatpay import provision
+
+    return WechatPayConfig(**provision(simulator_server.base_url, name=request.node.name[:60]))
+
+
+@pytest.fixture
+def wechatpay_adapter(simulator_server, wechatpay_config):
+    """The WeChat Pay adapter pointed at the simulator, with a short read timeout for fault tests."""
+    from channels.adapters.wechatpay import WechatPayAdapter
+
+    return WechatPayAdapter(wechatpay_config, base_url=simulator_server.base_url + "/wechatpay", read_timeout=2)

@@ -1,0 +1,89 @@
+"""Forms of the staff shell: sign-in (staff only) and the list filters."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+
+from django import forms
+from django.contrib.auth.forms import AuthenticationForm
+from django.db.models import Q
+from django.utils import timezone
+
+from merchants.models import MerchantState
+
+
+class StaffAuthenticationForm(AuthenticationForm):
+    """Only staff accounts open the back office; merchants use the API, never this page."""
+
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "not_staff": "This account has no access to the back office.",
+    }
+
+    def confirm_login_allowed(self, user):
+        super().confirm_login_allowed(user)
+        if not user.is_staff:
+            raise forms.ValidationError(self.error_messages["not_staff"], code="not_staff")
+
+
+class MerchantFilterForm(forms.Form):
+    state = forms.ChoiceField(choices=[("", "Any state"), *MerchantState.choices], required=False)
+    q = forms.CharField(required=False, max_length=128, label="Search",
+                        widget=forms.TextInput(attrs={"placeholder": "Merchant no. or name"}))
+
+    def apply(self, queryset):
+        if not self.is_valid():
+            return queryset
+        state, q = self.cleaned_data["state"], self.cleaned_data["q"].strip()
+        if state:
+            queryset = queryset.filter(state=state)
+        if q:
+            queryset = queryset.filter(
+                Q(merchant_no__icontains=q) | Q(legal_name__icontains=q) | Q(short_name__icontains=q)
+            )
+        return queryset
+
+
+def _day_start(day):
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+class AuditFilterForm(forms.Form):
+    actor = forms.CharField(required=False, max_length=150,
+                            widget=forms.TextInput(attrs={"placeholder": "user name or label"}))
+    action = forms.CharField(required=False, max_length=100, label="Action starts with",
+                             widget=forms.TextInput(attrs={"placeholder": "e.g. merchants.merchant."}))
+    target = forms.CharField(required=False, max_length=200,
+                             widget=forms.TextInput(attrs={"placeholder": "type#id, type, id or name"}))
+    date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, label="To (inclusive)", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("date_from"), cleaned.get("date_to")
+        if start and end and end < start:
+            self.add_error("date_to", "must not be before From")
+        return cleaned
+
+    def apply(self, queryset):
+        """Filters the valid fields only, so one bad date does not hide the whole log."""
+        self.is_valid()
+        data = {name: value for name, value in getattr(self, "cleaned_data", {}).items() if name not in self.errors}
+        if actor := (data.get("actor") or "").strip():
+            queryset = queryset.filter(Q(actor_label__iexact=actor) | Q(actor__username__iexact=actor))
+        if action := (data.get("action") or "").strip():
+            queryset = queryset.filter(action__startswith=action)
+        if target := (data.get("target") or "").strip():
+            target_type, hash_, target_id = target.partition("#")
+            if hash_:  # "merchants.merchant#12", as the table shows it
+                queryset = queryset.filter(target_type__iexact=target_type.strip(), target_id=target_id.strip())
+            else:
+                queryset = queryset.filter(
+                    Q(target_type__iexact=target) | Q(target_id=target) | Q(target_repr__icontains=target)
+                )
+        # Dates are the staff's local calendar days (TIME_ZONE), not UTC ones.
+        if data.get("date_from"):
+            queryset = queryset.filter(created_at__gte=_day_start(data["date_from"]))
+        if data.get("date_to"):
+            queryset = queryset.filter(created_at__lt=_day_start(data["date_to"] + timedelta(days=1)))
+        return queryset

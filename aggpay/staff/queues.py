@@ -1,0 +1,74 @@
+"""What the home page shows per section: queues with real counts, only where the data exists today.
+
+A section with nothing to count returns an empty list and the home page says "no items" — later issues add
+their queues here (applications awaiting review, complaints near their deadline, discrepancies...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time
+from urllib.parse import urlencode
+
+from django.contrib.auth import get_user_model
+from django.db.models import Count
+from django.urls import reverse
+from django.utils import timezone
+
+from aggpay.models import AuditLog
+from merchants.models import Merchant, MerchantState
+
+
+@dataclass(frozen=True)
+class Queue:
+    label: str
+    count: int
+    url: str
+    tone: str = ""  # a badge colour hint: "", "warn", "bad", "ok"
+
+
+def start_of_today():
+    return timezone.make_aware(datetime.combine(timezone.localdate(), time.min))
+
+
+def _merchants_by_state() -> dict[str, int]:
+    rows = Merchant.objects.values("state").annotate(n=Count("id")).order_by()
+    return {row["state"]: row["n"] for row in rows}
+
+
+def onboarding_queues(user) -> list[Queue]:
+    counts = _merchants_by_state()
+    base = reverse("staff:onboarding")
+    tones = {MerchantState.ONBOARDING: "warn", MerchantState.FROZEN: "bad", MerchantState.ACTIVE: "ok"}
+    return [
+        Queue(f"Merchants {label.lower()}", counts.get(value, 0), f"{base}?{urlencode({'state': value})}",
+              tones.get(value, ""))
+        for value, label in MerchantState.choices
+    ]
+
+
+def risk_queues(user) -> list[Queue]:
+    frozen = Merchant.objects.filter(state=MerchantState.FROZEN).count()
+    return [Queue("Frozen merchants", frozen, reverse("staff:risk"), "bad" if frozen else "")]
+
+
+def admin_queues(user) -> list[Queue]:
+    queues = [Queue("Staff users", get_user_model().objects.filter(is_staff=True, is_active=True).count(),
+                    reverse("staff:admin"))]
+    if user.has_perm("aggpay.view_audit"):
+        today = AuditLog.objects.filter(created_at__gte=start_of_today()).count()
+        audit_url = f"{reverse('staff:audit')}?{urlencode({'date_from': timezone.localdate().isoformat()})}"
+        queues.append(Queue("Audit entries today", today, audit_url))
+    return queues
+
+
+QUEUES = {
+    "onboarding": onboarding_queues,
+    "risk": risk_queues,
+    "admin": admin_queues,
+}
+
+
+def section_queues(slug: str, user) -> list[Queue]:
+    producer = QUEUES.get(slug)
+    return producer(user) if producer else []

@@ -1,0 +1,113 @@
+"""Staff shell pages: home, one landing page per section (design.md §8) and the audit log.
+
+Every view is guarded by a section or model permission (design §5 rule 11); pages show only what exists
+today and say so plainly where a later issue brings the data.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.shortcuts import render
+from django.views.decorators.http import require_safe
+
+from aggpay.models import AuditLog
+from aggpay.roles import ROLES, permission_required_403, section_required, staff_sections, user_roles
+from aggpay.staff.forms import AuditFilterForm, MerchantFilterForm
+from aggpay.staff.queues import section_queues
+from merchants.models import Merchant, MerchantState
+
+PAGE_SIZE = 25
+AUDIT_PAGE_SIZE = 50
+
+
+def _page(request, queryset, size: int):
+    return Paginator(queryset, size).get_page(request.GET.get("page"))
+
+
+def _query_without_page(request) -> str:
+    params = request.GET.copy()
+    params.pop("page", None)
+    return params.urlencode()
+
+
+@require_safe
+@login_required
+def home(request):
+    sections = [{**section, "queues": section_queues(section["slug"], request.user)}
+                for section in staff_sections(request.user)]
+    return render(request, "staff/home.html", {"sections": sections, "roles": user_roles(request.user)})
+
+
+@require_safe
+@section_required("onboarding")
+def onboarding(request):
+    form = MerchantFilterForm(request.GET or None)
+    merchants = form.apply(Merchant.objects.all())
+    return render(request, "staff/onboarding.html", {
+        "form": form,
+        "page": _page(request, merchants, PAGE_SIZE),
+        "query": _query_without_page(request),
+        "can_open_admin": request.user.is_staff and request.user.has_perm("merchants.view_merchant"),
+    })
+
+
+@require_safe
+@section_required("risk")
+def risk(request):
+    frozen = Merchant.objects.filter(state=MerchantState.FROZEN).order_by("-updated_at", "-id")
+    return render(request, "staff/risk.html", {
+        "page": _page(request, frozen, PAGE_SIZE),
+        "query": _query_without_page(request),
+        "can_open_admin": request.user.is_staff and request.user.has_perm("merchants.view_merchant"),
+    })
+
+
+@require_safe
+@section_required("support")
+def support(request):
+    return render(request, "staff/support.html")
+
+
+@require_safe
+@section_required("operations")
+def operations(request):
+    return render(request, "staff/operations.html")
+
+
+@require_safe
+@section_required("finance")
+def finance(request):
+    return render(request, "staff/finance.html")
+
+
+@require_safe
+@section_required("admin")
+def admin(request):
+    users = get_user_model().objects.filter(is_staff=True).order_by("username").prefetch_related("groups")
+    role_by_slug = {role.slug: role for role in ROLES}
+    rows = [
+        {"user": user, "roles": [role_by_slug[g.name] for g in user.groups.all() if g.name in role_by_slug],
+         "other_groups": [g.name for g in user.groups.all() if g.name not in role_by_slug]}
+        for user in users
+    ]
+    can_audit = request.user.has_perm("aggpay.view_audit")
+    return render(request, "staff/admin.html", {
+        "rows": rows,
+        "roles": ROLES,
+        "recent_audit": AuditLog.objects.select_related("actor")[:10] if can_audit else None,
+        "can_manage_users": request.user.is_staff and request.user.has_perm("auth.change_user"),
+    })
+
+
+@require_safe
+@permission_required_403("aggpay.access_admin", "aggpay.view_audit")
+def audit(request):
+    form = AuditFilterForm(request.GET or None)
+    entries = form.apply(AuditLog.objects.select_related("actor"))
+    return render(request, "staff/audit.html", {
+        "form": form,
+        "page": _page(request, entries, AUDIT_PAGE_SIZE),
+        "query": _query_without_page(request),
+    })
