@@ -172,6 +172,12 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    # Stable enum component names: several resources have a ``state`` field (merchant, order, refund).
+    "ENUM_NAME_OVERRIDES": {
+        "MerchantStateEnum": "merchants.models.MerchantState",
+        "SignTypeEnum": "merchants.models.SignType",
+        "AppScopeEnum": "merchants.models.AppScope",
+    },
 }
 
 # --- Celery (aggpay/celery.py) -------------------------------------------------------------------------

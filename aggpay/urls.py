@@ -26,6 +26,10 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
 ]
 
+# JSON error envelope for /api/ paths outside the DRF views; HTML pages elsewhere.
+handler404 = "aggpay.api.errors.handler404"
+handler500 = "aggpay.api.errors.handler500"
+
 if settings.AGGPAY_SIMULATORS:
     # Channel simulators mounted in-process (the demo). Adapters still reach them over HTTP (design §6).
     urlpatterns.append(path("_sim/", include("channels.simulators.urls")))

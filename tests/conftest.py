@@ -215,18 +215,54 @@ def staff_member(db):
 STAFF_PASSWORD = "correct horse battery staple"
 
 
-@pytest.fixture
-def wechatpay_config(simulator_server, request):
-    """A fresh WeChat Pay service-provider account at the simulator (public-key mode), as WechatPayConfig."""
-    from channels.adapters.wechatpay import WechatPayConfig
+def _wechatpay_account(simulator_server, name: str):
+    from channels.adapters.wechatpay import WechatPayAdapter, WechatPayConfig
     from channels.simulators.wechatpay import provision
 
-    return WechatPayConfig(**provision(simulator_server.base_url, name=request.node.name[:60]))
+    config = WechatPayConfig(**provision(simulator_server.base_url, name=name[:60]))
+    return WechatPayAdapter(config, base_url=simulator_server.base_url + "/wechatpay", read_timeout=2)
+
+
+@pytest.fixture(scope="module")
+def wechatpay_adapter(simulator_server, request):
+    """The WeChat Pay adapter on an account at the simulator shared by one test module (key generation is
+    the slow part); tests keep apart by unique out_trade_no. Short read timeout for fault tests."""
+    return _wechatpay_account(simulator_server, request.node.name)
+
+
+@pytest.fixture(scope="module")
+def wechatpay_config(wechatpay_adapter):
+    return wechatpay_adapter.config
 
 
 @pytest.fixture
-def wechatpay_adapter(simulator_server, wechatpay_config):
-    """The WeChat Pay adapter pointed at the simulator, with a short read timeout for fault tests."""
-    from channels.adapters.wechatpay import WechatPayAdapter
+def fresh_wechatpay_adapter(simulator_server, request):
+    """An adapter on its own new account: for tests that change the account's simulator settings."""
+    return _wechatpay_account(simulator_server, request.node.name)
 
-    return WechatPayAdapter(wechatpay_config, base_url=simulator_server.base_url + "/wechatpay", read_timeout=2)
+
+@pytest.fixture
+def alipay_config(simulator_server, request):
+    """A fresh Alipay ISV app registered at the simulator, as AlipayConfig (our key pair, its Alipay key)."""
+    from channels.adapters.alipay import AlipayConfig
+    from channels.simulators.alipay import provision
+
+    return AlipayConfig(**provision(simulator_server.base_url, name=request.node.name[:60]))
+
+
+@pytest.fixture
+def alipay_adapter(simulator_server, alipay_config):
+    """The Alipay adapter pointed at the simulator, with a short read timeout for fault tests."""
+    from channels.adapters.alipay import AlipayAdapter
+
+    return AlipayAdapter(alipay_config, base_url=simulator_server.base_url + "/alipay", read_timeout=2)
+
+
+@pytest.fixture
+def alipay_merchant(simulator_server, alipay_config):
+    """A merchant that authorised our Alipay app (B.6): SubMerchant with its smid and app_auth_token."""
+    from channels.adapters.base import SubMerchant
+    from channels.simulators.alipay import provision_merchant
+
+    made = provision_merchant(simulator_server.base_url, app_id=alipay_config.app_id, name="Tea House")
+    return SubMerchant(sub_mchid=made["sub_mchid"], app_auth_token=made["app_auth_token"])

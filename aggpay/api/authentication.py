@@ -1,6 +1,118 @@
+"""Signed-request authentication for the merchant API (merchant-api.md "Authentication and signing").
+
+Order of checks: parse the header, find the app (one query, merchant joined), verify the signature, then the
+timestamp window, then the nonce. Checking the signature before the clock and the nonce means that
+``timestamp_out_of_window`` and ``nonce_reused`` are only ever said to a caller who holds the app's key, and an
+unsigned request cannot burn a merchant's nonces.
+"""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import quote, urlsplit
+
+from django.conf import settings
+from django.core.cache import cache
 from rest_framework.authentication import BaseAuthentication
+from rest_framework.exceptions import AuthenticationFailed
+
+from aggpay.api import signing
+from merchants.models import MerchantApp, SignType
+
+SCHEME_FOR_SIGN_TYPE = {SignType.HMAC: signing.HMAC_SCHEME, SignType.RSA: signing.RSA_SCHEME}
+
+# Characters RFC 3986 allows unescaped in a path; used only when the server hides the raw request target.
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
 
-class MerchantSignatureAuthentication(BaseAuthentication):  # replaced by the API front-door work
+def request_target(meta) -> str:
+    """The request target (path and query) as the client sent it.
+
+    gunicorn passes the raw target as ``RAW_URI`` and uWSGI as ``REQUEST_URI``; both are exactly what the
+    client signed. Servers that only give the WSGI ``PATH_INFO`` (already percent-decoded, per PEP 3333) and
+    the raw ``QUERY_STRING`` (Django's runserver and test client) are served by re-encoding the path with
+    RFC 3986's rules, which round-trips every target that escapes only what it must.
+    """
+    raw = meta.get("RAW_URI") or meta.get("REQUEST_URI")
+    if raw:
+        if not raw.startswith("/"):
+            # absolute-form (RFC 9112 §3.2.2), as sent to proxies: keep path and query only
+            parts = urlsplit(raw)
+            raw = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return raw
+    path = meta.get("SCRIPT_NAME", "") + meta.get("PATH_INFO", "")
+    # WSGI strings are bytes decoded as latin-1: undo that before quoting the original bytes.
+    target = quote(path.encode("latin-1"), safe=_PATH_SAFE)
+    query = meta.get("QUERY_STRING", "")
+    return f"{target}?{query}" if query else target
+
+
+def nonce_cache_key(app_id: str, nonce: str) -> str:
+    return f"aggpay:api-nonce:{app_id}:{nonce}"
+
+
+def _fail(code: str, message: str) -> AuthenticationFailed:
+    return AuthenticationFailed(message, code=code)
+
+
+class MerchantSignatureAuthentication(BaseAuthentication):
+    """``Authorization: AGGPAY-HMAC-SHA256 ...`` or ``AGGPAY-SHA256-RSA2048 ...``.
+
+    On success ``request.user`` is None and ``request.auth`` (and ``request.merchant_app``) is the MerchantApp
+    with its merchant loaded. As soon as the app is known it is also kept as ``aggpay_signing_app`` on the
+    request, so that even a 401 for a bad signature, stale timestamp or reused nonce is signed for that app.
+    """
+
     def authenticate(self, request):
-        return None
+        django_request = request._request
+        try:
+            scheme, pairs = signing.parse_authorization(request.META.get("HTTP_AUTHORIZATION"))
+        except signing.AuthorizationError as exc:
+            raise _fail("invalid_signature", str(exc))
+
+        app = (
+            MerchantApp.objects.select_related("merchant")
+            .filter(app_id=pairs["app_id"], active=True)
+            .first()
+        )
+        if app is None or not _has_key(app):
+            raise _fail("unknown_app", "no active app with this app_id")
+        django_request.aggpay_signing_app = app
+
+        expected_scheme = SCHEME_FOR_SIGN_TYPE[app.sign_type]
+        if scheme != expected_scheme:
+            raise _fail("invalid_signature", f"this app signs with {expected_scheme}")
+        message = signing.string_to_sign(
+            django_request.method, request_target(request.META), pairs["timestamp"], pairs["nonce"],
+            django_request.body,
+        )
+        if app.sign_type == SignType.HMAC:
+            valid = signing.hmac_verify(app.secret, message, pairs["signature"])
+        else:
+            valid = signing.rsa_verify(app.public_key_pem, message, pairs["signature"])
+        if not valid:
+            raise _fail(
+                "invalid_signature",
+                "signature does not match: sign METHOD, the path and query exactly as sent, timestamp, nonce "
+                "and the exact body bytes, each followed by a newline",
+            )
+
+        window = settings.AGGPAY_SIGNATURE_WINDOW_SECONDS
+        if abs(time.time() - int(pairs["timestamp"])) > window:
+            raise _fail("timestamp_out_of_window", f"timestamp is more than {window} s away from aggpay's clock")
+
+        # cache.add is atomic (SET NX on Redis): exactly one request with this nonce gets through.
+        if not cache.add(nonce_cache_key(app.app_id, pairs["nonce"]), 1, timeout=settings.AGGPAY_NONCE_TTL_SECONDS):
+            raise _fail("nonce_reused", "this nonce was already used by this app in the last 15 minutes")
+
+        django_request.merchant_app = app
+        return (None, app)
+
+    def authenticate_header(self, request):
+        # Present on every 401 (RFC 9110 §11.6.1); it also keeps DRF from turning our 401s into 403s.
+        return f'{signing.HMAC_SCHEME} realm="aggpay", {signing.RSA_SCHEME} realm="aggpay"'
+
+
+def _has_key(app: MerchantApp) -> bool:
+    """An app without its key cannot authenticate anyone (an HMAC over an empty secret proves nothing)."""
+    return bool(app.secret) if app.sign_type == SignType.HMAC else bool(app.public_key_pem)

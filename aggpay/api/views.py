@@ -1,0 +1,79 @@
+"""Base view of the merchant API: every /api/v1/ view subclasses ``MerchantAPIView`` (or mixes in
+``SignedResponseMixin`` for DRF generics and viewsets).
+
+It is the one place where responses get aggpay's signature (merchant-api.md: "Responses and notifications are
+signed by aggpay"): success and error alike, as soon as authentication has identified the app — HMAC apps
+with their secret, RSA apps with the platform private key. Responses to requests whose app is unknown cannot
+be signed for anyone and carry no Aggpay-* headers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from django.http import JsonResponse
+from rest_framework.exceptions import NotFound
+from rest_framework.views import APIView
+
+from aggpay.api import signing
+from aggpay.api.authentication import MerchantSignatureAuthentication
+from aggpay.api.errors import envelope
+from aggpay.api.permissions import IsMerchantApp
+from aggpay.platform_keys import loaded_platform_key
+from merchants.models import MerchantApp, SignType
+
+logger = logging.getLogger(__name__)
+
+
+def signature_headers(app: MerchantApp, body: bytes) -> dict[str, str]:
+    """Aggpay-Timestamp/-Nonce/-Signature for ``body`` sent to ``app`` (also used for notifications)."""
+    timestamp, nonce = int(time.time()), signing.new_nonce()
+    if app.sign_type == SignType.RSA:
+        return signing.sign_response(body, timestamp=timestamp, nonce=nonce,
+                                     private_key=loaded_platform_key().private_key)
+    return signing.sign_response(body, timestamp=timestamp, nonce=nonce, secret=app.secret)
+
+
+def api_actor(request) -> str:
+    """The audit actor label for the calling app (aggpay.audit: 'api:<app_id>')."""
+    return f"api:{request.auth.app_id}"
+
+
+class SignedResponseMixin:
+    authentication_classes = [MerchantSignatureAuthentication]
+    permission_classes = [IsMerchantApp]
+    # No OPTIONS metadata: the API is described by /api/schema/, and OPTIONS answers 405 like any other
+    # method a path does not serve.
+    metadata_class = None
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        app = getattr(request._request, "aggpay_signing_app", None)
+        if app is None or response.streaming:
+            return response
+        try:
+            if hasattr(response, "render") and not response.is_rendered:
+                response.render()  # the signature covers the exact bytes that go out
+            for name, value in signature_headers(app, response.content).items():
+                response[name] = value
+        except Exception:
+            # Never send an unsigned answer in place of a signed one: fail loudly, in the envelope.
+            logger.exception("could not sign the response for app %s", app.app_id)
+            request_id = getattr(request, "request_id", None)
+            return JsonResponse(envelope("internal_error", "internal error; quote the request_id to support",
+                                         request_id=request_id), status=500)
+        return response
+
+
+class MerchantAPIView(SignedResponseMixin, APIView):
+    """Signed-request authentication, an authenticated app required, signed responses."""
+
+
+class NotFoundView(MerchantAPIView):
+    """The last route under /api/v1/: any other path is a 404 in the envelope (after authentication, so that
+    the path space is not probed anonymously and the answer is signed)."""
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        raise NotFound()
