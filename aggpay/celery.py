@@ -16,8 +16,7 @@ app.autodiscover_tasks()
 
 # Periodic jobs, declared in code (style.md §11). Later issues add sweepers here.
 app.conf.beat_schedule = {
-    "aggpay-purge-expired-nonces": {
-        "task": "aggpay.tasks.heartbeat",
-        "schedule": 300.0,
-    },
+    "aggpay-heartbeat": {"task": "aggpay.tasks.heartbeat", "schedule": 300.0},
+    # Onboarding reviews are polled where the channel sends no notification (channel-protocols.md A.13).
+    "merchants-poll-due-contracts": {"task": "merchants.tasks.poll_due_contracts", "schedule": 60.0},
 }

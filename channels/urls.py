@@ -1,1 +1,23 @@
-urlpatterns: list = []
+"""Channel configuration pages for operations, mounted at /staff/channels/ by aggpay/urls.py (namespace ``channels``)."""
+
+from django.urls import path
+
+from channels import views
+
+app_name = "channels"
+
+urlpatterns = [
+    path("", views.account_list, name="account_list"),
+    path("new/", views.account_create, name="account_create"),
+    path("<slug:code>/", views.account_detail, name="account_detail"),
+    path("<slug:code>/edit/", views.account_edit, name="account_edit"),
+    path("<slug:code>/enable/", views.account_enable, name="account_enable"),
+    path("<slug:code>/disable/", views.account_disable, name="account_disable"),
+    path("<slug:code>/products/", views.product_add, name="product_add"),
+    path("<slug:code>/products/<str:product>/", views.product_edit, name="product_edit"),
+    path("<slug:code>/evaluation/", views.evaluation_current, name="evaluation_current"),
+    path("<slug:code>/evaluation/start/", views.evaluation_start, name="evaluation_start"),
+    path("<slug:code>/evaluations/<int:pk>/", views.evaluation_detail, name="evaluation_detail"),
+    path("<slug:code>/evaluations/<int:pk>/<slug:action>/", views.evaluation_transition,
+         name="evaluation_transition"),
+]

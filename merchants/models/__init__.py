@@ -1,5 +1,6 @@
 """merchants models: the merchant record, its API apps, the onboarding application and channel contracts."""
 
+from merchants.models.contracts import Contract, ContractEvent, ContractRate, ContractState
 from merchants.models.merchant import (
     AccountType,
     AppScope,
@@ -17,7 +18,7 @@ from merchants.models.merchant import (
 from merchants.models.onboarding import ApplicationState, OnboardingApplication
 
 __all__ = [
-    "AccountType", "AppScope", "ApplicationState",
+    "AccountType", "AppScope", "ApplicationState", "Contract", "ContractEvent", "ContractRate", "ContractState",
     "Document", "DocumentType", "IdDocType", "Merchant", "MerchantApp", "MerchantState", "OnboardingApplication",
     "SettlementAccount", "SignType", "Store", "SubjectType",
 ]

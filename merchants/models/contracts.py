@@ -38,6 +38,8 @@ class Contract(FSMModelMixin, models.Model):
     app_auth_token = EncryptedTextField(blank=True, help_text="Alipay ISV token (B.6)")
     rejection_reasons = models.JSONField(default=list, blank=True)
     sign_url = models.URLField(max_length=1024, blank=True)
+    media_ids = models.JSONField(default=dict, blank=True,
+                                 help_text="document sha256 → the channel's media id, so pictures upload once")
     next_poll_at = models.DateTimeField(null=True, blank=True, db_index=True)
     poll_attempts = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -116,6 +116,8 @@ class MerchantApp(models.Model):
     public_key_pem = models.TextField(blank=True, help_text="merchant's RSA public key (RSA apps)")
     notify_url = models.URLField(max_length=512, blank=True)
     active = models.BooleanField(default=True)
+    secret_revealed_at = models.DateTimeField(
+        null=True, blank=True, help_text="HMAC secrets are shown once to staff, then only rotated")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

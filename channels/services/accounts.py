@@ -1,0 +1,161 @@
+"""Channel account services: create, update (write-only credentials), enable, disable.
+
+Issue 3 "Channel configuration". Every change writes a ``ChannelConfigChange`` and an audit row in the same
+transaction (design §5 rule 9); secrets appear in neither (their diff entry is "(changed)").
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator, validate_slug
+from django.db import transaction
+
+from aggpay.errors import InvalidRequest, InvalidState, NotFound
+from channels.models import DEFAULT_MODE, ChannelAccount, ChannelMode
+from channels.services.config import build_config, config_as_dict, config_fields, is_blank, kind_adapter
+from channels.services.history import UNSET, diff, record_change
+
+_url = URLValidator(schemes=["http", "https"])
+# Account codes are URL segments under /staff/channels/ (channels/urls.py); these are taken by pages.
+RESERVED_CODES = frozenset({"new"})
+
+
+def _check_common(*, name=UNSET, base_url=UNSET, mode=UNSET, code=UNSET) -> None:
+    if code is not UNSET:
+        try:
+            validate_slug(code)
+        except ValidationError:
+            raise InvalidRequest("code must be letters, digits, - or _", param="code")
+        if len(code) > 40:
+            raise InvalidRequest("code must be at most 40 characters", param="code")
+        if code in RESERVED_CODES:
+            raise InvalidRequest(f"{code!r} is reserved (it is a page of /staff/channels/)", param="code")
+    if name is not UNSET and (not name or len(name) > 100):
+        raise InvalidRequest("name is required (at most 100 characters)", param="name")
+    if base_url is not UNSET:
+        try:
+            _url(base_url)
+        except ValidationError:
+            raise InvalidRequest("base_url must be an http(s) URL", param="base_url")
+        if len(base_url) > 255:
+            raise InvalidRequest("base_url must be at most 255 characters", param="base_url")
+    if mode is not UNSET and mode not in ChannelMode.values:
+        raise InvalidRequest(f"mode must be one of {ChannelMode.values}", param="mode")
+
+
+def _snapshot(account: ChannelAccount) -> dict:
+    data = {"name": account.name, "mode": account.mode, "base_url": account.base_url, "notes": account.notes,
+            "enabled": account.enabled}
+    data.update({f"config.{key}": value for key, value in (account.config or {}).items()})
+    return data
+
+
+def channel_account_create(
+    *,
+    actor,
+    kind: str,
+    code: str,
+    name: str,
+    base_url: str,
+    config: dict,
+    mode: str = "",
+    enabled: bool = False,
+    notes: str = "",
+    reason: str = "",
+) -> ChannelAccount:
+    """Create an account. ``config`` must build the kind's typed config; errors name ``config.<field>``."""
+    kind_adapter(kind)
+    mode = mode or DEFAULT_MODE[kind]
+    _check_common(code=code, name=name, base_url=base_url, mode=mode)
+    typed = build_config(kind, config)
+    secret = {f"config.{f.name}" for f in config_fields(kind) if f.write_only}
+    with transaction.atomic():
+        if ChannelAccount.objects.filter(code=code).exists():
+            raise InvalidRequest(f"a channel account with code {code!r} exists", param="code")
+        account = ChannelAccount.objects.create(
+            kind=kind, code=code, name=name, mode=mode, base_url=base_url, config=config_as_dict(typed),
+            enabled=enabled, notes=notes,
+        )
+        record_change(actor=actor, account=account, target=account, target_type="account", action="account.created",
+                      changes=diff({}, _snapshot(account), secret=secret), reason=reason)
+    return account
+
+
+def channel_account_update(
+    *,
+    account_id: int,
+    actor,
+    reason: str,
+    name: str = UNSET,
+    base_url: str = UNSET,
+    mode: str = UNSET,
+    notes: str = UNSET,
+    config: dict | None = None,
+) -> ChannelAccount:
+    """Change an account's settings and/or config.
+
+    ``config`` holds the submitted config fields only: a blank (or absent) write-only field — a secret or a PEM
+    key — keeps the stored value, because pages never send it back (issue 3: credentials are write-only).
+    """
+    if not reason or not reason.strip():
+        raise InvalidRequest("a reason is required to change a channel account", param="reason")
+    _check_common(name=name, base_url=base_url, mode=mode)
+    with transaction.atomic():
+        account = _locked(account_id)
+        before = _snapshot(account)
+        specs = config_fields(account.kind)
+        if config is not None:
+            unknown = sorted(set(config) - {spec.name for spec in specs})
+            if unknown:
+                raise InvalidRequest(f"{unknown[0]} is not a {account.kind} config field", param=f"config.{unknown[0]}")
+            merged = dict(account.config or {})
+            for spec in specs:
+                value = config.get(spec.name, "")
+                if spec.name not in config or (spec.write_only and is_blank(value)):
+                    continue
+                merged[spec.name] = value
+            account.config = config_as_dict(build_config(account.kind, merged))
+        for field, value in (("name", name), ("base_url", base_url), ("mode", mode), ("notes", notes)):
+            if value is not UNSET:
+                setattr(account, field, value)
+        changes = diff(before, _snapshot(account), secret={f"config.{s.name}" for s in specs if s.write_only})
+        if not changes:
+            return account
+        account.save()
+        record_change(actor=actor, account=account, target=account, target_type="account", action="account.updated",
+                      changes=changes, reason=reason)
+    return account
+
+
+def _locked(account_id: int) -> ChannelAccount:
+    try:
+        return ChannelAccount.objects.select_for_update().get(pk=account_id)
+    except ChannelAccount.DoesNotExist:
+        raise NotFound(f"no channel account {account_id}", param="account_id")
+
+
+def _set_enabled(*, account_id: int, actor, reason: str, enabled: bool) -> ChannelAccount:
+    verb = "enable" if enabled else "disable"
+    if not reason or not reason.strip():
+        raise InvalidRequest(f"a reason is required to {verb} a channel account", param="reason")
+    with transaction.atomic():
+        account = _locked(account_id)
+        if account.enabled == enabled:
+            raise InvalidState(f"channel account {account.code} is already {verb}d")
+        if enabled:
+            # An account that cannot build its adapter would fail every trade routed to it.
+            account.typed_config  # noqa: B018 - raises ChannelConfigInvalid
+        account.enabled = enabled
+        account.save(update_fields=["enabled", "updated_at"])
+        record_change(actor=actor, account=account, target=account, target_type="account",
+                      action=f"account.{verb}d", changes={"enabled": {"old": not enabled, "new": enabled}},
+                      reason=reason)
+    return account
+
+
+def channel_account_enable(*, account_id: int, actor, reason: str) -> ChannelAccount:
+    return _set_enabled(account_id=account_id, actor=actor, reason=reason, enabled=True)
+
+
+def channel_account_disable(*, account_id: int, actor, reason: str) -> ChannelAccount:
+    return _set_enabled(account_id=account_id, actor=actor, reason=reason, enabled=False)

@@ -1,0 +1,239 @@
+"""Demo channel accounts (issue 3 "Demo seed"): WeChat ISV, Alipay ISV, Bank A and Bank B, all on the simulators.
+
+Both banks serve WeChat, Alipay and UnionPay products at different costs (design §6: one bank protocol, several
+accounts, so routing and switching are real). Credentials come from each simulator's ``provision()``, which plays
+"the merchant sets up its account at the channel portal" over HTTP (channels.md). The seed runs before the web
+server, so provisioning talks to a temporary simulator thread on a free port; it shares the state file with the
+in-process mount (``AGGPAY_SIMULATOR_STATE``), which therefore knows the same accounts afterwards.
+
+Idempotent: an account whose code exists is left alone (ops may have edited it), missing products are added.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.conf import settings
+
+from channels.models import ChannelAccount, ChannelConfigInvalid
+from channels.services.accounts import channel_account_create
+from channels.services.config import kind_adapter
+from channels.services.evaluations import (
+    interface_evaluation_approve,
+    interface_evaluation_go_live,
+    interface_evaluation_save,
+    interface_evaluation_start,
+    interface_evaluation_start_integrating,
+)
+from channels.services.products import channel_product_set
+
+ACTOR = "demo-seed"
+
+# Offline = the payer scans a code or shows one at a counter; these cost less than online (in-app/web) products.
+OFFLINE = {"wechat.native", "wechat.barcode", "alipay.qr", "alipay.barcode", "unionpay.qr", "unionpay.barcode"}
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    code: str
+    kind: str
+    name: str
+    notes: str
+    offline_rate: Decimal
+    online_rate: Decimal
+    rebate_offline: Decimal = Decimal("0")
+    rebate_online: Decimal = Decimal("0")
+    unionpay_rate: Decimal | None = None  # bank accounts: UnionPay QR is priced apart from the wallets
+    max_amount: int = 5_000_000  # 50,000.00 yuan per transaction
+    daily_cap: int | None = None
+
+
+DEMO_ACCOUNTS = (
+    DemoAccount("wechatpay-isv", "wechatpay", "WeChat Pay ISV",
+                "Our 服务商 account at WeChat Pay (API v3, public-key mode). Official rates with ISV rebate.",
+                offline_rate=Decimal("0.0038"), online_rate=Decimal("0.0060"),
+                rebate_offline=Decimal("0.0008"), rebate_online=Decimal("0.0020")),
+    DemoAccount("alipay-isv", "alipay", "Alipay ISV",
+                "Our ISV app at the Alipay open platform (直付通). Official rates with ISV rebate.",
+                offline_rate=Decimal("0.0038"), online_rate=Decimal("0.0055"),
+                rebate_offline=Decimal("0.0010"), rebate_online=Decimal("0.0015")),
+    DemoAccount("bank-a", "bank", "Bank A",
+                "Indirect acquiring through Bank A: cheapest for offline scanning.",
+                offline_rate=Decimal("0.0020"), online_rate=Decimal("0.0030"), unionpay_rate=Decimal("0.0020"),
+                daily_cap=100_000_000),
+    DemoAccount("bank-b", "bank", "Bank B",
+                "Indirect acquiring through Bank B: cheaper online, dearer offline than Bank A.",
+                offline_rate=Decimal("0.0023"), online_rate=Decimal("0.0028"), unionpay_rate=Decimal("0.0025"),
+                max_amount=2_000_000, daily_cap=50_000_000),
+)
+
+
+@dataclass
+class SeedReport:
+    created: list[str] = field(default_factory=list)
+    existing: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # account code → why
+    products_added: int = 0
+    evaluations_added: int = 0
+
+    def lines(self) -> list[str]:
+        out = [f"channel account {code}: created" for code in self.created]
+        out += [f"channel account {code}: exists, left as is" for code in self.existing]
+        out += [f"channel account {code}: skipped — {why}" for code, why in self.skipped.items()]
+        out.append(f"channel products added: {self.products_added}, evaluations added: {self.evaluations_added}")
+        return out
+
+
+def _product_terms(spec: DemoAccount, product: str) -> dict:
+    offline = product in OFFLINE
+    rate = spec.offline_rate if offline else spec.online_rate
+    if product.startswith("unionpay.") and spec.unionpay_rate is not None:
+        rate = spec.unionpay_rate
+    rebate = spec.rebate_offline if offline else spec.rebate_online
+    # New merchants are onboarded onto the two ISV accounts and Bank A; Bank B takes traffic only by switching.
+    return {"cost_rate": rate, "isv_rebate_rate": rebate, "max_amount": spec.max_amount,
+            "daily_cap": spec.daily_cap, "onboards_merchants": spec.code != "bank-b"}
+
+
+def _provision_function(kind: str):
+    """``channels.simulators.<kind>.provision`` or None if that simulator is not written yet."""
+    module_name = f"channels.simulators.{kind}"
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            return None
+        raise
+    return getattr(module, "provision", None)
+
+
+def _rebase(config: dict, provisioned_at: str, served_at: str) -> dict:
+    """URLs in a provisioned config (e.g. WeChat's OAuth endpoints) that name the temporary provisioning server
+    are moved to the simulators the application will actually call."""
+    return {key: served_at + value[len(provisioned_at):] if isinstance(value, str) and value.startswith(provisioned_at)
+            else value for key, value in config.items()}
+
+
+def demo_channel_accounts_seed(*, simulator_root: str | None = None) -> SeedReport:
+    """Create the four demo accounts and their products (idempotent). Returns what happened.
+
+    ``simulator_root``: a running simulator server to provision at (tests); by default a temporary one is
+    started on the shared state file and stopped afterwards.
+    """
+    report = SeedReport()
+    todo = []
+    for spec in DEMO_ACCOUNTS:
+        if ChannelAccount.objects.filter(code=spec.code).exists():
+            report.existing.append(spec.code)
+            continue
+        provision = _provision_function(spec.kind)
+        if provision is None:
+            report.skipped[spec.code] = f"the {spec.kind} simulator (channels/simulators/{spec.kind}.py) is not there yet"
+            continue
+        try:
+            kind_adapter(spec.kind)
+        except ChannelConfigInvalid as exc:
+            report.skipped[spec.code] = exc.message
+            continue
+        todo.append((spec, provision))
+
+    if todo:
+        server = None
+        root = simulator_root
+        if root is None:
+            from channels.simulators.server import SimulatorThread
+            from channels.simulators.store import Store
+
+            server = SimulatorThread(Store(settings.AGGPAY_SIMULATOR_STATE)).start()
+            root = server.base_url
+        try:
+            served = settings.AGGPAY_SIMULATOR_BASE_URL.rstrip("/")
+            for spec, provision in todo:
+                config = _rebase(provision(root, name=spec.name), root.rstrip("/"), served)
+                channel_account_create(
+                    actor=ACTOR, kind=spec.kind, code=spec.code, name=spec.name, config=config, enabled=True,
+                    base_url=served + "/" + spec.kind, notes=spec.notes, reason="demo seed",
+                )
+                report.created.append(spec.code)
+        finally:
+            if server is not None:
+                server.stop()
+
+    for spec in DEMO_ACCOUNTS:
+        account = ChannelAccount.objects.filter(code=spec.code).first()
+        if account is None:
+            continue
+        have = set(account.products.values_list("product", flat=True))
+        try:
+            products = kind_adapter(account.kind).products
+        except ChannelConfigInvalid:
+            continue
+        for product in products:
+            if product in have:
+                continue
+            channel_product_set(account_id=account.pk, product=product, actor=ACTOR, reason="demo seed",
+                                **_product_terms(spec, product))
+            report.products_added += 1
+        if not account.evaluations.exists():
+            _seed_evaluation(account, live=spec.code != "bank-b")
+            report.evaluations_added += 1
+    return report
+
+
+# Findings as ops would write them after reading the channel's documents (channel-protocols.md sections).
+_FINDINGS = {
+    "wechatpay": {
+        "products": ("Partner JSAPI, mini program, APP, H5, Native and codepay (A.7, A.11).", 5),
+        "signing": ("WECHATPAY2-SHA256-RSA2048 requests; responses verified with the WeChat Pay public key (A.2, A.3).", 5),
+        "notification": ("AES-256-GCM encrypted callbacks, ack with 200/204, retries over ~24 h (A.4).", 4),
+        "refund": ("Partial refunds allowed, up to 50 per trade, within 1 year (A.10).", 4),
+        "cancel_reverse": ("Close unpaid trades; reverse codepay trades the same day (A.8).", 4),
+        "bill": ("Trade bill after 10:00 next day, backtick-prefixed CSV (A.12).", 4),
+        "settlement": ("D+1 to the sub-merchant's account by WeChat.", 4),
+        "limits": ("Per-merchant limits set by WeChat risk control; none on our side.", 3),
+        "card_rules": ("No card binding or SMS on our side: the wallet handles it.", 5),
+        "fees": ("0.38% offline / 0.60% online, ISV rebate paid monthly.", 4),
+        "contacts": ("WeChat Pay ISV manager; technical support via the partner portal tickets.", 3),
+    },
+    "alipay": {
+        "products": ("create (JSAPI), app, wap, precreate, pay (barcode) (B.5).", 5),
+        "signing": ("RSA2 over sorted params; response verified over the raw _response substring (B.2, B.3).", 4),
+        "notification": ("Form-encoded notifies signed RSA2; ack 'success'; 8 retries over 25 h (B.4).", 4),
+        "refund": ("Partial refunds with out_request_no, within 3 months by default (B.5).", 4),
+        "cancel_reverse": ("alipay.trade.cancel reverses barcode trades; close for unpaid (B.5).", 4),
+        "bill": ("Zip of GBK CSVs from 09:00 next day (B.8).", 3),
+        "settlement": ("直付通: settle to the smid's card, T+1.", 4),
+        "limits": ("Per-smid limits from Alipay risk; ISV app QPS limit.", 3),
+        "card_rules": ("Handled in the Alipay wallet.", 5),
+        "fees": ("0.38% offline / 0.55% online with ISV rebate.", 4),
+        "contacts": ("Alipay ISV manager; open platform work orders.", 3),
+    },
+    "bank": {
+        "products": ("WeChat, Alipay and UnionPay QR/barcode through the bank's acquiring gateway (docs/channels/bank.md).", 4),
+        "signing": ("Sorted k=v canonical string signed RSA-SHA256, bank public key verifies answers.", 4),
+        "notification": ("JSON notify, plain-text SUCCESS ack, retries 6 times over 1 h.", 3),
+        "refund": ("Partial refunds within 180 days; same-day refunds are reversals.", 4),
+        "cancel_reverse": ("Reverse supported for barcode trades until 23:30 the same day.", 3),
+        "bill": ("Daily CSV bill after 08:00.", 4),
+        "settlement": ("T+1 to the merchant's settlement account by the bank.", 4),
+        "limits": ("Per-transaction and daily caps per product as contracted.", 4),
+        "card_rules": ("UnionPay card products need the payer's SMS confirmation in the bank app.", 3),
+        "fees": ("Contracted cost rates per product; no rebate.", 4),
+        "contacts": ("Bank account manager and 7×24 technical hotline.", 4),
+    },
+}
+
+
+def _seed_evaluation(account: ChannelAccount, *, live: bool) -> None:
+    """A finished evaluation for accounts already in use, a half-done one for Bank B (for the demo to complete)."""
+    findings = _FINDINGS.get(account.kind, {})
+    evaluation = interface_evaluation_start(account_id=account.pk, actor=ACTOR, reason="demo seed")
+    items = list(findings.items()) if live else list(findings.items())[:6]
+    checklist = {key: {"finding": finding, "score": score} for key, (finding, score) in items}
+    interface_evaluation_save(evaluation_id=evaluation.pk, actor=ACTOR, checklist=checklist)
+    if live:
+        interface_evaluation_approve(evaluation_id=evaluation.pk, actor=ACTOR, reason="meets our requirements")
+        interface_evaluation_start_integrating(evaluation_id=evaluation.pk, actor=ACTOR, reason="demo seed")
+        interface_evaluation_go_live(evaluation_id=evaluation.pk, actor=ACTOR, reason="joint tests passed")

@@ -1,0 +1,419 @@
+"""Operations pages for channel configuration, at /staff/channels/ (issue 3; design §8 "operations").
+
+Every page needs the operations section permission plus the model permission of what it changes (design §5
+rule 11); every POST goes through ``channels.services``. Credentials are never rendered: the config is shown
+through ``config_display`` (ids visible, secrets masked, PEM blocks as fingerprints) and forms never pre-fill them.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db.models import Count
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
+
+from aggpay.errors import ApplicationError
+from aggpay.money import format_yuan
+from aggpay.roles import forbidden, permission_required_403, section_required
+from channels.forms import (
+    AccountCreateForm,
+    AccountEditForm,
+    EvaluationForm,
+    ProductForm,
+    ReasonForm,
+    add_service_error,
+    rate_to_percent,
+)
+from channels.models import (
+    CHECKLIST_ITEMS,
+    DEFAULT_MODE,
+    ChannelAccount,
+    ChannelConfigChange,
+    ChannelConfigInvalid,
+    ChannelProduct,
+    EvaluationState,
+    InterfaceEvaluation,
+)
+from channels.registry import KIND_CHOICES
+from channels.services import accounts as account_services
+from channels.services import evaluations as evaluation_services
+from channels.services.config import config_display, config_fields, kind_available
+from channels.services.history import UNSET
+from channels.services.products import account_products, channel_product_set
+
+HISTORY_PAGE_SIZE = 50
+
+# Which verdict/lifecycle buttons an evaluation shows in each state (issue 3's state machine).
+EVALUATION_ACTIONS = {
+    EvaluationState.EVALUATING: [("approve", "Approve", "primary"), ("reject", "Reject", "danger")],
+    EvaluationState.APPROVED: [("start_integrating", "Start integrating", "primary")],
+    EvaluationState.INTEGRATING: [("go_live", "Go live", "primary")],
+}
+_EVALUATION_SERVICES = {
+    "approve": evaluation_services.interface_evaluation_approve,
+    "reject": evaluation_services.interface_evaluation_reject,
+    "start_integrating": evaluation_services.interface_evaluation_start_integrating,
+    "go_live": evaluation_services.interface_evaluation_go_live,
+}
+
+
+def percent(rate) -> str:
+    """0.0023 → '0.23%' (at least two decimals, up to the four a rate can carry)."""
+    text = format(rate_to_percent(rate), "f")
+    whole, _, frac = text.partition(".")
+    return f"{whole}.{frac.ljust(2, '0')}%"
+
+
+def _account(code: str) -> ChannelAccount:
+    return get_object_or_404(ChannelAccount, code=code)
+
+
+def _current_evaluation(account: ChannelAccount) -> InterfaceEvaluation | None:
+    return account.evaluations.order_by("-created_at", "-id").first()
+
+
+def _product_rows(account: ChannelAccount) -> list[dict]:
+    return [{
+        "product": row,
+        "cost": percent(row.cost_rate),
+        "rebate": percent(row.isv_rebate_rate),
+        "min": format_yuan(row.min_amount),
+        "max": format_yuan(row.max_amount),
+        "cap": format_yuan(row.daily_cap) if row.daily_cap is not None else "no cap",
+        # Values for the inline rate form: percent and plain yuan, as ProductForm parses them.
+        "inputs": {
+            "cost_rate": format(rate_to_percent(row.cost_rate), "f"),
+            "isv_rebate_rate": format(rate_to_percent(row.isv_rebate_rate), "f"),
+            "min_amount": format_yuan(row.min_amount).replace(",", ""),
+            "max_amount": format_yuan(row.max_amount).replace(",", ""),
+            "daily_cap": format_yuan(row.daily_cap).replace(",", "") if row.daily_cap is not None else "",
+        },
+    } for row in account.products.all()]
+
+
+def _history_rows(queryset) -> list[dict]:
+    rows = []
+    for change in queryset:
+        fields = []
+        for name, value in (change.changes or {}).items():
+            if isinstance(value, dict) and set(value) == {"old", "new"}:
+                fields.append({"name": name, "old": _shown(name, value["old"]), "new": _shown(name, value["new"])})
+            else:
+                fields.append({"name": name, "changed": str(value)})
+        rows.append({"change": change, "fields": fields})
+    return rows
+
+
+_RATE_FIELDS = {"cost_rate", "isv_rebate_rate"}
+_FEN_FIELDS = {"min_amount", "max_amount", "daily_cap"}
+
+
+def _shown(name: str, value) -> str:
+    """A history value as staff read it: rates in percent, amounts in yuan, checklist items as "score/5 text"."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, dict):  # a checklist item
+        score, finding = value.get("score"), value.get("finding") or ""
+        if score is None and not finding:
+            return "—"
+        return f"{'—' if score is None else score}/5 {finding}".strip()
+    if name in _RATE_FIELDS:
+        try:
+            return percent(Decimal(str(value)))
+        except InvalidOperation:
+            return str(value)
+    if name in _FEN_FIELDS and isinstance(value, int) and not isinstance(value, bool):
+        return format_yuan(value) + " yuan"
+    return str(value)
+
+
+# --- accounts ------------------------------------------------------------------------------------------
+
+
+@require_safe
+@section_required("operations")
+@permission_required_403("channels.view_channelaccount")
+def account_list(request):
+    accounts = ChannelAccount.objects.annotate(product_count=Count("products")).order_by("kind", "code")
+    latest = {}
+    for evaluation in InterfaceEvaluation.objects.order_by("account_id", "-created_at", "-id"):
+        latest.setdefault(evaluation.account_id, evaluation)
+    rows = [{"account": account, "evaluation": latest.get(account.pk)} for account in accounts]
+    kinds = [{"kind": kind, "label": label, "available": kind_available(kind)} for kind, label in KIND_CHOICES]
+    return render(request, "channels/account_list.html", {
+        "rows": rows, "kinds": kinds, "can_add": request.user.has_perm("channels.add_channelaccount"),
+    })
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@section_required("operations")
+@permission_required_403("channels.add_channelaccount")
+def account_create(request):
+    kind = request.GET.get("kind") or request.POST.get("kind") or ""
+    if kind not in dict(KIND_CHOICES):
+        return render(request, "channels/account_choose_kind.html", {
+            "kinds": [{"kind": k, "label": label, "available": kind_available(k)} for k, label in KIND_CHOICES],
+        })
+    try:
+        specs = config_fields(kind)
+    except ChannelConfigInvalid as exc:
+        messages.error(request, exc.message)
+        return redirect("channels:account_list")
+    form = AccountCreateForm(request.POST or None, specs=specs, default_mode=DEFAULT_MODE[kind])
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            account = account_services.channel_account_create(
+                actor=request.user, kind=kind, code=data["code"], name=data["name"], mode=data["mode"],
+                base_url=data["base_url"], notes=data["notes"], config=form.config_data(), reason=data["reason"],
+            )
+        except ApplicationError as exc:
+            add_service_error(form, exc)
+        else:
+            messages.success(request, f"Channel account {account.code} created (disabled until you enable it).")
+            return redirect("channels:account_detail", code=account.code)
+    return render(request, "channels/account_form.html", {
+        "form": form, "kind": kind, "kind_label": dict(KIND_CHOICES)[kind], "account": None,
+    })
+
+
+@require_safe
+@section_required("operations")
+@permission_required_403("channels.view_channelaccount")
+def account_detail(request, code: str):
+    account = _account(code)
+    history = Paginator(account.changes.select_related("actor"), HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    present = set(account.products.values_list("product", flat=True))
+    missing = [p for p in account_products(account) if p not in present]
+    return render(request, "channels/account_detail.html", {
+        "account": account,
+        "config_rows": config_display(account.kind, account.config or {}),
+        "products": _product_rows(account),
+        "add_form": ProductForm(products=missing) if missing else None,
+        "reason_form": ReasonForm(),
+        "evaluation": _current_evaluation(account),
+        "page": history,
+        "history": _history_rows(history),
+        "can_change": request.user.has_perm("channels.change_channelaccount"),
+        "can_change_products": request.user.has_perm("channels.change_channelproduct"),
+        "can_add_products": request.user.has_perm("channels.add_channelproduct"),
+    })
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@section_required("operations")
+@permission_required_403("channels.change_channelaccount")
+def account_edit(request, code: str):
+    account = _account(code)
+    try:
+        specs = config_fields(account.kind)
+    except ChannelConfigInvalid as exc:
+        messages.error(request, exc.message)
+        return redirect("channels:account_detail", code=account.code)
+    form = AccountEditForm(request.POST or None, account=account, specs=specs)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            account_services.channel_account_update(
+                account_id=account.pk, actor=request.user, reason=data["reason"], name=data["name"],
+                mode=data["mode"], base_url=data["base_url"], notes=data["notes"], config=form.config_data(),
+            )
+        except ApplicationError as exc:
+            add_service_error(form, exc)
+        else:
+            messages.success(request, f"Channel account {account.code} saved.")
+            return redirect("channels:account_detail", code=account.code)
+    return render(request, "channels/account_form.html", {
+        "form": form, "kind": account.kind, "kind_label": account.get_kind_display(), "account": account,
+    })
+
+
+def _toggle(request, code: str, *, enable: bool):
+    account = _account(code)
+    form = ReasonForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Give a reason to enable or disable a channel account.")
+        return redirect("channels:account_detail", code=account.code)
+    service = account_services.channel_account_enable if enable else account_services.channel_account_disable
+    try:
+        service(account_id=account.pk, actor=request.user, reason=form.cleaned_data["reason"])
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Channel account {account.code} {'enabled' if enable else 'disabled'}.")
+    return redirect("channels:account_detail", code=account.code)
+
+
+@require_POST
+@section_required("operations")
+@permission_required_403("channels.change_channelaccount")
+def account_enable(request, code: str):
+    return _toggle(request, code, enable=True)
+
+
+@require_POST
+@section_required("operations")
+@permission_required_403("channels.change_channelaccount")
+def account_disable(request, code: str):
+    return _toggle(request, code, enable=False)
+
+
+# --- products ------------------------------------------------------------------------------------------
+
+
+def _save_product(request, account: ChannelAccount, form: ProductForm, product: str) -> bool:
+    try:
+        channel_product_set(account_id=account.pk, product=product, actor=request.user,
+                            reason=form.cleaned_data.get("reason") or "", **form.service_kwargs())
+    except ApplicationError as exc:
+        add_service_error(form, exc)
+        return False
+    return True
+
+
+@require_POST
+@section_required("operations")
+@permission_required_403("channels.add_channelproduct")
+def product_add(request, code: str):
+    account = _account(code)
+    present = set(account.products.values_list("product", flat=True))
+    form = ProductForm(request.POST, products=[p for p in account_products(account) if p not in present])
+    if form.is_valid() and _save_product(request, account, form, form.cleaned_data["product"]):
+        messages.success(request, f"{form.cleaned_data['product']} added to {account.code}.")
+        return redirect("channels:account_detail", code=account.code)
+    return render(request, "channels/product_form.html", {"account": account, "form": form, "product": None},
+                  status=400)
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@section_required("operations")
+@permission_required_403("channels.change_channelproduct")
+def product_edit(request, code: str, product: str):
+    account = _account(code)
+    row = get_object_or_404(ChannelProduct, account=account, product=product)
+    form = ProductForm(request.POST or None, products=[row.product], instance=row)
+    if request.method == "POST":
+        if form.is_valid() and _save_product(request, account, form, row.product):
+            messages.success(request, f"{row.product} of {account.code} saved.")
+            return redirect("channels:account_detail", code=account.code)
+        status = 400
+    else:
+        status = 200
+    history = ChannelConfigChange.objects.filter(target_type="product", target_id=str(row.pk)).select_related("actor")
+    return render(request, "channels/product_form.html", {
+        "account": account, "form": form, "product": row, "history": _history_rows(history[:HISTORY_PAGE_SIZE]),
+    }, status=status)
+
+
+# --- interface evaluations -----------------------------------------------------------------------------
+
+
+@require_safe
+@section_required("operations")
+@permission_required_403("channels.view_interfaceevaluation")
+def evaluation_current(request, code: str):
+    account = _account(code)
+    evaluation = _current_evaluation(account)
+    if evaluation is not None:
+        return redirect("channels:evaluation_detail", code=account.code, pk=evaluation.pk)
+    return render(request, "channels/evaluation_start.html", {
+        "account": account, "can_start": request.user.has_perm("channels.add_interfaceevaluation"),
+    })
+
+
+@require_POST
+@section_required("operations")
+@permission_required_403("channels.add_interfaceevaluation")
+def evaluation_start(request, code: str):
+    account = _account(code)
+    try:
+        evaluation = evaluation_services.interface_evaluation_start(account_id=account.pk, actor=request.user)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("channels:evaluation_current", code=account.code)
+    messages.success(request, f"Interface evaluation of {account.code} started.")
+    return redirect("channels:evaluation_detail", code=account.code, pk=evaluation.pk)
+
+
+def _evaluation(account: ChannelAccount, pk: int) -> InterfaceEvaluation:
+    evaluation = InterfaceEvaluation.objects.filter(account=account, pk=pk).select_related("reviewer").first()
+    if evaluation is None:
+        raise Http404("no such evaluation")
+    return evaluation
+
+
+def _evaluation_page(request, account, evaluation, *, form=None, reason_form=None, status=200):
+    history = ChannelConfigChange.objects.filter(target_type="evaluation", target_id=str(evaluation.pk))
+    can_change = request.user.has_perm("channels.change_interfaceevaluation")
+    editable = can_change and evaluation.state == EvaluationState.EVALUATING
+    form = form or EvaluationForm(evaluation=evaluation)
+    if not editable:
+        for field in form.fields.values():
+            field.disabled = True
+    others = account.evaluations.exclude(pk=evaluation.pk).order_by("-created_at", "-id")
+    return render(request, "channels/evaluation_detail.html", {
+        "account": account,
+        "evaluation": evaluation,
+        "form": form,
+        "editable": editable,
+        "actions": EVALUATION_ACTIONS.get(evaluation.state, []) if can_change else [],
+        "reason_form": reason_form or ReasonForm(),
+        "missing": [label for key, label, _ in CHECKLIST_ITEMS if key in evaluation.missing_items()],
+        "history": _history_rows(history.select_related("actor")),
+        "others": others,
+        "can_restart": (evaluation.state == EvaluationState.REJECTED
+                        and request.user.has_perm("channels.add_interfaceevaluation")
+                        and evaluation == _current_evaluation(account)),
+    }, status=status)
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@section_required("operations")
+@permission_required_403("channels.view_interfaceevaluation")
+def evaluation_detail(request, code: str, pk: int):
+    account = _account(code)
+    evaluation = _evaluation(account, pk)
+    if request.method != "POST":
+        return _evaluation_page(request, account, evaluation)
+    if not request.user.has_perm("channels.change_interfaceevaluation"):
+        return forbidden(request, missing="channels.change_interfaceevaluation")
+    form = EvaluationForm(request.POST, evaluation=evaluation)
+    if form.is_valid():
+        try:
+            evaluation_services.interface_evaluation_save(
+                evaluation_id=evaluation.pk, actor=request.user, checklist=form.checklist(),
+                verdict_notes=form.cleaned_data.get("verdict_notes", UNSET),
+            )
+        except ApplicationError as exc:
+            add_service_error(form, exc, aliases=EvaluationForm.aliases())
+        else:
+            messages.success(request, "Checklist saved.")
+            return redirect("channels:evaluation_detail", code=account.code, pk=evaluation.pk)
+    return _evaluation_page(request, account, evaluation, form=form, status=400)
+
+
+@require_POST
+@section_required("operations")
+@permission_required_403("channels.change_interfaceevaluation")
+def evaluation_transition(request, code: str, pk: int, action: str):
+    account = _account(code)
+    evaluation = _evaluation(account, pk)
+    service = _EVALUATION_SERVICES.get(action)
+    if service is None:
+        raise Http404("no such action")
+    reason_form = ReasonForm(request.POST)
+    reason_required = action in ("approve", "reject")
+    if reason_required and not reason_form.is_valid():
+        return _evaluation_page(request, account, evaluation, reason_form=reason_form, status=400)
+    reason = (reason_form.cleaned_data.get("reason") if reason_form.is_valid() else "") or ""
+    try:
+        evaluation = service(evaluation_id=evaluation.pk, actor=request.user, reason=reason)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Evaluation of {account.code} is now {evaluation.get_state_display().lower()}.")
+    return redirect("channels:evaluation_detail", code=account.code, pk=evaluation.pk)

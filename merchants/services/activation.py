@@ -1,0 +1,50 @@
+"""A merchant becomes active when its first contract is (design §4); its payments app is issued then."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+from django_fsm import can_proceed
+
+from aggpay.audit import audit_log
+from aggpay.errors import InvalidState
+from merchants.models import Contract, Merchant, MerchantApp, MerchantState, OnboardingApplication
+from merchants.services.apps import merchant_app_create
+
+
+def merchant_activate_on_contract(*, contract: Contract) -> Merchant:
+    """Called inside the transaction that activated ``contract``: completes the application, activates the
+    merchant and issues its payments app (HMAC; the secret is revealed once to staff — ``app_secret_reveal``)."""
+    merchant = Merchant.objects.select_for_update().get(pk=contract.merchant_id)
+    if contract.application_id:
+        application = OnboardingApplication.objects.select_for_update().get(pk=contract.application_id)
+        if can_proceed(application.complete):
+            application.complete()
+            application.save()
+            audit_log(actor=None, action="merchants.application.completed", target=application,
+                      data={"first_active_contract": contract.pk})
+    if merchant.state == MerchantState.ONBOARDING:
+        merchant.activate()
+        merchant.save()
+        audit_log(actor=None, action="merchants.merchant.activate", target=merchant,
+                  reason=f"first active contract on {contract.channel_account.code}")
+    # Checked in Python: JSON containment lookups are PostgreSQL-only and the demo runs on SQLite.
+    if not any(app.has_scope("payments") for app in merchant.apps.all()):
+        merchant_app_create(merchant=merchant, actor=None, scopes=["payments"], name="payments")
+    return merchant
+
+
+def app_secret_reveal(*, app_id: str, actor) -> str:
+    """Show an HMAC app's secret to staff exactly once; afterwards it can only be rotated."""
+    from aggpay.permissions import require_perm
+
+    require_perm(actor, "merchants.change_merchantapp")
+    with transaction.atomic():
+        app = MerchantApp.objects.select_for_update().get(app_id=app_id)
+        if app.secret_revealed_at is not None:
+            raise InvalidState(f"the secret of {app_id} was already shown on {app.secret_revealed_at:%Y-%m-%d %H:%M}"
+                               "; rotate it to issue a new one")
+        app.secret_revealed_at = timezone.now()
+        app.save(update_fields=["secret_revealed_at"])
+        audit_log(actor=actor, action="merchants.app.secret_revealed", target=app)
+    return app.secret

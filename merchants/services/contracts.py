@@ -1,0 +1,281 @@
+"""Channel contracts (签约): created on approval, submitted to each channel, followed to the end — design §4, issue 4.
+
+Rule 7 of design §5 shapes every function that talks to a channel: record intent in one short transaction, call the
+adapter with no row lock held, apply the answer in a second short locked transaction. A channel that does not answer
+(``ChannelUnknown``) changes nothing but the next poll time; only the channel's explicit answer moves a contract.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+from django_fsm import can_proceed
+
+from aggpay.audit import audit_log
+from aggpay.errors import InvalidRequest, InvalidState, NotFound
+from aggpay.money import parse_rate
+from aggpay.permissions import require_perm
+from channels.adapters.base import OnboardingResult, OnboardingState
+from channels.adapters.errors import ChannelError, ChannelUnknown
+from channels.models import ChannelProduct
+from merchants.models import (
+    ApplicationState,
+    Contract,
+    ContractEvent,
+    ContractRate,
+    ContractState,
+    OnboardingApplication,
+)
+
+logger = logging.getLogger(__name__)
+
+# Default merchant rates when the record names none (design §1: offline ~0.38–0.6%, online higher).
+ONLINE_PRODUCTS = {"wechat.app", "wechat.h5", "alipay.app", "alipay.wap"}
+DEFAULT_OFFLINE_RATE = Decimal("0.0038")
+DEFAULT_ONLINE_RATE = Decimal("0.0060")
+
+# Polling backoff for channels that send no onboarding notification (A.13: WeChat applyment has none).
+POLL_FIRST = dt.timedelta(seconds=30)
+POLL_MAX = dt.timedelta(hours=1)
+
+# Which adapter answer moves a contract through which transition (design §4 contract machine).
+RESULT_TRANSITIONS = {
+    OnboardingState.SUBMITTED: None,
+    OnboardingState.AUDITING: "audit",
+    OnboardingState.REJECTED: "reject",
+    OnboardingState.TO_BE_CONFIRMED: "ask_confirmation",
+    OnboardingState.TO_BE_SIGNED: "ask_signature",
+    OnboardingState.FINISHED: "activate",
+}
+FOLLOWED_STATES = (ContractState.SUBMITTED, ContractState.AUDITING, ContractState.TO_BE_CONFIRMED,
+                   ContractState.TO_BE_SIGNED)
+
+
+def default_rate(product: str) -> Decimal:
+    return DEFAULT_ONLINE_RATE if product in ONLINE_PRODUCTS else DEFAULT_OFFLINE_RATE
+
+
+def next_poll_delay(attempts: int) -> dt.timedelta:
+    return min(POLL_FIRST * (2 ** min(attempts, 10)), POLL_MAX)
+
+
+def _event(contract: Contract, *, source: str, before: str, message: str = "", data: dict | None = None) -> None:
+    ContractEvent.objects.create(contract=contract, source=source, from_state=before, to_state=contract.state,
+                                 message=message, data=data or {})
+
+
+def contracts_create_for_application(*, application_id: int, actor, rates: dict[str, str] | None = None
+                                     ) -> list[Contract]:
+    """On approval: one pending contract per channel account that onboards a requested product.
+
+    Which accounts onboard which product is ops' configuration (``ChannelProduct.onboards_merchants``).
+    Rates come from ``rates`` (product → decimal string) or the defaults; none may be below the account's cost.
+    """
+    rates = rates or {}
+    with transaction.atomic():
+        application = OnboardingApplication.objects.select_for_update().select_related("merchant").get(
+            pk=application_id)
+        if not can_proceed(application.start_contracting):
+            raise InvalidState(f"the application is {application.state}; contracts follow approval")
+        merchant = application.merchant
+        offers = (ChannelProduct.objects.filter(product__in=merchant.requested_products, enabled=True,
+                                                onboards_merchants=True, account__enabled=True)
+                  .select_related("account").order_by("account_id", "product"))
+        by_account: dict[int, list[ChannelProduct]] = {}
+        for offer in offers:
+            by_account.setdefault(offer.account_id, []).append(offer)
+        if not by_account:
+            raise InvalidRequest("no enabled channel account onboards the requested products; ask operations",
+                                 param="requested_products")
+        contracts = []
+        for offers_of_account in by_account.values():
+            account = offers_of_account[0].account
+            contract, created = Contract.objects.get_or_create(
+                merchant=merchant, channel_account=account,
+                defaults={"application": application, "business_code": _business_code()},
+            )
+            for offer in offers_of_account:
+                rate = parse_rate(rates.get(offer.product, default_rate(offer.product)))
+                if rate < offer.cost_rate:
+                    raise InvalidRequest(
+                        f"rates.{offer.product}: {rate:%} is below {account.name}'s cost {offer.cost_rate:%}",
+                        param=f"rates.{offer.product}")
+                ContractRate.objects.update_or_create(contract=contract, product=offer.product,
+                                                      defaults={"rate": rate})
+            if created:
+                _event(contract, source="system", before="", message=f"created on approval for {account.name}")
+            contracts.append(contract)
+        application.start_contracting()
+        application.save()
+        audit_log(actor=actor, action="merchants.contracts.created", target=application,
+                  data={"accounts": [c.channel_account.code for c in contracts]})
+        from merchants import tasks
+
+        for contract in contracts:
+            tasks.submit_contract.delay_on_commit(contract.pk)
+    return contracts
+
+
+def _business_code() -> str:
+    return "AGG" + timezone.localdate().strftime("%Y%m%d") + secrets.token_hex(6).upper()
+
+
+def contract_set_rate(*, contract_id: int, actor, product: str, rate: str, below_cost_reason: str = ""
+                      ) -> ContractRate:
+    """Change a merchant rate. Below the account's cost only with ``channels`` override permission and a reason."""
+    require_perm(actor, "merchants.change_contract")
+    value = parse_rate(rate)
+    with transaction.atomic():
+        contract = Contract.objects.select_for_update().select_related("channel_account").get(pk=contract_id)
+        offer = ChannelProduct.objects.filter(account=contract.channel_account, product=product).first()
+        if offer is None:
+            raise InvalidRequest(f"{contract.channel_account.name} does not serve {product}", param="product")
+        if value < offer.cost_rate:
+            require_perm(actor, "merchants.override_contract_rate")
+            if not below_cost_reason:
+                raise InvalidRequest("a reason is required to price below cost", param="below_cost_reason")
+        old = ContractRate.objects.filter(contract=contract, product=product).first()
+        obj, _ = ContractRate.objects.update_or_create(
+            contract=contract, product=product,
+            defaults={"rate": value, "below_cost_reason": below_cost_reason if value < offer.cost_rate else ""})
+        audit_log(actor=actor, action="merchants.contract.rate_changed", target=contract, reason=below_cost_reason,
+                  data={"product": product, "from": str(old.rate) if old else None, "to": str(value)})
+    return obj
+
+
+# --- talking to the channel -----------------------------------------------------------------------------------
+def contract_submit(*, contract_id: int, actor=None) -> Contract:
+    """(Re)submit a pending or rejected contract's application to its channel.
+
+    Pictures are uploaded first (each once per channel: ``media_ids``), then the application; no row lock is held
+    across either call. The channel de-duplicates by ``business_code``, which a resubmission reuses (A.13).
+    """
+    from merchants.services.channel_application import build_channel_application, upload_documents
+
+    contract = Contract.objects.select_related("channel_account", "merchant").get(pk=contract_id)
+    if contract.state not in (ContractState.PENDING, ContractState.REJECTED):
+        raise InvalidState(f"the contract is {contract.state}; only pending or rejected ones are submitted")
+    adapter = contract.channel_account.adapter()
+    try:
+        media = upload_documents(contract=contract, adapter=adapter)
+        application = build_channel_application(contract=contract, media=media)
+        result = adapter.onboarding_submit(application=application)
+    except ChannelUnknown as exc:
+        return _note(contract_id, source="channel", message=f"submission unanswered, will retry: {exc.message}",
+                     retry=True)
+    except ChannelError as exc:
+        result = OnboardingResult(state=OnboardingState.REJECTED, message=exc.channel_message or exc.message,
+                                  rejections=[{"field": "", "reason": f"{exc.channel_code}: {exc.channel_message}"}])
+    return contract_apply_result(contract_id=contract_id, result=result, source="channel", submitting=True,
+                                 actor=actor)
+
+
+def contract_poll(*, contract_id: int) -> Contract:
+    """Ask the channel for a followed contract's review state (for channels without notifications)."""
+    contract = Contract.objects.select_related("channel_account").get(pk=contract_id)
+    if contract.state not in FOLLOWED_STATES:
+        return contract
+    try:
+        result = contract.channel_account.adapter().onboarding_query(
+            application_id=contract.channel_application_id, business_code=contract.business_code)
+    except ChannelError as exc:
+        return _note(contract_id, source="channel", message=f"query failed, will retry: {exc.message}", retry=True)
+    return contract_apply_result(contract_id=contract_id, result=result, source="channel")
+
+
+def _note(contract_id: int, *, source: str, message: str, retry: bool) -> Contract:
+    with transaction.atomic():
+        contract = Contract.objects.select_for_update().get(pk=contract_id)
+        if retry:
+            contract.poll_attempts += 1
+            contract.next_poll_at = timezone.now() + next_poll_delay(contract.poll_attempts)
+            contract.save(update_fields=["poll_attempts", "next_poll_at", "updated_at"])
+        _event(contract, source=source, before=contract.state, message=message)
+    return contract
+
+
+def contract_apply_result(*, contract_id: int, result: OnboardingResult, source: str, submitting: bool = False,
+                          actor=None) -> Contract:
+    """Apply a channel's onboarding answer (from submit, poll or notification). Idempotent: the same answer twice
+    moves nothing the second time."""
+    activated = False
+    with transaction.atomic():
+        contract = Contract.objects.select_for_update().select_related("merchant", "channel_account").get(
+            pk=contract_id)
+        before = contract.state
+        if submitting and result.state != OnboardingState.REJECTED:
+            contract.submit()
+        elif submitting and before == ContractState.PENDING:
+            contract.submit()  # refused at the door: record the submission, then the rejection below
+        if result.application_id:
+            contract.channel_application_id = result.application_id
+        if result.sub_mchid:
+            contract.sub_mchid = result.sub_mchid
+        if result.sign_url:
+            contract.sign_url = result.sign_url
+        name = RESULT_TRANSITIONS.get(result.state)
+        if name is not None and contract.state != _target_of(name):
+            method = getattr(contract, name)
+            if can_proceed(method):
+                method()
+            else:
+                logger.warning("contract %s: channel says %s while %s; ignored", contract.pk, result.state,
+                               contract.state)
+        if contract.state == ContractState.REJECTED and result.state == OnboardingState.REJECTED:
+            contract.rejection_reasons = result.rejections or [{"field": "", "reason": result.message}]
+        if contract.state in FOLLOWED_STATES:
+            contract.poll_attempts = 0 if contract.state != before else contract.poll_attempts + 1
+            contract.next_poll_at = timezone.now() + next_poll_delay(contract.poll_attempts)
+        else:
+            contract.next_poll_at = None
+        contract.save()
+        changed = contract.state != before
+        if changed or submitting:
+            _event(contract, source=source, before=before, message=result.message or "",
+                   data={"channel_state": result.state, "rejections": result.rejections,
+                         "sub_mchid": result.sub_mchid, "application_id": result.application_id})
+            audit_log(actor=actor, action=f"merchants.contract.{contract.state}", target=contract,
+                      data={"from": before, "to": contract.state, "account": contract.channel_account.code})
+        activated = changed and contract.state == ContractState.ACTIVE
+        if activated:
+            from merchants.services.activation import merchant_activate_on_contract
+
+            merchant_activate_on_contract(contract=contract)
+    return contract
+
+
+def _target_of(transition_name: str) -> str:
+    return {"audit": ContractState.AUDITING, "reject": ContractState.REJECTED,
+            "ask_confirmation": ContractState.TO_BE_CONFIRMED, "ask_signature": ContractState.TO_BE_SIGNED,
+            "activate": ContractState.ACTIVE}[transition_name]
+
+
+def contracts_due_for_poll(*, now: dt.datetime | None = None, limit: int = 200) -> list[int]:
+    now = now or timezone.now()
+    return list(Contract.objects.filter(state__in=FOLLOWED_STATES, next_poll_at__lte=now)
+                .order_by("next_poll_at").values_list("pk", flat=True)[:limit])
+
+
+def contract_for_channel_application(*, channel_account_id: int, application_id: str = "", business_code: str = ""
+                                     ) -> Contract:
+    qs = Contract.objects.filter(channel_account_id=channel_account_id)
+    contract = (qs.filter(channel_application_id=application_id).first() if application_id else None) or (
+        qs.filter(business_code=business_code).first() if business_code else None)
+    if contract is None:
+        raise NotFound("no contract for that channel application")
+    return contract
+
+
+def application_has_active_contract(application: OnboardingApplication) -> bool:
+    return application.contracts.filter(state=ContractState.ACTIVE).exists()
+
+
+__all__ = [
+    "ApplicationState", "contract_apply_result", "contract_poll", "contract_set_rate", "contract_submit",
+    "contracts_create_for_application", "contracts_due_for_poll", "next_poll_delay",
+]

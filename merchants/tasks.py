@@ -1,0 +1,26 @@
+"""Celery tasks for onboarding: thin — ids in, a service call, their own retry policy (style.md §11)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from merchants.services import contracts
+
+
+@shared_task(acks_late=True, ignore_result=True, queue="channel")
+def submit_contract(contract_id: int) -> None:
+    contracts.contract_submit(contract_id=contract_id)
+
+
+@shared_task(acks_late=True, ignore_result=True, queue="channel")
+def poll_contract(contract_id: int) -> None:
+    contracts.contract_poll(contract_id=contract_id)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def poll_due_contracts() -> int:
+    """Beat, every minute: query the channels for contracts whose review state is due (no notifications, A.13)."""
+    due = contracts.contracts_due_for_poll()
+    for contract_id in due:
+        poll_contract.delay(contract_id)
+    return len(due)
