@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 
 import pytest
 
@@ -51,11 +52,13 @@ class _Receiver:
         self.body = b"SUCCESS"
         self.event = threading.Event()
         self.server = None
+        # A per-receiver path: a port reused by a later test must not receive an earlier test's retried callbacks.
+        self.token = uuid.uuid4().hex
 
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}/notify"
+        return f"http://{host}:{port}/notify/{self.token}"
 
     def wait_for(self, count: int = 1, timeout: float = 10.0) -> list[dict]:
         import time
@@ -78,6 +81,12 @@ def callback_receiver():
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):  # noqa: N802 - stdlib naming
             length = int(self.headers.get("Content-Length") or 0)
+            if not self.path.startswith(f"/notify/{receiver.token}"):
+                self.rfile.read(length)
+                self.send_response(410)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             receiver.requests.append(
                 {"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
                  "body": self.rfile.read(length)}
@@ -92,7 +101,7 @@ def callback_receiver():
             pass
 
     receiver.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=receiver.server.serve_forever, daemon=True)
+    thread = threading.Thread(target=receiver.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield receiver
     receiver.server.shutdown()
