@@ -33,6 +33,7 @@ REDACT_KEYS = (
     "account_number", "account_name", "id_card_number", "id_card_name", "id_doc_number", "id_doc_name",
     "contact_name", "contact_id_number", "mobile_phone", "contact_email", "cert_no", "card_no", "phone",
     "ciphertext", "payer_phone", "bank_account", "openid", "buyer_id", "user_id", "access_token", "code",
+    "user_auth_code", "id_no", "account_no", "mobile", "file_content",
 )
 _KEYS_ALT = "|".join(re.escape(k) for k in REDACT_KEYS)
 _REDACT_JSON = re.compile(r'("(?:' + _KEYS_ALT + r')"\s*:\s*)"(?:[^"\\]|\\.)*"', re.IGNORECASE)
