@@ -198,6 +198,8 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ROUTES = {
     "trades.tasks.deliver_*": {"queue": "notify"},
     "channels.tasks.*": {"queue": "channel"},
+    "merchants.tasks.submit_contract": {"queue": "channel"},
+    "merchants.tasks.poll_contract": {"queue": "channel"},
     "trades.tasks.reconcile_*": {"queue": "recon"},
 }
 

@@ -6,6 +6,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from aggpay.health import healthz
+from channels.callbacks import channel_callback
 
 urlpatterns = [
     path("", include("aggpay.staff.urls")),
@@ -24,6 +25,8 @@ urlpatterns = [
         name="api-redoc",
     ),
     path("healthz", healthz, name="healthz"),
+    # Channel callbacks: one URL per channel account (design §5 rule 4).
+    path("callbacks/<slug:account_code>/", channel_callback, name="channel-callback"),
 ]
 
 # JSON error envelope for /api/ paths outside the DRF views; HTML pages elsewhere.

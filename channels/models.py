@@ -16,7 +16,7 @@ from django.db.models import Q
 from django_fsm import FSMField, FSMModelMixin, transition
 
 from aggpay.errors import InvalidRequest
-from aggpay.fields import EncryptedJSONField
+from aggpay.fields import EncryptedJSONField, EncryptedTextField
 from channels.adapters.base import PRODUCTS
 from channels.registry import KIND_CHOICES, adapter_class
 
@@ -276,3 +276,35 @@ class InterfaceEvaluation(FSMModelMixin, models.Model):
     @transition(field=state, source=EvaluationState.INTEGRATING, target=EvaluationState.LIVE)
     def go_live(self) -> None:
         """In production."""
+
+
+class CallbackOutcome(models.TextChoices):
+    APPLIED = "applied", "Applied"  # verified and handled
+    DUPLICATE = "duplicate", "Duplicate"  # seen before; acknowledged, nothing changed
+    IGNORED = "ignored", "Ignored"  # verified, nothing of ours to change (acknowledged)
+    REJECTED = "rejected", "Rejected"  # failed verification or cross-check (security event for risk)
+    ERROR = "error", "Error"  # transient failure on our side; the channel will retry
+
+
+class ChannelCallback(models.Model):
+    """Every callback a channel sent us, raw, beside what we made of it (style.md §8: store the raw payload).
+
+    The body may carry PII, so it is encrypted at rest; headers are kept with signatures redacted.
+    """
+
+    account = models.ForeignKey(ChannelAccount, on_delete=models.PROTECT, related_name="callbacks")
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    kind = models.CharField(max_length=16, blank=True, help_text="payment, refund, onboarding, complaint, violation")
+    event_id = models.CharField(max_length=128, blank=True, db_index=True)
+    outcome = models.CharField(max_length=12, choices=CallbackOutcome.choices)
+    message = models.TextField(blank=True)
+    headers = models.JSONField(default=dict, blank=True)
+    body = EncryptedTextField(blank=True)
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [models.Index(fields=["account", "event_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.kind} {self.event_id} {self.outcome}"

@@ -7,12 +7,12 @@ from celery import shared_task
 from merchants.services import contracts
 
 
-@shared_task(acks_late=True, ignore_result=True, queue="channel")
+@shared_task(acks_late=True, ignore_result=True)
 def submit_contract(contract_id: int) -> None:
     contracts.contract_submit(contract_id=contract_id)
 
 
-@shared_task(acks_late=True, ignore_result=True, queue="channel")
+@shared_task(acks_late=True, ignore_result=True)
 def poll_contract(contract_id: int) -> None:
     contracts.contract_poll(contract_id=contract_id)
 

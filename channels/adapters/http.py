@@ -32,7 +32,7 @@ REDACT_KEYS = (
     "authorization", "signature", "sign", "paysign", "private_key", "app_auth_token", "auth_code", "apiv3_key",
     "account_number", "account_name", "id_card_number", "id_card_name", "id_doc_number", "id_doc_name",
     "contact_name", "contact_id_number", "mobile_phone", "contact_email", "cert_no", "card_no", "phone",
-    "ciphertext", "payer_phone", "bank_account", "openid", "buyer_id", "user_id", "access_token", "code",
+    "ciphertext", "payer_phone", "bank_account", "openid", "buyer_id", "user_id", "access_token",
     "user_auth_code", "id_no", "account_no", "mobile", "file_content",
 )
 _KEYS_ALT = "|".join(re.escape(k) for k in REDACT_KEYS)

@@ -16,6 +16,9 @@ SUBJECT_TYPE_MAP = {
     SubjectType.INDIVIDUAL_BUSINESS: "individual",
     SubjectType.MICRO: "micro",
 }
+# WeChat's settlement rule (结算规则 settlement_id, A.13 settlement_info) by subject type; other channels ignore it.
+# [UNVERIFIED] the ids of the general-industry rules; an operator can refine them per industry later.
+SETTLEMENT_RULE_IDS = {SubjectType.ENTERPRISE: "716", SubjectType.INDIVIDUAL_BUSINESS: "719", SubjectType.MICRO: "746"}
 SCENARIO_MAP = {"store": "store", "website": "web", "app": "app", "mini_program": "mini_program",
                 "official_account": "official_account"}
 
@@ -68,8 +71,12 @@ def build_channel_application(*, contract: Contract, media: dict[str, str]) -> d
          "entrance_pic": media.get("store_front", ""), "indoor_pic": media.get("store_inside", "")}
         for store in merchant.stores.all()
     ]
+    from channels.callbacks import callback_url
+
     return {
         "business_code": contract.business_code,
+        # Channels that notify review results (Alipay zft messages, the bank's apply notify) call us back here.
+        "notify_url": callback_url(contract.channel_account),
         "subject_type": SUBJECT_TYPE_MAP[merchant.subject_type],
         "legal_name": merchant.legal_name,
         "short_name": merchant.short_name,
@@ -108,6 +115,8 @@ def build_channel_application(*, contract: Contract, media: dict[str, str]) -> d
         "app_appid": appid_of("app"),
         "website": next((s.get("url", "") for s in scenarios if s["type"] == "website"), ""),
         "products": sorted(contract.rates.values_list("product", flat=True)),
+        "settlement_rule_id": SETTLEMENT_RULE_IDS[merchant.subject_type],
+        "qualification_type": merchant.industry,
         "site_screenshot": media.get("site_screenshot", ""),
         "bank_card": media.get("bank_card", ""),
     }

@@ -175,6 +175,17 @@ def contract_submit(*, contract_id: int, actor=None) -> Contract:
                                  actor=actor)
 
 
+def contract_resubmit(*, contract_id: int, actor) -> Contract:
+    """A clerk resubmits a contract the channel rejected, after correcting what it named (issue 4 "Flow")."""
+    require_perm(actor, "merchants.change_contract")
+    contract = Contract.objects.get(pk=contract_id)
+    if contract.state != ContractState.REJECTED:
+        raise InvalidState(f"the contract is {contract.state}; only rejected contracts are resubmitted")
+    with transaction.atomic():
+        audit_log(actor=actor, action="merchants.contract.resubmit_requested", target=contract)
+    return contract_submit(contract_id=contract_id, actor=actor)
+
+
 def contract_poll(*, contract_id: int) -> Contract:
     """Ask the channel for a followed contract's review state (for channels without notifications)."""
     contract = Contract.objects.select_related("channel_account").get(pk=contract_id)
@@ -279,3 +290,20 @@ __all__ = [
     "ApplicationState", "contract_apply_result", "contract_poll", "contract_set_rate", "contract_submit",
     "contracts_create_for_application", "contracts_due_for_poll", "next_poll_delay",
 ]
+
+
+def contract_apply_callback(*, account, event) -> str:
+    """channels.callbacks handler for onboarding notifications (Alipay zft passed/rejected, bank apply result)."""
+    from channels.callbacks import CallbackRejected
+
+    result = OnboardingResult(**{k: v for k, v in event.data.items() if k in OnboardingResult.__dataclass_fields__}) \
+        if not isinstance(event.data.get("result"), OnboardingResult) else event.data["result"]
+    try:
+        contract = contract_for_channel_application(channel_account_id=account.pk,
+                                                    application_id=result.application_id,
+                                                    business_code=event.data.get("business_code", ""))
+    except NotFound:
+        raise CallbackRejected("no contract of ours has that application") from None
+    before = contract.state
+    contract = contract_apply_result(contract_id=contract.pk, result=result, source="channel")
+    return f"contract {contract.pk}: {before} → {contract.state}"

@@ -24,6 +24,7 @@ from merchants.models import (
     SettlementAccount,
     Store,
 )
+from merchants.services.contracts import contracts_create_for_application
 from merchants.services.merchants import new_merchant_no
 from merchants.services.record import RecordInput, required_documents, validate_record
 
@@ -117,8 +118,11 @@ def document_add(*, merchant_id: int, actor, doc_type: str, uploaded_file) -> Do
     with transaction.atomic():
         merchant = Merchant.objects.select_for_update().get(pk=merchant_id)
         open_app = merchant.applications.exclude(state__in=["rejected", "completed"]).first()
-        if open_app is not None and open_app.state not in EDITABLE_STATES:
-            raise InvalidState(f"the application is {open_app.state}; documents can be added while it is a draft")
+        # A channel that rejected a picture needs a new one before the clerk resubmits that contract.
+        fixing_rejection = merchant.contracts.filter(state="rejected").exists()
+        if open_app is not None and open_app.state not in EDITABLE_STATES and not fixing_rejection:
+            raise InvalidState(f"the application is {open_app.state}; documents can be added while it is a draft "
+                               "or a channel rejected it")
         document = Document.objects.create(
             merchant=merchant, doc_type=doc_type, file=uploaded_file, content_type=content_type, size=size,
             sha256=digest.hexdigest(), uploaded_by=actor_label_for(actor),
@@ -184,8 +188,12 @@ def application_approve(*, application_id: int, actor, notes: str = "") -> Onboa
         application.review_notes = notes
         application.decided_at = timezone.now()
 
-    return _transition(application_id=application_id, actor=actor, name="approve",
-                       action="merchants.application.approved", reason=notes, before_save=decide)
+    with transaction.atomic():
+        _transition(application_id=application_id, actor=actor, name="approve",
+                    action="merchants.application.approved", reason=notes, before_save=decide)
+        # Approval creates the contracts and queues their submission (issue 4 "Flow"); no contract, no approval.
+        contracts_create_for_application(application_id=application_id, actor=actor)
+    return OnboardingApplication.objects.get(pk=application_id)
 
 
 def application_return(*, application_id: int, actor, reasons: list[dict]) -> OnboardingApplication:

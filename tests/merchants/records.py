@@ -52,4 +52,5 @@ def record(**changes) -> dict:
 
 
 def png(name: str = "doc.png") -> SimpleUploadedFile:
-    return SimpleUploadedFile(name, PNG_BYTES, content_type="image/png")
+    """A small PNG whose bytes depend on ``name``: different documents have different hashes."""
+    return SimpleUploadedFile(name, PNG_BYTES + name.encode(), content_type="image/png")

@@ -93,16 +93,33 @@ def test_it_checks_documents_by_content_not_by_name(clerk):
     assert excinfo.value.param == "file"
 
 
-def test_it_goes_from_draft_to_approved_through_risk_review(clerk, risk_officer):
+def test_approval_creates_contracts_on_the_accounts_that_onboard_the_products(clerk, risk_officer,
+                                                                             onboarding_accounts):
     application = _documented_application(clerk)
     application_submit(application_id=application.pk, actor=clerk)
     application_review_start(application_id=application.pk, actor=risk_officer)
     approved = application_approve(application_id=application.pk, actor=risk_officer, notes="real tea house")
-    assert approved.state == ApplicationState.APPROVED
+    assert approved.state == ApplicationState.CONTRACTING
     assert approved.reviewer == risk_officer
+    contracts = {c.channel_account.code: c for c in approved.contracts.all()}
+    assert sorted(contracts) == ["alipay-isv", "bank-a", "wechatpay-isv"]  # Bank B does not onboard
+    assert all(c.state == "pending" for c in contracts.values())
+    assert sorted(contracts["bank-a"].rates.values_list("product", flat=True)) == [
+        "alipay.qr", "unionpay.qr", "wechat.native"]
     actions = list(AuditLog.objects.filter(target_id=str(application.pk)).order_by("id").values_list("action", flat=True))
-    assert actions[-3:] == ["merchants.application.submitted", "merchants.application.review_started",
-                            "merchants.application.approved"]
+    assert actions[-4:] == ["merchants.application.submitted", "merchants.application.review_started",
+                            "merchants.application.approved", "merchants.contracts.created"]
+
+
+def test_approval_fails_whole_when_no_account_onboards_the_products(clerk, risk_officer):
+    application = _documented_application(clerk)
+    application_submit(application_id=application.pk, actor=clerk)
+    application_review_start(application_id=application.pk, actor=risk_officer)
+    with pytest.raises(InvalidRequest) as excinfo:
+        application_approve(application_id=application.pk, actor=risk_officer)
+    assert excinfo.value.param == "requested_products"
+    application.refresh_from_db()
+    assert application.state == ApplicationState.RISK_REVIEW
 
 
 def test_a_returned_application_is_corrected_and_resubmitted(clerk, risk_officer):

@@ -1,0 +1,103 @@
+"""End to end against the simulators (issue 4 "How it is checked"): a merchant onboarded onto WeChat Pay and Bank A —
+one approved straight away, one rejected, corrected and resubmitted and then needing a signature — ends active with
+its sub-merchant ids, over real HTTP, with Celery running the submissions and the bank calling back."""
+
+from __future__ import annotations
+
+import requests
+from django.contrib.auth.models import Permission
+
+from channels.models import ChannelAccount
+from channels.simulators import bank as bank_sim
+from channels.simulators import wechatpay as wechat_sim
+from merchants.models import ApplicationState, ContractState, Merchant
+from merchants.services.contracts import contract_poll, contract_resubmit
+from merchants.services.onboarding import (
+    application_approve,
+    application_review_start,
+    application_submit,
+    document_add,
+    merchant_onboard_draft,
+)
+from tests.factories import UserFactory
+from tests.merchants.conftest import offer
+from tests.merchants.records import png, record
+
+
+def _user(username, *codenames):
+    user = UserFactory(username=username)
+    user.user_permissions.add(*Permission.objects.filter(content_type__app_label="merchants", codename__in=codenames))
+    return type(user).objects.get(pk=user.pk)
+
+
+def _account(code, kind, root, config):
+    return ChannelAccount.objects.create(code=code, kind=kind, name=code, base_url=f"{root}/{kind}", config=config,
+                                         enabled=True)
+
+
+def test_a_merchant_is_onboarded_onto_wechat_and_bank_a(transactional_db, live_server, simulator_server, settings):
+    settings.AGGPAY_PUBLIC_BASE_URL = live_server.url  # where the bank's apply notify comes back to
+    root = simulator_server.base_url
+    wechat = _account("wechatpay-isv", "wechatpay", root, wechat_sim.provision(root, name="e2e-wechat"))
+    bank_a = _account("bank-a", "bank", root, bank_sim.provision(root, name="e2e-bank-a",
+                                                                  settings={"auto_review": None}))
+    offer(wechat, "wechat.native", "0.0038")
+    offer(bank_a, "wechat.native", "0.0020")
+    offer(bank_a, "unionpay.qr", "0.0020")
+    clerk = _user("wang.clerk", "add_merchant", "change_merchant", "change_contract")
+    risk = _user("zhao.risk", "review_application")
+
+    application = merchant_onboard_draft(actor=clerk, data=record(requested_products=["wechat.native",
+                                                                                      "unionpay.qr"]))
+    for doc_type in ("licence", "id_front", "id_back", "bank_card", "store_front", "store_inside"):
+        document_add(merchant_id=application.merchant_id, actor=clerk, doc_type=doc_type,
+                     uploaded_file=png(f"{doc_type}.png"))
+    application_submit(application_id=application.pk, actor=clerk)
+    application_review_start(application_id=application.pk, actor=risk)
+    application_approve(application_id=application.pk, actor=risk)  # commits: Celery (eager) submits both
+
+    contracts = {c.channel_account.code: c for c in application.contracts.all()}
+    wechat_contract, bank_contract = contracts["wechatpay-isv"], contracts["bank-a"]
+    assert wechat_contract.state in (ContractState.SUBMITTED, ContractState.AUDITING)
+    assert wechat_contract.channel_application_id and bank_contract.channel_application_id
+    assert len(wechat_contract.media_ids) == 6  # every picture uploaded to WeChat once
+
+    # WeChat rejects the licence photo; the clerk uploads a new one and resubmits just that contract.
+    requests.post(f"{root}/wechatpay/_control/applications/{wechat_contract.channel_application_id}",
+                  json={"action": "reject", "reasons": [{"field": "license_copy", "reason": "营业执照照片模糊"}]},
+                  timeout=5).raise_for_status()
+    wechat_contract = contract_poll(contract_id=wechat_contract.pk)
+    assert wechat_contract.state == ContractState.REJECTED
+    assert "营业执照照片模糊" in str(wechat_contract.rejection_reasons)
+    document_add(merchant_id=application.merchant_id, actor=clerk, doc_type="licence",
+                 uploaded_file=png("sharper-licence.png"))
+    wechat_contract = contract_resubmit(contract_id=wechat_contract.pk, actor=clerk)
+    assert wechat_contract.state in (ContractState.SUBMITTED, ContractState.AUDITING)
+    assert len(wechat_contract.media_ids) == 7  # only the new licence photo was uploaded again
+
+    # Bank A approves straight away and tells us through its signed apply notify.
+    requests.post(f"{root}/bank/_control/applications/{bank_contract.channel_application_id}",
+                  json={"action": "approve"}, timeout=5).raise_for_status()
+    requests.post(f"{root}/bank/_control/flush", timeout=10).raise_for_status()
+    bank_contract.refresh_from_db()
+    assert bank_contract.state == ContractState.ACTIVE
+    assert bank_contract.sub_mchid
+
+    merchant = Merchant.objects.get(pk=application.merchant_id)
+    assert merchant.state == "active"  # the first active contract activates the merchant
+    assert any(app.has_scope("payments") for app in merchant.apps.all())
+    application.refresh_from_db()
+    assert application.state == ApplicationState.COMPLETED
+
+    # WeChat asks the merchant to sign; the clerk sees the sign URL; after signing the contract is active.
+    requests.post(f"{root}/wechatpay/_control/applications/{wechat_contract.channel_application_id}",
+                  json={"action": "ask_sign"}, timeout=5).raise_for_status()
+    wechat_contract = contract_poll(contract_id=wechat_contract.pk)
+    assert wechat_contract.state == ContractState.TO_BE_SIGNED and wechat_contract.sign_url
+    requests.post(f"{root}/wechatpay/_control/applications/{wechat_contract.channel_application_id}",
+                  json={"action": "finish"}, timeout=5).raise_for_status()
+    wechat_contract = contract_poll(contract_id=wechat_contract.pk)
+    assert wechat_contract.state == ContractState.ACTIVE and wechat_contract.sub_mchid
+
+    timeline = list(wechat_contract.events.values_list("to_state", flat=True))
+    assert timeline[0] == "pending" and "rejected" in timeline and timeline[-1] == "active"
