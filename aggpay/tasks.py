@@ -13,3 +13,12 @@ def heartbeat() -> str:
     now = timezone.now().isoformat()
     cache.set("aggpay:heartbeat", now, timeout=3600)
     return now
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def record_marker(key: str) -> None:
+    """Test support: leave ``key`` in the cache so a test can see that a worker ran this task.
+
+    tests/aggpay/test_celery_worker.py enqueues it with ``delay_on_commit`` to prove design §5 rule 8.
+    """
+    cache.set(key, timezone.now().isoformat(), timeout=600)

@@ -22,7 +22,7 @@ from merchants.services.onboarding import (
     merchant_record_update,
 )
 from tests.factories import UserFactory
-from tests.merchants.records import ID_NUMBER, record, png
+from tests.merchants.records import ID_NUMBER, png, record
 
 CLERK_PERMS = ("add_merchant", "change_merchant", "view_merchant")
 
