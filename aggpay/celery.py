@@ -19,4 +19,6 @@ app.conf.beat_schedule = {
     "aggpay-heartbeat": {"task": "aggpay.tasks.heartbeat", "schedule": 300.0},
     # Onboarding reviews are polled where the channel sends no notification (channel-protocols.md A.13).
     "merchants-poll-due-contracts": {"task": "merchants.tasks.poll_due_contracts", "schedule": 60.0},
+    "merchants-poll-due-settlement-changes": {"task": "merchants.tasks.poll_due_settlement_changes",
+                                              "schedule": 60.0},
 }

@@ -24,3 +24,20 @@ def poll_due_contracts() -> int:
     for contract_id in due:
         poll_contract.delay(contract_id)
     return len(due)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def submit_settlement_change(change_id: int) -> None:
+    from merchants.services.settlement import settlement_change_submit
+
+    settlement_change_submit(change_id=change_id)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def poll_due_settlement_changes() -> int:
+    from merchants.services.settlement import settlement_change_poll, settlement_changes_due
+
+    due = settlement_changes_due()
+    for change_id in due:
+        settlement_change_poll(change_id=change_id)
+    return len(due)

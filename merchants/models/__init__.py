@@ -16,9 +16,10 @@ from merchants.models.merchant import (
     SubjectType,
 )
 from merchants.models.onboarding import ApplicationState, OnboardingApplication
+from merchants.models.settlement import SettlementChange, SettlementChangeState
 
 __all__ = [
     "AccountType", "AppScope", "ApplicationState", "Contract", "ContractEvent", "ContractRate", "ContractState",
     "Document", "DocumentType", "IdDocType", "Merchant", "MerchantApp", "MerchantState", "OnboardingApplication",
-    "SettlementAccount", "SignType", "Store", "SubjectType",
+    "SettlementAccount", "SettlementChange", "SettlementChangeState", "SignType", "Store", "SubjectType",
 ]

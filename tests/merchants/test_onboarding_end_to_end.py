@@ -10,7 +10,7 @@ from django.contrib.auth.models import Permission
 from channels.models import ChannelAccount
 from channels.simulators import bank as bank_sim
 from channels.simulators import wechatpay as wechat_sim
-from merchants.models import ApplicationState, ContractState, Merchant
+from merchants.models import ApplicationState, ContractState, Merchant, SettlementChange
 from merchants.services.contracts import contract_poll, contract_resubmit
 from merchants.services.onboarding import (
     application_approve,
@@ -19,6 +19,7 @@ from merchants.services.onboarding import (
     document_add,
     merchant_onboard_draft,
 )
+from merchants.services.settlement import merchant_settlement_change, settlement_change_poll
 from tests.factories import UserFactory
 from tests.merchants.conftest import offer
 from tests.merchants.records import png, record
@@ -39,8 +40,11 @@ def test_a_merchant_is_onboarded_onto_wechat_and_bank_a(transactional_db, live_s
     settings.AGGPAY_PUBLIC_BASE_URL = live_server.url  # where the bank's apply notify comes back to
     root = simulator_server.base_url
     wechat = _account("wechatpay-isv", "wechatpay", root, wechat_sim.provision(root, name="e2e-wechat"))
+    requests.post(f"{root}/wechatpay/_control/accounts/{wechat.config['sp_mchid']}/settings",
+                  json={"settlement_review": {"delay_seconds": 0, "outcome": "approve"}}, timeout=5).raise_for_status()
     bank_a = _account("bank-a", "bank", root, bank_sim.provision(root, name="e2e-bank-a",
-                                                                  settings={"auto_review": None}))
+                                                                  settings={"auto_review": None,
+                                                                                      "settlement_seconds": 0}))
     offer(wechat, "wechat.native", "0.0038")
     offer(bank_a, "wechat.native", "0.0020")
     offer(bank_a, "unionpay.qr", "0.0020")
@@ -101,3 +105,14 @@ def test_a_merchant_is_onboarded_onto_wechat_and_bank_a(transactional_db, live_s
 
     timeline = list(wechat_contract.events.values_list("to_state", flat=True))
     assert timeline[0] == "pending" and "rejected" in timeline and timeline[-1] == "active"
+
+    # Later the merchant moves its settlement account: both channels verify it asynchronously, then it is current.
+    new_account = {"account_type": "corporate", "bank_name": "中国工商银行", "bank_branch": "杭州分行",
+                   "account_number": "6222000011112222333", "account_holder": "杭州西湖茶馆有限公司"}
+    changes = merchant_settlement_change(merchant_id=merchant.pk, actor=clerk, account=new_account)
+    assert {c.state for c in SettlementChange.objects.filter(pk__in=[c.pk for c in changes])} == {"auditing"}
+    assert merchant.settlement_accounts.get(current=True).account_number == "571234567890123"  # not yet
+    for change in changes:
+        settlement_change_poll(change_id=change.pk)
+    assert set(SettlementChange.objects.filter(merchant=merchant).values_list("state", flat=True)) == {"succeeded"}
+    assert merchant.settlement_accounts.get(current=True).account_number == "6222000011112222333"

@@ -1,0 +1,190 @@
+"""Changing an active merchant's settlement account at every channel it is contracted with (issue 4 "Flow").
+
+Every channel handles this asynchronously (WeChat modify-settlement A.13, Alipay zft modify B.7, bank.md §9.6): we
+record one ``SettlementChange`` per contract, submit each outside any lock, follow each by polling, and make the new
+account current only when all of them succeeded. A refusal leaves the old account in force and names the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from django.db import transaction
+from django.utils import timezone
+from django_fsm import can_proceed
+
+from aggpay.audit import actor_label_for, audit_log
+from aggpay.errors import InvalidRequest, InvalidState
+from aggpay.permissions import require_perm
+from channels.adapters.errors import ChannelError, ChannelUnknown
+from merchants.models import (
+    ContractState,
+    Merchant,
+    MerchantState,
+    SettlementAccount,
+    SettlementChange,
+    SettlementChangeState,
+)
+from merchants.services.contracts import next_poll_delay
+from merchants.services.record import validate_settlement_account
+
+logger = logging.getLogger(__name__)
+
+OPEN_STATES = (SettlementChangeState.PENDING, SettlementChangeState.AUDITING)
+
+
+def merchant_settlement_change(*, merchant_id: int, actor, account: dict) -> list[SettlementChange]:
+    """Ask every active channel contract to move the merchant's settlement to ``account``."""
+    require_perm(actor, "merchants.change_merchant")
+    with transaction.atomic():
+        merchant = Merchant.objects.select_for_update().get(pk=merchant_id)
+        if merchant.state not in (MerchantState.ACTIVE, MerchantState.FROZEN):
+            raise InvalidState(f"the merchant is {merchant.state}; before activation edit the application instead")
+        if SettlementChange.objects.filter(merchant=merchant, state__in=OPEN_STATES).exists():
+            raise InvalidState("a settlement account change is already in progress")
+        clean = validate_settlement_account(account, subject_type=merchant.subject_type,
+                                            legal_name=merchant.legal_name,
+                                            legal_person_name=merchant.legal_person_name)
+        contracts = list(merchant.contracts.filter(state__in=[ContractState.ACTIVE, ContractState.LIMITED]))
+        if not contracts:
+            raise InvalidState("no active contract to change the settlement account of")
+        new_account = SettlementAccount.objects.create(merchant=merchant, current=False, **clean)
+        changes = [
+            SettlementChange.objects.create(
+                merchant=merchant, contract=contract, new_account=new_account,
+                request_no="SC" + timezone.localdate().strftime("%Y%m%d") + secrets.token_hex(8).upper(),
+                created_by=actor_label_for(actor),
+            )
+            for contract in contracts
+        ]
+        audit_log(actor=actor, action="merchants.settlement.change_requested", target=merchant,
+                  data={"contracts": [c.pk for c in contracts], "bank_name": clean["bank_name"]})
+        from merchants import tasks
+
+        for change in changes:
+            tasks.submit_settlement_change.delay_on_commit(change.pk)
+    return changes
+
+
+def _neutral_account(change: SettlementChange) -> dict:
+    account = change.new_account
+    return {"type": account.account_type, "account_name": account.account_holder,
+            "account_number": account.account_number, "bank_name": account.bank_name,
+            "bank_branch": account.bank_branch, "bank_branch_id": account.bank_branch_code,
+            "bank_address_code": "", "request_no": change.request_no}
+
+
+def settlement_change_submit(*, change_id: int) -> SettlementChange:
+    change = SettlementChange.objects.select_related("contract__channel_account", "new_account").get(pk=change_id)
+    if change.state != SettlementChangeState.PENDING:
+        return change
+    adapter = change.contract.channel_account.adapter()
+    try:
+        result = adapter.settlement_modify(sub_mchid=change.contract.sub_mchid, account=_neutral_account(change))
+    except ChannelUnknown as exc:
+        return _reschedule(change_id, f"no answer, will retry: {exc.message}")
+    except ChannelError as exc:
+        return _apply(change_id, state="failed", message=exc.channel_message or exc.message)
+    return _apply(change_id, state=result.state, message=result.message, application_no=result.application_no)
+
+
+def settlement_change_poll(*, change_id: int) -> SettlementChange:
+    change = SettlementChange.objects.select_related("contract__channel_account").get(pk=change_id)
+    if change.state == SettlementChangeState.PENDING:
+        return settlement_change_submit(change_id=change_id)
+    if change.state != SettlementChangeState.AUDITING:
+        return change
+    try:
+        result = change.contract.channel_account.adapter().settlement_modify_query(
+            sub_mchid=change.contract.sub_mchid, application_no=change.application_no)
+    except ChannelError as exc:
+        return _reschedule(change_id, f"query failed, will retry: {exc.message}")
+    return _apply(change_id, state=result.state, message=result.message)
+
+
+def _reschedule(change_id: int, message: str) -> SettlementChange:
+    with transaction.atomic():
+        change = SettlementChange.objects.select_for_update().get(pk=change_id)
+        change.poll_attempts += 1
+        change.next_poll_at = timezone.now() + next_poll_delay(change.poll_attempts)
+        change.message = message
+        change.save()
+    return change
+
+
+def _apply(change_id: int, *, state: str, message: str = "", application_no: str = "") -> SettlementChange:
+    with transaction.atomic():
+        change = SettlementChange.objects.select_for_update().select_related("merchant").get(pk=change_id)
+        before = change.state
+        if application_no:
+            change.application_no = application_no
+        method = {"auditing": change.accept, "succeeded": change.succeed, "failed": change.fail}.get(state)
+        if method is None:
+            logger.warning("settlement change %s: unknown channel state %r", change.pk, state)
+        elif change.state != state and can_proceed(method):
+            method()
+        change.message = message or change.message
+        if change.state in OPEN_STATES:
+            change.poll_attempts = 0 if change.state != before else change.poll_attempts + 1
+            change.next_poll_at = timezone.now() + next_poll_delay(change.poll_attempts)
+        else:
+            change.next_poll_at = None
+        change.save()
+        if change.state != before:
+            audit_log(actor=None, action=f"merchants.settlement.{change.state}", target=change.merchant,
+                      data={"change": change.pk, "contract": change.contract_id, "message": change.message})
+        _promote_if_complete(change)
+    return change
+
+
+def _promote_if_complete(change: SettlementChange) -> None:
+    """All channels accepted the new account: it becomes current (one current per merchant, by constraint)."""
+    siblings = SettlementChange.objects.filter(new_account_id=change.new_account_id)
+    if siblings.exclude(state=SettlementChangeState.SUCCEEDED).exists():
+        return
+    merchant = Merchant.objects.select_for_update().get(pk=change.merchant_id)
+    merchant.settlement_accounts.filter(current=True).exclude(pk=change.new_account_id).update(current=False)
+    SettlementAccount.objects.filter(pk=change.new_account_id).update(current=True)
+    audit_log(actor=None, action="merchants.settlement.account_switched", target=merchant,
+              data={"account": change.new_account_id})
+
+
+def settlement_changes_due(*, limit: int = 200) -> list[int]:
+    return list(SettlementChange.objects.filter(state__in=OPEN_STATES, next_poll_at__lte=timezone.now())
+                .order_by("next_poll_at").values_list("pk", flat=True)[:limit])
+
+
+def contract_suspend(*, contract_id: int, actor, reason: str):
+    """Stop a contract on our side (routing skips it). None of our channels offers an API to suspend a
+    sub-merchant (A.13, B.7, bank.md), so this is recorded locally; the channel is told by the account manager."""
+    return _contract_staff_transition(contract_id=contract_id, actor=actor, reason=reason, name="suspend")
+
+
+def contract_resume(*, contract_id: int, actor, reason: str):
+    return _contract_staff_transition(contract_id=contract_id, actor=actor, reason=reason, name="resume")
+
+
+def contract_terminate(*, contract_id: int, actor, reason: str):
+    return _contract_staff_transition(contract_id=contract_id, actor=actor, reason=reason, name="terminate")
+
+
+def _contract_staff_transition(*, contract_id: int, actor, reason: str, name: str):
+    from merchants.models import Contract, ContractEvent
+
+    require_perm(actor, "merchants.change_contract")
+    if not reason:
+        raise InvalidRequest(f"a reason is required to {name} a contract", param="reason")
+    with transaction.atomic():
+        contract = Contract.objects.select_for_update().get(pk=contract_id)
+        method = getattr(contract, name)
+        if not can_proceed(method):
+            raise InvalidState(f"the contract is {contract.state}; it cannot {name}")
+        before = contract.state
+        method()
+        contract.save()
+        ContractEvent.objects.create(contract=contract, source="staff", from_state=before, to_state=contract.state,
+                                     message=reason)
+        audit_log(actor=actor, action=f"merchants.contract.{name}", target=contract, reason=reason,
+                  data={"from": before, "to": contract.state})
+    return contract
