@@ -32,7 +32,7 @@ REDACT_KEYS = (
     "authorization", "signature", "sign", "paysign", "private_key", "app_auth_token", "auth_code", "apiv3_key",
     "account_number", "account_name", "id_card_number", "id_card_name", "id_doc_number", "id_doc_name",
     "contact_name", "contact_id_number", "mobile_phone", "contact_email", "cert_no", "card_no", "phone",
-    "ciphertext", "payer_phone", "bank_account", "openid", "buyer_id", "user_id", "access_token",
+    "ciphertext", "payer_phone", "bank_account", "openid", "buyer_id", "user_id", "access_token", "refresh_token", "open_id",
     "user_auth_code", "id_no", "account_no", "mobile", "file_content",
 )
 _KEYS_ALT = "|".join(re.escape(k) for k in REDACT_KEYS)
@@ -44,6 +44,8 @@ def redact(text: str, limit: int = 2000) -> str:
     """Mask secret and PII values in a JSON or form-encoded text for logs and staff timelines."""
     if not text:
         return ""
+    if "\ufffd" in text[:200] or "\x00" in text[:200]:
+        return f"<{len(text)} characters of binary content>"  # bills (zip/gzip), pictures: nothing to read
     text = _REDACT_JSON.sub(r'\1"***"', text)
     text = _REDACT_FORM.sub(r"\1***", text)
     return text[:limit] + ("…" if len(text) > limit else "")
@@ -128,7 +130,7 @@ def channel_request(
     logger.info(
         "%s %s %s -> %s in %.0f ms (%s) req=%s resp=%s",
         kind, method, _path(url), resp.status_code, elapsed, request_id,
-        redact((body or b"").decode("utf-8", "replace"), 500), redact(resp.text, 500),
+        redact(_text_of(body), 500), redact(_text_of(resp.content), 500),
     )
     return ChannelResponse(
         status=resp.status_code,
@@ -137,6 +139,15 @@ def channel_request(
         elapsed_ms=elapsed,
         request_id=request_id,
     )
+
+
+def _text_of(data: bytes | None) -> str:
+    if not data:
+        return ""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"<{len(data)} bytes of binary content>"
 
 
 def _path(url: str) -> str:

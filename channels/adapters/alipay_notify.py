@@ -1,0 +1,127 @@
+"""Parsing and verifying Alipay's asynchronous notifications (channel-protocols.md B.4, B.7).
+
+Two envelopes, both form-encoded and signed over every param except ``sign`` and ``sign_type`` (B.4):
+  * ``notify_type=trade_status_sync`` — payments; a refund shows as the same notify plus ``out_biz_no`` /
+    ``refund_fee`` / ``gmt_refund`` (treat it as a hint: confirm with the refund query);
+  * 蚂蚁消息 with ``msg_method`` + JSON ``biz_content`` — here the 直付通 review results
+    ``ant.merchant.expand.indirect.zft.passed`` / ``.rejected``.
+Only ParseError and SignatureError escape (hypothesis-fuzzed in tests/channels/test_alipay_parsers.py).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+from channels.adapters.alipay_sign import notify_sign_content, rsa2_verify
+from channels.adapters.alipay_wire import parse_time, trade_state, yuan_or_none
+from channels.adapters.base import (
+    CallbackEvent,
+    CallbackKind,
+    OnboardingState,
+    PaymentResult,
+    RefundResult,
+    RefundState,
+)
+from channels.adapters.errors import ParseError, SignatureError
+
+MAX_BODY = 64 * 1024
+ZFT_MESSAGES = {
+    "ant.merchant.expand.indirect.zft.passed": OnboardingState.FINISHED,
+    "ant.merchant.expand.indirect.zft.rejected": OnboardingState.REJECTED,
+}
+
+
+def parse_form(body: bytes) -> dict[str, str]:
+    """A form-encoded body → dict; duplicate keys, bad percent-escapes or non-UTF-8 text are ParseErrors."""
+    if not isinstance(body, bytes | bytearray) or not body:
+        raise ParseError("empty notify body")
+    if len(body) > MAX_BODY:
+        raise ParseError("notify body is too large")
+    try:
+        text = bytes(body).decode("utf-8")
+        # B.4 notifies are charset=utf-8 (we ask for utf-8 in every request); a GBK one would need re-decoding.
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=True, encoding="utf-8", errors="strict",
+                          max_num_fields=200)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ParseError(f"notify body is not a valid form: {type(exc).__name__}") from exc
+    params: dict[str, str] = {}
+    for key, value in pairs:
+        if key in params:
+            raise ParseError(f"notify repeats the field {key!r}")
+        params[key] = value
+    return params
+
+
+def parse_notify(*, body: bytes, headers: Mapping[str, str], app_id: str, alipay_public_key) -> CallbackEvent:
+    params = parse_form(body)
+    sign = params.get("sign", "")
+    if not sign:
+        raise SignatureError("notify is not signed")
+    if params.get("sign_type", "RSA2") != "RSA2":
+        raise SignatureError(f"notify sign_type {params.get('sign_type')!r} is not RSA2")
+    if not rsa2_verify(alipay_public_key, notify_sign_content(params), sign):
+        raise SignatureError("notify signature does not verify")
+    if params.get("app_id") != app_id:
+        raise SignatureError("notify is addressed to another app_id")
+    raw = {k: v for k, v in params.items() if k != "sign"}
+    event_id = params.get("notify_id", "")
+    if not event_id:
+        raise ParseError("notify has no notify_id")
+    if params.get("msg_method"):
+        return _message_event(params, event_id, raw)
+    if params.get("notify_type") != "trade_status_sync":
+        raise ParseError(f"unsupported notify_type {params.get('notify_type')!r}")
+    return _trade_event(params, event_id, raw)
+
+
+def _trade_event(params: dict[str, str], event_id: str, raw: dict[str, Any]) -> CallbackEvent:
+    for field in ("out_trade_no", "trade_status", "total_amount"):
+        if not params.get(field):
+            raise ParseError(f"trade notify lacks {field}")
+    try:
+        paid_at = parse_time(params.get("gmt_payment"))
+        state = trade_state(params["trade_status"], paid=paid_at is not None)
+        payment = PaymentResult(
+            state=state, channel_trade_no=params.get("trade_no", ""), amount=yuan_or_none(params["total_amount"]),
+            paid_at=paid_at if state != "closed" else None,
+            payer_id=params.get("buyer_id") or params.get("buyer_open_id", ""), sub_mchid=params.get("seller_id", ""),
+            out_trade_no=params["out_trade_no"], raw=raw,
+        )
+        if params.get("passback_params"):
+            raw["passback_params"] = unquote(params["passback_params"])
+        is_refund = bool(params.get("out_biz_no")) and bool(params.get("refund_fee") or params.get("gmt_refund"))
+        if not is_refund:
+            return CallbackEvent(kind=CallbackKind.PAYMENT, event_id=event_id, payment=payment, raw=raw)
+        refund = RefundResult(
+            state=RefundState.SUCCEEDED, out_refund_no=params["out_biz_no"],
+            succeeded_at=parse_time(params.get("gmt_refund")), raw=raw,
+            # refund_fee is the trade's cumulative refunded total, not this refund's amount (B.4).
+            amount=None,
+        )
+        yuan_or_none(params.get("refund_fee"))  # still validate it
+    except ValueError as exc:
+        raise ParseError(f"malformed trade notify: {exc}") from exc
+    return CallbackEvent(kind=CallbackKind.REFUND, event_id=event_id, payment=payment, refund=refund, raw=raw)
+
+
+def _message_event(params: dict[str, str], event_id: str, raw: dict[str, Any]) -> CallbackEvent:
+    state = ZFT_MESSAGES.get(params["msg_method"])
+    if state is None:
+        raise ParseError(f"unsupported message {params['msg_method']!r}")
+    try:
+        content = json.loads(params.get("biz_content", ""))
+    except ValueError as exc:
+        raise ParseError("message biz_content is not JSON") from exc
+    if not isinstance(content, dict) or not content.get("order_id"):
+        raise ParseError("message biz_content lacks order_id")
+    reason = str(content.get("reason") or content.get("memo") or "")
+    data = {
+        "application_id": str(content["order_id"]), "state": state, "sub_mchid": str(content.get("smid") or ""),
+        "external_id": str(content.get("external_id") or ""), "message": reason,
+        "rejections": [{"field": "", "reason": reason}] if state == OnboardingState.REJECTED and reason else [],
+    }
+    raw["biz_content"] = content
+    return CallbackEvent(kind=CallbackKind.ONBOARDING, event_id=event_id, data=data, raw=raw)
