@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.conf import settings
+from django.urls import reverse
 
 from channels.models import ChannelAccount, ChannelConfigInvalid
 from channels.services.accounts import channel_account_create
@@ -151,7 +152,13 @@ def demo_channel_accounts_seed(*, simulator_root: str | None = None) -> SeedRepo
         try:
             served = settings.AGGPAY_SIMULATOR_BASE_URL.rstrip("/")
             for spec, provision in todo:
-                config = _rebase(provision(root, name=spec.name), root.rstrip("/"), served)
+                extra = {}
+                if spec.kind == "alipay":
+                    # Alipay sends its 蚂蚁消息 (zft onboarding results, B.4/B.7) to the app's gateway URL, set once
+                    # in the portal: point it at this account's callback URL.
+                    extra["message_url"] = (settings.AGGPAY_PUBLIC_BASE_URL.rstrip("/")
+                                            + reverse("channel-callback", args=[spec.code]))
+                config = _rebase(provision(root, name=spec.name, **extra), root.rstrip("/"), served)
                 channel_account_create(
                     actor=ACTOR, kind=spec.kind, code=spec.code, name=spec.name, config=config, enabled=True,
                     base_url=served + "/" + spec.kind, notes=spec.notes, reason="demo seed",

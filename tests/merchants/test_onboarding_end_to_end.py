@@ -1,6 +1,7 @@
-"""End to end against the simulators (issue 4 "How it is checked"): a merchant onboarded onto WeChat Pay and Bank A —
-one approved straight away, one rejected, corrected and resubmitted and then needing a signature — ends active with
-its sub-merchant ids, over real HTTP, with Celery running the submissions and the bank calling back."""
+"""End to end against the simulators (issue 4 "How it is checked"): a merchant onboarded onto WeChat Pay, Alipay and
+Bank A — Bank A approves straight away, WeChat rejects, the clerk corrects and resubmits, then WeChat asks for a
+signature, Alipay approves later — ends active with three sub-merchant ids, over real HTTP, with Celery running the
+submissions and the channels calling back (bank apply notify, Alipay zft message)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import requests
 from django.contrib.auth.models import Permission
 
 from channels.models import ChannelAccount
+from channels.simulators import alipay as alipay_sim
 from channels.simulators import bank as bank_sim
 from channels.simulators import wechatpay as wechat_sim
 from merchants.models import ApplicationState, ContractState, Merchant, SettlementChange
@@ -36,7 +38,7 @@ def _account(code, kind, root, config):
                                          enabled=True)
 
 
-def test_a_merchant_is_onboarded_onto_wechat_and_bank_a(transactional_db, live_server, simulator_server, settings):
+def test_a_merchant_is_onboarded_onto_wechat_alipay_and_bank_a(transactional_db, live_server, simulator_server, settings):
     settings.AGGPAY_PUBLIC_BASE_URL = live_server.url  # where the bank's apply notify comes back to
     root = simulator_server.base_url
     wechat = _account("wechatpay-isv", "wechatpay", root, wechat_sim.provision(root, name="e2e-wechat"))
@@ -45,14 +47,17 @@ def test_a_merchant_is_onboarded_onto_wechat_and_bank_a(transactional_db, live_s
     bank_a = _account("bank-a", "bank", root, bank_sim.provision(root, name="e2e-bank-a",
                                                                   settings={"auto_review": None,
                                                                                       "settlement_seconds": 0}))
+    alipay = _account("alipay-isv", "alipay", root, alipay_sim.provision(
+        root, name="e2e-alipay", message_url=f"{live_server.url}/callbacks/alipay-isv/"))
     offer(wechat, "wechat.native", "0.0038")
+    offer(alipay, "alipay.qr", "0.0038")
     offer(bank_a, "wechat.native", "0.0020")
     offer(bank_a, "unionpay.qr", "0.0020")
     clerk = _user("wang.clerk", "add_merchant", "change_merchant", "change_contract")
     risk = _user("zhao.risk", "review_application")
 
-    application = merchant_onboard_draft(actor=clerk, data=record(requested_products=["wechat.native",
-                                                                                      "unionpay.qr"]))
+    application = merchant_onboard_draft(actor=clerk, data=record(requested_products=[
+        "wechat.native", "alipay.qr", "unionpay.qr"]))
     for doc_type in ("licence", "id_front", "id_back", "bank_card", "store_front", "store_inside"):
         document_add(merchant_id=application.merchant_id, actor=clerk, doc_type=doc_type,
                      uploaded_file=png(f"{doc_type}.png"))
@@ -62,6 +67,8 @@ def test_a_merchant_is_onboarded_onto_wechat_and_bank_a(transactional_db, live_s
 
     contracts = {c.channel_account.code: c for c in application.contracts.all()}
     wechat_contract, bank_contract = contracts["wechatpay-isv"], contracts["bank-a"]
+    alipay_contract = contracts["alipay-isv"]
+    assert alipay_contract.state in (ContractState.SUBMITTED, ContractState.AUDITING)
     assert wechat_contract.state in (ContractState.SUBMITTED, ContractState.AUDITING)
     assert wechat_contract.channel_application_id and bank_contract.channel_application_id
     assert len(wechat_contract.media_ids) == 6  # every picture uploaded to WeChat once
@@ -103,6 +110,15 @@ def test_a_merchant_is_onboarded_onto_wechat_and_bank_a(transactional_db, live_s
     wechat_contract = contract_poll(contract_id=wechat_contract.pk)
     assert wechat_contract.state == ContractState.ACTIVE and wechat_contract.sub_mchid
 
+    # Alipay approves the 直付通 order and says so with its signed message to the app gateway URL.
+    requests.post(f"{root}/alipay/_control/applications/{alipay_contract.channel_application_id}",
+                  json={"action": "approve"}, timeout=5).raise_for_status()
+    requests.post(f"{root}/alipay/_control/flush", timeout=10).raise_for_status()
+    alipay_contract.refresh_from_db()
+    assert alipay_contract.state == ContractState.ACTIVE and alipay_contract.sub_mchid
+    sub_ids = {wechat_contract.sub_mchid, alipay_contract.sub_mchid, bank_contract.sub_mchid}
+    assert len(sub_ids) == 3 and "" not in sub_ids
+
     timeline = list(wechat_contract.events.values_list("to_state", flat=True))
     assert timeline[0] == "pending" and "rejected" in timeline and timeline[-1] == "active"
 
@@ -112,7 +128,11 @@ def test_a_merchant_is_onboarded_onto_wechat_and_bank_a(transactional_db, live_s
     changes = merchant_settlement_change(merchant_id=merchant.pk, actor=clerk, account=new_account)
     assert {c.state for c in SettlementChange.objects.filter(pk__in=[c.pk for c in changes])} == {"auditing"}
     assert merchant.settlement_accounts.get(current=True).account_number == "571234567890123"  # not yet
+    alipay_change = SettlementChange.objects.get(merchant=merchant, contract=alipay_contract)
+    requests.post(f"{root}/alipay/_control/applications/{alipay_change.application_no}",
+                  json={"action": "approve"}, timeout=5).raise_for_status()
     for change in changes:
         settlement_change_poll(change_id=change.pk)
+    assert SettlementChange.objects.filter(merchant=merchant).count() == 3
     assert set(SettlementChange.objects.filter(merchant=merchant).values_list("state", flat=True)) == {"succeeded"}
     assert merchant.settlement_accounts.get(current=True).account_number == "6222000011112222333"
