@@ -1,0 +1,69 @@
+"""Routing layer 1 and priority (design §7): only usable contracts are candidates, the cheapest wins, and the
+decision says what was seen and why each was dropped."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from channels.models import ChannelProduct
+from channels.routing import choose
+from merchants.models import Contract, ContractRate
+from tests.factories import ChannelAccountFactory, MerchantFactory
+
+
+def _contract(merchant, account, *, state="active", product="wechat.native", cost="0.0020", rate="0.0038",
+              max_amount=5_000_000):
+    ChannelProduct.objects.get_or_create(account=account, product=product,
+                                         defaults={"cost_rate": Decimal(cost), "max_amount": max_amount})
+    contract = Contract.objects.create(merchant=merchant, channel_account=account, state=state,
+                                       business_code=f"AGG{account.code}{merchant.pk}", sub_mchid=f"S{account.pk}")
+    ContractRate.objects.create(contract=contract, product=product, rate=Decimal(rate))
+    return contract
+
+
+@pytest.fixture
+def merchant(db):
+    return MerchantFactory()
+
+
+def test_it_chooses_the_cheapest_active_contract(merchant):
+    bank_a = ChannelAccountFactory(code="bank-a")
+    bank_b = ChannelAccountFactory(code="bank-b")
+    _contract(merchant, bank_b, cost="0.0023")
+    _contract(merchant, bank_a, cost="0.0020")
+    decision = choose(merchant=merchant, product="wechat.native", amount=100)
+    assert decision.chosen.account_code == "bank-a"
+    assert decision.chosen.merchant_rate == Decimal("0.0038")
+    assert {c["account"] for c in decision.candidates if c["eligible"]} == {"bank-a", "bank-b"}
+
+
+def test_it_drops_limited_contracts_disabled_accounts_and_amounts_out_of_range(merchant):
+    limited = ChannelAccountFactory(code="bank-limited")
+    disabled = ChannelAccountFactory(code="bank-off", enabled=False)
+    small = ChannelAccountFactory(code="bank-small")
+    _contract(merchant, limited, state="limited")
+    _contract(merchant, disabled)
+    _contract(merchant, small, max_amount=1000)
+    decision = choose(merchant=merchant, product="wechat.native", amount=5000)
+    assert decision.chosen is None
+    reasons = {c["account"]: c["reason"] for c in decision.candidates}
+    assert reasons == {"bank-limited": "contract limited", "bank-off": "account disabled",
+                       "bank-small": "amount outside 1–1000 fen"}
+
+
+def test_it_ignores_contracts_without_a_rate_for_the_product(merchant):
+    _contract(merchant, ChannelAccountFactory(code="bank-a"), product="alipay.qr")
+    assert choose(merchant=merchant, product="wechat.native", amount=100).candidates == []
+
+
+def test_it_takes_two_queries_whatever_the_number_of_contracts(merchant):
+    for i in range(6):
+        _contract(merchant, ChannelAccountFactory(code=f"bank-{i}"), cost=f"0.002{i}")
+    with CaptureQueriesContext(connection) as queries:
+        decision = choose(merchant=merchant, product="wechat.native", amount=100)
+    assert decision.chosen.account_code == "bank-0"
+    assert len(queries) <= 3
