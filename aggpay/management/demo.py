@@ -1,0 +1,55 @@
+"""The demo data set: one staff user per role and one active merchant with a fixed API app.
+
+FOR THE DEMO ONLY. These passwords and the app secret are published in README.md; a real deployment never runs
+``seed_demo`` (``make up`` does not). ``seed_demo`` creates exactly this, ``demo_credentials`` prints it, and
+tests/aggpay/test_demo_commands.py checks README.md states the same values, so there is one source of truth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# One password for every demo staff user, so a visitor can try each role without a lookup table.
+DEMO_STAFF_PASSWORD = "aggpay-demo-2026"
+
+# role slug (aggpay.roles.ROLES) → demo username. A role added later without an entry here gets its slug.
+DEMO_USERNAMES = {
+    "onboarding_clerk": "clerk",
+    "risk_officer": "risk",
+    "support_agent": "support",
+    "operations": "ops",
+    "finance": "finance",
+    "admin": "admin",
+}
+
+DEMO_MERCHANT_NO = "M2600000001"
+DEMO_MERCHANT_LEGAL_NAME = "Hangzhou Demo Tea House Co., Ltd."
+DEMO_MERCHANT_SHORT_NAME = "Demo Tea House"
+
+DEMO_APP_ID = "app_demoteahouse0001"
+DEMO_APP_SECRET = "demo-tea-house-secret-not-for-production"
+DEMO_APP_SCOPES = ["payments"]
+# Nothing listens here in the demo: notifications show up as failing deliveries with their retry ladder.
+DEMO_NOTIFY_URL = "http://127.0.0.1:8009/notify"
+
+# Audit label for rows the seed writes (aggpay.audit accepts a string actor for non-human callers).
+SEED_ACTOR = "system:seed_demo"
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    role: str
+    role_label: str
+    username: str
+    password: str
+
+
+def demo_logins() -> list[DemoLogin]:
+    """The staff logins of the demo, in the role table's order."""
+    from aggpay.roles import ROLES
+
+    return [
+        DemoLogin(role=role.slug, role_label=role.label, username=DEMO_USERNAMES.get(role.slug, role.slug),
+                  password=DEMO_STAFF_PASSWORD)
+        for role in ROLES
+    ]

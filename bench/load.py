@@ -1,0 +1,116 @@
+"""The load driver of ``make bench``: a bounded, threaded HTTP client on loopback, run as its own process.
+
+    python bench/load.py --base-url http://127.0.0.1:PORT --target healthz|merchant --seconds 15 --threads 8 \
+        [--app-id ... --secret ...] --out result.json
+
+``merchant`` sends signed ``GET /api/v1/merchant`` through ``aggpay.api.client.AggpayClient`` (which also
+verifies every response signature); ``healthz`` sends unsigned ``GET /healthz`` through the same HTTP stack
+(a ``requests.Session`` per thread, keep-alive), so the difference between the two is aggpay's work, plus the
+client's signing and verification. Each thread stops at the deadline or after ``--max-requests`` in all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from aggpay.api.client import AggpayClient  # noqa: E402
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def _make_call(args):
+    """A zero-argument function doing one request and returning the HTTP status."""
+    if args.target == "healthz":
+        session = requests.Session()
+        url = args.base_url.rstrip("/") + "/healthz"
+
+        def call() -> int:
+            response = session.get(url, timeout=30)
+            response.content  # noqa: B018 - read the body, as the signed client does
+            return response.status_code
+
+        return call
+    client = AggpayClient(args.base_url, args.app_id, secret=args.secret, timeout=30)
+
+    def call() -> int:
+        status, _headers, _data = client.request("GET", "/api/v1/merchant")
+        return status
+
+    return call
+
+
+def run(args) -> dict:
+    host = urlsplit(args.base_url).hostname
+    if host not in LOOPBACK:
+        raise SystemExit(f"refusing to load {host}: the benchmark only targets this machine's loopback")
+    deadline = time.monotonic() + args.seconds
+    budget = threading.Semaphore(args.max_requests)
+    latencies: list[list[float]] = [[] for _ in range(args.threads)]
+    errors = [0] * args.threads
+    statuses: dict[int, int] = {}
+    lock = threading.Lock()
+
+    def worker(index: int) -> None:
+        call = _make_call(args)
+        mine, seen = latencies[index], {}
+        while time.monotonic() < deadline and budget.acquire(blocking=False):
+            started = time.perf_counter()
+            try:
+                status = call()
+            except Exception:  # a refused/reset connection or a bad signature counts as an error
+                errors[index] += 1
+                continue
+            mine.append((time.perf_counter() - started) * 1000)
+            seen[status] = seen.get(status, 0) + 1
+            if status != 200:
+                errors[index] += 1
+        with lock:
+            for status, count in seen.items():
+                statuses[status] = statuses.get(status, 0) + count
+
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(args.threads)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    return {
+        "target": args.target,
+        "threads": args.threads,
+        "seconds": elapsed,
+        "latencies_ms": [value for chunk in latencies for value in chunk],
+        "errors": sum(errors),
+        "statuses": {str(k): v for k, v in sorted(statuses.items())},
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base-url", required=True)
+    parser.add_argument("--target", choices=["healthz", "merchant"], required=True)
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--max-requests", type=int, default=500_000)
+    parser.add_argument("--app-id")
+    parser.add_argument("--secret")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    if args.target == "merchant" and not (args.app_id and args.secret):
+        parser.error("--target merchant needs --app-id and --secret")
+    Path(args.out).write_text(json.dumps(run(args)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

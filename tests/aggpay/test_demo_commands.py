@@ -1,0 +1,127 @@
+"""seed_demo and demo_credentials: the demo data README.md promises, created idempotently through the services."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import authenticate, get_user_model
+from django.core.management import call_command
+
+from aggpay.api.client import AggpayClient
+from aggpay.management import demo
+from aggpay.models import AuditLog
+from aggpay.roles import ROLES
+from merchants.models import Merchant, MerchantApp
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _seed(*extra: str) -> str:
+    out = io.StringIO()
+    call_command("seed_demo", "--skip-channels", *extra, stdout=out)
+    return out.getvalue()
+
+
+def _credentials() -> dict:
+    out = io.StringIO()
+    call_command("demo_credentials", "--json", stdout=out)
+    return json.loads(out.getvalue())
+
+
+@pytest.mark.django_db
+def test_it_creates_one_staff_user_per_role_who_can_log_in():
+    _seed()
+    for role in ROLES:
+        username = demo.DEMO_USERNAMES[role.slug]
+        user = authenticate(username=username, password=demo.DEMO_STAFF_PASSWORD)
+        assert user is not None, f"{username} cannot log in with the demo password"
+        assert user.is_staff
+        assert list(user.groups.values_list("name", flat=True)) == [role.slug]
+
+
+@pytest.mark.django_db
+def test_it_creates_the_active_demo_merchant_with_its_fixed_app():
+    _seed()
+    merchant = Merchant.objects.get(merchant_no=demo.DEMO_MERCHANT_NO)
+    assert merchant.state == "active"
+    assert merchant.short_name == "Demo Tea House"
+    app = MerchantApp.objects.get(app_id=demo.DEMO_APP_ID)
+    assert app.merchant == merchant
+    assert app.secret == demo.DEMO_APP_SECRET
+    assert app.sign_type == "hmac"
+    assert app.scopes == ["payments"]
+    assert app.notify_url == demo.DEMO_NOTIFY_URL
+
+
+@pytest.mark.django_db
+def test_running_it_again_changes_nothing():
+    _seed()
+    counts = (get_user_model().objects.count(), Merchant.objects.count(), MerchantApp.objects.count(),
+              AuditLog.objects.count())
+    output = _seed()
+    assert (get_user_model().objects.count(), Merchant.objects.count(), MerchantApp.objects.count(),
+            AuditLog.objects.count()) == counts
+    assert "created" not in output
+
+
+@pytest.mark.django_db
+def test_every_seeded_row_is_audited_as_the_seed():
+    _seed()
+    actions = set(AuditLog.objects.filter(actor_label=demo.SEED_ACTOR).values_list("action", flat=True))
+    assert {"aggpay.staff_user.created", "merchants.merchant.created", "merchants.merchant.activate",
+            "merchants.app.created"} <= actions
+
+
+@pytest.mark.django_db
+def test_it_can_leave_out_the_staff_users():
+    _seed("--skip-staff")
+    assert not get_user_model().objects.exists()
+    assert MerchantApp.objects.filter(app_id=demo.DEMO_APP_ID).exists()
+
+
+@pytest.mark.django_db
+def test_demo_credentials_prints_the_logins_and_says_whether_they_are_seeded():
+    before = _credentials()
+    assert before["app"] == {**before["app"], "app_id": demo.DEMO_APP_ID, "secret": demo.DEMO_APP_SECRET,
+                             "seeded": False}
+    assert [user["seeded"] for user in before["staff"]] == [False] * len(ROLES)
+    _seed()
+    after = _credentials()
+    assert after["app"]["seeded"] is True
+    assert {user["username"]: user["password"] for user in after["staff"]} == {
+        demo.DEMO_USERNAMES[role.slug]: demo.DEMO_STAFF_PASSWORD for role in ROLES
+    }
+    assert all(user["seeded"] for user in after["staff"])
+    assert after["staff_login_url"].endswith("/staff/login/")
+
+
+@pytest.mark.django_db
+def test_demo_credentials_has_a_readable_form_too():
+    _seed()
+    out = io.StringIO()
+    call_command("demo_credentials", stdout=out)
+    text = out.getvalue()
+    assert demo.DEMO_APP_ID in text and demo.DEMO_APP_SECRET in text
+    assert "not seeded" not in text
+
+
+def test_the_readme_states_the_same_demo_credentials():
+    readme = (REPO / "README.md").read_text()
+    for value in (demo.DEMO_STAFF_PASSWORD, demo.DEMO_APP_ID, demo.DEMO_APP_SECRET, demo.DEMO_MERCHANT_NO):
+        assert f"`{value}`" in readme, f"README.md does not state {value!r}"
+    for role in ROLES:
+        assert f"| `{demo.DEMO_USERNAMES[role.slug]}` |" in readme, f"README.md has no demo login for {role.slug}"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_readme_example_makes_a_signed_call_with_the_seeded_app(live_server):
+    _seed("--skip-staff")
+    client = AggpayClient(live_server.url, demo.DEMO_APP_ID, secret=demo.DEMO_APP_SECRET)
+    status, headers, data = client.request("GET", "/api/v1/merchant")
+    assert status == 200
+    assert headers["X-Request-Id"]
+    assert data["merchant_no"] == demo.DEMO_MERCHANT_NO
+    assert data["app"]["app_id"] == demo.DEMO_APP_ID

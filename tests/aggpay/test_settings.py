@@ -1,0 +1,124 @@
+"""Configuration from the environment fails loudly on bad values (style.md §14), and README documents it all."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aggpay.env import ConfigError, env_bool, env_int, env_list, env_str
+from aggpay.settings import _database_from_url
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    for name in ("AGGPAY_T", "AGGPAY_T_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+@pytest.mark.parametrize(("raw", "value"), [("1", True), ("yes", True), ("ON", True), ("0", False), ("off", False)])
+def test_it_reads_a_boolean(clean_env, raw, value):
+    clean_env.setenv("AGGPAY_T", raw)
+    assert env_bool("AGGPAY_T") is value
+
+
+def test_it_refuses_a_boolean_it_cannot_read(clean_env):
+    clean_env.setenv("AGGPAY_T", "maybe")
+    with pytest.raises(ConfigError, match="AGGPAY_T='maybe' is not a boolean"):
+        env_bool("AGGPAY_T")
+
+
+def test_it_refuses_an_integer_it_cannot_read(clean_env):
+    clean_env.setenv("AGGPAY_T", "ten")
+    with pytest.raises(ConfigError, match="AGGPAY_T='ten' is not an integer"):
+        env_int("AGGPAY_T", 3)
+
+
+def test_an_unset_or_empty_variable_gives_the_default(clean_env):
+    assert env_int("AGGPAY_T", 3) == 3
+    clean_env.setenv("AGGPAY_T", "")
+    assert env_str("AGGPAY_T", "fallback") == "fallback"
+    assert env_bool("AGGPAY_T", True) is True
+
+
+def test_it_splits_and_trims_a_list(clean_env):
+    clean_env.setenv("AGGPAY_T", " a.example , b.example,, ")
+    assert env_list("AGGPAY_T") == ["a.example", "b.example"]
+
+
+def test_a_secret_file_wins_over_the_variable(clean_env, tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("from-the-file\n")
+    clean_env.setenv("AGGPAY_T", "from-the-variable")
+    clean_env.setenv("AGGPAY_T_FILE", str(secret))
+    assert env_str("AGGPAY_T") == "from-the-file"
+
+
+def test_an_unreadable_secret_file_stops_start_up(clean_env, tmp_path):
+    clean_env.setenv("AGGPAY_T_FILE", str(tmp_path / "missing"))
+    with pytest.raises(ConfigError, match="AGGPAY_T_FILE=.* cannot be read"):
+        env_str("AGGPAY_T")
+
+
+def test_a_pooled_database_url_turns_on_the_psycopg_pool():
+    config = _database_from_url("postgres://app:pw@db.internal:5433/aggpay?pool=true&sslmode=require")
+    assert config["ENGINE"] == "django.db.backends.postgresql"
+    assert (config["HOST"], config["PORT"], config["NAME"], config["USER"]) == ("db.internal", 5433, "aggpay", "app")
+    assert config["OPTIONS"]["pool"]["max_size"] >= config["OPTIONS"]["pool"]["min_size"]
+    assert config["OPTIONS"]["sslmode"] == "require"
+    # Django refuses persistent connections together with its pool.
+    assert config["CONN_MAX_AGE"] == 0
+
+
+def test_a_plain_database_url_keeps_persistent_connections_without_a_pool():
+    config = _database_from_url("postgres://postgres@127.0.0.1:5432/aggpay")
+    assert "pool" not in config.get("OPTIONS", {})
+    assert config["CONN_MAX_AGE"] == 60
+
+
+def test_a_bad_pool_flag_stops_start_up():
+    with pytest.raises(ConfigError, match="pool='maybe'"):
+        _database_from_url("postgres://postgres@127.0.0.1:5432/aggpay?pool=maybe")
+
+
+def _import_settings(**env) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DEBUG", "SECRET_KEY", "DATABASE_URL"))}
+    base.update(env)
+    return subprocess.run(
+        [sys.executable, "-c", "import aggpay.settings"], cwd=REPO, env=base, capture_output=True, text=True,
+        timeout=60,
+    )
+
+
+def test_production_settings_refuse_to_start_without_a_secret_key():
+    result = _import_settings(DEBUG="0")
+    assert result.returncode != 0
+    assert "SECRET_KEY is required when DEBUG is off" in result.stderr
+
+
+def test_a_misspelt_debug_flag_stops_start_up():
+    result = _import_settings(DEBUG="ture", SECRET_KEY="x" * 50)
+    assert result.returncode != 0
+    assert "DEBUG='ture' is not a boolean" in result.stderr
+
+
+def test_production_settings_start_with_a_secret_key():
+    result = _import_settings(DEBUG="0", SECRET_KEY="x" * 50, DATABASE_URL="postgres://u@h:5432/d?pool=true")
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_readme_settings_table_names_every_variable_settings_reads():
+    settings_source = (REPO / "aggpay" / "settings.py").read_text()
+    names = set(re.findall(r"env_(?:str|bool|int|list)\(\s*\"([A-Z0-9_]+)\"", settings_source))
+    assert "DATABASE_URL" in names  # the pattern still matches how settings.py reads variables
+    readme = (REPO / "README.md").read_text()
+    table_rows = [line for line in readme.splitlines() if line.startswith("| `")]
+    documented = {name for row in table_rows for name in re.findall(r"`([A-Z0-9_]+)`", row)}
+    assert sorted(names - documented) == []
