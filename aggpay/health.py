@@ -28,8 +28,9 @@ def _check_broker() -> dict:
 
     started = time.perf_counter()
     try:
-        with app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
+        with app.connection_for_write(settings.CELERY_BROKER_URL) as conn:
+            # Fail fast: a health check must answer within the load balancer's timeout.
+            conn.ensure_connection(max_retries=0, timeout=2)
     except Exception as exc:
         return {"status": "down", "mode": "broker", "error": type(exc).__name__}
     return {"status": "ok", "mode": "broker", "ms": round((time.perf_counter() - started) * 1000, 1)}

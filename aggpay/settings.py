@@ -51,6 +51,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "aggpay.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files served by the app itself in `make up` (DEBUG off) without a proxy in front.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

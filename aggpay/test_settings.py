@@ -1,7 +1,7 @@
 """Test settings: the same settings module with test-only overrides in one place (style.md §14).
 
 Tests run on PostgreSQL (DATABASE_URL, default the local server); Celery is eager and propagates errors
-unless a test starts a real worker (tests/conftest.py ``celery_worker`` fixture).
+unless a test starts a real worker (see tests/aggpay/test_celery_worker.py).
 """
 
 import os

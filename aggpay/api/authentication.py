@@ -55,6 +55,14 @@ def _fail(code: str, message: str) -> AuthenticationFailed:
     return AuthenticationFailed(message, code=code)
 
 
+# Merchant columns the API front door never needs (the onboarding record): see authenticate().
+MERCHANT_RECORD_FIELDS = (
+    "legal_person_name", "legal_person_id_number", "contact_name", "contact_phone", "contact_email",
+    "registered_address", "scenarios", "requested_products", "licence_no", "licence_valid_from",
+    "licence_valid_until", "legal_person_id_valid_from", "legal_person_id_valid_until", "service_phone", "industry",
+)
+
+
 class MerchantSignatureAuthentication(BaseAuthentication):
     """``Authorization: AGGPAY-HMAC-SHA256 ...`` or ``AGGPAY-SHA256-RSA2048 ...``.
 
@@ -72,6 +80,9 @@ class MerchantSignatureAuthentication(BaseAuthentication):
 
         app = (
             MerchantApp.objects.select_related("merchant")
+            # The onboarding record's PII columns are encrypted: decrypting them on every request would cost more
+            # than the signature check. Services that need them load the merchant themselves.
+            .defer(*(f"merchant__{name}" for name in MERCHANT_RECORD_FIELDS))
             .filter(app_id=pairs["app_id"], active=True)
             .first()
         )

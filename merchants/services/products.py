@@ -1,16 +1,16 @@
 """What a merchant can sell right now (merchant-api.md "The merchant": products with an active contract).
 
-Channel contracts (签约) and their per-product rates belong to the onboarding work (merchants/models/contracts.py,
-issue 4). Which contracts make a product usable (active only, or limited too; the channel account enabled and
-supporting the product) and which rate to show when several contracts offer one product are its decisions, so
-until it fills in this function no product is reported. It is the one hook ``GET /api/v1/merchant`` (and later
-order creation) reads.
+A product is usable when an ACTIVE contract (not limited, suspended…) on an enabled channel account offers it and
+the account serves it (enabled). When several contracts offer one product, the rate shown is the one of the
+contract routing would pick first, so what the merchant reads is what it pays.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+
+from django.db.models import F, OuterRef, Subquery
 
 from merchants.models import Merchant
 
@@ -22,9 +22,22 @@ class AvailableProduct:
 
 
 def merchant_available_products(merchant: Merchant) -> list[AvailableProduct]:
-    """Products with an active contract and the merchant's rate for each, sorted by product.
+    """Products with an active contract on an enabled account serving them, sorted by product, with the rate of
+    the contract routing would choose first (channels.routing: cheapest cost to us, then the oldest contract).
+    One query."""
+    from channels.models import ChannelProduct
+    from merchants.models import ContractRate, ContractState
 
-    Returns [] until the onboarding issue replaces this body with its query over active contracts and their
-    ``ContractRate`` rows.
-    """
-    return []
+    rows = (ContractRate.objects
+            .filter(contract__merchant=merchant, contract__state=ContractState.ACTIVE,
+                    contract__channel_account__enabled=True)
+            .annotate(cost=Subquery(ChannelProduct.objects.filter(
+                account_id=OuterRef("contract__channel_account_id"), product=OuterRef("product"), enabled=True)
+                .annotate(net=F("cost_rate") - F("isv_rebate_rate")).values("net")[:1]))
+            .filter(cost__isnull=False)
+            .order_by("product", "cost", "contract__created_at", "contract_id")
+            .values_list("product", "rate"))
+    chosen: dict[str, Decimal] = {}
+    for product, rate in rows:
+        chosen.setdefault(product, rate)
+    return [AvailableProduct(product=p, rate=r) for p, r in sorted(chosen.items())]

@@ -168,8 +168,9 @@ def test_authentication_costs_one_query(signed_api, tea_house_app):
     api = signed_api(tea_house_app)
     with CaptureQueriesContext(connection) as queries:
         assert api.get("/api/v1/merchant").status_code == 200
-    # One query finds the app with its merchant; GET /merchant needs nothing more for an HMAC app.
-    assert len(queries) == 1, [q["sql"] for q in queries]
+    # One query finds the app with its merchant; GET /merchant adds one for the products it may sell.
+    assert len(queries) == 2, [q["sql"] for q in queries]
+    assert "merchants_merchantapp" in queries[0]["sql"] and "legal_person_id_number" not in queries[0]["sql"]
 
 
 @pytest.mark.parametrize("path", ["/api/v1/merchant", "/api/v1/no-such-thing"])

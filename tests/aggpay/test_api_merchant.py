@@ -62,8 +62,6 @@ def test_a_merchant_still_onboarding_can_look_itself_up(signed_api):
 
 
 def test_products_render_their_rate_as_a_decimal_string():
-    # Contracts do not exist yet (the onboarding work fills merchant_available_products); the output
-    # serializer's rendering of a product is checked on its own.
     product = products.AvailableProduct("wechat.native", Decimal("0.006"))
     rendered = MerchantProductOutputSerializer({"product": product.product, "rate": product.rate}).data
     assert rendered == {"product": "wechat.native", "rate": "0.006000"}
@@ -71,3 +69,21 @@ def test_products_render_their_rate_as_a_decimal_string():
 
 def test_without_contracts_no_product_is_available(tea_house):
     assert products.merchant_available_products(tea_house) == []
+
+
+def test_it_lists_products_of_active_contracts_with_the_rate_routing_would_use(signed_api, tea_house_app):
+    from channels.models import ChannelProduct
+    from merchants.models import Contract, ContractRate
+    from tests.factories import ChannelAccountFactory
+
+    merchant = tea_house_app.merchant
+    cheap, dear, off = (ChannelAccountFactory(code=c) for c in ("bank-a", "bank-b", "bank-off"))
+    for account, cost, state, rate in ((cheap, "0.0020", "active", "0.0038"), (dear, "0.0023", "active", "0.0045"),
+                                       (off, "0.0010", "limited", "0.0030")):
+        ChannelProduct.objects.create(account=account, product="wechat.native", cost_rate=Decimal(cost),
+                                      max_amount=100_000)
+        contract = Contract.objects.create(merchant=merchant, channel_account=account, state=state,
+                                           business_code=f"B-{account.code}")
+        ContractRate.objects.create(contract=contract, product="wechat.native", rate=Decimal(rate))
+    response = signed_api(tea_house_app).get("/api/v1/merchant")
+    assert response.json()["products"] == [{"product": "wechat.native", "rate": "0.003800"}]
