@@ -275,3 +275,48 @@ def alipay_merchant(simulator_server, alipay_config):
 
     made = provision_merchant(simulator_server.base_url, app_id=alipay_config.app_id, name="Tea House")
     return SubMerchant(sub_mchid=made["sub_mchid"], app_auth_token=made["app_auth_token"])
+
+
+# --- partner onboarding and notifications (H10) -------------------------------------------------------------
+
+
+@pytest.fixture
+def westlake_agency(db):
+    """Persona: 'Westlake Agency', a partner (agent) that onboards merchants through the API."""
+    return MerchantFactory(short_name="Westlake Agency", legal_name="Hangzhou Westlake Agency Co., Ltd.",
+                           is_partner=True)
+
+
+@pytest.fixture
+def westlake_app(westlake_agency):
+    """Westlake Agency's HMAC app with the ``onboarding`` scope (no notify URL until a test gives it one)."""
+    return MerchantAppFactory(merchant=westlake_agency, app_id="app_westlake0001", scopes=["onboarding"],
+                              secret="westlake-agency-secret-0123456789", notify_url="")
+
+
+# --- onboarding workbench (H9): staff personas signed in through Django's test client --------------------------
+
+
+@pytest.fixture
+def clerk_wang(staff_member):
+    """Persona: Wang, an onboarding clerk (the real role group, as the pages see it)."""
+    return staff_member("onboarding_clerk", username="wang.clerk")
+
+
+@pytest.fixture
+def risk_zhao(staff_member):
+    """Persona: Zhao, a risk officer."""
+    return staff_member("risk_officer", username="zhao.risk")
+
+
+@pytest.fixture
+def drafted_tea_house(clerk_wang):
+    """The sample Tea House record (tests/merchants/records.py) drafted by Wang with every required document."""
+    from merchants.services.onboarding import document_add, merchant_onboard_draft
+    from tests.merchants.records import png, record
+
+    application = merchant_onboard_draft(actor=clerk_wang, data=record())
+    for doc_type in ("licence", "id_front", "id_back", "bank_card", "store_front", "store_inside"):
+        document_add(merchant_id=application.merchant_id, actor=clerk_wang, doc_type=doc_type,
+                     uploaded_file=png(f"{doc_type}.png"))
+    return application

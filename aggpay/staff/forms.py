@@ -9,8 +9,6 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.db.models import Q
 from django.utils import timezone
 
-from merchants.models import MerchantState
-
 
 class StaffAuthenticationForm(AuthenticationForm):
     """Only staff accounts open the back office; merchants use the API, never this page."""
@@ -24,24 +22,6 @@ class StaffAuthenticationForm(AuthenticationForm):
         super().confirm_login_allowed(user)
         if not user.is_staff:
             raise forms.ValidationError(self.error_messages["not_staff"], code="not_staff")
-
-
-class MerchantFilterForm(forms.Form):
-    state = forms.ChoiceField(choices=[("", "Any state"), *MerchantState.choices], required=False)
-    q = forms.CharField(required=False, max_length=128, label="Search",
-                        widget=forms.TextInput(attrs={"placeholder": "Merchant no. or name"}))
-
-    def apply(self, queryset):
-        if not self.is_valid():
-            return queryset
-        state, q = self.cleaned_data["state"], self.cleaned_data["q"].strip()
-        if state:
-            queryset = queryset.filter(state=state)
-        if q:
-            queryset = queryset.filter(
-                Q(merchant_no__icontains=q) | Q(legal_name__icontains=q) | Q(short_name__icontains=q)
-            )
-        return queryset
 
 
 def _day_start(day):

@@ -11,12 +11,10 @@ from datetime import datetime, time
 from urllib.parse import urlencode
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count
 from django.urls import reverse
 from django.utils import timezone
 
 from aggpay.models import AuditLog
-from merchants.models import Merchant, MerchantState
 
 
 @dataclass(frozen=True)
@@ -31,27 +29,6 @@ def start_of_today():
     return timezone.make_aware(datetime.combine(timezone.localdate(), time.min))
 
 
-def _merchants_by_state() -> dict[str, int]:
-    rows = Merchant.objects.values("state").annotate(n=Count("id")).order_by()
-    return {row["state"]: row["n"] for row in rows}
-
-
-def onboarding_queues(user) -> list[Queue]:
-    counts = _merchants_by_state()
-    base = reverse("staff:onboarding")
-    tones = {MerchantState.ONBOARDING: "warn", MerchantState.FROZEN: "bad", MerchantState.ACTIVE: "ok"}
-    return [
-        Queue(f"Merchants {label.lower()}", counts.get(value, 0), f"{base}?{urlencode({'state': value})}",
-              tones.get(value, ""))
-        for value, label in MerchantState.choices
-    ]
-
-
-def risk_queues(user) -> list[Queue]:
-    frozen = Merchant.objects.filter(state=MerchantState.FROZEN).count()
-    return [Queue("Frozen merchants", frozen, reverse("staff:risk"), "bad" if frozen else "")]
-
-
 def admin_queues(user) -> list[Queue]:
     queues = [Queue("Staff users", get_user_model().objects.filter(is_staff=True, is_active=True).count(),
                     reverse("staff:admin"))]
@@ -60,6 +37,18 @@ def admin_queues(user) -> list[Queue]:
         audit_url = f"{reverse('staff:audit')}?{urlencode({'date_from': timezone.localdate().isoformat()})}"
         queues.append(Queue("Audit entries today", today, audit_url))
     return queues
+
+
+def onboarding_queues(user) -> list:
+    from merchants import workbench
+
+    return workbench.clerk_home_queues()
+
+
+def risk_queues(user) -> list:
+    from merchants import workbench
+
+    return workbench.risk_home_queues()
 
 
 QUEUES = {

@@ -1,4 +1,5 @@
-"""Staff shell URLs (namespace ``staff``). Channel pages are mounted separately at /staff/channels/."""
+"""Staff shell URLs (namespace ``staff``). Channel pages are mounted separately at /staff/channels/, merchant pages
+at /staff/merchants/."""
 
 from django.contrib.auth import views as auth_views
 from django.urls import path
@@ -6,6 +7,7 @@ from django.views.generic import RedirectView
 
 from aggpay.staff import views
 from aggpay.staff.forms import StaffAuthenticationForm
+from merchants import views as merchant_views
 
 app_name = "staff"
 
@@ -19,8 +21,9 @@ urlpatterns = [
     # Django 5 logs out on POST only, so a link crawler or prefetch cannot sign a user out.
     path("staff/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("staff/", views.home, name="home"),
-    path("staff/onboarding/", views.onboarding, name="onboarding"),
-    path("staff/risk/", views.risk, name="risk"),
+    # The onboarding and risk sections open on their workbench queues (issue 4 "Clerk workbench").
+    path("staff/onboarding/", merchant_views.clerk_queue, name="onboarding"),
+    path("staff/risk/", merchant_views.review_queue, name="risk"),
     path("staff/support/", views.support, name="support"),
     path("staff/operations/", views.operations, name="operations"),
     path("staff/finance/", views.finance, name="finance"),

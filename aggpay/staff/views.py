@@ -1,4 +1,5 @@
-"""Staff shell pages: home, one landing page per section (design.md §8) and the audit log.
+"""Staff shell pages: home, one landing page per section (design.md §8) and the audit log. The onboarding and risk
+sections open on the workbench queues of ``merchants.views``.
 
 Every view is guarded by a section or model permission (design §5 rule 11); pages show only what exists
 today and say so plainly where a later issue brings the data.
@@ -14,9 +15,8 @@ from django.views.decorators.http import require_safe
 
 from aggpay.models import AuditLog
 from aggpay.roles import ROLES, permission_required_403, section_required, staff_sections, user_roles
-from aggpay.staff.forms import AuditFilterForm, MerchantFilterForm
+from aggpay.staff.forms import AuditFilterForm
 from aggpay.staff.queues import section_queues
-from merchants.models import Merchant, MerchantState
 
 PAGE_SIZE = 25
 AUDIT_PAGE_SIZE = 50
@@ -38,30 +38,6 @@ def home(request):
     sections = [{**section, "queues": section_queues(section["slug"], request.user)}
                 for section in staff_sections(request.user)]
     return render(request, "staff/home.html", {"sections": sections, "roles": user_roles(request.user)})
-
-
-@require_safe
-@section_required("onboarding")
-def onboarding(request):
-    form = MerchantFilterForm(request.GET or None)
-    merchants = form.apply(Merchant.objects.all())
-    return render(request, "staff/onboarding.html", {
-        "form": form,
-        "page": _page(request, merchants, PAGE_SIZE),
-        "query": _query_without_page(request),
-        "can_open_admin": request.user.is_staff and request.user.has_perm("merchants.view_merchant"),
-    })
-
-
-@require_safe
-@section_required("risk")
-def risk(request):
-    frozen = Merchant.objects.filter(state=MerchantState.FROZEN).order_by("-updated_at", "-id")
-    return render(request, "staff/risk.html", {
-        "page": _page(request, frozen, PAGE_SIZE),
-        "query": _query_without_page(request),
-        "can_open_admin": request.user.is_staff and request.user.has_perm("merchants.view_merchant"),
-    })
 
 
 @require_safe

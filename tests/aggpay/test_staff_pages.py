@@ -73,15 +73,12 @@ def test_the_nav_lists_only_the_sections_of_the_users_roles(client, signed_in):
     assert "财务 · Finance" in html  # the role badge in the top bar
 
 
-def test_the_clerk_home_counts_merchants_by_state(client, signed_in):
-    MerchantFactory.create_batch(2)
-    active = MerchantFactory()
-    merchant_activate(merchant_id=active.pk, actor=None, reason="test")
+def test_the_clerk_home_counts_applications_by_queue(client, signed_in, drafted_tea_house):
     signed_in("onboarding_clerk")
 
     queues = {q.label: q.count for s in client.get("/staff/").context["sections"] for q in s["queues"]}
 
-    assert queues == {"Merchants onboarding": 2, "Merchants active": 1, "Merchants frozen": 0, "Merchants closed": 0}
+    assert queues == {"Needs action": 0, "Drafts": 1, "Waiting for risk": 0, "Contracting": 0, "Completed": 0}
 
 
 def test_the_admin_home_counts_todays_audit_entries(client, signed_in):
@@ -107,24 +104,6 @@ def test_operations_links_to_the_channel_pages(client, signed_in):
     assert b'href="/staff/channels/"' in client.get("/staff/operations/").content
 
 
-def test_the_onboarding_page_filters_merchants_by_state_and_search(client, signed_in):
-    MerchantFactory(short_name="Green Leaf Tea")
-    MerchantFactory(short_name="Blue Bottle")
-    frozen = MerchantFactory(short_name="Green Frozen Tea")
-    merchant_activate(merchant_id=frozen.pk, actor=None, reason="test")
-    merchant_freeze(merchant_id=frozen.pk, actor=None, reason="test")
-    signed_in("onboarding_clerk")
-
-    def names(**params):
-        return [m.short_name for m in client.get("/staff/onboarding/", params).context["page"]]
-
-    assert sorted(names()) == ["Blue Bottle", "Green Frozen Tea", "Green Leaf Tea"]
-    assert sorted(names(q="green")) == ["Green Frozen Tea", "Green Leaf Tea"]
-    assert names(q="green", state="onboarding") == ["Green Leaf Tea"]
-    assert names(state="frozen") == ["Green Frozen Tea"]
-    assert names(q=frozen.merchant_no) == ["Green Frozen Tea"]
-
-
 def test_the_risk_page_lists_frozen_merchants(client, signed_in):
     merchant = MerchantFactory(short_name="Suspicious Shop")
     MerchantFactory(short_name="Calm Shop")
@@ -132,7 +111,7 @@ def test_the_risk_page_lists_frozen_merchants(client, signed_in):
     merchant_freeze(merchant_id=merchant.pk, actor=None, reason="chargebacks")
     signed_in("risk_officer")
     response = client.get("/staff/risk/")
-    assert [m.short_name for m in response.context["page"]] == ["Suspicious Shop"]
+    assert [m.short_name for m in response.context["frozen"]] == ["Suspicious Shop"]
 
 
 def test_the_admin_page_lists_staff_users_with_their_roles(client, signed_in, staff_member):

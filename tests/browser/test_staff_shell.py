@@ -6,7 +6,8 @@ import pytest
 from django.contrib.auth.models import Group
 
 from aggpay.roles import ROLES
-from tests.factories import MerchantFactory
+from merchants.services.onboarding import merchant_onboard_draft
+from tests.merchants.records import record
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -44,12 +45,14 @@ def test_the_home_page_renders_the_shell(sign_in, staff_member, tmp_path):
     """One screenshot of a two-role user's home page, for a person to look at (saved under pytest's tmp dir)."""
     user = staff_member("onboarding_clerk", username="lin")
     user.groups.add(Group.objects.get(name="admin"))
-    MerchantFactory.create_batch(3)
+    for _ in range(3):
+        merchant_onboard_draft(actor=user, data=record())
     page = sign_in("lin")
 
     assert nav_sections(page) == ["onboarding", "admin"]
     assert page.locator(".section-card").count() == 2
-    assert page.locator(".section-card[data-section=onboarding] .count").first.inner_text() == "3"
+    counts = page.locator(".section-card[data-section=onboarding] .count")
+    assert counts.nth(1).inner_text() == "3"  # Drafts (the first queue is "Needs action")
     # Our stylesheet loaded (the sidebar is laid out beside the content, not above it).
     assert page.locator("aside.sidebar").bounding_box()["width"] == 220
     assert page.evaluate("typeof htmx") == "object"

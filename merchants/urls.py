@@ -1,0 +1,31 @@
+"""Onboarding workbench pages under /staff/merchants/ (namespace ``merchants``). The two queues keep their section
+URLs (/staff/onboarding/ and /staff/risk/, see aggpay/staff/urls.py) so the sidebar and bookmarks stay put."""
+
+from django.urls import path
+from django.views.generic import RedirectView
+
+from merchants import views
+
+app_name = "merchants"
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="staff:onboarding", permanent=False)),
+    path("new/", views.merchant_create, name="create"),
+    path("bulk-submit/", views.bulk_submit, name="bulk_submit"),
+    path("review/<int:application_id>/", views.review_detail, name="review"),
+    path("review/<int:application_id>/take/", views.review_take, name="review_take"),
+    path("review/<int:application_id>/<slug:decision>/", views.review_decide, name="review_decide"),
+    path("<str:merchant_no>/", views.merchant_detail, name="detail"),
+    path("<str:merchant_no>/edit/", views.merchant_edit, name="edit"),
+    path("<str:merchant_no>/submit/", views.application_submit, name="submit"),
+    path("<str:merchant_no>/documents/", views.document_upload, name="document_upload"),
+    path("<str:merchant_no>/documents/<int:document_id>/", views.document_file, name="document"),
+    path("<str:merchant_no>/contracts/<int:contract_id>/resubmit/", views.contract_resubmit,
+         name="contract_resubmit"),
+    path("<str:merchant_no>/contracts/<int:contract_id>/refresh/", views.contract_refresh, name="contract_refresh"),
+    path("<str:merchant_no>/contracts/<int:contract_id>/sign-qr.svg", views.contract_sign_qr,
+         name="contract_sign_qr"),
+    path("<str:merchant_no>/contracts/<int:contract_id>/<slug:action>/", views.contract_transition,
+         name="contract_transition"),
+    path("<str:merchant_no>/apps/<str:app_id>/reveal/", views.app_reveal, name="app_reveal"),
+]

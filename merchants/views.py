@@ -1,0 +1,641 @@
+"""The onboarding workbenches (issue 4 "Clerk workbench"): the clerk's queue and merchant pages, the record form, and
+the risk officer's review queue and review page.
+
+Every view checks a section permission (clerks: onboarding; risk officers: risk) plus the model permission of what
+it does (design §5 rule 11); every POST calls a service in ``merchants.services`` and reports the outcome as a
+message. Pages show PII masked only (design §5 rule 10): see ``workbench.record_sections`` and ``forms.PrivateInput``.
+"""
+
+from __future__ import annotations
+
+from functools import wraps
+
+import segno
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.http import FileResponse, Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
+
+from aggpay.errors import ApplicationError
+from aggpay.roles import SECTIONS_BY_SLUG, forbidden
+from channels.models import ChannelAccount, ChannelProduct
+from merchants import workbench
+from merchants.forms import (
+    ApproveForm,
+    ClerkQueueForm,
+    DocumentUploadForm,
+    RecordForms,
+    RejectForm,
+    ReturnReasonFormSet,
+    ReviewQueueForm,
+    return_field_choices,
+    return_reasons,
+)
+from merchants.models import (
+    ApplicationState,
+    Contract,
+    ContractState,
+    Document,
+    DocumentType,
+    Merchant,
+    MerchantApp,
+    MerchantState,
+    OnboardingApplication,
+)
+from merchants.services import contracts as contract_services
+from merchants.services import onboarding
+from merchants.services import settlement as settlement_services
+from merchants.services.activation import app_secret_reveal
+
+PAGE_SIZE = 25
+BULK_RESULTS_KEY = "merchants.bulk_submit_results"
+DOC_LABELS = dict(DocumentType.choices)
+
+
+# --- access -------------------------------------------------------------------------------------------------
+def staff_view(*perms: str, sections: tuple[str, ...] = ("onboarding",)):
+    """Anonymous → login; signed in without one of ``sections`` or any of ``perms`` → 403 page."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(request, *args, **kwargs):
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            section_perms = [SECTIONS_BY_SLUG[slug].permission for slug in sections]
+            if not any(request.user.has_perm(perm) for perm in section_perms):
+                return forbidden(request, missing=" or ".join(section_perms))
+            missing = [perm for perm in perms if not request.user.has_perm(perm)]
+            if missing:
+                return forbidden(request, missing=", ".join(missing))
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def _merchant(merchant_no: str) -> Merchant:
+    return get_object_or_404(Merchant, merchant_no=merchant_no)
+
+
+def _application(merchant: Merchant) -> OnboardingApplication | None:
+    return merchant.applications.order_by("-created_at", "-id").first()
+
+
+def _error(request, exc: ApplicationError, prefix: str = "") -> None:
+    messages.error(request, f"{prefix}{exc.message}")
+
+
+def _back(request, fallback: str):
+    target = request.POST.get("next") or request.GET.get("next")
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                                  require_https=request.is_secure()):
+        return redirect(target)
+    return redirect(fallback)
+
+
+def _optional_url(name: str) -> str:
+    """Batch onboarding lives in its own URL module; link to it only where it is mounted."""
+    try:
+        return reverse(name)
+    except NoReverseMatch:
+        return ""
+
+
+def _page(request, queryset):
+    return Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
+
+
+def _query_without(request, *names: str) -> str:
+    params = request.GET.copy()
+    for name in ("page", *names):
+        params.pop(name, None)
+    return params.urlencode()
+
+
+# --- the clerk's queue (/staff/onboarding/) ----------------------------------------------------------------------
+@require_safe
+@staff_view("merchants.view_merchant")
+def clerk_queue(request):
+    accounts = list(ChannelAccount.objects.filter(contracts__isnull=False).distinct().order_by("code"))
+    form = ClerkQueueForm(request.GET or None, accounts=accounts)
+    filters = {name: form.value(name) for name in
+               ("subject_type", "product", "channel_account", "contract_state", "age", "q")}
+    filtered = workbench.filter_applications(workbench.applications_base(), **filters)
+    counts = workbench.counts_by_state(filtered)
+    state, view = form.value("state"), form.value("view")
+    returned = workbench.returned_applications(q=filters["q"])
+    action_contracts = workbench.needs_action_contracts(q=filters["q"], channel_account=filters["channel_account"])
+    action_count = returned.count() + action_contracts.count()
+    context = {
+        "form": form, "state": state, "view": view, "counts": counts, "total": sum(counts.values()),
+        "tabs": [(value, label, counts.get(value, 0)) for value, label in ApplicationState.choices],
+        "action_count": action_count, "query": _query_without(request),
+        "tab_query": _query_without(request, "state", "view"), "next": request.get_full_path(),
+        "bulk_results": request.session.pop(BULK_RESULTS_KEY, None),
+        "can_create": request.user.has_perm("merchants.add_merchant"),
+        "batch_url": _optional_url("merchants_batch:index"),
+        "can_submit": request.user.has_perm("merchants.change_merchant"),
+        "doc_labels": DOC_LABELS,
+    }
+    if view == "action":
+        context.update(returned=[(a, _returned_reasons(a)) for a in returned[:200]],
+                       action_contracts=list(action_contracts[:200]))
+    else:
+        applications = filtered.filter(state=state) if state else filtered
+        # Oldest change first: what has waited longest is worked first.
+        page = _page(request, applications.order_by("updated_at", "id"))
+        rows = workbench.queue_rows(page.object_list)
+        context.update(page=page, rows=rows, has_drafts=any(r.application.state == ApplicationState.DRAFT
+                                                            for r in rows))
+    return render(request, "staff/onboarding.html", context)
+
+
+@require_POST
+@staff_view("merchants.change_merchant")
+def bulk_submit(request):
+    """Submit each selected draft through ``application_submit`` (its own transaction) and report every row."""
+    ids = [int(pk) for pk in request.POST.getlist("application") if pk.isdigit()]
+    results = []
+    for application in OnboardingApplication.objects.filter(pk__in=ids).select_related("merchant").order_by("id"):
+        row = {"merchant_no": application.merchant.merchant_no, "name": application.merchant.short_name}
+        try:
+            onboarding.application_submit(application_id=application.pk, actor=request.user)
+        except ApplicationError as exc:
+            row.update(ok=False, message=exc.message)
+        else:
+            row.update(ok=True, message="submitted for risk review")
+        results.append(row)
+    if not results:
+        messages.warning(request, "Select at least one draft to submit.")
+    else:
+        done = sum(1 for r in results if r["ok"])
+        request.session[BULK_RESULTS_KEY] = {"done": done, "failed": len(results) - done, "rows": results}
+    return _back(request, reverse("staff:onboarding"))
+
+
+# --- the record form --------------------------------------------------------------------------------------------
+class _Rollback(Exception):
+    pass
+
+
+def _run_record_save(request, forms: RecordForms, save):
+    """Run ``save()`` (services) and the document uploads in one transaction: bad input writes nothing
+    (design §5 rule 12). Returns the application or None with the errors placed on the forms."""
+    stored: list = []
+    try:
+        with transaction.atomic():
+            application = save()
+            documents = forms.documents.files_to_add()
+            for doc_type, uploaded in documents:
+                try:
+                    document = onboarding.document_add(merchant_id=application.merchant_id, actor=request.user,
+                                                       doc_type=doc_type, uploaded_file=uploaded)
+                except ApplicationError as exc:
+                    forms.documents.add_error(doc_type, exc.message)
+                    raise _Rollback from exc
+                stored.append(document.file.name)
+            return application
+    except _Rollback:
+        pass
+    except ApplicationError as exc:
+        forms.apply_error(exc)
+    # The database rolled back; the files already written to storage would be orphans.
+    for name in stored:
+        Document._meta.get_field("file").storage.delete(name)
+    return None
+
+
+@require_http_methods(["GET", "POST"])
+@staff_view("merchants.add_merchant", "merchants.change_merchant")
+def merchant_create(request):
+    forms = RecordForms(request.POST or None, request.FILES or None)
+    if request.method == "POST" and forms.is_valid():
+        application = _run_record_save(
+            request, forms, lambda: onboarding.merchant_onboard_draft(actor=request.user, data=forms.to_record()))
+        if application is not None:
+            merchant = application.merchant
+            missing = onboarding.missing_documents(merchant)
+            messages.success(request, f"Merchant {merchant.merchant_no} drafted."
+                             + (f" Still missing: {', '.join(DOC_LABELS[d] for d in missing)}." if missing else
+                                " Every required document is there: submit it for review."))
+            return redirect("merchants:detail", merchant.merchant_no)
+    if request.method == "POST":
+        messages.error(request, "The merchant was not saved: correct the marked fields. For privacy, ID numbers, "
+                       "phones, e-mail and account numbers are not shown back; enter them again.")
+    forms.decorate()
+    return render(request, "merchants/merchant_form.html", {"forms": forms, "merchant": None, "application": None})
+
+
+@require_http_methods(["GET", "POST"])
+@staff_view("merchants.change_merchant")
+def merchant_edit(request, merchant_no: str):
+    merchant = _merchant(merchant_no)
+    application = _application(merchant)
+    if application is None or application.state not in onboarding.EDITABLE_STATES:
+        state = application.get_state_display().lower() if application else "missing"
+        messages.error(request, f"The application is {state}; only a draft or a returned application can be edited.")
+        return redirect("merchants:detail", merchant.merchant_no)
+    forms = RecordForms(request.POST or None, request.FILES or None, merchant=merchant)
+    if request.method == "POST" and forms.is_valid():
+        saved = _run_record_save(request, forms, lambda: onboarding.merchant_record_update(
+            application_id=application.pk, actor=request.user, data=forms.to_record()))
+        if saved is not None:
+            messages.success(request, f"Merchant {merchant.merchant_no} saved"
+                             + (" and reopened as a draft." if application.state == ApplicationState.RETURNED
+                                else "."))
+            return redirect("merchants:detail", merchant.merchant_no)
+    if request.method == "POST":
+        messages.error(request, "Nothing was saved: correct the marked fields.")
+    missing = onboarding.missing_documents(merchant)
+    have: dict[str, int] = {}
+    for doc_type in merchant.documents.values_list("doc_type", flat=True):
+        have[doc_type] = have.get(doc_type, 0) + 1
+    forms.decorate(returned=application.returned_reasons or [], missing=missing, have=have)
+    return render(request, "merchants/merchant_form.html", {
+        "forms": forms, "merchant": merchant, "application": application,
+        "missing": [DOC_LABELS[d] for d in missing], "returned": _returned_reasons(application),
+    })
+
+
+def _returned_reasons(application: OnboardingApplication | None) -> list[dict]:
+    if application is None or not application.returned_reasons:
+        return []
+    labels = dict(return_field_choices())
+    return [{**r, "label": labels.get(r.get("field", ""), r.get("field") or "General")}
+            for r in application.returned_reasons]
+
+
+# --- the merchant page ------------------------------------------------------------------------------------------
+def _percent(rate) -> str:
+    """Decimal("0.0038") → "0.38%" (exact: rates are Decimals, design §5 rule 1)."""
+    text = format((rate * 100).normalize(), "f")
+    whole, _, frac = text.partition(".")
+    return f"{whole}.{frac.ljust(2, '0')}%"
+
+
+def _qr_svg(url: str) -> str:
+    # segno draws only paths from the URL's bits; no text of ours or the channel's is embedded in the SVG.
+    return mark_safe(segno.make(url, error="m").svg_inline(scale=4, border=2, title="sign URL"))  # noqa: S308
+
+
+def _contract_context(contract: Contract, user) -> dict:
+    offers = {o.product: o for o in ChannelProduct.objects.filter(account=contract.channel_account_id)}
+    rates = []
+    for rate in contract.rates.all():
+        offer = offers.get(rate.product)
+        rates.append({"product": rate.product, "rate": _percent(rate.rate),
+                      "cost": _percent(offer.cost_rate) if offer else "—",
+                      "margin": _percent(rate.rate - offer.cost_rate) if offer else "",
+                      "below_cost_reason": rate.below_cost_reason})
+    can_change = user.has_perm("merchants.change_contract") and user.has_perm("aggpay.access_onboarding")
+    state = contract.state
+    return {
+        "contract": contract,
+        "timeline": workbench.contract_timeline(contract),
+        "rates": rates,
+        "qr": _qr_svg(contract.sign_url) if contract.sign_url and state in workbench.CONTRACT_ACTION_STATES
+        else "",
+        "can_resubmit": can_change and state == ContractState.REJECTED,
+        "can_refresh": can_change and state in workbench.CONTRACT_FOLLOWED_STATES,
+        "can_suspend": can_change and state in (ContractState.ACTIVE, ContractState.LIMITED),
+        "can_resume": can_change and state == ContractState.SUSPENDED,
+        "needs_merchant": state in (ContractState.TO_BE_CONFIRMED, ContractState.TO_BE_SIGNED),
+    }
+
+
+def _documents(merchant: Merchant) -> list[dict]:
+    return [{"document": d, "label": DOC_LABELS.get(d.doc_type, d.doc_type),
+             "is_image": d.content_type.startswith("image/"),
+             "url": reverse("merchants:document", args=[merchant.merchant_no, d.pk])}
+            for d in merchant.documents.order_by("doc_type", "-created_at")]
+
+
+def _can_add_documents(merchant: Merchant, application: OnboardingApplication | None) -> bool:
+    # document_add's own rule: while the application is editable, or to fix a channel's rejection.
+    editable = application is None or application.state in onboarding.EDITABLE_STATES or application.state in (
+        ApplicationState.REJECTED, ApplicationState.COMPLETED)
+    return editable or merchant.contracts.filter(state=ContractState.REJECTED).exists()
+
+
+@require_safe
+@staff_view("merchants.view_merchant", sections=("onboarding", "risk"))
+def merchant_detail(request, merchant_no: str):
+    merchant = _merchant(merchant_no)
+    return render(request, "merchants/merchant_detail.html", _detail_context(request, merchant))
+
+
+def _detail_context(request, merchant: Merchant, **extra) -> dict:
+    user = request.user
+    application = _application(merchant)
+    clerk = user.has_perm("aggpay.access_onboarding")
+    state = application.state if application else ""
+    contracts = merchant.contracts.select_related("channel_account").order_by("channel_account__code")
+    can_docs = clerk and user.has_perm("merchants.change_merchant") and _can_add_documents(merchant, application)
+    apps = [{"app": app, "can_reveal": clerk and user.has_perm("merchants.change_merchantapp")
+             and app.sign_type == "hmac" and app.secret_revealed_at is None}
+            for app in merchant.apps.order_by("created_at")]
+    return {
+        "merchant": merchant, "application": application,
+        "sections": workbench.record_sections(merchant),
+        "scenarios": merchant.scenarios or [], "stores": list(merchant.stores.all()),
+        "documents": _documents(merchant),
+        "missing": [DOC_LABELS.get(d, d) for d in onboarding.missing_documents(merchant)],
+        "timeline": workbench.application_timeline(application) if application else [],
+        "returned": _returned_reasons(application) if state == ApplicationState.RETURNED else [],
+        "contracts": [_contract_context(c, user) for c in contracts],
+        "apps": apps,
+        "settlement_changes": list(merchant.settlement_changes.select_related("contract__channel_account")[:20]),
+        "upload_form": DocumentUploadForm() if can_docs else None,
+        "can_edit": clerk and user.has_perm("merchants.change_merchant") and state in onboarding.EDITABLE_STATES,
+        "can_submit": clerk and user.has_perm("merchants.change_merchant") and state == ApplicationState.DRAFT,
+        "can_review": user.has_perm("aggpay.access_risk") and user.has_perm("merchants.review_application")
+        and state in workbench.OPEN_REVIEW_STATES,
+        **extra,
+    }
+
+
+@require_safe
+@staff_view("merchants.view_document", sections=("onboarding", "risk"))
+def document_file(request, merchant_no: str, document_id: int):
+    document = get_object_or_404(Document, pk=document_id, merchant__merchant_no=merchant_no)
+    try:
+        handle = document.file.open("rb")
+    except FileNotFoundError:
+        raise Http404("the stored file is missing")
+    response = FileResponse(handle, content_type=document.content_type)
+    # Identity documents: never cached by a shared proxy or the browser's disk cache, never sniffed as HTML.
+    response["Cache-Control"] = "private, no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Disposition"] = f'inline; filename="{document.doc_type}-{document.pk}"'
+    return response
+
+
+@require_POST
+@staff_view("merchants.change_merchant")
+def document_upload(request, merchant_no: str):
+    merchant = _merchant(merchant_no)
+    form = DocumentUploadForm(request.POST, request.FILES)
+    if not form.is_valid():
+        messages.error(request, "Choose a document type and a file.")
+    else:
+        try:
+            onboarding.document_add(merchant_id=merchant.pk, actor=request.user, doc_type=form.cleaned_data["doc_type"],
+                                    uploaded_file=form.cleaned_data["file"])
+        except ApplicationError as exc:
+            _error(request, exc, "Not uploaded: ")
+        else:
+            messages.success(request, f"{DOC_LABELS[form.cleaned_data['doc_type']]} uploaded.")
+    return redirect(reverse("merchants:detail", args=[merchant.merchant_no]) + "#documents")
+
+
+@require_POST
+@staff_view("merchants.change_merchant")
+def application_submit(request, merchant_no: str):
+    merchant = _merchant(merchant_no)
+    application = _application(merchant)
+    if application is None:
+        raise Http404("no application")
+    try:
+        onboarding.application_submit(application_id=application.pk, actor=request.user)
+    except ApplicationError as exc:
+        _error(request, exc, "Not submitted: ")
+    else:
+        messages.success(request, f"{merchant.merchant_no} submitted for risk review.")
+    return redirect("merchants:detail", merchant.merchant_no)
+
+
+# --- contracts --------------------------------------------------------------------------------------------------
+def _contract(merchant_no: str, contract_id: int) -> Contract:
+    return get_object_or_404(Contract.objects.select_related("channel_account", "merchant"), pk=contract_id,
+                             merchant__merchant_no=merchant_no)
+
+
+def _contract_response(request, contract: Contract):
+    """htmx swaps just the contract's card (with the outcome message in it); a plain POST goes back to the page."""
+    if request.htmx:
+        contract.refresh_from_db()
+        return render(request, "merchants/_contract_card.html", {
+            "c": _contract_context(contract, request.user), "merchant": contract.merchant,
+            "card_messages": list(messages.get_messages(request))})
+    return redirect(reverse("merchants:detail", args=[contract.merchant.merchant_no]) + f"#contract-{contract.pk}")
+
+
+@require_POST
+@staff_view("merchants.change_contract")
+def contract_resubmit(request, merchant_no: str, contract_id: int):
+    contract = _contract(merchant_no, contract_id)
+    try:
+        contract = contract_services.contract_resubmit(contract_id=contract.pk, actor=request.user)
+    except ApplicationError as exc:
+        _error(request, exc, "Not resubmitted: ")
+    else:
+        messages.success(request, f"Resubmitted to {contract.channel_account.name}: now "
+                         f"{contract.get_state_display().lower()}.")
+    return _contract_response(request, contract)
+
+
+@require_POST
+@staff_view("merchants.change_contract")
+def contract_refresh(request, merchant_no: str, contract_id: int):
+    """Ask the channel now (``contract_poll``) instead of waiting for the next scheduled poll."""
+    contract = _contract(merchant_no, contract_id)
+    before = contract.state
+    if before not in workbench.CONTRACT_FOLLOWED_STATES:
+        messages.info(request, f"The contract is {contract.get_state_display().lower()}; the channel is not "
+                      "deciding anything on it.")
+        return _contract_response(request, contract)
+    contract = contract_services.contract_poll(contract_id=contract.pk)
+    if contract.state != before:
+        messages.success(request, f"{contract.channel_account.name}: {before} → {contract.state}.")
+    else:
+        last = contract.events.order_by("-created_at", "-id").first()
+        note = f" ({last.message})" if last is not None and last.message else ""
+        messages.info(request, f"{contract.channel_account.name}: still {contract.get_state_display().lower()}"
+                      f"{note}.")
+    return _contract_response(request, contract)
+
+
+@require_POST
+@staff_view("merchants.change_contract")
+def contract_transition(request, merchant_no: str, contract_id: int, action: str):
+    services = {"suspend": settlement_services.contract_suspend, "resume": settlement_services.contract_resume,
+                "terminate": settlement_services.contract_terminate}
+    if action not in services:
+        raise Http404("no such action")
+    contract = _contract(merchant_no, contract_id)
+    try:
+        contract = services[action](contract_id=contract.pk, actor=request.user,
+                                    reason=request.POST.get("reason", "").strip())
+    except ApplicationError as exc:
+        _error(request, exc, f"Not {action}ed: " if not action.endswith("e") else f"Not {action}d: ")
+    else:
+        messages.success(request, f"Contract with {contract.channel_account.name} is now "
+                         f"{contract.get_state_display().lower()}.")
+    return _contract_response(request, contract)
+
+
+@require_safe
+@staff_view("merchants.view_contract", sections=("onboarding", "risk"))
+def contract_sign_qr(request, merchant_no: str, contract_id: int):
+    """The sign URL as an SVG file, to print or send to the merchant."""
+    contract = _contract(merchant_no, contract_id)
+    if not contract.sign_url:
+        raise Http404("the channel gave no sign URL")
+    svg = segno.make(contract.sign_url, error="m")
+    response = HttpResponse(content_type="image/svg+xml")
+    svg.save(response, kind="svg", scale=8, border=4)
+    response["Content-Disposition"] = f'inline; filename="sign-{merchant_no}-{contract.channel_account.code}.svg"'
+    return response
+
+
+# --- API app secret ---------------------------------------------------------------------------------------------
+@require_POST
+@staff_view("merchants.change_merchantapp")
+def app_reveal(request, merchant_no: str, app_id: str):
+    """Show the payments app's HMAC secret exactly once (``app_secret_reveal``); the page is not cached."""
+    app = get_object_or_404(MerchantApp, app_id=app_id, merchant__merchant_no=merchant_no)
+    try:
+        secret = app_secret_reveal(app_id=app.app_id, actor=request.user)
+    except ApplicationError as exc:
+        _error(request, exc)
+        return redirect(reverse("merchants:detail", args=[merchant_no]) + "#apps")
+    response = render(request, "merchants/app_secret.html", {"merchant": app.merchant, "app": app, "secret": secret})
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+# --- risk review (/staff/risk/) -----------------------------------------------------------------------------------
+DECIDED_STATES = (ApplicationState.APPROVED, ApplicationState.CONTRACTING, ApplicationState.COMPLETED)
+
+
+@require_safe
+@staff_view("merchants.view_merchant", sections=("risk",))
+def review_queue(request):
+    form = ReviewQueueForm(request.GET or None)
+    base = workbench.applications_base()
+    if subject := form.value("subject_type"):
+        base = base.filter(merchant__subject_type=subject)
+    if product := form.value("product"):
+        base = workbench.filter_applications(base, product=product)
+    base = workbench.search(base, form.value("q"))
+    if form.value("mine"):
+        base = base.filter(reviewer=request.user)
+    counts = workbench.counts_by_state(base)
+    state = form.value("state")
+    if state == ApplicationState.APPROVED:
+        applications = base.filter(state__in=DECIDED_STATES).order_by("-decided_at", "-id")
+    elif state in (ApplicationState.RETURNED, ApplicationState.REJECTED):
+        applications = base.filter(state=state).order_by("-decided_at", "-id")
+    elif state:
+        applications = base.filter(state=state).order_by("submitted_at", "id")
+    else:
+        # Oldest submission first (issue 4): the SLA clock runs from submission.
+        applications = base.filter(state__in=workbench.OPEN_REVIEW_STATES).order_by("submitted_at", "id")
+    page = _page(request, applications)
+    frozen = Merchant.objects.filter(state=MerchantState.FROZEN).order_by("-updated_at", "-id")[:50]
+    tabs = [("", "Open", counts.get(ApplicationState.SUBMITTED, 0) + counts.get(ApplicationState.RISK_REVIEW, 0))]
+    tabs += [(value, label, sum(counts.get(s, 0) for s in DECIDED_STATES) if value == ApplicationState.APPROVED
+              else counts.get(value, 0)) for value, label in ReviewQueueForm.STATES]
+    return render(request, "staff/risk.html", {
+        "form": form, "state": state, "tabs": tabs, "page": page, "rows": workbench.review_rows(page.object_list),
+        "query": _query_without(request), "tab_query": _query_without(request, "state"), "frozen": frozen,
+        "overdue": workbench.overdue_reviews(base).count(),
+        "sla_hours": int(workbench.REVIEW_SLA.total_seconds() // 3600),
+        "can_review": request.user.has_perm("merchants.review_application"),
+    })
+
+
+def _review_application(application_id: int) -> OnboardingApplication:
+    return get_object_or_404(workbench.applications_base(), pk=application_id)
+
+
+@require_safe
+@staff_view("merchants.review_application", sections=("risk",))
+def review_detail(request, application_id: int):
+    application = _review_application(application_id)
+    return render(request, "merchants/review_detail.html", _review_context(request, application))
+
+
+def _review_context(request, application, **forms) -> dict:
+    merchant = application.merchant
+    history = merchant.applications.exclude(pk=application.pk).order_by("-created_at")
+    return {
+        "application": application, "merchant": merchant,
+        "sections": workbench.record_sections(merchant),
+        "scenarios": merchant.scenarios or [], "stores": list(merchant.stores.all()),
+        "documents": _documents(merchant),
+        "missing": [DOC_LABELS.get(d, d) for d in onboarding.missing_documents(merchant)],
+        "timeline": workbench.application_timeline(application),
+        "previous_returns": _returned_reasons(application),
+        "history": history,
+        "waiting": workbench.review_rows([application])[0] if application.submitted_at else None,
+        "approve_form": forms.get("approve_form") or ApproveForm(),
+        "return_formset": forms.get("return_formset") or ReturnReasonFormSet(prefix="reasons"),
+        "reject_form": forms.get("reject_form") or RejectForm(),
+        "can_take": application.state == ApplicationState.SUBMITTED,
+        "can_decide": application.state == ApplicationState.RISK_REVIEW,
+        "requested_online": any(s.get("type") != "store" for s in merchant.scenarios or []),
+    }
+
+
+@require_POST
+@staff_view("merchants.review_application", sections=("risk",))
+def review_take(request, application_id: int):
+    application = _review_application(application_id)
+    try:
+        onboarding.application_review_start(application_id=application.pk, actor=request.user)
+    except ApplicationError as exc:
+        _error(request, exc, "Not taken: ")
+        return _back(request, reverse("staff:risk"))
+    messages.success(request, f"You took {application.merchant.merchant_no} for review.")
+    return redirect("merchants:review", application.pk)
+
+
+@require_POST
+@staff_view("merchants.review_application", sections=("risk",))
+def review_decide(request, application_id: int, decision: str):
+    application = _review_application(application_id)
+    merchant_no = application.merchant.merchant_no
+    try:
+        if decision == "approve":
+            form = ApproveForm(request.POST)
+            if not form.is_valid():
+                return _invalid_decision(request, application, approve_form=form)
+            application = onboarding.application_approve(application_id=application.pk, actor=request.user,
+                                                         notes=form.cleaned_data["notes"])
+            count = application.contracts.count()
+            messages.success(request, f"{merchant_no} approved: {count} contract{'s' if count != 1 else ''} sent to "
+                             "the channels.")
+        elif decision == "return":
+            formset = ReturnReasonFormSet(request.POST, prefix="reasons")
+            if not formset.is_valid() or not return_reasons(formset):
+                messages.error(request, "Not returned: give at least one reason (the field and what to correct).")
+                return _invalid_decision(request, application, return_formset=formset)
+            onboarding.application_return(application_id=application.pk, actor=request.user,
+                                          reasons=return_reasons(formset))
+            messages.success(request, f"{merchant_no} returned to the clerk for correction.")
+        elif decision == "reject":
+            form = RejectForm(request.POST)
+            if not form.is_valid():
+                return _invalid_decision(request, application, reject_form=form)
+            onboarding.application_reject(application_id=application.pk, actor=request.user,
+                                          reason=form.cleaned_data["reason"])
+            messages.success(request, f"{merchant_no} rejected.")
+        else:
+            raise Http404("no such decision")
+    except ApplicationError as exc:
+        _error(request, exc, f"Not {decision}d: " if decision != "return" else "Not returned: ")
+        return redirect("merchants:review", application.pk)
+    return redirect("staff:risk")
+
+
+def _invalid_decision(request, application, **forms):
+    return render(request, "merchants/review_detail.html", _review_context(request, application, **forms),
+                  status=400)

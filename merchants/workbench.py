@@ -1,0 +1,404 @@
+"""Read-side helpers of the onboarding workbenches (issue 4 "Clerk workbench"): queue filters and counts, ages and
+SLA badges, and the timelines shown on the merchant page. Nothing here writes; every change goes through services.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from urllib.parse import urlencode
+
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.urls import reverse
+from django.utils import timezone
+
+from aggpay.models import AuditLog
+from merchants.models import (
+    ApplicationState,
+    Contract,
+    ContractState,
+    Document,
+    DocumentType,
+    Merchant,
+    MerchantState,
+    OnboardingApplication,
+)
+from merchants.services.record import required_documents
+
+# Age buckets of the clerk queue, on the time an application has been in its current state (every transition saves
+# the row, so ``updated_at`` is when it last moved or was edited).
+AGE_BUCKETS = {
+    "lt1d": ("under 1 day", dt.timedelta(0), dt.timedelta(days=1)),
+    "1to3d": ("1–3 days", dt.timedelta(days=1), dt.timedelta(days=3)),
+    "3to7d": ("3–7 days", dt.timedelta(days=3), dt.timedelta(days=7)),
+    "gt7d": ("over 7 days", dt.timedelta(days=7), None),
+}
+
+# Risk review service level: a submitted application is decided within one working day. The badge turns amber at
+# three quarters of it and red once it is overdue.
+REVIEW_SLA = dt.timedelta(hours=24)
+REVIEW_SLA_WARN = REVIEW_SLA * 3 / 4
+
+# Contracts a clerk has to act on: the channel refused one (correct and resubmit), or the merchant must verify its
+# account or sign (send the sign URL/QR) — issue 4 "Flow".
+CONTRACT_ACTION_STATES = (ContractState.REJECTED, ContractState.TO_BE_CONFIRMED, ContractState.TO_BE_SIGNED)
+# Contract states the channel is still deciding: "refresh from channel" (contract_poll) makes sense for these.
+CONTRACT_FOLLOWED_STATES = (ContractState.SUBMITTED, ContractState.AUDITING, ContractState.TO_BE_CONFIRMED,
+                            ContractState.TO_BE_SIGNED)
+OPEN_REVIEW_STATES = (ApplicationState.SUBMITTED, ApplicationState.RISK_REVIEW)
+
+
+def age_label(delta: dt.timedelta) -> str:
+    """A short age a clerk reads at a glance: 45 min, 30 h, 3 d (hours up to two days, where a one-day SLA bites)."""
+    seconds = max(int(delta.total_seconds()), 0)
+    if seconds < 3600:
+        return f"{max(seconds // 60, 1)} min"
+    if seconds < 2 * 86400:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} d"
+
+
+def age_tone(delta: dt.timedelta) -> str:
+    if delta >= dt.timedelta(days=7):
+        return "bad"
+    if delta >= dt.timedelta(days=3):
+        return "warn"
+    return ""
+
+
+def sla_tone(delta: dt.timedelta) -> str:
+    if delta >= REVIEW_SLA:
+        return "bad"
+    if delta >= REVIEW_SLA_WARN:
+        return "warn"
+    return "ok"
+
+
+def applications_base() -> QuerySet[OnboardingApplication]:
+    return OnboardingApplication.objects.select_related("merchant", "reviewer")
+
+
+def search(queryset: QuerySet, q: str, *, prefix: str = "merchant__") -> QuerySet:
+    """Merchant no., legal or short name, licence number (issue 4 "search by merchant no, name, licence number")."""
+    q = q.strip()
+    if not q:
+        return queryset
+    return queryset.filter(
+        Q(**{f"{prefix}merchant_no__icontains": q}) | Q(**{f"{prefix}legal_name__icontains": q})
+        | Q(**{f"{prefix}short_name__icontains": q}) | Q(**{f"{prefix}licence_no__iexact": q.upper()})
+    )
+
+
+def filter_applications(queryset: QuerySet[OnboardingApplication], *, subject_type: str = "", product: str = "",
+                        channel_account: str = "", contract_state: str = "", age: str = "", q: str = "",
+                        now: dt.datetime | None = None) -> QuerySet[OnboardingApplication]:
+    """Every filter of the clerk queue except the state tab (the tabs' counts are taken after this)."""
+    if subject_type:
+        queryset = queryset.filter(merchant__subject_type=subject_type)
+    if product:
+        # The list is stored as JSON text; matching the quoted code matches one whole element, and works on both
+        # PostgreSQL and the demo's SQLite (JSON containment is PostgreSQL-only).
+        queryset = queryset.filter(merchant__requested_products__icontains=f'"{product}"')
+    if channel_account or contract_state:
+        # One contract must satisfy both conditions (account and state), hence a single EXISTS.
+        contracts = Contract.objects.filter(merchant=OuterRef("merchant"))
+        if channel_account:
+            contracts = contracts.filter(channel_account__code=channel_account)
+        if contract_state:
+            contracts = contracts.filter(state=contract_state)
+        queryset = queryset.filter(Exists(contracts))
+    if age in AGE_BUCKETS:
+        now = now or timezone.now()
+        _, low, high = AGE_BUCKETS[age]
+        queryset = queryset.filter(updated_at__lte=now - low)
+        if high is not None:
+            queryset = queryset.filter(updated_at__gt=now - high)
+    return search(queryset, q)
+
+
+def counts_by_state(queryset: QuerySet[OnboardingApplication]) -> dict[str, int]:
+    rows = queryset.order_by().values("state").annotate(n=Count("id"))
+    return {row["state"]: row["n"] for row in rows}
+
+
+def needs_action_contracts(*, q: str = "", channel_account: str = "") -> QuerySet[Contract]:
+    contracts = (Contract.objects.filter(state__in=CONTRACT_ACTION_STATES)
+                 .select_related("merchant", "channel_account").order_by("updated_at", "id"))
+    if channel_account:
+        contracts = contracts.filter(channel_account__code=channel_account)
+    return search(contracts, q)
+
+
+def returned_applications(*, q: str = "") -> QuerySet[OnboardingApplication]:
+    return search(applications_base().filter(state=ApplicationState.RETURNED).order_by("decided_at", "id"), q)
+
+
+# --- rows shown in the queues ---------------------------------------------------------------------------------
+@dataclass
+class QueueRow:
+    application: OnboardingApplication
+    merchant: Merchant
+    contracts: list[Contract]
+    age: str
+    tone: str
+    missing: list[str] = field(default_factory=list)
+
+
+def queue_rows(applications, *, now: dt.datetime | None = None) -> list[QueueRow]:
+    """Rows for one page of the clerk queue, with each merchant's contracts and (for editable ones) missing
+    documents computed from one prefetch instead of a query per row."""
+    now = now or timezone.now()
+    applications = list(applications)
+    merchant_ids = [a.merchant_id for a in applications]
+    contracts: dict[int, list[Contract]] = {}
+    for contract in (Contract.objects.filter(merchant_id__in=merchant_ids).select_related("channel_account")
+                     .order_by("channel_account__code")):
+        contracts.setdefault(contract.merchant_id, []).append(contract)
+    doc_types: dict[int, set[str]] = {}
+    for merchant_id, doc_type in Document.objects.filter(merchant_id__in=merchant_ids).values_list(
+            "merchant_id", "doc_type"):
+        doc_types.setdefault(merchant_id, set()).add(doc_type)
+    rows = []
+    for application in applications:
+        merchant = application.merchant
+        missing = []
+        if application.state in (ApplicationState.DRAFT, ApplicationState.RETURNED):
+            needed = required_documents(subject_type=merchant.subject_type, scenarios=merchant.scenarios or [])
+            labels = dict(DocumentType.choices)
+            missing = [labels.get(d, d) for d in sorted(needed - doc_types.get(merchant.pk, set()))]
+        delta = now - application.updated_at
+        rows.append(QueueRow(application=application, merchant=merchant, contracts=contracts.get(merchant.pk, []),
+                             age=age_label(delta), tone=age_tone(delta), missing=missing))
+    return rows
+
+
+@dataclass
+class ReviewRow:
+    application: OnboardingApplication
+    merchant: Merchant
+    waiting: str
+    tone: str
+    overdue: bool
+
+
+def review_rows(applications, *, now: dt.datetime | None = None) -> list[ReviewRow]:
+    now = now or timezone.now()
+    rows = []
+    for application in applications:
+        start = application.submitted_at or application.updated_at
+        if application.state in OPEN_REVIEW_STATES:
+            delta = now - start
+            rows.append(ReviewRow(application=application, merchant=application.merchant, waiting=age_label(delta),
+                                  tone=sla_tone(delta), overdue=delta >= REVIEW_SLA))
+        else:  # decided: how long the decision took
+            delta = (application.decided_at or application.updated_at) - start
+            rows.append(ReviewRow(application=application, merchant=application.merchant,
+                                  waiting="took " + age_label(delta), tone="", overdue=False))
+    return rows
+
+
+# --- timelines ------------------------------------------------------------------------------------------------
+APPLICATION_ACTIONS = {
+    "merchants.application.drafted": "Drafted",
+    "merchants.application.edited": "Record edited",
+    "merchants.application.submitted": "Submitted for risk review",
+    "merchants.application.review_started": "Taken for review",
+    "merchants.application.approved": "Approved",
+    "merchants.application.returned": "Returned for correction",
+    "merchants.application.rejected": "Rejected",
+    "merchants.contracts.created": "Contracts created",
+    "merchants.application.completed": "Completed (first contract active)",
+    "merchants.document.added": "Document added",
+    "merchants.merchant.activate": "Merchant activated",
+    "merchants.app.created": "API app issued",
+    "merchants.app.secret_revealed": "API secret shown",
+}
+
+
+@dataclass
+class TimelineEntry:
+    at: dt.datetime
+    actor: str
+    title: str
+    reason: str = ""
+    details: dict = field(default_factory=dict)
+    tone: str = ""
+
+
+def application_timeline(application: OnboardingApplication) -> list[TimelineEntry]:
+    """Audit rows of the application and of its merchant (documents, activation), oldest first.
+
+    Audit data never holds PII (the services log merchant numbers, states, document hashes), so it is shown as is.
+    """
+    merchant = application.merchant
+    app_ids = list(merchant.apps.values_list("pk", flat=True))
+    rows = AuditLog.objects.filter(
+        Q(target_type="merchants.onboardingapplication", target_id=str(application.pk))
+        | Q(target_type="merchants.merchant", target_id=str(merchant.pk))
+        | Q(target_type="merchants.merchantapp", target_id__in=[str(pk) for pk in app_ids])
+    ).order_by("created_at", "id")
+    tones = {"merchants.application.approved": "ok", "merchants.application.completed": "ok",
+             "merchants.application.returned": "warn", "merchants.application.rejected": "bad"}
+    labels = dict(DocumentType.choices)
+    entries: list[TimelineEntry] = []
+    for row in rows:
+        details = {k: v for k, v in (row.data or {}).items() if k not in ("merchant_no", "sha256")}
+        if row.action == "merchants.document.added":
+            label = labels.get(details.get("doc_type", ""), details.get("doc_type", ""))
+            last = entries[-1] if entries else None
+            # A form saves several documents at once: one line for the batch reads better than six.
+            if last is not None and last.details.get("documents") is not None and last.actor == row.actor_label \
+                    and row.created_at - last.at < dt.timedelta(minutes=10):
+                last.details["documents"].append(label)
+                last.title = f"{len(last.details['documents'])} documents added"
+                continue
+            entries.append(TimelineEntry(at=row.created_at, actor=row.actor_label, title="Document added",
+                                         details={"documents": [label]}))
+            continue
+        entries.append(TimelineEntry(at=row.created_at, actor=row.actor_label,
+                                     title=APPLICATION_ACTIONS.get(row.action, row.action), reason=row.reason,
+                                     details=details, tone=tones.get(row.action, "")))
+    return entries
+
+
+@dataclass
+class ContractEntry:
+    at: dt.datetime
+    source: str
+    from_state: str
+    to_state: str
+    message: str
+    rejections: list = field(default_factory=list)
+    channel_state: str = ""
+    ids: dict = field(default_factory=dict)
+    actor: str = ""
+
+
+def contract_timeline(contract: Contract) -> list[ContractEntry]:
+    """Every ContractEvent (state changes and the channel's answers) plus staff requests on the contract that are
+    not themselves state changes (resubmission requests, rate changes), oldest first."""
+    entries = []
+    for event in contract.events.all():
+        data = event.data or {}
+        entries.append(ContractEntry(
+            at=event.created_at, source=event.source, from_state=event.from_state, to_state=event.to_state,
+            message=event.message, rejections=data.get("rejections") or [], channel_state=data.get("channel_state", ""),
+            ids={k: data[k] for k in ("application_id", "sub_mchid") if data.get(k)},
+        ))
+    state_actions = {f"merchants.contract.{state}" for state in ContractState.values}
+    for row in AuditLog.objects.filter(target_type="merchants.contract", target_id=str(contract.pk)):
+        if row.action in state_actions or row.action.rsplit(".", 1)[-1] in ("suspend", "resume", "terminate"):
+            continue  # the ContractEvent row already tells it
+        entries.append(ContractEntry(at=row.created_at, source="staff", from_state="", to_state="",
+                                     message=row.action.rsplit(".", 1)[-1].replace("_", " ") +
+                                     (f": {row.reason}" if row.reason else ""), actor=row.actor_label))
+    entries.sort(key=lambda e: e.at)
+    return entries
+
+
+# --- the home page's queues -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HomeQueue:
+    label: str
+    count: int
+    url: str
+    tone: str = ""
+
+
+def clerk_home_queues() -> list[HomeQueue]:
+    counts = counts_by_state(OnboardingApplication.objects.all())
+    base = reverse("staff:onboarding")
+    action = returned_applications().count() + needs_action_contracts().count()
+    return [
+        HomeQueue("Needs action", action, f"{base}?{urlencode({'view': 'action'})}", "bad" if action else ""),
+        HomeQueue("Drafts", counts.get(ApplicationState.DRAFT, 0), f"{base}?{urlencode({'state': 'draft'})}"),
+        HomeQueue("Waiting for risk", counts.get(ApplicationState.SUBMITTED, 0)
+                  + counts.get(ApplicationState.RISK_REVIEW, 0), f"{base}?{urlencode({'state': 'submitted'})}"),
+        HomeQueue("Contracting", counts.get(ApplicationState.CONTRACTING, 0),
+                  f"{base}?{urlencode({'state': 'contracting'})}", "warn"),
+        HomeQueue("Completed", counts.get(ApplicationState.COMPLETED, 0),
+                  f"{base}?{urlencode({'state': 'completed'})}", "ok"),
+    ]
+
+
+def overdue_reviews(queryset: QuerySet[OnboardingApplication]) -> QuerySet[OnboardingApplication]:
+    """Open reviews past the SLA, counted from submission."""
+    return queryset.filter(state__in=OPEN_REVIEW_STATES, submitted_at__lte=timezone.now() - REVIEW_SLA)
+
+
+def risk_home_queues() -> list[HomeQueue]:
+    waiting = OnboardingApplication.objects.filter(state=ApplicationState.SUBMITTED)
+    overdue = overdue_reviews(OnboardingApplication.objects.all()).count()
+    base = reverse("staff:risk")
+    waiting_count = waiting.count()
+    frozen = Merchant.objects.filter(state=MerchantState.FROZEN).count()
+    return [
+        HomeQueue("Applications waiting for review", waiting_count, base, "warn" if waiting_count else ""),
+        HomeQueue("Over the review SLA", overdue, base, "bad" if overdue else ""),
+        HomeQueue("In review", OnboardingApplication.objects.filter(state=ApplicationState.RISK_REVIEW).count(),
+                  f"{base}?{urlencode({'state': 'risk_review'})}"),
+        HomeQueue("Frozen merchants", frozen, f"{base}#frozen", "bad" if frozen else ""),
+    ]
+
+
+# --- the record as staff read it (masked) ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class RecordRow:
+    label: str
+    value: str
+    param: str  # the services' name of the field, so a returned reason can point at it
+
+
+def _date(value) -> str:
+    return value.strftime("%Y-%m-%d") if value else ""
+
+
+def record_sections(merchant: Merchant) -> list[tuple[str, list[RecordRow]]]:
+    """The onboarding record grouped as on the form, with PII masked (design §5 rule 10): ID numbers, phones,
+    e-mail, account numbers and people's names never reach a page in the clear."""
+    from aggpay.masking import mask_bank_account, mask_email, mask_id_number, mask_name, mask_phone
+    from merchants.models import AccountType
+
+    m = merchant
+    business = [
+        RecordRow("Subject type", m.get_subject_type_display(), "subject_type"),
+        RecordRow("Legal name", m.legal_name, "legal_name"),
+        RecordRow("Short name", m.short_name, "short_name"),
+        RecordRow("MCC / industry", " · ".join(filter(None, [m.mcc, m.industry])), "mcc"),
+        RecordRow("Service phone", m.service_phone, "service_phone"),
+        RecordRow("Registered address", m.registered_address, "registered_address"),
+    ]
+    licence = [
+        RecordRow("Licence number", m.licence_no, "licence_no"),
+        RecordRow("Valid", f"{_date(m.licence_valid_from)} → {_date(m.licence_valid_until) or 'long-term'}"
+                  if m.licence_valid_from else "", "licence_valid_from"),
+    ] if m.subject_type != "micro" else [RecordRow("Licence", "none (small/micro merchant)", "licence_no")]
+    person = [
+        RecordRow("Name", mask_name(m.legal_person_name), "legal_person_name"),
+        RecordRow("ID", f"{m.get_legal_person_id_type_display()} {mask_id_number(m.legal_person_id_number)}",
+                  "legal_person_id_number"),
+        RecordRow("ID valid", f"{_date(m.legal_person_id_valid_from)} → "
+                  f"{_date(m.legal_person_id_valid_until) or 'long-term'}", "legal_person_id_valid_from"),
+    ]
+    contact = [
+        RecordRow("Name", mask_name(m.contact_name), "contact_name"),
+        RecordRow("Mobile", mask_phone(m.contact_phone), "contact_phone"),
+        RecordRow("E-mail", mask_email(m.contact_email), "contact_email"),
+    ]
+    sections = [("Business 主体信息", business), ("Business licence 营业执照", licence),
+                ("Legal person 法人", person), ("Contact 联系人", contact)]
+    account = m.settlement_accounts.filter(current=True).first()
+    if account is not None:
+        holder = (account.account_holder if account.account_type == AccountType.CORPORATE
+                  else mask_name(account.account_holder))
+        sections.append(("Settlement account 结算账户", [
+            RecordRow("Type", account.get_account_type_display(), "settlement_account.account_type"),
+            RecordRow("Bank", " · ".join(filter(None, [account.bank_name, account.bank_branch,
+                                                       account.bank_branch_code])), "settlement_account.bank_name"),
+            RecordRow("Account number", mask_bank_account(account.account_number),
+                      "settlement_account.account_number"),
+            RecordRow("Holder", holder, "settlement_account.account_holder"),
+        ]))
+    else:
+        sections.append(("Settlement account 结算账户", [RecordRow("Account", "", "settlement_account")]))
+    return sections
