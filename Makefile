@@ -69,7 +69,7 @@ demo: $(STAMP) keys
 	@$(DEMO_ENV) $(PY) manage.py demo_credentials
 	@echo
 	@echo "Serving aggpay at http://127.0.0.1:$(PORT)/  (Ctrl-C stops it)"
-	$(DEMO_ENV) $(PY) manage.py runserver --noreload 127.0.0.1:$(PORT)
+	$(DEMO_ENV) AGGPAY_INPROCESS_BEAT=1 $(PY) manage.py runserver --noreload 127.0.0.1:$(PORT)
 
 # Seeds and prints the demo data of whatever database the environment points at (`make up` does not seed).
 seed: $(STAMP) keys

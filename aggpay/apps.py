@@ -14,3 +14,10 @@ class AggpayConfig(AppConfig):
         from aggpay.roles import roles_sync_after_migrate
 
         post_migrate.connect(roles_sync_after_migrate, dispatch_uid="aggpay.roles.sync")
+
+        from django.conf import settings
+
+        if settings.AGGPAY_INPROCESS_BEAT:
+            from aggpay import inprocess_beat
+
+            inprocess_beat.start(tick_seconds=settings.AGGPAY_INPROCESS_BEAT_SECONDS)

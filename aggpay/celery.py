@@ -19,6 +19,11 @@ app.conf.beat_schedule = {
     "aggpay-heartbeat": {"task": "aggpay.tasks.heartbeat", "schedule": 300.0},
     # Onboarding reviews are polled where the channel sends no notification (channel-protocols.md A.13).
     "merchants-poll-due-contracts": {"task": "merchants.tasks.poll_due_contracts", "schedule": 60.0},
+    # Merchant notifications: retries on the contract's ladder, and whatever a broker outage or a lost worker
+    # left behind (design §5 rule 8).
+    "trades-sweep-deliveries": {"task": "trades.tasks.sweep_deliveries", "schedule": 60.0},
+    # Orders and refunds whose outcome is unknown are queried on the ladder; overdue orders expire (design §5).
+    "trades-sync-due-orders": {"task": "trades.tasks_orders.sync_due_orders", "schedule": 60.0},
     "merchants-poll-due-settlement-changes": {"task": "merchants.tasks.poll_due_settlement_changes",
                                               "schedule": 60.0},
 }

@@ -51,8 +51,6 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "aggpay.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    # Static files served by the app itself in `make up` (DEBUG off) without a proxy in front.
-    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -61,6 +59,12 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
+
+if not DEBUG:
+    # Static files served by the app itself in `make up` (collected into STATIC_ROOT) without a proxy in front;
+    # with DEBUG on, runserver serves them from the apps.
+    MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+                      "whitenoise.middleware.WhiteNoiseMiddleware")
 
 ROOT_URLCONF = "aggpay.urls"
 WSGI_APPLICATION = "aggpay.wsgi.application"
@@ -144,6 +148,12 @@ if not AGGPAY_ENCRYPTION_KEYS and _keys_file.exists():
 
 # --- merchant API ------------------------------------------------------------------------------------
 AGGPAY_SIGNATURE_WINDOW_SECONDS = 300
+# Partner document uploads arrive base64 in JSON (merchant-api.md is JSON-only): 5 MB files need ~7 MB bodies.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
+AGGPAY_DELIVERY_LEASE_SECONDS = env_int("AGGPAY_DELIVERY_LEASE_SECONDS", 60)
+# A payment that arrives after its order was closed is refunded automatically (design §5 rule 3); 0 queues it for
+# support instead.
+AGGPAY_LATE_PAYMENT_AUTO_REFUND = env_bool("AGGPAY_LATE_PAYMENT_AUTO_REFUND", True)
 AGGPAY_NONCE_TTL_SECONDS = 15 * 60
 AGGPAY_PUBLIC_BASE_URL = env_str("AGGPAY_PUBLIC_BASE_URL", "http://127.0.0.1:8000")
 
@@ -196,6 +206,9 @@ CELERY_TASK_QUEUES = [Queue("default"), Queue("notify"), Queue("channel"), Queue
 # redeliver a task that is merely waiting for its ETA.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 7 * 3600}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# The demo has no beat process: the periodic jobs run in a thread of the web process (aggpay/inprocess_beat.py).
+AGGPAY_INPROCESS_BEAT = env_bool("AGGPAY_INPROCESS_BEAT", False)
+AGGPAY_INPROCESS_BEAT_SECONDS = env_int("AGGPAY_INPROCESS_BEAT_SECONDS", 5)
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ROUTES = {
     "trades.tasks.deliver_*": {"queue": "notify"},

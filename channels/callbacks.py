@@ -39,6 +39,8 @@ class CallbackDuplicate(Exception):
 # handler yet are acknowledged and stored as ignored, so the channel stops retrying.
 HANDLERS: dict[str, str] = {
     "onboarding": "merchants.services.contracts.contract_apply_callback",
+    "payment": "trades.services.callbacks.payment_callback",
+    "refund": "trades.services.callbacks.refund_callback",
 }
 
 

@@ -41,8 +41,13 @@ def request_target(meta) -> str:
             raw = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         return raw
     path = meta.get("SCRIPT_NAME", "") + meta.get("PATH_INFO", "")
-    # WSGI strings are bytes decoded as latin-1: undo that before quoting the original bytes.
-    target = quote(path.encode("latin-1"), safe=_PATH_SAFE)
+    # WSGI strings are bytes decoded as latin-1 (PEP 3333): undo that before quoting the original bytes. A server
+    # that hands over already-decoded text (characters above U+00FF) gets its UTF-8 bytes instead of a 500.
+    try:
+        raw_path = path.encode("latin-1")
+    except UnicodeEncodeError:
+        raw_path = path.encode("utf-8")
+    target = quote(raw_path, safe=_PATH_SAFE)
     query = meta.get("QUERY_STRING", "")
     return f"{target}?{query}" if query else target
 

@@ -141,7 +141,11 @@ def exception_handler(exc: Exception, context: dict) -> Response:
         view = context.get("view")
         logger.error("unhandled error in %s", type(view).__name__ if view else "API", exc_info=exc)
     set_rollback()  # an answered error must not leave half a change behind (ATOMIC_REQUESTS or not)
-    return Response(envelope(request_id=_request_id(context), **fields), status=status, headers=headers)
+    body = envelope(request_id=_request_id(context), **fields)
+    if isinstance(exc, ApplicationError) and exc.extra:
+        # e.g. 409 invalid_state on close carries the paid order under "order" (merchant-api.md "Orders").
+        body.update({key: value for key, value in exc.extra.items() if key != "error"})
+    return Response(body, status=status, headers=headers)
 
 
 def handler500(request):

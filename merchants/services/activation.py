@@ -28,6 +28,10 @@ def merchant_activate_on_contract(*, contract: Contract) -> Merchant:
         merchant.save()
         audit_log(actor=None, action="merchants.merchant.activate", target=merchant,
                   reason=f"first active contract on {contract.channel_account.code}")
+        if merchant.partner_id:  # the partner is told (merchant-api.md "Partner onboarding")
+            from aggpay.api.partner_resource import partner_event_emit
+
+            partner_event_emit(merchant_id=merchant.pk, type="merchant.activated")
     # Checked in Python: JSON containment lookups are PostgreSQL-only and the demo runs on SQLite.
     if not any(app.has_scope("payments") for app in merchant.apps.all()):
         merchant_app_create(merchant=merchant, actor=None, scopes=["payments"], name="payments")

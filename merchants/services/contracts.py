@@ -252,6 +252,10 @@ def contract_apply_result(*, contract_id: int, result: OnboardingResult, source:
                          "sub_mchid": result.sub_mchid, "application_id": result.application_id})
             audit_log(actor=actor, action=f"merchants.contract.{contract.state}", target=contract,
                       data={"from": before, "to": contract.state, "account": contract.channel_account.code})
+        if changed and contract.merchant.partner_id:  # the partner is told (merchant-api.md "Partner onboarding")
+            from aggpay.api.partner_resource import partner_event_emit
+
+            partner_event_emit(merchant_id=contract.merchant_id, type="merchant.contract_updated")
         activated = changed and contract.state == ContractState.ACTIVE
         if activated:
             from merchants.services.activation import merchant_activate_on_contract

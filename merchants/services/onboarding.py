@@ -167,8 +167,14 @@ def application_submit(*, application_id: int, actor) -> OnboardingApplication:
             raise InvalidRequest("settlement_account is required", param="settlement_account")
         application.submitted_at = timezone.now()
 
-    return _transition(application_id=application_id, actor=actor, name="submit",
-                       action="merchants.application.submitted", before_save=check)
+    with transaction.atomic():
+        application = _transition(application_id=application_id, actor=actor, name="submit",
+                                  action="merchants.application.submitted", before_save=check)
+        if application.merchant.partner_id:  # the partner is told (merchant-api.md "Partner onboarding")
+            from aggpay.api.partner_resource import partner_event_emit
+
+            partner_event_emit(merchant_id=application.merchant_id, type="merchant.submitted")
+    return application
 
 
 def application_review_start(*, application_id: int, actor) -> OnboardingApplication:
@@ -206,9 +212,15 @@ def application_return(*, application_id: int, actor, reasons: list[dict]) -> On
         application.returned_reasons = [{"field": r.get("field", ""), "reason": r["reason"]} for r in reasons]
         application.decided_at = timezone.now()
 
-    return _transition(application_id=application_id, actor=actor, name="return_for_correction",
-                       action="merchants.application.returned",
-                       reason="; ".join(r["reason"] for r in reasons), before_save=decide)
+    with transaction.atomic():
+        application = _transition(application_id=application_id, actor=actor, name="return_for_correction",
+                                  action="merchants.application.returned",
+                                  reason="; ".join(r["reason"] for r in reasons), before_save=decide)
+        if application.merchant.partner_id:  # the partner is told (merchant-api.md "Partner onboarding")
+            from aggpay.api.partner_resource import partner_event_emit
+
+            partner_event_emit(merchant_id=application.merchant_id, type="merchant.returned")
+    return application
 
 
 def application_reject(*, application_id: int, actor, reason: str) -> OnboardingApplication:

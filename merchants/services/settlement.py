@@ -187,4 +187,8 @@ def _contract_staff_transition(*, contract_id: int, actor, reason: str, name: st
                                      message=reason)
         audit_log(actor=actor, action=f"merchants.contract.{name}", target=contract, reason=reason,
                   data={"from": before, "to": contract.state})
+        if contract.merchant.partner_id:
+            from aggpay.api.partner_resource import partner_event_emit
+
+            partner_event_emit(merchant_id=contract.merchant_id, type="merchant.contract_updated")
     return contract

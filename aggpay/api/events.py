@@ -1,0 +1,66 @@
+"""GET /api/v1/events — pull the events a merchant may have missed (merchant-api.md "Notifications and events").
+
+Each item is exactly the body aggpay posts to the notify URL (``trades.services.events.event_payload``), so a
+merchant can feed pulled and pushed events through the same code: de-duplicate by ``id``, order by ``sequence``.
+"""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from aggpay.api.lists import ListParamsSerializer, page, parse_list_params
+from aggpay.api.schema import api_schema
+from aggpay.api.views import MerchantAPIView
+from trades.services.events import EVENT_TYPE_RE, event_payload, events_for_app
+
+
+class EventListParamsSerializer(ListParamsSerializer):
+    starting_after = serializers.CharField(required=False, max_length=64,
+                                           help_text="an event id (`evt_...`): the page after that event")
+    type = serializers.RegexField(EVENT_TYPE_RE, required=False, max_length=40,
+                                  help_text="only events of this type, e.g. `order.succeeded`")
+
+
+class EventDataOutputSerializer(serializers.Serializer):
+    object = serializers.DictField(help_text="the order, refund or merchant as the API returns it, at the time "
+                                             "of the event")
+
+
+class EventOutputSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="`evt_...`; de-duplicate by it: deliveries may arrive more than once")
+    type = serializers.CharField(help_text="`order.succeeded`, `order.failed`, `order.closed`, `order.reversed`, "
+                                           "`refund.succeeded`, `refund.failed`, `refund.closed`; partners also "
+                                           "`merchant.submitted`, `merchant.returned`, `merchant.contract_updated`, "
+                                           "`merchant.activated`")
+    created_at = serializers.DateTimeField()
+    sequence = serializers.IntegerField(min_value=1, help_text="increases with each event of the same object: "
+                                                               "order the events of an object by it")
+    data = EventDataOutputSerializer()
+
+
+class EventListOutputSerializer(serializers.Serializer):
+    data = EventOutputSerializer(many=True, help_text="newest first")
+    has_more = serializers.BooleanField()
+
+
+class EventListView(MerchantAPIView):
+    """Any authenticated app: its merchant's events of the types its scopes receive (``payments``: orders and
+    refunds; ``onboarding``: the ``merchant.*`` events of the partner's merchants)."""
+
+    @api_schema(
+        operation_id="events_list",
+        summary="List events",
+        description="The events notifications were (or are being) sent for, newest first — for merchants who "
+                    "missed notifications. Each item has the same shape as a notification body.",
+        parameters=[EventListParamsSerializer],
+        responses={200: EventListOutputSerializer},
+        tags=["events"],
+    )
+    def get(self, request):
+        params = parse_list_params(EventListParamsSerializer, request.query_params)
+        events = events_for_app(request.auth)
+        if params.get("type"):
+            events = events.filter(type=params["type"])
+        rows, has_more = page(events, params=params, id_field="event_id")
+        return Response({"data": [event_payload(event) for event in rows], "has_more": has_more})

@@ -1,0 +1,52 @@
+"""List endpoints' conventions (merchant-api.md "Conventions"): ``?limit=`` 1–100 (default 20), ``?starting_after=
+<id>``, ``created_gte`` / ``created_lt``; the answer ``{"data": [...], "has_more": bool}``, newest first.
+
+``ListParamsSerializer`` documents and validates the common parameters (subclass it to add filters) and ``page``
+cuts one page out of a queryset already restricted to what the caller may see.
+"""
+
+from __future__ import annotations
+
+from django.db.models import Q, QuerySet
+from rest_framework import serializers
+
+from aggpay.errors import InvalidRequest
+
+
+class ListParamsSerializer(serializers.Serializer):
+    limit = serializers.IntegerField(min_value=1, max_value=100, default=20, help_text="1–100, default 20")
+    starting_after = serializers.CharField(required=False, max_length=64,
+                                           help_text="the id of the last object of the previous page")
+    created_gte = serializers.DateTimeField(required=False, help_text="created at or after (RFC 3339)")
+    created_lt = serializers.DateTimeField(required=False, help_text="created before (RFC 3339)")
+
+
+def parse_list_params(serializer_class: type[ListParamsSerializer], query_params) -> dict:
+    params = serializer_class(data=query_params)
+    params.is_valid(raise_exception=True)
+    return params.validated_data
+
+
+def page(queryset: QuerySet, *, params: dict, id_field: str) -> tuple[list, bool]:
+    """One page, newest first (``created_at`` then primary key, so ties have a stable order).
+
+    ``starting_after`` must name an object of ``queryset`` by ``id_field`` (its public id): an id the caller
+    cannot see is refused like a malformed one, so it reveals nothing about other merchants.
+    """
+    cursor = None
+    cursor_id = params.get("starting_after")
+    if cursor_id:
+        cursor = queryset.filter(**{id_field: cursor_id}).values("pk", "created_at").first()
+        if cursor is None:
+            raise InvalidRequest(f"starting_after: no object {cursor_id} in this list", param="starting_after")
+    queryset = queryset.order_by("-created_at", "-pk")
+    if params.get("created_gte") is not None:
+        queryset = queryset.filter(created_at__gte=params["created_gte"])
+    if params.get("created_lt") is not None:
+        queryset = queryset.filter(created_at__lt=params["created_lt"])
+    if cursor is not None:
+        queryset = queryset.filter(Q(created_at__lt=cursor["created_at"])
+                                   | Q(created_at=cursor["created_at"], pk__lt=cursor["pk"]))
+    limit = params["limit"]
+    rows = list(queryset[: limit + 1])
+    return rows[:limit], len(rows) > limit

@@ -1,0 +1,401 @@
+"""The partner onboarding API (merchant-api.md "Partner onboarding"; issue 4 "Partner onboarding API").
+
+Apps with the ``onboarding`` scope whose merchant is a partner (``is_partner``) submit, correct and follow their
+own merchants — never another partner's: every lookup is by ``(partner, merchant_no)`` and anything else is a 404
+(design §5 rule 11). The record is checked by ``merchants.services.record.validate_record``, the same check the
+clerks' form and the batch import use; the serializers here only pin down JSON types (so that a number where text
+belongs is a 400 naming the field, not a crash) and refuse unknown fields (a misspelt field is never dropped
+silently).
+
+    POST  /merchants                           the record (+ optional inline documents, + "submit": true)
+    GET   /merchants                           list, newest first
+    GET   /merchants/{merchant_no}             application, per-channel contracts, sub-merchant ids (PII masked)
+    PATCH /merchants/{merchant_no}             JSON merge patch (RFC 7396) of the record while draft/returned;
+                                               only settlement_account once active
+    POST  /merchants/{merchant_no}/documents   {"doc_type", "filename", "content_base64"}
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import transaction
+from rest_framework import serializers
+from rest_framework.exceptions import NotFound
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+
+from aggpay.api.lists import ListParamsSerializer, page, parse_list_params
+from aggpay.api.partner_resource import (
+    PartnerDocumentOutputSerializer,
+    PartnerMerchantListOutputSerializer,
+    PartnerMerchantOutputSerializer,
+    merchant_resource,
+    partner_merchant,
+    with_resource_data,
+)
+from aggpay.api.permissions import HasScope, IsMerchantApp
+from aggpay.api.schema import api_schema
+from aggpay.api.views import MerchantAPIView, api_actor
+from aggpay.errors import InvalidRequest, InvalidState
+from channels.adapters.base import PRODUCTS
+from merchants.models import (
+    AccountType,
+    ApplicationState,
+    Document,
+    DocumentType,
+    IdDocType,
+    Merchant,
+    MerchantApp,
+    MerchantState,
+    SubjectType,
+)
+from merchants.services.onboarding import (
+    application_submit,
+    document_add,
+    merchant_onboard_draft,
+    merchant_record_update,
+)
+from merchants.services.record import SCENARIO_TYPES
+
+# A name the file storage keeps as it is (Django's get_valid_filename would reject '.', '..' or '???').
+FILENAME_RE = re.compile(r"^\w[\w .()-]{0,99}$")
+
+
+class IsPartnerApp(BasePermission):
+    message = "only a partner's apps may onboard merchants"
+
+    def has_permission(self, request, view) -> bool:
+        return isinstance(request.auth, MerchantApp) and request.auth.merchant.is_partner
+
+
+PARTNER_PERMISSIONS = [IsMerchantApp, HasScope("onboarding"), IsPartnerApp]
+
+
+# --- input ------------------------------------------------------------------------------------------------------
+class StrictSerializer(serializers.Serializer):
+    """Refuses fields it does not know, naming the first one."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = [key for key in data if key not in self.fields]
+            if unknown:
+                raise serializers.ValidationError({str(unknown[0]): ["unknown field"]})
+        return super().to_internal_value(data)
+
+
+def _text(**kwargs):
+    return serializers.CharField(trim_whitespace=False, **kwargs)
+
+
+def _optional_text(**kwargs):
+    return serializers.CharField(trim_whitespace=False, required=False, allow_blank=True, allow_null=True, **kwargs)
+
+
+class PartnerScenarioInputSerializer(StrictSerializer):
+    type = serializers.ChoiceField(choices=[(t, t) for t in SCENARIO_TYPES])
+    name = _text()
+    url = _optional_text(help_text="website scenarios: http(s) URL")
+    appid = _optional_text(help_text="app, mini program, official account scenarios")
+
+
+class PartnerStoreInputSerializer(StrictSerializer):
+    store_no = _text(help_text="your id of the store, unique within the merchant")
+    name = _text()
+    area_code = _text(help_text="6-digit administrative division code")
+    address = _text()
+
+
+class PartnerSettlementInputSerializer(StrictSerializer):
+    account_type = serializers.ChoiceField(choices=AccountType.choices,
+                                           help_text="enterprises: `corporate`; small/micro: `personal`")
+    bank_name = _text()
+    bank_branch = _optional_text()
+    bank_branch_code = _optional_text(help_text="CNAPS code")
+    account_number = _text(help_text="8–30 digits")
+    account_holder = _text(help_text="the legal name (corporate) or the legal person's name (personal)")
+
+
+class PartnerRecordInputSerializer(StrictSerializer):
+    subject_type = serializers.ChoiceField(choices=SubjectType.choices)
+    legal_name = _text()
+    short_name = _text()
+    licence_no = _optional_text(help_text="unified social credit code; required unless `micro`")
+    licence_valid_from = serializers.DateField(required=False, allow_null=True, help_text="required unless `micro`")
+    licence_valid_until = serializers.DateField(required=False, allow_null=True, help_text="null: long-term")
+    registered_address = _optional_text()
+    legal_person_name = _text()
+    legal_person_id_type = serializers.ChoiceField(choices=IdDocType.choices, required=False,
+                                                   help_text="default `id_card`")
+    legal_person_id_number = _text()
+    legal_person_id_valid_from = serializers.DateField()
+    legal_person_id_valid_until = serializers.DateField(required=False, allow_null=True, help_text="null: long-term")
+    contact_name = _text()
+    contact_phone = _text(help_text="mainland mobile number")
+    contact_email = _optional_text()
+    service_phone = _text()
+    mcc = _text(help_text="4 digits")
+    industry = _optional_text()
+    requested_products = serializers.ListField(child=serializers.ChoiceField(choices=[(p, p) for p in PRODUCTS]),
+                                               allow_empty=False)
+    scenarios = PartnerScenarioInputSerializer(many=True, allow_empty=False)
+    stores = PartnerStoreInputSerializer(many=True, required=False, help_text="needed for offline scenarios")
+    settlement_account = PartnerSettlementInputSerializer()
+
+
+class PartnerDocumentInputSerializer(StrictSerializer):
+    doc_type = serializers.ChoiceField(choices=DocumentType.choices)
+    filename = serializers.RegexField(FILENAME_RE, max_length=100,
+                                      help_text="e.g. `licence.jpg`: letters, digits, space, `.`, `(`, `)`, `-`")
+    content_base64 = serializers.CharField(help_text="the file, base64; JPEG, PNG or PDF up to 5 MB")
+
+    def validate_content_base64(self, value: str) -> bytes:
+        try:
+            return base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise serializers.ValidationError("not valid base64")
+
+
+class PartnerMerchantCreateInputSerializer(PartnerRecordInputSerializer):
+    documents = PartnerDocumentInputSerializer(many=True, required=False,
+                                               help_text="documents to attach at once (or upload them later)")
+    submit = serializers.BooleanField(default=False, help_text="submit for review at once (all required "
+                                                               "documents must be attached)")
+
+
+class PartnerMerchantPatchInputSerializer(PartnerRecordInputSerializer):
+    """Validated with ``partial=True``: only the fields sent are checked; null removes an optional field."""
+
+    submit = serializers.BooleanField(required=False, help_text="(re)submit for review after the corrections")
+
+
+class PartnerMerchantListParamsSerializer(ListParamsSerializer):
+    starting_after = serializers.CharField(required=False, max_length=64,
+                                           help_text="a merchant_no: the page after that merchant")
+    state = serializers.ChoiceField(choices=MerchantState.choices, required=False)
+
+
+def _validated(serializer_class, data, *, partial: bool = False) -> dict:
+    serializer = serializer_class(data=data, partial=partial)
+    serializer.is_valid(raise_exception=True)
+    return _plain(serializer.validated_data)
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+def merge_patch(target, patch):
+    """RFC 7396: objects merge key by key, null removes a key, anything else (lists included) replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def current_record(merchant: Merchant) -> dict:
+    """The merchant's record in the shape validate_record takes (clear values: it never leaves the server)."""
+    record = {
+        "subject_type": merchant.subject_type, "legal_name": merchant.legal_name, "short_name": merchant.short_name,
+        "registered_address": merchant.registered_address, "legal_person_name": merchant.legal_person_name,
+        "legal_person_id_type": merchant.legal_person_id_type,
+        "legal_person_id_number": merchant.legal_person_id_number,
+        "legal_person_id_valid_from": merchant.legal_person_id_valid_from,
+        "legal_person_id_valid_until": merchant.legal_person_id_valid_until,
+        "contact_name": merchant.contact_name, "contact_phone": merchant.contact_phone,
+        "contact_email": merchant.contact_email, "service_phone": merchant.service_phone, "mcc": merchant.mcc,
+        "industry": merchant.industry, "requested_products": list(merchant.requested_products or []),
+        "scenarios": list(merchant.scenarios or []),
+        "stores": [{"store_no": s.store_no, "name": s.name, "area_code": s.area_code, "address": s.address}
+                   for s in merchant.stores.all()],
+    }
+    if merchant.subject_type != SubjectType.MICRO:
+        record.update(licence_no=merchant.licence_no, licence_valid_from=merchant.licence_valid_from,
+                      licence_valid_until=merchant.licence_valid_until)
+    account = current_settlement(merchant)
+    if account is not None:
+        record["settlement_account"] = account
+    return record
+
+
+def current_settlement(merchant: Merchant) -> dict | None:
+    accounts = getattr(merchant, "current_accounts", None)
+    if accounts is None:
+        accounts = list(merchant.settlement_accounts.filter(current=True))
+    if not accounts:
+        return None
+    a = accounts[0]
+    return {"account_type": a.account_type, "bank_name": a.bank_name, "bank_branch": a.bank_branch,
+            "bank_branch_code": a.bank_branch_code, "account_number": a.account_number,
+            "account_holder": a.account_holder}
+
+
+def _add_document(*, merchant_id: int, actor: str, document: dict, param_prefix: str = "") -> Document:
+    upload = SimpleUploadedFile(document["filename"], document["content_base64"])
+    try:
+        return document_add(merchant_id=merchant_id, actor=actor, doc_type=document["doc_type"], uploaded_file=upload)
+    except InvalidRequest as exc:
+        # document_add speaks of the uploaded "file"; over this JSON API the file is content_base64.
+        param = "content_base64" if exc.param == "file" else exc.param
+        raise InvalidRequest(exc.message, param=f"{param_prefix}{param}" if param else None) from exc
+
+
+# --- views ------------------------------------------------------------------------------------------------------
+class PartnerAPIView(MerchantAPIView):
+    permission_classes = PARTNER_PERMISSIONS
+
+    def get_merchant(self, request, merchant_no: str) -> Merchant:
+        merchant = partner_merchant(partner=request.auth.merchant, merchant_no=merchant_no)
+        if merchant is None:
+            raise NotFound()  # another partner's merchant is indistinguishable from none
+        return merchant
+
+    def resource(self, request, merchant_no: str) -> dict:
+        return merchant_resource(self.get_merchant(request, merchant_no))
+
+
+TAGS = ["partner onboarding"]
+
+
+class PartnerMerchantListView(PartnerAPIView):
+    @api_schema(
+        operation_id="partner_merchants_list",
+        summary="List your merchants",
+        description="The merchants this partner onboarded, newest first.",
+        parameters=[PartnerMerchantListParamsSerializer],
+        responses={200: PartnerMerchantListOutputSerializer},
+        errors=(403,),
+        tags=TAGS,
+    )
+    def get(self, request):
+        params = parse_list_params(PartnerMerchantListParamsSerializer, request.query_params)
+        merchants = Merchant.objects.filter(partner=request.auth.merchant)
+        if params.get("state"):
+            merchants = merchants.filter(state=params["state"])
+        rows, has_more = page(with_resource_data(merchants), params=params, id_field="merchant_no")
+        return Response({"data": [merchant_resource(m) for m in rows], "has_more": has_more})
+
+    @api_schema(
+        operation_id="partner_merchants_create",
+        summary="Submit a merchant for onboarding",
+        description="Creates the merchant and its draft application from the record. Attach documents here or "
+                    "with POST /merchants/{merchant_no}/documents; `\"submit\": true` sends it for review at once "
+                    "(all in one transaction: on any error nothing is created).",
+        request=PartnerMerchantCreateInputSerializer,
+        responses={201: PartnerMerchantOutputSerializer},
+        errors=(403, 409),
+        tags=TAGS,
+    )
+    def post(self, request):
+        data = _validated(PartnerMerchantCreateInputSerializer, request.data)
+        submit, documents = data.pop("submit", False), data.pop("documents", [])
+        actor = api_actor(request)
+        with transaction.atomic():
+            application = merchant_onboard_draft(actor=actor, data=data, partner=request.auth.merchant)
+            for index, document in enumerate(documents):
+                _add_document(merchant_id=application.merchant_id, actor=actor, document=document,
+                              param_prefix=f"documents.{index}.")
+            if submit:
+                application_submit(application_id=application.pk, actor=actor)
+        return Response(self.resource(request, application.merchant.merchant_no), status=201)
+
+
+class PartnerMerchantDetailView(PartnerAPIView):
+    @api_schema(
+        operation_id="partner_merchants_retrieve",
+        summary="One of your merchants",
+        description="The record (PII masked), the application's state and returned reasons, the documents and "
+                    "those still missing, and per channel the contract's state, rejection reasons, sign URL and, "
+                    "once active, the sub-merchant id.",
+        responses={200: PartnerMerchantOutputSerializer},
+        errors=(403, 404),
+        tags=TAGS,
+    )
+    def get(self, request, merchant_no: str):
+        return Response(self.resource(request, merchant_no))
+
+    @api_schema(
+        operation_id="partner_merchants_update",
+        summary="Correct a merchant's record, or change its settlement account",
+        description="A JSON merge patch (RFC 7396) of the record: send only what changes; `null` removes an "
+                    "optional field; lists (`stores`, `scenarios`, `requested_products`) are replaced whole. "
+                    "Allowed while the application is `draft` or `returned` (a returned application goes back to "
+                    "draft); `\"submit\": true` then (re)submits it. Once the merchant is active only "
+                    "`settlement_account` may change: the change is made at every channel asynchronously and "
+                    "followed in `settlement_change`.",
+        request=PartnerMerchantPatchInputSerializer,
+        responses={200: PartnerMerchantOutputSerializer},
+        errors=(403, 404, 409),
+        tags=TAGS,
+    )
+    def patch(self, request, merchant_no: str):
+        merchant = self.get_merchant(request, merchant_no)
+        patch = _validated(PartnerMerchantPatchInputSerializer, request.data, partial=True)
+        submit = patch.pop("submit", False)
+        actor = api_actor(request)
+        if merchant.state == MerchantState.ONBOARDING:
+            _correct(merchant, patch=patch, submit=submit, actor=actor)
+        else:
+            _change_settlement(merchant, patch=patch, submit=submit, actor=actor)
+        return Response(self.resource(request, merchant_no))
+
+
+def _correct(merchant: Merchant, *, patch: dict, submit: bool, actor: str) -> None:
+    application = next((a for a in merchant.applications.all()
+                        if a.state not in (ApplicationState.REJECTED, ApplicationState.COMPLETED)), None)
+    if application is None:
+        raise InvalidState("this merchant has no open application to correct")
+    with transaction.atomic():
+        # A returned application reopens through merchant_record_update even when only documents changed.
+        if patch or (submit and application.state == ApplicationState.RETURNED):
+            merchant_record_update(application_id=application.pk, actor=actor,
+                                   data=merge_patch(current_record(merchant), patch))
+        if submit:
+            application_submit(application_id=application.pk, actor=actor)
+
+
+def _change_settlement(merchant: Merchant, *, patch: dict, submit: bool, actor: str) -> None:
+    other = sorted(set(patch) - {"settlement_account"}) + (["submit"] if submit else [])
+    if other:
+        raise InvalidState(f"the merchant is {merchant.state}: only settlement_account can change now",
+                           param=other[0])
+    if "settlement_account" not in patch:
+        return
+    try:
+        from merchants.services.settlement import merchant_settlement_change
+    except ImportError:
+        raise InvalidState("settlement account changes are not yet supported", param="settlement_account")
+    account = merge_patch(current_settlement(merchant) or {}, patch["settlement_account"])
+    merchant_settlement_change(merchant_id=merchant.pk, actor=actor, account=account)
+
+
+class PartnerMerchantDocumentsView(PartnerAPIView):
+    @api_schema(
+        operation_id="partner_merchant_documents_create",
+        summary="Upload a document",
+        description="A licence, ID side, store photo, bank card or site screenshot as base64 (JPEG, PNG or PDF "
+                    "by content, up to 5 MB). Allowed while the application is a draft or returned, or when a "
+                    "channel rejected a contract and wants a new picture.",
+        request=PartnerDocumentInputSerializer,
+        responses={201: PartnerDocumentOutputSerializer},
+        errors=(403, 404, 409),
+        tags=TAGS,
+    )
+    def post(self, request, merchant_no: str):
+        merchant = self.get_merchant(request, merchant_no)
+        document = _validated(PartnerDocumentInputSerializer, request.data)
+        added = _add_document(merchant_id=merchant.pk, actor=api_actor(request), document=document)
+        return Response(PartnerDocumentOutputSerializer(added).data, status=201)
+

@@ -1,0 +1,86 @@
+"""Fixtures for trades: a shop that can take payments through the three channel kinds on the simulators."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+
+import pytest
+import requests
+
+from aggpay.api.client import AggpayClient
+from channels.models import ChannelAccount, ChannelProduct
+from channels.simulators import alipay as alipay_sim
+from channels.simulators import bank as bank_sim
+from channels.simulators import wechatpay as wechat_sim
+from merchants.models import Contract, ContractRate
+from merchants.services.merchants import merchant_activate
+from tests.factories import MerchantAppFactory, MerchantFactory
+
+PRODUCTS = {
+    "wechatpay": ("wechat.native", "wechat.jsapi", "wechat.app", "wechat.h5", "wechat.barcode"),
+    "alipay": ("alipay.qr", "alipay.jsapi", "alipay.app", "alipay.wap", "alipay.barcode"),
+    "bank": ("unionpay.qr", "unionpay.barcode"),
+}
+
+
+@dataclass
+class Shop:
+    merchant: object
+    app: object
+    client: AggpayClient
+    root: str
+    accounts: dict
+
+    def wait_for(self, predicate, timeout: float = 10.0, message: str = "condition"):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {message}")
+
+    def sim(self, kind: str, path: str, **payload) -> dict:
+        response = requests.post(f"{self.root}/{kind}{path}", json=payload, timeout=10)
+        assert response.status_code < 300, response.text
+        return response.json() if response.content else {}
+
+
+def _account(code, kind, root, config):
+    return ChannelAccount.objects.create(code=code, kind=kind, name=code, base_url=f"{root}/{kind}", config=config,
+                                         enabled=True)
+
+
+@pytest.fixture
+def shop(transactional_db, live_server, simulator_server, settings, callback_receiver):
+    """Persona: 'Tea House', active, contracted on WeChat Pay (ISV), Alipay (ISV) and Bank A (UnionPay), with an
+    HMAC payments app whose notify_url is ``callback_receiver``; the channels call back to ``live_server``."""
+    settings.AGGPAY_PUBLIC_BASE_URL = live_server.url
+    root = simulator_server.base_url
+    merchant = merchant_activate(merchant_id=MerchantFactory(short_name="Tea House").pk, actor=None, reason="test")
+    stamp = str(time.time_ns())[-8:]
+    wechat = _account(f"wx-{stamp}", "wechatpay", root, wechat_sim.provision(root, name=f"wx{stamp}"))
+    alipay = _account(f"ali-{stamp}", "alipay", root, alipay_sim.provision(
+        root, name=f"ali{stamp}", message_url=f"{live_server.url}/callbacks/ali-{stamp}/"))
+    bank = _account(f"bank-{stamp}", "bank", root, bank_sim.provision(root, name=f"bank{stamp}"))
+    ali_merchant = alipay_sim.provision_merchant(root, app_id=alipay.config["app_id"], name="Tea House")
+    bank_merchant = requests.post(f"{root}/bank/_control/merchants",
+                                  json={"org_no": bank.config["org_no"], "name": "Tea House"}, timeout=10).json()
+    subs = {"wechatpay": ("1900000109", ""), "alipay": (ali_merchant["sub_mchid"], ali_merchant["app_auth_token"]),
+            "bank": (bank_merchant["mch_no"], "")}
+    for account in (wechat, alipay, bank):
+        sub_mchid, token = subs[account.kind]
+        contract = Contract.objects.create(merchant=merchant, channel_account=account, state="active",
+                                           business_code=f"B{account.code}", sub_mchid=sub_mchid,
+                                           app_auth_token=token)
+        for product in PRODUCTS[account.kind]:
+            ChannelProduct.objects.create(account=account, product=product, cost_rate=Decimal("0.0020"),
+                                          max_amount=5_000_000)
+            ContractRate.objects.create(contract=contract, product=product, rate=Decimal("0.0038"))
+    app = MerchantAppFactory(merchant=merchant, app_id=f"app_shop{stamp}", secret="shop-secret-0123456789abcdef",
+                             notify_url=callback_receiver.url)
+    client = AggpayClient(live_server.url, app.app_id, secret=app.secret)
+    return Shop(merchant=merchant, app=app, client=client, root=root,
+                accounts={"wechatpay": wechat, "alipay": alipay, "bank": bank})

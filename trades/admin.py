@@ -1,0 +1,78 @@
+"""Django admin for events and deliveries: read-only history; resending goes through the service (style.md §15).
+
+Events are append-only and deliveries move only through ``trades.services.events``; the one action, resend, asks
+for a reason and is audited (design §5 rule 9).
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from aggpay.staff.admin_actions import reasoned_action
+from trades.models import Delivery, DeliveryAttempt, Event
+from trades.services.events import deliveries_resend
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    show_full_result_count = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class DeliveryInline(admin.TabularInline):
+    model = Delivery
+    fields = ("url", "app", "state", "attempts", "next_attempt_at", "delivered_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class DeliveryAttemptInline(admin.TabularInline):
+    model = DeliveryAttempt
+    fields = ("number", "started_at", "status_code", "duration_ms", "error", "response_snippet")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Event)
+class EventAdmin(ReadOnlyAdmin):
+    list_display = ("event_id", "type", "merchant", "object_type", "object_id", "sequence", "created_at")
+    list_filter = ("type",)
+    list_select_related = ("merchant",)
+    search_fields = ("=event_id", "=object_id", "=merchant__merchant_no")
+    raw_id_fields = ("merchant", "app")
+    readonly_fields = ("event_id", "merchant", "app", "type", "object_type", "object_id", "sequence", "data",
+                       "created_at")
+    inlines = [DeliveryInline]
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(ReadOnlyAdmin):
+    list_display = ("pk", "event", "url", "state", "attempts", "next_attempt_at", "delivered_at")
+    list_filter = ("state",)
+    list_select_related = ("event",)
+    search_fields = ("=event__event_id", "=event__object_id", "=event__merchant__merchant_no")
+    raw_id_fields = ("event", "app")
+    readonly_fields = ("event", "app", "url", "state", "attempts", "next_attempt_at", "claimed_until",
+                       "delivered_at", "created_at", "updated_at")
+    inlines = [DeliveryAttemptInline]
+    actions = [reasoned_action(deliveries_resend, name="resend", verb="resend", id_kwarg="delivery_id",
+                               permissions=("resend",))]
+
+    def has_resend_permission(self, request):
+        return request.user.has_perm("trades.resend_delivery")

@@ -1,0 +1,238 @@
+"""The Orders and Refunds endpoints of merchant-api.md, exactly: unified order, query, list, close, reverse,
+refund, refund query. Views validate fields and call trades.services; nothing else."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import serializers, status
+from rest_framework.response import Response
+
+from aggpay.api.lists import ListParamsSerializer, page, parse_list_params
+from aggpay.api.permissions import HasScope, IsMerchantApp, MerchantIsActive, MerchantMayRefund
+from aggpay.api.schema import api_schema
+from aggpay.api.views import MerchantAPIView, api_actor
+from trades.models import Order, OrderState
+from trades.products import API_PRODUCTS
+from trades.services.orders import order_close, order_create, order_get, order_reverse, order_sync
+from trades.services.refunds import refund_create, refund_get, refund_sync
+from trades.services.representation import order_as_api, refund_as_api
+
+OUT_NO = re.compile(r"^[0-9A-Za-z_-]{6,32}$")
+PAYER_KEYS = {"openid", "buyer_id", "user_id"}
+METADATA_MAX_BYTES = 2048
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """Amounts are JSON integers in fen: "100", 100.0 and true are refused (design §5 rule 1)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class HttpUrlField(serializers.URLField):
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not value.lower().startswith(("http://", "https://")):
+            raise serializers.ValidationError("must be an http or https URL")
+        return value
+
+
+class OrderCreateInputSerializer(serializers.Serializer):
+    out_trade_no = serializers.RegexField(OUT_NO, help_text="6–32 chars [0-9A-Za-z_-], unique per merchant")
+    amount = StrictIntegerField(min_value=1, max_value=10**11, help_text="fen, ≥ 1")
+    currency = serializers.ChoiceField(choices=["CNY"], default="CNY")
+    product = serializers.ChoiceField(choices=list(API_PRODUCTS))
+    subject = serializers.CharField(max_length=128)
+    description = serializers.CharField(max_length=1024, required=False, allow_blank=True)
+    metadata = serializers.DictField(required=False, help_text="JSON object ≤ 2 KB, echoed back")
+    notify_url = HttpUrlField(max_length=512, required=False)
+    return_url = HttpUrlField(max_length=512, required=False)
+    expire_seconds = StrictIntegerField(min_value=60, max_value=86400, required=False)
+    client_ip = serializers.CharField(max_length=45, required=False)
+    payer = serializers.DictField(child=serializers.CharField(max_length=128), required=False,
+                                  help_text='{"openid": ...} (WeChat), {"buyer_id": ...} (Alipay) or {"user_id": ...}')
+    auth_code = serializers.RegexField(r"^\d{16,24}$", required=False, help_text="payment code (barcode products)")
+    store_id = serializers.CharField(max_length=32, required=False, allow_blank=True)
+    terminal_id = serializers.CharField(max_length=32, required=False, allow_blank=True)
+
+    def validate_metadata(self, value):
+        if len(json.dumps(value, ensure_ascii=False).encode("utf-8")) > METADATA_MAX_BYTES:
+            raise serializers.ValidationError("must be at most 2 KB as JSON")
+        return value
+
+    def validate_client_ip(self, value):
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise serializers.ValidationError("must be an IPv4 or IPv6 address") from None
+        return value
+
+    def validate_payer(self, value):
+        unknown = set(value) - PAYER_KEYS
+        if unknown:
+            raise serializers.ValidationError(f"unknown key {sorted(unknown)[0]}; use openid, buyer_id or user_id")
+        return value
+
+
+class FailureOutputSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField(allow_blank=True)
+
+
+class OrderOutputSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="`ord_...`")
+    out_trade_no = serializers.CharField()
+    merchant_no = serializers.CharField()
+    amount = serializers.IntegerField(help_text="fen")
+    currency = serializers.CharField()
+    product = serializers.CharField()
+    state = serializers.ChoiceField(choices=OrderState.choices)
+    subject = serializers.CharField()
+    description = serializers.CharField(allow_blank=True)
+    metadata = serializers.DictField()
+    pay_params = serializers.DictField(help_text="code_url / jsapi / app / h5_url / wap_url / cashier_url")
+    channel_trade_no = serializers.CharField(allow_null=True)
+    paid_at = serializers.DateTimeField(allow_null=True)
+    refunded_amount = serializers.IntegerField()
+    refundable_amount = serializers.IntegerField()
+    expires_at = serializers.DateTimeField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    failure = FailureOutputSerializer(required=False, help_text="present when state is failed")
+
+
+class OrderListOutputSerializer(serializers.Serializer):
+    data = OrderOutputSerializer(many=True)
+    has_more = serializers.BooleanField()
+
+
+class OrderListParamsSerializer(ListParamsSerializer):
+    state = serializers.ChoiceField(choices=OrderState.choices, required=False)
+
+
+class RefundCreateInputSerializer(serializers.Serializer):
+    out_refund_no = serializers.RegexField(r"^[0-9A-Za-z_-]{1,64}$", help_text="unique per merchant")
+    amount = StrictIntegerField(min_value=1, max_value=10**11, help_text="fen")
+    reason = serializers.CharField(max_length=256, required=False, allow_blank=True)
+    notify_url = HttpUrlField(max_length=512, required=False)
+
+
+class RefundOutputSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="`ref_...`")
+    out_refund_no = serializers.CharField()
+    out_trade_no = serializers.CharField()
+    amount = serializers.IntegerField()
+    state = serializers.ChoiceField(choices=["pending", "succeeded", "failed", "closed"])
+    reason = serializers.CharField(allow_blank=True)
+    channel_refund_no = serializers.CharField(allow_null=True)
+    succeeded_at = serializers.DateTimeField(allow_null=True)
+    failure = FailureOutputSerializer(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+
+REPLAYED = {"Idempotent-Replayed": "true"}
+
+
+class PaymentsView(MerchantAPIView):
+    permission_classes = [IsMerchantApp, HasScope("payments")]
+
+
+class OrdersView(PaymentsView):
+    def get_permissions(self):
+        if self.request.method == "POST":
+            return [IsMerchantApp(), HasScope("payments")(), MerchantIsActive()]
+        return super().get_permissions()
+
+    @api_schema(operation_id="orders_create", summary="Unified order (统一下单)", tags=["orders"],
+                request=OrderCreateInputSerializer,
+                responses={201: OrderOutputSerializer,
+                           200: OpenApiResponse(OrderOutputSerializer,
+                                                description="the same request retried: the existing order, with "
+                                                            "header `Idempotent-Replayed: true`")},
+                errors=(403, 409, 422, 502))
+    def post(self, request):
+        data = OrderCreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        order, replayed = order_create(app=request.auth, data=data.validated_data)
+        body = order_as_api(order)
+        if replayed:
+            return Response(body, status=status.HTTP_200_OK, headers=REPLAYED)
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    @api_schema(operation_id="orders_list", summary="List orders", tags=["orders"],
+                parameters=[OrderListParamsSerializer], responses={200: OrderListOutputSerializer}, errors=(403,))
+    def get(self, request):
+        params = parse_list_params(OrderListParamsSerializer, request.query_params)
+        queryset = Order.objects.filter(merchant=request.auth.merchant).select_related("merchant")
+        if params.get("state"):
+            queryset = queryset.filter(state=params["state"])
+        rows, has_more = page(queryset, params=params, id_field="pk")
+        return Response({"data": [order_as_api(o) for o in rows], "has_more": has_more})
+
+
+class OrderDetailView(PaymentsView):
+    @api_schema(operation_id="orders_retrieve", summary="Query an order", tags=["orders"],
+                description="If the order is pending, aggpay asks the channel before answering (at most once "
+                            "every few seconds per order).",
+                responses={200: OrderOutputSerializer}, errors=(403, 404))
+    def get(self, request, out_trade_no):
+        order = order_get(merchant=request.auth.merchant, out_trade_no=out_trade_no)
+        if order.state == OrderState.PENDING:
+            order = order_sync(order_id=order.pk)
+        return Response(order_as_api(order))
+
+
+class OrderCloseView(PaymentsView):
+    @api_schema(operation_id="orders_close", summary="Close a pending order", tags=["orders"], request=None,
+                description="Asks the channel first. `409 invalid_state` if the order was paid meanwhile; the "
+                            "answer then carries the paid order under `order`.",
+                responses={200: OrderOutputSerializer}, errors=(403, 404, 409, 502))
+    def post(self, request, out_trade_no):
+        order = order_get(merchant=request.auth.merchant, out_trade_no=out_trade_no)
+        return Response(order_as_api(order_close(order_id=order.pk, actor_label=api_actor(request))))
+
+
+class OrderReverseView(PaymentsView):
+    @api_schema(operation_id="orders_reverse", summary="Reverse (撤销) a payment-code order", tags=["orders"],
+                request=None, description="Closes the order if unpaid, refunds it if paid.",
+                responses={200: OrderOutputSerializer}, errors=(403, 404, 409, 502))
+    def post(self, request, out_trade_no):
+        order = order_get(merchant=request.auth.merchant, out_trade_no=out_trade_no)
+        return Response(order_as_api(order_reverse(order_id=order.pk)))
+
+
+class OrderRefundsView(PaymentsView):
+    def get_permissions(self):
+        return [IsMerchantApp(), HasScope("payments")(), MerchantMayRefund()]
+
+    @api_schema(operation_id="refunds_create", summary="Refund an order (partially or fully)", tags=["refunds"],
+                request=RefundCreateInputSerializer,
+                responses={201: RefundOutputSerializer,
+                           200: OpenApiResponse(RefundOutputSerializer, description="replayed (same out_refund_no "
+                                                                                    "and parameters)")},
+                errors=(403, 404, 409, 422, 502))
+    def post(self, request, out_trade_no):
+        order = order_get(merchant=request.auth.merchant, out_trade_no=out_trade_no)
+        data = RefundCreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        refund, replayed = refund_create(order=order, actor_label=api_actor(request), **data.validated_data)
+        if replayed:
+            return Response(refund_as_api(refund), status=status.HTTP_200_OK, headers=REPLAYED)
+        return Response(refund_as_api(refund), status=status.HTTP_201_CREATED)
+
+
+class RefundDetailView(PaymentsView):
+    @api_schema(operation_id="refunds_retrieve", summary="Query a refund", tags=["refunds"],
+                description="If the refund is pending, aggpay asks the channel before answering.",
+                responses={200: RefundOutputSerializer}, errors=(403, 404))
+    def get(self, request, out_refund_no):
+        refund = refund_get(merchant=request.auth.merchant, out_refund_no=out_refund_no)
+        if refund.state == "pending":
+            refund = refund_sync(refund_id=refund.pk)
+        return Response(refund_as_api(refund))

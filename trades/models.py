@@ -1,1 +1,0 @@
-"""trades models — see design.md §2 for what this app owns."""

@@ -1,0 +1,17 @@
+"""trades models — see design.md §2 for what this app owns."""
+
+from trades.models.events import Delivery, DeliveryAttempt, DeliveryState, Event, EventSequence
+from trades.models.orders import (
+    ChannelCall,
+    LatePayment,
+    Order,
+    OrderState,
+    Refund,
+    RefundState,
+    SyncState,
+    new_order_id,
+    new_refund_id,
+)
+
+__all__ = ["ChannelCall", "Delivery", "DeliveryAttempt", "DeliveryState", "Event", "EventSequence", "LatePayment",
+           "Order", "OrderState", "Refund", "RefundState", "SyncState", "new_order_id", "new_refund_id"]

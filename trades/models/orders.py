@@ -1,0 +1,239 @@
+"""Orders and refunds — design §4 (state machines) and §5 (rules), merchant-api.md "Orders" and "Refunds".
+
+Money is integer fen. ``state`` moves only through the transitions below, from trades.services, under a row lock
+with a re-check. Aggregates beside the state: ``refunded_amount`` / ``refund_reserved`` / ``refund_state`` for
+refunds, ``sync_state`` + ``next_query_at`` for outcomes we do not know yet (design §5 rule 2).
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+
+from django.db import models
+from django.db.models import Q
+from django_fsm import FSMField, FSMModelMixin, transition
+
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def public_id(prefix: str) -> str:
+    """``ord_`` / ``ref_`` + 22 random base62 characters (≈131 bits): also our out_trade_no at the channel, so it
+    fits every channel's rule (WeChat 6–32 chars of [0-9A-Za-z_-*|], A.7)."""
+    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(22))
+
+
+def new_order_id() -> str:
+    return public_id("ord_")
+
+
+def new_refund_id() -> str:
+    return public_id("ref_")
+
+
+class OrderState(models.TextChoices):
+    PENDING = "pending", "Pending"  # created; the payer has not paid yet, or we do not know yet
+    SUCCEEDED = "succeeded", "Succeeded"  # the channel says paid
+    FAILED = "failed", "Failed"  # the channel explicitly refused (never on a timeout, design §5 rule 2)
+    CLOSED = "closed", "Closed"  # closed or expired before payment, after asking the channel
+    REVERSED = "reversed", "Reversed"  # 撤销 (payment code): closed if unpaid, refunded if paid
+
+
+class RefundState(models.TextChoices):
+    NONE = "none", "None"
+    PARTIAL = "partial", "Partially refunded"
+    FULL = "full", "Fully refunded"
+
+
+class SyncState(models.TextChoices):
+    OK = "ok", "Known"
+    UNKNOWN = "unknown", "Unknown — being queried"  # a timeout/5xx left the outcome open
+    MANUAL = "manual", "Unknown — needs a person"  # the query ladder ran out (design §5 rule 2)
+
+
+class Order(FSMModelMixin, models.Model):
+    id = models.CharField(primary_key=True, max_length=26, default=new_order_id, editable=False)
+    merchant = models.ForeignKey("merchants.Merchant", on_delete=models.PROTECT, related_name="orders")
+    app = models.ForeignKey("merchants.MerchantApp", null=True, blank=True, on_delete=models.PROTECT,
+                            related_name="orders")
+    out_trade_no = models.CharField(max_length=32)
+    amount = models.BigIntegerField(help_text="fen")
+    currency = models.CharField(max_length=3, default="CNY")
+    product = models.CharField(max_length=24, help_text="as requested: may be barcode or cashier")
+    channel_product = models.CharField(max_length=24, blank=True, help_text="what the channel was asked for")
+    subject = models.CharField(max_length=128)
+    description = models.TextField(blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    notify_url = models.URLField(max_length=512, blank=True)
+    return_url = models.URLField(max_length=512, blank=True)
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    payer = models.JSONField(default=dict, blank=True, help_text="openid / buyer_id / user_id")
+    auth_code_masked = models.CharField(max_length=32, blank=True, help_text="payment codes are never stored whole")
+    store_id = models.CharField(max_length=32, blank=True)
+    terminal_id = models.CharField(max_length=32, blank=True)
+    expires_at = models.DateTimeField()
+    request_fingerprint = models.CharField(max_length=64, help_text="sha256 of the create parameters (idempotency)")
+
+    state = FSMField(default=OrderState.PENDING, choices=OrderState.choices, protected=True, db_index=True)
+    failure_code = models.CharField(max_length=64, blank=True)
+    failure_message = models.CharField(max_length=256, blank=True)
+
+    channel_account = models.ForeignKey("channels.ChannelAccount", null=True, blank=True, on_delete=models.PROTECT,
+                                        related_name="orders")
+    contract = models.ForeignKey("merchants.Contract", null=True, blank=True, on_delete=models.PROTECT,
+                                 related_name="orders")
+    sub_mchid = models.CharField(max_length=64, blank=True)
+    routing = models.JSONField(default=dict, blank=True, help_text="which layer chose the account, candidates seen")
+    channel_trade_no = models.CharField(max_length=64, blank=True)
+    pay_params = models.JSONField(default=dict, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+
+    # Fee snapshot (trades.services.fees), taken at creation.
+    merchant_rate = models.DecimalField(max_digits=8, decimal_places=6, default=0)
+    merchant_fee = models.BigIntegerField(default=0)
+    cost_rate = models.DecimalField(max_digits=8, decimal_places=6, default=0)
+    channel_cost = models.BigIntegerField(default=0)
+    rebate_rate = models.DecimalField(max_digits=8, decimal_places=6, default=0)
+    rebate = models.BigIntegerField(default=0)
+    profit = models.BigIntegerField(default=0)
+
+    refunded_amount = models.BigIntegerField(default=0, help_text="sum of succeeded refunds, fen")
+    refund_reserved = models.BigIntegerField(default=0, help_text="sum of non-failed refunds, fen (design §5 rule 6)")
+    refund_state = models.CharField(max_length=8, choices=RefundState.choices, default=RefundState.NONE)
+
+    sync_state = models.CharField(max_length=8, choices=SyncState.choices, default=SyncState.OK, db_index=True)
+    next_query_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    query_attempts = models.PositiveIntegerField(default=0)
+    last_queried_at = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["merchant", "out_trade_no"], name="order_unique_out_trade_no"),
+            models.UniqueConstraint(fields=["channel_account", "channel_trade_no"], condition=~Q(channel_trade_no=""),
+                                    name="order_unique_channel_trade_no"),
+            models.CheckConstraint(condition=Q(amount__gte=1), name="order_amount_positive"),
+            models.CheckConstraint(condition=Q(refund_reserved__lte=models.F("amount")) & Q(refund_reserved__gte=0),
+                                   name="order_refunds_within_amount"),
+            models.CheckConstraint(condition=Q(refunded_amount__lte=models.F("refund_reserved"))
+                                   & Q(refunded_amount__gte=0), name="order_refunded_within_reserved"),
+        ]
+        permissions = [("refund_order", "Can refund orders from the staff pages")]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.out_trade_no} {self.amount} fen ({self.state})"
+
+    @property
+    def refundable_amount(self) -> int:
+        return self.amount - self.refund_reserved if self.state == OrderState.SUCCEEDED else 0
+
+    @transition(field=state, source=OrderState.PENDING, target=OrderState.SUCCEEDED)
+    def succeed(self) -> None:
+        """The channel says paid (callback or query), after the cross-check."""
+
+    @transition(field=state, source=OrderState.PENDING, target=OrderState.FAILED)
+    def fail(self) -> None:
+        """An explicit refusal by the channel — never a timeout."""
+
+    @transition(field=state, source=OrderState.PENDING, target=OrderState.CLOSED)
+    def close(self) -> None:
+        """Closed or expired after the channel confirmed it was unpaid (design §5 rule 3)."""
+
+    @transition(field=state, source=[OrderState.PENDING, OrderState.SUCCEEDED], target=OrderState.REVERSED)
+    def reverse(self) -> None:
+        """撤销 through the channel's reverse (which refunds a paid order)."""
+
+
+class Refund(FSMModelMixin, models.Model):
+    id = models.CharField(primary_key=True, max_length=26, default=new_refund_id, editable=False)
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="refunds")
+    merchant = models.ForeignKey("merchants.Merchant", on_delete=models.PROTECT, related_name="refunds")
+    out_refund_no = models.CharField(max_length=64)
+    amount = models.BigIntegerField(help_text="fen")
+    reason = models.CharField(max_length=256, blank=True)
+    notify_url = models.URLField(max_length=512, blank=True)
+    request_fingerprint = models.CharField(max_length=64)
+    requested_by = models.CharField(max_length=150, help_text="api:<app_id> or a staff user")
+    state = FSMField(default="pending", choices=[("pending", "Pending"), ("succeeded", "Succeeded"),
+                                                 ("failed", "Failed"), ("closed", "Closed")],
+                     protected=True, db_index=True)
+    abnormal = models.BooleanField(default=False, help_text="the channel could not return the money: manual queue")
+    channel_refund_no = models.CharField(max_length=64, blank=True)
+    channel_attempt = models.PositiveIntegerField(default=0, help_text="retries of a failed refund reuse the number")
+    succeeded_at = models.DateTimeField(null=True, blank=True)
+    failure_code = models.CharField(max_length=64, blank=True)
+    failure_message = models.CharField(max_length=256, blank=True)
+    # The part of the order's fee snapshot this refund gives back (trades.services.fees.fees_for_refund).
+    merchant_fee_refunded = models.BigIntegerField(default=0)
+    channel_cost_refunded = models.BigIntegerField(default=0)
+    rebate_refunded = models.BigIntegerField(default=0)
+    sync_state = models.CharField(max_length=8, choices=SyncState.choices, default=SyncState.OK, db_index=True)
+    next_query_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    query_attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["merchant", "out_refund_no"], name="refund_unique_out_refund_no"),
+            models.CheckConstraint(condition=Q(amount__gte=1), name="refund_amount_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.out_refund_no} {self.amount} fen ({self.state})"
+
+    @transition(field=state, source="pending", target="succeeded")
+    def succeed(self) -> None:
+        """The channel returned the money."""
+
+    @transition(field=state, source="pending", target="failed")
+    def fail(self) -> None:
+        """An explicit refusal; the same out_refund_no may be retried (merchant-api.md "Refunds")."""
+
+    @transition(field=state, source="failed", target="pending")
+    def retry(self) -> None:
+        """A failed refund retried with the same out_refund_no."""
+
+    @transition(field=state, source="pending", target="closed")
+    def close(self) -> None:
+        """The channel closed the refund (REFUND.CLOSED)."""
+
+
+class ChannelCall(models.Model):
+    """Append-only record of each adapter call made for an order or refund: the trade timeline's channel part."""
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="channel_calls")
+    refund = models.ForeignKey(Refund, null=True, blank=True, on_delete=models.PROTECT, related_name="channel_calls")
+    verb = models.CharField(max_length=24)  # create, query, close, reverse, refund, query_refund
+    outcome = models.CharField(max_length=24)  # the normalised state, or error/unknown
+    channel_code = models.CharField(max_length=64, blank=True)
+    message = models.CharField(max_length=512, blank=True)
+    answer = models.TextField(blank=True, help_text="the channel's answer, redacted")
+    elapsed_ms = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.verb} {self.outcome}"
+
+
+class LatePayment(models.Model):
+    """A success that arrived after we closed the order (design §5 rule 3): never lost — refunded automatically or
+    queued for support, per ``AGGPAY_LATE_PAYMENT_AUTO_REFUND``."""
+
+    order = models.OneToOneField(Order, on_delete=models.PROTECT, related_name="late_payment")
+    channel_trade_no = models.CharField(max_length=64)
+    amount = models.BigIntegerField()
+    detected_at = models.DateTimeField(auto_now_add=True)
+    state = models.CharField(max_length=12, default="open",
+                             choices=[("open", "Open"), ("refunding", "Refunding"), ("resolved", "Resolved")])
+    resolution = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"late payment on {self.order_id}"

@@ -1,0 +1,342 @@
+"""Events and their deliveries: the notification outbox (design §5 rules 7 and 8; merchant-api.md
+"Notifications and events"; issue 5 "Events and deliveries").
+
+- ``event_emit`` writes the event and one delivery per notify URL in the caller's transaction and enqueues the
+  deliveries only after that transaction commits.
+- ``delivery_attempt`` posts one delivery: claim it in a short locked transaction, POST with no lock held, record
+  the answer in a second short locked transaction (rule 7).
+- ``deliveries_due`` is the sweeper: it re-enqueues every due delivery, so neither a broker outage nor a worker
+  killed mid-delivery loses a notification. It is also what dispatches retries (the beat runs it every minute), so
+  no hours-long ETA messages wait in the broker or in a worker's memory.
+- ``deliveries_resend`` is support's button.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import requests
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+from rest_framework import serializers
+
+from aggpay.audit import audit_log
+from aggpay.errors import InvalidRequest, NotFound
+from aggpay.permissions import require_perm
+from merchants.models import Merchant, MerchantApp
+from trades.models import Delivery, DeliveryAttempt, DeliveryState, Event, EventSequence
+
+logger = logging.getLogger(__name__)
+
+# merchant-api.md: "retries after 1 min, 5 min ×2, 10 min ×5, 1 h ×5, 6 h ×3 (about 24 h in all), then marks the
+# delivery exhausted". The first attempt is immediate; RETRY_DELAYS[n-1] follows the n-th failed attempt.
+RETRY_DELAYS: tuple[dt.timedelta, ...] = (
+    (dt.timedelta(minutes=1),)
+    + (dt.timedelta(minutes=5),) * 2
+    + (dt.timedelta(minutes=10),) * 5
+    + (dt.timedelta(hours=1),) * 5
+    + (dt.timedelta(hours=6),) * 3
+)
+MAX_ATTEMPTS = 1 + len(RETRY_DELAYS)  # the first try and 16 retries
+
+CONNECT_TIMEOUT = 3.0
+READ_TIMEOUT = 10.0
+SNIPPET_BYTES = 1024
+# Longer than one attempt can take (connect + read timeouts and some slack): a live worker always finishes first.
+DEFAULT_LEASE_SECONDS = 60
+USER_AGENT = "aggpay-notify/1"
+
+EVENT_TYPE_RE = re.compile(r"^[a-z][a-z_]*\.[a-z][a-z_]*$")
+
+
+def lease() -> dt.timedelta:
+    return dt.timedelta(seconds=getattr(settings, "AGGPAY_DELIVERY_LEASE_SECONDS", DEFAULT_LEASE_SECONDS))
+
+
+def event_scope(event_type: str) -> str:
+    """Which app scope receives and may list an event type: onboarding events go to partner apps."""
+    return "onboarding" if event_type.startswith("merchant.") else "payments"
+
+
+# --- what a merchant sees ---------------------------------------------------------------------------------------
+_TIMESTAMP = serializers.DateTimeField()
+
+
+def event_payload(event: Event) -> dict:
+    """The notification body and the list item of GET /api/v1/events: the same object in both places."""
+    return {
+        "id": event.event_id,
+        "type": event.type,
+        # Rendered like every other API timestamp (RFC 3339 in aggpay's time zone).
+        "created_at": _TIMESTAMP.to_representation(event.created_at),
+        "sequence": event.sequence,
+        "data": {"object": event.data},
+    }
+
+
+def event_body(event: Event) -> bytes:
+    """The exact bytes posted (and signed). Deterministic, so every attempt of an event sends the same body."""
+    return json.dumps(event_payload(event), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def events_for_app(app: MerchantApp) -> QuerySet[Event]:
+    """The events an app may list: its merchant's, of the types its scopes receive."""
+    allowed = Q(pk__in=[])
+    if app.has_scope("onboarding"):
+        allowed |= Q(type__startswith="merchant.")
+    if app.has_scope("payments"):
+        allowed |= ~Q(type__startswith="merchant.")
+    return Event.objects.filter(allowed, merchant_id=app.merchant_id)
+
+
+# --- emitting ---------------------------------------------------------------------------------------------------
+def _next_sequence(*, object_type: str, object_id: str) -> int:
+    # get_or_create on a locking queryset: an existing counter is locked; a new one is created in a savepoint,
+    # and a concurrent creator's IntegrityError falls back to the locked read. The lock lasts until the caller's
+    # transaction ends, so two emitters for one object get consecutive numbers in commit order.
+    counter, _ = EventSequence.objects.select_for_update().get_or_create(object_type=object_type,
+                                                                          object_id=object_id)
+    counter.last += 1
+    counter.save(update_fields=["last"])
+    return counter.last
+
+
+def _recipients(*, merchant: Merchant, event_type: str, app: MerchantApp | None,
+                notify_url: str | None) -> list[tuple[MerchantApp, str]]:
+    if app is not None:
+        url = notify_url or app.notify_url
+        return [(app, url)] if url and app.active else []
+    scope = event_scope(event_type)
+    found: dict[str, MerchantApp] = {}
+    for candidate in merchant.apps.filter(active=True).order_by("created_at", "id"):
+        if candidate.has_scope(scope) and candidate.notify_url:
+            found.setdefault(candidate.notify_url, candidate)  # one delivery per URL (unique (event, url))
+    return [(candidate, url) for url, candidate in found.items()]
+
+
+def _enqueue(delivery_id: int) -> None:
+    from trades import tasks
+
+    tasks.deliver_event.delay(delivery_id)
+
+
+def _enqueue_after_commit(delivery_id: int) -> None:
+    """Like ``delay_on_commit``, but robust: a broker that is down must not turn the caller's committed change
+    into an error; the failure is logged and the sweeper enqueues the delivery once the broker is back
+    (design §5 rule 8)."""
+
+    def enqueue_delivery() -> None:  # named: Django logs a failed robust callback by its __qualname__
+        _enqueue(delivery_id)
+
+    transaction.on_commit(enqueue_delivery, robust=True)
+
+
+def event_emit(*, merchant: Merchant, type: str, obj_type: str, obj_id: str, data: dict,
+               app: MerchantApp | None = None, notify_url: str | None = None) -> Event:
+    """Record that ``obj_type``/``obj_id`` changed as ``type`` and queue its notifications.
+
+    Must run inside the transaction that makes the change: the event and its deliveries exist if and only if the
+    change does. Deliveries go to ``notify_url`` (or ``app``'s) when ``app`` is given — an order's own URL —
+    otherwise to every active app of ``merchant`` whose scope receives ``type`` and that has a notify URL.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("event_emit must be called inside the transaction that makes the change")
+    if not isinstance(type, str) or not EVENT_TYPE_RE.match(type) or len(type) > 40:
+        raise ValueError(f"event type {type!r} must look like 'order.succeeded'")
+    if not isinstance(data, dict):
+        raise ValueError("event data must be the object as the API returns it (a dict)")
+    obj_id = str(obj_id)
+    with transaction.atomic():
+        sequence = _next_sequence(object_type=obj_type, object_id=obj_id)
+        event = Event.objects.create(merchant=merchant, app=app, type=type, object_type=obj_type, object_id=obj_id,
+                                     sequence=sequence, data=data)
+        now = timezone.now()
+        for recipient, url in _recipients(merchant=merchant, event_type=type, app=app, notify_url=notify_url):
+            delivery = Delivery.objects.create(event=event, app=recipient, url=url, next_attempt_at=now)
+            _enqueue_after_commit(delivery.pk)
+    return event
+
+
+# --- delivering ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PostResult:
+    status_code: int | None
+    duration_ms: int
+    snippet: str = ""
+    error: str = ""
+
+    @property
+    def acknowledged(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def notification_post(url: str, *, body: bytes, headers: dict[str, str]) -> PostResult:
+    """The one outbound HTTP call of notifications: timeouts, no redirects, http(s) only, a bounded snippet.
+
+    A redirect is an answer (3xx), not an acknowledgement: following it would post signed data to wherever a
+    receiver points us. Tests that need another network patch this function.
+    """
+    scheme = urlsplit(url).scheme.lower()
+    if scheme not in ("http", "https"):
+        return PostResult(None, 0, error=f"refused: notify URLs must be http or https, not {scheme or 'empty'!r}")
+    started = time.monotonic()
+    try:
+        with requests.post(url, data=body, headers=headers, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
+                           allow_redirects=False, stream=True) as response:
+            raw = response.raw.read(SNIPPET_BYTES, decode_content=True) or b""
+            status = response.status_code
+    except requests.RequestException as exc:
+        return PostResult(None, _elapsed_ms(started), error=f"{type(exc).__name__}: {exc}"[:300])
+    return PostResult(status, _elapsed_ms(started), snippet=raw.decode("utf-8", errors="replace"))
+
+
+def _elapsed_ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+def notification_headers(delivery: Delivery, body: bytes) -> dict[str, str]:
+    from aggpay.api.views import signature_headers
+
+    return {
+        "Content-Type": "application/json; charset=utf-8",
+        "User-Agent": USER_AGENT,
+        "Aggpay-Event-Id": delivery.event.event_id,
+        **signature_headers(delivery.app, body),
+    }
+
+
+def _claim(delivery_id: int, *, now: dt.datetime) -> tuple[Delivery, DeliveryAttempt] | None:
+    with transaction.atomic():
+        try:
+            delivery = Delivery.objects.select_for_update().get(pk=delivery_id)
+        except Delivery.DoesNotExist:
+            logger.warning("delivery %s does not exist; nothing to send", delivery_id)
+            return None
+        if delivery.state != DeliveryState.PENDING:
+            return None  # acknowledged or exhausted: a duplicate task sends nothing
+        if delivery.claimed_until is not None and delivery.claimed_until > now:
+            return None  # another worker's attempt is in flight
+        if delivery.next_attempt_at is not None and delivery.next_attempt_at > now:
+            return None  # not due: a stale duplicate of an earlier enqueue
+        # An attempt still open here belonged to a worker that died mid-delivery (its lease lapsed).
+        delivery.attempt_log.filter(finished_at__isnull=True).update(
+            finished_at=now, error="abandoned: the worker stopped before the answer was recorded")
+        delivery.attempts += 1
+        delivery.claimed_until = now + lease()
+        delivery.save(update_fields=["attempts", "claimed_until", "updated_at"])
+        attempt = DeliveryAttempt.objects.create(delivery=delivery, number=delivery.attempts, started_at=now)
+    return Delivery.objects.select_related("event", "app").get(pk=delivery_id), attempt
+
+
+def delivery_attempt(*, delivery_id: int) -> Delivery | None:
+    """POST a due delivery once and apply the answer: any 2xx acknowledges; otherwise the next retry is scheduled
+    on the contract's ladder, or the delivery is exhausted after the last one. Idempotent: a delivery that is
+    acknowledged, exhausted, in flight elsewhere or not yet due is left alone."""
+    claimed = _claim(delivery_id, now=timezone.now())
+    if claimed is None:
+        return Delivery.objects.filter(pk=delivery_id).first()
+    delivery, attempt = claimed
+    body = event_body(delivery.event)
+    try:
+        headers = notification_headers(delivery, body)
+    except Exception as exc:  # e.g. the app's key cannot be read: record it like any failed attempt
+        logger.exception("could not sign delivery %s", delivery_id)
+        result = PostResult(None, 0, error=f"could not sign: {type(exc).__name__}")
+    else:
+        result = notification_post(delivery.url, body=body, headers=headers)
+    return _apply(delivery_id, attempt_id=attempt.pk, result=result)
+
+
+def _apply(delivery_id: int, *, attempt_id: int, result: PostResult) -> Delivery:
+    now = timezone.now()
+    with transaction.atomic():
+        delivery = Delivery.objects.select_for_update().get(pk=delivery_id)
+        attempt = DeliveryAttempt.objects.select_for_update().get(pk=attempt_id)
+        attempt.finished_at = now
+        attempt.status_code = result.status_code
+        attempt.duration_ms = result.duration_ms
+        attempt.response_snippet = result.snippet[:SNIPPET_BYTES]
+        attempt.error = result.error[:300]
+        attempt.save()
+        if delivery.state != DeliveryState.PENDING:
+            return delivery
+        # Only the attempt that holds the current claim moves the schedule.
+        current = attempt.number == delivery.attempts
+        if result.acknowledged:
+            delivery.deliver()
+            delivery.delivered_at = now
+            delivery.next_attempt_at = None
+        elif current and delivery.attempts >= MAX_ATTEMPTS:
+            delivery.exhaust()
+            delivery.next_attempt_at = None
+            logger.warning("delivery %s exhausted after %s attempts", delivery.pk, delivery.attempts)
+        elif current:
+            delivery.next_attempt_at = now + RETRY_DELAYS[delivery.attempts - 1]
+        if current:
+            delivery.claimed_until = None
+        delivery.save()
+    return delivery
+
+
+# --- sweeping and resending ------------------------------------------------------------------------------------------
+def deliveries_due(*, now: dt.datetime | None = None, limit: int = 500) -> list[int]:
+    """Enqueue every pending delivery whose attempt is due and not in flight; returns their ids.
+
+    Run every minute by beat: it dispatches the retries of the ladder, re-sends what a broker outage kept from
+    being enqueued, and picks up deliveries whose worker died (their lease lapsed). Enqueuing one twice is
+    harmless: the second task finds the delivery claimed or not due.
+    """
+    now = now or timezone.now()
+    due = list(
+        Delivery.objects.filter(state=DeliveryState.PENDING, next_attempt_at__lte=now)
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lte=now))
+        .order_by("next_attempt_at").values_list("pk", flat=True)[:limit]
+    )
+    for delivery_id in due:
+        _enqueue(delivery_id)
+    return due
+
+
+def deliveries_resend(*, delivery_id: int | None = None, merchant: Merchant | None = None, actor,
+                      reason: str) -> list[Delivery]:
+    """Support sends notifications again: one delivery (any state), or every exhausted delivery of ``merchant``.
+
+    A delivered or exhausted delivery starts a new round of the ladder; a pending one is made due now. Each is
+    audited with the reason, in the same transaction (design §5 rule 9).
+    """
+    require_perm(actor, "trades.resend_delivery")
+    if (delivery_id is None) == (merchant is None):
+        raise InvalidRequest("give either one delivery or a merchant", param="delivery_id")
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidRequest("a reason is required to resend notifications", param="reason")
+    now = timezone.now()
+    locked = Delivery.objects.select_related("event").select_for_update(of=("self",))
+    with transaction.atomic():
+        if delivery_id is not None:
+            deliveries = list(locked.filter(pk=delivery_id))
+            if not deliveries:
+                raise NotFound(f"no delivery {delivery_id}")
+        else:
+            deliveries = list(locked.filter(event__merchant=merchant, state=DeliveryState.EXHAUSTED).order_by("pk"))
+        for delivery in deliveries:
+            before = delivery.state
+            if before != DeliveryState.PENDING:
+                delivery.resend()
+                delivery.attempts = 0
+                delivery.delivered_at = None
+            delivery.next_attempt_at = now
+            delivery.claimed_until = None
+            delivery.save()
+            audit_log(actor=actor, action="trades.delivery.resent", target=delivery, reason=reason,
+                      data={"from": before, "event": delivery.event.event_id, "url": delivery.url})
+            _enqueue_after_commit(delivery.pk)
+    return deliveries

@@ -1,0 +1,32 @@
+"""When to ask the channel again about an outcome we do not know (design §5 rule 2).
+
+Barcode (payment code) orders: every 5 s for 1 min. Everything else: 1 min after creation, then every 10 min until
+1 h, then hourly until 24 h; after that the order goes to a manual queue.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+BARCODE_STEP = dt.timedelta(seconds=5)
+BARCODE_SPAN = dt.timedelta(minutes=1)
+FIRST = dt.timedelta(minutes=1)
+EARLY_STEP, EARLY_SPAN = dt.timedelta(minutes=10), dt.timedelta(hours=1)
+LATE_STEP, LATE_SPAN = dt.timedelta(hours=1), dt.timedelta(hours=24)
+
+
+def next_query_at(*, created_at: dt.datetime, now: dt.datetime, barcode: bool) -> dt.datetime | None:
+    """The next time to query, or None when the ladder is exhausted (manual queue)."""
+    age = now - created_at
+    if barcode:
+        step, span = BARCODE_STEP, BARCODE_SPAN
+        if age >= span:
+            return None
+        return now + step
+    if age < FIRST:
+        return created_at + FIRST
+    if age < EARLY_SPAN:
+        return min(now + EARLY_STEP, created_at + EARLY_SPAN)
+    if age < LATE_SPAN:
+        return min(now + LATE_STEP, created_at + LATE_SPAN)
+    return None

@@ -1,0 +1,432 @@
+"""Orders: unified create, query/sync, close, expire, reverse — design §2 (the pipeline) and §5 (the rules).
+
+Shape of every channel interaction (rule 7): a short transaction records intent, the adapter is called with no row
+lock held, a second short locked transaction applies the answer through the order's transitions. A timeout,
+connection error, 5xx or unverifiable answer (``ChannelUnknown``) never fails an order: it stays pending with
+``sync_state = unknown`` and is queried on the ladder (rule 2). Only an explicit answer fails it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django_fsm import can_proceed
+
+from aggpay.errors import (
+    ChannelRefused,
+    Forbidden,
+    IdempotencyConflict,
+    InvalidRequest,
+    InvalidState,
+    NotFound,
+    ProductNotAvailable,
+)
+from channels.adapters.base import PaymentRequest, PaymentResult, SubMerchant, TradeRef, TradeState
+from channels.adapters.errors import ChannelError, ChannelUnknown
+from channels.adapters.http import redact
+from channels.callbacks import callback_url
+from channels.models import ChannelAccount
+from channels.routing import choose
+from merchants.models import Contract, MerchantState
+from trades.models import ChannelCall, LatePayment, Order, OrderState, SyncState
+from trades.products import JSAPI_PRODUCTS, barcode_product
+from trades.services.events import event_emit
+from trades.services.fees import fees_for_payment
+from trades.services.ladder import next_query_at
+from trades.services.representation import order_as_api
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_EXPIRE = dt.timedelta(seconds=7200)
+BARCODE_EXPIRE = dt.timedelta(seconds=60)
+QUERY_MIN_INTERVAL = dt.timedelta(seconds=3)  # GET /orders/{no} asks the channel at most this often per order
+FINGERPRINT_FIELDS = ("out_trade_no", "amount", "currency", "product", "subject", "description", "metadata",
+                      "notify_url", "return_url", "expire_seconds", "client_ip", "payer", "auth_code", "store_id",
+                      "terminal_id")
+
+
+def fingerprint(data: dict) -> str:
+    canonical = json.dumps({k: data.get(k) for k in FINGERPRINT_FIELDS}, sort_keys=True, ensure_ascii=False,
+                           separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _payer_id(product: str, payer: dict) -> str:
+    key = {"wechat": "openid", "alipay": "buyer_id", "unionpay": "user_id"}[product.split(".", 1)[0]]
+    return str((payer or {}).get(key) or "")
+
+
+# --- create ---------------------------------------------------------------------------------------------------
+def order_create(*, app, data: dict) -> tuple[Order, bool]:
+    """Create (or replay) an order for ``app``'s merchant. Returns (order, replayed).
+
+    ``data`` has passed the API's field validation. Raises IdempotencyConflict, Forbidden (merchant not active),
+    RiskRejected, ProductNotAvailable, InvalidRequest, or ChannelRefused (the channel refused definitively; the
+    order is then ``failed`` and a retry of the same request replays it).
+    """
+    merchant = app.merchant
+    print_ = fingerprint(data)
+    existing = Order.objects.filter(merchant=merchant, out_trade_no=data["out_trade_no"]).first()
+    if existing is not None:
+        return _replay(existing, print_), True
+    if merchant.state != MerchantState.ACTIVE:
+        raise Forbidden(f"merchant {merchant.merchant_no} is {merchant.state}; it cannot take payments")
+
+    product = data["product"]
+    if product == "barcode":
+        channel_product = barcode_product(data.get("auth_code", ""))
+    elif product == "cashier":
+        raise InvalidRequest("the cashier product is served by one-code-pay pages (not available yet)",
+                             param="product")
+    else:
+        channel_product = product
+    if channel_product.endswith(".barcode") and not data.get("auth_code"):
+        raise InvalidRequest("auth_code is required for payment-code products", param="auth_code")
+    if channel_product in JSAPI_PRODUCTS and not _payer_id(channel_product, data.get("payer") or {}):
+        raise InvalidRequest("payer is required for JSAPI and mini-program products", param="payer")
+
+    from risk.services.pretrade import check_trade
+
+    check_trade(merchant=merchant, product=channel_product, amount=data["amount"], payer=data.get("payer") or {})
+    decision = choose(merchant=merchant, product=channel_product, amount=data["amount"])
+    if decision.chosen is None:
+        raise ProductNotAvailable(f"no active contract can take {channel_product} for {data['amount']} fen",
+                                  param="product")
+    chosen = decision.chosen
+    fees = fees_for_payment(amount=data["amount"], merchant_rate=chosen.merchant_rate, cost_rate=chosen.cost_rate,
+                            rebate_rate=chosen.rebate_rate)
+    barcode = channel_product.endswith(".barcode")
+    expire = dt.timedelta(seconds=data["expire_seconds"]) if data.get("expire_seconds") else (
+        BARCODE_EXPIRE if barcode else DEFAULT_EXPIRE)
+    auth_code = data.get("auth_code") or ""
+    try:
+        with transaction.atomic():
+            order = Order.objects.create(
+                merchant=merchant, app=app, out_trade_no=data["out_trade_no"], amount=data["amount"],
+                currency=data.get("currency") or "CNY", product=product, channel_product=channel_product,
+                subject=data["subject"], description=data.get("description") or "",
+                metadata=data.get("metadata") or {}, notify_url=data.get("notify_url") or app.notify_url,
+                return_url=data.get("return_url") or "", client_ip=data.get("client_ip") or None,
+                payer=data.get("payer") or {}, auth_code_masked=(auth_code[:4] + "…" + auth_code[-2:]) if auth_code else "",
+                store_id=data.get("store_id") or "", terminal_id=data.get("terminal_id") or "",
+                expires_at=timezone.now() + expire, request_fingerprint=print_,
+                channel_account_id=chosen.account_id, contract_id=chosen.contract_id, sub_mchid=chosen.sub_mchid,
+                routing=decision.as_record(),
+                merchant_rate=fees.merchant_rate, merchant_fee=fees.merchant_fee, cost_rate=fees.cost_rate,
+                channel_cost=fees.channel_cost, rebate_rate=fees.rebate_rate, rebate=fees.rebate, profit=fees.profit,
+            )
+    except IntegrityError:
+        # A concurrent identical create won the race (unique merchant + out_trade_no, design §5 rule 5).
+        existing = Order.objects.get(merchant=merchant, out_trade_no=data["out_trade_no"])
+        return _replay(existing, print_), True
+
+    account = ChannelAccount.objects.get(pk=chosen.account_id)
+    contract = Contract.objects.get(pk=chosen.contract_id)
+    request = PaymentRequest(
+        product=channel_product, sub_merchant=_sub_merchant(contract), out_trade_no=order.id, amount=order.amount,
+        subject=order.subject, notify_url=callback_url(account), expires_at=order.expires_at,
+        currency=order.currency, client_ip=data.get("client_ip") or "", payer_id=_payer_id(channel_product,
+                                                                                           order.payer),
+        auth_code=auth_code, return_url=order.return_url, store_id=order.store_id, terminal_id=order.terminal_id,
+    )
+    order = _call_and_apply(order, account, verb="create", call=lambda adapter: adapter.create_payment(request))
+    if order.state == OrderState.FAILED:
+        raise ChannelRefused(order.failure_message or "the channel refused the payment",
+                             channel_code=order.failure_code, channel_message=order.failure_message,
+                             extra={"order": order_as_api(order)})
+    return order, False
+
+
+def _replay(order: Order, print_: str) -> Order:
+    if order.request_fingerprint != print_:
+        raise IdempotencyConflict(f"out_trade_no {order.out_trade_no} was used with different parameters",
+                                  param="out_trade_no")
+    return order
+
+
+def _sub_merchant(contract: Contract) -> SubMerchant:
+    return SubMerchant(sub_mchid=contract.sub_mchid, sub_appid=contract.sub_appid,
+                       app_auth_token=contract.app_auth_token or "")
+
+
+def _trade_ref(order: Order) -> TradeRef:
+    return TradeRef(sub_merchant=_sub_merchant(order.contract), out_trade_no=order.id,
+                    channel_trade_no=order.channel_trade_no, amount=order.amount)
+
+
+def _record_call(order_id: str, *, verb: str, outcome: str, started: float, result: PaymentResult | None = None,
+                 error: ChannelError | None = None) -> None:
+    import time
+
+    ChannelCall.objects.create(
+        order_id=order_id, verb=verb, outcome=outcome,
+        channel_code=(error.channel_code or error.code) if error else (result.failure_code if result else ""),
+        message=(error.message if error else (result.failure_message if result else ""))[:512],
+        answer=redact(json.dumps(result.raw if result else {}, ensure_ascii=False, default=str), 4000),
+        elapsed_ms=int((time.perf_counter() - started) * 1000),
+    )
+
+
+def _call_and_apply(order: Order, account: ChannelAccount, *, verb: str, call) -> Order:
+    """Call the channel (no lock held), then apply the typed answer under a lock (design §5 rule 7)."""
+    import time
+
+    started = time.perf_counter()
+    try:
+        result = call(account.adapter())
+    except ChannelUnknown as exc:
+        with transaction.atomic():
+            _record_call(order.pk, verb=verb, outcome="unknown", started=started, error=exc)
+            return _mark_unknown(order.pk)
+    except ChannelError as exc:
+        with transaction.atomic():
+            _record_call(order.pk, verb=verb, outcome="error", started=started, error=exc)
+            if verb == "create":
+                return _apply_failure(order.pk, code=exc.channel_code or exc.code,
+                                      message=exc.channel_message or exc.message)
+        raise
+    with transaction.atomic():
+        _record_call(order.pk, verb=verb, outcome=result.state, started=started, result=result)
+        return order_apply_result(order_id=order.pk, result=result, source=verb)
+
+
+def _locked(order_id: str) -> Order:
+    return Order.objects.select_for_update(of=("self",)).select_related("merchant", "app", "contract").get(pk=order_id)
+
+
+def _mark_unknown(order_id: str) -> Order:
+    with transaction.atomic():
+        order = _locked(order_id)
+        if order.state == OrderState.PENDING:
+            _schedule_query(order, unknown=True)
+            order.save()
+        return order
+
+
+def _schedule_query(order: Order, *, unknown: bool = False) -> None:
+    now = timezone.now()
+    at = next_query_at(created_at=order.created_at, now=now, barcode=order.channel_product.endswith(".barcode"))
+    if at is None:
+        order.sync_state = SyncState.MANUAL
+        order.next_query_at = None
+    else:
+        order.sync_state = SyncState.UNKNOWN if (unknown or order.sync_state != SyncState.OK) else order.sync_state
+        order.next_query_at = at
+    if at is not None and order.channel_product.endswith(".barcode") and not settings.CELERY_TASK_ALWAYS_EAGER:
+        # Payment codes are followed every 5 s (the payer is at the till); everything else waits for the
+        # once-a-minute sweeper (trades.tasks.sync_due_orders), so no long ETAs sit in the broker. Eager Celery
+        # (the demo, tests) would run an ETA task at once and recurse: there the in-process beat sweeps instead.
+        from trades import tasks
+
+        order_id = order.pk
+        transaction.on_commit(lambda: tasks.barcode_step.apply_async((order_id,), eta=at), robust=True)
+
+
+def _apply_failure(order_id: str, *, code: str, message: str) -> Order:
+    with transaction.atomic():
+        order = _locked(order_id)
+        if can_proceed(order.fail):
+            order.fail()
+            order.failure_code, order.failure_message = code[:64], message[:256]
+            order.sync_state, order.next_query_at = SyncState.OK, None
+            order.save()
+            _emit(order, "order.failed")
+        return order
+
+
+def _emit(order: Order, event_type: str) -> None:
+    event_emit(merchant=order.merchant, type=event_type, obj_type="order", obj_id=order.pk,
+               data=order_as_api(order), app=order.app, notify_url=order.notify_url or None)
+
+
+class CrossCheckFailed(Exception):
+    """The channel's account of the trade does not match ours (design §5 rule 4)."""
+
+
+def _cross_check(order: Order, result: PaymentResult) -> None:
+    if result.out_trade_no and result.out_trade_no != order.pk:
+        raise CrossCheckFailed(f"out_trade_no {result.out_trade_no} is not {order.pk}")
+    if result.amount is not None and result.amount != order.amount:
+        raise CrossCheckFailed(f"amount {result.amount} differs from the order's {order.amount}")
+    if result.currency and result.currency != order.currency:
+        raise CrossCheckFailed(f"currency {result.currency} differs from {order.currency}")
+    if result.sub_mchid and order.sub_mchid and result.sub_mchid != order.sub_mchid:
+        raise CrossCheckFailed(f"sub-merchant {result.sub_mchid} is not {order.sub_mchid}")
+
+
+def order_apply_result(*, order_id: str, result: PaymentResult, source: str) -> Order:
+    """Apply what the channel says about a trade (create, query or callback). Idempotent: the same answer twice
+    changes nothing the second time. Raises CrossCheckFailed for a success that does not match the order."""
+    with transaction.atomic():
+        order = _locked(order_id)
+        state = result.state
+        if state == TradeState.SUCCEEDED:
+            _cross_check(order, result)
+            if order.state == OrderState.PENDING:
+                order.succeed()
+                order.channel_trade_no = result.channel_trade_no or order.channel_trade_no
+                order.paid_at = result.paid_at or timezone.now()
+                order.sync_state, order.next_query_at = SyncState.OK, None
+                order.save()
+                _emit(order, "order.succeeded")
+            elif order.state in (OrderState.CLOSED, OrderState.FAILED) and not hasattr(order, "late_payment"):
+                _late_payment(order, result)
+            return order
+        if order.state != OrderState.PENDING:
+            return order  # a late or out-of-order answer about a settled order changes nothing
+        if state == TradeState.PENDING:
+            if result.pay_params and not order.pay_params:
+                order.pay_params = result.pay_params
+            if result.channel_trade_no and not order.channel_trade_no:
+                order.channel_trade_no = result.channel_trade_no
+            if order.sync_state != SyncState.OK:
+                order.sync_state, order.next_query_at = SyncState.OK, None
+            order.save()
+        elif state == TradeState.USER_PAYING:
+            _schedule_query(order)
+            order.save()
+        elif state == TradeState.FAILED:
+            order.fail()
+            order.failure_code = (result.failure_code or "payment_failed")[:64]
+            order.failure_message = (result.failure_message or "")[:256]
+            order.sync_state, order.next_query_at = SyncState.OK, None
+            order.save()
+            _emit(order, "order.failed")
+        elif state in (TradeState.CLOSED, TradeState.REVERSED):
+            getattr(order, "close" if state == TradeState.CLOSED else "reverse")()
+            order.sync_state, order.next_query_at = SyncState.OK, None
+            order.save()
+            _emit(order, "order.closed" if state == TradeState.CLOSED else "order.reversed")
+        elif state == TradeState.NOT_FOUND and source == "query":
+            # Not yet created at the channel (e.g. an Alipay precreate QR nobody scanned): still pending.
+            if order.sync_state != SyncState.OK:
+                order.sync_state, order.next_query_at = SyncState.OK, None
+                order.save()
+        return order
+
+
+def _late_payment(order: Order, result: PaymentResult) -> None:
+    """Design §5 rule 3: a success after a local close is never lost."""
+    late = LatePayment.objects.create(order=order, channel_trade_no=result.channel_trade_no,
+                                      amount=result.amount or order.amount)
+    logger.warning("late payment on closed order %s (%s)", order.pk, result.channel_trade_no)
+    if getattr(settings, "AGGPAY_LATE_PAYMENT_AUTO_REFUND", True):
+        from trades import tasks
+
+        transaction.on_commit(lambda: tasks.refund_late_payment.delay(late.pk), robust=True)
+
+
+# --- query, close, expire, reverse ------------------------------------------------------------------------------
+def order_get(*, merchant, out_trade_no: str) -> Order:
+    order = (Order.objects.select_related("merchant", "channel_account", "contract")
+             .filter(merchant=merchant, out_trade_no=out_trade_no).first())
+    if order is None:
+        raise NotFound(f"no order {out_trade_no}", param="out_trade_no")
+    return order
+
+
+def order_sync(*, order_id: str, force: bool = False) -> Order:
+    """Ask the channel about a pending order and apply the answer. Rate-limited per order unless ``force``."""
+    order = Order.objects.select_related("channel_account", "contract").get(pk=order_id)
+    if order.state != OrderState.PENDING or order.channel_account is None:
+        return order
+    now = timezone.now()
+    if not force and order.last_queried_at and now - order.last_queried_at < QUERY_MIN_INTERVAL:
+        return order
+    Order.objects.filter(pk=order.pk).update(last_queried_at=now, query_attempts=order.query_attempts + 1)
+    return _call_and_apply(order, order.channel_account, verb="query",
+                           call=lambda adapter: adapter.query_payment(_trade_ref(order)))
+
+
+def order_close(*, order_id: str, actor_label: str = "") -> Order:
+    """Close a pending order: ask the channel first (design §5 rule 3); if it was paid meanwhile, 409 with the
+    paid order."""
+    order = order_sync(order_id=order_id, force=True)
+    if order.state == OrderState.SUCCEEDED:
+        raise InvalidState("the order was paid meanwhile", extra={"order": order_as_api(order)})
+    if order.state != OrderState.PENDING:
+        raise InvalidState(f"the order is {order.state}", extra={"order": order_as_api(order)})
+    if order.sync_state != SyncState.OK:
+        raise InvalidState("the channel's answer about this order is not known yet; try again shortly")
+    account = order.channel_account
+    try:
+        account.adapter().close_payment(_trade_ref(order))
+    except ChannelUnknown:
+        raise InvalidState("the channel did not answer; the order stays pending, try again shortly")
+    except ChannelError as exc:
+        if exc.code == "order_paid":
+            order = order_sync(order_id=order_id, force=True)
+            raise InvalidState("the order was paid meanwhile", extra={"order": order_as_api(order)})
+        if exc.code not in ("order_closed", "order_not_found"):
+            raise ChannelRefused(exc.message, channel_code=exc.channel_code, channel_message=exc.channel_message)
+    with transaction.atomic():
+        order = _locked(order_id)
+        if can_proceed(order.close):
+            order.close()
+            order.sync_state, order.next_query_at = SyncState.OK, None
+            order.save()
+            _emit(order, "order.closed")
+    return order
+
+
+def order_reverse(*, order_id: str) -> Order:
+    """撤销 a payment-code order through the channel: closes it if unpaid, refunds it if paid."""
+    order = Order.objects.select_related("channel_account", "contract").get(pk=order_id)
+    if not order.channel_product.endswith(".barcode"):
+        raise InvalidState("only payment-code orders can be reversed; close or refund this one")
+    if order.state not in (OrderState.PENDING, OrderState.SUCCEEDED):
+        raise InvalidState(f"the order is {order.state}")
+    if order.refund_reserved:
+        raise InvalidState("the order has refunds; it can no longer be reversed")
+    try:
+        result = order.channel_account.adapter().reverse_payment(_trade_ref(order))
+    except ChannelUnknown:
+        raise InvalidState("the channel did not answer; try the reverse again shortly")
+    except ChannelError as exc:
+        raise ChannelRefused(exc.message, channel_code=exc.channel_code, channel_message=exc.channel_message)
+    with transaction.atomic():
+        order = _locked(order_id)
+        if result.state in (TradeState.REVERSED, TradeState.CLOSED) and can_proceed(order.reverse):
+            order.reverse()
+            order.sync_state, order.next_query_at = SyncState.OK, None
+            order.save()
+            _emit(order, "order.reversed")
+    return order
+
+
+def orders_due_for_query(*, limit: int = 500) -> list[str]:
+    return list(Order.objects.filter(state=OrderState.PENDING, next_query_at__lte=timezone.now())
+                .order_by("next_query_at").values_list("pk", flat=True)[:limit])
+
+
+def orders_expired(*, limit: int = 500) -> list[str]:
+    return list(Order.objects.filter(state=OrderState.PENDING, expires_at__lte=timezone.now())
+                .exclude(sync_state=SyncState.MANUAL).order_by("expires_at").values_list("pk", flat=True)[:limit])
+
+
+def order_expire(*, order_id: str) -> Order:
+    """Expiry = close, which queries the channel first (design §5 rule 3). Unknown answers wait for the next run."""
+    try:
+        return order_close(order_id=order_id, actor_label="system:expiry")
+    except InvalidState:
+        return Order.objects.get(pk=order_id)
+
+
+def order_barcode_step(*, order_id: str) -> Order:
+    """One rung of the query ladder. For payment codes (issue 5): query; after the last rung, reverse if still
+    unpaid, so the payer is never charged for a sale the till gave up on."""
+    order = order_sync(order_id=order_id, force=True)
+    if (order.state == OrderState.PENDING and order.sync_state == SyncState.MANUAL
+            and order.channel_product.endswith(".barcode")):
+        try:
+            return order_reverse(order_id=order_id)
+        except (InvalidState, ChannelRefused):
+            return order
+    return order
+

@@ -1,0 +1,36 @@
+"""Celery tasks for orders and refunds (thin: ids in, a service call, their own retry policy — style.md §11).
+Imported by trades/tasks.py so Celery's autodiscovery registers them."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def barcode_step(order_id: str) -> None:
+    from trades.services.orders import order_barcode_step
+
+    order_barcode_step(order_id=order_id)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def sync_due_orders() -> int:
+    """Beat, every minute: query orders and refunds whose outcome is unknown, and expire overdue orders."""
+    from trades.services.orders import order_barcode_step, order_expire, orders_due_for_query, orders_expired
+    from trades.services.refunds import refund_sync, refunds_due_for_query
+
+    due = orders_due_for_query()
+    for order_id in due:
+        order_barcode_step(order_id=order_id)
+    for refund_id in refunds_due_for_query():
+        refund_sync(refund_id=refund_id)
+    for order_id in orders_expired():
+        order_expire(order_id=order_id)
+    return len(due)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def refund_late_payment(late_payment_id: int) -> None:
+    from trades.services.late import late_payment_refund
+
+    late_payment_refund(late_payment_id=late_payment_id)
