@@ -109,6 +109,8 @@ up: $(STAMP) keys secret-key
 
 bench: $(STAMP)
 	$(PY) bench/run.py
+	$(PY) bench/bench_adapters.py
+	$(PY) bench/bench_batch.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -12,6 +12,7 @@ urlpatterns = [
     path("", include("aggpay.staff.urls")),
     path("admin/", admin.site.urls),
     path("staff/channels/", include("channels.urls")),
+    path("staff/onboarding/batch/", include("merchants.urls_batch")),
     path("staff/merchants/", include("merchants.urls")),
     path("api/v1/", include("aggpay.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),

@@ -41,3 +41,7 @@ def poll_due_settlement_changes() -> int:
     for change_id in due:
         settlement_change_poll(change_id=change_id)
     return len(due)
+
+
+# Batch onboarding tasks live in their own module; importing it here registers them with the worker.
+from merchants import tasks_batch  # noqa: E402,F401

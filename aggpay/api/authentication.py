@@ -13,11 +13,12 @@ from urllib.parse import quote, urlsplit
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connection
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
 from aggpay.api import signing
-from merchants.models import MerchantApp, SignType
+from merchants.models import Merchant, MerchantApp, SignType
 
 SCHEME_FOR_SIGN_TYPE = {SignType.HMAC: signing.HMAC_SCHEME, SignType.RSA: signing.RSA_SCHEME}
 
@@ -60,12 +61,45 @@ def _fail(code: str, message: str) -> AuthenticationFailed:
     return AuthenticationFailed(message, code=code)
 
 
-# Merchant columns the API front door never needs (the onboarding record): see authenticate().
-MERCHANT_RECORD_FIELDS = (
-    "legal_person_name", "legal_person_id_number", "contact_name", "contact_phone", "contact_email",
-    "registered_address", "scenarios", "requested_products", "licence_no", "licence_valid_from",
-    "licence_valid_until", "legal_person_id_valid_from", "legal_person_id_valid_until", "service_phone", "industry",
+# What the API front door loads: the app's credentials and the merchant's identity and state. The onboarding
+# record's PII columns are encrypted — decrypting them on every request would cost more than the signature check —
+# so services that need them load the merchant themselves (the rest of the merchant's fields load lazily).
+APP_FIELDS = ("id", "merchant_id", "app_id", "name", "scopes", "sign_type", "secret", "public_key_pem", "notify_url",
+              "active", "secret_revealed_at", "created_at")
+MERCHANT_FIELDS = ("id", "merchant_no", "legal_name", "short_name", "state", "is_partner", "partner_id",
+                   "subject_type", "created_at", "updated_at")
+_APP_SQL = (
+    "SELECT " + ", ".join(f"a.{f}" for f in APP_FIELDS) + ", " + ", ".join(f"m.{f}" for f in MERCHANT_FIELDS)
+    + " FROM merchants_merchantapp a JOIN merchants_merchant m ON m.id = a.merchant_id"
+    + " WHERE a.app_id = %s AND a.active"
 )
+
+
+def load_active_app(app_id: str) -> MerchantApp | None:
+    """The active app with its merchant, in one written-out query.
+
+    Every signed request runs this. The ORM spelling (select_related + only) spent more time compiling SQL than the
+    database spent answering (docs/benchmarks.md), so the statement is fixed and the rows become model instances
+    through ``Model.from_db`` with each field's own ``from_db_value`` (the secret is decrypted, JSON parsed)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_APP_SQL, [app_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    app_values = [_from_db(MerchantApp, name, value) for name, value in zip(APP_FIELDS, row[:len(APP_FIELDS)],
+                                                                             strict=True)]
+    merchant_values = [_from_db(Merchant, name, value)
+                       for name, value in zip(MERCHANT_FIELDS, row[len(APP_FIELDS):], strict=True)]
+    app = MerchantApp.from_db(connection.alias, APP_FIELDS, app_values)
+    app.merchant = Merchant.from_db(connection.alias, MERCHANT_FIELDS, merchant_values)
+    return app
+
+
+def _from_db(model, attname: str, value):
+    field = model._meta.get_field(attname)  # accepts attnames such as merchant_id
+    if value is not None and hasattr(field, "from_db_value"):
+        value = field.from_db_value(value, None, connection)
+    return value
 
 
 class MerchantSignatureAuthentication(BaseAuthentication):
@@ -83,14 +117,7 @@ class MerchantSignatureAuthentication(BaseAuthentication):
         except signing.AuthorizationError as exc:
             raise _fail("invalid_signature", str(exc))
 
-        app = (
-            MerchantApp.objects.select_related("merchant")
-            # The onboarding record's PII columns are encrypted: decrypting them on every request would cost more
-            # than the signature check. Services that need them load the merchant themselves.
-            .defer(*(f"merchant__{name}" for name in MERCHANT_RECORD_FIELDS))
-            .filter(app_id=pairs["app_id"], active=True)
-            .first()
-        )
+        app = load_active_app(pairs["app_id"])
         if app is None or not _has_key(app):
             raise _fail("unknown_app", "no active app with this app_id")
         django_request.aggpay_signing_app = app

@@ -43,9 +43,9 @@ class AuthorizationError(ValueError):
 
 
 def new_nonce() -> str:
-    """32 random characters from [A-Za-z0-9] (the contract allows 16-64)."""
-    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-    return "".join(secrets.choice(alphabet) for _ in range(32))
+    """32 random hex characters (128 bits; within the contract's [A-Za-z0-9]{16,64}). One urandom read rather than
+    one per character: every response is signed with a fresh nonce."""
+    return secrets.token_hex(16)
 
 
 def _as_bytes(value: str | bytes) -> bytes:

@@ -23,3 +23,15 @@ __all__ = [
     "Document", "DocumentType", "IdDocType", "Merchant", "MerchantApp", "MerchantState", "OnboardingApplication",
     "SettlementAccount", "SettlementChange", "SettlementChangeState", "SignType", "Store", "SubjectType",
 ]
+
+# Batch onboarding (批量进件): import jobs and their rows.
+from merchants.models.batch import (  # noqa: E402
+    ImportJob,
+    ImportJobState,
+    ImportRow,
+    RowOutcome,
+    SheetFormat,
+    SubmitOutcome,
+)
+
+__all__ += ["ImportJob", "ImportJobState", "ImportRow", "RowOutcome", "SheetFormat", "SubmitOutcome"]

@@ -170,7 +170,8 @@ def contract_submit(*, contract_id: int, actor=None) -> Contract:
                      retry=True)
     except ChannelError as exc:
         result = OnboardingResult(state=OnboardingState.REJECTED, message=exc.channel_message or exc.message,
-                                  rejections=[{"field": "", "reason": f"{exc.channel_code}: {exc.channel_message}"}])
+                                  rejections=[{"field": "", "reason": f"{exc.channel_code or exc.code}: "
+                                                                      f"{exc.channel_message or exc.message}"}])
     return contract_apply_result(contract_id=contract_id, result=result, source="channel", submitting=True,
                                  actor=actor)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import F, OuterRef, Subquery
+from django.db import connection
 
 from merchants.models import Merchant
 
@@ -21,23 +21,29 @@ class AvailableProduct:
     rate: Decimal  # the merchant's fee rate for it, e.g. Decimal("0.0060")
 
 
+# One statement, written out: the ORM spelling (annotate + Subquery + order_by) cost more to compile than to run,
+# and GET /api/v1/merchant reads this on every call (docs/benchmarks.md).
+_AVAILABLE_SQL = """
+    SELECT r.product, r.rate
+      FROM merchants_contractrate r
+      JOIN merchants_contract c ON c.id = r.contract_id
+      JOIN channels_channelaccount a ON a.id = c.channel_account_id
+      JOIN channels_channelproduct p ON p.account_id = a.id AND p.product = r.product
+     WHERE c.merchant_id = %s AND c.state = %s AND a.enabled AND p.enabled
+     ORDER BY r.product, (p.cost_rate - p.isv_rebate_rate), c.created_at, c.id
+"""
+
+
 def merchant_available_products(merchant: Merchant) -> list[AvailableProduct]:
     """Products with an active contract on an enabled account serving them, sorted by product, with the rate of
     the contract routing would choose first (channels.routing: cheapest cost to us, then the oldest contract).
     One query."""
-    from channels.models import ChannelProduct
-    from merchants.models import ContractRate, ContractState
+    from merchants.models import ContractState
 
-    rows = (ContractRate.objects
-            .filter(contract__merchant=merchant, contract__state=ContractState.ACTIVE,
-                    contract__channel_account__enabled=True)
-            .annotate(cost=Subquery(ChannelProduct.objects.filter(
-                account_id=OuterRef("contract__channel_account_id"), product=OuterRef("product"), enabled=True)
-                .annotate(net=F("cost_rate") - F("isv_rebate_rate")).values("net")[:1]))
-            .filter(cost__isnull=False)
-            .order_by("product", "cost", "contract__created_at", "contract_id")
-            .values_list("product", "rate"))
+    with connection.cursor() as cursor:
+        cursor.execute(_AVAILABLE_SQL, [merchant.pk, ContractState.ACTIVE])
+        rows = cursor.fetchall()
     chosen: dict[str, Decimal] = {}
     for product, rate in rows:
-        chosen.setdefault(product, rate)
+        chosen.setdefault(product, Decimal(rate))
     return [AvailableProduct(product=p, rate=r) for p, r in sorted(chosen.items())]

@@ -84,7 +84,8 @@ def validate_record(data: dict[str, Any], *, partial_settlement_ok: bool = False
         "mcc": v.validate_mcc(data.get("mcc", "")),
         "industry": _opt(data, "industry", max_len=64),
         "service_phone": v.validate_service_phone(_req(data, "service_phone", max_len=20)),
-        "registered_address": _opt(data, "registered_address", max_len=256),
+        # Required: WeChat needs it as the legal person's ID address (A.13 id_card_address), 小微 merchants included.
+        "registered_address": _req(data, "registered_address", max_len=256),
     }
     if subject_type == SubjectType.MICRO:
         merchant.update(licence_no="", licence_valid_from=None, licence_valid_until=None)
