@@ -225,7 +225,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # The demo's in-process beat runs five jobs every few seconds: their success lines would drown the log.
+        **({"celery.app.trace": {"level": "WARNING"}} if env_bool("AGGPAY_INPROCESS_BEAT", False) else {}),
+    },
 }
 
 SESSION_COOKIE_HTTPONLY = True

@@ -12,6 +12,7 @@ Idempotent: an account whose code exists is left alone (ops may have edited it),
 from __future__ import annotations
 
 import importlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -117,6 +118,23 @@ def _rebase(config: dict, provisioned_at: str, served_at: str) -> dict:
             else value for key, value in config.items()}
 
 
+@contextmanager
+def provisioning_simulators(simulator_root: str | None = None):
+    """The simulators' root URL for set-up calls made before the web server runs (the demo seed): a temporary
+    server on the shared state file, so the in-process mount later sees what was set up."""
+    if simulator_root is not None:
+        yield simulator_root.rstrip("/")
+        return
+    from channels.simulators.server import SimulatorThread
+    from channels.simulators.store import Store
+
+    server = SimulatorThread(Store(settings.AGGPAY_SIMULATOR_STATE)).start()
+    try:
+        yield server.base_url
+    finally:
+        server.stop()
+
+
 def demo_channel_accounts_seed(*, simulator_root: str | None = None) -> SeedReport:
     """Create the four demo accounts and their products (idempotent). Returns what happened.
 
@@ -141,15 +159,7 @@ def demo_channel_accounts_seed(*, simulator_root: str | None = None) -> SeedRepo
         todo.append((spec, provision))
 
     if todo:
-        server = None
-        root = simulator_root
-        if root is None:
-            from channels.simulators.server import SimulatorThread
-            from channels.simulators.store import Store
-
-            server = SimulatorThread(Store(settings.AGGPAY_SIMULATOR_STATE)).start()
-            root = server.base_url
-        try:
+        with provisioning_simulators(simulator_root) as root:
             served = settings.AGGPAY_SIMULATOR_BASE_URL.rstrip("/")
             for spec, provision in todo:
                 extra = {}
@@ -164,9 +174,6 @@ def demo_channel_accounts_seed(*, simulator_root: str | None = None) -> SeedRepo
                     base_url=served + "/" + spec.kind, notes=spec.notes, reason="demo seed",
                 )
                 report.created.append(spec.code)
-        finally:
-            if server is not None:
-                server.stop()
 
     for spec in DEMO_ACCOUNTS:
         account = ChannelAccount.objects.filter(code=spec.code).first()
@@ -244,3 +251,44 @@ def _seed_evaluation(account: ChannelAccount, *, live: bool) -> None:
         interface_evaluation_approve(evaluation_id=evaluation.pk, actor=ACTOR, reason="meets our requirements")
         interface_evaluation_start_integrating(evaluation_id=evaluation.pk, actor=ACTOR, reason="demo seed")
         interface_evaluation_go_live(evaluation_id=evaluation.pk, actor=ACTOR, reason="joint tests passed")
+
+
+# The demo merchant's rates per product family: above every demo account's cost (design §1: offline ~0.38%).
+DEMO_MERCHANT_RATES = {"offline": "0.0038", "online": "0.0060"}
+
+
+def demo_merchant_contracts_seed(*, merchant, simulator_root: str | None = None) -> list[str]:
+    """Give the demo merchant an active contract on each demo account, as if it had been onboarded before
+    (idempotent): its sub-merchant exists at the simulators, so orders work at once. Onboarding a new merchant
+    through the channels is what the clerk workbench and the sample batch show."""
+    import requests
+
+    from channels.simulators import alipay as alipay_sim
+    from merchants.models import Contract
+    from merchants.services.contracts import contract_register_existing
+
+    done = []
+    accounts = [a for a in ChannelAccount.objects.filter(code__in=[s.code for s in DEMO_ACCOUNTS]).order_by("code")
+                if not Contract.objects.filter(merchant=merchant, channel_account=a).exists()]
+    if not accounts:
+        return done
+    with provisioning_simulators(simulator_root) as root:
+        for account in accounts:
+            token = ""
+            if account.kind == "wechatpay":
+                sub_mchid = "1900000109"  # the simulator trades for any sub_mchid unless told to be strict
+            elif account.kind == "alipay":
+                sub = alipay_sim.provision_merchant(root, app_id=account.config["app_id"], name=merchant.short_name)
+                sub_mchid, token = sub["sub_mchid"], sub["app_auth_token"]
+            else:
+                resp = requests.post(f"{root}/bank/_control/merchants", timeout=10,
+                                     json={"org_no": account.config["org_no"], "name": merchant.legal_name,
+                                           "short_name": merchant.short_name})
+                resp.raise_for_status()
+                sub_mchid = resp.json()["mch_no"]
+            rates = {p.product: DEMO_MERCHANT_RATES["offline" if p.product in OFFLINE else "online"]
+                     for p in account.products.filter(enabled=True)}
+            contract_register_existing(merchant=merchant, account=account, sub_mchid=sub_mchid, rates=rates,
+                                       actor=ACTOR, reason="demo seed", app_auth_token=token)
+            done.append(account.code)
+    return done

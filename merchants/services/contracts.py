@@ -312,3 +312,33 @@ def contract_apply_callback(*, account, event) -> str:
     before = contract.state
     contract = contract_apply_result(contract_id=contract.pk, result=result, source="channel")
     return f"contract {contract.pk}: {before} → {contract.state}"
+
+
+def contract_register_existing(*, merchant, account, sub_mchid: str, rates: dict[str, str], actor, reason: str,
+                               app_auth_token: str = "", sub_appid: str = "") -> Contract:
+    """Record a contract the merchant already holds at the channel (signed outside aggpay, or migrated from another
+    system): active at once with its sub-merchant id. Rates follow the same floor as on approval."""
+    require_perm(actor, "merchants.add_contract")
+    if not reason:
+        raise InvalidRequest("a reason is required to register an existing contract", param="reason")
+    if not sub_mchid:
+        raise InvalidRequest("sub_mchid is required", param="sub_mchid")
+    with transaction.atomic():
+        offers = {o.product: o for o in ChannelProduct.objects.filter(account=account, product__in=list(rates))}
+        missing = sorted(set(rates) - set(offers))
+        if missing:
+            raise InvalidRequest(f"{account.name} does not serve {', '.join(missing)}", param="rates")
+        contract = Contract.objects.create(merchant=merchant, channel_account=account, state=ContractState.ACTIVE,
+                                           business_code=_business_code(), sub_mchid=sub_mchid,
+                                           sub_appid=sub_appid, app_auth_token=app_auth_token)
+        for product, rate in rates.items():
+            value = parse_rate(rate)
+            if value < offers[product].cost_rate:
+                raise InvalidRequest(f"rates.{product}: {value:%} is below the cost {offers[product].cost_rate:%}",
+                                     param=f"rates.{product}")
+            ContractRate.objects.create(contract=contract, product=product, rate=value)
+        _event(contract, source="staff", before="", message=f"registered as existing: {reason}",
+               data={"sub_mchid": sub_mchid})
+        audit_log(actor=actor, action="merchants.contract.registered_existing", target=contract, reason=reason,
+                  data={"account": account.code, "sub_mchid": sub_mchid, "rates": rates})
+    return contract

@@ -125,3 +125,24 @@ def test_the_readme_example_makes_a_signed_call_with_the_seeded_app(live_server)
     assert headers["X-Request-Id"]
     assert data["merchant_no"] == demo.DEMO_MERCHANT_NO
     assert data["app"]["app_id"] == demo.DEMO_APP_ID
+
+
+def test_the_demo_merchant_can_take_payments_on_every_demo_account(db, simulator_server, settings, tea_house_app):
+    """The seed gives the demo merchant an active contract per demo account, its sub-merchant real at the
+    simulators, so the README's first order works without onboarding."""
+    from channels.services.demo import demo_channel_accounts_seed, demo_merchant_contracts_seed
+    from merchants.services.products import merchant_available_products
+    from trades.services.orders import order_create
+
+    settings.AGGPAY_SIMULATOR_BASE_URL = simulator_server.base_url
+    demo_channel_accounts_seed(simulator_root=simulator_server.base_url)
+    merchant = tea_house_app.merchant
+    seeded = demo_merchant_contracts_seed(merchant=merchant, simulator_root=simulator_server.base_url)
+    assert sorted(seeded) == ["alipay-isv", "bank-a", "bank-b", "wechatpay-isv"]
+    assert demo_merchant_contracts_seed(merchant=merchant, simulator_root=simulator_server.base_url) == []
+    products = {p.product for p in merchant_available_products(merchant)}
+    assert {"wechat.native", "alipay.qr", "unionpay.qr"} <= products
+    for product in ("wechat.native", "alipay.qr", "unionpay.qr"):
+        order, _ = order_create(app=tea_house_app, data={"out_trade_no": f"D{product[:6]}1", "amount": 100,
+                                                         "product": product, "subject": "tea"})
+        assert order.state == "pending" and order.pay_params.get("code_url"), (product, order.pay_params)

@@ -32,6 +32,7 @@ class Command(BaseCommand):
             self._seed_app(merchant)
         if not options["skip_channels"]:
             self._seed_channels()
+            self._seed_contracts(merchant)
         self.stdout.write(self.style.SUCCESS("demo data ready — `python manage.py demo_credentials` prints the logins"))
 
     def _say(self, created: bool, what: str) -> None:
@@ -69,6 +70,12 @@ class Command(BaseCommand):
                                 notify_url=demo.DEMO_NOTIFY_URL, app_id=demo.DEMO_APP_ID,
                                 secret=demo.DEMO_APP_SECRET, name="demo")
         self._say(not exists, f"API app {demo.DEMO_APP_ID} (HMAC, scopes {', '.join(demo.DEMO_APP_SCOPES)})")
+
+    def _seed_contracts(self, merchant: Merchant) -> None:
+        from channels.services.demo import demo_merchant_contracts_seed
+
+        for code in demo_merchant_contracts_seed(merchant=merchant):
+            self._say(True, f"active contract of {merchant.merchant_no} on {code}")
 
     def _seed_channels(self) -> None:
         try:
