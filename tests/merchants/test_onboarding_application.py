@@ -175,3 +175,33 @@ def test_two_clerks_submitting_at_once_make_one_transition():
         thread.join()
     assert sorted(outcomes) == ["invalid_state", "ok"]
     assert AuditLog.objects.filter(action="merchants.application.submitted").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_risk_officers_approving_at_once_make_one_transition_and_one_set_of_contracts(onboarding_accounts):
+    clerk = _user_with("wang.clerk", *CLERK_PERMS)
+    officers = [_user_with(name, "review_application") for name in ("zhao.risk", "qian.risk")]
+    application = _documented_application(clerk)
+    application_submit(application_id=application.pk, actor=clerk)
+    application_review_start(application_id=application.pk, actor=officers[0])
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def approve(actor):
+        barrier.wait()
+        try:
+            application_approve(application_id=application.pk, actor=actor)
+            outcomes.append("ok")
+        except InvalidState:
+            outcomes.append("invalid_state")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=approve, args=(actor,)) for actor in officers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["invalid_state", "ok"]
+    assert AuditLog.objects.filter(action="merchants.application.approved").count() == 1
+    assert application.contracts.count() == 3
