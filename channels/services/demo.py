@@ -118,6 +118,27 @@ def _rebase(config: dict, provisioned_at: str, served_at: str) -> dict:
             else value for key, value in config.items()}
 
 
+# How the demo's channels review onboarding on their own, so a demo user sees contracts move without driving the
+# simulators' control API: WeChat approves then waits for the merchant to sign on its sign page; Alipay approves;
+# the bank approves after 10 s (its own default).
+DEMO_REVIEWS = {
+    "wechatpay": ("sp_mchid", {"auto_review": {"delay_seconds": 5, "outcome": "approve"},
+                               "settlement_review": {"delay_seconds": 5, "outcome": "approve"}}),
+    "alipay": ("app_id", {"auto_review": {"delay_seconds": 5, "outcome": "approve"}}),
+}
+
+
+def _demo_reviews(root: str, kind: str, config: dict) -> None:
+    import requests
+
+    if kind not in DEMO_REVIEWS:
+        return
+    id_field, settings_body = DEMO_REVIEWS[kind]
+    response = requests.post(f"{root.rstrip('/')}/{kind}/_control/accounts/{config[id_field]}/settings",
+                             json=settings_body, timeout=10)
+    response.raise_for_status()
+
+
 @contextmanager
 def provisioning_simulators(simulator_root: str | None = None):
     """The simulators' root URL for set-up calls made before the web server runs (the demo seed): a temporary
@@ -169,6 +190,7 @@ def demo_channel_accounts_seed(*, simulator_root: str | None = None) -> SeedRepo
                     extra["message_url"] = (settings.AGGPAY_PUBLIC_BASE_URL.rstrip("/")
                                             + reverse("channel-callback", args=[spec.code]))
                 config = _rebase(provision(root, name=spec.name, **extra), root.rstrip("/"), served)
+                _demo_reviews(root, spec.kind, config)
                 channel_account_create(
                     actor=ACTOR, kind=spec.kind, code=spec.code, name=spec.name, config=config, enabled=True,
                     base_url=served + "/" + spec.kind, notes=spec.notes, reason="demo seed",
