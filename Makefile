@@ -111,6 +111,7 @@ bench: $(STAMP)
 	$(PY) bench/run.py
 	$(PY) bench/bench_adapters.py
 	$(PY) bench/bench_batch.py
+	$(PY) bench/bench_orders.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -159,6 +159,9 @@ AGGPAY_PUBLIC_BASE_URL = env_str("AGGPAY_PUBLIC_BASE_URL", "http://127.0.0.1:800
 
 # --- channel simulators (channels/simulators) --------------------------------------------------------
 AGGPAY_SIMULATORS = env_bool("AGGPAY_SIMULATORS", False)
+# One-code-pay pages offer a "simulated wallet" button (the wallets' JS bridges exist only inside the real apps):
+# on with the simulators, off otherwise.
+AGGPAY_PAYER_STANDIN = env_bool("AGGPAY_PAYER_STANDIN", AGGPAY_SIMULATORS or DEBUG)
 AGGPAY_SIMULATOR_STATE = Path(env_str("AGGPAY_SIMULATOR_STATE", str(VAR_DIR / "simulators.sqlite3")))
 AGGPAY_SIMULATOR_BASE_URL = env_str("AGGPAY_SIMULATOR_BASE_URL", AGGPAY_PUBLIC_BASE_URL + "/_sim")
 AGGPAY_CHANNEL_CONNECT_TIMEOUT = float(env_str("AGGPAY_CHANNEL_CONNECT_TIMEOUT", "3"))

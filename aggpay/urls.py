@@ -14,6 +14,7 @@ urlpatterns = [
     path("staff/channels/", include("channels.urls")),
     path("staff/onboarding/batch/", include("merchants.urls_batch")),
     path("staff/merchants/", include("merchants.urls")),
+    path("staff/trades/", include("trades.urls")),
     path("api/v1/", include("aggpay.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
     path(
@@ -29,6 +30,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     # Channel callbacks: one URL per channel account (design §5 rule 4).
     path("callbacks/<slug:account_code>/", channel_callback, name="channel-callback"),
+    path("", include("trades.onecode.urls")),
 ]
 
 # JSON error envelope for /api/ paths outside the DRF views; HTML pages elsewhere.

@@ -320,3 +320,19 @@ def drafted_tea_house(clerk_wang):
         document_add(merchant_id=application.merchant_id, actor=clerk_wang, doc_type=doc_type,
                      uploaded_file=png(f"{doc_type}.png"))
     return application
+
+
+# --- orders and refunds (H13) -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def quiet_channels(simulator_server):
+    """After the test, stop the WeChat simulator's pending callbacks (delayed refund notices) and let in-flight
+    ones finish, so no callback reaches the live server while the test database is being flushed."""
+    import time
+
+    import requests
+
+    yield
+    requests.delete(f"{simulator_server.base_url}/wechatpay/_control/callbacks", timeout=10)
+    time.sleep(0.5)

@@ -51,7 +51,19 @@ def risk_queues(user) -> list:
     return workbench.risk_home_queues()
 
 
+def trade_queues(user) -> list:
+    """Support and operations work the trade queues (issue 5 "Staff pages"); counted only for those who may open
+    them (trades.view_order)."""
+    if not user.has_perm("trades.view_order"):
+        return []
+    from trades import workbench
+
+    return workbench.home_queues()
+
+
 QUEUES = {
+    "support": trade_queues,
+    "operations": trade_queues,
     "onboarding": onboarding_queues,
     "risk": risk_queues,
     "admin": admin_queues,

@@ -43,7 +43,15 @@ def home(request):
 @require_safe
 @section_required("support")
 def support(request):
-    return render(request, "staff/support.html")
+    # The support section opens on the trade workbench (issue 5 "Staff pages"): search and the queues' counts,
+    # for those who may see trades.
+    can_view_trades = request.user.has_perm("trades.view_order")
+    queues = []
+    if can_view_trades:
+        from trades import workbench
+
+        queues = workbench.home_queues()
+    return render(request, "staff/support.html", {"can_view_trades": can_view_trades, "trade_queues": queues})
 
 
 @require_safe

@@ -43,7 +43,9 @@ def test_clerks_get_merchant_permissions_but_not_deleting_or_deciding():
     assert not any(p.startswith("merchants.delete_") for p in perms)
     # Deciding on applications is risk's (design §8), even though it is a merchants permission.
     assert "merchants.review_application" not in perms
-    assert not any(p.startswith(("channels.", "trades.", "auth.")) for p in perms)
+    assert not any(p.startswith(("channels.", "auth.")) for p in perms)
+    # Of trades, clerks only make one-code-pay store codes for the stores they onboard (issue 5).
+    assert {p for p in perms if p.startswith("trades.")} == {"trades.generate_storecode", "trades.view_storecode"}
 
 
 def test_risk_officers_review_and_only_view_merchants():

@@ -35,6 +35,15 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+class StrictRegexField(serializers.RegexField):
+    """Identifiers are JSON strings: DRF would quietly turn 12345678 into "12345678"."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class HttpUrlField(serializers.URLField):
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
@@ -44,7 +53,7 @@ class HttpUrlField(serializers.URLField):
 
 
 class OrderCreateInputSerializer(serializers.Serializer):
-    out_trade_no = serializers.RegexField(OUT_NO, help_text="6–32 chars [0-9A-Za-z_-], unique per merchant")
+    out_trade_no = StrictRegexField(OUT_NO, help_text="6–32 chars [0-9A-Za-z_-], unique per merchant")
     amount = StrictIntegerField(min_value=1, max_value=10**11, help_text="fen, ≥ 1")
     currency = serializers.ChoiceField(choices=["CNY"], default="CNY")
     product = serializers.ChoiceField(choices=list(API_PRODUCTS))
@@ -57,7 +66,7 @@ class OrderCreateInputSerializer(serializers.Serializer):
     client_ip = serializers.CharField(max_length=45, required=False)
     payer = serializers.DictField(child=serializers.CharField(max_length=128), required=False,
                                   help_text='{"openid": ...} (WeChat), {"buyer_id": ...} (Alipay) or {"user_id": ...}')
-    auth_code = serializers.RegexField(r"^\d{16,24}$", required=False, help_text="payment code (barcode products)")
+    auth_code = StrictRegexField(r"^\d{16,24}$", required=False, help_text="payment code (barcode products)")
     store_id = serializers.CharField(max_length=32, required=False, allow_blank=True)
     terminal_id = serializers.CharField(max_length=32, required=False, allow_blank=True)
 
@@ -117,7 +126,7 @@ class OrderListParamsSerializer(ListParamsSerializer):
 
 
 class RefundCreateInputSerializer(serializers.Serializer):
-    out_refund_no = serializers.RegexField(r"^[0-9A-Za-z_-]{1,64}$", help_text="unique per merchant")
+    out_refund_no = StrictRegexField(r"^[0-9A-Za-z_-]{1,64}$", help_text="unique per merchant")
     amount = StrictIntegerField(min_value=1, max_value=10**11, help_text="fen")
     reason = serializers.CharField(max_length=256, required=False, allow_blank=True)
     notify_url = HttpUrlField(max_length=512, required=False)

@@ -15,3 +15,4 @@ from trades.models.orders import (
 
 __all__ = ["ChannelCall", "Delivery", "DeliveryAttempt", "DeliveryState", "Event", "EventSequence", "LatePayment",
            "Order", "OrderState", "Refund", "RefundState", "SyncState", "new_order_id", "new_refund_id"]
+from trades.models.store_codes import StoreCode  # noqa: E402,F401  one-code-pay (trades.onecode)

@@ -122,6 +122,10 @@ class Order(FSMModelMixin, models.Model):
                                    & Q(refunded_amount__gte=0), name="order_refunded_within_reserved"),
         ]
         permissions = [("refund_order", "Can refund orders from the staff pages")]
+        # Support searches by any number (issue 5 "Staff pages"); the unique constraints lead with the merchant or
+        # the account, so these lookups need their own indexes.
+        indexes = [models.Index(fields=["out_trade_no"], name="order_out_trade_no_idx"),
+                   models.Index(fields=["channel_trade_no"], name="order_channel_trade_no_idx")]
 
     def __str__(self) -> str:
         return f"{self.id} {self.out_trade_no} {self.amount} fen ({self.state})"
@@ -182,6 +186,8 @@ class Refund(FSMModelMixin, models.Model):
             models.UniqueConstraint(fields=["merchant", "out_refund_no"], name="refund_unique_out_refund_no"),
             models.CheckConstraint(condition=Q(amount__gte=1), name="refund_amount_positive"),
         ]
+        indexes = [models.Index(fields=["out_refund_no"], name="refund_out_refund_no_idx"),
+                   models.Index(fields=["channel_refund_no"], name="refund_channel_refund_no_idx")]
 
     def __str__(self) -> str:
         return f"{self.id} {self.out_refund_no} {self.amount} fen ({self.state})"

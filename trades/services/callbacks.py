@@ -7,27 +7,37 @@ through the same service as a query answer. Duplicates change nothing and are ac
 
 from __future__ import annotations
 
+from django.db import transaction
+
 from channels.callbacks import CallbackDuplicate, CallbackRejected
-from trades.models import Order, OrderState, Refund
+from trades.models import LatePayment, Order, OrderState, Refund
 from trades.services.orders import CrossCheckFailed, order_apply_result
 from trades.services.refunds import refund_apply_result, refund_for_channel_no
+
+LATE_PREFIX = "late_"  # the out_refund_no of a late payment's refund (trades.services.late)
 
 
 def payment_callback(*, account, event) -> str:
     result = event.payment
     if result is None or not result.out_trade_no:
         raise CallbackRejected("payment callback without out_trade_no")
-    order = Order.objects.filter(pk=result.out_trade_no, channel_account=account).first()
-    if order is None:
-        raise CallbackRejected(f"no order {result.out_trade_no} on account {account.code}")
-    before = order.state
-    if before == OrderState.SUCCEEDED and (not result.channel_trade_no or result.channel_trade_no ==
-                                           order.channel_trade_no):
-        raise CallbackDuplicate(f"order {order.pk} is already succeeded")
-    try:
-        order = order_apply_result(order_id=order.pk, result=result, source="callback")
-    except CrossCheckFailed as exc:
-        raise CallbackRejected(str(exc)) from None
+    # The duplicate check runs under the order's row lock: copies of one callback arriving together must see each
+    # other's outcome, so exactly one is "applied" and the rest "duplicate" (design §5 rule 4).
+    with transaction.atomic():
+        order = (Order.objects.select_for_update(of=("self",), no_key=True).select_related("merchant", "app", "contract")
+                 .filter(pk=result.out_trade_no, channel_account=account).first())
+        if order is None:
+            raise CallbackRejected(f"no order {result.out_trade_no} on account {account.code}")
+        before = order.state
+        if before == OrderState.SUCCEEDED and (not result.channel_trade_no or result.channel_trade_no ==
+                                               order.channel_trade_no):
+            raise CallbackDuplicate(f"order {order.pk} is already succeeded")
+        if before in (OrderState.CLOSED, OrderState.FAILED) and LatePayment.objects.filter(order=order).exists():
+            raise CallbackDuplicate(f"order {order.pk} is {before}; its late payment is already recorded")
+        try:
+            order = order_apply_result(order_id=order.pk, result=result, source="callback", locked=order)
+        except CrossCheckFailed as exc:
+            raise CallbackRejected(str(exc)) from None
     return f"order {order.pk}: {before} → {order.state}"
 
 
@@ -35,17 +45,38 @@ def refund_callback(*, account, event) -> str:
     result = event.refund
     if result is None or not result.out_refund_no:
         raise CallbackRejected("refund callback without out_refund_no")
+    if result.out_refund_no.startswith(LATE_PREFIX):
+        return _late_refund_notice(account=account, result=result)
     refund = refund_for_channel_no(account_id=account.pk, channel_no=result.out_refund_no)
     if refund is None:
         raise CallbackRejected(f"no refund {result.out_refund_no} on account {account.code}")
-    before = refund.state
-    if before != "pending":
-        raise CallbackDuplicate(f"refund {refund.pk} is already {before}")
-    try:
-        refund = refund_apply_result(refund_id=refund.pk, result=result)
-    except ValueError as exc:
-        raise CallbackRejected(str(exc)) from None
+    with transaction.atomic():  # as for payments: the duplicate check under the refund's row lock
+        refund = Refund.objects.select_for_update(no_key=True).get(pk=refund.pk)
+        before = refund.state
+        if before != "pending":
+            raise CallbackDuplicate(f"refund {refund.pk} is already {before}")
+        try:
+            refund = refund_apply_result(refund_id=refund.pk, result=result)
+        except ValueError as exc:
+            raise CallbackRejected(str(exc)) from None
     return f"refund {refund.pk}: {before} → {refund.state}"
+
+
+def _late_refund_notice(*, account, result) -> str:
+    """The channel's word on the automatic refund of a late payment (trades.services.late, out_refund_no
+    ``late_<order id>``): noted on the late payment, so support sees it; it is ours, so never a security event."""
+    order_id = result.out_refund_no[len(LATE_PREFIX):]
+    with transaction.atomic():
+        late = (LatePayment.objects.select_for_update(no_key=True)
+                .filter(order_id=order_id, order__channel_account=account).first())
+        if late is None:
+            raise CallbackRejected(f"no late payment for {result.out_refund_no} on account {account.code}")
+        note = f"channel: refund {result.state}"
+        if note in late.resolution:
+            raise CallbackDuplicate(f"late payment of {order_id}: already noted")
+        late.resolution = (late.resolution + "; " if late.resolution else "") + note
+        late.save(update_fields=["resolution"])
+    return f"late payment of {order_id}: {note}"
 
 
 __all__ = ["Refund", "payment_callback", "refund_callback"]

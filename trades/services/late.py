@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 def late_payment_refund(*, late_payment_id: int, actor=None) -> LatePayment:
     """Refund a late payment in full at the channel. Unknown outcomes leave it open for support."""
     with transaction.atomic():
-        late = LatePayment.objects.select_for_update(of=("self",)).select_related("order__channel_account",
+        late = LatePayment.objects.select_for_update(of=("self",), no_key=True).select_related("order__channel_account",
                                                                        "order__contract").get(pk=late_payment_id)
         if late.state != "open":
             return late
@@ -40,7 +40,7 @@ def late_payment_refund(*, late_payment_id: int, actor=None) -> LatePayment:
     except (ChannelError, ApplicationError) as exc:
         outcome, state = f"automatic refund failed, needs a person: {exc}", "open"
     with transaction.atomic():
-        late = LatePayment.objects.select_for_update().get(pk=late_payment_id)
+        late = LatePayment.objects.select_for_update(no_key=True).get(pk=late_payment_id)
         late.state = state
         late.resolution = f"{timezone.now():%Y-%m-%d %H:%M} {outcome}"
         late.save(update_fields=["state", "resolution"])

@@ -14,7 +14,7 @@ import json
 import logging
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django_fsm import can_proceed
 
@@ -82,14 +82,20 @@ def order_create(*, app, data: dict) -> tuple[Order, bool]:
     if product == "barcode":
         channel_product = barcode_product(data.get("auth_code", ""))
     elif product == "cashier":
-        raise InvalidRequest("the cashier product is served by one-code-pay pages (not available yet)",
-                             param="product")
+        # Routed when the payer opens the hosted page (trades.services.cashier, issue 5 "One-code-pay").
+        from trades.services.cashier import cashier_order_create
+
+        return cashier_order_create(app=app, data=data, print_=print_)
     else:
         channel_product = product
     if channel_product.endswith(".barcode") and not data.get("auth_code"):
         raise InvalidRequest("auth_code is required for payment-code products", param="auth_code")
     if channel_product in JSAPI_PRODUCTS and not _payer_id(channel_product, data.get("payer") or {}):
         raise InvalidRequest("payer is required for JSAPI and mini-program products", param="payer")
+    if channel_product == "wechat.h5" and not data.get("client_ip"):
+        # WeChat refuses H5 orders without the payer's IP (channel-protocols.md A.7): say so before writing an
+        # order the channel would only fail (design §5 rule 12).
+        raise InvalidRequest("client_ip (the payer's IP) is required for WeChat H5 payments", param="client_ip")
 
     from risk.services.pretrade import check_trade
 
@@ -105,29 +111,30 @@ def order_create(*, app, data: dict) -> tuple[Order, bool]:
     expire = dt.timedelta(seconds=data["expire_seconds"]) if data.get("expire_seconds") else (
         BARCODE_EXPIRE if barcode else DEFAULT_EXPIRE)
     auth_code = data.get("auth_code") or ""
+    values = dict(
+        merchant=merchant, app=app, out_trade_no=data["out_trade_no"], amount=data["amount"],
+        currency=data.get("currency") or "CNY", product=product, channel_product=channel_product,
+        subject=data["subject"], description=data.get("description") or "",
+        metadata=data.get("metadata") or {}, notify_url=data.get("notify_url") or app.notify_url,
+        return_url=data.get("return_url") or "", client_ip=data.get("client_ip") or None,
+        payer=data.get("payer") or {}, auth_code_masked=(auth_code[:4] + "…" + auth_code[-2:]) if auth_code else "",
+        store_id=data.get("store_id") or "", terminal_id=data.get("terminal_id") or "",
+        expires_at=timezone.now() + expire, request_fingerprint=print_,
+        channel_account_id=chosen.account_id, contract_id=chosen.contract_id, sub_mchid=chosen.sub_mchid,
+        routing=decision.as_record(),
+        merchant_rate=fees.merchant_rate, merchant_fee=fees.merchant_fee, cost_rate=fees.cost_rate,
+        channel_cost=fees.channel_cost, rebate_rate=fees.rebate_rate, rebate=fees.rebate, profit=fees.profit,
+    )
     try:
-        with transaction.atomic():
-            order = Order.objects.create(
-                merchant=merchant, app=app, out_trade_no=data["out_trade_no"], amount=data["amount"],
-                currency=data.get("currency") or "CNY", product=product, channel_product=channel_product,
-                subject=data["subject"], description=data.get("description") or "",
-                metadata=data.get("metadata") or {}, notify_url=data.get("notify_url") or app.notify_url,
-                return_url=data.get("return_url") or "", client_ip=data.get("client_ip") or None,
-                payer=data.get("payer") or {}, auth_code_masked=(auth_code[:4] + "…" + auth_code[-2:]) if auth_code else "",
-                store_id=data.get("store_id") or "", terminal_id=data.get("terminal_id") or "",
-                expires_at=timezone.now() + expire, request_fingerprint=print_,
-                channel_account_id=chosen.account_id, contract_id=chosen.contract_id, sub_mchid=chosen.sub_mchid,
-                routing=decision.as_record(),
-                merchant_rate=fees.merchant_rate, merchant_fee=fees.merchant_fee, cost_rate=fees.cost_rate,
-                channel_cost=fees.channel_cost, rebate_rate=fees.rebate_rate, rebate=fees.rebate, profit=fees.profit,
-            )
+        order = _insert_order(values)
     except IntegrityError:
         # A concurrent identical create won the race (unique merchant + out_trade_no, design §5 rule 5).
         existing = Order.objects.get(merchant=merchant, out_trade_no=data["out_trade_no"])
         return _replay(existing, print_), True
 
-    account = ChannelAccount.objects.get(pk=chosen.account_id)
-    contract = Contract.objects.get(pk=chosen.contract_id)
+    contract = Contract.objects.select_related("channel_account").get(pk=chosen.contract_id)
+    account = contract.channel_account
+    order.contract = contract
     request = PaymentRequest(
         product=channel_product, sub_merchant=_sub_merchant(contract), out_trade_no=order.id, amount=order.amount,
         subject=order.subject, notify_url=callback_url(account), expires_at=order.expires_at,
@@ -141,6 +148,16 @@ def order_create(*, app, data: dict) -> tuple[Order, bool]:
                              channel_code=order.failure_code, channel_message=order.failure_message,
                              extra={"order": order_as_api(order)})
     return order, False
+
+
+def _insert_order(values: dict) -> Order:
+    """One INSERT. Outside a transaction it needs no BEGIN/COMMIT of its own (autocommit: the statement is atomic,
+    and a unique violation leaves nothing to roll back); inside one, a savepoint keeps the caller's transaction
+    usable after a lost race. This keeps order create within its query budget (issue 5: ≤ 12)."""
+    if transaction.get_connection().in_atomic_block:
+        with transaction.atomic():
+            return Order.objects.create(**values)
+    return Order.objects.create(**values)
 
 
 def _replay(order: Order, print_: str) -> Order:
@@ -160,17 +177,49 @@ def _trade_ref(order: Order) -> TradeRef:
                     channel_trade_no=order.channel_trade_no, amount=order.amount)
 
 
-def _record_call(order_id: str, *, verb: str, outcome: str, started: float, result: PaymentResult | None = None,
-                 error: ChannelError | None = None) -> None:
+def _call_fields(*, verb: str, outcome: str, started: float, result: PaymentResult | None = None,
+                 error: ChannelError | None = None) -> dict:
     import time
 
-    ChannelCall.objects.create(
-        order_id=order_id, verb=verb, outcome=outcome,
+    return dict(
+        verb=verb, outcome=outcome,
         channel_code=(error.channel_code or error.code) if error else (result.failure_code if result else ""),
         message=(error.message if error else (result.failure_message if result else ""))[:512],
         answer=redact(json.dumps(result.raw if result else {}, ensure_ascii=False, default=str), 4000),
         elapsed_ms=int((time.perf_counter() - started) * 1000),
     )
+
+
+def _record_call(order_id: str, *, verb: str, outcome: str, started: float, result: PaymentResult | None = None,
+                 error: ChannelError | None = None) -> None:
+    fields = _call_fields(verb=verb, outcome=outcome, started=started, result=result, error=error)
+    if verb == "query":
+        _record_query(order_id, fields)
+    else:
+        ChannelCall.objects.create(order_id=order_id, **fields)
+
+
+def _record_query(order_id: str, fields: dict) -> None:
+    """Record a query in the trade's timeline and count it on the order, in ONE statement (a data-modifying CTE):
+    ``GET /orders/{no}`` of a pending order asks the channel and must stay within 4 queries (issue 5)."""
+    call, order = ChannelCall._meta.db_table, Order._meta.db_table
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH call AS (INSERT INTO {call} (order_id, verb, outcome, channel_code, message, answer, elapsed_ms, "
+            f"created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)) "
+            f"UPDATE {order} SET last_queried_at = %s, query_attempts = query_attempts + 1 WHERE id = %s",
+            [order_id, fields["verb"], fields["outcome"], fields["channel_code"], fields["message"],
+             fields["answer"], fields["elapsed_ms"], now, now, order_id])
+
+
+def _changes_nothing(order: Order, result: PaymentResult) -> bool:
+    """A query answer that order_apply_result would not act on: still pending (or not at the channel yet), nothing
+    new, and we already knew that. Skipping the lock for it is safe: had the order changed meanwhile, such an
+    answer would change nothing either."""
+    return (result.state in (TradeState.PENDING, TradeState.NOT_FOUND) and order.state == OrderState.PENDING
+            and order.sync_state == SyncState.OK and (not result.pay_params or bool(order.pay_params))
+            and (not result.channel_trade_no or bool(order.channel_trade_no)))
 
 
 def _call_and_apply(order: Order, account: ChannelAccount, *, verb: str, call) -> Order:
@@ -191,13 +240,41 @@ def _call_and_apply(order: Order, account: ChannelAccount, *, verb: str, call) -
                 return _apply_failure(order.pk, code=exc.channel_code or exc.code,
                                       message=exc.channel_message or exc.message)
         raise
+    if verb == "query" and _changes_nothing(order, result):
+        _record_call(order.pk, verb=verb, outcome=result.state, started=started, result=result)
+        return order
+    if verb == "create" and result.state == TradeState.PENDING:
+        # The common answer to a create (a QR code or prepay id to hand over): two statements, no row lock —
+        # the conditional UPDATE only fills what is still empty on a pending order, so a callback or query that
+        # got there first wins (design §5 rule 4), and order creation keeps its throughput (bench/bench_orders.py).
+        _record_call(order.pk, verb=verb, outcome=result.state, started=started, result=result)
+        _fill_created(order, result)
+        return order
     with transaction.atomic():
         _record_call(order.pk, verb=verb, outcome=result.state, started=started, result=result)
         return order_apply_result(order_id=order.pk, result=result, source=verb)
 
 
+def _fill_created(order: Order, result: PaymentResult) -> None:
+    changes = {"updated_at": timezone.now()}
+    if result.pay_params:
+        changes["pay_params"] = result.pay_params
+    if result.channel_trade_no:
+        changes["channel_trade_no"] = result.channel_trade_no
+    updated = Order.objects.filter(pk=order.pk, state=OrderState.PENDING, pay_params={}).update(**changes)
+    if updated:
+        for field, value in changes.items():
+            setattr(order, field, value)
+    else:
+        order.refresh_from_db()
+
+
 def _locked(order_id: str) -> Order:
-    return Order.objects.select_for_update(of=("self",)).select_related("merchant", "app", "contract").get(pk=order_id)
+    # FOR NO KEY UPDATE (here and in every trades service): it serialises writers of the row just as well, but does
+    # not block the FOR KEY SHARE that PostgreSQL takes on it when another transaction commits a row referencing it
+    # (a ChannelCall, Event or Refund). With FOR UPDATE, a refund callback (refund, then order) and a refund query
+    # recording its ChannelCall (foreign keys to both) deadlocked — found by tests/trades/test_products_e2e.py.
+    return Order.objects.select_for_update(of=("self",), no_key=True).select_related("merchant", "app", "contract").get(pk=order_id)
 
 
 def _mark_unknown(order_id: str) -> Order:
@@ -218,7 +295,7 @@ def _schedule_query(order: Order, *, unknown: bool = False) -> None:
     else:
         order.sync_state = SyncState.UNKNOWN if (unknown or order.sync_state != SyncState.OK) else order.sync_state
         order.next_query_at = at
-    if at is not None and order.channel_product.endswith(".barcode") and not settings.CELERY_TASK_ALWAYS_EAGER:
+    if at is not None and order.channel_product.endswith(".barcode") and not _tasks_run_eagerly():
         # Payment codes are followed every 5 s (the payer is at the till); everything else waits for the
         # once-a-minute sweeper (trades.tasks.sync_due_orders), so no long ETAs sit in the broker. Eager Celery
         # (the demo, tests) would run an ETA task at once and recurse: there the in-process beat sweeps instead.
@@ -226,6 +303,14 @@ def _schedule_query(order: Order, *, unknown: bool = False) -> None:
 
         order_id = order.pk
         transaction.on_commit(lambda: tasks.barcode_step.apply_async((order_id,), eta=at), robust=True)
+
+
+def _tasks_run_eagerly() -> bool:
+    """Asked of the Celery app itself (not the Django setting it was configured from), so that whoever points
+    the app at a broker — a worker test, a management command — gets the production behaviour."""
+    from aggpay.celery import app
+
+    return bool(app.conf.task_always_eager)
 
 
 def _apply_failure(order_id: str, *, code: str, message: str) -> Order:
@@ -260,11 +345,15 @@ def _cross_check(order: Order, result: PaymentResult) -> None:
         raise CrossCheckFailed(f"sub-merchant {result.sub_mchid} is not {order.sub_mchid}")
 
 
-def order_apply_result(*, order_id: str, result: PaymentResult, source: str) -> Order:
+def order_apply_result(*, order_id: str, result: PaymentResult, source: str, locked: Order | None = None) -> Order:
     """Apply what the channel says about a trade (create, query or callback). Idempotent: the same answer twice
-    changes nothing the second time. Raises CrossCheckFailed for a success that does not match the order."""
-    with transaction.atomic():
-        order = _locked(order_id)
+    changes nothing the second time. Raises CrossCheckFailed for a success that does not match the order.
+
+    No savepoint of its own (``savepoint=False``): every caller either commits what this writes or fails as a
+    whole, and the saved SAVEPOINT/RELEASE pair keeps create and callback within their query budgets."""
+    with transaction.atomic(savepoint=False):
+        # ``locked``: the caller already holds this order's row lock in the current transaction (callbacks).
+        order = locked if locked is not None and locked.pk == order_id else _locked(order_id)
         state = result.state
         if state == TradeState.SUCCEEDED:
             _cross_check(order, result)
@@ -333,13 +422,13 @@ def order_get(*, merchant, out_trade_no: str) -> Order:
 
 def order_sync(*, order_id: str, force: bool = False) -> Order:
     """Ask the channel about a pending order and apply the answer. Rate-limited per order unless ``force``."""
-    order = Order.objects.select_related("channel_account", "contract").get(pk=order_id)
+    order = Order.objects.select_related("merchant", "channel_account", "contract").get(pk=order_id)
     if order.state != OrderState.PENDING or order.channel_account is None:
         return order
     now = timezone.now()
     if not force and order.last_queried_at and now - order.last_queried_at < QUERY_MIN_INTERVAL:
         return order
-    Order.objects.filter(pk=order.pk).update(last_queried_at=now, query_attempts=order.query_attempts + 1)
+    # The query is counted (last_queried_at, query_attempts) when it is recorded, after the call: see _record_query.
     return _call_and_apply(order, order.channel_account, verb="query",
                            call=lambda adapter: adapter.query_payment(_trade_ref(order)))
 
@@ -356,7 +445,8 @@ def order_close(*, order_id: str, actor_label: str = "") -> Order:
         raise InvalidState("the channel's answer about this order is not known yet; try again shortly")
     account = order.channel_account
     try:
-        account.adapter().close_payment(_trade_ref(order))
+        if account is not None:  # None: a cashier order nobody opened, so no channel has heard of it
+            account.adapter().close_payment(_trade_ref(order))
     except ChannelUnknown:
         raise InvalidState("the channel did not answer; the order stays pending, try again shortly")
     except ChannelError as exc:

@@ -47,7 +47,7 @@ def refund_create(*, order: Order, out_refund_no: str, amount: int, reason: str 
     print_ = refund_fingerprint(out_refund_no=out_refund_no, amount=amount, reason=reason, notify_url=notify_url)
     try:
         with transaction.atomic():
-            locked = Order.objects.select_for_update().get(pk=order.pk)
+            locked = Order.objects.select_for_update(no_key=True).get(pk=order.pk)
             existing = Refund.objects.filter(merchant_id=locked.merchant_id, out_refund_no=out_refund_no).first()
             if existing is not None:
                 if existing.request_fingerprint != print_ or existing.order_id != locked.pk:
@@ -156,7 +156,7 @@ def _record(refund, verb, outcome, started, *, result=None, error=None) -> None:
 
 def _schedule(refund_id: str, *, unknown: bool) -> Refund:
     with transaction.atomic():
-        refund = Refund.objects.select_for_update().get(pk=refund_id)
+        refund = Refund.objects.select_for_update(no_key=True).get(pk=refund_id)
         if refund.state == "pending":
             at = next_query_at(created_at=refund.created_at, now=timezone.now(), barcode=False)
             refund.sync_state = SyncState.MANUAL if at is None else (SyncState.UNKNOWN if unknown else SyncState.OK)
@@ -169,8 +169,8 @@ def _schedule(refund_id: str, *, unknown: bool) -> Refund:
 def refund_apply_result(*, refund_id: str, result: RefundResult) -> Refund:
     """Apply the channel's answer about a refund (refund call, query or callback). Idempotent."""
     with transaction.atomic():
-        refund = Refund.objects.select_for_update(of=("self",)).select_related("order").get(pk=refund_id)
-        order = Order.objects.select_for_update(of=("self",)).select_related("merchant", "app").get(pk=refund.order_id)
+        refund = Refund.objects.select_for_update(of=("self",), no_key=True).select_related("order").get(pk=refund_id)
+        order = Order.objects.select_for_update(of=("self",), no_key=True).select_related("merchant", "app").get(pk=refund.order_id)
         if result.amount is not None and result.amount != refund.amount:
             raise ValueError(f"channel reports refund amount {result.amount}, ours is {refund.amount}")
         if refund.state != "pending":

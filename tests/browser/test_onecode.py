@@ -1,0 +1,60 @@
+"""One-code-pay in a real browser (issue 5 "How it is checked"): a payer's WeChat or Alipay opens a store code,
+goes through the wallet's OAuth on the simulator, types the amount, pays with the wallet stand-in, sees success."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.trades.conftest import shop  # noqa: F401  the Tea House persona contracted on all three simulators
+from tests.trades.onecode_flow import UA_ALIPAY, UA_WECHAT, store_code_for
+from trades.models import Order
+
+pytestmark = [pytest.mark.browser]
+
+
+@pytest.fixture(autouse=True)
+def _payer_settings(settings):
+    settings.SESSION_COOKIE_SECURE = False  # live_server is plain http
+    settings.CSRF_COOKIE_SECURE = False
+    settings.AGGPAY_PAYER_STANDIN = True  # the simulated wallet bridge on the pay page
+
+
+@pytest.mark.parametrize(("user_agent", "product", "amount", "fen"), [
+    (UA_WECHAT, "wechat.jsapi", "18.80", 1880),
+    (UA_ALIPAY, "alipay.jsapi", "6.5", 650),
+], ids=["wechat", "alipay"])
+def test_a_payer_scans_a_store_code_pays_and_sees_success(browser, shop, live_server, user_agent,  # noqa: F811
+                                                          product, amount, fen):
+    code = store_code_for(shop, name="Lakeside tea room")
+    context = browser.new_context(user_agent=user_agent, viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    try:
+        page.goto(f"{live_server.url}/c/{code.code}")
+        page.wait_for_url(re.compile(rf"/c/{code.code}/pay"))
+        assert page.get_by_text("Lakeside tea room").is_visible()
+        page.fill("#amount", amount)
+        page.click("#pay")
+        page.wait_for_url(re.compile(r"/pay/[^/]+$"))
+        standin = page.locator("#standin-pay")
+        standin.wait_for(state="visible")
+        standin.click()
+        page.locator('#result[data-state="succeeded"]').wait_for(timeout=20_000)
+        assert "支付成功" in page.locator("#result").inner_text()
+        order = Order.objects.get(merchant=shop.merchant, channel_product=product)
+        assert order.state == "succeeded" and order.amount == fen and order.store_id == "S001"
+    finally:
+        context.close()
+
+
+def test_an_ordinary_browser_is_told_to_scan_with_a_wallet(browser, shop, live_server):  # noqa: F811
+    code = store_code_for(shop)
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        page.goto(f"{live_server.url}/c/{code.code}")
+        assert page.locator("#scan-with").is_visible()
+        assert "云闪付" in page.content()
+    finally:
+        context.close()

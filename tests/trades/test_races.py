@@ -1,0 +1,135 @@
+"""Races against PostgreSQL (issue 5 "How it is checked"): many threads hit the live server at once, each request
+on its own connection, the way concurrent merchants and channels do.
+
+- 50 concurrent refunds of one paid order never reserve more than it paid (design §5 rule 6; the
+  ``order_refunds_within_amount`` CHECK is the last line of defence, the order row lock the first).
+- 20 concurrent identical creates give one order; the others replay it (rule 5), none answers 5xx.
+- 10 copies of one signed channel callback give one transition and one ``order.succeeded`` event (rule 4).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import parse_qsl
+
+import pytest
+import requests
+from django.db import connection
+from django.db.models import Sum
+
+from aggpay.api.client import AggpayClient
+from channels.models import CallbackOutcome, ChannelCallback
+from channels.simulators.alipay import AlipaySimulator
+from trades.models import Event, Order, Refund
+
+pytestmark = pytest.mark.usefixtures("quiet_channels")
+
+
+def _client(shop, live_server):
+    return AggpayClient(live_server.url, shop.app.app_id, secret=shop.app.secret)
+
+
+def _send(call):
+    """The test server's listen backlog is small: a connection reset before the request was read is retried, as a
+    merchant would (safe: every request here is idempotent by its out_trade_no / out_refund_no / notify_id)."""
+    for _ in range(20):
+        try:
+            return call()
+        except requests.ConnectionError:
+            time.sleep(0.05)
+    return call()
+
+
+def _in_threads(count: int, work):
+    """Run ``work(i)`` in ``count`` threads released together; each closes its own DB connection."""
+    gate = threading.Barrier(count)
+
+    def run(i):
+        try:
+            gate.wait(timeout=30)
+            return work(i)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(run, range(count)))
+
+
+def _paid_wechat_order(shop, out_trade_no: str, amount: int) -> Order:
+    status, _, order = shop.client.request("POST", "/api/v1/orders", json={
+        "out_trade_no": out_trade_no, "amount": amount, "product": "wechat.native", "subject": "tea"})
+    assert status == 201, order
+    shop.sim("wechatpay", "/_payer/pay", code_url=order["pay_params"]["code_url"])
+    shop.sim("wechatpay", "/_control/flush")
+    return shop.wait_for(lambda: Order.objects.filter(pk=order["id"], state="succeeded").first(), message="paid")
+
+
+def test_fifty_concurrent_refunds_never_exceed_the_paid_amount(shop, live_server):
+    order = _paid_wechat_order(shop, "RACE0001", 1000)
+
+    def refund(i):
+        return _send(lambda: _client(shop, live_server).request(
+            "POST", "/api/v1/orders/RACE0001/refunds", json={"out_refund_no": f"RR{i:04d}", "amount": 30}))
+
+    answers = _in_threads(50, refund)
+    statuses = sorted(status for status, _, _ in answers)
+    assert all(status < 500 for status in statuses), answers
+    accepted = [body for status, _, body in answers if status == 201]
+    refused = [body for status, _, body in answers if status == 422]
+    assert len(accepted) == 33 and len(refused) == 17  # 33 × 30 = 990 ≤ 1000 < 34 × 30
+    assert {body["error"]["code"] for body in refused} == {"refund_amount_exceeded"}
+    order.refresh_from_db()
+    live = Refund.objects.filter(order=order).exclude(state__in=("failed", "closed"))
+    assert live.aggregate(total=Sum("amount"))["total"] == order.refund_reserved == 990
+    assert order.refund_reserved <= order.amount
+
+
+def test_twenty_concurrent_identical_creates_give_one_order(shop, live_server):
+    body = {"out_trade_no": "RACE0002", "amount": 888, "product": "alipay.qr", "subject": "tea"}
+
+    def create(_):
+        return _send(lambda: _client(shop, live_server).request("POST", "/api/v1/orders", json=body))
+
+    answers = _in_threads(20, create)
+    assert all(status in (200, 201) for status, _, _ in answers), [(s, b) for s, _, b in answers]
+    assert sum(1 for status, _, _ in answers if status == 201) == 1
+    replayed = [headers for status, headers, _ in answers if status == 200]
+    assert len(replayed) == 19 and all(h.get("Idempotent-Replayed") == "true" for h in replayed)
+    assert len({body["id"] for _, _, body in answers}) == 1
+    assert Order.objects.filter(merchant=shop.merchant, out_trade_no="RACE0002").count() == 1
+
+
+def _held_alipay_notify(shop, simulator_server, order_id: str) -> tuple[str, str]:
+    """The signed notify the Alipay simulator holds back for ``order_id`` (an ``out_of_order_callback`` fault
+    keeps it from being sent, so the order is still pending when the copies arrive)."""
+    sim = simulator_server.app.apps["alipay"]
+    held = sim.store.get(AlipaySimulator.HELD, order_id) or []
+    assert held, "the simulator did not hold the notify"
+    return held[0]["url"], held[0]["body"]
+
+
+def test_ten_copies_of_one_callback_give_one_transition_and_one_event(shop, simulator_server):
+    status, _, order = shop.client.request("POST", "/api/v1/orders", json={
+        "out_trade_no": "RACE0003", "amount": 777, "product": "alipay.qr", "subject": "tea"})
+    assert status == 201, order
+    shop.sim("alipay", "/_control/faults", fault="out_of_order_callback", phase="callback",
+             match={"contains": order["id"]})
+    shop.sim("alipay", "/_payer/pay", qr_code=order["pay_params"]["code_url"])
+    url, body = _held_alipay_notify(shop, simulator_server, order["id"])
+    assert dict(parse_qsl(body))["trade_status"] == "TRADE_SUCCESS"
+    assert Order.objects.get(pk=order["id"]).state == "pending"
+
+    def post(_):
+        return _send(lambda: requests.post(url, data=body.encode("ascii"), timeout=30, headers={
+            "Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}))
+
+    answers = _in_threads(10, post)
+    assert all(r.status_code == 200 and r.text.strip() == "success" for r in answers), [r.text for r in answers]
+    assert Order.objects.get(pk=order["id"]).state == "succeeded"
+    assert Event.objects.filter(object_id=order["id"], type="order.succeeded").count() == 1
+    outcomes = list(ChannelCallback.objects.filter(account=shop.accounts["alipay"], kind="payment")
+                    .values_list("outcome", flat=True))
+    assert outcomes.count(CallbackOutcome.APPLIED) == 1
+    assert outcomes.count(CallbackOutcome.DUPLICATE) == 9

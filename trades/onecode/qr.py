@@ -1,0 +1,31 @@
+"""QR images of store codes (segno): PNG for screens and print shops, SVG for vector print."""
+
+from __future__ import annotations
+
+import io
+
+import segno
+
+
+def _qr(url: str):
+    # Error correction "M" survives a worn or partly covered sticker at the till while staying scannable small.
+    return segno.make(url, error="m", micro=False)
+
+
+def qr_png(url: str, *, scale: int = 8) -> bytes:
+    buffer = io.BytesIO()
+    _qr(url).save(buffer, kind="png", scale=scale, border=2)
+    return buffer.getvalue()
+
+
+def qr_svg(url: str, *, scale: int = 4) -> str:
+    buffer = io.BytesIO()
+    _qr(url).save(buffer, kind="svg", scale=scale, border=2, xmldecl=False, svgns=True)
+    return buffer.getvalue().decode("utf-8")
+
+
+def qr_svg_inline(url: str) -> str:
+    """An SVG fragment to embed in the printable sheet (no XML declaration, scales with CSS)."""
+    buffer = io.BytesIO()
+    _qr(url).save(buffer, kind="svg", scale=1, border=2, xmldecl=False, svgns=True, omitsize=True)
+    return buffer.getvalue().decode("utf-8")

@@ -1,0 +1,238 @@
+"""Payer pages (public, no staff login): ``/c/<code>`` (store code) and ``/cashier/<token>`` (one cashier order).
+
+merchant-api.md "Payer-facing pages", channel-protocols.md §E. Nothing here lets one payer see another's order:
+store codes and page tokens are unguessable, the OAuth ``state`` is signed and bound to this browser's session,
+and the payer id learnt through OAuth lives only in the (server-side) session, keyed by the page it was for.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods
+
+from aggpay.errors import ApplicationError
+from aggpay.money import format_yuan
+from channels.adapters.errors import ChannelError
+from channels.models import ChannelAccount
+from trades.models import Order, OrderState
+from trades.onecode import services
+from trades.onecode.wallets import WECOM, detect_wallet
+from trades.services.cashier import cashier_order_id, cashier_token, order_cashier_pay
+from trades.services.orders import order_sync
+
+WALLET_NAMES = {"wechat": "微信 WeChat", "alipay": "支付宝 Alipay", "unionpay": "云闪付 UnionPay"}
+_SESSION = "onecode"
+
+
+# --- session helpers ------------------------------------------------------------------------------------------
+def _nonce(request: HttpRequest) -> str:
+    state = request.session.setdefault(_SESSION, {})
+    if "nonce" not in state:
+        state["nonce"] = secrets.token_urlsafe(16)
+        request.session.modified = True
+    return state["nonce"]
+
+
+def _payer(request: HttpRequest, key: str, wallet: str) -> dict | None:
+    found = request.session.get(_SESSION, {}).get("payers", {}).get(key)
+    return found if found and found.get("w") == wallet else None
+
+
+def _remember_payer(request: HttpRequest, key: str, *, wallet: str, payer_id: str, account_id: int) -> None:
+    state = request.session.setdefault(_SESSION, {})
+    state.setdefault("payers", {})[key] = {"w": wallet, "p": payer_id, "a": account_id}
+    request.session.modified = True
+
+
+def _client_ip(request: HttpRequest) -> str:
+    return request.META.get("REMOTE_ADDR", "")
+
+
+def _sorry(request: HttpRequest, message: str, status: int = 400) -> HttpResponse:
+    return render(request, "payer/message.html", {"title": "无法支付 Cannot pay", "message": message}, status=status)
+
+
+def _scan_with(request: HttpRequest, wallet: str | None) -> HttpResponse:
+    return render(request, "payer/scan_with.html", {"wecom": wallet == WECOM, "wallets": WALLET_NAMES.values()})
+
+
+def _start_oauth(request: HttpRequest, *, wallet: str, account: ChannelAccount, target: str,
+                 return_url: str) -> HttpResponse:
+    state = services.oauth_state(nonce=_nonce(request), target=target, wallet=wallet, account_id=account.pk)
+    url = account.adapter().oauth_authorize_url(redirect_uri=request.build_absolute_uri(return_url), state=state)
+    return redirect(url)
+
+
+def _finish_oauth(request: HttpRequest, target: str) -> dict:
+    """Check the state, exchange the code for the payer id, remember it for ``target``."""
+    query = request.GET
+    data = services.oauth_state_check(state=query.get("state", ""), nonce=_nonce(request), target=target)
+    # WeChat returns ``code``, Alipay ``auth_code``, UnionPay userAuth ``userAuthCode`` (§E).
+    code = query.get("code") or query.get("auth_code") or query.get("userAuthCode") or ""
+    payer_id = services.payer_id_from_code(account_id=data["a"], code=code)
+    _remember_payer(request, target, wallet=data["w"], payer_id=payer_id, account_id=data["a"])
+    return data
+
+
+# --- /c/<code> ------------------------------------------------------------------------------------------------
+@require_GET
+def scan(request: HttpRequest, code: str) -> HttpResponse:
+    try:
+        store_code = services.storecode_for_payer(code)
+    except ApplicationError:
+        return _sorry(request, "这个码牌无效或已停用。This code is not valid.", 404)
+    wallet = detect_wallet(request.headers.get("User-Agent", ""))
+    if wallet is None or wallet == WECOM:
+        return _scan_with(request, wallet)
+    target = "c:" + store_code.code
+    if _payer(request, target, wallet):
+        return redirect("onecode:scan-pay", code=store_code.code)
+    account = services.oauth_account(merchant=store_code.merchant, wallet=wallet)
+    if account is None or services.payments_app(store_code.merchant) is None:
+        return _sorry(request, f"该商户暂不支持{WALLET_NAMES[wallet]}付款。This shop does not take this wallet yet.")
+    return _start_oauth(request, wallet=wallet, account=account, target=target,
+                        return_url=reverse("onecode:scan-oauth", args=[store_code.code]))
+
+
+@require_GET
+def scan_oauth(request: HttpRequest, code: str) -> HttpResponse:
+    try:
+        store_code = services.storecode_for_payer(code)
+        _finish_oauth(request, "c:" + store_code.code)
+    except (ApplicationError, ChannelError) as exc:
+        return _sorry(request, f"授权失败，请重新扫码。Authorisation failed: {exc}")
+    return redirect("onecode:scan-pay", code=store_code.code)
+
+
+@require_http_methods(["GET", "POST"])
+def scan_pay(request: HttpRequest, code: str) -> HttpResponse:
+    try:
+        store_code = services.storecode_for_payer(code)
+    except ApplicationError:
+        return _sorry(request, "这个码牌无效或已停用。This code is not valid.", 404)
+    wallet = detect_wallet(request.headers.get("User-Agent", ""))
+    payer = _payer(request, "c:" + store_code.code, wallet or "")
+    if payer is None:
+        return redirect("onecode:scan", code=store_code.code)  # start again through the wallet's OAuth
+    context = {"store": store_code.store, "merchant": store_code.merchant, "wallet_name": WALLET_NAMES[wallet],
+               "amount_text": "", "error": ""}
+    if request.method == "POST":
+        context["amount_text"] = request.POST.get("amount", "")
+        try:
+            amount = services.parse_amount(context["amount_text"])
+            order = services.onecode_pay(store_code=store_code, wallet=wallet, payer_id=payer["p"], amount=amount,
+                                         client_ip=_client_ip(request))
+        except ApplicationError as exc:
+            context["error"] = exc.message
+            return render(request, "payer/amount.html", context, status=422)
+        return redirect("onecode:order", token=cashier_token(order.pk))
+    return render(request, "payer/amount.html", context)
+
+
+# --- /cashier/<token> -----------------------------------------------------------------------------------------
+def _cashier_order(token: str) -> Order | None:
+    try:
+        order_id = cashier_order_id(token)
+    except ApplicationError:
+        return None
+    return Order.objects.select_related("merchant").filter(pk=order_id, product="cashier").first()
+
+
+@require_http_methods(["GET", "POST"])
+def cashier(request: HttpRequest, token: str) -> HttpResponse:
+    order = _cashier_order(token)
+    if order is None:
+        return _sorry(request, "订单不存在。No such order.", 404)
+    if order.state != OrderState.PENDING or order.channel_account_id:
+        return redirect("onecode:order", token=token)
+    wallet = detect_wallet(request.headers.get("User-Agent", ""))
+    if wallet is None or wallet == WECOM:
+        return _scan_with(request, wallet)
+    target = "o:" + order.pk
+    payer = _payer(request, target, wallet)
+    if payer is None:
+        account = services.oauth_account(merchant=order.merchant, wallet=wallet, amount=order.amount)
+        if account is None:
+            return _sorry(request, f"该订单不支持{WALLET_NAMES[wallet]}付款。This order cannot be paid this way.")
+        return _start_oauth(request, wallet=wallet, account=account, target=target,
+                            return_url=reverse("onecode:cashier-oauth", args=[token]))
+    context = {"merchant": order.merchant, "subject": order.subject, "amount_yuan": format_yuan(order.amount),
+               "wallet_name": WALLET_NAMES[wallet], "error": ""}
+    if request.method == "POST":
+        try:
+            order_cashier_pay(order_id=order.pk, wallet=wallet, payer_id=payer["p"])
+        except ApplicationError as exc:
+            context["error"] = exc.message
+            return render(request, "payer/amount.html", context, status=422)
+        return redirect("onecode:order", token=token)
+    return render(request, "payer/amount.html", context)
+
+
+@require_GET
+def cashier_oauth(request: HttpRequest, token: str) -> HttpResponse:
+    order = _cashier_order(token)
+    if order is None:
+        return _sorry(request, "订单不存在。No such order.", 404)
+    try:
+        _finish_oauth(request, "o:" + order.pk)
+    except (ApplicationError, ChannelError) as exc:
+        return _sorry(request, f"授权失败，请重试。Authorisation failed: {exc}")
+    return redirect("onecode:cashier", token=token)
+
+
+# --- the order: hand-off to the wallet, then the result -------------------------------------------------------
+def _order_for_token(token: str) -> Order | None:
+    try:
+        order_id = cashier_order_id(token)
+    except ApplicationError:
+        return None
+    return Order.objects.select_related("merchant", "channel_account").filter(pk=order_id).first()
+
+
+def _bridge(request: HttpRequest, order: Order, token: str) -> dict:
+    """What the page's script hands to the wallet's JS bridge (§E), plus the simulator stand-in's target."""
+    params = order.pay_params or {}
+    wallet = order.channel_product.split(".", 1)[0]
+    bridge = {"wallet": wallet, "status_url": reverse("onecode:order-status", args=[token]),
+              "standin": bool(getattr(settings, "AGGPAY_PAYER_STANDIN", settings.DEBUG or settings.AGGPAY_SIMULATORS))}
+    if wallet == "wechat":
+        bridge.update(jsapi=params.get("jsapi") or {}, prepay_id=params.get("prepay_id", ""))
+    elif wallet == "alipay":
+        bridge.update(trade_no=params.get("trade_no", ""))
+    else:
+        bridge.update(redirect_url=params.get("redirect_url", ""))
+    if bridge["standin"] and order.channel_account is not None:
+        # The demo's wallet stand-in pays at the simulator's payer endpoint, as the real app would at the channel.
+        bridge["standin_url"] = order.channel_account.base_url.rstrip("/") + "/_payer/pay"
+    return bridge
+
+
+@require_GET
+def order_page(request: HttpRequest, token: str) -> HttpResponse:
+    order = _order_for_token(token)
+    if order is None:
+        return _sorry(request, "订单不存在。No such order.", 404)
+    context = {"order": order, "amount_yuan": format_yuan(order.amount), "merchant": order.merchant}
+    ready = order.state == OrderState.PENDING and order.channel_account_id and order.pay_params
+    if ready:
+        context["bridge"] = _bridge(request, order, token)
+        return render(request, "payer/pay.html", context)
+    return render(request, "payer/result.html", context)
+
+
+@require_GET
+def order_status(request: HttpRequest, token: str) -> JsonResponse:
+    order = _order_for_token(token)
+    if order is None:
+        return JsonResponse({"error": "not_found"}, status=404)
+    if order.state == OrderState.PENDING and order.channel_account_id:
+        try:
+            order = order_sync(order_id=order.pk)  # rate-limited per order; callbacks usually win the race
+        except (ApplicationError, ChannelError):
+            pass
+    return JsonResponse({"state": order.state, "amount": order.amount})

@@ -1,0 +1,154 @@
+"""The ``cashier`` product: an order created without a channel, paid on the hosted page ``/cashier/<token>``.
+
+merchant-api.md "Orders" / "Payer-facing pages": the merchant fixes the amount, the payer's wallet decides the
+channel product when the page is opened (issue 5 "One-code-pay"). So creation runs the merchant checks and proves
+that *some* wallet can take the amount, but routing, risk and the fee snapshot happen in ``order_cashier_pay``,
+once the wallet and payer are known — the same pipeline as ``order_create`` (design §2), through its helpers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.conf import settings
+from django.core import signing
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from aggpay.errors import InvalidRequest, InvalidState, NotFound, ProductNotAvailable
+from channels.adapters.base import PaymentRequest
+from channels.callbacks import callback_url
+from channels.models import ChannelAccount
+from channels.routing import choose
+from merchants.models import Contract
+from trades.models import Order, OrderState
+from trades.services.fees import fees_for_payment
+from trades.services.orders import (
+    DEFAULT_EXPIRE,
+    _call_and_apply,
+    _locked,
+    _payer_id,
+    _replay,
+    _sub_merchant,
+)
+
+# The channel product each wallet pays a hosted page with (channel-protocols.md §E): JSAPI for WeChat and Alipay;
+# for UnionPay the bank's unionpay.qr with a payer id is 银联JS支付 (docs/channels/bank.md §6.2).
+WALLET_PRODUCTS = {"wechat": "wechat.jsapi", "alipay": "alipay.jsapi", "unionpay": "unionpay.qr"}
+PAYER_KEYS = {"wechat": "openid", "alipay": "buyer_id", "unionpay": "user_id"}
+_TOKEN_SALT = "aggpay.trades.cashier"
+
+
+def cashier_token(order_id: str) -> str:
+    """The page token: the order id signed with SECRET_KEY (stable, so ``cashier_url`` never changes), so a token
+    cannot be forged or guessed."""
+    return signing.Signer(salt=_TOKEN_SALT).sign(order_id)
+
+
+def cashier_order_id(token: str) -> str:
+    try:
+        return signing.Signer(salt=_TOKEN_SALT).unsign(token)
+    except signing.BadSignature:
+        raise NotFound("no such cashier page") from None
+
+
+def cashier_url(order_id: str) -> str:
+    return settings.AGGPAY_PUBLIC_BASE_URL.rstrip("/") + reverse("onecode:cashier", args=[cashier_token(order_id)])
+
+
+def cashier_order_create(*, app, data: dict, print_: str) -> tuple[Order, bool]:
+    """Persist a pending ``cashier`` order with ``pay_params.cashier_url`` and no channel call. Called from
+    ``order_create`` after the idempotency replay and merchant check."""
+    merchant = app.merchant
+    if not any(choose(merchant=merchant, product=product, amount=data["amount"]).chosen
+               for product in WALLET_PRODUCTS.values()):
+        raise ProductNotAvailable(f"no wallet can pay {data['amount']} fen to this merchant by cashier",
+                                  param="product")
+    if data.get("payer") or data.get("auth_code"):
+        raise InvalidRequest("cashier orders learn the payer on the hosted page", param="payer")
+    expire = dt.timedelta(seconds=data["expire_seconds"]) if data.get("expire_seconds") else DEFAULT_EXPIRE
+    try:
+        with transaction.atomic():
+            order = Order.objects.create(
+                merchant=merchant, app=app, out_trade_no=data["out_trade_no"], amount=data["amount"],
+                currency=data.get("currency") or "CNY", product="cashier", subject=data["subject"],
+                description=data.get("description") or "", metadata=data.get("metadata") or {},
+                notify_url=data.get("notify_url") or app.notify_url, return_url=data.get("return_url") or "",
+                client_ip=data.get("client_ip") or None, store_id=data.get("store_id") or "",
+                terminal_id=data.get("terminal_id") or "", expires_at=timezone.now() + expire,
+                request_fingerprint=print_, routing={"layer": "cashier", "chosen": None, "candidates": []},
+            )
+            order.pay_params = {"cashier_url": cashier_url(order.pk)}
+            order.save(update_fields=["pay_params"])
+    except IntegrityError:
+        existing = Order.objects.get(merchant=merchant, out_trade_no=data["out_trade_no"])
+        return _replay(existing, print_), True
+    return order, False
+
+
+def order_cashier_pay(*, order_id: str, wallet: str, payer_id: str) -> Order:
+    """Route a cashier order to ``wallet``'s JSAPI product for ``payer_id`` and create it at the channel.
+
+    Once routed, the order belongs to that wallet and payer: opening the page again returns the same pay
+    parameters; another wallet or payer gets InvalidState (one channel trade per order, design §5 rule 5).
+    """
+    if wallet not in WALLET_PRODUCTS:
+        raise InvalidRequest(f"unknown wallet {wallet}", param="wallet")
+    if not payer_id:
+        raise InvalidRequest("the payer id is required", param="payer_id")
+    product = WALLET_PRODUCTS[wallet]
+    payer = {PAYER_KEYS[wallet]: payer_id}
+    order = Order.objects.select_related("merchant").get(pk=order_id)
+    if order.product != "cashier":
+        raise InvalidState("not a cashier order")
+    if order.state != OrderState.PENDING or order.expires_at <= timezone.now():
+        raise InvalidState(f"the order is {order.state if order.state != OrderState.PENDING else 'expired'}")
+    if order.channel_account_id:
+        return _same_payer(order, product, payer)
+
+    from risk.services.pretrade import check_trade
+
+    check_trade(merchant=order.merchant, product=product, amount=order.amount, payer=payer)
+    decision = choose(merchant=order.merchant, product=product, amount=order.amount)
+    if decision.chosen is None:
+        raise ProductNotAvailable(f"no active contract can take {product} for {order.amount} fen", param="wallet")
+    chosen = decision.chosen
+    fees = fees_for_payment(amount=order.amount, merchant_rate=chosen.merchant_rate, cost_rate=chosen.cost_rate,
+                            rebate_rate=chosen.rebate_rate)
+    with transaction.atomic():
+        order = _locked(order_id)
+        if order.state != OrderState.PENDING:
+            raise InvalidState(f"the order is {order.state}")
+        if order.channel_account_id:  # a concurrent open of the page routed it first
+            return _same_payer(order, product, payer)
+        order.channel_product, order.payer = product, payer
+        order.channel_account_id, order.contract_id = chosen.account_id, chosen.contract_id
+        order.sub_mchid, order.routing = chosen.sub_mchid, decision.as_record()
+        order.merchant_rate, order.merchant_fee = fees.merchant_rate, fees.merchant_fee
+        order.cost_rate, order.channel_cost = fees.cost_rate, fees.channel_cost
+        order.rebate_rate, order.rebate, order.profit = fees.rebate_rate, fees.rebate, fees.profit
+        # Cleared so order_apply_result stores the wallet's parameters; cashier_url is merged back below.
+        order.pay_params = {}
+        order.save()
+
+    account = ChannelAccount.objects.get(pk=chosen.account_id)
+    contract = Contract.objects.get(pk=chosen.contract_id)
+    request = PaymentRequest(
+        product=product, sub_merchant=_sub_merchant(contract), out_trade_no=order.id, amount=order.amount,
+        subject=order.subject, notify_url=callback_url(account), expires_at=order.expires_at,
+        currency=order.currency, client_ip=order.client_ip or "", payer_id=_payer_id(product, payer),
+        return_url=order.return_url, store_id=order.store_id, terminal_id=order.terminal_id,
+    )
+    order = _call_and_apply(order, account, verb="create", call=lambda adapter: adapter.create_payment(request))
+    with transaction.atomic():
+        order = _locked(order_id)
+        order.pay_params = {**(order.pay_params or {}), "cashier_url": cashier_url(order.pk)}
+        order.save(update_fields=["pay_params", "updated_at"])
+    return order
+
+
+def _same_payer(order: Order, product: str, payer: dict) -> Order:
+    if order.channel_product != product or order.payer != payer:
+        raise InvalidState("this order is already being paid from another wallet")
+    return order

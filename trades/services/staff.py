@@ -1,0 +1,119 @@
+"""What support and operations do to a trade from the staff pages (issue 5 "Staff pages"): refund, sync now, close,
+refund a late payment. Thin wrappers over the merchant-facing services, adding what staff actions need on top:
+a permission check inside the service (design §5 rule 11, behind the views' checks), a required reason, and an
+audit row (rule 9).
+
+The wrapped services commit their own short transactions around the channel call (rule 7: no lock is held while the
+channel answers), so the audit row is written in a transaction right after the change it describes; on a channel
+refusal it is still written, recording the attempt and the channel's words.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from django.db import transaction
+from django.utils import timezone
+
+from aggpay.audit import audit_log
+from aggpay.errors import ApplicationError, InvalidRequest, InvalidState, NotFound
+from aggpay.money import format_yuan
+from aggpay.permissions import require_perm
+from trades.models import LatePayment, Order, OrderState, Refund
+from trades.services.late import late_payment_refund
+from trades.services.orders import order_close, order_sync
+from trades.services.refunds import refund_create
+
+REFUND_PERM = "trades.refund_order"
+VIEW_PERM = "trades.view_order"
+# Closing an order is a support action on a trade the payer abandoned; there is no separate model permission for
+# it, so it rides on the refund permission (both change what the merchant is owed).
+CLOSE_PERM = REFUND_PERM
+
+
+def _order(order_id: str) -> Order:
+    order = Order.objects.select_related("merchant").filter(pk=order_id).first()
+    if order is None:
+        raise NotFound(f"no order {order_id}", param="order_id")
+    return order
+
+
+def _reason(reason: str | None, what: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidRequest(f"a reason is required to {what}", param="reason")
+    return reason
+
+
+def staff_out_refund_no() -> str:
+    """The merchant's out_refund_no namespace is shared with the API; ``staff-`` plus a timestamp and random
+    suffix cannot collide with a merchant's own numbers in practice and tells the merchant where it came from."""
+    return f"staff-{timezone.now():%Y%m%d%H%M%S}-{secrets.token_hex(4)}"
+
+
+def order_refund_by_staff(*, order_id: str, actor, amount, reason: str) -> Refund:
+    """Refund ``amount`` fen of a paid order on behalf of the merchant (e.g. a complaint). Raises Forbidden,
+    InvalidRequest (param ``amount`` or ``reason``), InvalidState, RefundAmountExceeded or ChannelRefused."""
+    require_perm(actor, REFUND_PERM)
+    reason = _reason(reason, "refund from the staff pages")
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount < 1:
+        raise InvalidRequest("the refund amount must be at least 0.01 yuan", param="amount")
+    order = _order(order_id)
+    if order.state != OrderState.SUCCEEDED:
+        raise InvalidState(f"the order is {order.state}; only paid orders can be refunded")
+    if amount > order.refundable_amount:
+        raise InvalidRequest(f"at most {format_yuan(order.refundable_amount)} yuan can still be refunded "
+                             f"(asked {format_yuan(amount)})", param="amount")
+    label = actor.get_username() if hasattr(actor, "get_username") else str(actor or "system")
+    out_refund_no = staff_out_refund_no()
+    try:
+        refund, _ = refund_create(order=order, out_refund_no=out_refund_no, amount=amount, reason=reason,
+                                  notify_url="", actor_label=label)
+    except ApplicationError as exc:
+        refund = Refund.objects.filter(merchant_id=order.merchant_id, out_refund_no=out_refund_no).first()
+        if refund is not None:  # the channel refused: the failed refund exists and the attempt is on record
+            with transaction.atomic():
+                audit_log(actor=actor, action="trades.refund.staff_created", target=refund, reason=reason,
+                          data={"order": order.pk, "amount": amount, "state": refund.state, "error": exc.message})
+        raise
+    with transaction.atomic():
+        audit_log(actor=actor, action="trades.refund.staff_created", target=refund, reason=reason,
+                  data={"order": order.pk, "amount": amount, "out_refund_no": out_refund_no, "state": refund.state})
+    return refund
+
+
+def order_sync_by_staff(*, order_id: str, actor) -> Order:
+    """"Sync now": ask the channel at once, past the per-order rate limit (a person asked)."""
+    require_perm(actor, VIEW_PERM)
+    before = _order(order_id)
+    if before.state != OrderState.PENDING:
+        raise InvalidState(f"the order is {before.state}; only pending orders are synced")
+    order = order_sync(order_id=order_id, force=True)
+    with transaction.atomic():
+        audit_log(actor=actor, action="trades.order.staff_synced", target=order,
+                  data={"from": before.state, "to": order.state, "sync_state": order.sync_state})
+    return order
+
+
+def order_close_by_staff(*, order_id: str, actor, reason: str) -> Order:
+    """Close a pending order; order_close asks the channel first (design §5 rule 3)."""
+    require_perm(actor, CLOSE_PERM)
+    reason = _reason(reason, "close an order")
+    before = _order(order_id)
+    order = order_close(order_id=before.pk, actor_label=actor.get_username() if hasattr(actor, "get_username")
+                        else str(actor or "system"))
+    with transaction.atomic():
+        audit_log(actor=actor, action="trades.order.staff_closed", target=order, reason=reason,
+                  data={"from": before.state, "to": order.state})
+    return order
+
+
+def late_payment_refund_by_staff(*, late_payment_id: int, actor) -> LatePayment:
+    """Work the late-payment queue: return the money now (late_payment_refund audits the outcome itself)."""
+    require_perm(actor, REFUND_PERM)
+    late = LatePayment.objects.filter(pk=late_payment_id).first()
+    if late is None:
+        raise NotFound(f"no late payment {late_payment_id}", param="late_payment_id")
+    if late.state != "open":
+        raise InvalidState(f"the late payment is {late.state}")
+    return late_payment_refund(late_payment_id=late.pk, actor=actor)

@@ -1,0 +1,19 @@
+"""The trade workbench (namespace ``trades``), mounted at /staff/trades/ by aggpay/urls.py."""
+
+from django.urls import path
+
+from trades import views
+
+app_name = "trades"
+
+urlpatterns = [
+    path("", views.search, name="search"),
+    path("queues/<slug:slug>/", views.queue, name="queue"),
+    path("queues/exhausted/<str:merchant_no>/resend/", views.resend_exhausted, name="resend-exhausted"),
+    path("deliveries/<int:delivery_id>/resend/", views.delivery_resend, name="delivery-resend"),
+    path("late-payments/<int:late_payment_id>/refund/", views.late_refund, name="late-refund"),
+    path("<str:order_id>/", views.detail, name="detail"),
+    path("<str:order_id>/refund/", views.refund, name="refund"),
+    path("<str:order_id>/sync/", views.sync, name="sync"),
+    path("<str:order_id>/close/", views.close, name="close"),
+]

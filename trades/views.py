@@ -1,0 +1,266 @@
+"""The support/ops trade workbench (issue 5 "Staff pages"), mounted at /staff/trades/: search by any number, the
+trade page with its single timeline, staff actions, and the queues.
+
+Every page needs ``trades.view_order`` (design §5 rule 11); each POST also needs its action's permission and goes
+through a service (trades.services.staff, trades.services.events), which checks the permission again and audits.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST, require_safe
+
+from aggpay.errors import ApplicationError
+from aggpay.money import MoneyError, format_yuan, yuan_to_fen
+from aggpay.roles import permission_required_403
+from channels.models import ChannelAccount
+from merchants.models import Merchant
+from trades import workbench
+from trades.models import LatePayment, Order, OrderState, SyncState
+from trades.services import staff as staff_services
+from trades.services.events import deliveries_resend
+
+PAGE_SIZE = 25
+VIEW = "trades.view_order"
+REFUND = "trades.refund_order"
+RESEND = "trades.resend_delivery"
+
+
+# --- forms ----------------------------------------------------------------------------------------------------
+class TradeSearchForm(forms.Form):
+    q = forms.CharField(required=False, label="Number", max_length=64,
+                        widget=forms.TextInput(attrs={"type": "search", "autofocus": True,
+                                                      "placeholder": "ord_…, ref_…, out_trade_no, channel no, merchant no"}))
+    state = forms.ChoiceField(required=False, choices=[("", "any state"), *OrderState.choices])
+    product = forms.CharField(required=False, max_length=24, widget=forms.TextInput(attrs={"placeholder": "e.g. wechat.native"}))
+    channel_account = forms.ChoiceField(required=False, label="Channel account")
+    sync_state = forms.ChoiceField(required=False, label="Sync", choices=[("", "any"), *SyncState.choices])
+    date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["channel_account"].choices = [("", "any account"), *ChannelAccount.objects.order_by("code")
+                                                  .values_list("code", "code")]
+
+    def filters(self) -> dict:
+        if not self.is_bound or not self.is_valid():
+            return {}
+        return {k: v for k, v in self.cleaned_data.items() if v not in ("", None)}
+
+
+class StaffRefundForm(forms.Form):
+    amount = forms.CharField(label="Amount (yuan)", max_length=16,
+                             widget=forms.TextInput(attrs={"inputmode": "decimal", "placeholder": "12.30"}))
+    reason = forms.CharField(label="Reason", max_length=256, widget=forms.TextInput(
+        attrs={"placeholder": "why (the merchant sees it)"}))
+
+    def __init__(self, *args, order: Order, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.order = order
+
+    def clean_amount(self) -> int:
+        try:
+            fen = yuan_to_fen(self.cleaned_data["amount"])
+        except MoneyError:
+            raise forms.ValidationError("Enter an amount in yuan, e.g. 12.30 (at most two decimals).") from None
+        if fen < 1:
+            raise forms.ValidationError("The amount must be at least 0.01 yuan.")
+        if fen > self.order.refundable_amount:
+            raise forms.ValidationError(f"At most {format_yuan(self.order.refundable_amount)} yuan can still be "
+                                        f"refunded.")
+        return fen
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(max_length=256)
+
+
+# --- helpers --------------------------------------------------------------------------------------------------
+def _page(request, queryset):
+    return Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
+
+
+def _query_without_page(request) -> str:
+    params = request.GET.copy()
+    params.pop("page", None)
+    return params.urlencode()
+
+
+def _order(order_id: str) -> Order:
+    return get_object_or_404(Order.objects.select_related("merchant", "app", "channel_account", "contract"),
+                             pk=order_id)
+
+
+def _error(request, exc: ApplicationError) -> None:
+    messages.error(request, exc.message)
+
+
+# --- search ---------------------------------------------------------------------------------------------------
+@require_safe
+@permission_required_403(VIEW)
+def search(request):
+    form = TradeSearchForm(request.GET or None)
+    filters = form.filters()
+    page = _page(request, workbench.search_orders(**filters)) if filters else None
+    if page is not None:
+        workbench.with_yuan(page.object_list, "amount")
+    if page is not None and page.paginator.count == 1 and len(filters) == 1 and filters.get("q"):
+        hit = page.object_list[0]
+        if hit.merchant.merchant_no != filters["q"]:  # one trade's own number: open it (a merchant no lists)
+            return redirect("trades:detail", hit.pk)
+    return render(request, "trades/search.html", {
+        "form": form, "page": page, "query": _query_without_page(request), "counts": workbench.queue_counts(),
+        "labels": workbench.QUEUE_LABELS,
+    })
+
+
+# --- the trade page -------------------------------------------------------------------------------------------
+def _detail_context(request, order: Order, *, refund_form=None) -> dict:
+    timeline = workbench.order_timeline(order)
+    user = request.user
+    return {
+        "order": order, "timeline": timeline["entries"], "refunds": workbench.with_yuan(timeline["refunds"], "amount"),
+        "deliveries": timeline["deliveries"],
+        "late_payment": LatePayment.objects.filter(order=order).first(),
+        "routing": order.routing or {},
+        "fees": workbench.fee_rows(order),
+        "money": {"amount": format_yuan(order.amount), "refunded": format_yuan(order.refunded_amount),
+                  "reserved": format_yuan(order.refund_reserved), "refundable": format_yuan(order.refundable_amount)},
+        "refund_form": refund_form or StaffRefundForm(order=order),
+        "can_refund": user.has_perm(REFUND) and order.state == OrderState.SUCCEEDED and order.refundable_amount > 0,
+        "can_close": user.has_perm(staff_services.CLOSE_PERM) and order.state == OrderState.PENDING,
+        "can_sync": order.state == OrderState.PENDING,
+        "can_resend": user.has_perm(RESEND),
+    }
+
+
+@require_safe
+@permission_required_403(VIEW)
+def detail(request, order_id: str):
+    return render(request, "trades/detail.html", _detail_context(request, _order(order_id)))
+
+
+@require_POST
+@permission_required_403(VIEW, REFUND)
+def refund(request, order_id: str):
+    order = _order(order_id)
+    form = StaffRefundForm(request.POST, order=order)
+    if form.is_valid():
+        try:
+            created = staff_services.order_refund_by_staff(order_id=order.pk, actor=request.user,
+                                                           amount=form.cleaned_data["amount"],
+                                                           reason=form.cleaned_data["reason"])
+        except ApplicationError as exc:
+            if exc.param in form.fields:
+                form.add_error(exc.param, exc.message)
+            else:
+                form.add_error(None, exc.message)
+        else:
+            messages.success(request, f"Refund {created.pk} of {format_yuan(created.amount)} yuan is "
+                                      f"{created.state}.")
+            return redirect(reverse("trades:detail", args=[order.pk]) + f"#refund-{created.pk}")
+    messages.error(request, "The refund was not made: correct the marked fields.")
+    order.refresh_from_db()
+    return render(request, "trades/detail.html", _detail_context(request, order, refund_form=form), status=400)
+
+
+@require_POST
+@permission_required_403(VIEW)
+def sync(request, order_id: str):
+    order = _order(order_id)
+    try:
+        synced = staff_services.order_sync_by_staff(order_id=order.pk, actor=request.user)
+    except ApplicationError as exc:
+        _error(request, exc)
+    else:
+        messages.success(request, f"Asked the channel: the order is {synced.state} "
+                                  f"({synced.get_sync_state_display().lower()}).")
+    return redirect("trades:detail", order.pk)
+
+
+@require_POST
+@permission_required_403(VIEW, staff_services.CLOSE_PERM)
+def close(request, order_id: str):
+    order = _order(order_id)
+    form = ReasonForm(request.POST)
+    try:
+        closed = staff_services.order_close_by_staff(order_id=order.pk, actor=request.user,
+                                                     reason=form.data.get("reason", ""))
+    except ApplicationError as exc:
+        _error(request, exc)
+    else:
+        messages.success(request, f"The order is {closed.state}.")
+    return redirect("trades:detail", order.pk)
+
+
+@require_POST
+@permission_required_403(VIEW, RESEND)
+def delivery_resend(request, delivery_id: int):
+    try:
+        resent = deliveries_resend(delivery_id=delivery_id, actor=request.user, reason=request.POST.get("reason", ""))
+    except ApplicationError as exc:
+        _error(request, exc)
+        resent = []
+    else:
+        messages.success(request, f"Notification #{delivery_id} will be sent again now.")
+    back = request.POST.get("order")
+    if back and Order.objects.filter(pk=back).exists():
+        return redirect(reverse("trades:detail", args=[back]) + (f"#delivery-{resent[0].pk}" if resent else ""))
+    return redirect("trades:queue", "exhausted")
+
+
+@require_POST
+@permission_required_403(VIEW, RESEND)
+def resend_exhausted(request, merchant_no: str):
+    merchant = get_object_or_404(Merchant, merchant_no=merchant_no)
+    try:
+        resent = deliveries_resend(merchant=merchant, actor=request.user, reason=request.POST.get("reason", ""))
+    except ApplicationError as exc:
+        _error(request, exc)
+    else:
+        messages.success(request, f"{len(resent)} exhausted notification(s) of {merchant_no} will be sent again.")
+    return redirect("trades:queue", "exhausted")
+
+
+@require_POST
+@permission_required_403(VIEW, REFUND)
+def late_refund(request, late_payment_id: int):
+    try:
+        late = staff_services.late_payment_refund_by_staff(late_payment_id=late_payment_id, actor=request.user)
+    except ApplicationError as exc:
+        _error(request, exc)
+    else:
+        messages.success(request, f"Late payment on {late.order_id}: {late.state} — {late.resolution}")
+    return redirect("trades:queue", "late")
+
+
+# --- queues ---------------------------------------------------------------------------------------------------
+@require_safe
+@permission_required_403(VIEW)
+def queue(request, slug: str):
+    if slug not in workbench.QUEUE_LABELS:
+        raise Http404("no such queue")
+    context = {"slug": slug, "label": workbench.QUEUE_LABELS[slug], "counts": workbench.queue_counts(),
+               "labels": workbench.QUEUE_LABELS, "query": _query_without_page(request),
+               "can_refund": request.user.has_perm(REFUND), "can_resend": request.user.has_perm(RESEND)}
+    if slug == "unknown":
+        page = _page(request, workbench.unknown_orders())
+        workbench.with_yuan(page.object_list, "amount")
+        context.update(page=page, refunds=workbench.with_yuan(list(workbench.unknown_refunds()[:200]), "amount"))
+    elif slug in ("late", "abnormal"):
+        page = _page(request, workbench.open_late_payments() if slug == "late" else workbench.abnormal_refunds())
+        workbench.with_yuan(page.object_list, "amount")
+        context.update(page=page)
+    else:
+        deliveries = list(workbench.exhausted_deliveries()[:500])
+        groups: dict = {}
+        for delivery in deliveries:
+            groups.setdefault(delivery.event.merchant, []).append(delivery)
+        context.update(groups=list(groups.items()))
+    return render(request, "trades/queue.html", context)

@@ -1,0 +1,284 @@
+"""Read side of the support/ops trade workbench (issue 5 "Staff pages"): search by any number, the trade's single
+timeline, and the queues with their counts. Nothing here writes; every change goes through trades.services.staff or
+trades.services.events.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from urllib.parse import urlencode
+
+from django.db.models import Q, QuerySet
+from django.urls import reverse
+from django.utils import timezone
+
+from aggpay.models import AuditLog
+from aggpay.money import format_yuan
+from channels.adapters.http import redact
+from channels.models import ChannelCallback
+from trades.models import Delivery, DeliveryState, Event, LatePayment, Order, OrderState, Refund, SyncState
+
+# How far before the order's creation a callback may be stamped (clock skew between the channel and us).
+CALLBACK_SKEW = dt.timedelta(minutes=1)
+# Callbacks refused before they could be matched by number (a cross-check failure names the amount, not the order)
+# are found by looking inside their stored body; at most this many per trade page are opened.
+CALLBACK_BODY_SCAN = 200
+
+
+# --- search ---------------------------------------------------------------------------------------------------
+def orders_base() -> QuerySet[Order]:
+    return Order.objects.select_related("merchant", "channel_account")
+
+
+def search_orders(*, q: str = "", state: str = "", product: str = "", channel_account: str = "",
+                  date_from: dt.date | None = None, date_to: dt.date | None = None,
+                  sync_state: str = "") -> QuerySet[Order]:
+    """Orders matching any number a caller may quote (exactly): our ord_/ref_ id, the merchant's out_trade_no or
+    out_refund_no, the channel's trade or refund number, or a merchant no (all its orders); then the filters."""
+    orders = orders_base()
+    q = (q or "").strip()
+    if q:
+        orders = orders.filter(Q(pk__in=_order_ids_for_number(q)) | Q(merchant__merchant_no=q))
+    if state:
+        orders = orders.filter(state=state)
+    if product:
+        orders = orders.filter(Q(product=product) | Q(channel_product=product))
+    if channel_account:
+        orders = orders.filter(channel_account__code=channel_account)
+    if sync_state:
+        orders = orders.filter(sync_state=sync_state)
+    if date_from:
+        orders = orders.filter(created_at__gte=_start(date_from))
+    if date_to:
+        orders = orders.filter(created_at__lt=_start(date_to + dt.timedelta(days=1)))
+    return orders.order_by("-created_at", "-pk")
+
+
+def _order_ids_for_number(q: str) -> list[str]:
+    """One small lookup per kind of number (each can use its own index) rather than one OR across tables, which
+    PostgreSQL can only answer by scanning."""
+    ids = set(Order.objects.filter(pk=q).values_list("pk", flat=True))
+    ids.update(Order.objects.filter(out_trade_no=q).values_list("pk", flat=True))
+    ids.update(Order.objects.filter(channel_trade_no=q).values_list("pk", flat=True))
+    ids.update(Refund.objects.filter(pk=q).values_list("order_id", flat=True))
+    ids.update(Refund.objects.filter(out_refund_no=q).values_list("order_id", flat=True))
+    ids.update(Refund.objects.filter(channel_refund_no=q).values_list("order_id", flat=True))
+    return sorted(ids)
+
+
+def _start(day: dt.date) -> dt.datetime:
+    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+
+
+# --- the trade's timeline -----------------------------------------------------------------------------------------
+@dataclass
+class Entry:
+    at: dt.datetime
+    kind: str  # state, audit, call, callback, event, refund
+    title: str
+    tone: str = ""  # "", ok, warn, bad
+    actor: str = ""
+    details: list[tuple[str, str]] = field(default_factory=list)
+    body: str = ""  # redacted text (a channel answer, a callback body)
+    attempts: list = field(default_factory=list)  # delivery attempts under an event
+    deliveries: list = field(default_factory=list)
+    anchor: str = ""
+
+
+_CALL_TONES = {"succeeded": "ok", "error": "bad", "unknown": "warn", "failed": "bad", "abnormal": "bad"}
+_CALLBACK_TONES = {"applied": "ok", "duplicate": "", "ignored": "", "rejected": "bad", "error": "warn"}
+_EVENT_TONES = {"succeeded": "ok", "failed": "bad", "closed": "warn", "reversed": "warn"}
+
+
+def _pretty(answer: str) -> str:
+    try:
+        return json.dumps(json.loads(answer), ensure_ascii=False, indent=2)
+    except (TypeError, ValueError):
+        return answer
+
+
+def order_callbacks(order: Order, refunds: list[Refund]) -> list[ChannelCallback]:
+    """The callbacks about this trade: on its account, since it was created, naming our order or refund ids (the
+    handlers' notes do) or carrying them as the event id; plus refused/errored ones whose stored body names it."""
+    if order.channel_account_id is None:
+        return []
+    ids = [order.pk, *[r.pk for r in refunds]]
+    by_number = Q(event_id__in=[i for i in (*ids, order.channel_trade_no) if i])
+    for number in ids:
+        by_number |= Q(message__contains=number)
+    window = ChannelCallback.objects.filter(account_id=order.channel_account_id,
+                                            received_at__gte=order.created_at - CALLBACK_SKEW)
+    matched = list(window.filter(by_number))
+    seen = {c.pk for c in matched}
+    for callback in window.filter(outcome__in=("rejected", "error")).exclude(pk__in=seen)[:CALLBACK_BODY_SCAN]:
+        if any(number in (callback.body or "") for number in ids):
+            matched.append(callback)
+    return sorted(matched, key=lambda c: (c.received_at, c.pk))
+
+
+def order_events(order: Order, refunds: list[Refund]) -> list[Event]:
+    objects = Q(object_type="order", object_id=order.pk)
+    if refunds:
+        objects |= Q(object_type="refund", object_id__in=[r.pk for r in refunds])
+    return list(Event.objects.filter(objects).prefetch_related("deliveries__attempt_log").order_by("created_at", "id"))
+
+
+def order_audit(order: Order, refunds: list[Refund], deliveries: list[Delivery]) -> QuerySet[AuditLog]:
+    targets = Q(target_type="trades.order", target_id=order.pk)
+    if refunds:
+        targets |= Q(target_type="trades.refund", target_id__in=[r.pk for r in refunds])
+    if deliveries:
+        targets |= Q(target_type="trades.delivery", target_id__in=[str(d.pk) for d in deliveries])
+    late = LatePayment.objects.filter(order=order).first()
+    if late is not None:
+        targets |= Q(target_type="trades.latepayment", target_id=str(late.pk))
+    return AuditLog.objects.filter(targets).select_related("actor").order_by("created_at", "id")
+
+
+def _audit_value(key: str, value) -> str:
+    if key == "amount" and isinstance(value, int) and not isinstance(value, bool):
+        return f"{format_yuan(value)} yuan"  # staff audit rows keep fen; people read yuan
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+
+
+def order_timeline(order: Order) -> dict:
+    """One list, oldest first, merging: creation, state changes (events and audit rows), each channel call, the
+    callbacks, each event with its deliveries and every attempt, and the refunds."""
+    refunds = list(order.refunds.order_by("created_at", "pk"))
+    events = order_events(order, refunds)
+    deliveries = [d for e in events for d in e.deliveries.all()]
+    entries: list[Entry] = [Entry(order.created_at, "state", "Order created (pending)",
+                                  actor=f"api:{order.app.app_id}" if order.app_id else "",
+                                  details=[("amount", f"{format_yuan(order.amount)} yuan"), ("product", order.channel_product or order.product)],
+                                  anchor="created")]
+    for call in order.channel_calls.all():
+        details = [("outcome", call.outcome), ("elapsed", f"{call.elapsed_ms} ms")]
+        if call.channel_code:
+            details.append(("channel code", call.channel_code))
+        if call.message:
+            details.append(("message", call.message))
+        if call.refund_id:
+            details.append(("refund", call.refund_id))
+        entries.append(Entry(call.created_at, "call", f"Channel call: {call.verb} → {call.outcome}",
+                             tone=_CALL_TONES.get(call.outcome, ""), details=details, body=_pretty(call.answer),
+                             anchor=f"call-{call.pk}"))
+    for callback in order_callbacks(order, refunds):
+        details = [("outcome", callback.outcome), ("event id", callback.event_id or "—")]
+        if callback.message:
+            details.append(("note", callback.message[:300]))
+        # The stored body is decrypted only to be redacted (design §5 rule 10): secrets and PII never reach the page.
+        entries.append(Entry(callback.received_at, "callback",
+                             f"Callback from {order.channel_account.code}: {callback.kind or 'unknown'} — "
+                             f"{callback.outcome}", tone=_CALLBACK_TONES.get(callback.outcome, ""),
+                             details=details, body=redact(callback.body or "", 1500), anchor=f"callback-{callback.pk}"))
+    for event in events:
+        suffix = event.type.rsplit(".", 1)[-1]
+        entries.append(Entry(event.created_at, "event", f"Event {event.type} #{event.sequence}",
+                             tone=_EVENT_TONES.get(suffix, ""),
+                             details=[("event id", event.event_id), ("object", event.object_id)],
+                             deliveries=list(event.deliveries.all()), anchor=f"event-{event.event_id}"))
+    for refund in refunds:
+        details = [("amount", f"{format_yuan(refund.amount)} yuan"), ("out_refund_no", refund.out_refund_no), ("state", refund.state)]
+        if refund.reason:
+            details.append(("reason", refund.reason))
+        if refund.abnormal:
+            details.append(("abnormal", "the channel could not return the money"))
+        entries.append(Entry(refund.created_at, "refund", f"Refund {refund.pk} requested ({refund.state})",
+                             tone="bad" if refund.abnormal or refund.state == "failed" else (
+                                 "ok" if refund.state == "succeeded" else "warn"),
+                             actor=refund.requested_by, details=details, anchor=f"refund-{refund.pk}"))
+    for row in order_audit(order, refunds, deliveries):
+        details = [(k, _audit_value(k, v)) for k, v in (row.data or {}).items()]
+        if row.reason:
+            details.insert(0, ("reason", row.reason))
+        entries.append(Entry(row.created_at, "audit", row.action, actor=row.actor_label, details=details,
+                             anchor=f"audit-{row.pk}"))
+    entries.sort(key=lambda e: e.at)
+    return {"entries": entries, "refunds": refunds, "events": events, "deliveries": deliveries}
+
+
+# --- queues ---------------------------------------------------------------------------------------------------
+UNKNOWN_STATES = (SyncState.UNKNOWN, SyncState.MANUAL)
+
+
+def unknown_orders() -> QuerySet[Order]:
+    return orders_base().filter(state=OrderState.PENDING, sync_state__in=UNKNOWN_STATES).order_by("created_at")
+
+
+def unknown_refunds() -> QuerySet[Refund]:
+    return (Refund.objects.select_related("order", "merchant")
+            .filter(state="pending", sync_state__in=UNKNOWN_STATES).order_by("created_at"))
+
+
+def open_late_payments() -> QuerySet[LatePayment]:
+    return LatePayment.objects.select_related("order__merchant").filter(state="open").order_by("detected_at")
+
+
+def abnormal_refunds() -> QuerySet[Refund]:
+    return Refund.objects.select_related("order", "merchant").filter(abnormal=True, state="pending") \
+        .order_by("created_at")
+
+
+def exhausted_deliveries() -> QuerySet[Delivery]:
+    return (Delivery.objects.select_related("event__merchant").filter(state=DeliveryState.EXHAUSTED)
+            .order_by("event__merchant_id", "updated_at"))
+
+
+QUEUE_LABELS = {
+    "unknown": "Unknown outcomes",
+    "late": "Late payments",
+    "abnormal": "Abnormal refunds",
+    "exhausted": "Exhausted deliveries",
+}
+
+
+def queue_counts() -> dict[str, int]:
+    return {
+        "unknown": unknown_orders().count() + unknown_refunds().count(),
+        "late": open_late_payments().count(),
+        "abnormal": abnormal_refunds().count(),
+        "exhausted": exhausted_deliveries().count(),
+    }
+
+
+@dataclass(frozen=True)
+class HomeQueue:
+    label: str
+    count: int
+    url: str
+    tone: str = ""
+
+
+def home_queues() -> list[HomeQueue]:
+    counts = queue_counts()
+    rows = [HomeQueue(label, counts[slug], reverse("trades:queue", args=[slug]),
+                      ("bad" if slug in ("abnormal", "late") else "warn") if counts[slug] else "")
+            for slug, label in QUEUE_LABELS.items()]
+    return rows
+
+
+def search_url(**params) -> str:
+    return f"{reverse('trades:search')}?{urlencode(params)}"
+
+
+def with_yuan(objects, *fields: str):
+    """Set ``<field>_yuan`` on each object (templates show yuan; the models keep fen, design §5 rule 1)."""
+    for obj in objects:
+        for name in fields:
+            setattr(obj, f"{name}_yuan", format_yuan(getattr(obj, name)))
+    return objects
+
+
+def fee_rows(order: Order) -> list[tuple[str, str]]:
+    """The fee snapshot taken at creation (trades.services.fees), in yuan and percent."""
+    def pct(rate) -> str:
+        return f"{rate * 100:.4f}".rstrip("0").rstrip(".") + "%"
+
+    return [
+        ("Merchant rate", pct(order.merchant_rate)), ("Merchant fee", format_yuan(order.merchant_fee)),
+        ("Channel cost rate", pct(order.cost_rate)), ("Channel cost", format_yuan(order.channel_cost)),
+        ("Rebate rate", pct(order.rebate_rate)), ("Rebate", format_yuan(order.rebate)),
+        ("Profit", format_yuan(order.profit)),
+    ]
