@@ -183,8 +183,10 @@ def main() -> None:
     text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
     if START in text and END in text:
         text = text[: text.index(START)] + table + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip() + "\n\n## Channel adapters against their simulators (issue 3)\n\n" + table + "\n"
+    else:  # first run: before the history that bench/run.py appends to
+        section = "## Channel adapters against their simulators (issue 3)\n\n" + table + "\n\n"
+        at = text.find("## History")
+        text = text[:at] + section + text[at:] if at >= 0 else text.rstrip() + "\n\n" + section
     DOC.write_text(text)
 
 

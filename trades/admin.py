@@ -8,22 +8,14 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from aggpay.admin import ReadOnlyAdmin as BaseReadOnlyAdmin
 from aggpay.staff.admin_actions import reasoned_action
 from trades.models import Delivery, DeliveryAttempt, Event
 from trades.services.events import deliveries_resend
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(BaseReadOnlyAdmin):
     show_full_result_count = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class DeliveryInline(admin.TabularInline):
