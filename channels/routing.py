@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from channels.models import ChannelProduct
+from django.db import connection
 
 
 @dataclass(frozen=True)
@@ -36,36 +36,46 @@ class RoutingDecision:
                 "candidates": self.candidates}
 
 
+# Every order runs this: one written-out statement (the ORM spelling with prefetch took three queries and more
+# time compiling than PostgreSQL spent answering — docs/benchmarks.md "Order creation").
+_CANDIDATES_SQL = """
+    SELECT c.id, c.channel_account_id, a.code, a.enabled, c.state, c.sub_mchid, r.rate,
+           p.id, p.enabled, p.min_amount, p.max_amount, p.cost_rate, p.isv_rebate_rate
+      FROM merchants_contract c
+      JOIN merchants_contractrate r ON r.contract_id = c.id AND r.product = %s
+      JOIN channels_channelaccount a ON a.id = c.channel_account_id
+      LEFT JOIN channels_channelproduct p ON p.account_id = a.id AND p.product = %s
+     WHERE c.merchant_id = %s
+     ORDER BY c.created_at, c.id
+"""
+
+
 def choose(*, merchant, product: str, amount: int) -> RoutingDecision:
     """Eligible = an active contract of the merchant on an enabled account that serves ``product`` (enabled)
     within its per-transaction limits, with the merchant's rate for it. Priority: the cheapest cost to us, then the
-    oldest contract (stable). Two queries whatever the data size."""
+    oldest contract (stable). One query whatever the data size."""
     from merchants.models import ContractState
 
-    contracts = list(merchant.contracts.filter(rates__product=product).select_related("channel_account")
-                     .prefetch_related("rates").order_by("created_at", "id"))
-    offers = {o.account_id: o for o in ChannelProduct.objects.filter(
-        account_id__in=[c.channel_account_id for c in contracts], product=product)}
+    with connection.cursor() as cursor:
+        cursor.execute(_CANDIDATES_SQL, [product, product, merchant.pk])
+        rows = cursor.fetchall()
     seen: list[dict] = []
     eligible: list[Candidate] = []
-    for contract in contracts:
-        account = contract.channel_account
-        offer = offers.get(account.pk)
+    for (contract_id, account_id, code, account_enabled, state, sub_mchid, rate, offer_id, offer_enabled,
+         min_amount, max_amount, cost_rate, rebate_rate) in rows:
         reason = None
-        if contract.state != ContractState.ACTIVE:
-            reason = f"contract {contract.state}"
-        elif not account.enabled:
+        if state != ContractState.ACTIVE:
+            reason = f"contract {state}"
+        elif not account_enabled:
             reason = "account disabled"
-        elif offer is None or not offer.enabled:
+        elif offer_id is None or not offer_enabled:
             reason = "product not served"
-        elif amount < offer.min_amount or amount > offer.max_amount:
-            reason = f"amount outside {offer.min_amount}–{offer.max_amount} fen"
-        seen.append({"account": account.code, "contract": contract.pk, "eligible": reason is None,
-                     "reason": reason or ""})
+        elif amount < min_amount or amount > max_amount:
+            reason = f"amount outside {min_amount}–{max_amount} fen"
+        seen.append({"account": code, "contract": contract_id, "eligible": reason is None, "reason": reason or ""})
         if reason is None:
-            rate = next(r.rate for r in contract.rates.all() if r.product == product)
-            eligible.append(Candidate(contract_id=contract.pk, account_id=account.pk, account_code=account.code,
-                                      product=product, merchant_rate=rate, cost_rate=offer.cost_rate,
-                                      rebate_rate=offer.isv_rebate_rate, sub_mchid=contract.sub_mchid))
+            eligible.append(Candidate(contract_id=contract_id, account_id=account_id, account_code=code,
+                                      product=product, merchant_rate=Decimal(rate), cost_rate=Decimal(cost_rate),
+                                      rebate_rate=Decimal(rebate_rate), sub_mchid=sub_mchid))
     eligible.sort(key=lambda c: (c.cost_rate - c.rebate_rate, c.contract_id))
     return RoutingDecision(chosen=eligible[0] if eligible else None, layer="priority", candidates=seen)

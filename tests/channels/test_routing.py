@@ -60,10 +60,10 @@ def test_it_ignores_contracts_without_a_rate_for_the_product(merchant):
     assert choose(merchant=merchant, product="wechat.native", amount=100).candidates == []
 
 
-def test_it_takes_two_queries_whatever_the_number_of_contracts(merchant):
+def test_it_takes_one_query_whatever_the_number_of_contracts(merchant):
     for i in range(6):
         _contract(merchant, ChannelAccountFactory(code=f"bank-{i}"), cost=f"0.002{i}")
     with CaptureQueriesContext(connection) as queries:
         decision = choose(merchant=merchant, product="wechat.native", amount=100)
     assert decision.chosen.account_code == "bank-0"
-    assert len(queries) <= 3
+    assert len(queries) == 1
