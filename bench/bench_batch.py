@@ -19,30 +19,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from run import recreate_database  # noqa: E402  (bench/run.py: drops and recreates aggpay_bench* only)
 
 DATABASE_URL = os.environ.get("BENCH_BATCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/aggpay_bench_batch")
 ROWS = int(os.environ.get("BENCH_BATCH_ROWS", "300"))
 TARGET_SECONDS = 60.0
-
-
-def recreate_database(url: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    parts = urlsplit(url)
-    name = unquote(parts.path.lstrip("/"))
-    if not name.startswith("aggpay_bench"):
-        raise SystemExit(f"BENCH_BATCH_DATABASE_URL must name a database starting with aggpay_bench (got {name!r}): "
-                         "the benchmark drops and recreates it")
-    with psycopg.connect(host=parts.hostname or "127.0.0.1", port=parts.port or 5432, dbname="postgres",
-                         user=unquote(parts.username or "postgres"),
-                         password=unquote(parts.password or "") or None, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def configure(media_root: str) -> None:
