@@ -37,7 +37,8 @@ def payment_callback(*, account, event) -> str:
         try:
             order = order_apply_result(order_id=order.pk, result=result, source="callback", locked=order)
         except CrossCheckFailed as exc:
-            raise CallbackRejected(str(exc)) from None
+            # Name the order: the staff trade page links refused callbacks to it by this message.
+            raise CallbackRejected(f"order {order.pk}: {exc}") from None
     return f"order {order.pk}: {before} → {order.state}"
 
 
@@ -58,7 +59,7 @@ def refund_callback(*, account, event) -> str:
         try:
             refund = refund_apply_result(refund_id=refund.pk, result=result)
         except ValueError as exc:
-            raise CallbackRejected(str(exc)) from None
+            raise CallbackRejected(f"refund {refund.pk} of order {refund.order_id}: {exc}") from None
     return f"refund {refund.pk}: {before} → {refund.state}"
 
 
