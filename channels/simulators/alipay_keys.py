@@ -4,31 +4,14 @@ the simulator is another party, and two independent implementations catch each o
 from __future__ import annotations
 
 import base64
-from functools import lru_cache
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
 
-
-def generate_keypair() -> tuple[str, str]:
-    """(PKCS#8 private PEM, SubjectPublicKeyInfo public PEM), RSA-2048 as the Alipay portal issues."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption()).decode("ascii")
-    public_pem = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                               serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii")
-    return private_pem, public_pem
-
-
-@lru_cache(maxsize=256)
-def _private(pem: str):
-    return serialization.load_pem_private_key(pem.encode("ascii"), password=None)
-
-
-@lru_cache(maxsize=256)
-def _public(pem: str):
-    return serialization.load_pem_public_key(pem.encode("ascii"))
+from channels.simulators.keys import load_private as _private
+from channels.simulators.keys import load_public as _public
+from channels.simulators.keys import new_key_pair as generate_keypair  # noqa: F401 (used as keys.generate_keypair)
 
 
 def sign(private_pem: str, content: str) -> str:

@@ -11,11 +11,14 @@ import datetime as dt
 import json
 import secrets
 import time
-from functools import lru_cache
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from channels.simulators.keys import load_private as _private
+from channels.simulators.keys import load_public as _public
+from channels.simulators.keys import new_key_pair  # noqa: F401 (used as wire.new_key_pair)
 
 BEIJING = dt.timezone(dt.timedelta(hours=8))
 OAEP = padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
@@ -45,23 +48,8 @@ def sign_content(message: dict) -> str:
     return "&".join(key + "=" + value for key, value in pairs)
 
 
-def new_key_pair() -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption()).decode("ascii")
-    public_pem = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                               serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii")
-    return private_pem, public_pem
 
 
-@lru_cache(maxsize=256)
-def _private(pem: str):
-    return serialization.load_pem_private_key(pem.encode("ascii"), password=None)
-
-
-@lru_cache(maxsize=256)
-def _public(pem: str):
-    return serialization.load_pem_public_key(pem.encode("ascii"))
 
 
 def check_public_key(pem: str) -> None:

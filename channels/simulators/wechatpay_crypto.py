@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import secrets
-from functools import lru_cache
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, InvalidTag
@@ -18,15 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.x509.oid import NameOID
 
-
-@lru_cache(maxsize=256)
-def _private(pem: str):
-    return serialization.load_pem_private_key(pem.encode("ascii"), password=None)
-
-
-@lru_cache(maxsize=256)
-def _public(pem: str):
-    return serialization.load_pem_public_key(pem.encode("ascii"))
+from channels.simulators.keys import load_private as _private
+from channels.simulators.keys import load_public as _public
 
 
 def new_key_pem() -> str:
