@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import time
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -179,8 +180,6 @@ def _trade_ref(order: Order) -> TradeRef:
 
 def _call_fields(*, verb: str, outcome: str, started: float, result: PaymentResult | None = None,
                  error: ChannelError | None = None) -> dict:
-    import time
-
     return dict(
         verb=verb, outcome=outcome,
         channel_code=(error.channel_code or error.code) if error else (result.failure_code if result else ""),
@@ -224,8 +223,6 @@ def _changes_nothing(order: Order, result: PaymentResult) -> bool:
 
 def _call_and_apply(order: Order, account: ChannelAccount, *, verb: str, call) -> Order:
     """Call the channel (no lock held), then apply the typed answer under a lock (design §5 rule 7)."""
-    import time
-
     started = time.perf_counter()
     try:
         result = call(account.adapter())
