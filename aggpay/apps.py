@@ -15,6 +15,11 @@ class AggpayConfig(AppConfig):
 
         post_migrate.connect(roles_sync_after_migrate, dispatch_uid="aggpay.roles.sync")
 
+        # The API front door remembers apps and products per process; saves of what they come from invalidate.
+        from aggpay.api import credentials
+
+        credentials.connect_signals()
+
         from django.conf import settings
 
         if settings.AGGPAY_INPROCESS_BEAT:

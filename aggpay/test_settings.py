@@ -23,3 +23,6 @@ CELERY_TASK_EAGER_PROPAGATES = True
 ALLOWED_HOSTS = ["*"]
 # Uploaded documents from tests go to a throwaway folder, never into the work tree.
 MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="aggpay-test-media-"))
+# Parallel test processes (pytest-xdist) share one Redis: each keeps its own keys, so that one process's saves
+# (which replace the API front door's generation token, aggpay.api.credentials) do not make another's warm calls cold.
+CACHES["default"]["KEY_PREFIX"] = "aggpay-test-" + os.environ.get("PYTEST_XDIST_WORKER", "main")  # noqa: F405

@@ -16,6 +16,16 @@ from tests.factories import MerchantAppFactory, MerchantFactory
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
+@pytest.fixture(autouse=True)
+def _front_door_starts_cold():
+    """Each test starts with nothing remembered by the API front door (aggpay.api.credentials): personas reuse
+    app_ids across tests whose rows are rolled back."""
+    from aggpay.api import credentials
+
+    credentials.forget_all()
+    yield
+
+
 @pytest.fixture
 def tea_house(db):
     """Persona: an active merchant, 'Tea House', with an HMAC payments app."""

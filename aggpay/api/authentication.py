@@ -12,12 +12,11 @@ import time
 from urllib.parse import quote, urlsplit
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import connection
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
-from aggpay.api import signing
+from aggpay.api import credentials, signing
 from merchants.models import Merchant, MerchantApp, SignType
 
 SCHEME_FOR_SIGN_TYPE = {SignType.HMAC: signing.HMAC_SCHEME, SignType.RSA: signing.RSA_SCHEME}
@@ -116,38 +115,49 @@ class MerchantSignatureAuthentication(BaseAuthentication):
             scheme, pairs = signing.parse_authorization(request.META.get("HTTP_AUTHORIZATION"))
         except signing.AuthorizationError as exc:
             raise _fail("invalid_signature", str(exc))
+        app_id = pairs["app_id"]
 
-        app = load_active_app(pairs["app_id"])
-        if app is None or not _has_key(app):
-            raise _fail("unknown_app", "no active app with this app_id")
-        django_request.aggpay_signing_app = app
+        def message() -> bytes:
+            return signing.string_to_sign(django_request.method, request_target(request.META), pairs["timestamp"],
+                                          pairs["nonce"], django_request.body)
 
-        expected_scheme = SCHEME_FOR_SIGN_TYPE[app.sign_type]
-        if scheme != expected_scheme:
-            raise _fail("invalid_signature", f"this app signs with {expected_scheme}")
-        message = signing.string_to_sign(
-            django_request.method, request_target(request.META), pairs["timestamp"], pairs["nonce"],
-            django_request.body,
-        )
-        if app.sign_type == SignType.HMAC:
-            valid = signing.hmac_verify(app.secret, message, pairs["signature"])
+        # The app as this process last read it, if it did (aggpay.api.credentials): whatever it decides is
+        # confirmed against the generation token below, or decided again on a fresh read.
+        remembered = credentials.app_remembered(app_id)
+        if remembered is None:
+            token, app = credentials.app_read(app_id)
         else:
-            valid = signing.rsa_verify(app.public_key_pem, message, pairs["signature"])
-        if not valid:
-            raise _fail(
-                "invalid_signature",
-                "signature does not match: sign METHOD, the path and query exactly as sent, timestamp, nonce "
-                "and the exact body bytes, each followed by a newline",
-            )
+            token, app = remembered
+        failure = _check_key(django_request, app, scheme, message, pairs["signature"])
+        if failure is not None and remembered is not None:
+            # A refusal is only ever decided on fresh data: the key may have been rotated a moment ago.
+            remembered = None
+            token, app = credentials.app_read(app_id)
+            failure = _check_key(django_request, app, scheme, message, pairs["signature"])
+        if failure is not None:
+            raise failure
 
         window = settings.AGGPAY_SIGNATURE_WINDOW_SECONDS
         if abs(time.time() - int(pairs["timestamp"])) > window:
             raise _fail("timestamp_out_of_window", f"timestamp is more than {window} s away from aggpay's clock")
 
-        # cache.add is atomic (SET NX on Redis): exactly one request with this nonce gets through.
-        if not cache.add(nonce_cache_key(app.app_id, pairs["nonce"]), 1, timeout=settings.AGGPAY_NONCE_TTL_SECONDS):
+        # SET NX on Redis: exactly one request with this nonce gets through. The same round trip reads the
+        # generation token that says whether the remembered app is still what the database holds.
+        claimed, current = credentials.nonce_claim(nonce_cache_key(app.app_id, pairs["nonce"]),
+                                                   settings.AGGPAY_NONCE_TTL_SECONDS)
+        if remembered is not None and current != token:
+            # Something the front door depends on changed since this process read the app: read it again (under
+            # the token just read, which predates this read) and decide on that. The nonce stays claimed — by a
+            # caller that held a valid key a moment ago.
+            token, app = credentials.app_read(app_id, token=current)
+            failure = _check_key(django_request, app, scheme, message, pairs["signature"])
+            if failure is not None:
+                raise failure
+        if not claimed:
             raise _fail("nonce_reused", "this nonce was already used by this app in the last 15 minutes")
 
+        # The token this request saw before any database read it caused: what views may remember things under.
+        django_request.aggpay_front_door_token = current
         django_request.merchant_app = app
         return (None, app)
 
@@ -159,3 +169,26 @@ class MerchantSignatureAuthentication(BaseAuthentication):
 def _has_key(app: MerchantApp) -> bool:
     """An app without its key cannot authenticate anyone (an HMAC over an empty secret proves nothing)."""
     return bool(app.secret) if app.sign_type == SignType.HMAC else bool(app.public_key_pem)
+
+
+def _check_key(django_request, app: MerchantApp | None, scheme: str, message, signature: str):
+    """The AuthenticationFailed this request earns with ``app`` (unknown app, wrong scheme, bad signature), or
+    None. ``message`` builds the string to sign (the body is read only for a known app). Keeps the app on the
+    request as soon as it is known, so that even a 401 is signed for it."""
+    if app is None or not _has_key(app):
+        return _fail("unknown_app", "no active app with this app_id")
+    django_request.aggpay_signing_app = app
+    expected_scheme = SCHEME_FOR_SIGN_TYPE[app.sign_type]
+    if scheme != expected_scheme:
+        return _fail("invalid_signature", f"this app signs with {expected_scheme}")
+    if app.sign_type == SignType.HMAC:
+        valid = signing.hmac_verify(app.secret, message(), signature)
+    else:
+        valid = signing.rsa_verify(app.public_key_pem, message(), signature)
+    if not valid:
+        return _fail(
+            "invalid_signature",
+            "signature does not match: sign METHOD, the path and query exactly as sent, timestamp, nonce "
+            "and the exact body bytes, each followed by a newline",
+        )
+    return None

@@ -5,11 +5,11 @@ from __future__ import annotations
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from aggpay.api.credentials import merchant_products
 from aggpay.api.schema import api_schema
 from aggpay.api.views import MerchantAPIView
 from aggpay.platform_keys import platform_key
 from merchants.models import AppScope, MerchantState, SignType
-from merchants.services.products import merchant_available_products
 
 # Module-level output serializers with distinct names: drf-spectacular names components after the class, and
 # a second "OutputSerializer" elsewhere in the API would collide.
@@ -58,6 +58,8 @@ class MerchantView(MerchantAPIView):
     def get(self, request):
         app = request.auth
         merchant = app.merchant
+        # Remembered per process under the token authentication read (aggpay.api.credentials).
+        products = merchant_products(merchant, token=getattr(request._request, "aggpay_front_door_token", None))
         data = {
             "merchant_no": merchant.merchant_no,
             "legal_name": merchant.legal_name,
@@ -65,7 +67,7 @@ class MerchantView(MerchantAPIView):
             "state": merchant.state,
             # Rendered here rather than through MerchantOutputSerializer (which documents the shape): building DRF
             # fields and their validators on every call cost more than the query (docs/benchmarks.md).
-            "products": [{"product": p.product, "rate": f"{p.rate:.6f}"} for p in merchant_available_products(merchant)],
+            "products": [{"product": p.product, "rate": f"{p.rate:.6f}"} for p in products],
             "app": {
                 "app_id": app.app_id,
                 "scopes": app.scopes,

@@ -1,0 +1,160 @@
+"""What the merchant API's front door reads on every signed call, kept in each process and made coherent across
+processes by one generation token in the shared cache.
+
+Every signed call needs the app (key, scopes, active) and its merchant (state); ``GET /api/v1/merchant`` also needs
+the products of the merchant's active contracts. Reading them from PostgreSQL on every call was most of what
+authentication cost (docs/benchmarks.md, "Where the time goes"). So each process keeps what it read, tagged with
+the generation token that was current *before* it read, and:
+
+- any save or delete of a model those answers come from (``WATCHED``) replaces the token, once at once and once
+  after the transaction commits — so no process can keep data read before the commit under the newer token;
+- the token is read in the same Redis round trip as the nonce check (``nonce_claim``), so a call answered from the
+  process's memory costs no database query and no extra round trip;
+- an entry whose token is not the current one is read again before it decides anything (a key rotated, an app
+  deactivated, a merchant frozen, a contract ended: the next call sees it).
+
+A call is never answered from memory without that check; what is saved takes effect on the next call in every
+process. Writes that bypass model signals (``QuerySet.update``, ``bulk_create``) on watched models must call
+``generation_bump`` themselves; there are none today.
+"""
+
+from __future__ import annotations
+
+import copy
+import secrets
+import threading
+
+from django.core.cache import caches
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+
+GENERATION_KEY = "aggpay:api-front-door:generation"
+# Models whose rows decide who may call and what GET /api/v1/merchant answers.
+WATCHED = (
+    "merchants.Merchant", "merchants.MerchantApp", "merchants.Contract", "merchants.ContractRate",
+    "channels.ChannelAccount", "channels.ChannelProduct",
+)
+MAX_ENTRIES = 20_000  # per process and kind; past it the process starts over (cold reads, never wrong ones)
+
+_apps: dict[str, tuple[int, object]] = {}
+_products: dict[int, tuple[int, list]] = {}
+_lock = threading.Lock()
+
+
+def _cache():
+    return caches["default"]
+
+
+def _new_token() -> int:
+    # A random token rather than a counter: a cache restarted empty cannot hand out a token some process still
+    # holds entries for.
+    return secrets.randbits(62)
+
+
+def generation_current() -> int:
+    """The current token (one cache read; creates it when the cache lost it)."""
+    backend = _cache()
+    token = backend.get(GENERATION_KEY)
+    if token is None:
+        backend.add(GENERATION_KEY, _new_token(), timeout=None)
+        token = backend.get(GENERATION_KEY)
+    return token
+
+
+def generation_bump() -> None:
+    """Every process re-reads on its next call."""
+    _cache().set(GENERATION_KEY, _new_token(), timeout=None)
+
+
+def _on_watched_change(sender, **kwargs) -> None:
+    # Now: a process reading the uncommitted change from this connection (tests, the same request) tags it with
+    # the new token. After commit: data another process read before the commit, under the token of "now", is
+    # dropped. Outside a transaction on_commit runs at once, which is a harmless second bump.
+    generation_bump()
+    transaction.on_commit(generation_bump)
+
+
+def connect_signals() -> None:
+    from django.apps import apps
+
+    for label in WATCHED:
+        model = apps.get_model(label)
+        post_save.connect(_on_watched_change, sender=model, dispatch_uid=f"api-front-door-save-{label}")
+        post_delete.connect(_on_watched_change, sender=model, dispatch_uid=f"api-front-door-delete-{label}")
+
+
+def nonce_claim(key: str, ttl: int) -> tuple[bool, int | None]:
+    """Claim ``key`` (SET NX with ``ttl``) and read the generation token: one round trip on Redis.
+
+    Returns (claimed, token). Other cache backends (the demo's in-process cache) do the same in two calls."""
+    from aggpay.cache import RedisCache
+
+    backend = _cache()
+    if isinstance(backend, RedisCache):
+        pipe = backend.redis_client().pipeline(transaction=False)
+        pipe.set(backend.make_and_validate_key(key), 1, nx=True, ex=ttl)
+        pipe.get(backend.make_and_validate_key(GENERATION_KEY))
+        claimed, raw = pipe.execute()
+        return bool(claimed), (None if raw is None else int(raw))
+    return backend.add(key, 1, timeout=ttl), backend.get(GENERATION_KEY)
+
+
+def _remember(store: dict, key, token: int, value) -> None:
+    with _lock:
+        if len(store) >= MAX_ENTRIES:
+            store.clear()
+        store[key] = (token, value)
+
+
+def _private_copy(app):
+    """A copy for one request: views may load deferred fields onto it or set attributes; the kept one stays as read."""
+    mine = copy.copy(app)
+    mine.merchant = copy.copy(app.merchant)
+    return mine
+
+
+def app_remembered(app_id: str):
+    """(token, a private copy of the app) as this process last read it, or None. The caller must check the token
+    against the current one before relying on anything in it."""
+    entry = _apps.get(app_id)
+    if entry is None:
+        return None
+    return entry[0], _private_copy(entry[1])
+
+
+def app_read(app_id: str, *, token: int | None = None):
+    """(token, app or None) read now from the database, and remembered. ``token`` is a generation token the caller
+    read before calling (so the one in force before this read); without it, it is read here first."""
+    from aggpay.api.authentication import load_active_app
+
+    if token is None:
+        token = generation_current()
+    app = load_active_app(app_id)
+    if app is None:
+        _apps.pop(app_id, None)
+        return token, None
+    _remember(_apps, app_id, token, app)
+    return token, _private_copy(app)
+
+
+def merchant_products(merchant, *, token: int | None):
+    """``merchants.services.products.merchant_available_products`` for this merchant, remembered under ``token``
+    (the generation token this request read before any of its database reads); ``None`` reads without
+    remembering."""
+    from merchants.services.products import merchant_available_products
+
+    if token is not None:
+        entry = _products.get(merchant.pk)
+        if entry is not None and entry[0] == token:
+            return entry[1]
+    products = merchant_available_products(merchant)
+    if token is not None:
+        _remember(_products, merchant.pk, token, products)
+    return products
+
+
+def forget_all() -> None:
+    """Drop what this process remembers (tests start each case cold)."""
+    with _lock:
+        _apps.clear()
+        _products.clear()
