@@ -1,8 +1,8 @@
 """Where a signed call's time goes, measured in one process without HTTP: ``.venv/bin/python bench/breakdown.py``.
 
 Complements ``make bench`` (which measures throughput over HTTP): each line is the mean of a few hundred calls of
-one piece of the signed ``GET /api/v1/merchant`` path — the whole request through Django's test client, the app
-lookup query, the nonce check in Redis, the HMAC and Fernet work — beside ``GET /healthz`` and a bare
+one piece of the signed ``GET /api/v1/merchant`` path — the whole request through Django's test client (with the
+app remembered by the process, and cold), the app lookup query, the nonce check in Redis, the HMAC and Fernet work — beside ``GET /healthz`` and a bare
 ``SELECT 1``. Uses the bench database (recreated) and BENCH_REDIS_URL, like bench/run.py.
 """
 
@@ -44,6 +44,7 @@ def main() -> int:
     from django.db import connection
     from django.test import Client
 
+    from aggpay.api import credentials
     from aggpay.api.client import AggpayClient
     from aggpay.crypto import decrypt_text, encrypt_text
     from aggpay.management import demo
@@ -61,13 +62,22 @@ def main() -> int:
 
     print("mean per call, in-process (no HTTP, no gunicorn):")
     timed("GET /healthz", lambda: client.get("/healthz"))
-    timed("GET /api/v1/merchant (signed)", lambda: client.get(
-        "/api/v1/merchant", HTTP_AUTHORIZATION=signer.authorization("GET", "/api/v1/merchant", b"")))
+    def signed_call():
+        return client.get("/api/v1/merchant", HTTP_AUTHORIZATION=signer.authorization("GET", "/api/v1/merchant", b""))
+
+    def cold_signed_call():
+        credentials.forget_all()
+        return signed_call()
+
+    timed("GET /api/v1/merchant (signed, app remembered)", signed_call)
+    timed("GET /api/v1/merchant (signed, cold: app read)", cold_signed_call)
     timed("SELECT 1", cursor_select_1)
     timed("app lookup: select_related('merchant')", lambda: MerchantApp.objects.select_related("merchant")
           .filter(app_id=demo.DEMO_APP_ID, active=True).first())
     timed("app lookup without the merchant", lambda: MerchantApp.objects.filter(app_id=demo.DEMO_APP_ID).first())
     timed("nonce check: cache.add on Redis", lambda: cache.add("bench:" + secrets.token_hex(8), 1, 60))
+    timed("nonce claim + generation token (one pipeline)",
+          lambda: credentials.nonce_claim("bench:" + secrets.token_hex(8), 60))
     timed("Fernet decrypt of the app secret", lambda: decrypt_text(token))
     timed("client: sign one request (HMAC)", lambda: signer.authorization("GET", "/api/v1/merchant", b""))
     return 0
