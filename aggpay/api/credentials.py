@@ -15,14 +15,18 @@ the generation token that was current *before* it read, and:
 
 A call is never answered from memory without that check; what is saved takes effect on the next call in every
 process. Writes that bypass model signals (``QuerySet.update``, ``bulk_create``) on watched models must call
-``generation_bump`` themselves; there are none today.
+``generation_bump`` themselves; there are none today. Should the cache be unreachable when a save tries to bump,
+the save still succeeds (a warning is logged; signed calls fail meanwhile anyway, since nonces live there too), and
+no entry is trusted for more than ``MAX_AGE_SECONDS`` after it was read.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 import secrets
 import threading
+import time
 
 from django.core.cache import caches
 from django.db import transaction
@@ -35,9 +39,13 @@ WATCHED = (
     "channels.ChannelAccount", "channels.ChannelProduct",
 )
 MAX_ENTRIES = 20_000  # per process and kind; past it the process starts over (cold reads, never wrong ones)
+MAX_AGE_SECONDS = 60.0  # the bound on staleness should a bump be lost (cache unreachable when a save happened)
 
-_apps: dict[str, tuple[int, object]] = {}
-_products: dict[int, tuple[int, list]] = {}
+logger = logging.getLogger(__name__)
+
+# key -> (token, read at (monotonic seconds), value)
+_apps: dict[str, tuple[int, float, object]] = {}
+_products: dict[int, tuple[int, float, list]] = {}
 _lock = threading.Lock()
 
 
@@ -66,12 +74,19 @@ def generation_bump() -> None:
     _cache().set(GENERATION_KEY, _new_token(), timeout=None)
 
 
+def _bump_or_warn() -> None:
+    try:
+        generation_bump()
+    except Exception:  # the cache is down: the save must not fail for it (MAX_AGE_SECONDS bounds staleness)
+        logger.warning("could not replace the API front door's generation token", exc_info=True)
+
+
 def _on_watched_change(sender, **kwargs) -> None:
     # Now: a process reading the uncommitted change from this connection (tests, the same request) tags it with
     # the new token. After commit: data another process read before the commit, under the token of "now", is
     # dropped. Outside a transaction on_commit runs at once, which is a harmless second bump.
-    generation_bump()
-    transaction.on_commit(generation_bump)
+    _bump_or_warn()
+    transaction.on_commit(_bump_or_warn)
 
 
 def connect_signals() -> None:
@@ -103,7 +118,15 @@ def _remember(store: dict, key, token: int, value) -> None:
     with _lock:
         if len(store) >= MAX_ENTRIES:
             store.clear()
-        store[key] = (token, value)
+        store[key] = (token, time.monotonic(), value)
+
+
+def _recall(store: dict, key):
+    """(token, value) remembered under ``key`` and younger than MAX_AGE_SECONDS, or None."""
+    entry = store.get(key)
+    if entry is None or time.monotonic() - entry[1] > MAX_AGE_SECONDS:
+        return None
+    return entry[0], entry[2]
 
 
 def _private_copy(app):
@@ -116,7 +139,7 @@ def _private_copy(app):
 def app_remembered(app_id: str):
     """(token, a private copy of the app) as this process last read it, or None. The caller must check the token
     against the current one before relying on anything in it."""
-    entry = _apps.get(app_id)
+    entry = _recall(_apps, app_id)
     if entry is None:
         return None
     return entry[0], _private_copy(entry[1])
@@ -144,7 +167,7 @@ def merchant_products(merchant, *, token: int | None):
     from merchants.services.products import merchant_available_products
 
     if token is not None:
-        entry = _products.get(merchant.pk)
+        entry = _recall(_products, merchant.pk)
         if entry is not None and entry[0] == token:
             return entry[1]
     products = merchant_available_products(merchant)

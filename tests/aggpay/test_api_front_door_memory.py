@@ -130,3 +130,24 @@ def test_a_warm_call_costs_no_query(signed_api, tea_house_app):
     with CaptureQueriesContext(connection) as queries:
         assert api.get("/api/v1/merchant").json()["products"] == [{"product": "wechat.native", "rate": "0.003800"}]
     assert len(queries) == 0, [q["sql"] for q in queries]
+
+
+def test_a_save_succeeds_when_the_cache_is_unreachable(tea_house_app, caplog):
+    from django.test import override_settings
+
+    unreachable = {"default": {"BACKEND": "aggpay.cache.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}}
+    with override_settings(CACHES=unreachable), caplog.at_level("WARNING", logger="aggpay.api.credentials"):
+        tea_house_app.notify_url = "https://tea.example/notify"
+        tea_house_app.save(update_fields=["notify_url"])
+    tea_house_app.refresh_from_db()
+    assert tea_house_app.notify_url == "https://tea.example/notify"
+    assert "could not replace the API front door's generation token" in caplog.text
+
+
+def test_nothing_is_trusted_longer_than_the_maximum_age(signed_api, tea_house_app, monkeypatch):
+    api = signed_api(tea_house_app)
+    assert api.get("/api/v1/merchant").status_code == 200
+    monkeypatch.setattr(credentials, "MAX_AGE_SECONDS", -1.0)  # every entry is already too old
+    with CaptureQueriesContext(connection) as queries:
+        assert api.get("/api/v1/merchant").status_code == 200
+    assert len(queries) == 2, [q["sql"] for q in queries]
