@@ -1,14 +1,23 @@
-"""Serving the simulators: the combined WSGI app, a threaded server, and the Django in-process mount."""
+"""Serving the simulators: the combined WSGI app, a threaded HTTP/1.1 server, and the Django in-process mount."""
 
 from __future__ import annotations
 
 import importlib
+import io
+import logging
+import socket
+import sys
 import threading
-from socketserver import ThreadingMixIn
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from email.utils import formatdate
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler
+from socketserver import TCPServer, ThreadingMixIn
+from urllib.parse import unquote
 
 from channels.simulators.core import SimResponse
 from channels.simulators.store import Store
+
+logger = logging.getLogger("aggpay.simulators.server")
 
 # kind → "module.ClassName" of its SimulatorApp; each mounted at /<kind>/.
 SIMULATORS = {
@@ -48,21 +57,165 @@ class CombinedSimulators:
         return app(environ, start_response)
 
 
-class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
+class _KeepAliveHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 with persistent connections, as the channels' gateways speak (channel-protocols.md A.1, B.1).
 
+    The stdlib's wsgiref server answers HTTP/1.0 and closes every connection, so each channel call paid for a TCP
+    handshake and a new server thread on both sides; a real gateway keeps the connection and so do the adapters
+    (a pooled session per thread, channels.adapters.http). One request at a time per connection, a whole body
+    in and out (Content-Length; no chunked requests, which no adapter sends), idle connections closed after
+    ``timeout`` seconds.
+    """
 
-class _QuietHandler(WSGIRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "aggpay-simulators/1.0"
+    sys_version = ""
+    timeout = 75  # idle keep-alive connections are dropped after this (the adapters' pools notice and reconnect)
+    disable_nagle_algorithm = True  # one write per answer; don't let Nagle + delayed ACK hold it back
+
+    def handle_one_request(self) -> None:
+        try:
+            self.raw_requestline = self.rfile.readline(65537)
+        except (TimeoutError, OSError):
+            self.close_connection = True  # idle for too long, or the client went away
+            return
+        if len(self.raw_requestline) > 65536:
+            self.requestline = self.request_version = self.command = ""
+            self.send_error(HTTPStatus.REQUEST_URI_TOO_LONG)
+            return
+        if not self.raw_requestline:
+            self.close_connection = True
+            return
+        if not self.parse_request():  # answers 400/505 itself; honours Connection: close and HTTP/1.0
+            return
+        try:
+            self._serve()
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            self.close_connection = True  # the client gave up (a simulated timeout) — nothing left to answer
+
+    def _serve(self) -> None:
+        if self.headers.get("Transfer-Encoding", "").lower() not in ("", "identity"):
+            self.close_connection = True
+            self.send_error(HTTPStatus.LENGTH_REQUIRED)
+            return
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self.close_connection = True
+            self.send_error(HTTPStatus.BAD_REQUEST, "bad Content-Length")
+            return
+        body = self.rfile.read(length) if length else b""
+        path, _, query = self.path.partition("?")
+        environ = {
+            **self.server.base_environ,
+            "REQUEST_METHOD": self.command,
+            "PATH_INFO": unquote(path, "iso-8859-1"),  # PEP 3333: latin-1 "bytes" of the decoded path
+            "QUERY_STRING": query,
+            "SERVER_PROTOCOL": self.request_version,
+            "REMOTE_ADDR": self.client_address[0],
+            "CONTENT_LENGTH": str(length) if length else "",
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.errors": sys.stderr,
+        }
+        for name, value in self.headers.items():
+            key = name.upper().replace("-", "_")
+            if key == "CONTENT_TYPE":
+                environ["CONTENT_TYPE"] = value
+            elif key != "CONTENT_LENGTH":
+                key = "HTTP_" + key
+                environ[key] = environ[key] + "," + value if key in environ else value
+        answer: dict = {}
+
+        def start_response(status, headers, exc_info=None):
+            answer["status"], answer["headers"] = status, headers
+            return lambda data: answer.setdefault("written", []).append(data)
+
+        try:
+            chunks = self.server.app(environ, start_response)
+            try:
+                payload = b"".join([*answer.get("written", []), *chunks])
+            finally:
+                if hasattr(chunks, "close"):
+                    chunks.close()
+        except Exception:
+            logger.exception("simulator error on %s %s", self.command, path)
+            self.close_connection = True
+            answer = {"status": "500 Internal Server Error",
+                      "headers": [("Content-Type", "text/plain; charset=utf-8")]}
+            payload = b"simulator error"
+        self._write(answer["status"], answer["headers"], payload)
+
+    def _write(self, status: str, headers: list[tuple[str, str]], payload: bytes) -> None:
+        lines = [f"HTTP/1.1 {status}", f"Server: {self.server_version}", f"Date: {formatdate(usegmt=True)}"]
+        has_length = False
+        for name, value in headers:
+            lowered = name.lower()
+            if lowered == "content-length":
+                has_length = True
+            elif lowered == "connection" and value.lower() == "close":
+                self.close_connection = True
+            lines.append(f"{name}: {value}")
+        if not has_length:
+            lines.append(f"Content-Length: {len(payload)}")
+        if self.close_connection:
+            lines.append("Connection: close")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        self.wfile.write(head if self.command == "HEAD" else head + payload)
+
     def log_message(self, format, *args):  # noqa: A002 - signature from the stdlib
         pass
 
 
+class _ThreadingHTTPServer(ThreadingMixIn, TCPServer):
+    """A thread per connection (kept for the connection's life); ``server_close`` also drops open connections,
+    so a stopped simulator never answers on a kept-alive connection again."""
+
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address, app):
+        self.app = app
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        super().__init__(address, _KeepAliveHandler)
+        host, port = self.server_address[:2]
+        self.base_environ = {
+            "SERVER_NAME": host, "SERVER_PORT": str(port), "GATEWAY_INTERFACE": "CGI/1.1", "SCRIPT_NAME": "",
+            "wsgi.version": (1, 0), "wsgi.url_scheme": "http", "wsgi.multithread": True,
+            "wsgi.multiprocess": False, "wsgi.run_once": False,
+        }
+
+    def get_app(self):
+        return self.app
+
+    def process_request(self, request, client_address):
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request):
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def server_close(self):
+        super().server_close()
+        with self._open_lock:
+            still_open, self._open = list(self._open), set()
+        for sock in still_open:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
 def make_simulator_server(store: Store, *, host: str = "127.0.0.1", port: int = 0):
-    """A threaded WSGI server on loopback. ``port=0`` picks a free port (tests)."""
-    return make_server(host, port, CombinedSimulators(store), server_class=_ThreadingWSGIServer,
-                       handler_class=_QuietHandler)
+    """A threaded HTTP/1.1 (keep-alive) server on loopback. ``port=0`` picks a free port (tests)."""
+    return _ThreadingHTTPServer((host, port), CombinedSimulators(store))
 
 
 class SimulatorThread:
