@@ -30,6 +30,9 @@ class RoutingDecision:
     chosen: Candidate | None
     layer: str  # which layer decided: "priority" today; "rule", "switch", "fallback" later
     candidates: list[dict] = field(default_factory=list)  # every contract seen, with why it was kept or dropped
+    # The chosen contract with its ``channel_account``, loaded with what a channel call needs (the other fields are
+    # deferred): callers build the adapter from ``contract.channel_account`` without reading them again.
+    contract: object | None = None
 
     def as_record(self) -> dict:
         return {"layer": self.layer, "chosen": self.chosen.account_code if self.chosen else None,
@@ -37,10 +40,13 @@ class RoutingDecision:
 
 
 # Every order runs this: one written-out statement (the ORM spelling with prefetch took three queries and more
-# time compiling than PostgreSQL spent answering — docs/benchmarks.md "Order creation").
+# time compiling than PostgreSQL spent answering — docs/benchmarks.md "Order creation"). It also brings the columns
+# the chosen contract and account need to call the channel (sub-merchant ids, the account's gateway and
+# credentials), so order creation reads neither again.
 _CANDIDATES_SQL = """
     SELECT c.id, c.channel_account_id, a.code, a.enabled, c.state, c.sub_mchid, r.rate,
-           p.id, p.enabled, p.min_amount, p.max_amount, p.cost_rate, p.isv_rebate_rate
+           p.id, p.enabled, p.min_amount, p.max_amount, p.cost_rate, p.isv_rebate_rate,
+           c.merchant_id, c.sub_appid, c.app_auth_token, a.kind, a.name, a.mode, a.base_url, a.config
       FROM merchants_contract c
       JOIN merchants_contractrate r ON r.contract_id = c.id AND r.product = %s
       JOIN channels_channelaccount a ON a.id = c.channel_account_id
@@ -48,6 +54,22 @@ _CANDIDATES_SQL = """
      WHERE c.merchant_id = %s
      ORDER BY c.created_at, c.id
 """
+# The model fields behind the trailing columns, in order (Model.from_db builds partly loaded instances from them).
+_CONTRACT_FIELDS = ("id", "channel_account_id", "state", "sub_mchid", "merchant_id", "sub_appid", "app_auth_token")
+_ACCOUNT_FIELDS = ("id", "code", "enabled", "kind", "name", "mode", "base_url", "config")
+
+
+def _instance(model, names: tuple[str, ...], values: list):
+    """A partly loaded model instance from raw column values, through each field's ``from_db_value``
+    (decryption, JSON), as the ORM would build it (``Model.from_db`` wants them in the model's field order)."""
+    by_attname = {}
+    for name, value in zip(names, values, strict=True):
+        field = model._meta.get_field(name)
+        if value is not None and hasattr(field, "from_db_value"):
+            value = field.from_db_value(value, None, connection)
+        by_attname[field.attname] = value
+    ordered = [f.attname for f in model._meta.concrete_fields if f.attname in by_attname]
+    return model.from_db(connection.alias, ordered, [by_attname[a] for a in ordered])
 
 
 def choose(*, merchant, product: str, amount: int) -> RoutingDecision:
@@ -60,9 +82,10 @@ def choose(*, merchant, product: str, amount: int) -> RoutingDecision:
         cursor.execute(_CANDIDATES_SQL, [product, product, merchant.pk])
         rows = cursor.fetchall()
     seen: list[dict] = []
-    eligible: list[Candidate] = []
-    for (contract_id, account_id, code, account_enabled, state, sub_mchid, rate, offer_id, offer_enabled,
-         min_amount, max_amount, cost_rate, rebate_rate) in rows:
+    eligible: list[tuple[Candidate, tuple]] = []
+    for row in rows:
+        (contract_id, account_id, code, account_enabled, state, sub_mchid, rate, offer_id, offer_enabled,
+         min_amount, max_amount, cost_rate, rebate_rate) = row[:13]
         reason = None
         if state != ContractState.ACTIVE:
             reason = f"contract {state}"
@@ -74,8 +97,24 @@ def choose(*, merchant, product: str, amount: int) -> RoutingDecision:
             reason = f"amount outside {min_amount}–{max_amount} fen"
         seen.append({"account": code, "contract": contract_id, "eligible": reason is None, "reason": reason or ""})
         if reason is None:
-            eligible.append(Candidate(contract_id=contract_id, account_id=account_id, account_code=code,
-                                      product=product, merchant_rate=Decimal(rate), cost_rate=Decimal(cost_rate),
-                                      rebate_rate=Decimal(rebate_rate), sub_mchid=sub_mchid))
-    eligible.sort(key=lambda c: (c.cost_rate - c.rebate_rate, c.contract_id))
-    return RoutingDecision(chosen=eligible[0] if eligible else None, layer="priority", candidates=seen)
+            eligible.append((Candidate(contract_id=contract_id, account_id=account_id, account_code=code,
+                                       product=product, merchant_rate=Decimal(rate), cost_rate=Decimal(cost_rate),
+                                       rebate_rate=Decimal(rebate_rate), sub_mchid=sub_mchid), row))
+    if not eligible:
+        return RoutingDecision(chosen=None, layer="priority", candidates=seen)
+    chosen, row = min(eligible, key=lambda pair: (pair[0].cost_rate - pair[0].rebate_rate, pair[0].contract_id))
+    contract = _contract(row)
+    return RoutingDecision(chosen=chosen, layer="priority", candidates=seen, contract=contract)
+
+
+def _contract(row: tuple):
+    from channels.models import ChannelAccount
+    from merchants.models import Contract
+
+    contract_id, account_id, code, account_enabled, state, sub_mchid = row[:6]
+    merchant_id, sub_appid, app_auth_token, kind, name, mode, base_url, config = row[13:]
+    contract = _instance(Contract, _CONTRACT_FIELDS,
+                         [contract_id, account_id, state, sub_mchid, merchant_id, sub_appid, app_auth_token])
+    contract.channel_account = _instance(ChannelAccount, _ACCOUNT_FIELDS,
+                                         [account_id, code, account_enabled, kind, name, mode, base_url, config])
+    return contract

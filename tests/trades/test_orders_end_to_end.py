@@ -9,6 +9,7 @@ import json
 import pytest
 
 from aggpay.api import signing
+from channels.models import ChannelAccount
 from trades.models import Order, Refund
 from trades.tasks_orders import sync_due_orders
 
@@ -68,6 +69,20 @@ def test_a_retried_create_replays_and_a_changed_one_conflicts(shop):
     assert status == 200 and headers["Idempotent-Replayed"] == "true" and again["id"] == first["id"]
     status, _, conflict = _create(shop, out_trade_no="T20001", product="alipay.qr", amount=999)
     assert status == 409 and conflict["error"]["code"] == "idempotency_conflict"
+
+
+def test_a_retry_is_replayed_even_when_the_order_could_no_longer_be_routed(shop):
+    # Retries are recognised when the order is inserted; a request refused before that (here: no contract can take
+    # it any more) still replays the order it retries, and a changed one still conflicts (design §5 rule 5).
+    status, _, first = _create(shop, out_trade_no="T20002", product="alipay.qr")
+    assert status == 201
+    ChannelAccount.objects.filter(pk=shop.accounts["alipay"].pk).update(enabled=False)
+    status, headers, again = _create(shop, out_trade_no="T20002", product="alipay.qr")
+    assert status == 200 and headers["Idempotent-Replayed"] == "true" and again["id"] == first["id"]
+    status, _, conflict = _create(shop, out_trade_no="T20002", product="alipay.qr", amount=999)
+    assert status == 409 and conflict["error"]["code"] == "idempotency_conflict"
+    status, _, refused = _create(shop, out_trade_no="T20003", product="alipay.qr")
+    assert status == 422 and refused["error"]["code"] == "product_not_available"
 
 
 @pytest.mark.parametrize(("product", "kind"), [("alipay.qr", "alipay"), ("unionpay.qr", "bank")])

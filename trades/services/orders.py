@@ -9,17 +9,20 @@ connection error, 5xx or unverifiable answer (``ChannelUnknown``) never fails an
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
 import time
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 from django_fsm import can_proceed
 
 from aggpay.errors import (
+    ApplicationError,
     ChannelRefused,
     Forbidden,
     IdempotencyConflict,
@@ -33,7 +36,7 @@ from channels.adapters.errors import ChannelError, ChannelUnknown
 from channels.adapters.http import redact
 from channels.callbacks import callback_url
 from channels.models import ChannelAccount
-from channels.routing import choose
+from channels.routing import RoutingDecision, choose
 from merchants.models import Contract, MerchantState
 from trades.models import ChannelCall, LatePayment, Order, OrderState, SyncState
 from trades.products import JSAPI_PRODUCTS, barcode_product
@@ -73,22 +76,55 @@ def order_create(*, app, data: dict) -> tuple[Order, bool]:
     """
     merchant = app.merchant
     print_ = fingerprint(data)
-    existing = Order.objects.filter(merchant=merchant, out_trade_no=data["out_trade_no"]).first()
-    if existing is not None:
-        return _replay(existing, print_), True
-    if merchant.state != MerchantState.ACTIVE:
-        raise Forbidden(f"merchant {merchant.merchant_no} is {merchant.state}; it cannot take payments")
-
-    product = data["product"]
-    if product == "barcode":
-        channel_product = barcode_product(data.get("auth_code", ""))
-    elif product == "cashier":
+    if data["product"] == "cashier":
+        existing = _existing(merchant, data["out_trade_no"])
+        if existing is not None:
+            return _replay(existing, print_), True
         # Routed when the payer opens the hosted page (trades.services.cashier, issue 5 "One-code-pay").
         from trades.services.cashier import cashier_order_create
 
         return cashier_order_create(app=app, data=data, print_=print_)
-    else:
-        channel_product = product
+    # A retry is recognised by the INSERT below (ON CONFLICT on merchant + out_trade_no), not by a read before it:
+    # new orders, nearly all of them, save that statement. A check that refuses the request first looks whether
+    # it is the retry of an order made earlier (which it then replays, as the read-first order would have).
+    try:
+        values, decision = _prepare(app=app, merchant=merchant, data=data, print_=print_)
+    except ApplicationError:
+        existing = _existing(merchant, data["out_trade_no"])
+        if existing is not None:
+            return _replay(existing, print_), True
+        raise
+    order = _insert_order(values)
+    if order is None:
+        # The out_trade_no is taken: a retry, or a concurrent identical create that won (design §5 rule 5).
+        existing = Order.objects.get(merchant=merchant, out_trade_no=data["out_trade_no"])
+        return _replay(existing, print_), True
+
+    contract = decision.contract
+    account = contract.channel_account
+    order.contract = contract
+    channel_product, auth_code = order.channel_product, data.get("auth_code") or ""
+    request = PaymentRequest(
+        product=channel_product, sub_merchant=_sub_merchant(contract), out_trade_no=order.id, amount=order.amount,
+        subject=order.subject, notify_url=callback_url(account), expires_at=order.expires_at,
+        currency=order.currency, client_ip=data.get("client_ip") or "", payer_id=_payer_id(channel_product,
+                                                                                           order.payer),
+        auth_code=auth_code, return_url=order.return_url, store_id=order.store_id, terminal_id=order.terminal_id,
+    )
+    order = _call_and_apply(order, account, verb="create", call=lambda adapter: adapter.create_payment(request))
+    if order.state == OrderState.FAILED:
+        raise ChannelRefused(order.failure_message or "the channel refused the payment",
+                             channel_code=order.failure_code, channel_message=order.failure_message,
+                             extra={"order": order_as_api(order)})
+    return order, False
+
+
+def _prepare(*, app, merchant, data: dict, print_: str) -> tuple[dict, RoutingDecision]:
+    """Validate, risk-check, route and price a new order: the Order's column values and the routing decision."""
+    if merchant.state != MerchantState.ACTIVE:
+        raise Forbidden(f"merchant {merchant.merchant_no} is {merchant.state}; it cannot take payments")
+    product = data["product"]
+    channel_product = barcode_product(data.get("auth_code", "")) if product == "barcode" else product
     if channel_product.endswith(".barcode") and not data.get("auth_code"):
         raise InvalidRequest("auth_code is required for payment-code products", param="auth_code")
     if channel_product in JSAPI_PRODUCTS and not _payer_id(channel_product, data.get("payer") or {}):
@@ -126,39 +162,39 @@ def order_create(*, app, data: dict) -> tuple[Order, bool]:
         merchant_rate=fees.merchant_rate, merchant_fee=fees.merchant_fee, cost_rate=fees.cost_rate,
         channel_cost=fees.channel_cost, rebate_rate=fees.rebate_rate, rebate=fees.rebate, profit=fees.profit,
     )
-    try:
-        order = _insert_order(values)
-    except IntegrityError:
-        # A concurrent identical create won the race (unique merchant + out_trade_no, design §5 rule 5).
-        existing = Order.objects.get(merchant=merchant, out_trade_no=data["out_trade_no"])
-        return _replay(existing, print_), True
-
-    contract = Contract.objects.select_related("channel_account").get(pk=chosen.contract_id)
-    account = contract.channel_account
-    order.contract = contract
-    request = PaymentRequest(
-        product=channel_product, sub_merchant=_sub_merchant(contract), out_trade_no=order.id, amount=order.amount,
-        subject=order.subject, notify_url=callback_url(account), expires_at=order.expires_at,
-        currency=order.currency, client_ip=data.get("client_ip") or "", payer_id=_payer_id(channel_product,
-                                                                                           order.payer),
-        auth_code=auth_code, return_url=order.return_url, store_id=order.store_id, terminal_id=order.terminal_id,
-    )
-    order = _call_and_apply(order, account, verb="create", call=lambda adapter: adapter.create_payment(request))
-    if order.state == OrderState.FAILED:
-        raise ChannelRefused(order.failure_message or "the channel refused the payment",
-                             channel_code=order.failure_code, channel_message=order.failure_message,
-                             extra={"order": order_as_api(order)})
-    return order, False
+    return values, decision
 
 
-def _insert_order(values: dict) -> Order:
-    """One INSERT. Outside a transaction it needs no BEGIN/COMMIT of its own (autocommit: the statement is atomic,
-    and a unique violation leaves nothing to roll back); inside one, a savepoint keeps the caller's transaction
-    usable after a lost race. This keeps order create within its query budget (issue 5: ≤ 12)."""
-    if transaction.get_connection().in_atomic_block:
-        with transaction.atomic():
-            return Order.objects.create(**values)
-    return Order.objects.create(**values)
+def _existing(merchant, out_trade_no: str) -> Order | None:
+    return Order.objects.filter(merchant=merchant, out_trade_no=out_trade_no).first()
+
+
+@functools.cache
+def _order_insert() -> tuple[str, tuple]:
+    """``INSERT … ON CONFLICT (merchant_id, out_trade_no) DO NOTHING RETURNING id`` over every column, written out
+    once per process: the ORM compiled this statement anew for each order, at more cost than PostgreSQL's."""
+    fields = tuple(Order._meta.concrete_fields)
+    quote = connection.ops.quote_name
+    sql = (f"INSERT INTO {quote(Order._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+           f"VALUES ({', '.join(['%s'] * len(fields))}) "
+           f"ON CONFLICT ({quote('merchant_id')}, {quote('out_trade_no')}) DO NOTHING RETURNING {quote('id')}")
+    return sql, fields
+
+
+def _insert_order(values: dict) -> Order | None:
+    """One INSERT; None when the merchant already has an order with this out_trade_no (the unique constraint,
+    design §5 rule 5). No error to recover from, so no savepoint inside a caller's transaction either. Values go
+    through each field's ``pre_save`` and ``get_db_prep_save``, as ``Model.save`` does (defaults, auto_now, JSON,
+    decimals); nothing listens to Order's save signals. Keeps order create within its budget (issue 5: ≤ 12)."""
+    order = Order(**values)
+    sql, fields = _order_insert()
+    params = [field.get_db_prep_save(field.pre_save(order, True), connection) for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        if cursor.fetchone() is None:
+            return None
+    order._state.adding, order._state.db = False, connection.alias
+    return order
 
 
 def _replay(order: Order, print_: str) -> Order:
@@ -200,9 +236,14 @@ def _record_call(order_id: str, *, verb: str, outcome: str, started: float, resu
 
 def _record_query(order_id: str, fields: dict) -> None:
     """Record a query in the trade's timeline and count it on the order, in ONE statement (a data-modifying CTE):
-    ``GET /orders/{no}`` of a pending order asks the channel and must stay within 4 queries (issue 5)."""
+    ``GET /orders/{no}`` of a pending order asks the channel and must stay within 4 queries (issue 5). SQLite (the
+    demo) has no data-modifying CTE: there it takes two statements."""
     call, order = ChannelCall._meta.db_table, Order._meta.db_table
     now = timezone.now()
+    if connection.vendor != "postgresql":
+        ChannelCall.objects.create(order_id=order_id, **fields)
+        Order.objects.filter(pk=order_id).update(last_queried_at=now, query_attempts=F("query_attempts") + 1)
+        return
     with connection.cursor() as cursor:
         cursor.execute(
             f"WITH call AS (INSERT INTO {call} (order_id, verb, outcome, channel_code, message, answer, elapsed_ms, "
@@ -241,27 +282,47 @@ def _call_and_apply(order: Order, account: ChannelAccount, *, verb: str, call) -
         _record_call(order.pk, verb=verb, outcome=result.state, started=started, result=result)
         return order
     if verb == "create" and result.state == TradeState.PENDING:
-        # The common answer to a create (a QR code or prepay id to hand over): two statements, no row lock —
-        # the conditional UPDATE only fills what is still empty on a pending order, so a callback or query that
-        # got there first wins (design §5 rule 4), and order creation keeps its throughput (bench/bench_orders.py).
-        _record_call(order.pk, verb=verb, outcome=result.state, started=started, result=result)
-        _fill_created(order, result)
+        # The common answer to a create (a QR code or prepay id to hand over): no row lock — the conditional
+        # UPDATE only fills what is still empty on a pending order, so a callback or query that got there first
+        # wins (design §5 rule 4), and order creation keeps its throughput (bench/bench_orders.py).
+        _record_created(order, result, _call_fields(verb=verb, outcome=result.state, started=started,
+                                                    result=result))
         return order
     with transaction.atomic():
         _record_call(order.pk, verb=verb, outcome=result.state, started=started, result=result)
         return order_apply_result(order_id=order.pk, result=result, source=verb)
 
 
-def _fill_created(order: Order, result: PaymentResult) -> None:
+def _record_created(order: Order, result: PaymentResult, fields: dict) -> None:
+    """Record the create in the trade's timeline and fill the pay params (and the channel's trade number) on the
+    order if it is still pending without them. On PostgreSQL in ONE statement (a data-modifying CTE, one commit);
+    elsewhere (the demo's SQLite) in two."""
     changes = {"updated_at": timezone.now()}
     if result.pay_params:
         changes["pay_params"] = result.pay_params
     if result.channel_trade_no:
         changes["channel_trade_no"] = result.channel_trade_no
-    updated = Order.objects.filter(pk=order.pk, state=OrderState.PENDING, pay_params={}).update(**changes)
+    if connection.vendor != "postgresql":
+        ChannelCall.objects.create(order_id=order.pk, **fields)
+        updated = Order.objects.filter(pk=order.pk, state=OrderState.PENDING, pay_params={}).update(**changes)
+    else:
+        call, table = ChannelCall._meta.db_table, Order._meta.db_table
+        columns = list(changes)
+        assignments = ", ".join(f"{Order._meta.get_field(name).column} = %s" for name in columns)
+        params = [order.pk, fields["verb"], fields["outcome"], fields["channel_code"], fields["message"],
+                  fields["answer"], fields["elapsed_ms"], changes["updated_at"]]
+        params += [Order._meta.get_field(name).get_db_prep_save(changes[name], connection) for name in columns]
+        params += [order.pk, OrderState.PENDING]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"WITH call AS (INSERT INTO {call} (order_id, verb, outcome, channel_code, message, answer, "
+                f"elapsed_ms, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)) "
+                f"UPDATE {table} SET {assignments} WHERE id = %s AND state = %s AND pay_params = '{{}}'::jsonb "
+                f"RETURNING id", params)
+            updated = cursor.fetchone() is not None
     if updated:
-        for field, value in changes.items():
-            setattr(order, field, value)
+        for name, value in changes.items():
+            setattr(order, name, value)
     else:
         order.refresh_from_db()
 
