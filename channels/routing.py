@@ -12,6 +12,8 @@ from decimal import Decimal
 
 from django.db import connection
 
+from channels.sql import prepared_cursor
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -78,7 +80,7 @@ def choose(*, merchant, product: str, amount: int) -> RoutingDecision:
     oldest contract (stable). One query whatever the data size."""
     from merchants.models import ContractState
 
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_CANDIDATES_SQL, [product, product, merchant.pk])
         rows = cursor.fetchall()
     seen: list[dict] = []

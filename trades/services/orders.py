@@ -37,6 +37,7 @@ from channels.adapters.http import redact
 from channels.callbacks import callback_url
 from channels.models import ChannelAccount
 from channels.routing import RoutingDecision, choose
+from channels.sql import prepared_cursor
 from merchants.models import Contract, MerchantState
 from trades.models import ChannelCall, LatePayment, Order, OrderState, SyncState
 from trades.products import JSAPI_PRODUCTS, barcode_product
@@ -189,7 +190,7 @@ def _insert_order(values: dict) -> Order | None:
     order = Order(**values)
     sql, fields = _order_insert()
     params = [field.get_db_prep_save(field.pre_save(order, True), connection) for field in fields]
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(sql, params)
         if cursor.fetchone() is None:
             return None
@@ -244,7 +245,7 @@ def _record_query(order_id: str, fields: dict) -> None:
         ChannelCall.objects.create(order_id=order_id, **fields)
         Order.objects.filter(pk=order_id).update(last_queried_at=now, query_attempts=F("query_attempts") + 1)
         return
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(
             f"WITH call AS (INSERT INTO {call} (order_id, verb, outcome, channel_code, message, answer, elapsed_ms, "
             f"created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)) "
@@ -313,7 +314,7 @@ def _record_created(order: Order, result: PaymentResult, fields: dict) -> None:
                   fields["answer"], fields["elapsed_ms"], changes["updated_at"]]
         params += [Order._meta.get_field(name).get_db_prep_save(changes[name], connection) for name in columns]
         params += [order.pk, OrderState.PENDING]
-        with connection.cursor() as cursor:
+        with prepared_cursor() as cursor:
             cursor.execute(
                 f"WITH call AS (INSERT INTO {call} (order_id, verb, outcome, channel_code, message, answer, "
                 f"elapsed_ms, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)) "
