@@ -9,6 +9,8 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,22 @@ class Store:
             "CREATE TABLE IF NOT EXISTS kv (ns TEXT NOT NULL, k TEXT NOT NULL, v TEXT NOT NULL, "
             "updated REAL NOT NULL, PRIMARY KEY (ns, k))"
         )
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Writes inside are one SQLite transaction (all or none, one WAL commit instead of one per write): a
+        simulated create stores its trade and index rows together. Other threads wait for it (the store lock)."""
+        with self._lock:
+            if self._conn.in_transaction:  # already in a batch of this thread: join it
+                yield
+                return
+            self._conn.execute("BEGIN")
+            try:
+                yield
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
 
     def get(self, ns: str, key: str, default: Any = None) -> Any:
         with self._lock:

@@ -398,17 +398,18 @@ class WechatPaySimulator(WechatPayMerchantRoutes, SimulatorApp):
             "openid_kind": "sub_openid" if payer.get("sub_openid") else "sp_openid",
         }
         token = secrets.token_urlsafe(12)
-        if scene in ("jsapi", "app"):
-            trade["prepay_id"] = "wx" + dt.datetime.now(CST).strftime("%d%H%M%S") + secrets.token_hex(12)
-            self.store.put(NS_INDEX, "prepay:" + trade["prepay_id"], key)
-        elif scene == "native":
-            trade["code_url"] = "weixin://wxpay/bizpayurl?pr=" + token
-            self.store.put(NS_INDEX, "code:" + token, key)
-        elif scene == "h5":
-            trade["h5_url"] = f"{request.base_url}/_payer/?code={token}&prepay_id=h5"
-            self.store.put(NS_INDEX, "code:" + token, key)
-        self.store.put(NS_TRADES, key, trade)
-        self.store.put(NS_INDEX, "otn:" + otn, key)
+        with self.store.batch():  # the trade and its index rows together
+            if scene in ("jsapi", "app"):
+                trade["prepay_id"] = "wx" + dt.datetime.now(CST).strftime("%d%H%M%S") + secrets.token_hex(12)
+                self.store.put(NS_INDEX, "prepay:" + trade["prepay_id"], key)
+            elif scene == "native":
+                trade["code_url"] = "weixin://wxpay/bizpayurl?pr=" + token
+                self.store.put(NS_INDEX, "code:" + token, key)
+            elif scene == "h5":
+                trade["h5_url"] = f"{request.base_url}/_payer/?code={token}&prepay_id=h5"
+                self.store.put(NS_INDEX, "code:" + token, key)
+            self.store.put(NS_TRADES, key, trade)
+            self.store.put(NS_INDEX, "otn:" + otn, key)
         return trade, None
 
     def prepay(self, request: SimRequest) -> SimResponse:
