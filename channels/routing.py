@@ -7,6 +7,8 @@ why each was dropped, and trades record it on the order.
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -74,15 +76,51 @@ def _instance(model, names: tuple[str, ...], values: list):
     return model.from_db(connection.alias, ordered, [by_attname[a] for a in ordered])
 
 
-def choose(*, merchant, product: str, amount: int) -> RoutingDecision:
+# The rows a routing decision is made from, per (merchant, product), kept in this process under the merchant API's
+# generation token (aggpay.api.credentials): every save of a model below replaces that token, and a signed request
+# reads the current one (in the same Redis round trip as its nonce) before anything else. A request whose token is
+# the one the rows were read under may use them; any other re-reads. Entries are trusted at most MAX_AGE_SECONDS
+# (a write that bypasses model signals, ``QuerySet.update``, is seen within that time — there are none on these
+# models). Money still depends only on what the rows say: the amount limits, the contract state and the rates are
+# checked on every order.
+ROUTING_INPUTS = ("merchants.Contract", "merchants.ContractRate", "channels.ChannelAccount", "channels.ChannelProduct")
+MAX_AGE_SECONDS = 60.0
+MAX_ENTRIES = 20_000
+_remembered: dict[tuple[int, str], tuple[int, float, list[tuple]]] = {}
+_remembered_lock = threading.Lock()
+
+
+def _candidate_rows(merchant_id: int, product: str, token: int | None) -> list[tuple]:
+    key = (merchant_id, product)
+    if token is not None:
+        entry = _remembered.get(key)
+        if entry is not None and entry[0] == token and time.monotonic() - entry[1] <= MAX_AGE_SECONDS:
+            return entry[2]
+    with prepared_cursor() as cursor:
+        cursor.execute(_CANDIDATES_SQL, [product, product, merchant_id])
+        rows = cursor.fetchall()
+    if token is not None:
+        with _remembered_lock:
+            if len(_remembered) >= MAX_ENTRIES:
+                _remembered.clear()
+            _remembered[key] = (token, time.monotonic(), rows)
+    return rows
+
+
+def forget_all() -> None:
+    """Drop the remembered rows (tests that change routing inputs without model signals)."""
+    with _remembered_lock:
+        _remembered.clear()
+
+
+def choose(*, merchant, product: str, amount: int, token: int | None = None) -> RoutingDecision:
     """Eligible = an active contract of the merchant on an enabled account that serves ``product`` (enabled)
     within its per-transaction limits, with the merchant's rate for it. Priority: the cheapest cost to us, then the
-    oldest contract (stable). One query whatever the data size."""
+    oldest contract (stable). One query whatever the data size, none when ``token`` (the merchant API's generation
+    token this request read before any database read) is the one the merchant's rows were last read under."""
     from merchants.models import ContractState
 
-    with prepared_cursor() as cursor:
-        cursor.execute(_CANDIDATES_SQL, [product, product, merchant.pk])
-        rows = cursor.fetchall()
+    rows = _candidate_rows(merchant.pk, product, token)
     seen: list[dict] = []
     eligible: list[tuple[Candidate, tuple]] = []
     for row in rows:

@@ -67,3 +67,29 @@ def test_it_takes_one_query_whatever_the_number_of_contracts(merchant):
         decision = choose(merchant=merchant, product="wechat.native", amount=100)
     assert decision.chosen.account_code == "bank-0"
     assert len(queries) == 1
+
+
+def test_what_routing_reads_is_watched_by_the_front_doors_generation_token():
+    from aggpay.api import credentials
+    from channels.routing import ROUTING_INPUTS
+
+    assert set(ROUTING_INPUTS) <= set(credentials.WATCHED)
+
+
+def test_under_the_same_token_it_reuses_its_rows_and_a_saved_change_is_seen_at_once(merchant):
+    from aggpay.api import credentials
+
+    bank_a = ChannelAccountFactory(code="bank-a")
+    contract = _contract(merchant, bank_a)
+    token = credentials.generation_current()
+    assert choose(merchant=merchant, product="wechat.native", amount=100, token=token).chosen.account_code == "bank-a"
+    with CaptureQueriesContext(connection) as queries:
+        again = choose(merchant=merchant, product="wechat.native", amount=100, token=token)
+    assert again.chosen.account_code == "bank-a" and len(queries) == 0
+    assert again.contract.channel_account.config == bank_a.config  # the chosen account, credentials decrypted
+
+    contract.limit()  # a channel's risk action (design §4), saved: the token changes
+    contract.save()
+    token = credentials.generation_current()
+    decision = choose(merchant=merchant, product="wechat.native", amount=100, token=token)
+    assert decision.chosen is None and decision.candidates[0]["reason"] == "contract limited"

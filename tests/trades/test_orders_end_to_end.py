@@ -76,7 +76,9 @@ def test_a_retry_is_replayed_even_when_the_order_could_no_longer_be_routed(shop)
     # it any more) still replays the order it retries, and a changed one still conflicts (design §5 rule 5).
     status, _, first = _create(shop, out_trade_no="T20002", product="alipay.qr")
     assert status == 201
-    ChannelAccount.objects.filter(pk=shop.accounts["alipay"].pk).update(enabled=False)
+    account = ChannelAccount.objects.get(pk=shop.accounts["alipay"].pk)
+    account.enabled = False
+    account.save()
     status, headers, again = _create(shop, out_trade_no="T20002", product="alipay.qr")
     assert status == 200 and headers["Idempotent-Replayed"] == "true" and again["id"] == first["id"]
     status, _, conflict = _create(shop, out_trade_no="T20002", product="alipay.qr", amount=999)

@@ -185,7 +185,8 @@ class OrdersView(PaymentsView):
     def post(self, request):
         data = OrderCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        order, replayed = order_create(app=request.auth, data=data.validated_data)
+        order, replayed = order_create(app=request.auth, data=data.validated_data,
+                                       routing_token=getattr(request._request, "aggpay_front_door_token", None))
         body = order_as_api(order)
         if replayed:
             return Response(body, status=status.HTTP_200_OK, headers=REPLAYED)

@@ -68,10 +68,11 @@ def _payer_id(product: str, payer: dict) -> str:
 
 
 # --- create ---------------------------------------------------------------------------------------------------
-def order_create(*, app, data: dict) -> tuple[Order, bool]:
+def order_create(*, app, data: dict, routing_token: int | None = None) -> tuple[Order, bool]:
     """Create (or replay) an order for ``app``'s merchant. Returns (order, replayed).
 
-    ``data`` has passed the API's field validation. Raises IdempotencyConflict, Forbidden (merchant not active),
+    ``data`` has passed the API's field validation. ``routing_token``: the merchant API's generation token of this
+    request, under which routing may reuse what this process read (channels.routing.choose). Raises IdempotencyConflict, Forbidden (merchant not active),
     RiskRejected, ProductNotAvailable, InvalidRequest, or ChannelRefused (the channel refused definitively; the
     order is then ``failed`` and a retry of the same request replays it).
     """
@@ -89,7 +90,7 @@ def order_create(*, app, data: dict) -> tuple[Order, bool]:
     # new orders, nearly all of them, save that statement. A check that refuses the request first looks whether
     # it is the retry of an order made earlier (which it then replays, as the read-first order would have).
     try:
-        values, decision = _prepare(app=app, merchant=merchant, data=data, print_=print_)
+        values, decision = _prepare(app=app, merchant=merchant, data=data, print_=print_, token=routing_token)
     except ApplicationError:
         existing = _existing(merchant, data["out_trade_no"])
         if existing is not None:
@@ -120,7 +121,7 @@ def order_create(*, app, data: dict) -> tuple[Order, bool]:
     return order, False
 
 
-def _prepare(*, app, merchant, data: dict, print_: str) -> tuple[dict, RoutingDecision]:
+def _prepare(*, app, merchant, data: dict, print_: str, token: int | None) -> tuple[dict, RoutingDecision]:
     """Validate, risk-check, route and price a new order: the Order's column values and the routing decision."""
     if merchant.state != MerchantState.ACTIVE:
         raise Forbidden(f"merchant {merchant.merchant_no} is {merchant.state}; it cannot take payments")
@@ -138,7 +139,7 @@ def _prepare(*, app, merchant, data: dict, print_: str) -> tuple[dict, RoutingDe
     from risk.services.pretrade import check_trade
 
     check_trade(merchant=merchant, product=channel_product, amount=data["amount"], payer=data.get("payer") or {})
-    decision = choose(merchant=merchant, product=channel_product, amount=data["amount"])
+    decision = choose(merchant=merchant, product=channel_product, amount=data["amount"], token=token)
     if decision.chosen is None:
         raise ProductNotAvailable(f"no active contract can take {channel_product} for {data['amount']} fen",
                                   param="product")
