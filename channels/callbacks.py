@@ -8,6 +8,7 @@ a transient failure on our side answers 5xx so the channel retries; duplicates a
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 
@@ -114,6 +115,15 @@ def _transient_ack(adapter):
 def callback_url(account: ChannelAccount) -> str:
     """The notify URL we give the channel for this account (no query string: WeChat forbids one, A.7)."""
     from django.conf import settings
+    from django.urls import get_script_prefix, get_urlconf
+
+    return settings.AGGPAY_PUBLIC_BASE_URL.rstrip("/") + _callback_path(account.code, get_script_prefix(),
+                                                                        get_urlconf())
+
+
+@functools.lru_cache(maxsize=4096)
+def _callback_path(code: str, script_prefix: str, urlconf) -> str:
+    # Every order asks for it; resolving the URL pattern each time cost more than the rest of building the request.
     from django.urls import reverse
 
-    return settings.AGGPAY_PUBLIC_BASE_URL.rstrip("/") + reverse("channel-callback", args=[account.code])
+    return reverse("channel-callback", args=[code], urlconf=urlconf)
