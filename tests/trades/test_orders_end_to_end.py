@@ -71,6 +71,14 @@ def test_a_retried_create_replays_and_a_changed_one_conflicts(shop):
     assert status == 409 and conflict["error"]["code"] == "idempotency_conflict"
 
 
+def test_a_payment_code_of_another_wallet_is_refused_naming_the_field_and_nothing_is_written(shop):
+    # A WeChat code sent as unionpay.barcode: the bank would refuse it; aggpay says so first (design §5 rule 12).
+    status, _, answer = _create(shop, out_trade_no="T20010", product="unionpay.barcode",
+                                auth_code="134567890123456780")
+    assert status == 400 and answer["error"]["param"] == "auth_code", answer
+    assert not Order.objects.filter(merchant=shop.merchant, out_trade_no="T20010").exists()
+
+
 def test_a_retry_is_replayed_even_when_the_order_could_no_longer_be_routed(shop):
     # Retries are recognised when the order is inserted; a request refused before that (here: no contract can take
     # it any more) still replays the order it retries, and a changed one still conflicts (design §5 rule 5).

@@ -129,6 +129,12 @@ def _prepare(*, app, merchant, data: dict, print_: str, token: int | None) -> tu
     channel_product = barcode_product(data.get("auth_code", "")) if product == "barcode" else product
     if channel_product.endswith(".barcode") and not data.get("auth_code"):
         raise InvalidRequest("auth_code is required for payment-code products", param="auth_code")
+    if product != "barcode" and channel_product.endswith(".barcode") and barcode_product(
+            data["auth_code"]) != channel_product:
+        # Another wallet's code: the channel would only refuse it (a failed order, 502). Say so, naming the field,
+        # before writing anything (design §5 rule 12).
+        raise InvalidRequest(f"auth_code is not a {channel_product.split('.', 1)[0]} payment code",
+                             param="auth_code")
     if channel_product in JSAPI_PRODUCTS and not _payer_id(channel_product, data.get("payer") or {}):
         raise InvalidRequest("payer is required for JSAPI and mini-program products", param="payer")
     if channel_product == "wechat.h5" and not data.get("client_ip"):
