@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 
 from channels.sql import prepared_cursor
 
@@ -66,14 +66,15 @@ _ACCOUNT_FIELDS = ("id", "code", "enabled", "kind", "name", "mode", "base_url", 
 def _instance(model, names: tuple[str, ...], values: list):
     """A partly loaded model instance from raw column values, through each field's ``from_db_value``
     (decryption, JSON), as the ORM would build it (``Model.from_db`` wants them in the model's field order)."""
+    db = connections[DEFAULT_DB_ALIAS]  # the wrapper itself, not the per-attribute proxy
     by_attname = {}
     for name, value in zip(names, values, strict=True):
         field = model._meta.get_field(name)
         if value is not None and hasattr(field, "from_db_value"):
-            value = field.from_db_value(value, None, connection)
+            value = field.from_db_value(value, None, db)
         by_attname[field.attname] = value
     ordered = [f.attname for f in model._meta.concrete_fields if f.attname in by_attname]
-    return model.from_db(connection.alias, ordered, [by_attname[a] for a in ordered])
+    return model.from_db(db.alias, ordered, [by_attname[a] for a in ordered])
 
 
 # The rows a routing decision is made from, per (merchant, product), kept in this process under the merchant API's

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import sys
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 
 
 @functools.cache
@@ -35,14 +35,15 @@ def _cursor_class():
 
 def prepared_cursor():
     """A Django cursor over a server-side-binding, preparing psycopg cursor (other databases: the usual cursor)."""
-    if connection.vendor != "postgresql":
-        return connection.cursor()
-    connection.ensure_connection()
-    pg = connection.connection
+    db = connections[DEFAULT_DB_ALIAS]  # the wrapper itself, not the per-attribute proxy
+    if db.vendor != "postgresql":
+        return db.cursor()
+    db.ensure_connection()
+    pg = db.connection
     if pg.prepare_threshold is None:
         # Django turns preparation off per connection, which also refuses an explicit prepare=True. A threshold
         # no statement reaches keeps the ORM's statements unprepared (its client-side cursors never prepare
         # anyway) and lets these cursors prepare theirs.
         pg.prepare_threshold = sys.maxsize
     raw = _cursor_class()(pg)
-    return connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
+    return db.make_debug_cursor(raw) if db.queries_logged else db.make_cursor(raw)
