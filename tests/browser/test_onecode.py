@@ -10,6 +10,7 @@ import pytest
 from tests.trades.conftest import shop  # noqa: F401  the Tea House persona contracted on all three simulators
 from tests.trades.onecode_flow import UA_ALIPAY, UA_WECHAT, store_code_for
 from trades.models import Order
+from trades.services.cashier import cashier_token
 
 pytestmark = [pytest.mark.browser]
 
@@ -34,6 +35,7 @@ def test_a_payer_scans_a_store_code_pays_and_sees_success(browser, shop, live_se
         page.goto(f"{live_server.url}/c/{code.code}")
         page.wait_for_url(re.compile(rf"/c/{code.code}/pay"))
         assert page.get_by_text("Lakeside tea room").is_visible()
+        assert page.locator('input[name="attempt"]').get_attribute("value")  # the form's one-time token
         page.fill("#amount", amount)
         page.click("#pay")
         page.wait_for_url(re.compile(r"/pay/[^/]+$"))
@@ -44,6 +46,23 @@ def test_a_payer_scans_a_store_code_pays_and_sees_success(browser, shop, live_se
         assert "支付成功" in page.locator("#result").inner_text()
         order = Order.objects.get(merchant=shop.merchant, channel_product=product)
         assert order.state == "succeeded" and order.amount == fen and order.store_id == "S001"
+    finally:
+        context.close()
+
+
+def test_a_double_tap_on_pay_makes_one_order(browser, shop, live_server):  # noqa: F811
+    code = store_code_for(shop)
+    context = browser.new_context(user_agent=UA_WECHAT, viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    try:
+        page.goto(f"{live_server.url}/c/{code.code}")
+        page.wait_for_url(re.compile(rf"/c/{code.code}/pay"))
+        page.fill("#amount", "3.30")
+        page.dblclick("#pay")  # both submits may reach the server; they carry the same attempt token
+        page.wait_for_url(re.compile(r"/pay/[^/]+$"))
+        page.locator("#standin-pay").wait_for(state="visible")
+        order = Order.objects.get(merchant=shop.merchant)
+        assert order.amount == 330 and page.url == f"{live_server.url}/pay/{cashier_token(order.pk)}"
     finally:
         context.close()
 

@@ -40,6 +40,12 @@ def csrf_token(page_html: str) -> str:
     return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page_html).group(1)
 
 
+def attempt(page_html: str) -> str:
+    """The amount form's one-time attempt token ("" on pages without one, e.g. a cashier order's)."""
+    found = re.search(r'name="attempt" value="([^"]+)"', page_html)
+    return html.unescape(found.group(1)) if found else ""
+
+
 def bridge(page_html: str) -> dict:
     found = re.search(r'<script id="bridge" type="application/json">(.*?)</script>', page_html, re.S)
     return json.loads(html.unescape(found.group(1)))
@@ -52,6 +58,11 @@ def scan_and_authorise(session: requests.Session, base_url: str, code: str) -> r
     return response
 
 
-def enter_amount(session: requests.Session, page: requests.Response, amount: str) -> requests.Response:
-    return session.post(page.url, data={"amount": amount, "csrfmiddlewaretoken": csrf_token(page.text)},
-                        headers={"Referer": page.url}, timeout=20)
+def enter_amount(session: requests.Session, page: requests.Response, amount: str, *,
+                 allow_redirects: bool = True) -> requests.Response:
+    """Submit the amount form of ``page`` as the browser would (so submitting one page twice is a double submit)."""
+    data = {"amount": amount, "csrfmiddlewaretoken": csrf_token(page.text)}
+    if token := attempt(page.text):
+        data["attempt"] = token
+    return session.post(page.url, data=data, headers={"Referer": page.url}, timeout=20,
+                        allow_redirects=allow_redirects)

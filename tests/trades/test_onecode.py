@@ -3,6 +3,9 @@ channel-protocols.md §E. Live HTTP against live_server and the simulators; real
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 import requests
 
@@ -14,15 +17,18 @@ from tests.trades.onecode_flow import (
     UA_UNIONPAY,
     UA_WECHAT,
     UA_WECOM,
+    attempt,
     bridge,
+    csrf_token,
     enter_amount,
     phone,
     scan_and_authorise,
     store_code_for,
 )
-from trades.models import Order
+from trades.models import ChannelCall, Order
 from trades.models.store_codes import StoreCode
-from trades.onecode.services import parse_amount
+from trades.onecode import services
+from trades.onecode.services import attempt_token, onecode_pay, parse_amount
 from trades.onecode.wallets import detect_wallet
 from trades.services.orders import order_close
 
@@ -180,6 +186,116 @@ def test_amounts_are_validated_before_any_order_is_made(shop, live_server):
     too_big = enter_amount(payer, amount_page, "60000")  # above the contract's 5,000,000 fen limit
     assert too_big.status_code == 422 and "no active contract" in too_big.text
     assert not Order.objects.filter(merchant=shop.merchant).exists()
+
+
+# --- one order per amount form (double submit) --------------------------------------------------------------------
+def test_the_same_form_submitted_twice_makes_one_order_and_both_go_to_its_payment(shop, live_server):
+    code = store_code_for(shop)
+    payer = phone(UA_WECHAT)
+    amount_page = scan_and_authorise(payer, live_server.url, code.code)
+    first = enter_amount(payer, amount_page, "12.34", allow_redirects=False)
+    second = enter_amount(payer, amount_page, "12.34", allow_redirects=False)  # double tap, or back and resubmit
+    assert first.status_code == second.status_code == 302
+    assert first.headers["Location"] == second.headers["Location"]
+    order = Order.objects.get(merchant=shop.merchant)
+    assert order.amount == 1234 and order.out_trade_no == "qr" + attempt(amount_page.text).split(":")[0]
+    assert order.channel_calls.filter(verb="create").count() == 1  # the repeat did not ask the channel again
+    pay_page = payer.get(live_server.url + second.headers["Location"], timeout=10)
+    assert bridge(pay_page.text)["prepay_id"] == order.pay_params["prepay_id"]
+
+
+def test_a_repeat_over_another_network_still_finds_the_first_order(shop, live_server):
+    code = store_code_for(shop)
+    payer = phone(UA_WECHAT)
+    enter_amount(payer, scan_and_authorise(payer, live_server.url, code.code), "1")
+    openid = Order.objects.get(merchant=shop.merchant).payer["openid"]
+    token = attempt_token(store_code=code, nonce="session-nonce")
+    ask = dict(store_code=code, attempt=token, nonce="session-nonce", wallet="wechat", payer_id=openid, amount=500)
+    on_wifi = onecode_pay(**ask, client_ip="192.0.2.10")
+    on_mobile = onecode_pay(**ask, client_ip="198.51.100.7")  # another client IP: another fingerprint, same payment
+    assert on_mobile.pk == on_wifi.pk and Order.objects.filter(merchant=shop.merchant).count() == 2
+
+
+def test_a_changed_amount_on_a_used_form_is_explained_and_a_fresh_form_pays_it(shop, live_server):
+    code = store_code_for(shop)
+    payer = phone(UA_ALIPAY)
+    amount_page = scan_and_authorise(payer, live_server.url, code.code)
+    paid = enter_amount(payer, amount_page, "12.34", allow_redirects=False)
+    changed = enter_amount(payer, amount_page, "15")  # back, change the amount, submit the same form
+    assert changed.status_code == 422 and 'role="alert"' in changed.text
+    assert "already submitted for ¥12.34" in changed.text and "¥15.00 as a new payment" in changed.text
+    assert f'href="{paid.headers["Location"]}"' in changed.text  # the way back to the earlier payment
+    assert 'value="15"' in changed.text and attempt(changed.text) not in ("", attempt(amount_page.text))
+    assert Order.objects.filter(merchant=shop.merchant).count() == 1
+    again = enter_amount(payer, changed, "15", allow_redirects=False)
+    assert again.status_code == 302 and again.headers["Location"] != paid.headers["Location"]
+    assert sorted(Order.objects.filter(merchant=shop.merchant).values_list("amount", flat=True)) == [1234, 1500]
+
+
+def test_forged_garbled_foreign_or_expired_attempts_are_refused_and_write_nothing(shop, live_server, monkeypatch):
+    code, other_code = store_code_for(shop), store_code_for(shop, store_no="S002", name="Other branch")
+    payer = phone(UA_WECHAT)
+    amount_page = scan_and_authorise(payer, live_server.url, code.code)
+    token = attempt(amount_page.text)
+    other_store = attempt(scan_and_authorise(payer, live_server.url, other_code.code).text)
+    other_phone = phone(UA_WECHAT)
+    other_session = attempt(scan_and_authorise(other_phone, live_server.url, code.code).text)
+    attempt_id, stamp, signature = token.split(":")
+    for bad in ("", "garbage", f"{attempt_id}:{stamp}:{signature[::-1]}", f"{'0' * 22}:{stamp}:{signature}",
+                attempt_id, other_store, other_session):
+        answer = payer.post(amount_page.url, data={"amount": "5", "attempt": bad,
+                                                   "csrfmiddlewaretoken": csrf_token(amount_page.text)},
+                            headers={"Referer": amount_page.url}, timeout=10)
+        assert answer.status_code == 422, bad
+        assert "this payment form is not valid here" in answer.text and 'value="5"' in answer.text
+        assert attempt(answer.text) not in ("", bad)  # a fresh, valid form to press Pay on
+    monkeypatch.setattr(services, "ATTEMPT_MAX_AGE", -1)  # the page was left open too long
+    expired = enter_amount(payer, amount_page, "5")
+    assert expired.status_code == 422 and "this payment page has expired" in expired.text
+    assert not Order.objects.filter(merchant=shop.merchant).exists() and not ChannelCall.objects.exists()
+
+
+def test_two_page_loads_are_two_purchases(shop, live_server):
+    code = store_code_for(shop)
+    payer = phone(UA_WECHAT)
+    first = enter_amount(payer, scan_and_authorise(payer, live_server.url, code.code), "8", allow_redirects=False)
+    second_page = payer.get(f"{live_server.url}/c/{code.code}/pay", timeout=10)  # the next customer round
+    second = enter_amount(payer, second_page, "8", allow_redirects=False)
+    assert first.status_code == second.status_code == 302
+    assert first.headers["Location"] != second.headers["Location"]
+    orders = Order.objects.filter(merchant=shop.merchant)
+    assert orders.count() == 2 and len({o.out_trade_no for o in orders}) == 2 and {o.amount for o in orders} == {800}
+
+
+def test_two_submits_of_one_form_at_once_make_one_order(shop, live_server, monkeypatch):
+    """Staged: both submits pass the look-up for an earlier order before either inserts, so the unique
+    (merchant, out_trade_no) constraint is what decides (design §5 rule 5)."""
+    code = store_code_for(shop)
+    payer = phone(UA_WECHAT)
+    amount_page = scan_and_authorise(payer, live_server.url, code.code)
+    twin = phone(UA_WECHAT)  # the same browser's second connection (a double tap)
+    twin.cookies.update(payer.cookies)
+    gate, lock, looked = threading.Barrier(2), threading.Lock(), []
+    lookup = services._attempt_order
+
+    def staged_lookup(store_code, out_trade_no):
+        found = lookup(store_code, out_trade_no)
+        with lock:
+            looked.append(found)
+            wait = len(looked) <= 2
+        if wait:
+            gate.wait(timeout=20)
+        return found
+
+    monkeypatch.setattr(services, "_attempt_order", staged_lookup)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        answers = list(pool.map(lambda session: enter_amount(session, amount_page, "9.99", allow_redirects=False),
+                                (payer, twin)))
+    assert looked[:2] == [None, None]  # neither saw the other's order before inserting
+    assert [a.status_code for a in answers] == [302, 302], [a.text[:300] for a in answers]
+    assert answers[0].headers["Location"] == answers[1].headers["Location"]
+    order = Order.objects.get(merchant=shop.merchant)
+    assert order.amount == 999 and order.channel_calls.filter(verb="create").count() == 1
 
 
 # --- cashier ----------------------------------------------------------------------------------------------------

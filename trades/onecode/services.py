@@ -2,6 +2,12 @@
 
 The payer's order goes through ``order_create`` like any API order (issue 5), so routing, risk and the fee snapshot
 apply unchanged; the merchant's own payments app is the app of record, so its notify_url hears about it.
+
+A double submit of the amount form (double tap, back and resubmit, a slow network's retry) must not make two
+orders. Each render of the form carries a one-time *attempt* token: a random id signed for this store code and this
+payer's session. The order's out_trade_no is derived from the attempt id, so a second submit of the same form lands
+on the (merchant, out_trade_no) unique constraint and gets the first order back (design §5 rule 5); a new page load
+is a new attempt, so two genuine purchases are still two orders.
 """
 
 from __future__ import annotations
@@ -14,7 +20,8 @@ from django.core import signing
 from django.db import transaction
 
 from aggpay.audit import audit_log
-from aggpay.errors import InvalidRequest, NotFound, ProductNotAvailable
+from aggpay.errors import IdempotencyConflict, InvalidRequest, NotFound, ProductNotAvailable
+from aggpay.money import format_yuan
 from channels.models import ChannelAccount
 from channels.routing import choose
 from merchants.models import Merchant, MerchantApp, Store
@@ -28,6 +35,9 @@ MAX_AMOUNT_FEN = 100_000_000  # ¥1,000,000: far above any contract limit; routi
 _AMOUNT = re.compile(r"^(\d{1,9})(?:\.(\d{1,2}))?$")
 _STATE_SALT = "aggpay.trades.onecode.oauth"
 STATE_MAX_AGE = 600  # seconds a payer may take at the wallet's OAuth screen
+_ATTEMPT_SALT = "aggpay.trades.onecode.attempt"
+_ATTEMPT_ID = re.compile(r"^[0-9a-f]{22}$")
+ATTEMPT_MAX_AGE = 3600  # seconds an amount form stays valid: under the order's 2 h expiry, so a replay finds it live
 
 
 # --- staff --------------------------------------------------------------------------------------------------
@@ -125,19 +135,88 @@ def parse_amount(text: str) -> int:
     return fen
 
 
-def onecode_pay(*, store_code: StoreCode, wallet: str, payer_id: str, amount: int, client_ip: str = "") -> Order:
-    """Create the JSAPI order for a store code through the normal pipeline (order_create)."""
+def attempt_token(*, store_code: StoreCode, nonce: str) -> str:
+    """A fresh one-time token for one render of the amount form: ``<attempt id>:<timestamp>:<signature>``.
+
+    The store code and the session nonce are in the salt, not the payload: the token works only on this code's
+    page in this payer's browser, and shows neither."""
+    return signing.TimestampSigner(salt=_attempt_salt(store_code, nonce)).sign(secrets.token_hex(11))
+
+
+def attempt_check(*, token: str, store_code: StoreCode, nonce: str) -> str:
+    """The attempt id of a submitted form; InvalidRequest (param ``attempt``) if forged, foreign or expired."""
+    signer = signing.TimestampSigner(salt=_attempt_salt(store_code, nonce))
+    try:
+        attempt = signer.unsign(token or "", max_age=ATTEMPT_MAX_AGE) if nonce else ""
+    except signing.SignatureExpired:
+        raise InvalidRequest("this payment page has expired; check the amount and press Pay again",
+                             param="attempt") from None
+    except signing.BadSignature:
+        attempt = ""
+    if not _ATTEMPT_ID.match(attempt):
+        raise InvalidRequest("this payment form is not valid here; check the amount and press Pay again",
+                             param="attempt")
+    return attempt
+
+
+def _attempt_salt(store_code: StoreCode, nonce: str) -> str:
+    return f"{_ATTEMPT_SALT}:{store_code.code}:{nonce}"
+
+
+def onecode_pay(*, store_code: StoreCode, attempt: str, nonce: str, wallet: str, payer_id: str, amount: int,
+                client_ip: str = "") -> Order:
+    """Create the JSAPI order for one submit of a store code's amount form through the normal pipeline
+    (order_create); a repeated submit of the same form returns the order the first one made.
+
+    ``attempt`` is the form's token (attempt_token), checked here before anything is written. The same form sent
+    again with another amount (the payer went back and changed it) raises IdempotencyConflict (param ``amount``)
+    with the earlier order's id in ``extra``: the payer is told, and a fresh form makes the new amount a new order.
+    """
+    attempt_id = attempt_check(token=attempt, store_code=store_code, nonce=nonce)
     app = payments_app(store_code.merchant)
     if app is None:
         raise ProductNotAvailable("this merchant cannot take payments here yet", param="code")
+    product, payer = WALLET_PRODUCTS[wallet], {PAYER_KEYS[wallet]: payer_id}
+    # "qr" + the 22 hex characters of the attempt id: unique per merchant without asking the merchant
+    # (merchant-api.md "Orders"), and the same for every submit of one form.
+    out_trade_no = "qr" + attempt_id
+    existing = _attempt_order(store_code, out_trade_no)
+    if existing is not None:  # the usual double submit: no second risk check or routing for it
+        return _same_attempt(existing, amount=amount, product=product, payer=payer)
     data = {
-        # "qr" + 22 random characters: unique per merchant without asking the merchant (merchant-api.md "Orders").
-        "out_trade_no": "qr" + secrets.token_hex(11), "amount": amount, "currency": "CNY",
-        "product": WALLET_PRODUCTS[wallet], "subject": store_code.store.name[:128],
-        "payer": {PAYER_KEYS[wallet]: payer_id}, "store_id": store_code.store.store_no,
+        "out_trade_no": out_trade_no, "amount": amount, "currency": "CNY",
+        "product": product, "subject": store_code.store.name[:128],
+        "payer": payer, "store_id": store_code.store.store_no,
         "metadata": {"store_code": store_code.code},
     }
     if client_ip:
         data["client_ip"] = client_ip
-    order, _ = order_create(app=app, data=data)
+    try:
+        order, _ = order_create(app=app, data=data)
+    except IdempotencyConflict:
+        # A concurrent submit of the same form won the INSERT with other parameters: which ones decides.
+        existing = _attempt_order(store_code, out_trade_no)
+        if existing is None:
+            raise
+        return _same_attempt(existing, amount=amount, product=product, payer=payer)
+    return order
+
+
+def _attempt_order(store_code: StoreCode, out_trade_no: str) -> Order | None:
+    return Order.objects.filter(merchant=store_code.merchant, out_trade_no=out_trade_no).first()
+
+
+def _same_attempt(order: Order, *, amount: int, product: str, payer: dict) -> Order:
+    """The order an earlier submit of this form made, if this submit asks for the same payment.
+
+    Compared on what the payer chose (amount, wallet, payer id), not order_create's whole fingerprint: a retry over
+    another network has another client IP and is still the same payment."""
+    if order.amount != amount:
+        raise IdempotencyConflict(
+            f"this form was already submitted for ¥{format_yuan(order.amount)}; "
+            f"press Pay again to pay ¥{format_yuan(amount)} as a new payment",
+            param="amount", extra={"order_id": order.pk})
+    if order.channel_product != product or order.payer != payer:
+        raise IdempotencyConflict("this payment form was already used by another wallet; press Pay again",
+                                  param="attempt")
     return order

@@ -15,7 +15,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
-from aggpay.errors import ApplicationError
+from aggpay.errors import ApplicationError, ChannelRefused, IdempotencyConflict
 from aggpay.money import format_yuan
 from channels.adapters.errors import ChannelError
 from channels.models import ChannelAccount
@@ -119,19 +119,40 @@ def scan_pay(request: HttpRequest, code: str) -> HttpResponse:
     payer = _payer(request, "c:" + store_code.code, wallet or "")
     if payer is None:
         return redirect("onecode:scan", code=store_code.code)  # start again through the wallet's OAuth
+    nonce = _nonce(request)
     context = {"store": store_code.store, "merchant": store_code.merchant, "wallet_name": WALLET_NAMES[wallet],
                "amount_text": "", "error": ""}
     if request.method == "POST":
         context["amount_text"] = request.POST.get("amount", "")
         try:
             amount = services.parse_amount(context["amount_text"])
-            order = services.onecode_pay(store_code=store_code, wallet=wallet, payer_id=payer["p"], amount=amount,
+            order = services.onecode_pay(store_code=store_code, attempt=request.POST.get("attempt", ""),
+                                         nonce=nonce, wallet=wallet, payer_id=payer["p"], amount=amount,
                                          client_ip=_client_ip(request))
         except ApplicationError as exc:
             context["error"] = exc.message
+            context["attempt"] = _attempt_after(request, store_code, nonce, exc)
+            if exc.extra.get("order_id"):  # the form's earlier payment, for a payer who changed the amount
+                context["earlier_url"] = reverse("onecode:order", args=[cashier_token(exc.extra["order_id"])])
             return render(request, "payer/amount.html", context, status=422)
+        # Post/redirect/get; a repeated submit of this form redirects to the same order (services.onecode_pay).
         return redirect("onecode:order", token=cashier_token(order.pk))
+    context["attempt"] = services.attempt_token(store_code=store_code, nonce=nonce)
     return render(request, "payer/amount.html", context)
+
+
+def _attempt_after(request: HttpRequest, store_code, nonce: str, exc: ApplicationError) -> str:
+    """The form's token after a refused submit: the same one while it is valid and made no order (so a double
+    tap that crossed the error still finds one order), a fresh one once it is bad or spent."""
+    spent = isinstance(exc, (ChannelRefused, IdempotencyConflict)) or exc.param == "attempt"
+    submitted = request.POST.get("attempt", "")
+    if not spent:
+        try:
+            services.attempt_check(token=submitted, store_code=store_code, nonce=nonce)
+            return submitted
+        except ApplicationError:
+            pass
+    return services.attempt_token(store_code=store_code, nonce=nonce)
 
 
 # --- /cashier/<token> -----------------------------------------------------------------------------------------
