@@ -7,7 +7,8 @@ clerks' form and the batch import use; the serializers here only pin down JSON t
 belongs is a 400 naming the field, not a crash) and refuse unknown fields (a misspelt field is never dropped
 silently).
 
-    POST  /merchants                           the record (+ optional inline documents, + "submit": true)
+    POST  /merchants                           the record (+ optional inline documents, + "submit": true);
+                                               idempotent by the partner's own "partner_reference"
     GET   /merchants                           list, newest first
     GET   /merchants/{merchant_no}             application, per-channel contracts, sub-merchant ids (PII masked)
     PATCH /merchants/{merchant_no}             JSON merge patch (RFC 7396) of the record while draft/returned;
@@ -23,6 +24,7 @@ import re
 
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
+from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import BasePermission
@@ -53,13 +55,10 @@ from merchants.models import (
     MerchantState,
     SubjectType,
 )
-from merchants.services.onboarding import (
-    application_submit,
-    document_add,
-    merchant_onboard_draft,
-    merchant_record_update,
-)
+from merchants.services.onboarding import application_submit, document_add, merchant_record_update
+from merchants.services.partner import PARTNER_REFERENCE_RE, partner_merchant_create
 from merchants.services.record import SCENARIO_TYPES
+from trades.api.orders import StrictRegexField  # identifiers are JSON strings, as out_trade_no
 
 # A name the file storage keeps as it is (Django's get_valid_filename would reject '.', '..' or '???').
 FILENAME_RE = re.compile(r"^\w[\w .()-]{0,99}$")
@@ -159,7 +158,16 @@ class PartnerDocumentInputSerializer(StrictSerializer):
             raise serializers.ValidationError("not valid base64")
 
 
+def _partner_reference(**kwargs):
+    return StrictRegexField(PARTNER_REFERENCE_RE, max_length=64, min_length=1, **kwargs)
+
+
 class PartnerMerchantCreateInputSerializer(PartnerRecordInputSerializer):
+    partner_reference = _partner_reference(
+        required=False, help_text="recommended: your own id of the merchant, 1–64 characters `[A-Za-z0-9_-]`, "
+                                  "unique among your merchants. A create retried with it returns the merchant it "
+                                  "made (200, `Idempotent-Replayed: true`); other content under it is a `409 "
+                                  "idempotency_conflict`. Set once: it cannot be patched")
     documents = PartnerDocumentInputSerializer(many=True, required=False,
                                                help_text="documents to attach at once (or upload them later)")
     submit = serializers.BooleanField(default=False, help_text="submit for review at once (all required "
@@ -176,6 +184,7 @@ class PartnerMerchantListParamsSerializer(ListParamsSerializer):
     starting_after = serializers.CharField(required=False, max_length=64,
                                            help_text="a merchant_no: the page after that merchant")
     state = serializers.ChoiceField(choices=MerchantState.choices, required=False)
+    partner_reference = _partner_reference(required=False, help_text="only the merchant with this reference of yours")
 
 
 def _validated(serializer_class, data, *, partial: bool = False) -> dict:
@@ -242,14 +251,24 @@ def current_settlement(merchant: Merchant) -> dict | None:
             "account_holder": a.account_holder}
 
 
-def _add_document(*, merchant_id: int, actor: str, document: dict, param_prefix: str = "") -> Document:
-    upload = SimpleUploadedFile(document["filename"], document["content_base64"])
+def _upload(document: dict) -> SimpleUploadedFile:
+    return SimpleUploadedFile(document["filename"], document["content_base64"])
+
+
+def _api_error(exc: InvalidRequest) -> InvalidRequest:
+    """document_add speaks of the uploaded "file"; over this JSON API the file is content_base64."""
+    param = exc.param
+    if param is not None and param.rsplit(".", 1)[-1] == "file":
+        param = param[: -len("file")] + "content_base64"
+    return InvalidRequest(exc.message, param=param, extra=exc.extra)
+
+
+def _add_document(*, merchant_id: int, actor: str, document: dict) -> Document:
     try:
-        return document_add(merchant_id=merchant_id, actor=actor, doc_type=document["doc_type"], uploaded_file=upload)
+        return document_add(merchant_id=merchant_id, actor=actor, doc_type=document["doc_type"],
+                            uploaded_file=_upload(document))
     except InvalidRequest as exc:
-        # document_add speaks of the uploaded "file"; over this JSON API the file is content_base64.
-        param = "content_base64" if exc.param == "file" else exc.param
-        raise InvalidRequest(exc.message, param=f"{param_prefix}{param}" if param else None) from exc
+        raise _api_error(exc) from exc
 
 
 # --- views ------------------------------------------------------------------------------------------------------
@@ -267,6 +286,7 @@ class PartnerAPIView(MerchantAPIView):
 
 
 TAGS = ["partner onboarding"]
+REPLAYED = {"Idempotent-Replayed": "true"}
 
 
 class PartnerMerchantListView(PartnerAPIView):
@@ -284,6 +304,8 @@ class PartnerMerchantListView(PartnerAPIView):
         merchants = Merchant.objects.filter(partner=request.auth.merchant)
         if params.get("state"):
             merchants = merchants.filter(state=params["state"])
+        if params.get("partner_reference"):
+            merchants = merchants.filter(partner_reference=params["partner_reference"])
         rows, has_more = page(with_resource_data(merchants), params=params, id_field="merchant_no")
         return Response({"data": [merchant_resource(m) for m in rows], "has_more": has_more})
 
@@ -292,24 +314,30 @@ class PartnerMerchantListView(PartnerAPIView):
         summary="Submit a merchant for onboarding",
         description="Creates the merchant and its draft application from the record. Attach documents here or "
                     "with POST /merchants/{merchant_no}/documents; `\"submit\": true` sends it for review at once "
-                    "(all in one transaction: on any error nothing is created).",
+                    "(all in one transaction: on any error nothing is created). With `partner_reference` a "
+                    "retried create returns the merchant it made instead of making another.",
         request=PartnerMerchantCreateInputSerializer,
-        responses={201: PartnerMerchantOutputSerializer},
+        responses={201: PartnerMerchantOutputSerializer,
+                   200: OpenApiResponse(PartnerMerchantOutputSerializer,
+                                        description="the same request retried (same `partner_reference`): the "
+                                                    "merchant it made, with header `Idempotent-Replayed: true`")},
         errors=(403, 409),
         tags=TAGS,
     )
     def post(self, request):
         data = _validated(PartnerMerchantCreateInputSerializer, request.data)
         submit, documents = data.pop("submit", False), data.pop("documents", [])
-        actor = api_actor(request)
-        with transaction.atomic():
-            application = merchant_onboard_draft(actor=actor, data=data, partner=request.auth.merchant)
-            for index, document in enumerate(documents):
-                _add_document(merchant_id=application.merchant_id, actor=actor, document=document,
-                              param_prefix=f"documents.{index}.")
-            if submit:
-                application_submit(application_id=application.pk, actor=actor)
-        return Response(self.resource(request, application.merchant.merchant_no), status=201)
+        partner_reference = data.pop("partner_reference", "")
+        try:
+            merchant, replayed = partner_merchant_create(
+                partner=request.auth.merchant, actor=api_actor(request), data=data,
+                partner_reference=partner_reference, submit=submit,
+                documents=[(document["doc_type"], _upload(document)) for document in documents])
+        except InvalidRequest as exc:
+            raise _api_error(exc) from exc
+        if replayed:
+            return Response(self.resource(request, merchant.merchant_no), status=200, headers=REPLAYED)
+        return Response(self.resource(request, merchant.merchant_no), status=201)
 
 
 class PartnerMerchantDetailView(PartnerAPIView):

@@ -14,6 +14,7 @@ from rest_framework import serializers
 from aggpay.masking import mask_bank_account, mask_email, mask_id_number, mask_name, mask_phone
 from merchants.models import (
     AccountType,
+    ApplicationState,
     ContractState,
     DocumentType,
     IdDocType,
@@ -27,8 +28,8 @@ from merchants.services.record import SCENARIO_TYPES, required_documents
 SUB_MERCHANT_ID_STATES = (ContractState.ACTIVE, ContractState.LIMITED, ContractState.SUSPENDED,
                           ContractState.TERMINATED)
 SIGN_URL_STATES = (ContractState.TO_BE_CONFIRMED, ContractState.TO_BE_SIGNED)
-MERCHANT_EVENT_TYPES = ("merchant.submitted", "merchant.returned", "merchant.contract_updated",
-                        "merchant.activated")
+MERCHANT_EVENT_TYPES = ("merchant.submitted", "merchant.returned", "merchant.rejected",
+                        "merchant.contract_updated", "merchant.activated")
 
 
 # --- output serializers (documentation and rendering) ---------------------------------------------------------
@@ -41,6 +42,8 @@ class PartnerApplicationOutputSerializer(serializers.Serializer):
     state = serializers.CharField(help_text="`draft`, `submitted`, `risk_review`, `returned` (correct it with "
                                             "PATCH), `rejected`, `approved`, `contracting`, `completed`")
     returned_reasons = PartnerReasonOutputSerializer(many=True, help_text="why it was returned, per field")
+    rejection_reason = serializers.CharField(allow_null=True, help_text="why risk rejected it (final) when the "
+                                                                        "state is `rejected`; otherwise null")
     submitted_at = serializers.DateTimeField(allow_null=True)
     decided_at = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
@@ -114,6 +117,8 @@ class PartnerSettlementChangeOutputSerializer(serializers.Serializer):
 
 class PartnerMerchantOutputSerializer(serializers.Serializer):
     merchant_no = serializers.CharField()
+    partner_reference = serializers.CharField(allow_null=True, help_text="your own id of the merchant, as sent "
+                                                                         "when creating it; null if none was sent")
     state = serializers.ChoiceField(choices=MerchantState.choices, help_text="`onboarding` until a contract is "
                                                                              "active, then `active`")
     subject_type = serializers.ChoiceField(choices=SubjectType.choices)
@@ -226,6 +231,7 @@ def _application(merchant: Merchant) -> dict | None:
     return {
         "state": application.state,
         "returned_reasons": _reasons(application.returned_reasons),
+        "rejection_reason": application.review_notes if application.state == ApplicationState.REJECTED else None,
         "submitted_at": application.submitted_at,
         "decided_at": application.decided_at,
         "created_at": application.created_at,
@@ -253,6 +259,7 @@ def merchant_resource(merchant: Merchant) -> dict:
     needed = required_documents(subject_type=merchant.subject_type, scenarios=merchant.scenarios or [])
     data = {
         "merchant_no": merchant.merchant_no,
+        "partner_reference": merchant.partner_reference or None,
         "state": merchant.state,
         "subject_type": merchant.subject_type,
         "legal_name": merchant.legal_name,
@@ -307,8 +314,8 @@ def partner_merchant(*, partner: Merchant, merchant_no: str) -> Merchant | None:
 def partner_event_emit(*, merchant_id: int, type: str):
     """Tell the partner that onboarded ``merchant_id`` about a change, in the caller's transaction.
 
-    Called from the onboarding services at the points merchant-api.md names (submitted, returned, each contract
-    state change, activated). The event belongs to the partner (its apps with the ``onboarding`` scope receive
+    Called from the onboarding services at the points merchant-api.md names (submitted, returned, rejected, each
+    contract state change, activated). The event belongs to the partner (its apps with the ``onboarding`` scope receive
     and list it); its object is the merchant, so ``sequence`` orders all of one merchant's events.
     """
     from trades.services.events import event_emit

@@ -46,6 +46,14 @@ class Merchant(FSMModelMixin, models.Model):
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="sub_merchants",
         help_text="the partner that onboarded this merchant through the API, if any",
     )
+    # The partner's own id of the merchant (merchant-api.md "Partner onboarding"): a retried create is recognised
+    # by it (design §5 rule 5, like out_trade_no). Blank for merchants onboarded by clerks or without one.
+    partner_reference = models.CharField(max_length=64, blank=True, default="",
+                                         help_text="the partner's own id of this merchant, unique per partner")
+    partner_request_fingerprint = models.CharField(
+        max_length=64, blank=True, default="", editable=False,
+        help_text="SHA-256 of the partner's create request: a retry with other content is a conflict",
+    )
     subject_type = models.CharField(max_length=24, choices=SubjectType.choices, default=SubjectType.ENTERPRISE)
     licence_no = models.CharField("business licence number", max_length=32, blank=True, db_index=True)
     licence_valid_from = models.DateField(null=True, blank=True)
@@ -72,6 +80,10 @@ class Merchant(FSMModelMixin, models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["partner", "partner_reference"], condition=~models.Q(partner_reference=""),
+                                    name="uniq_partner_reference_per_partner"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.merchant_no} {self.short_name}"

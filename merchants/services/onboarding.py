@@ -53,19 +53,26 @@ def _write_record(*, merchant: Merchant, record: RecordInput) -> None:
     merchant.stores.exclude(pk__in=kept).delete()
 
 
-def merchant_onboard_draft(*, actor, data: dict, partner: Merchant | None = None) -> OnboardingApplication:
-    """Create a merchant and its draft application from a record (form, import row or partner API)."""
+def merchant_onboard_draft(*, actor, data: dict, partner: Merchant | None = None, partner_reference: str = "",
+                           request_fingerprint: str = "") -> OnboardingApplication:
+    """Create a merchant and its draft application from a record (form, import row or partner API).
+
+    ``partner_reference`` and ``request_fingerprint`` come from the partner API (merchants.services.partner): a
+    reference the partner already used is an IntegrityError from the unique constraint, for the caller to handle.
+    """
     require_perm(actor, "merchants.add_merchant")
     record = validate_record(data)
     with transaction.atomic():
         merchant = Merchant.objects.create(
             merchant_no=new_merchant_no(), legal_name=record.merchant["legal_name"],
-            short_name=record.merchant["short_name"], partner=partner,
+            short_name=record.merchant["short_name"], partner=partner, partner_reference=partner_reference,
+            partner_request_fingerprint=request_fingerprint,
         )
         _write_record(merchant=merchant, record=record)
         application = OnboardingApplication.objects.create(merchant=merchant, created_by=actor_label_for(actor))
         audit_log(actor=actor, action="merchants.application.drafted", target=application,
-                  data={"merchant_no": merchant.merchant_no, "partner": partner.merchant_no if partner else None})
+                  data={"merchant_no": merchant.merchant_no, "partner": partner.merchant_no if partner else None,
+                        "partner_reference": partner_reference or None})
     return application
 
 
@@ -232,5 +239,11 @@ def application_reject(*, application_id: int, actor, reason: str) -> Onboarding
         application.review_notes = reason
         application.decided_at = timezone.now()
 
-    return _transition(application_id=application_id, actor=actor, name="reject",
-                       action="merchants.application.rejected", reason=reason, before_save=decide)
+    with transaction.atomic():
+        application = _transition(application_id=application_id, actor=actor, name="reject",
+                                  action="merchants.application.rejected", reason=reason, before_save=decide)
+        if application.merchant.partner_id:  # the partner is told (merchant-api.md "Partner onboarding")
+            from aggpay.api.partner_resource import partner_event_emit
+
+            partner_event_emit(merchant_id=application.merchant_id, type="merchant.rejected")
+    return application

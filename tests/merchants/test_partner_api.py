@@ -13,12 +13,14 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from aggpay.api import signing
+from aggpay.errors import InvalidRequest, InvalidState
 from aggpay.models import AuditLog
 from channels.adapters.base import OnboardingResult, OnboardingState
 from merchants.models import Contract, Document, Merchant, OnboardingApplication
 from merchants.services.contracts import contract_apply_result
 from merchants.services.onboarding import (
     application_approve,
+    application_reject,
     application_return,
     application_review_start,
     application_submit,
@@ -153,6 +155,91 @@ def test_bad_records_are_400s_naming_the_field(partner, body, param):
 def test_a_body_that_is_not_an_object_is_a_400(partner):
     response = partner.request("POST", "/api/v1/merchants", body=b"[1, 2]")
     assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_request"
+
+
+# --- a retried create (partner_reference) ---------------------------------------------------------------------------
+def test_a_retried_create_with_its_partner_reference_answers_the_same_merchant_and_makes_no_other(partner,
+                                                                                                  westlake_app):
+    body = {**record(), "partner_reference": "WL-0001", "documents": [document(t) for t in ALL_DOCUMENTS],
+            "submit": True}
+    first = partner.post("/api/v1/merchants", json=body)
+    assert first.status_code == 201, first.json()
+    assert "Idempotent-Replayed" not in first.headers
+    assert first.json()["partner_reference"] == "WL-0001"
+
+    again = partner.post("/api/v1/merchants", json=body)  # the answer was lost; the partner sends it again
+
+    assert again.status_code == 200, again.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert signing.verify_response(again.headers, again.content, secret=westlake_app.secret)
+    assert again.json() == first.json()
+    assert Merchant.objects.filter(partner=westlake_app.merchant).count() == 1
+    assert Document.objects.count() == len(ALL_DOCUMENTS)
+    assert Event.objects.filter(type="merchant.submitted").count() == 1
+
+
+def test_a_replay_shows_the_merchant_as_it_is_now(partner):
+    body = {**record(), "partner_reference": "WL-0002"}
+    merchant_no = partner.post("/api/v1/merchants", json=body).json()["merchant_no"]
+    patch(partner, f"/api/v1/merchants/{merchant_no}", {"short_name": "西湖茶馆龙井店"})
+    again = partner.post("/api/v1/merchants", json=body)
+    assert again.status_code == 200 and again.json()["merchant_no"] == merchant_no
+    assert again.json()["short_name"] == "西湖茶馆龙井店"
+
+
+@pytest.mark.parametrize("changes", [
+    {"short_name": "另一家茶馆"},
+    {"submit": True, "documents": [document(t) for t in ALL_DOCUMENTS]},
+])
+def test_the_same_partner_reference_with_other_content_is_a_409_naming_it(partner, changes):
+    merchant_no = create(partner, partner_reference="WL-0003")["merchant_no"]
+    response = partner.post("/api/v1/merchants", json={**record(partner_reference="WL-0003"), **changes})
+    assert response.status_code == 409, response.json()
+    error = response.json()["error"]
+    assert (error["code"], error["param"]) == ("idempotency_conflict", "partner_reference")
+    assert Merchant.objects.filter(partner__isnull=False).count() == 1
+    assert Merchant.objects.get(merchant_no=merchant_no).short_name == "西湖茶馆"
+    assert not Document.objects.exists()
+
+
+def test_without_a_partner_reference_a_retry_makes_a_second_merchant(partner):
+    first, second = create(partner), create(partner)
+    assert first["merchant_no"] != second["merchant_no"]
+    assert first["partner_reference"] is None
+
+
+def test_partner_references_are_per_partner(partner, rival):
+    mine = create(partner, partner_reference="SHOP-1")
+    response = rival.post("/api/v1/merchants", json=record(partner_reference="SHOP-1", short_name="钱塘面馆"))
+    assert response.status_code == 201, response.json()
+    assert response.json()["merchant_no"] != mine["merchant_no"]
+    assert partner.get("/api/v1/merchants?partner_reference=SHOP-1").json()["data"] == [mine]
+
+
+@pytest.mark.parametrize("reference", ["", "has space", "x" * 65, "订单1", 12345, None])
+def test_a_malformed_partner_reference_is_a_400_naming_it(partner, reference):
+    response = partner.post("/api/v1/merchants", json=record(partner_reference=reference))
+    assert response.status_code == 400, response.json()
+    assert response.json()["error"]["param"] == "partner_reference"
+    assert not Merchant.objects.filter(partner__isnull=False).exists()
+
+
+def test_the_partner_reference_cannot_be_patched(partner):
+    merchant_no = create(partner, partner_reference="WL-0004")["merchant_no"]
+    response = patch(partner, f"/api/v1/merchants/{merchant_no}", {"partner_reference": "WL-9999"})
+    assert response.status_code == 400 and response.json()["error"]["param"] == "partner_reference"
+    assert Merchant.objects.get(merchant_no=merchant_no).partner_reference == "WL-0004"
+
+
+def test_the_list_filters_by_partner_reference(partner):
+    create(partner, partner_reference="WL-0005")
+    wanted = create(partner, partner_reference="WL-0006", short_name="茶馆6")
+    create(partner)
+    assert [m["merchant_no"] for m in partner.get("/api/v1/merchants?partner_reference=WL-0006").json()["data"]] \
+        == [wanted["merchant_no"]]
+    assert partner.get("/api/v1/merchants?partner_reference=WL-0404").json()["data"] == []
+    response = partner.get("/api/v1/merchants?partner_reference=not%20valid")
+    assert response.status_code == 400 and response.json()["error"]["param"] == "partner_reference"
 
 
 # --- who may ----------------------------------------------------------------------------------------------------------
@@ -312,6 +399,45 @@ def test_a_record_under_review_cannot_be_patched(partner):
     assert Merchant.objects.get(merchant_no=merchant_no).short_name == "西湖茶馆"
 
 
+def test_a_rejected_application_tells_the_partner_with_the_reason(partner, westlake_app, risk_officer,
+                                                                   callback_receiver):
+    westlake_app.notify_url = callback_receiver.url
+    westlake_app.save()
+    merchant_no = submitted(partner)["merchant_no"]
+    assert partner.get(f"/api/v1/merchants/{merchant_no}").json()["application"]["rejection_reason"] is None
+    application = OnboardingApplication.objects.get(merchant__merchant_no=merchant_no)
+    application_review_start(application_id=application.pk, actor=risk_officer)
+    application_reject(application_id=application.pk, actor=risk_officer, reason="经营场所与执照地址不符")
+
+    shown = partner.get(f"/api/v1/merchants/{merchant_no}").json()
+    assert shown["application"]["state"] == "rejected"
+    assert shown["application"]["rejection_reason"] == "经营场所与执照地址不符"
+    events = list(Event.objects.filter(object_id=merchant_no).order_by("sequence"))
+    assert [(e.type, e.sequence) for e in events] == [("merchant.submitted", 1), ("merchant.rejected", 2)]
+    assert events[1].data == shown  # the merchant as the API returns it, reason included
+    pulled = partner.get("/api/v1/events?type=merchant.rejected").json()["data"]
+    assert [e["data"]["object"]["merchant_no"] for e in pulled] == [merchant_no]
+
+    for event in events:
+        delivery_attempt(delivery_id=event.deliveries.get().pk)
+    rejected = json.loads(callback_receiver.requests[-1]["body"])
+    assert rejected["type"] == "merchant.rejected"
+    assert rejected["data"]["object"]["application"]["rejection_reason"] == "经营场所与执照地址不符"
+    assert signing.verify_response(callback_receiver.requests[-1]["headers"], callback_receiver.requests[-1]["body"],
+                                   secret=westlake_app.secret)
+
+
+def test_a_rejection_that_fails_tells_the_partner_nothing(partner, risk_officer):
+    merchant_no = submitted(partner)["merchant_no"]
+    application = OnboardingApplication.objects.get(merchant__merchant_no=merchant_no)
+    with pytest.raises(InvalidState):  # not under review yet
+        application_reject(application_id=application.pk, actor=risk_officer, reason="照片模糊")
+    application_review_start(application_id=application.pk, actor=risk_officer)
+    with pytest.raises(InvalidRequest):  # no reason
+        application_reject(application_id=application.pk, actor=risk_officer, reason="")
+    assert list(Event.objects.values_list("type", flat=True)) == ["merchant.submitted"]
+
+
 # --- contracts, activation and what the partner sees ---------------------------------------------------------------
 def _approve(merchant_no: str, risk_officer) -> dict[str, Contract]:
     application = OnboardingApplication.objects.get(merchant__merchant_no=merchant_no)
@@ -388,6 +514,13 @@ def test_merchants_onboarded_by_clerks_emit_no_partner_events(risk_officer, onbo
     contracts = _approve(application.merchant.merchant_no, risk_officer)
     _channel_says(contracts["bank-a"], OnboardingState.FINISHED, application_id="B9", sub_mchid="BANKA009")
     assert Merchant.objects.get(pk=application.merchant_id).state == "active"
+    rejected = merchant_onboard_draft(actor="clerk", data=record(short_name="另一家"))
+    for doc_type in ALL_DOCUMENTS:
+        document_add(merchant_id=rejected.merchant_id, actor="clerk", doc_type=doc_type,
+                     uploaded_file=png(f"{doc_type}.png"))
+    application_submit(application_id=rejected.pk, actor="clerk")
+    application_review_start(application_id=rejected.pk, actor=risk_officer)
+    assert application_reject(application_id=rejected.pk, actor=risk_officer, reason="虚假商户").state == "rejected"
     assert not Event.objects.exists()
 
 

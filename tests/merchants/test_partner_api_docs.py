@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+from merchants.models import Merchant
 from tests.aggpay.test_api_docs import snippet
 from tests.merchants.records import record
 from trades.models import Event
@@ -35,6 +36,7 @@ def test_the_documented_partner_flow_creates_documents_and_submits_a_merchant(li
     assert all(line.startswith("uploaded ") and " 201 " in line for line in lines[2:8])
     assert lines[8] == "200 submitted"
     assert Event.objects.get(object_id=merchant_no).type == "merchant.submitted"
+    assert Merchant.objects.get(merchant_no=merchant_no).partner_reference == "WL-SHOP-0042"
 
 
 def test_the_documented_partner_flow_stops_on_a_bad_record_naming_the_field(live_server, westlake_app, tmp_path):
@@ -46,3 +48,19 @@ def test_the_documented_partner_flow_stops_on_a_bad_record_naming_the_field(live
                             timeout=60)
     assert result.returncode == 1
     assert result.stderr.startswith("400 contact_phone: ")
+
+
+def test_the_docs_and_the_schema_name_every_merchant_event_type():
+    from aggpay.api.events import EventOutputSerializer
+    from aggpay.api.partner_resource import MERCHANT_EVENT_TYPES
+    from tests.aggpay.test_api_docs import DOC
+
+    text = DOC.read_text()
+    notifications = text.split("## Notifications and events", 1)[1].split("\n## ", 1)[0]
+    partner_events = text.split("**Events**: the partner's", 1)[1].split("\n\n", 1)[0]
+    described = EventOutputSerializer().fields["type"].help_text
+    assert "merchant.rejected" in MERCHANT_EVENT_TYPES
+    for event_type in MERCHANT_EVENT_TYPES:
+        assert f"`{event_type}`" in notifications, event_type
+        assert f"`{event_type}`" in partner_events, event_type
+        assert f"`{event_type}`" in described, event_type

@@ -1,0 +1,94 @@
+"""Merchants a partner creates through the API (merchant-api.md "Partner onboarding"; issue 4).
+
+``partner_merchant_create`` is the whole of POST /api/v1/merchants: the draft, the documents that came along and the
+optional submission, in one transaction. A create that carries a ``partner_reference`` (the partner's own id of the
+merchant) is idempotent the way orders are by ``out_trade_no`` (design §5 rule 5, style.md §9): the same request
+again answers the merchant it made; the same reference with other content is an ``idempotency_conflict``. The unique
+constraint on ``(partner, partner_reference)`` decides a concurrent double create: the loser's INSERT waits for the
+winner's commit, fails, and replays the winner's merchant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+
+from django.core.files.uploadedfile import UploadedFile
+from django.db import IntegrityError, transaction
+
+from aggpay.errors import IdempotencyConflict, InvalidRequest
+from merchants.models import Merchant
+from merchants.services.onboarding import application_submit, document_add, merchant_onboard_draft
+
+# The character rules of out_trade_no (merchant-api.md "Orders"), 1–64 long.
+PARTNER_REFERENCE_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def request_fingerprint(*, data: dict, documents: Sequence[tuple[str, UploadedFile]], submit: bool) -> str:
+    """SHA-256 over what a create asks for: the record, each document's type, name and content hash, submit."""
+    files = []
+    for doc_type, uploaded_file in documents:
+        digest = hashlib.sha256()
+        uploaded_file.seek(0)
+        for chunk in uploaded_file.chunks():
+            digest.update(chunk)
+        uploaded_file.seek(0)
+        files.append([doc_type, uploaded_file.name, digest.hexdigest()])
+    canonical = json.dumps({"record": data, "documents": files, "submit": bool(submit)}, sort_keys=True,
+                           ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _existing(*, partner: Merchant, partner_reference: str) -> Merchant | None:
+    return Merchant.objects.filter(partner=partner, partner_reference=partner_reference).first()
+
+
+def _replay(merchant: Merchant, print_: str) -> Merchant:
+    if merchant.partner_request_fingerprint != print_:
+        raise IdempotencyConflict(f"partner_reference {merchant.partner_reference} was used with different content "
+                                  f"(merchant {merchant.merchant_no})", param="partner_reference")
+    return merchant
+
+
+@transaction.atomic(durable=True)
+def partner_merchant_create(*, partner: Merchant, actor, data: dict, partner_reference: str = "",
+                            documents: Sequence[tuple[str, UploadedFile]] = (),
+                            submit: bool = False) -> tuple[Merchant, bool]:
+    """Create ``partner``'s merchant from a record, attach ``documents`` ((doc_type, file) pairs) and, if
+    ``submit``, send it for review — all or nothing. Returns (merchant, replayed).
+
+    With a ``partner_reference`` a retry is recognised: (the existing merchant, True) when the request is the same,
+    ``IdempotencyConflict`` naming ``partner_reference`` when it is not. A bad document is an ``InvalidRequest``
+    whose param is ``documents.<index>.<param of document_add>``.
+    """
+    if partner_reference and not PARTNER_REFERENCE_RE.match(partner_reference):
+        raise InvalidRequest("partner_reference must be 1–64 characters of A-Z, a-z, 0-9, '_' and '-'",
+                             param="partner_reference")
+    print_ = request_fingerprint(data=data, documents=documents, submit=submit) if partner_reference else ""
+    if partner_reference:
+        existing = _existing(partner=partner, partner_reference=partner_reference)
+        if existing is not None:
+            return _replay(existing, print_), True
+    try:
+        with transaction.atomic():  # a savepoint: a lost race leaves the transaction usable for the replay
+            application = merchant_onboard_draft(actor=actor, data=data, partner=partner,
+                                                 partner_reference=partner_reference, request_fingerprint=print_)
+    except IntegrityError:
+        # A concurrent create with this reference committed first (the unique constraint): replay it. Any other
+        # integrity error has no such merchant behind it and stays an error.
+        existing = _existing(partner=partner, partner_reference=partner_reference) if partner_reference else None
+        if existing is None:
+            raise
+        return _replay(existing, print_), True
+    for index, (doc_type, uploaded_file) in enumerate(documents):
+        try:
+            document_add(merchant_id=application.merchant_id, actor=actor, doc_type=doc_type,
+                         uploaded_file=uploaded_file)
+        except InvalidRequest as exc:
+            raise InvalidRequest(exc.message, param=f"documents.{index}.{exc.param}" if exc.param else "documents",
+                                 extra=exc.extra) from exc
+    if submit:
+        application_submit(application_id=application.pk, actor=actor)
+    return application.merchant, False
