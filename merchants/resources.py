@@ -12,13 +12,15 @@ safe against formula injection.
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import transaction
 from import_export import resources, widgets
 from import_export.fields import Field
 from import_export.instance_loaders import BaseInstanceLoader
 
-from aggpay.errors import ApplicationError, InvalidRequest
+from aggpay.errors import ApplicationError
 from aggpay.masking import mask_bank_account, mask_email, mask_id_number, mask_name, mask_phone
 from merchants.batch import cells
 from merchants.batch.columns import (
@@ -31,10 +33,17 @@ from merchants.batch.columns import (
 from merchants.batch.documents import DocumentsZip, normalise_ref
 from merchants.models import Merchant, MerchantState, SubjectType
 from merchants.services.onboarding import document_add, merchant_onboard_draft
-from merchants.services.record import validate_record
+from merchants.services.record import check_record
 
 ROW_NUMBER = "__row__"  # extra dataset column: the row number the clerk sees in Excel
 MAX_REF_LENGTH = 64
+_POSITIONS = {column.key: position for position, column in enumerate((*COLUMNS, DOCUMENTS_COLUMN))}
+
+
+def _column_position(error: dict) -> int:
+    """Where a row problem goes in the report: its column's place in the template; the documents ZIP after the
+    columns, and a problem that names no column last."""
+    return _POSITIONS.get(error["column"], len(_POSITIONS))
 
 
 # --- widgets: cells ↔ record values (merchants.batch.cells does the mapping) -----------------------------------
@@ -211,23 +220,30 @@ class MerchantRecordResource(resources.Resource):
     def validate_instance(self, instance, import_validation_errors=None, validate_unique=True):
         row: SheetRow = instance
         self.rows[row.row_number] = row
+        unreadable = set()
         for key, problems in (import_validation_errors or {}).items():
+            unreadable.add(key)
             for message in ValidationError(problems).messages:
                 row.add_error(key, message)
         self._check_ref(row)
-        if not row.errors:
-            try:
-                record = validate_record(row.record())
-            except InvalidRequest as exc:
-                row.add_error(column_for_param(exc.param), readable_message(exc.message))
-            else:
-                self._check_duplicates(row, record.merchant)
+        # Every problem of the row in one pass, so the clerk corrects them all before uploading again. A cell that
+        # could not be read is reported above already: the record only lacks it, which would say the same twice.
+        checked = check_record(row.record())
+        for problem in checked.problems:
+            key = column_for_param(problem.param)
+            if key not in unreadable:
+                row.add_error(key, readable_message(problem.message))
+        self._check_duplicates(row, checked.record.merchant)
         if self.documents is not None:
             row.documents = self.documents.for_ref(row.value("ref"))
             for problem in self.documents.problems_for(row.value("ref")):
                 row.add_error(DOCUMENTS_COLUMN.key, problem)
+        row.errors.sort(key=_column_position)  # stable: a column's problems keep the order they were found in
         if row.errors:
-            raise ValidationError({error["column"] or NON_FIELD_ERRORS: error["reason"] for error in row.errors})
+            by_column = defaultdict(list)
+            for error in row.errors:
+                by_column[error["column"] or NON_FIELD_ERRORS].append(error["reason"])
+            raise ValidationError(dict(by_column))
 
     def save_instance(self, instance, is_create, row, **kwargs):
         if self._is_dry_run(kwargs):
@@ -268,6 +284,8 @@ class MerchantRecordResource(resources.Resource):
             row.add_error("ref", f"ref “{ref}” is also used by row {first}; each row needs its own ref")
 
     def _check_duplicates(self, row: SheetRow, merchant: dict) -> None:
+        """``merchant`` holds the row's fields that passed validate_record: a licence or ID number that is itself
+        wrong is not compared (its problem is reported instead); one that is right is, even if other cells are not."""
         licence = merchant.get("licence_no") or ""
         row.normalised_licence = licence
         if licence:
@@ -282,6 +300,8 @@ class MerchantRecordResource(resources.Resource):
             # 小微 merchants have no licence: the owner's ID number identifies them (within the file; it is
             # encrypted in the database, so it cannot be looked up there).
             id_number = merchant.get("legal_person_id_number") or ""
+            if not id_number:
+                return
             first = self._seen_micro_ids.setdefault(id_number, row.row_number)
             if first != row.row_number:
                 row.add_error("legal_person_id_number", f"same 小微 owner ID number as row {first}", kind="duplicate")

@@ -116,9 +116,11 @@ def job_detail(request, job_id: int):
         for row in rows for error in row.errors
     ]
     imported = _imported_rows(job) if job.state == ImportJobState.DONE else []
+    invalid = [p for p in problems if p["error"]["kind"] != "duplicate"]  # every problem of each row, one line each
     return render(request, "merchants/batch/job.html", {
         "job": job,
-        "problems": [p for p in problems if p["error"]["kind"] != "duplicate"],
+        "problems": invalid,
+        "problem_rows": len({p["row"].row_number for p in invalid}),
         "duplicates": [p for p in problems if p["error"]["kind"] == "duplicate"],
         "valid_rows": [row for row in rows if not row.errors],
         "imported": imported,

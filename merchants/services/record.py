@@ -72,130 +72,243 @@ def _choice(data: dict, key: str, choices, *, default: str | None = None, prefix
     return value
 
 
-def validate_record(data: dict[str, Any], *, partial_settlement_ok: bool = False) -> RecordInput:
-    """Check a whole record; raise InvalidRequest naming the first bad field. Writes nothing."""
-    if not isinstance(data, dict):
-        raise v.InvalidRequest("the record must be a JSON object", param=None)
-    subject_type = _choice(data, "subject_type", SubjectType)
-    merchant: dict[str, Any] = {
-        "subject_type": subject_type,
-        "legal_name": _req(data, "legal_name", max_len=128),
-        "short_name": _req(data, "short_name", max_len=64),
-        "mcc": v.validate_mcc(data.get("mcc", "")),
-        "industry": _opt(data, "industry", max_len=64),
-        "service_phone": v.validate_service_phone(_req(data, "service_phone", max_len=20)),
-        # Required: WeChat needs it as the legal person's ID address (A.13 id_card_address), 小微 merchants included.
-        "registered_address": _req(data, "registered_address", max_len=256),
-    }
-    if subject_type == SubjectType.MICRO:
-        merchant.update(licence_no="", licence_valid_from=None, licence_valid_until=None)
-    else:
-        merchant["licence_no"] = v.validate_licence_no(_req(data, "licence_no", max_len=32))
-        merchant["licence_valid_from"] = _date(data, "licence_valid_from", required=True)
-        merchant["licence_valid_until"] = _date(data, "licence_valid_until", required=False)
-        if merchant["licence_valid_until"] and merchant["licence_valid_until"] <= merchant["licence_valid_from"]:
-            raise v.InvalidRequest("licence_valid_until must be after licence_valid_from", param="licence_valid_until")
-    id_type = _choice(data, "legal_person_id_type", IdDocType, default=IdDocType.ID_CARD)
-    merchant.update(
-        legal_person_name=_req(data, "legal_person_name", max_len=64),
-        legal_person_id_type=id_type,
-        legal_person_id_number=v.validate_id_number(_req(data, "legal_person_id_number", max_len=20), id_type=id_type),
-        legal_person_id_valid_from=_date(data, "legal_person_id_valid_from", required=True),
-        legal_person_id_valid_until=_date(data, "legal_person_id_valid_until", required=False),
-        contact_name=_req(data, "contact_name", max_len=64),
-        contact_phone=v.validate_mobile(_req(data, "contact_phone", max_len=20)),
-        contact_email=v.validate_email(data["contact_email"]) if data.get("contact_email") else "",
-    )
-    today = dt.date.today()
-    for key in ("licence_valid_until", "legal_person_id_valid_until"):
-        if merchant.get(key) and merchant[key] < today:
-            raise v.InvalidRequest(f"{key}: the document expired on {merchant[key]:%Y-%m-%d}", param=key)
+class _Bad:
+    """A field that failed its check: left out of the normalised record, and skipped by checks that need it."""
 
-    products = data.get("requested_products")
+    def __repr__(self) -> str:
+        return "<bad field>"
+
+
+_BAD: Any = _Bad()
+
+
+class _Problems(list[v.InvalidRequest]):
+    """The ``InvalidRequest``s of one record, in the order the fields were checked."""
+
+    def check(self, fn, *args, **kwargs):
+        """``fn(*args, **kwargs)``, or _BAD after noting its InvalidRequest. A field's own steps (required → text →
+        length → format) stop at the first that fails: one problem per check, each a clerk can act on."""
+        try:
+            return fn(*args, **kwargs)
+        except v.InvalidRequest as exc:
+            self.append(exc)
+            return _BAD
+
+    def add(self, message: str, *, param: str | None) -> None:
+        self.append(v.InvalidRequest(message, param=param))
+
+
+def _good(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if value is not _BAD}
+
+
+@dataclass
+class RecordCheck:
+    """Every problem of a record (``problems``, in the order of the batch template's columns) and what passed.
+
+    ``record`` holds the fields that passed, normalised; a field with a problem is left out of it (so ``record`` is
+    complete only when ``problems`` is empty).
+    """
+
+    record: RecordInput
+    problems: list[v.InvalidRequest]
+
+
+def validate_record(data: dict[str, Any], *, partial_settlement_ok: bool = False) -> RecordInput:
+    """Check a whole record; raise InvalidRequest naming the first bad field. Writes nothing.
+
+    "First" is the first of ``validate_record_problems`` — the order of the batch template's columns — so the partner
+    API's one ``param`` and the batch preview's list always agree.
+    """
+    checked = check_record(data, partial_settlement_ok=partial_settlement_ok)
+    if checked.problems:
+        raise checked.problems[0]
+    return checked.record
+
+
+def validate_record_problems(data: dict[str, Any], *, partial_settlement_ok: bool = False) -> list[v.InvalidRequest]:
+    """Every problem of a record at once (empty: the record is valid), each field checked on its own."""
+    return check_record(data, partial_settlement_ok=partial_settlement_ok).problems
+
+
+def check_record(data: dict[str, Any], *, partial_settlement_ok: bool = False) -> RecordCheck:
+    """Check every field of a record independently and collect the problems, in the template's column order.
+
+    Where a check depends on another field (the licence on the subject type, the ID number's format on the ID type,
+    the account holder on the account type and the names), it is skipped while that other field is bad: its answer
+    would be a guess, and fixing the other field brings it back on the next check.
+    """
+    if not isinstance(data, dict):
+        return RecordCheck(RecordInput(merchant={}, settlement=None),
+                           [v.InvalidRequest("the record must be a JSON object", param=None)])
+    found = _Problems()
+    check = found.check
+    today = dt.date.today()
+    m: dict[str, Any] = {}
+
+    subject_type = m["subject_type"] = check(_choice, data, "subject_type", SubjectType)
+    m["legal_name"] = check(_req, data, "legal_name", max_len=128)
+    m["short_name"] = check(_req, data, "short_name", max_len=64)
+    if subject_type == SubjectType.MICRO:
+        m.update(licence_no="", licence_valid_from=None, licence_valid_until=None)
+    else:
+        # An unknown subject type leaves open whether there is a licence at all (小微 has none): check only what was
+        # filled in, and ask for the rest once the subject type is right.
+        known = subject_type is not _BAD
+        if known or data.get("licence_no") not in (None, ""):
+            m["licence_no"] = check(lambda: v.validate_licence_no(_req(data, "licence_no", max_len=32)))
+        valid_from = m["licence_valid_from"] = check(_date, data, "licence_valid_from", required=known)
+        until = m["licence_valid_until"] = check(_date, data, "licence_valid_until", required=False)
+        if until not in (_BAD, None):
+            if valid_from not in (_BAD, None) and until <= valid_from:
+                found.add("licence_valid_until must be after licence_valid_from", param="licence_valid_until")
+            elif until < today:
+                found.add(f"licence_valid_until: the document expired on {until:%Y-%m-%d}",
+                          param="licence_valid_until")
+    # Required: WeChat needs it as the legal person's ID address (A.13 id_card_address), 小微 merchants included.
+    m["registered_address"] = check(_req, data, "registered_address", max_len=256)
+    m["legal_person_name"] = check(_req, data, "legal_person_name", max_len=64)
+    id_type = m["legal_person_id_type"] = check(_choice, data, "legal_person_id_type", IdDocType,
+                                                default=IdDocType.ID_CARD)
+    id_number = check(_req, data, "legal_person_id_number", max_len=20)
+    if id_number is not _BAD:
+        # The number's format depends on the document type: not judged while the type is unknown.
+        id_number = _BAD if id_type is _BAD else check(v.validate_id_number, id_number, id_type=id_type)
+    m["legal_person_id_number"] = id_number
+    m["legal_person_id_valid_from"] = check(_date, data, "legal_person_id_valid_from", required=True)
+    id_until = m["legal_person_id_valid_until"] = check(_date, data, "legal_person_id_valid_until", required=False)
+    if id_until not in (_BAD, None) and id_until < today:
+        found.add(f"legal_person_id_valid_until: the document expired on {id_until:%Y-%m-%d}",
+                  param="legal_person_id_valid_until")
+    m["contact_name"] = check(_req, data, "contact_name", max_len=64)
+    m["contact_phone"] = check(lambda: v.validate_mobile(_req(data, "contact_phone", max_len=20)))
+    m["contact_email"] = check(v.validate_email, data["contact_email"]) if data.get("contact_email") else ""
+    m["service_phone"] = check(lambda: v.validate_service_phone(_req(data, "service_phone", max_len=20)))
+    m["mcc"] = check(v.validate_mcc, data.get("mcc", ""))
+    m["industry"] = check(_opt, data, "industry", max_len=64)
+    m["requested_products"] = check(_products, data.get("requested_products"))
+    m["scenarios"], kinds = _check_scenarios(found, data.get("scenarios") or [])
+    stores = _check_stores(found, data.get("stores") or [], store_scenario="store" in kinds)
+
+    settlement = None
+    raw = data.get("settlement_account")
+    if raw is None and not partial_settlement_ok:
+        found.add("settlement_account is required", param="settlement_account")
+    if raw is not None:
+        settlement = _check_settlement(found, raw, subject_type=subject_type, legal_name=m["legal_name"],
+                                       legal_person_name=m["legal_person_name"])
+    return RecordCheck(RecordInput(merchant=_good(m), settlement=settlement, stores=stores), list(found))
+
+
+def _products(products: Any) -> list[str]:
     if not isinstance(products, list) or not products:
         raise v.InvalidRequest("requested_products must list at least one product", param="requested_products")
     unknown = [p for p in products if p not in PRODUCTS]
     if unknown:
         raise v.InvalidRequest(f"requested_products: unknown product(s) {', '.join(map(str, unknown))}",
                                param="requested_products")
-    merchant["requested_products"] = sorted(set(products))
+    return sorted(set(products))
 
-    scenarios = data.get("scenarios") or []
+
+def _check_scenarios(found: _Problems, scenarios: Any) -> tuple[Any, set[str]]:
+    """The clean scenarios (_BAD if any has a problem) and the scenario types that were recognised."""
     if not isinstance(scenarios, list) or not scenarios:
-        raise v.InvalidRequest("scenarios must list at least one business scenario", param="scenarios")
-    clean_scenarios = []
+        found.add("scenarios must list at least one business scenario", param="scenarios")
+        return _BAD, set()
+    clean, kinds, before = [], set(), len(found)
     for i, scenario in enumerate(scenarios):
         prefix = f"scenarios[{i}]."
         if not isinstance(scenario, dict):
-            raise v.InvalidRequest(f"scenarios[{i}] must be an object", param=f"scenarios[{i}]")
+            found.add(f"scenarios[{i}] must be an object", param=f"scenarios[{i}]")
+            continue
         kind = scenario.get("type")
-        if kind not in SCENARIO_TYPES:
-            raise v.InvalidRequest(f"{prefix}type must be one of {', '.join(SCENARIO_TYPES)}", param=prefix + "type")
-        item = {"type": kind, "name": _req(scenario, "name", max_len=64, prefix=prefix)}
+        if kind in SCENARIO_TYPES:
+            kinds.add(kind)
+        else:
+            found.add(f"{prefix}type must be one of {', '.join(SCENARIO_TYPES)}", param=prefix + "type")
+        item = {"type": kind, "name": found.check(_req, scenario, "name", max_len=64, prefix=prefix)}
+        # Whether a URL or an appid is needed depends on the type: neither is asked for while the type is unknown.
         if kind == "website":
-            url = _req(scenario, "url", max_len=256, prefix=prefix)
-            if not url.startswith(("http://", "https://")):
-                raise v.InvalidRequest(f"{prefix}url must start with http:// or https://", param=prefix + "url")
-            item["url"] = url
+            item["url"] = found.check(_website_url, scenario, prefix=prefix)
         elif kind in ("app", "mini_program", "official_account"):
-            item["appid"] = _req(scenario, "appid", max_len=64, prefix=prefix)
-        clean_scenarios.append(item)
-    merchant["scenarios"] = clean_scenarios
+            item["appid"] = found.check(_req, scenario, "appid", max_len=64, prefix=prefix)
+        clean.append(item)
+    return (clean if len(found) == before else _BAD), kinds
 
+
+def _website_url(scenario: dict, *, prefix: str) -> str:
+    url = _req(scenario, "url", max_len=256, prefix=prefix)
+    if not url.startswith(("http://", "https://")):
+        raise v.InvalidRequest(f"{prefix}url must start with http:// or https://", param=prefix + "url")
+    return url
+
+
+def _check_stores(found: _Problems, raw_stores: Any, *, store_scenario: bool) -> list[dict[str, Any]]:
     stores = []
-    for i, store in enumerate(data.get("stores") or []):
+    for i, store in enumerate(raw_stores):
         prefix = f"stores[{i}]."
         if not isinstance(store, dict):
-            raise v.InvalidRequest(f"stores[{i}] must be an object", param=f"stores[{i}]")
+            found.add(f"stores[{i}] must be an object", param=f"stores[{i}]")
+            continue
         stores.append({
-            "store_no": _req(store, "store_no", max_len=32, prefix=prefix),
-            "name": _req(store, "name", max_len=64, prefix=prefix),
-            "area_code": v.validate_area_code(store.get("area_code", ""), field=prefix + "area_code"),
-            "address": _req(store, "address", max_len=256, prefix=prefix),
+            "store_no": found.check(_req, store, "store_no", max_len=32, prefix=prefix),
+            "name": found.check(_req, store, "name", max_len=64, prefix=prefix),
+            "area_code": found.check(v.validate_area_code, store.get("area_code", ""), field=prefix + "area_code"),
+            "address": found.check(_req, store, "address", max_len=256, prefix=prefix),
         })
-    if any(s["type"] == "store" for s in clean_scenarios) and not stores:
-        raise v.InvalidRequest("stores: an offline store scenario needs at least one store with its address",
-                               param="stores")
-    if len({s["store_no"] for s in stores}) != len(stores):
-        raise v.InvalidRequest("stores: store_no must be unique within the merchant", param="stores")
-
-    settlement = None
-    raw = data.get("settlement_account")
-    if raw is None and not partial_settlement_ok:
-        raise v.InvalidRequest("settlement_account is required", param="settlement_account")
-    if raw is not None:
-        settlement = validate_settlement_account(raw, subject_type=subject_type, legal_name=merchant["legal_name"],
-                                                 legal_person_name=merchant["legal_person_name"])
-    return RecordInput(merchant=merchant, settlement=settlement, stores=stores)
+    if store_scenario and not raw_stores:
+        found.add("stores: an offline store scenario needs at least one store with its address", param="stores")
+    numbers = [s["store_no"] for s in stores if s["store_no"] is not _BAD]
+    if len(set(numbers)) != len(numbers):
+        found.add("stores: store_no must be unique within the merchant", param="stores")
+    return [_good(store) for store in stores]
 
 
 def validate_settlement_account(raw: Any, *, subject_type: str, legal_name: str,
                                 legal_person_name: str) -> dict[str, Any]:
+    """Check a settlement account on its own (an active merchant's change); raise the first problem."""
+    found = _Problems()
+    clean = _check_settlement(found, raw, subject_type=subject_type, legal_name=legal_name,
+                              legal_person_name=legal_person_name)
+    if found:
+        raise found[0]
+    return clean
+
+
+def _check_settlement(found: _Problems, raw: Any, *, subject_type: Any, legal_name: Any,
+                      legal_person_name: Any) -> dict[str, Any]:
     prefix = "settlement_account."
     if not isinstance(raw, dict):
-        raise v.InvalidRequest("settlement_account must be an object", param="settlement_account")
-    account_type = _choice(raw, "account_type", AccountType, prefix=prefix)
-    holder = _req(raw, "account_holder", max_len=128, prefix=prefix)
+        found.add("settlement_account must be an object", param="settlement_account")
+        return {}
+    check = found.check
+    account_type = check(_choice, raw, "account_type", AccountType, prefix=prefix)
     # Channel rules (A.13 bank_account_info): enterprises settle to a corporate account in the company's name;
     # small/micro merchants to the legal person's personal account.
-    if subject_type == SubjectType.ENTERPRISE and account_type != AccountType.CORPORATE:
-        raise v.InvalidRequest("settlement_account.account_type: an enterprise settles to a corporate account",
-                               param=prefix + "account_type")
-    if subject_type == SubjectType.MICRO and account_type != AccountType.PERSONAL:
-        raise v.InvalidRequest("settlement_account.account_type: a small/micro merchant settles to a personal account",
-                               param=prefix + "account_type")
-    expected = legal_name if account_type == AccountType.CORPORATE else legal_person_name
-    if holder != expected:
-        which = "the legal name" if account_type == AccountType.CORPORATE else "the legal person's name"
-        raise v.InvalidRequest(f"settlement_account.account_holder must be {which}", param=prefix + "account_holder")
-    return {
+    if subject_type == SubjectType.ENTERPRISE and account_type not in (_BAD, AccountType.CORPORATE):
+        found.add("settlement_account.account_type: an enterprise settles to a corporate account",
+                  param=prefix + "account_type")
+        account_type = _BAD
+    if subject_type == SubjectType.MICRO and account_type not in (_BAD, AccountType.PERSONAL):
+        found.add("settlement_account.account_type: a small/micro merchant settles to a personal account",
+                  param=prefix + "account_type")
+        account_type = _BAD
+    clean = {
         "account_type": account_type,
-        "bank_name": _req(raw, "bank_name", max_len=64, prefix=prefix),
-        "bank_branch": _opt(raw, "bank_branch", max_len=128, prefix=prefix),
-        "bank_branch_code": _opt(raw, "bank_branch_code", max_len=16, prefix=prefix),
-        "account_number": v.validate_account_number(raw.get("account_number", ""), field=prefix + "account_number"),
-        "account_holder": holder,
+        "bank_name": check(_req, raw, "bank_name", max_len=64, prefix=prefix),
+        "bank_branch": check(_opt, raw, "bank_branch", max_len=128, prefix=prefix),
+        "bank_branch_code": check(_opt, raw, "bank_branch_code", max_len=16, prefix=prefix),
+        "account_number": check(v.validate_account_number, raw.get("account_number", ""),
+                                field=prefix + "account_number"),
     }
+    holder = clean["account_holder"] = check(_req, raw, "account_holder", max_len=128, prefix=prefix)
+    # Whose name the holder must be depends on the account type, and that name must itself be valid to compare.
+    if holder is not _BAD and account_type is not _BAD:
+        expected = legal_name if account_type == AccountType.CORPORATE else legal_person_name
+        if expected is not _BAD and holder != expected:
+            which = "the legal name" if account_type == AccountType.CORPORATE else "the legal person's name"
+            found.add(f"settlement_account.account_holder must be {which}", param=prefix + "account_holder")
+    return _good(clean)
 
 
 def required_documents(*, subject_type: str, scenarios: list[dict]) -> set[str]:

@@ -125,6 +125,79 @@ def test_a_file_with_a_few_bad_rows_writes_nothing_and_reports_each_bad_row(cler
     assert Merchant.objects.count() == 0 and OnboardingApplication.objects.count() == 0
 
 
+def _mistype_last(text: str) -> str:
+    return text[:-1] + ("0" if text[-1] != "0" else "1")
+
+
+def test_every_bad_cell_of_a_row_is_reported_in_one_pass_in_the_templates_column_order(clerk, batch):
+    rows = example_rows(6)
+    # Excel row 3: three bad cells (changed here out of the template's order).
+    rows[1]["settlement_account_number"] = "6222-ABC"
+    rows[1]["contact_phone"] = "12345"
+    rows[1]["licence_no"] = _mistype_last(rows[1]["licence_no"])
+    rows[3]["short_name"] = ""  # Excel row 5: one bad cell
+
+    job = batch.create(rows)
+
+    assert job.state == ImportJobState.VALIDATED
+    assert (job.valid_rows, job.invalid_rows, job.duplicate_rows) == (4, 2, 0)
+    report = problems(job)
+    assert sorted(report) == [3, 5]
+    assert [label for label, _reason, _kind in report[3]] == [
+        "统一社会信用代码 Licence no. (USCC)", "联系人手机 Contact mobile", "银行账号 Account number"]
+    reasons = [reason for _label, reason, _kind in report[3]]
+    assert "the check character does not match" in reasons[0]
+    assert "a mainland mobile number has 11 digits" in reasons[1]
+    assert "8 to 30 digits" in reasons[2]
+    assert report[5] == [("商户简称 Short name", "“商户简称 Short name” is required", "invalid")]
+    # The job's stored row outcome keeps each problem with its column.
+    stored = job.rows.get(row_number=3)
+    assert stored.outcome == RowOutcome.INVALID
+    assert [(e["column"], e["kind"]) for e in stored.errors] == [
+        ("licence_no", "invalid"), ("contact_phone", "invalid"), ("settlement_account_number", "invalid")]
+
+    with pytest.raises(InvalidRequest) as refused:
+        services.import_job_confirm(job_id=job.pk, actor=clerk)  # all-or-nothing, not ticked
+    assert refused.value.param == "valid_only" and "2 row(s) are invalid" in refused.value.message
+    job.refresh_from_db()
+    assert job.state == ImportJobState.VALIDATED
+    assert Merchant.objects.count() == 0 and OnboardingApplication.objects.count() == 0
+
+
+def test_a_duplicate_is_reported_beside_the_rows_other_problems(clerk, batch):
+    rows = example_rows(4)
+    merchant_onboard_draft(actor=clerk, data=record(licence_no=rows[2]["licence_no"]))
+    existing = Merchant.objects.get()
+    rows[2]["contact_phone"] = "12345"  # Excel row 4: already onboarded, and a bad mobile number
+    rows[3]["legal_person_id_valid_from"] = "someday"  # Excel row 5: its licence is compared though the row is bad
+    rows[3]["licence_no"] = rows[1]["licence_no"]
+
+    job = batch.create(rows)
+
+    report = problems(job)
+    assert report[4] == [
+        ("统一社会信用代码 Licence no. (USCC)",
+         f"already onboarded: merchant {existing.merchant_no} has this licence number", "duplicate"),
+        ("联系人手机 Contact mobile", "“联系人手机 Contact mobile”: a mainland mobile number has 11 digits starting with "
+                                     "13–19", "invalid")]
+    assert [(label, kind) for label, _reason, kind in report[5]] == [
+        ("统一社会信用代码 Licence no. (USCC)", "duplicate"), ("证件起始日 ID valid from", "invalid")]
+    assert report[5][0][1] == "same licence number as row 3"
+    assert (job.invalid_rows, job.duplicate_rows) == (2, 2)
+
+
+def test_a_cell_excel_has_damaged_is_reported_once(clerk, batch):
+    rows = example_rows(2)
+    rows[0]["settlement_account_number"] = 6222020200112233445.0  # a number cell: Excel kept 15 digits of it
+    rows[0]["mcc"] = "58"
+
+    job = batch.create(rows)
+
+    report = problems(job)
+    assert [label for label, _reason, _kind in report[2]] == ["MCC码 MCC", "银行账号 Account number"]
+    assert "15 significant digits" in report[2][1][1]  # not also "is required": the cell is there, unreadable
+
+
 def test_rows_that_became_invalid_since_the_dry_run_make_the_import_write_nothing(clerk, batch):
     rows = example_rows(8)
     job = batch.create(rows)

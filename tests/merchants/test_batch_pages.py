@@ -103,6 +103,38 @@ def test_uploading_a_file_with_bad_rows_shows_each_problem_and_writes_nothing(cl
     assert job.state == ImportJobState.DONE and Merchant.objects.count() == 4
 
 
+def test_the_preview_and_the_row_export_show_every_problem_of_a_row(clerk_client):
+    rows = example_rows(4)
+    rows[1].update(contact_phone="12345", mcc="58", settlement_account_number="6222-ABC")  # Excel row 3
+    rows[2]["legal_person_id_valid_from"] = "someday"  # Excel row 4
+    response = post_upload(clerk_client, rows)
+    job = ImportJob.objects.get()
+
+    page = clerk_client.get(response.url).content.decode()
+
+    assert page.count('<tr data-row="3">') == 3 and page.count('<tr data-row="4">') == 1
+    assert "4 problems in 2 rows" in page
+    problems = page[page.index('<table class="table" id="problems">'):]
+    problems = problems[:problems.index("</table>")]
+    labels = [label for label in ("联系人手机 Contact mobile", "MCC码 MCC", "银行账号 Account number",
+                                  "证件起始日 ID valid from") if f"<td>{label}</td>" in problems]
+    assert len(labels) == 4
+    assert [problems.index(f"<td>{label}</td>") for label in labels] == sorted(
+        problems.index(f"<td>{label}</td>") for label in labels)  # row by row, in the template's column order
+    for reason in ("a mainland mobile number has 11 digits", "an MCC has 4 digits", "8 to 30 digits",
+                   "must be a date written YYYY-MM-DD"):
+        assert reason in problems
+
+    csv_text = clerk_client.get(f"{INDEX}{job.pk}/rows.csv").content.decode("utf-8-sig")
+    line = next(line for line in csv_text.splitlines() if line.startswith("3,"))
+    assert "联系人手机 Contact mobile: " in line and "MCC码 MCC: " in line and "银行账号 Account number: " in line
+
+    refused = clerk_client.post(f"{INDEX}{job.pk}/confirm/", follow=True)  # all-or-nothing: nothing written
+    assert "2 row(s) are invalid" in refused.content.decode()
+    job.refresh_from_db()
+    assert job.state == ImportJobState.VALIDATED and Merchant.objects.count() == 0
+
+
 def test_a_wrong_file_is_refused_on_the_upload_form(clerk_client):
     response = clerk_client.post(INDEX, {"sheet": SimpleUploadedFile("b.csv", "名字,电话\n张三,1\n".encode())})
     assert response.status_code == 400

@@ -6,7 +6,8 @@ import pytest
 
 from aggpay.errors import InvalidRequest
 from merchants import validation
-from merchants.services.record import required_documents, validate_record
+from merchants.batch.columns import COLUMNS, column_for_param
+from merchants.services.record import required_documents, validate_record, validate_record_problems
 from tests.merchants.records import ID_NUMBER, LICENCE_NO, record
 
 
@@ -18,30 +19,81 @@ def test_it_accepts_a_complete_enterprise_record():
     assert result.stores[0]["store_no"] == "S001"
 
 
-@pytest.mark.parametrize(
-    ("changes", "param"),
-    [
-        ({"legal_name": ""}, "legal_name"),
-        ({"subject_type": "company"}, "subject_type"),
-        ({"licence_no": "91330106MA2B00000V"}, "licence_no"),  # wrong check character
-        ({"licence_no": "91330106MA2B0000OU"}, "licence_no"),  # letter O is never used
-        ({"legal_person_id_number": "110105194912310021"}, "legal_person_id_number"),
-        ({"contact_phone": "12800138000"}, "contact_phone"),
-        ({"contact_email": "not-an-email"}, "contact_email"),
-        ({"mcc": "58"}, "mcc"),
-        ({"requested_products": ["wechat.cash"]}, "requested_products"),
-        ({"requested_products": []}, "requested_products"),
-        ({"scenarios": [{"type": "website", "name": "shop", "url": "ftp://x"}]}, "scenarios[0].url"),
-        ({"stores": []}, "stores"),
-        ({"licence_valid_from": "2020-13-01"}, "licence_valid_from"),
-        ({"legal_person_id_valid_until": "2001-01-01"}, "legal_person_id_valid_until"),
-    ],
-)
+ONE_BAD_FIELD = [
+    ({"legal_name": ""}, "legal_name"),
+    ({"subject_type": "company"}, "subject_type"),
+    ({"licence_no": "91330106MA2B00000V"}, "licence_no"),  # wrong check character
+    ({"licence_no": "91330106MA2B0000OU"}, "licence_no"),  # letter O is never used
+    ({"legal_person_id_number": "110105194912310021"}, "legal_person_id_number"),
+    ({"contact_phone": "12800138000"}, "contact_phone"),
+    ({"contact_email": "not-an-email"}, "contact_email"),
+    ({"mcc": "58"}, "mcc"),
+    ({"requested_products": ["wechat.cash"]}, "requested_products"),
+    ({"requested_products": []}, "requested_products"),
+    ({"scenarios": [{"type": "website", "name": "shop", "url": "ftp://x"}]}, "scenarios[0].url"),
+    ({"stores": []}, "stores"),
+    ({"licence_valid_from": "2020-13-01"}, "licence_valid_from"),
+    ({"legal_person_id_valid_until": "2001-01-01"}, "legal_person_id_valid_until"),
+]
+
+
+@pytest.mark.parametrize(("changes", "param"), ONE_BAD_FIELD)
 def test_it_names_the_field_that_is_wrong(changes, param):
     with pytest.raises(InvalidRequest) as excinfo:
         validate_record(record(**changes))
     assert excinfo.value.param == param
     assert excinfo.value.message
+
+
+@pytest.mark.parametrize(("changes", "param"), ONE_BAD_FIELD)
+def test_one_bad_field_is_exactly_one_problem(changes, param):
+    assert [problem.param for problem in validate_record_problems(record(**changes))] == [param]
+
+
+def test_it_accepts_a_complete_record_with_no_problem():
+    assert validate_record_problems(record()) == []
+
+
+def test_it_finds_every_bad_field_at_once_in_the_templates_column_order():
+    data = record(contact_phone="12800138000", licence_no="91330106MA2B00000V", mcc="58")
+    data["settlement_account"] = dict(data["settlement_account"], account_number="6222-ABC")
+
+    problems = validate_record_problems(data)
+
+    assert [p.param for p in problems] == ["licence_no", "contact_phone", "mcc", "settlement_account.account_number"]
+    assert all(p.message for p in problems)
+    # validate_record raises the first of them: the partner API's one ``param`` is the batch preview's first problem.
+    with pytest.raises(InvalidRequest) as excinfo:
+        validate_record(data)
+    assert (excinfo.value.param, excinfo.value.message) == (problems[0].param, problems[0].message)
+
+
+def test_problems_come_in_the_order_of_the_templates_columns_whatever_goes_wrong():
+    position = {column.key: i for i, column in enumerate(COLUMNS)}
+    data = {key: "?" for key in record()}  # every field the wrong shape or value
+    data.update(subject_type="enterprise", licence_valid_until="1999-01-01", scenarios=[{"type": "website"}],
+                stores=[{"store_no": ""}], settlement_account={"account_type": "personal"})
+
+    params = [p.param for p in validate_record_problems(data)]
+
+    assert len(params) > 20
+    columns = [column_for_param(param) for param in params]
+    assert None not in columns
+    assert [position[c] for c in columns] == sorted(position[c] for c in columns), params
+
+
+def test_a_check_that_depends_on_another_bad_field_waits_for_it():
+    # The ID number's format depends on the ID type; the holder's name on the account type.
+    data = record(legal_person_id_type="driving_licence", legal_person_id_number="not-checked")
+    data["settlement_account"] = dict(data["settlement_account"], account_type="personal")
+    assert [p.param for p in validate_record_problems(data)] == ["legal_person_id_type",
+                                                                "settlement_account.account_type"]
+    # An unknown subject type leaves open whether a licence is needed: empty licence cells are not asked for yet,
+    # a filled one is still checked.
+    assert [p.param for p in validate_record_problems(record(subject_type="company", licence_no=""))] == [
+        "subject_type"]
+    assert [p.param for p in validate_record_problems(record(subject_type="company", licence_no="9133"))] == [
+        "subject_type", "licence_no"]
 
 
 def test_it_requires_an_enterprise_to_settle_to_a_corporate_account_in_its_own_name():
