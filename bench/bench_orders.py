@@ -16,12 +16,12 @@ Settings: the BENCH_* variables of bench/run.py; the database is BENCH_ORDERS_DA
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -72,45 +72,27 @@ def seed(simulator_root: str) -> None:
 
 # --- the order load process ----------------------------------------------------------------------------------
 def load_orders(args) -> dict:
+    """bench/load.py's bounded threaded loop, each request a signed create with a new out_trade_no."""
+    import load
+
     from aggpay.api.client import AggpayClient
 
-    deadline = time.monotonic() + args.seconds
-    latencies: list[list[float]] = [[] for _ in range(args.threads)]
-    errors = [0] * args.threads
-    statuses: dict[int, int] = {}
-    lock = threading.Lock()
     run_id = uuid.uuid4().hex[:8]
 
-    def worker(index: int) -> None:
+    def make_call(args, index: int):
         client = AggpayClient(args.base_url, args.app_id, secret=args.secret, timeout=30)
-        mine, seen, n = latencies[index], {}, 0
-        while time.monotonic() < deadline and n < args.max_requests:
-            n += 1
-            body = {"out_trade_no": f"B{run_id}{index:02d}{n:07d}", "amount": 100, "product": "wechat.native",
-                    "subject": "bench tea"}
-            started = time.perf_counter()
-            try:
-                status, _, data = client.request("POST", "/api/v1/orders", json=body)
-            except Exception:  # a reset connection or a bad signature counts as an error
-                errors[index] += 1
-                continue
-            mine.append((time.perf_counter() - started) * 1000)
-            seen[status] = seen.get(status, 0) + 1
-            if status != 201 or not (data or {}).get("pay_params", {}).get("code_url"):
-                errors[index] += 1
-        with lock:
-            for status, count in seen.items():
-                statuses[status] = statuses.get(status, 0) + count
+        numbers = itertools.count(1)
 
-    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(args.threads)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return {"target": "orders", "threads": args.threads, "seconds": time.perf_counter() - started,
-            "latencies_ms": [v for chunk in latencies for v in chunk], "errors": sum(errors),
-            "statuses": {str(k): v for k, v in sorted(statuses.items())}}
+        def call() -> tuple[int, bool]:
+            body = {"out_trade_no": f"B{run_id}{index:02d}{next(numbers):07d}", "amount": 100,
+                    "product": "wechat.native", "subject": "bench tea"}
+            status, _, data = client.request("POST", "/api/v1/orders", json=body)
+            return status, status == 201 and bool((data or {}).get("pay_params", {}).get("code_url"))
+
+        return call
+
+    args.target = "orders"
+    return load.run(args, make_call=make_call)
 
 
 def run_order_load(base_url: str, seconds: float) -> dict:
