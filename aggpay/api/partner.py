@@ -23,7 +23,6 @@ import binascii
 import re
 
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import transaction
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
@@ -46,7 +45,6 @@ from aggpay.errors import InvalidRequest, InvalidState
 from channels.adapters.base import PRODUCTS
 from merchants.models import (
     AccountType,
-    ApplicationState,
     Document,
     DocumentType,
     IdDocType,
@@ -55,9 +53,10 @@ from merchants.models import (
     MerchantState,
     SubjectType,
 )
-from merchants.services.onboarding import application_submit, document_add, merchant_record_update
-from merchants.services.partner import PARTNER_REFERENCE_RE, partner_merchant_create
+from merchants.services.onboarding import document_add
+from merchants.services.partner import PARTNER_REFERENCE_RE, partner_merchant_correct, partner_merchant_create
 from merchants.services.record import SCENARIO_TYPES
+from merchants.services.settlement import merchant_settlement_change
 from trades.api.orders import StrictRegexField  # identifiers are JSON strings, as out_trade_no
 
 # A name the file storage keeps as it is (Django's get_valid_filename would reject '.', '..' or '???').
@@ -374,24 +373,11 @@ class PartnerMerchantDetailView(PartnerAPIView):
         submit = patch.pop("submit", False)
         actor = api_actor(request)
         if merchant.state == MerchantState.ONBOARDING:
-            _correct(merchant, patch=patch, submit=submit, actor=actor)
+            partner_merchant_correct(merchant=merchant, actor=actor, changed=bool(patch), submit=submit,
+                                     record=lambda: merge_patch(current_record(merchant), patch))
         else:
             _change_settlement(merchant, patch=patch, submit=submit, actor=actor)
         return Response(self.resource(request, merchant_no))
-
-
-def _correct(merchant: Merchant, *, patch: dict, submit: bool, actor: str) -> None:
-    application = next((a for a in merchant.applications.all()
-                        if a.state not in (ApplicationState.REJECTED, ApplicationState.COMPLETED)), None)
-    if application is None:
-        raise InvalidState("this merchant has no open application to correct")
-    with transaction.atomic():
-        # A returned application reopens through merchant_record_update even when only documents changed.
-        if patch or (submit and application.state == ApplicationState.RETURNED):
-            merchant_record_update(application_id=application.pk, actor=actor,
-                                   data=merge_patch(current_record(merchant), patch))
-        if submit:
-            application_submit(application_id=application.pk, actor=actor)
 
 
 def _change_settlement(merchant: Merchant, *, patch: dict, submit: bool, actor: str) -> None:
@@ -401,10 +387,6 @@ def _change_settlement(merchant: Merchant, *, patch: dict, submit: bool, actor: 
                            param=other[0])
     if "settlement_account" not in patch:
         return
-    try:
-        from merchants.services.settlement import merchant_settlement_change
-    except ImportError:
-        raise InvalidState("settlement account changes are not yet supported", param="settlement_account")
     account = merge_patch(current_settlement(merchant) or {}, patch["settlement_account"])
     merchant_settlement_change(merchant_id=merchant.pk, actor=actor, account=account)
 

@@ -18,9 +18,14 @@ from collections.abc import Sequence
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 
-from aggpay.errors import IdempotencyConflict, InvalidRequest
-from merchants.models import Merchant
-from merchants.services.onboarding import application_submit, document_add, merchant_onboard_draft
+from aggpay.errors import IdempotencyConflict, InvalidRequest, InvalidState
+from merchants.models import ApplicationState, Merchant
+from merchants.services.onboarding import (
+    application_submit,
+    document_add,
+    merchant_onboard_draft,
+    merchant_record_update,
+)
 
 # The character rules of out_trade_no (merchant-api.md "Orders"), 1–64 long.
 PARTNER_REFERENCE_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -92,3 +97,18 @@ def partner_merchant_create(*, partner: Merchant, actor, data: dict, partner_ref
     if submit:
         application_submit(application_id=application.pk, actor=actor)
     return application.merchant, False
+
+
+@transaction.atomic
+def partner_merchant_correct(*, merchant: Merchant, actor, record, changed: bool, submit: bool) -> None:
+    """PATCH of an onboarding merchant: replace its open application's record and, if ``submit``, (re)submit it —
+    both or neither. ``record()`` gives the whole corrected record; ``changed`` says whether the partner changed any
+    of it. A returned application reopens through the record update even when only documents changed."""
+    application = next((a for a in merchant.applications.all()
+                        if a.state not in (ApplicationState.REJECTED, ApplicationState.COMPLETED)), None)
+    if application is None:
+        raise InvalidState("this merchant has no open application to correct")
+    if changed or (submit and application.state == ApplicationState.RETURNED):
+        merchant_record_update(application_id=application.pk, actor=actor, data=record())
+    if submit:
+        application_submit(application_id=application.pk, actor=actor)
