@@ -7,14 +7,11 @@ why each was dropped, and trades record it on the order.
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db import DEFAULT_DB_ALIAS, connections
-
-from channels.sql import prepared_cursor
+from aggpay.api import credentials
+from channels.sql import instance_from_row, prepared_cursor
 
 
 @dataclass(frozen=True)
@@ -63,55 +60,27 @@ _CONTRACT_FIELDS = ("id", "channel_account_id", "state", "sub_mchid", "merchant_
 _ACCOUNT_FIELDS = ("id", "code", "enabled", "kind", "name", "mode", "base_url", "config")
 
 
-def _instance(model, names: tuple[str, ...], values: list):
-    """A partly loaded model instance from raw column values, through each field's ``from_db_value``
-    (decryption, JSON), as the ORM would build it (``Model.from_db`` wants them in the model's field order)."""
-    db = connections[DEFAULT_DB_ALIAS]  # the wrapper itself, not the per-attribute proxy
-    by_attname = {}
-    for name, value in zip(names, values, strict=True):
-        field = model._meta.get_field(name)
-        if value is not None and hasattr(field, "from_db_value"):
-            value = field.from_db_value(value, None, db)
-        by_attname[field.attname] = value
-    ordered = [f.attname for f in model._meta.concrete_fields if f.attname in by_attname]
-    return model.from_db(db.alias, ordered, [by_attname[a] for a in ordered])
-
-
 # The rows a routing decision is made from, per (merchant, product), kept in this process under the merchant API's
 # generation token (aggpay.api.credentials): every save of a model below replaces that token, and a signed request
 # reads the current one (in the same Redis round trip as its nonce) before anything else. A request whose token is
-# the one the rows were read under may use them; any other re-reads. Entries are trusted at most MAX_AGE_SECONDS
-# (a write that bypasses model signals, ``QuerySet.update``, is seen within that time — there are none on these
-# models). Money still depends only on what the rows say: the amount limits, the contract state and the rates are
-# checked on every order.
+# the one the rows were read under may use them; any other re-reads. Entries are trusted at most
+# credentials.MAX_AGE_SECONDS (a write that bypasses model signals, ``QuerySet.update``, is seen within that time —
+# there are none on these models). Money still depends only on what the rows say: the amount limits, the contract
+# state and the rates are checked on every order.
 ROUTING_INPUTS = ("merchants.Contract", "merchants.ContractRate", "channels.ChannelAccount", "channels.ChannelProduct")
-MAX_AGE_SECONDS = 60.0
-MAX_ENTRIES = 20_000
-_remembered: dict[tuple[int, str], tuple[int, float, list[tuple]]] = {}
-_remembered_lock = threading.Lock()
+_remembered = credentials.Remembered()
 
 
 def _candidate_rows(merchant_id: int, product: str, token: int | None) -> list[tuple]:
     key = (merchant_id, product)
-    if token is not None:
-        entry = _remembered.get(key)
-        if entry is not None and entry[0] == token and time.monotonic() - entry[1] <= MAX_AGE_SECONDS:
-            return entry[2]
-    with prepared_cursor() as cursor:
-        cursor.execute(_CANDIDATES_SQL, [product, product, merchant_id])
-        rows = cursor.fetchall()
-    if token is not None:
-        with _remembered_lock:
-            if len(_remembered) >= MAX_ENTRIES:
-                _remembered.clear()
-            _remembered[key] = (token, time.monotonic(), rows)
+    rows = _remembered.recall_current(key, token)
+    if rows is None:
+        with prepared_cursor() as cursor:
+            cursor.execute(_CANDIDATES_SQL, [product, product, merchant_id])
+            rows = cursor.fetchall()
+        if token is not None:
+            _remembered.remember(key, token, rows)
     return rows
-
-
-def forget_all() -> None:
-    """Drop the remembered rows (tests that change routing inputs without model signals)."""
-    with _remembered_lock:
-        _remembered.clear()
 
 
 def choose(*, merchant, product: str, amount: int, token: int | None = None) -> RoutingDecision:
@@ -154,8 +123,8 @@ def _contract(row: tuple):
 
     contract_id, account_id, code, account_enabled, state, sub_mchid = row[:6]
     merchant_id, sub_appid, app_auth_token, kind, name, mode, base_url, config = row[13:]
-    contract = _instance(Contract, _CONTRACT_FIELDS,
+    contract = instance_from_row(Contract, _CONTRACT_FIELDS,
                          [contract_id, account_id, state, sub_mchid, merchant_id, sub_appid, app_auth_token])
-    contract.channel_account = _instance(ChannelAccount, _ACCOUNT_FIELDS,
+    contract.channel_account = instance_from_row(ChannelAccount, _ACCOUNT_FIELDS,
                                          [account_id, code, account_enabled, kind, name, mode, base_url, config])
     return contract

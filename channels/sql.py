@@ -47,3 +47,18 @@ def prepared_cursor():
         pg.prepare_threshold = sys.maxsize
     raw = _cursor_class()(pg)
     return db.make_debug_cursor(raw) if db.queries_logged else db.make_cursor(raw)
+
+
+def instance_from_row(model, names: tuple[str, ...], values):
+    """A partly loaded model instance from the raw column values of a written-out statement (``names``: field
+    names or attnames, in the statement's column order), through each field's ``from_db_value`` (decryption,
+    JSON), as the ORM would build it — ``Model.from_db`` wants them in the model's field order."""
+    db = connections[DEFAULT_DB_ALIAS]
+    by_attname = {}
+    for name, value in zip(names, values, strict=True):
+        field = model._meta.get_field(name)
+        if value is not None and hasattr(field, "from_db_value"):
+            value = field.from_db_value(value, None, db)
+        by_attname[field.attname] = value
+    ordered = [f.attname for f in model._meta.concrete_fields if f.attname in by_attname]
+    return model.from_db(db.alias, ordered, [by_attname[a] for a in ordered])

@@ -17,6 +17,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
 from aggpay.api import credentials, signing
+from channels.sql import instance_from_row
 from merchants.models import Merchant, MerchantApp, SignType
 
 SCHEME_FOR_SIGN_TYPE = {SignType.HMAC: signing.HMAC_SCHEME, SignType.RSA: signing.RSA_SCHEME}
@@ -79,26 +80,16 @@ def load_active_app(app_id: str) -> MerchantApp | None:
 
     Every signed request runs this. The ORM spelling (select_related + only) spent more time compiling SQL than the
     database spent answering (docs/benchmarks.md), so the statement is fixed and the rows become model instances
-    through ``Model.from_db`` with each field's own ``from_db_value`` (the secret is decrypted, JSON parsed)."""
+    through ``channels.sql.instance_from_row``, each field's own ``from_db_value`` decrypting the secret and parsing
+    JSON."""
     with connection.cursor() as cursor:
         cursor.execute(_APP_SQL, [app_id])
         row = cursor.fetchone()
     if row is None:
         return None
-    app_values = [_from_db(MerchantApp, name, value) for name, value in zip(APP_FIELDS, row[:len(APP_FIELDS)],
-                                                                             strict=True)]
-    merchant_values = [_from_db(Merchant, name, value)
-                       for name, value in zip(MERCHANT_FIELDS, row[len(APP_FIELDS):], strict=True)]
-    app = MerchantApp.from_db(connection.alias, APP_FIELDS, app_values)
-    app.merchant = Merchant.from_db(connection.alias, MERCHANT_FIELDS, merchant_values)
+    app = instance_from_row(MerchantApp, APP_FIELDS, row[:len(APP_FIELDS)])
+    app.merchant = instance_from_row(Merchant, MERCHANT_FIELDS, row[len(APP_FIELDS):])
     return app
-
-
-def _from_db(model, attname: str, value):
-    field = model._meta.get_field(attname)  # accepts attnames such as merchant_id
-    if value is not None and hasattr(field, "from_db_value"):
-        value = field.from_db_value(value, None, connection)
-    return value
 
 
 class MerchantSignatureAuthentication(BaseAuthentication):

@@ -43,10 +43,47 @@ MAX_AGE_SECONDS = 60.0  # the bound on staleness should a bump be lost (cache un
 
 logger = logging.getLogger(__name__)
 
-# key -> (token, read at (monotonic seconds), value)
-_apps: dict[str, tuple[int, float, object]] = {}
-_products: dict[int, tuple[int, float, list]] = {}
-_lock = threading.Lock()
+
+
+class Remembered:
+    """What one process read, per key, tagged with the generation token in force before the read. Bounded in size
+    (MAX_ENTRIES: past it the memory starts over — cold reads, never wrong ones) and in age (MAX_AGE_SECONDS).
+    Used here for apps and product lists, and by channels.routing for its rows."""
+
+    def __init__(self):
+        self._entries: dict = {}  # key -> (token, read at (monotonic seconds), value)
+        self._lock = threading.Lock()
+        _all.append(self)
+
+    def recall(self, key):
+        """(token, value) remembered under ``key`` and younger than MAX_AGE_SECONDS, or None."""
+        entry = self._entries.get(key)
+        if entry is None or time.monotonic() - entry[1] > MAX_AGE_SECONDS:
+            return None
+        return entry[0], entry[2]
+
+    def recall_current(self, key, token: int | None):
+        """The value remembered under ``key`` if it was read under ``token`` (not None), else None."""
+        entry = self.recall(key) if token is not None else None
+        return entry[1] if entry is not None and entry[0] == token else None
+
+    def remember(self, key, token: int, value) -> None:
+        with self._lock:
+            if len(self._entries) >= MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[key] = (token, time.monotonic(), value)
+
+    def forget(self, key) -> None:
+        self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+_all: list[Remembered] = []
+_apps = Remembered()
+_products = Remembered()
 
 
 def _cache():
@@ -114,21 +151,6 @@ def nonce_claim(key: str, ttl: int) -> tuple[bool, int | None]:
     return backend.add(key, 1, timeout=ttl), backend.get(GENERATION_KEY)
 
 
-def _remember(store: dict, key, token: int, value) -> None:
-    with _lock:
-        if len(store) >= MAX_ENTRIES:
-            store.clear()
-        store[key] = (token, time.monotonic(), value)
-
-
-def _recall(store: dict, key):
-    """(token, value) remembered under ``key`` and younger than MAX_AGE_SECONDS, or None."""
-    entry = store.get(key)
-    if entry is None or time.monotonic() - entry[1] > MAX_AGE_SECONDS:
-        return None
-    return entry[0], entry[2]
-
-
 def _private_copy(app):
     """A copy for one request: views may load deferred fields onto it or set attributes; the kept one stays as read."""
     mine = copy.copy(app)
@@ -139,7 +161,7 @@ def _private_copy(app):
 def app_remembered(app_id: str):
     """(token, a private copy of the app) as this process last read it, or None. The caller must check the token
     against the current one before relying on anything in it."""
-    entry = _recall(_apps, app_id)
+    entry = _apps.recall(app_id)
     if entry is None:
         return None
     return entry[0], _private_copy(entry[1])
@@ -154,9 +176,9 @@ def app_read(app_id: str, *, token: int | None = None):
         token = generation_current()
     app = load_active_app(app_id)
     if app is None:
-        _apps.pop(app_id, None)
+        _apps.forget(app_id)
         return token, None
-    _remember(_apps, app_id, token, app)
+    _apps.remember(app_id, token, app)
     return token, _private_copy(app)
 
 
@@ -166,18 +188,15 @@ def merchant_products(merchant, *, token: int | None):
     remembering."""
     from merchants.services.products import merchant_available_products
 
-    if token is not None:
-        entry = _recall(_products, merchant.pk)
-        if entry is not None and entry[0] == token:
-            return entry[1]
-    products = merchant_available_products(merchant)
-    if token is not None:
-        _remember(_products, merchant.pk, token, products)
+    products = _products.recall_current(merchant.pk, token)
+    if products is None:
+        products = merchant_available_products(merchant)
+        if token is not None:
+            _products.remember(merchant.pk, token, products)
     return products
 
 
 def forget_all() -> None:
-    """Drop what this process remembers (tests start each case cold)."""
-    with _lock:
-        _apps.clear()
-        _products.clear()
+    """Drop what this process remembers, routing's rows included (tests start each case cold)."""
+    for memory in _all:
+        memory.clear()
