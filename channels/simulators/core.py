@@ -23,6 +23,8 @@ from urllib.parse import parse_qsl
 
 from channels.simulators.store import Store
 
+REASONS = {status.value: status.phrase for status in HTTPStatus}  # status line reason phrases, looked up per answer
+
 
 @dataclass
 class SimRequest:
@@ -196,7 +198,7 @@ class SimulatorApp:
     def __call__(self, environ: dict, start_response) -> Iterable[bytes]:
         request = request_from_environ(environ)
         response = self.handle(request)
-        reason = HTTPStatus(response.status).phrase if response.status in HTTPStatus._value2member_map_ else "X"
+        reason = REASONS.get(response.status, "X")
         headers = list(response.headers.items()) + [("Content-Length", str(len(response.body)))]
         start_response(f"{response.status} {reason}", headers)
         return [response.body]

@@ -9,17 +9,36 @@ import re
 import socket
 import sys
 import threading
+import time
 from email.utils import formatdate
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from socketserver import TCPServer, ThreadingMixIn
 from urllib.parse import unquote
 
-from channels.simulators.core import SimResponse
+from channels.simulators.core import REASONS, SimRequest, SimResponse
 from channels.simulators.store import Store
 
 logger = logging.getLogger("aggpay.simulators.server")
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")  # RFC 9110 §5.6.2
+_date_cache: tuple[int, str] = (0, "")
+
+
+def _http_date() -> str:
+    """The Date field (RFC 9110 §6.6.1), formatted once per second rather than once per answer."""
+    global _date_cache
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache = (now, formatdate(now, usegmt=True))  # one tuple: threads see an old or a new pair, never mixed
+    return _date_cache[1]
+
+
+def _path_info(raw_path: str) -> str:
+    """The percent-decoded path as the simulators see it: what PEP 3333's latin-1 PATH_INFO becomes in
+    ``core.request_from_environ`` (UTF-8, undecodable bytes replaced), without the round trip for plain paths."""
+    if "%" not in raw_path and raw_path.isascii():
+        return raw_path
+    return unquote(raw_path, "iso-8859-1").encode("latin-1").decode("utf-8", "replace")
 
 # kind → "module.ClassName" of its SimulatorApp; each mounted at /<kind>/.
 SIMULATORS = {
@@ -44,6 +63,20 @@ class CombinedSimulators:
                     continue
                 raise
             self.apps[kind] = getattr(module, class_name)(store)
+
+    def respond(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes,
+                host_url: str) -> tuple[int, dict[str, str], bytes]:
+        """What ``__call__`` answers, for a request already parsed by the server (no WSGI environ in between):
+        ``path`` as ``_path_info`` gives it, ``headers`` as ``SimRequest.headers`` (lower-case names)."""
+        parts = path.lstrip("/").split("/", 1)
+        app = self.apps.get(parts[0])
+        if app is None:
+            return 404, {"Content-Type": "application/json"}, SimResponse.json({"kinds": sorted(self.apps)}).body
+        request = SimRequest(method=method.upper(), path="/" + (parts[1] if len(parts) > 1 else ""),
+                             query_string=query, headers=headers, body=body, script_name="/" + parts[0],
+                             host_url=host_url)
+        response = app.handle(request)
+        return response.status, response.headers, response.body
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "/")
@@ -77,9 +110,109 @@ class _KeepAliveHandler(BaseHTTPRequestHandler):
 
     def handle_one_request(self) -> None:
         try:
-            self.raw_requestline = self.rfile.readline(65537)
+            # Wait for the next request; what has arrived stays buffered (one recv for a whole small request).
+            buffered = self.rfile.peek(1)
         except (TimeoutError, OSError):
             self.close_connection = True  # idle for too long, or the client went away
+            return
+        if not buffered:
+            self.close_connection = True
+            return
+        try:
+            if self._serve_buffered(buffered):
+                return
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            self.close_connection = True  # the client gave up (a simulated timeout) — nothing left to answer
+            return
+        self._handle_line_by_line()
+
+    def _serve_buffered(self, data: bytes) -> bool:
+        """The common case without per-line reads or a WSGI environ: a well-formed head (RFC 9112 §2.2, §3, §5)
+        that is already wholly in the read buffer, with a Content-Length body (or none), answered in one send.
+
+        Returns False — having consumed nothing — for anything else, which ``_handle_line_by_line`` then reads,
+        answers and refuses exactly as before: a head split over reads or longer than the buffer, bare-LF line
+        endings, malformed lines, 100 or more fields, ``_`` in a field name (CGI would merge it with ``-``),
+        ``Expect``, ``Transfer-Encoding``, or a Content-Length that is not a non-negative integer.
+        """
+        end = data.find(b"\r\n\r\n")
+        if end < 0:
+            return False
+        head = data[:end].decode("iso-8859-1")
+        lines = head.split("\r\n")
+        if head.count("\n") != len(lines) - 1 or len(lines) > 100:  # a bare LF: lines differ from readline's
+            return False
+        words = lines[0].rstrip("\r").split(" ")
+        if len(words) != 3 or not words[0] or not words[1] or words[2] not in ("HTTP/1.1", "HTTP/1.0"):
+            return False
+        headers: dict[str, str] = {}  # as core.request_from_environ would give them: lower-case, repeats joined
+        content_type = connection = length_field = None
+        token = _TOKEN.match
+        for index in range(1, len(lines)):
+            name, colon, value = lines[index].partition(":")
+            if not colon or not token(name) or "_" in name:
+                return False
+            value = value.strip(" \t\r\n")
+            lowered = name.lower()
+            if lowered == "content-type":
+                content_type = value  # CGI keeps the last one
+            elif lowered == "content-length":
+                if length_field is None:
+                    length_field = value
+            elif lowered in ("expect", "transfer-encoding"):
+                return False
+            elif lowered in headers:
+                headers[lowered] += "," + value
+            else:
+                headers[lowered] = value
+                if lowered == "connection":
+                    connection = value.lower()  # the first one decides, as before
+        try:
+            length = int(length_field or 0)
+        except ValueError:
+            return False
+        if length < 0:
+            return False
+        if content_type:
+            headers["content-type"] = content_type
+        method, target, version = words
+        self.command, self.request_version = method, version
+        self.requestline = lines[0]
+        self.close_connection = (connection is not None and "close" in connection) or (
+            version == "HTTP/1.0" and (connection is None or "keep-alive" not in connection))
+        start = end + 4
+        request = self.rfile.read(start + length)
+        body = request[start:]
+        raw_path, _, query = target.partition("?")
+        path = _path_info(raw_path)
+        server = self.server
+        host_url = "http://" + (headers.get("host") or server.default_host)
+        try:
+            status, fields, payload = server.app.respond(method, path, query, headers, body, host_url)
+            reason = REASONS.get(status, "X")
+        except Exception:
+            logger.exception("simulator error on %s %s", method, raw_path)
+            self.close_connection = True
+            status, reason, fields, payload = 500, "Internal Server Error", _ERROR_FIELDS, b"simulator error"
+        lines = [f"HTTP/1.1 {status} {reason}", f"Server: {self.server_version}", f"Date: {_http_date()}"]
+        for name, value in fields.items():
+            if name.lower() == "connection" and value.lower() == "close":
+                self.close_connection = True
+            lines.append(f"{name}: {value}")
+        lines.append(f"Content-Length: {len(payload)}")
+        if self.close_connection:
+            lines.append("Connection: close")
+        out = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        # One send for status line, fields and body: a second small write would wait for the client's delayed ACK.
+        self.connection.sendall(out if method == "HEAD" else out + payload)
+        return True
+
+    def _handle_line_by_line(self) -> None:
+        """Anything ``_serve_buffered`` passes on: the request read a line at a time, through the WSGI app."""
+        try:
+            self.raw_requestline = self.rfile.readline(65537)
+        except (TimeoutError, OSError):
+            self.close_connection = True
             return
         if len(self.raw_requestline) > 65536:
             self.requestline = self.request_version = self.command = ""
@@ -187,7 +320,7 @@ class _KeepAliveHandler(BaseHTTPRequestHandler):
         self._write(answer["status"], answer["headers"], payload)
 
     def _write(self, status: str, headers: list[tuple[str, str]], payload: bytes) -> None:
-        lines = [f"HTTP/1.1 {status}", f"Server: {self.server_version}", f"Date: {formatdate(usegmt=True)}"]
+        lines = [f"HTTP/1.1 {status}", f"Server: {self.server_version}", f"Date: {_http_date()}"]
         has_length = False
         for name, value in headers:
             lowered = name.lower()
@@ -205,6 +338,9 @@ class _KeepAliveHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format, *args):  # noqa: A002 - signature from the stdlib
         pass
+
+
+_ERROR_FIELDS = {"Content-Type": "text/plain; charset=utf-8"}
 
 
 class _Headers:
@@ -244,6 +380,7 @@ class _ThreadingHTTPServer(ThreadingMixIn, TCPServer):
         self._open_lock = threading.Lock()
         super().__init__(address, _KeepAliveHandler)
         host, port = self.server_address[:2]
+        self.default_host = f"{host}:{port}"  # what request_from_environ falls back to without a Host field
         self.base_environ = {
             "SERVER_NAME": host, "SERVER_PORT": str(port), "GATEWAY_INTERFACE": "CGI/1.1", "SCRIPT_NAME": "",
             "wsgi.version": (1, 0), "wsgi.url_scheme": "http", "wsgi.multithread": True,

@@ -60,6 +60,17 @@ class Store:
                 (ns, key, json.dumps(value, ensure_ascii=False, sort_keys=True), time.time()),
             )
 
+    def put_many(self, rows: list[tuple[str, str, Any]]) -> None:
+        """``put`` for several (ns, key, value) rows in one statement: a simulated create writes its trade and
+        index rows through one call into SQLite instead of one per row (inside ``batch``, one commit too)."""
+        now = time.time()
+        with self._lock:
+            self._conn.executemany(
+                "INSERT INTO kv (ns, k, v, updated) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (ns, k) DO UPDATE SET v=excluded.v, updated=excluded.updated",
+                [(ns, key, json.dumps(value, ensure_ascii=False, sort_keys=True), now) for ns, key, value in rows],
+            )
+
     def put_new(self, ns: str, key: str, value: Any) -> bool:
         """Insert only if absent; True if inserted (idempotency of creates)."""
         with self._lock:
