@@ -47,3 +47,19 @@ def test_the_creates_record_finds_its_order_by_primary_key_only():
     assert indexes, "the update must use an index on the order id"
     # The primary key, or Django's varchar_pattern_ops twin of it on the same column: either finds one row.
     assert all(name == "trades_order_pkey" or name.startswith("trades_order_id_") for name in indexes), indexes
+
+
+def test_orders_carry_only_the_indexes_their_queries_use():
+    """Every order writes each index of trades_order (and its call each of trades_channelcall): the LIKE twins of
+    the ids and the plain indexes on state and sync_state are gone, partial ones serve the sweepers and queues."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tablename, indexname, indexdef FROM pg_indexes "
+                       "WHERE tablename IN ('trades_order', 'trades_channelcall')")
+        rows = cursor.fetchall()
+    names = {name for _table, name, _definition in rows}
+    assert not [name for name in names if name.endswith("_like")], names
+    assert not [d for _t, _n, d in rows if re.search(r"\((state|sync_state|merchant_id)\)$", d)], rows
+    definitions = {name: definition for _table, name, definition in rows}
+    assert "WHERE ((state)::text = 'pending'::text)" in definitions["order_pending_expiry"]
+    assert "WHERE (NOT ((sync_state)::text = 'ok'::text))" in definitions["order_sync_attention"]
+    assert "WHERE (refund_id IS NOT NULL)" in definitions["channelcall_refund_idx"]
