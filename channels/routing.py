@@ -7,11 +7,14 @@ why each was dropped, and trades record it on the order.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from django.db import DEFAULT_DB_ALIAS
+
 from aggpay.api import credentials
-from channels.sql import instance_from_row, prepared_cursor
+from channels.sql import converted_row, prepared_cursor
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,7 @@ def _candidate_rows(merchant_id: int, product: str, token: int | None) -> list[t
     key = (merchant_id, product)
     rows = _remembered.recall_current(key, token)
     if rows is None:
-        with prepared_cursor() as cursor:
+        with prepared_cursor(_CANDIDATES_SQL) as cursor:
             cursor.execute(_CANDIDATES_SQL, [product, product, merchant_id])
             rows = cursor.fetchall()
         if token is not None:
@@ -118,13 +121,31 @@ def choose(*, merchant, product: str, amount: int, token: int | None = None) -> 
 
 
 def _contract(row: tuple):
+    """The chosen contract with its channel account, new instances each time (callers may set attributes on them),
+    built from values converted once per row (``_contract_values``)."""
+    from channels.models import ChannelAccount
+    from merchants.models import Contract
+
+    (contract_names, contract_values), (account_names, account_values) = _contract_values(row)
+    contract = Contract.from_db(DEFAULT_DB_ALIAS, contract_names, list(contract_values))
+    # The config is the one mutable value: each account gets its own copy of the top level.
+    contract.channel_account = ChannelAccount.from_db(
+        DEFAULT_DB_ALIAS, account_names, [dict(v) if isinstance(v, dict) else v for v in account_values])
+    return contract
+
+
+@functools.lru_cache(maxsize=512)
+def _contract_values(row: tuple) -> tuple[tuple[list[str], list], tuple[list[str], list]]:
+    """The contract's and account's field values from a candidate row, through each field's ``from_db_value``.
+    Converting meant decrypting the account's credentials (two Fernet decryptions) on every order, 4% of an order
+    create's CPU (py-spy, docs/benchmarks.md). Keyed by the row itself: a changed config or token is a new row
+    (the ciphertext is part of it), so nothing stale is ever served; 512 rows bound the memory."""
     from channels.models import ChannelAccount
     from merchants.models import Contract
 
     contract_id, account_id, code, account_enabled, state, sub_mchid = row[:6]
     merchant_id, sub_appid, app_auth_token, kind, name, mode, base_url, config = row[13:]
-    contract = instance_from_row(Contract, _CONTRACT_FIELDS,
-                         [contract_id, account_id, state, sub_mchid, merchant_id, sub_appid, app_auth_token])
-    contract.channel_account = instance_from_row(ChannelAccount, _ACCOUNT_FIELDS,
-                                         [account_id, code, account_enabled, kind, name, mode, base_url, config])
-    return contract
+    return (converted_row(Contract, _CONTRACT_FIELDS,
+                          [contract_id, account_id, state, sub_mchid, merchant_id, sub_appid, app_auth_token]),
+            converted_row(ChannelAccount, _ACCOUNT_FIELDS,
+                          [account_id, code, account_enabled, kind, name, mode, base_url, config]))

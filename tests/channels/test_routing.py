@@ -93,3 +93,22 @@ def test_under_the_same_token_it_reuses_its_rows_and_a_saved_change_is_seen_at_o
     token = credentials.generation_current()
     decision = choose(merchant=merchant, product="wechat.native", amount=100, token=token)
     assert decision.chosen is None and decision.candidates[0]["reason"] == "contract limited"
+
+
+def test_each_decision_gets_its_own_contract_and_account_and_a_new_config_is_seen(merchant):
+    from aggpay.api import credentials
+
+    bank_a = ChannelAccountFactory(code="bank-a")
+    _contract(merchant, bank_a)
+    token = credentials.generation_current()
+    first = choose(merchant=merchant, product="wechat.native", amount=100, token=token).contract
+    first.channel_account.config["tampered"] = True  # a caller scribbling on what it got
+    second = choose(merchant=merchant, product="wechat.native", amount=100, token=token).contract
+    assert second is not first and second.channel_account is not first.channel_account
+    assert "tampered" not in second.channel_account.config
+
+    bank_a.config = {**bank_a.config, "rotated": "yes"}  # new credentials, saved: a new row, a new conversion
+    bank_a.save()
+    token = credentials.generation_current()
+    third = choose(merchant=merchant, product="wechat.native", amount=100, token=token).contract
+    assert third.channel_account.config["rotated"] == "yes"
