@@ -150,15 +150,10 @@ def render(results: dict, info: dict) -> str:
 **Order creation runs at {ratio:.0%} of the signed baseline's throughput** (target ≥ {TARGET_RATIO:.0%}:
 **{verdict}**). Each order is validated, checked, routed, priced, stored, sent to the WeChat Pay simulator over
 signed HTTP (its answer verified) and updated with the `code_url` — one round trip to a channel that answers at
-once, in its own process (`manage.py run_simulators`). Where the time goes (measured in one process without
-HTTP load, 2026-11-26): a create costs about 2.2 ms of aggpay's CPU — of it 0.25 ms our RSA-2048 signature of the
-channel request, 0.3 ms the kept-alive HTTP round trip to the channel, 0.6 ms Django, DRF and the signed front door
-shared with the baseline — plus about 0.55 ms in the simulator (its RSA signature is 0.23 ms) and 0.4 ms in
-PostgreSQL for the create's two statements (the order INSERT, then the channel call's record and the pay params in
-one CTE; routing is answered from the process's memory under the front door's generation token). Under load the
-server, the simulator, the load generator and PostgreSQL share this run's {info['cores']} cores, and the
-threads of a gunicorn worker take turns on the GIL at every database, Redis and channel round trip, so a create
-costs more there than in one thread.
+once, in its own process (`manage.py run_simulators`). Where the time goes — each process's CPU per request under
+this load, read from /proc — and why the target is out of reach on this machine: "Order creation: history and what
+stands between it and the target" below. Under load the server, the simulator, the load generator and PostgreSQL
+share this run's {info['cores']} cores.
 
 Setup: as the run above — gunicorn `-k gthread` with {harness.WORKERS} workers × {harness.GTHREADS} threads,
 DEBUG off, PostgreSQL through Django's psycopg pool, nonces in Redis — load from a separate process with
