@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import models, transaction
@@ -46,3 +47,19 @@ def audit_log(
         data=data or {},
         request_id=current_request_id() if current_request_id() != "-" else "",
     )
+
+
+@dataclass(frozen=True)
+class AuditNote:
+    """An audit row a caller hands to a service, which writes it inside the transaction that makes the change
+    (pretix's ``log_action``): a staff refund's row exists if and only if the refund does, even when the channel
+    call that follows fails or the process dies."""
+
+    actor: Any
+    action: str
+    reason: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def write(self, target: models.Model, **data: Any) -> AuditLog:
+        return audit_log(actor=self.actor, action=self.action, target=target, reason=self.reason,
+                         data={**self.data, **data})

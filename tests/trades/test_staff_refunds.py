@@ -39,6 +39,24 @@ def test_a_support_agent_refunds_part_of_a_paid_order_and_it_is_audited(shop, ag
     assert row.actor == agent and row.reason == "one cup short" and row.data["amount"] == 234
 
 
+def test_the_audit_row_is_written_with_the_refund_before_the_channel_is_asked(shop, agent, monkeypatch):
+    """Staged: the process dies once the refund is committed, before the channel call. The refund and its audit
+    row were committed together, so neither exists without the other."""
+    order = _paid(shop, "STAFF-CRASH")
+
+    def dies(*, refund_id):
+        assert AuditLog.objects.filter(action="trades.refund.staff_created", target_id=refund_id).exists()
+        raise SystemExit("the worker was killed")
+
+    monkeypatch.setattr("trades.services.refunds.refund_send", dies)
+    with pytest.raises(SystemExit):
+        order_refund_by_staff(order_id=order.pk, actor=agent, amount=100, reason="one cup short")
+    refund = Refund.objects.get(order=order)
+    row = AuditLog.objects.get(action="trades.refund.staff_created", target_id=refund.pk)
+    assert row.actor == agent and row.reason == "one cup short"
+    assert row.data == {"order": order.pk, "amount": 100, "out_refund_no": refund.out_refund_no}
+
+
 def test_a_refund_needs_the_refund_permission(shop, staff_member):
     order = _paid(shop, "STAFF-2")
     for role in ("finance", "onboarding_clerk"):

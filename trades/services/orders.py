@@ -21,6 +21,7 @@ from django.db.models import F
 from django.utils import timezone
 from django_fsm import can_proceed
 
+from aggpay.audit import AuditNote
 from aggpay.errors import (
     ApplicationError,
     ChannelRefused,
@@ -547,9 +548,9 @@ def order_sync(*, order_id: str, force: bool = False) -> Order:
                            call=lambda adapter: adapter.query_payment(_trade_ref(order)))
 
 
-def order_close(*, order_id: str, actor_label: str = "") -> Order:
+def order_close(*, order_id: str, actor_label: str = "", audit: AuditNote | None = None) -> Order:
     """Close a pending order: ask the channel first (design §5 rule 3); if it was paid meanwhile, 409 with the
-    paid order."""
+    paid order. ``audit`` (a staff close): written in the transaction that closes the order."""
     order = order_sync(order_id=order_id, force=True)
     if order.state == OrderState.SUCCEEDED:
         raise InvalidState("the order was paid meanwhile", extra={"order": order_as_api(order)})
@@ -576,6 +577,8 @@ def order_close(*, order_id: str, actor_label: str = "") -> Order:
             order.sync_state, order.next_query_at = SyncState.OK, None
             order.save()
             _emit(order, "order.closed")
+            if audit is not None:
+                audit.write(order, to=order.state)
     return order
 
 

@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_fsm import can_proceed
 
+from aggpay.audit import AuditNote
 from aggpay.errors import ChannelRefused, IdempotencyConflict, InvalidState, NotFound, RefundAmountExceeded
 from channels.adapters.base import RefundRequest, RefundResult
 from channels.adapters.base import RefundState as ChannelRefundState
@@ -42,8 +43,9 @@ def channel_refund_no(refund: Refund) -> str:
 
 
 def refund_create(*, order: Order, out_refund_no: str, amount: int, reason: str = "", notify_url: str = "",
-                  actor_label: str) -> tuple[Refund, bool]:
-    """Create (or replay, or retry a failed) refund of ``order``. Returns (refund, replayed)."""
+                  actor_label: str, audit: AuditNote | None = None) -> tuple[Refund, bool]:
+    """Create (or replay, or retry a failed) refund of ``order``. Returns (refund, replayed). ``audit`` (a staff
+    refund): written in the transaction that creates or retries the refund, before the channel is asked."""
     print_ = refund_fingerprint(out_refund_no=out_refund_no, amount=amount, reason=reason, notify_url=notify_url)
     try:
         with transaction.atomic():
@@ -61,6 +63,8 @@ def refund_create(*, order: Order, out_refund_no: str, amount: int, reason: str 
                 refund.channel_attempt += 1
                 refund.failure_code = refund.failure_message = ""
                 refund.save()
+                if audit is not None:
+                    audit.write(refund, out_refund_no=out_refund_no, retried=True)
             else:
                 if locked.state != OrderState.SUCCEEDED:
                     raise InvalidState(f"the order is {locked.state}; only paid orders can be refunded")
@@ -76,6 +80,8 @@ def refund_create(*, order: Order, out_refund_no: str, amount: int, reason: str 
                     requested_by=actor_label, merchant_fee_refunded=back.merchant_fee,
                     channel_cost_refunded=back.channel_cost, rebate_refunded=back.rebate,
                 )
+                if audit is not None:
+                    audit.write(refund, out_refund_no=out_refund_no)
     except IntegrityError:
         existing = Refund.objects.get(merchant_id=order.merchant_id, out_refund_no=out_refund_no)
         if existing.request_fingerprint != print_:

@@ -15,8 +15,8 @@ import secrets
 from django.db import transaction
 from django.utils import timezone
 
-from aggpay.audit import audit_log
-from aggpay.errors import ApplicationError, InvalidRequest, InvalidState, NotFound
+from aggpay.audit import AuditNote, audit_log
+from aggpay.errors import InvalidRequest, InvalidState, NotFound
 from aggpay.money import format_yuan
 from aggpay.permissions import require_perm
 from trades.models import LatePayment, Order, OrderState, Refund
@@ -65,20 +65,12 @@ def order_refund_by_staff(*, order_id: str, actor, amount, reason: str) -> Refun
         raise InvalidRequest(f"at most {format_yuan(order.refundable_amount)} yuan can still be refunded "
                              f"(asked {format_yuan(amount)})", param="amount")
     label = actor.get_username() if hasattr(actor, "get_username") else str(actor or "system")
-    out_refund_no = staff_out_refund_no()
-    try:
-        refund, _ = refund_create(order=order, out_refund_no=out_refund_no, amount=amount, reason=reason,
-                                  notify_url="", actor_label=label)
-    except ApplicationError as exc:
-        refund = Refund.objects.filter(merchant_id=order.merchant_id, out_refund_no=out_refund_no).first()
-        if refund is not None:  # the channel refused: the failed refund exists and the attempt is on record
-            with transaction.atomic():
-                audit_log(actor=actor, action="trades.refund.staff_created", target=refund, reason=reason,
-                          data={"order": order.pk, "amount": amount, "state": refund.state, "error": exc.message})
-        raise
-    with transaction.atomic():
-        audit_log(actor=actor, action="trades.refund.staff_created", target=refund, reason=reason,
-                  data={"order": order.pk, "amount": amount, "out_refund_no": out_refund_no, "state": refund.state})
+    # The audit row is written with the refund, in its transaction (before the channel is asked): it exists if and
+    # only if the refund does, whatever the channel answers. The outcome is on the refund's timeline.
+    note = AuditNote(actor=actor, action="trades.refund.staff_created", reason=reason,
+                     data={"order": order.pk, "amount": amount})
+    refund, _ = refund_create(order=order, out_refund_no=staff_out_refund_no(), amount=amount, reason=reason,
+                              notify_url="", actor_label=label, audit=note)
     return refund
 
 
@@ -101,10 +93,9 @@ def order_close_by_staff(*, order_id: str, actor, reason: str) -> Order:
     reason = _reason(reason, "close an order")
     before = _order(order_id)
     order = order_close(order_id=before.pk, actor_label=actor.get_username() if hasattr(actor, "get_username")
-                        else str(actor or "system"))
-    with transaction.atomic():
-        audit_log(actor=actor, action="trades.order.staff_closed", target=order, reason=reason,
-                  data={"from": before.state, "to": order.state})
+                        else str(actor or "system"),
+                        audit=AuditNote(actor=actor, action="trades.order.staff_closed", reason=reason,
+                                        data={"from": before.state}))
     return order
 
 
