@@ -188,6 +188,15 @@ def test_amounts_are_validated_before_any_order_is_made(shop, live_server):
     assert not Order.objects.filter(merchant=shop.merchant).exists()
 
 
+def test_the_payer_pages_are_never_served_from_a_cache(shop, live_server):
+    """Each load of the amount page carries a new attempt token: a Back button must not show a cached one."""
+    payer = phone(UA_WECHAT)
+    amount_page = scan_and_authorise(payer, live_server.url, store_code_for(shop).code)
+    assert "no-store" in amount_page.headers["Cache-Control"]
+    paying = enter_amount(payer, amount_page, "3.00")
+    assert paying.status_code == 200 and "no-store" in paying.headers["Cache-Control"]
+
+
 # --- one order per amount form (double submit) --------------------------------------------------------------------
 def test_the_same_form_submitted_twice_makes_one_order_and_both_go_to_its_payment(shop, live_server):
     code = store_code_for(shop)

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from aggpay.errors import ApplicationError, ChannelRefused, IdempotencyConflict
@@ -109,6 +110,7 @@ def scan_oauth(request: HttpRequest, code: str) -> HttpResponse:
     return redirect("onecode:scan-pay", code=store_code.code)
 
 
+@never_cache  # a fresh attempt token (and state) on every load, Back button included
 @require_http_methods(["GET", "POST"])
 def scan_pay(request: HttpRequest, code: str) -> HttpResponse:
     try:
@@ -164,6 +166,7 @@ def _cashier_order(token: str) -> Order | None:
     return Order.objects.select_related("merchant").filter(pk=order_id, product="cashier").first()
 
 
+@never_cache  # a fresh attempt token (and state) on every load, Back button included
 @require_http_methods(["GET", "POST"])
 def cashier(request: HttpRequest, token: str) -> HttpResponse:
     order = _cashier_order(token)
@@ -233,6 +236,7 @@ def _bridge(request: HttpRequest, order: Order, token: str) -> dict:
     return bridge
 
 
+@never_cache  # a fresh attempt token (and state) on every load, Back button included
 @require_GET
 def order_page(request: HttpRequest, token: str) -> HttpResponse:
     order = _order_for_token(token)
@@ -246,6 +250,7 @@ def order_page(request: HttpRequest, token: str) -> HttpResponse:
     return render(request, "payer/result.html", context)
 
 
+@never_cache  # a fresh attempt token (and state) on every load, Back button included
 @require_GET
 def order_status(request: HttpRequest, token: str) -> JsonResponse:
     order = _order_for_token(token)
