@@ -9,13 +9,18 @@ from aggpay.health import healthz
 from channels.callbacks import channel_callback
 
 urlpatterns = [
+    # The merchant API and the channels' callbacks first: Django tries patterns in order, and the staff pages'
+    # catch-all prefix ("") made every API call walk all of them before reaching its own (9% of a signed
+    # GET /api/v1/merchant's CPU, docs/benchmarks.md).
+    path("api/v1/", include("aggpay.api.urls")),
+    # Channel callbacks: one URL per channel account (design §5 rule 4).
+    path("callbacks/<slug:account_code>/", channel_callback, name="channel-callback"),
     path("", include("aggpay.staff.urls")),
     path("admin/", admin.site.urls),
     path("staff/channels/", include("channels.urls")),
     path("staff/onboarding/batch/", include("merchants.urls_batch")),
     path("staff/merchants/", include("merchants.urls")),
     path("staff/trades/", include("trades.urls")),
-    path("api/v1/", include("aggpay.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
     path(
         "api/docs/",
@@ -28,8 +33,6 @@ urlpatterns = [
         name="api-redoc",
     ),
     path("healthz", healthz, name="healthz"),
-    # Channel callbacks: one URL per channel account (design §5 rule 4).
-    path("callbacks/<slug:account_code>/", channel_callback, name="channel-callback"),
     path("", include("trades.onecode.urls")),
 ]
 
