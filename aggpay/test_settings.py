@@ -26,3 +26,7 @@ MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="aggpay-test-media-"))
 # Parallel test processes (pytest-xdist) share one Redis: each keeps its own keys, so that one process's saves
 # (which replace the API front door's generation token, aggpay.api.credentials) do not make another's warm calls cold.
 CACHES["default"]["KEY_PREFIX"] = "aggpay-test-" + os.environ.get("PYTEST_XDIST_WORKER", "main")  # noqa: F405
+# Requests served by the live test server close their database connection when they end (production keeps them
+# 60 s, or pools them). A live-server thread still waiting on a kept-alive client socket when the session ends
+# held its connection open, and the test database could not be dropped ("being accessed by other users").
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
