@@ -64,31 +64,35 @@ class CombinedSimulators:
                 raise
             self.apps[kind] = getattr(module, class_name)(store)
 
+    def _route(self, path: str):
+        """(the kind's app or None, its mount "/<kind>", the path below it) for a percent-decoded path."""
+        parts = path.lstrip("/").split("/", 1)
+        return self.apps.get(parts[0]), "/" + parts[0], "/" + (parts[1] if len(parts) > 1 else "")
+
+    def _unknown_kind(self) -> bytes:
+        return SimResponse.json({"kinds": sorted(self.apps)}).body
+
     def respond(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes,
                 host_url: str) -> tuple[int, dict[str, str], bytes]:
         """What ``__call__`` answers, for a request already parsed by the server (no WSGI environ in between):
         ``path`` as ``_path_info`` gives it, ``headers`` as ``SimRequest.headers`` (lower-case names)."""
-        parts = path.lstrip("/").split("/", 1)
-        app = self.apps.get(parts[0])
+        app, mount, below = self._route(path)
         if app is None:
-            return 404, {"Content-Type": "application/json"}, SimResponse.json({"kinds": sorted(self.apps)}).body
-        request = SimRequest(method=method.upper(), path="/" + (parts[1] if len(parts) > 1 else ""),
-                             query_string=query, headers=headers, body=body, script_name="/" + parts[0],
-                             host_url=host_url)
+            return 404, {"Content-Type": "application/json"}, self._unknown_kind()
+        request = SimRequest(method=method.upper(), path=below, query_string=query, headers=headers, body=body,
+                             script_name=mount, host_url=host_url)
         response = app.handle(request)
         return response.status, response.headers, response.body
 
     def __call__(self, environ, start_response):
-        path = environ.get("PATH_INFO", "/")
-        parts = path.lstrip("/").split("/", 1)
-        app = self.apps.get(parts[0])
+        app, mount, below = self._route(environ.get("PATH_INFO", "/"))
         if app is None:
-            body = SimResponse.json({"kinds": sorted(self.apps)}).body
+            body = self._unknown_kind()
             start_response("404 Not Found", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
             return [body]
         environ = dict(environ)
-        environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + "/" + parts[0]
-        environ["PATH_INFO"] = "/" + (parts[1] if len(parts) > 1 else "")
+        environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + mount
+        environ["PATH_INFO"] = below
         return app(environ, start_response)
 
 
@@ -194,17 +198,7 @@ class _KeepAliveHandler(BaseHTTPRequestHandler):
             logger.exception("simulator error on %s %s", method, raw_path)
             self.close_connection = True
             status, reason, fields, payload = 500, "Internal Server Error", _ERROR_FIELDS, b"simulator error"
-        lines = [f"HTTP/1.1 {status} {reason}", f"Server: {self.server_version}", f"Date: {_http_date()}"]
-        for name, value in fields.items():
-            if name.lower() == "connection" and value.lower() == "close":
-                self.close_connection = True
-            lines.append(f"{name}: {value}")
-        lines.append(f"Content-Length: {len(payload)}")
-        if self.close_connection:
-            lines.append("Connection: close")
-        out = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        # One send for status line, fields and body: a second small write would wait for the client's delayed ACK.
-        self.connection.sendall(out if method == "HEAD" else out + payload)
+        self._write(f"{status} {reason}", list(fields.items()), payload)
         return True
 
     def _handle_line_by_line(self) -> None:
@@ -334,6 +328,8 @@ class _KeepAliveHandler(BaseHTTPRequestHandler):
         if self.close_connection:
             lines.append("Connection: close")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        # One write (the unbuffered socket writer's sendall) for status line, fields and body: a second small
+        # write would wait for the client's delayed ACK.
         self.wfile.write(head if self.command == "HEAD" else head + payload)
 
     def log_message(self, format, *args):  # noqa: A002 - signature from the stdlib

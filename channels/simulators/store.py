@@ -53,12 +53,7 @@ class Store:
         return json.loads(row[0]) if row else default
 
     def put(self, ns: str, key: str, value: Any) -> None:
-        with self._lock:
-            self._conn.execute(
-                "INSERT INTO kv (ns, k, v, updated) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (ns, k) DO UPDATE SET v=excluded.v, updated=excluded.updated",
-                (ns, key, json.dumps(value, ensure_ascii=False, sort_keys=True), time.time()),
-            )
+        self.put_many([(ns, key, value)])
 
     def put_many(self, rows: list[tuple[str, str, Any]]) -> None:
         """``put`` for several (ns, key, value) rows in one statement: a simulated create writes its trade and

@@ -73,9 +73,10 @@ def order_create(*, app, data: dict, routing_token: int | None = None) -> tuple[
     """Create (or replay) an order for ``app``'s merchant. Returns (order, replayed).
 
     ``data`` has passed the API's field validation. ``routing_token``: the merchant API's generation token of this
-    request, under which routing may reuse what this process read (channels.routing.choose). Raises IdempotencyConflict, Forbidden (merchant not active),
-    RiskRejected, ProductNotAvailable, InvalidRequest, or ChannelRefused (the channel refused definitively; the
-    order is then ``failed`` and a retry of the same request replays it).
+    request, under which routing may reuse what this process read (channels.routing.choose). Raises
+    IdempotencyConflict, Forbidden (merchant not active), RiskRejected, ProductNotAvailable, InvalidRequest, or
+    ChannelRefused (the channel refused definitively; the order is then ``failed`` and a retry of the same request
+    replays it).
     """
     merchant = app.merchant
     print_ = fingerprint(data)
@@ -284,16 +285,24 @@ def _record_query(order_id: str, fields: dict) -> None:
         return
     sql = _record_query_sql()
     with prepared_cursor(sql) as cursor:
-        cursor.execute(sql, [order_id, fields["verb"], fields["outcome"], fields["channel_code"], fields["message"],
-                             fields["answer"], fields["elapsed_ms"], now, now, order_id])
+        cursor.execute(sql, [*_call_values(order_id, fields, now), now, order_id])
+
+
+def _call_cte() -> str:
+    """The ChannelCall INSERT the PostgreSQL records below start with (its values: ``_call_values``)."""
+    return (f"WITH call AS (INSERT INTO {ChannelCall._meta.db_table} (order_id, verb, outcome, channel_code, message, "
+            f"answer, elapsed_ms, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)) ")
+
+
+def _call_values(order_id: str, fields: dict, now) -> list:
+    return [order_id, fields["verb"], fields["outcome"], fields["channel_code"], fields["message"],
+            fields["answer"], fields["elapsed_ms"], now]
 
 
 @functools.cache
 def _record_query_sql() -> str:
-    call, order = ChannelCall._meta.db_table, Order._meta.db_table
-    return (f"WITH call AS (INSERT INTO {call} (order_id, verb, outcome, channel_code, message, answer, elapsed_ms, "
-            f"created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)) "
-            f"UPDATE {order} SET last_queried_at = %s, query_attempts = query_attempts + 1 WHERE id = %s")
+    return (_call_cte() + f"UPDATE {Order._meta.db_table} SET last_queried_at = %s, "
+            f"query_attempts = query_attempts + 1 WHERE id = %s")
 
 
 def _changes_nothing(order: Order, result: PaymentResult) -> bool:
@@ -346,10 +355,7 @@ def record_created_sql(assignments: str) -> str:
     state over the primary key — reading every pending order on every create, so each order cost PostgreSQL more
     than the one before (0.85 → 3.4 ms per order over 12,000 orders; found with pg_stat_user_indexes,
     docs/benchmarks.md). The primary key is the only index this update can use."""
-    call, table = ChannelCall._meta.db_table, Order._meta.db_table
-    return (f"WITH call AS (INSERT INTO {call} (order_id, verb, outcome, channel_code, message, answer, elapsed_ms, "
-            f"created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)) "
-            f"UPDATE {table} SET {assignments} WHERE id = %s AND state || '' = %s "
+    return (_call_cte() + f"UPDATE {Order._meta.db_table} SET {assignments} WHERE id = %s AND state || '' = %s "
             f"AND pay_params = '{{}}'::jsonb RETURNING id")
 
 
@@ -368,8 +374,7 @@ def _record_created(order: Order, result: PaymentResult, fields: dict) -> None:
     else:
         columns = list(changes)
         assignments = ", ".join(f"{Order._meta.get_field(name).column} = %s" for name in columns)
-        params = [order.pk, fields["verb"], fields["outcome"], fields["channel_code"], fields["message"],
-                  fields["answer"], fields["elapsed_ms"], changes["updated_at"]]
+        params = _call_values(order.pk, fields, changes["updated_at"])
         db = connections[DEFAULT_DB_ALIAS]
         params += [Order._meta.get_field(name).get_db_prep_save(changes[name], db) for name in columns]
         params += [order.pk, OrderState.PENDING]
