@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 import time
@@ -49,9 +50,15 @@ def _make_call(args, index: int):
     return call
 
 
+def _own_cpu() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
 def run(args, make_call=_make_call) -> dict:
     """Run ``args.threads`` workers until the deadline or ``args.max_requests`` in all; ``make_call(args, index)``
     gives each worker its request function (bench/bench_orders.py passes its own)."""
+    startup_cpu = _own_cpu()  # imports and setup, spent before the first request
     host = urlsplit(args.base_url).hostname
     if host not in LOOPBACK:
         raise SystemExit(f"refusing to load {host}: the benchmark only targets this machine's loopback")
@@ -81,12 +88,13 @@ def run(args, make_call=_make_call) -> dict:
                 statuses[status] = statuses.get(status, 0) + count
 
     threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(args.threads)]
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), _own_cpu()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - started
+    cpu = _own_cpu() - cpu_started
     return {
         "target": args.target,
         "threads": args.threads,
@@ -94,6 +102,9 @@ def run(args, make_call=_make_call) -> dict:
         "latencies_ms": [value for chunk in latencies for value in chunk],
         "errors": sum(errors),
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
+        # This process's own CPU (all threads) while it sent requests, and before (bench/cpu.py, bench_orders.py).
+        "cpu_seconds": cpu,
+        "startup_cpu_seconds": startup_cpu,
     }
 
 
