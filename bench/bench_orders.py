@@ -148,15 +148,14 @@ def cpu_per_request(target_runs: list[dict]) -> dict[str, float] | None:
     requests = sum(len(run["latencies_ms"]) for run in target_runs)
     if not requests:
         return None
+    metered = [name for name, _ in PARTIES if name not in ("load", "rest", "machine")]  # the Meter's parties
     total = {name: 0.0 for name, _ in PARTIES}
     for run in target_runs:
-        spent = run["cpu"]
-        for name in ("aggpay", "postgres", "simulator", "redis"):
-            total[name] += spent[name]
+        for name in metered:
+            total[name] += run["cpu"][name]
         total["load"] += run.get("cpu_seconds", 0.0)
-        total["machine"] += spent["machine"] - run.get("startup_cpu_seconds", 0.0)
-    total["rest"] = total["machine"] - sum(total[name] for name in ("aggpay", "load", "postgres", "simulator",
-                                                                     "redis"))
+        total["machine"] += run["cpu"]["machine"] - run.get("startup_cpu_seconds", 0.0)
+    total["rest"] = total["machine"] - sum(total[name] for name in (*metered, "load"))
     return {name: seconds * 1000 / requests for name, seconds in total.items()}
 
 
