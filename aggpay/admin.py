@@ -77,3 +77,7 @@ class PlatformKeyAdmin(ReadOnlyAdmin):
     @admin.display(description="private key")
     def private_key(self, obj):
         return "encrypted at rest, never shown"
+
+
+# Users and groups: Django's stock admins replaced by ones the ``admin`` role cannot escalate through.
+from aggpay import admin_users  # noqa: E402,F401

@@ -5,8 +5,9 @@ A permission spec is ``"app_label.codename"``, ``"app_label.*"`` (every permissi
 Specs that match nothing yet are fine: later issues add models, and ``roles_sync`` runs after every
 ``migrate`` (post_migrate, wired in ``aggpay.apps``) so their permissions attach without touching this file.
 
-Editing a managed group's permissions in the Django admin does not stick: the next migrate puts back what
-this table says. Change the table instead (it is reviewed in git, which is the audit trail for role design).
+The managed groups are read-only in the Django admin (``aggpay.admin_users``), and an edit made some other way
+does not stick: the next migrate puts back what this table says. Change the table instead (it is reviewed in
+git, which is the audit trail for role design).
 
 Each role also gets one *section* permission (``aggpay.access_<section>``) that gates its workbench pages.
 Those permissions hang off a model-less content type ``aggpay.staffsection`` because the aggpay models
@@ -115,7 +116,12 @@ ROLES: tuple[Role, ...] = (
     Role("admin", "Administrator", "系统管理员",
          "Users and roles; reads the audit log.",
          section="admin",
-         permissions=("auth.*", "aggpay.view_audit", "aggpay.view_auditlog")),
+         # Least privilege for "users and roles": accounts, and reading the groups to hand them out. No
+         # auth.*_group / *_permission (a group's permissions are code, and whoever edits them grants
+         # anything), no deleting (deactivate instead: audit rows keep pointing at the account). Superuser
+         # status and individual permissions are a superuser's (aggpay.admin_users, aggpay.staff.services).
+         permissions=("auth.view_user", "auth.add_user", "auth.change_user", "auth.view_group",
+                      "aggpay.view_audit", "aggpay.view_auditlog")),
 )
 ROLES_BY_SLUG = {role.slug: role for role in ROLES}
 
