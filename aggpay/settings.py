@@ -155,6 +155,9 @@ AGGPAY_DELIVERY_LEASE_SECONDS = env_int("AGGPAY_DELIVERY_LEASE_SECONDS", 60)
 # support instead.
 AGGPAY_LATE_PAYMENT_AUTO_REFUND = env_bool("AGGPAY_LATE_PAYMENT_AUTO_REFUND", True)
 AGGPAY_NONCE_TTL_SECONDS = 15 * 60
+# merchant-api.md "Errors" 429 `rate_limited`: signed calls per app per second (one counter per app and second, in
+# the Redis round trip that claims the nonce). A runaway integration slows itself, not the other merchants. 0 = off.
+AGGPAY_API_RATE_LIMIT_PER_SECOND = env_int("AGGPAY_API_RATE_LIMIT_PER_SECOND", 500)
 AGGPAY_PUBLIC_BASE_URL = env_str("AGGPAY_PUBLIC_BASE_URL", "http://127.0.0.1:8000")
 
 # --- channel simulators (channels/simulators) --------------------------------------------------------
@@ -171,7 +174,7 @@ AGGPAY_CHANNEL_READ_TIMEOUT = float(env_str("AGGPAY_CHANNEL_READ_TIMEOUT", "10")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["aggpay.api.authentication.MerchantSignatureAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["aggpay.api.permissions.IsMerchantApp"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["aggpay.api.renderers.UTF8JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "aggpay.api.errors.exception_handler",

@@ -14,7 +14,7 @@ from urllib.parse import quote, urlsplit
 from django.conf import settings
 from django.db import connection
 from rest_framework.authentication import BaseAuthentication
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.exceptions import AuthenticationFailed, Throttled
 
 from aggpay.api import credentials, signing
 from channels.sql import instance_from_row
@@ -55,6 +55,10 @@ def request_target(meta) -> str:
 
 def nonce_cache_key(app_id: str, nonce: str) -> str:
     return f"aggpay:api-nonce:{app_id}:{nonce}"
+
+
+def rate_cache_key(app_id: str, second: int) -> str:
+    return f"aggpay:api-rate:{app_id}:{second}"
 
 
 def _fail(code: str, message: str) -> AuthenticationFailed:
@@ -133,9 +137,13 @@ class MerchantSignatureAuthentication(BaseAuthentication):
             raise _fail("timestamp_out_of_window", f"timestamp is more than {window} s away from aggpay's clock")
 
         # SET NX on Redis: exactly one request with this nonce gets through. The same round trip reads the
-        # generation token that says whether the remembered app is still what the database holds.
-        claimed, current = credentials.nonce_claim(nonce_cache_key(app.app_id, pairs["nonce"]),
-                                                   settings.AGGPAY_NONCE_TTL_SECONDS)
+        # generation token that says whether the remembered app is still what the database holds, and counts the
+        # call against the app's rate limit (merchant-api.md "Errors": 429 rate_limited).
+        limit = settings.AGGPAY_API_RATE_LIMIT_PER_SECOND
+        second = int(time.time())
+        claimed, current, count = credentials.nonce_claim(
+            nonce_cache_key(app.app_id, pairs["nonce"]), settings.AGGPAY_NONCE_TTL_SECONDS,
+            count_key=rate_cache_key(app.app_id, second) if limit else None)
         if remembered is not None and current != token:
             # Something the front door depends on changed since this process read the app: read it again (under
             # the token just read, which predates this read) and decide on that. The nonce stays claimed — by a
@@ -146,6 +154,9 @@ class MerchantSignatureAuthentication(BaseAuthentication):
                 raise failure
         if not claimed:
             raise _fail("nonce_reused", "this nonce was already used by this app in the last 15 minutes")
+        if limit and count > limit:
+            # Counted after the signature check, so only a holder of the app's key can spend its allowance.
+            raise Throttled(wait=1, detail=f"more than {limit} requests in one second from this app")
 
         # The token this request saw before any database read it caused: what views may remember things under.
         django_request.aggpay_front_door_token = current

@@ -135,10 +135,12 @@ def connect_signals() -> None:
         post_delete.connect(_on_watched_change, sender=model, dispatch_uid=f"api-front-door-delete-{label}")
 
 
-def nonce_claim(key: str, ttl: int) -> tuple[bool, int | None]:
-    """Claim ``key`` (SET NX with ``ttl``) and read the generation token: one round trip on Redis.
+def nonce_claim(key: str, ttl: int, *, count_key: str | None = None) -> tuple[bool, int | None, int]:
+    """Claim ``key`` (SET NX with ``ttl``), read the generation token and, with ``count_key``, count one more call
+    under it (a counter that lives 2 s: callers name it by the second): one round trip on Redis.
 
-    Returns (claimed, token). Other cache backends (the demo's in-process cache) do the same in two calls."""
+    Returns (claimed, token, count) — count 0 without ``count_key``. Other cache backends (the demo's in-process
+    cache) do the same in several calls."""
     from aggpay.cache import RedisCache
 
     backend = _cache()
@@ -146,9 +148,21 @@ def nonce_claim(key: str, ttl: int) -> tuple[bool, int | None]:
         pipe = backend.redis_client().pipeline(transaction=False)
         pipe.set(backend.make_and_validate_key(key), 1, nx=True, ex=ttl)
         pipe.get(backend.make_and_validate_key(GENERATION_KEY))
-        claimed, raw = pipe.execute()
-        return bool(claimed), (None if raw is None else int(raw))
-    return backend.add(key, 1, timeout=ttl), backend.get(GENERATION_KEY)
+        if count_key is not None:
+            counter = backend.make_and_validate_key(count_key)
+            pipe.incr(counter)
+            pipe.expire(counter, 2)
+        claimed, raw, *counted = pipe.execute()
+        return bool(claimed), (None if raw is None else int(raw)), (int(counted[0]) if counted else 0)
+    claimed, token, count = backend.add(key, 1, timeout=ttl), backend.get(GENERATION_KEY), 0
+    if count_key is not None:
+        backend.add(count_key, 0, timeout=2)
+        try:
+            count = backend.incr(count_key)
+        except ValueError:  # expired between the two calls
+            backend.add(count_key, 1, timeout=2)
+            count = 1
+    return claimed, token, count
 
 
 def _private_copy(app):

@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import set_rollback
 
+from aggpay.api.renderers import JSON_CONTENT_TYPE
 from aggpay.errors import ApplicationError, ChannelRefused
 from aggpay.middleware import current_request_id
 
@@ -156,7 +157,7 @@ def handler500(request):
     if request.path.startswith("/api/"):
         body = envelope("internal_error", "internal error; quote the request_id to support",
                         request_id=getattr(request, "request_id", None))
-        return JsonResponse(body, status=500)
+        return JsonResponse(body, status=500, content_type=JSON_CONTENT_TYPE)
     return server_error(request)
 
 
@@ -164,5 +165,5 @@ def handler404(request, exception=None):
     """Root URLconf ``handler404``: the JSON envelope under /api/, Django's page elsewhere."""
     if request.path.startswith("/api/"):
         body = envelope("not_found", "no such API path", request_id=getattr(request, "request_id", None))
-        return JsonResponse(body, status=404)
+        return JsonResponse(body, status=404, content_type=JSON_CONTENT_TYPE)
     return page_not_found(request, exception)

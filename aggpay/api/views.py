@@ -20,6 +20,7 @@ from aggpay.api import signing
 from aggpay.api.authentication import MerchantSignatureAuthentication
 from aggpay.api.errors import envelope
 from aggpay.api.permissions import IsMerchantApp
+from aggpay.api.renderers import JSON_CONTENT_TYPE
 from aggpay.platform_keys import loaded_platform_key
 from merchants.models import MerchantApp, SignType
 
@@ -43,8 +44,9 @@ def api_actor(request) -> str:
 class SignedResponseMixin:
     authentication_classes = [MerchantSignatureAuthentication]
     permission_classes = [IsMerchantApp]
-    # No OPTIONS metadata: the API is described by /api/schema/, and OPTIONS answers 405 like any other
-    # method a path does not serve.
+    # No OPTIONS: the API is described by /api/schema/, so OPTIONS answers 405 like any other method a path
+    # does not serve, and `Allow` lists only the methods that do (DRF builds it from these names).
+    http_method_names = ["get", "post", "put", "patch", "delete", "head"]
     metadata_class = None
 
     def finalize_response(self, request, response, *args, **kwargs):
@@ -62,7 +64,7 @@ class SignedResponseMixin:
             logger.exception("could not sign the response for app %s", app.app_id)
             request_id = getattr(request, "request_id", None)
             return JsonResponse(envelope("internal_error", "internal error; quote the request_id to support",
-                                         request_id=request_id), status=500)
+                                         request_id=request_id), status=500, content_type=JSON_CONTENT_TYPE)
         return response
 
 

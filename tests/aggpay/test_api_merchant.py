@@ -17,6 +17,7 @@ pytestmark = pytest.mark.django_db
 def test_it_returns_the_calling_apps_merchant_and_app_settings(signed_api, tea_house_app):
     response = signed_api(tea_house_app).get("/api/v1/merchant")
     assert response.status_code == 200
+    assert response["Content-Type"] == "application/json; charset=utf-8"  # merchant-api.md "Conventions"
     merchant = tea_house_app.merchant
     assert response.json() == {
         "merchant_no": merchant.merchant_no,
