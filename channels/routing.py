@@ -86,6 +86,15 @@ def _candidate_rows(merchant_id: int, product: str, token: int | None) -> list[t
     return rows
 
 
+def exact_rate(value) -> Decimal:
+    """A rate column read by the raw query as the database hands it: PostgreSQL gives a Decimal, SQLite (the demo)
+    a float or an int. ``Decimal(0.0038)`` is 0.00379999…, which rounds a fee down where 0.0038 rounds it up
+    (design §5 rule 1: never float), so a float goes through its shortest repr, which is the stored decimal."""
+    if isinstance(value, Decimal):
+        return value
+    return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+
+
 def choose(*, merchant, product: str, amount: int, token: int | None = None) -> RoutingDecision:
     """Eligible = an active contract of the merchant on an enabled account that serves ``product`` (enabled)
     within its per-transaction limits, with the merchant's rate for it. Priority: the cheapest cost to us, then the
@@ -111,8 +120,8 @@ def choose(*, merchant, product: str, amount: int, token: int | None = None) -> 
         seen.append({"account": code, "contract": contract_id, "eligible": reason is None, "reason": reason or ""})
         if reason is None:
             eligible.append((Candidate(contract_id=contract_id, account_id=account_id, account_code=code,
-                                       product=product, merchant_rate=Decimal(rate), cost_rate=Decimal(cost_rate),
-                                       rebate_rate=Decimal(rebate_rate), sub_mchid=sub_mchid), row))
+                                       product=product, merchant_rate=exact_rate(rate), cost_rate=exact_rate(cost_rate),
+                                       rebate_rate=exact_rate(rebate_rate), sub_mchid=sub_mchid), row))
     if not eligible:
         return RoutingDecision(chosen=None, layer="priority", candidates=seen)
     chosen, row = min(eligible, key=lambda pair: (pair[0].cost_rate - pair[0].rebate_rate, pair[0].contract_id))

@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from channels.models import ChannelProduct
-from channels.routing import choose
+from channels.routing import choose, exact_rate
 from merchants.models import Contract, ContractRate
 from tests.factories import ChannelAccountFactory, MerchantFactory
 
@@ -112,3 +112,12 @@ def test_each_decision_gets_its_own_contract_and_account_and_a_new_config_is_see
     token = credentials.generation_current()
     third = choose(merchant=merchant, product="wechat.native", amount=100, token=token).contract
     assert third.channel_account.config["rotated"] == "yes"
+
+
+@pytest.mark.parametrize(("as_read", "rate"), [(Decimal("0.0038"), "0.0038"), (0.0038, "0.0038"), (0.006, "0.006"),
+                                               (1, "1")])
+def test_a_rate_read_as_a_float_on_sqlite_becomes_the_stored_decimal_not_its_binary_expansion(as_read, rate):
+    # The demo's SQLite hands the raw routing query floats: Decimal(0.0038) would be 0.00379999…, and a 2500-fen
+    # order's fee 9.4999… fen, rounded down to 9 instead of half-up to 10.
+    assert exact_rate(as_read) == Decimal(rate)
+    assert str(exact_rate(as_read)) == rate
