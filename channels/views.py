@@ -10,10 +10,12 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 
 from django.contrib import messages
+from django.core.exceptions import FieldDoesNotExist
 from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.text import capfirst
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from aggpay.errors import ApplicationError
@@ -100,12 +102,35 @@ def _history_rows(queryset) -> list[dict]:
     for change in queryset:
         fields = []
         for name, value in (change.changes or {}).items():
+            label = _history_label(change.target_type, name)
             if isinstance(value, dict) and set(value) == {"old", "new"}:
-                fields.append({"name": name, "old": _shown(name, value["old"]), "new": _shown(name, value["new"])})
+                fields.append({"name": name, "label": label, "old": _shown(name, value["old"]),
+                               "new": _shown(name, value["new"])})
             else:
-                fields.append({"name": name, "changed": str(value)})
+                fields.append({"name": name, "label": label, "changed": str(value)})
         rows.append({"change": change, "fields": fields})
     return rows
+
+
+_HISTORY_MODELS = {"account": ChannelAccount, "product": ChannelProduct, "evaluation": InterfaceEvaluation}
+_CHECKLIST_LABELS = {key: label for key, label, _prompt in CHECKLIST_ITEMS}
+
+
+def _history_label(target_type: str, name: str) -> str:
+    """A changed field as staff know it: the model field's verbose name, the checklist item's label, or the config
+    key spelled out ("config.api_v3_key" → "Config: api v3 key"); the stored name stays in the page's title."""
+    head, _, rest = name.partition(".")
+    if head == "config" and rest:
+        return f"Config: {rest.replace('_', ' ')}"
+    if head == "checklist" and rest:
+        return f"Checklist: {_CHECKLIST_LABELS.get(rest, rest.replace('_', ' '))}"
+    model = _HISTORY_MODELS.get(target_type)
+    if model is not None:
+        try:
+            return capfirst(model._meta.get_field(name).verbose_name)
+        except FieldDoesNotExist:
+            pass
+    return capfirst(name.replace("_", " "))
 
 
 _RATE_FIELDS = {"cost_rate", "isv_rebate_rate"}
@@ -116,6 +141,8 @@ def _shown(name: str, value) -> str:
     """A history value as staff read it: rates in percent, amounts in yuan, checklist items as "score/5 text"."""
     if value is None or value == "":
         return "—"
+    if isinstance(value, bool):  # enabled, live, … : people read Yes/No, not Python's True/False
+        return "Yes" if value else "No"
     if isinstance(value, dict):  # a checklist item
         score, finding = value.get("score"), value.get("finding") or ""
         if score is None and not finding:

@@ -143,6 +143,7 @@ def clerk_queue(request):
         "batch_url": _optional_url("merchants_batch:index"),
         "can_submit": request.user.has_perm("merchants.change_merchant"),
         "doc_labels": DOC_LABELS,
+        "merchant_matches": workbench.merchant_matches(filters["q"]), "merchant_match_limit": workbench.MERCHANT_MATCHES,
     }
     if view == "action":
         context.update(returned=[(a, _returned_reasons(a)) for a in returned[:200]],
@@ -538,6 +539,10 @@ def review_queue(request):
     else:
         # Oldest submission first (issue 4): the SLA clock runs from submission.
         applications = base.filter(state__in=workbench.OPEN_REVIEW_STATES).order_by("submitted_at", "id")
+    # "Over the review SLA" (the home tile, the header's overdue count): only the open reviews past the SLA.
+    overdue_only = request.GET.get("overdue") == "1"
+    if overdue_only:
+        applications = workbench.overdue_reviews(applications)
     page = _page(request, applications)
     frozen = Merchant.objects.filter(state=MerchantState.FROZEN).order_by("-updated_at", "-id")[:50]
     tabs = [("", "Open", counts.get(ApplicationState.SUBMITTED, 0) + counts.get(ApplicationState.RISK_REVIEW, 0))]
@@ -545,8 +550,9 @@ def review_queue(request):
               else counts.get(value, 0)) for value, label in ReviewQueueForm.STATES]
     return render(request, "staff/risk.html", {
         "form": form, "state": state, "tabs": tabs, "page": page, "rows": workbench.review_rows(page.object_list),
-        "query": _query_without(request), "tab_query": _query_without(request, "state"), "frozen": frozen,
-        "overdue": workbench.overdue_reviews(base).count(),
+        "query": _query_without(request), "tab_query": _query_without(request, "state", "overdue"), "frozen": frozen,
+        "overdue": workbench.overdue_reviews(base).count(), "overdue_only": overdue_only,
+        "overdue_query": _query_without(request, "state", "overdue"),
         "sla_hours": int(workbench.REVIEW_SLA.total_seconds() // 3600),
         "can_review": request.user.has_perm("merchants.review_application"),
     })

@@ -89,6 +89,18 @@ def search(queryset: QuerySet, q: str, *, prefix: str = "merchant__") -> QuerySe
     )
 
 
+# Merchants offered beside the applications when the clerk searches: one without an application (a demo or migrated
+# merchant, one created through the partner API before its record) is reached from here too.
+MERCHANT_MATCHES = 10
+
+
+def merchant_matches(q: str) -> list[Merchant]:
+    """Merchants matching the queue's search (the same fields), at most MERCHANT_MATCHES, by merchant no."""
+    if not (q or "").strip():
+        return []
+    return list(search(Merchant.objects.order_by("merchant_no"), q, prefix="")[:MERCHANT_MATCHES])
+
+
 def filter_applications(queryset: QuerySet[OnboardingApplication], *, subject_type: str = "", product: str = "",
                         channel_account: str = "", contract_state: str = "", age: str = "", q: str = "",
                         now: dt.datetime | None = None) -> QuerySet[OnboardingApplication]:
@@ -312,8 +324,11 @@ def clerk_home_queues() -> list[HomeQueue]:
     return [
         HomeQueue("Needs action", action, f"{base}?{urlencode({'view': 'action'})}", "bad" if action else ""),
         HomeQueue("Drafts", counts.get(ApplicationState.DRAFT, 0), f"{base}?{urlencode({'state': 'draft'})}"),
-        HomeQueue("Waiting for risk", counts.get(ApplicationState.SUBMITTED, 0)
-                  + counts.get(ApplicationState.RISK_REVIEW, 0), f"{base}?{urlencode({'state': 'submitted'})}"),
+        # One tile per state tab: each count is exactly what its link opens.
+        HomeQueue("Waiting for risk", counts.get(ApplicationState.SUBMITTED, 0),
+                  f"{base}?{urlencode({'state': 'submitted'})}"),
+        HomeQueue("In risk review", counts.get(ApplicationState.RISK_REVIEW, 0),
+                  f"{base}?{urlencode({'state': 'risk_review'})}"),
         HomeQueue("Contracting", counts.get(ApplicationState.CONTRACTING, 0),
                   f"{base}?{urlencode({'state': 'contracting'})}", "warn"),
         HomeQueue("Completed", counts.get(ApplicationState.COMPLETED, 0),
@@ -332,9 +347,11 @@ def risk_home_queues() -> list[HomeQueue]:
     base = reverse("staff:risk")
     waiting_count = waiting.count()
     frozen = Merchant.objects.filter(state=MerchantState.FROZEN).count()
+    # Each link opens exactly the rows its count counts: the "Waiting" tab, the overdue filter of the open reviews.
     return [
-        HomeQueue("Applications waiting for review", waiting_count, base, "warn" if waiting_count else ""),
-        HomeQueue("Over the review SLA", overdue, base, "bad" if overdue else ""),
+        HomeQueue("Applications waiting for review", waiting_count, f"{base}?{urlencode({'state': 'submitted'})}",
+                  "warn" if waiting_count else ""),
+        HomeQueue("Over the review SLA", overdue, f"{base}?{urlencode({'overdue': '1'})}", "bad" if overdue else ""),
         HomeQueue("In review", OnboardingApplication.objects.filter(state=ApplicationState.RISK_REVIEW).count(),
                   f"{base}?{urlencode({'state': 'risk_review'})}"),
         HomeQueue("Frozen merchants", frozen, f"{base}#frozen", "bad" if frozen else ""),

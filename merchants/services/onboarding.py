@@ -145,12 +145,20 @@ def missing_documents(merchant: Merchant) -> list[str]:
     return sorted(needed - have)
 
 
+# The risk officer's decisions, which are only possible once the review is taken (risk_review).
+_DECISION_VERBS = {"approve": "approve it", "return_for_correction": "return it", "reject": "reject it"}
+
+
 def _transition(*, application_id: int, actor, name: str, action: str, reason: str = "",
                 before_save=None) -> OnboardingApplication:
     with transaction.atomic():
         application = _locked_application(application_id)
         method = getattr(application, name)
         if not can_proceed(method):
+            if application.state == ApplicationState.SUBMITTED and name in _DECISION_VERBS:
+                # A decision needs the review taken first (submitted → risk_review): say so, not just "cannot".
+                raise InvalidState(f"the application is submitted and nobody has taken it for review yet; take the "
+                                   f"review first, then {_DECISION_VERBS[name]}")
             raise InvalidState(f"the application is {application.state}; it cannot {name.replace('_', ' ')}")
         before = application.state
         if before_save is not None:

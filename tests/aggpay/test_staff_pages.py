@@ -78,7 +78,8 @@ def test_the_clerk_home_counts_applications_by_queue(client, signed_in, drafted_
 
     queues = {q.label: q.count for s in client.get("/staff/").context["sections"] for q in s["queues"]}
 
-    assert queues == {"Needs action": 0, "Drafts": 1, "Waiting for risk": 0, "Contracting": 0, "Completed": 0}
+    assert queues == {"Needs action": 0, "Drafts": 1, "Waiting for risk": 0, "In risk review": 0, "Contracting": 0,
+                      "Completed": 0}
 
 
 def test_the_admin_home_counts_todays_audit_entries(client, signed_in):

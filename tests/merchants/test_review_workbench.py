@@ -128,9 +128,11 @@ def test_rejecting_needs_a_reason_and_records_it(client, risk_zhao, submitted):
     assert decided.context["rows"][0].waiting.startswith("took ")
 
 
-def test_deciding_before_taking_is_refused_by_the_service(client, risk_zhao, submitted):
+def test_deciding_before_taking_is_refused_by_the_service_which_says_to_take_the_review_first(
+        client, risk_zhao, submitted):
     client.force_login(risk_zhao)
     response = client.post(f"/staff/merchants/review/{submitted[0].pk}/approve/", {"notes": ""}, follow=True)
-    assert "Not approved: the application is submitted; it cannot approve" in response.content.decode()
+    assert ("Not approved: the application is submitted and nobody has taken it for review yet; take the review "
+            "first, then approve it") in response.content.decode()
     submitted[0].refresh_from_db()
     assert submitted[0].state == "submitted"

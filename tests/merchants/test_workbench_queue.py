@@ -192,3 +192,19 @@ def test_the_risk_officer_home_counts_the_review_queue(client, clerk_wang, risk_
     assert queues["Applications waiting for review"] == 2
     assert queues["Over the review SLA"] == 1
 
+
+
+def test_searching_by_merchant_no_or_name_offers_merchants_without_an_application(client, clerk_wang):
+    from tests.factories import MerchantFactory
+
+    demo = MerchantFactory(short_name="Demo Tea", legal_name="Demo Tea House Ltd")
+    draft(clerk_wang, 1)
+    client.force_login(clerk_wang)
+
+    for q in (demo.merchant_no, "demo tea"):
+        response = client.get("/staff/onboarding/", {"q": q})
+        assert [m.merchant_no for m in response.context["merchant_matches"]] == [demo.merchant_no]
+        assert response.context["rows"] == []  # it has no application to list
+        assert f'href="/staff/merchants/{demo.merchant_no}/"' in response.content.decode()
+    assert client.get(f"/staff/merchants/{demo.merchant_no}/").status_code == 200
+    assert 'id="merchant-matches"' not in client.get("/staff/onboarding/").content.decode()
