@@ -19,6 +19,7 @@ from trades.api.orders import (
     OrdersView,
     RefundDetailView,
 )
+from trades.api.statements import StatementView
 
 # out_trade_no / out_refund_no as merchant-api.md allows them (the pattern also goes into the OpenAPI document).
 OUT_TRADE_NO = r"(?P<out_trade_no>[0-9A-Za-z_-]{6,32})"
@@ -41,6 +42,9 @@ urlpatterns = [
     re_path(rf"^orders/{OUT_TRADE_NO}/reverse$", OrderReverseView.as_view(), name="api-order-reverse"),
     re_path(rf"^orders/{OUT_TRADE_NO}/refunds$", OrderRefundsView.as_view(), name="api-order-refunds"),
     re_path(rf"^refunds/{OUT_REFUND_NO}$", RefundDetailView.as_view(), name="api-refund"),
+    # Statements (merchant-api.md "Statements"): any one path segment, so that a malformed date is a 400 naming
+    # `date` rather than a 404.
+    re_path(r"^bills/(?P<date>[^/]+)$", StatementView.as_view(), name="api-bills"),
     # Add new operations above this line. The catch-all must stay last: any other path under /api/v1/
     # answers 404 in the JSON envelope instead of Django's HTML page.
     re_path(r"^.*$", NotFoundView.as_view(), name="api-not-found"),

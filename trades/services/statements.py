@@ -1,0 +1,228 @@
+"""Merchant statements (merchant-api.md "Statements", design §1 "Money"): one calendar day of a merchant's money
+movements — payments, refunds and reversals — with the merchant's fee on each and the day's totals.
+
+- **The day** is a calendar day in the project's time zone (``settings.TIME_ZONE``, Asia/Shanghai): from 00:00
+  that day to 00:00 the next, local time. A statement exists once the day has closed; before that asking for it
+  is ``409 invalid_state``.
+- **Lines** are the money as it moved, each on the day it moved: a *payment* when the order succeeded
+  (``Order.paid_at``); a *refund* when the refund succeeded (``Refund.succeeded_at``); a *reversal* (撤销 of a
+  paid payment-code order, which gives the whole payment back) when the order was reversed (the time of its
+  ``order.reversed`` event). An order reversed before anyone paid moved no money and has no line.
+- **Sign convention**: every amount is signed from the merchant's side — money coming to the merchant is
+  positive. A payment has ``amount > 0`` and ``fee >= 0``; a refund or reversal has ``amount < 0`` and the fee it
+  gives back as ``fee <= 0``. ``net = amount - fee`` on every line, so every total is the plain sum of its lines.
+- **Fees** come from the fee snapshot taken at payment (``Order.merchant_fee``) and the part of it each refund
+  gives back (``Refund.merchant_fee_refunded``, trades.services.fees.fees_for_refund); a reversal gives back the
+  whole ``merchant_fee`` (a paid order with refunds cannot be reversed). Only the merchant's fee: our channel
+  cost, rebate and profit never leave aggpay.
+
+Integer fen throughout (design §5 rule 1). One SQL query per statement, whatever the number of lines: the three
+kinds of line are one ``UNION ALL`` read with a server-side cursor (``.iterator()``).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.db.models import CharField, DateTimeField, F, OuterRef, Subquery, Value
+from django.utils import timezone
+
+from aggpay.errors import InvalidState
+from trades.models import Event, Order, OrderState, Refund
+
+CURRENCY = "CNY"
+LINE_TYPES = ("payment", "refund", "reversal")  # reversal: 撤销 of a paid payment-code order (the whole amount)
+# The columns of a line, in the order of the JSON object and of the CSV header.
+LINE_FIELDS = ("type", "id", "out_trade_no", "out_refund_no", "product", "channel_trade_no", "channel_refund_no",
+               "time", "amount", "fee", "net")
+SUMMARY_FIELDS = ("payment_count", "payment_amount", "payment_fee", "refund_count", "refund_amount", "refund_fee",
+                  "amount", "fee", "net")
+ITERATOR_CHUNK = 2000
+
+
+@dataclass(frozen=True)
+class StatementLine:
+    type: str  # payment, refund or reversal
+    id: str  # ord_... (payment, reversal) or ref_... (refund)
+    out_trade_no: str
+    out_refund_no: str | None  # refunds only
+    product: str
+    channel_trade_no: str | None  # the payment's number at the channel (every line)
+    channel_refund_no: str | None  # refunds only
+    time: dt.datetime  # aware, in the project's time zone
+    amount: int  # fen, signed: > 0 payment, < 0 refund/reversal
+    fee: int  # fen, signed like amount: the merchant fee charged (> 0) or given back (< 0)
+
+    @property
+    def net(self) -> int:
+        return self.amount - self.fee
+
+    def as_dict(self) -> dict:
+        return {"type": self.type, "id": self.id, "out_trade_no": self.out_trade_no,
+                "out_refund_no": self.out_refund_no, "product": self.product,
+                "channel_trade_no": self.channel_trade_no, "channel_refund_no": self.channel_refund_no,
+                "time": self.time.isoformat(), "amount": self.amount, "fee": self.fee, "net": self.net}
+
+
+@dataclass
+class StatementSummary:
+    """The day's counts and totals. ``refund_*`` covers refunds and reversals (all money given back)."""
+
+    payment_count: int = 0
+    payment_amount: int = 0
+    payment_fee: int = 0
+    refund_count: int = 0
+    refund_amount: int = 0  # <= 0
+    refund_fee: int = 0  # <= 0: fees given back
+
+    @property
+    def amount(self) -> int:
+        return self.payment_amount + self.refund_amount
+
+    @property
+    def fee(self) -> int:
+        return self.payment_fee + self.refund_fee
+
+    @property
+    def net(self) -> int:
+        return self.amount - self.fee
+
+    def add(self, line: StatementLine) -> None:
+        if line.type == "payment":
+            self.payment_count += 1
+            self.payment_amount += line.amount
+            self.payment_fee += line.fee
+        else:
+            self.refund_count += 1
+            self.refund_amount += line.amount
+            self.refund_fee += line.fee
+
+    def as_dict(self) -> dict:
+        return {name: getattr(self, name) for name in SUMMARY_FIELDS}
+
+
+@dataclass
+class Statement:
+    date: dt.date
+    lines: list[StatementLine] = field(default_factory=list)
+    summary: StatementSummary = field(default_factory=StatementSummary)
+    currency: str = CURRENCY
+
+
+def statement_day_window(*, day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """[00:00 of ``day``, 00:00 of the next day) in the project's time zone, as aware datetimes."""
+    zone = timezone.get_default_timezone()
+    start = dt.datetime.combine(day, dt.time.min, tzinfo=zone)
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min, tzinfo=zone)
+    return start, end
+
+
+def statement_get(*, merchant, day: dt.date, now: dt.datetime | None = None) -> Statement:
+    """The statement of ``merchant`` for ``day``. Raises ``InvalidState`` (409) while the day has not closed."""
+    now = now or timezone.now()
+    if day >= timezone.localdate(now, timezone.get_default_timezone()):
+        try:
+            opens = statement_day_window(day=day)[1].isoformat()
+        except OverflowError:  # 9999-12-31 has no next day
+            opens = "the end of that day"
+        raise InvalidState(f"the statement for {day.isoformat()} is available once the day has closed, "
+                           f"from {opens}", param="date")
+    start, end = statement_day_window(day=day)
+    statement = Statement(date=day)
+    for line in _lines(merchant=merchant, start=start, end=end):
+        statement.lines.append(line)
+        statement.summary.add(line)
+    return statement
+
+
+# --- the query --------------------------------------------------------------------------------------------------
+# Each part of the UNION selects the same columns, under names of their own (an annotation may not reuse a model
+# field's name); ``_lines`` turns them into StatementLine.
+_COLUMNS = ("s_type", "s_id", "s_out_trade_no", "s_out_refund_no", "s_product", "s_channel_trade_no",
+            "s_channel_refund_no", "s_time", "s_amount", "s_fee")
+_NO_TEXT = Value(None, output_field=CharField())
+
+
+def _payments(merchant, start, end):
+    return (Order.objects.filter(merchant=merchant, paid_at__gte=start, paid_at__lt=end)
+            .order_by()
+            .values(s_type=Value("payment", output_field=CharField()), s_id=F("id"),
+                    s_out_trade_no=F("out_trade_no"), s_out_refund_no=_NO_TEXT, s_product=F("product"),
+                    s_channel_trade_no=F("channel_trade_no"), s_channel_refund_no=_NO_TEXT, s_time=F("paid_at"),
+                    s_amount=F("amount"), s_fee=F("merchant_fee")))
+
+
+def _refunds(merchant, start, end):
+    return (Refund.objects.filter(merchant=merchant, state="succeeded", succeeded_at__gte=start,
+                                  succeeded_at__lt=end)
+            .order_by()
+            .values(s_type=Value("refund", output_field=CharField()), s_id=F("id"),
+                    s_out_trade_no=F("order__out_trade_no"), s_out_refund_no=F("out_refund_no"),
+                    s_product=F("order__product"), s_channel_trade_no=F("order__channel_trade_no"),
+                    s_channel_refund_no=F("channel_refund_no"), s_time=F("succeeded_at"), s_amount=F("amount"),
+                    s_fee=F("merchant_fee_refunded")))
+
+
+def _reversals(merchant, start, end):
+    """Paid orders reversed in the window. The time of a reversal is its ``order.reversed`` event's (events are
+    append-only and written in the reversing transaction); the event index on (merchant, created_at) finds them."""
+    reversed_in_window = (Event.objects.filter(merchant=merchant, type="order.reversed", object_type="order",
+                                               created_at__gte=start, created_at__lt=end)
+                          .order_by().values("object_id"))
+    reversed_at = (Event.objects.filter(type="order.reversed", object_type="order", object_id=OuterRef("pk"))
+                   .order_by("created_at").values("created_at")[:1])
+    return (Order.objects.filter(merchant=merchant, state=OrderState.REVERSED, paid_at__isnull=False,
+                                 pk__in=Subquery(reversed_in_window))
+            .order_by()
+            .values(s_type=Value("reversal", output_field=CharField()), s_id=F("id"),
+                    s_out_trade_no=F("out_trade_no"), s_out_refund_no=_NO_TEXT, s_product=F("product"),
+                    s_channel_trade_no=F("channel_trade_no"), s_channel_refund_no=_NO_TEXT,
+                    s_time=Subquery(reversed_at, output_field=DateTimeField()), s_amount=F("amount"),
+                    s_fee=F("merchant_fee")))
+
+
+def _lines(*, merchant, start: dt.datetime, end: dt.datetime) -> Iterable[StatementLine]:
+    query = (_payments(merchant, start, end)
+             .union(_refunds(merchant, start, end), _reversals(merchant, start, end), all=True)
+             .order_by("s_time", "s_type", "s_id"))
+    zone = timezone.get_default_timezone()
+    for row in query.iterator(chunk_size=ITERATOR_CHUNK):
+        sign = 1 if row["s_type"] == "payment" else -1
+        yield StatementLine(
+            type=row["s_type"], id=row["s_id"], out_trade_no=row["s_out_trade_no"],
+            out_refund_no=row["s_out_refund_no"] or None, product=row["s_product"],
+            channel_trade_no=row["s_channel_trade_no"] or None,
+            channel_refund_no=row["s_channel_refund_no"] or None,
+            time=timezone.localtime(row["s_time"], zone), amount=sign * row["s_amount"], fee=sign * row["s_fee"],
+        )
+
+
+# --- the two formats --------------------------------------------------------------------------------------------
+def statement_as_api(statement: Statement) -> dict:
+    """``format=json``: ``{"date", "currency", "lines": [...], "summary": {...}}``."""
+    return {"date": statement.date.isoformat(), "currency": statement.currency,
+            "lines": [line.as_dict() for line in statement.lines], "summary": statement.summary.as_dict()}
+
+
+def statement_as_csv(statement: Statement) -> bytes:
+    """``format=csv``: UTF-8, RFC 4180 (CRLF line ends). A header row, one row per line, then the summary as two
+    rows whose first cell is ``summary``: the names of the totals, then their values (the layout of the
+    channels' own bills, which merchants' spreadsheets already know). Empty cells where JSON has ``null``."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(LINE_FIELDS)
+    for line in statement.lines:
+        row = line.as_dict()
+        writer.writerow(["" if row[name] is None else row[name] for name in LINE_FIELDS])
+    summary = statement.summary.as_dict()
+    writer.writerow(["summary", *SUMMARY_FIELDS])
+    writer.writerow(["summary", *(summary[name] for name in SUMMARY_FIELDS)])
+    return out.getvalue().encode("utf-8")
+
+
+def statement_csv_filename(statement: Statement, *, merchant_no: str) -> str:
+    return f"aggpay-statement-{merchant_no}-{statement.date.isoformat()}.csv"
