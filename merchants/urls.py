@@ -18,6 +18,8 @@ urlpatterns = [
     path("<str:merchant_no>/", views.merchant_detail, name="detail"),
     path("<str:merchant_no>/edit/", views.merchant_edit, name="edit"),
     path("<str:merchant_no>/submit/", views.application_submit, name="submit"),
+    path("<str:merchant_no>/freeze/", views.merchant_freeze, name="freeze"),
+    path("<str:merchant_no>/unfreeze/", views.merchant_unfreeze, name="unfreeze"),
     path("<str:merchant_no>/documents/", views.document_upload, name="document_upload"),
     path("<str:merchant_no>/documents/<int:document_id>/", views.document_file, name="document"),
     path("<str:merchant_no>/contracts/<int:contract_id>/resubmit/", views.contract_resubmit,

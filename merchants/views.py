@@ -21,8 +21,10 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
+from django_fsm import can_proceed
 
 from aggpay.errors import ApplicationError
+from aggpay.models import AuditLog
 from aggpay.roles import SECTIONS_BY_SLUG, forbidden
 from channels.models import ChannelAccount, ChannelProduct
 from merchants import workbench
@@ -49,6 +51,7 @@ from merchants.models import (
     OnboardingApplication,
 )
 from merchants.services import contracts as contract_services
+from merchants.services import merchants as merchant_services
 from merchants.services import onboarding
 from merchants.services import settlement as settlement_services
 from merchants.services.activation import app_secret_reveal
@@ -336,6 +339,7 @@ def _detail_context(request, merchant: Merchant, **extra) -> dict:
     user = request.user
     application = _application(merchant)
     clerk = user.has_perm("aggpay.access_onboarding")
+    risk_decides = user.has_perm(FREEZE_PERMISSION)
     state = application.state if application else ""
     contracts = merchant.contracts.select_related("channel_account").order_by("channel_account__code")
     can_docs = clerk and user.has_perm("merchants.change_merchant") and _can_add_documents(merchant, application)
@@ -358,8 +362,51 @@ def _detail_context(request, merchant: Merchant, **extra) -> dict:
         "can_submit": clerk and user.has_perm("merchants.change_merchant") and state == ApplicationState.DRAFT,
         "can_review": user.has_perm("aggpay.access_risk") and user.has_perm("merchants.review_application")
         and state in workbench.OPEN_REVIEW_STATES,
+        "can_freeze": risk_decides and can_proceed(merchant.freeze),
+        "can_unfreeze": risk_decides and can_proceed(merchant.unfreeze),
+        "last_freeze": _last_freeze(merchant) if risk_decides and merchant.state == MerchantState.FROZEN else None,
         **extra,
     }
+
+
+# --- freeze / unfreeze (risk) ------------------------------------------------------------------------------------
+# Freezing is risk's decision (design §8). Merchant declares no freeze_merchant/unfreeze_merchant permission yet
+# (roles.py's "merchants.freeze_*" matches nothing), so the gate is the risk section, as for the admin action
+# (merchants/admin.py). The page shows the forms and the views accept the POST on this one permission.
+FREEZE_PERMISSION = SECTIONS_BY_SLUG["risk"].permission
+
+
+def _last_freeze(merchant: Merchant) -> AuditLog | None:
+    return AuditLog.objects.filter(action="merchants.merchant.freeze", target_type=Merchant._meta.label_lower,
+                                   target_id=str(merchant.pk)).select_related("actor").first()
+
+
+def _merchant_state_change(request, merchant_no: str, *, service, verb: str, done: str):
+    """Call ``service`` with the typed reason; on a domain error show the page again with the error, unchanged."""
+    merchant = _merchant(merchant_no)
+    try:
+        merchant = service(merchant_id=merchant.pk, actor=request.user, reason=request.POST.get("reason", "").strip())
+    except ApplicationError as exc:
+        _error(request, exc, f"Not {verb}: ")
+        context = _detail_context(request, _merchant(merchant_no),
+                                  reason_error=exc.message if exc.param == "reason" else "")
+        return render(request, "merchants/merchant_detail.html", context, status=exc.status)
+    messages.success(request, f"{merchant.short_name} ({merchant.merchant_no}) {verb}: {done}")
+    return redirect("merchants:detail", merchant.merchant_no)
+
+
+@require_POST
+@staff_view(sections=("risk",))
+def merchant_freeze(request, merchant_no: str):
+    return _merchant_state_change(request, merchant_no, service=merchant_services.merchant_freeze, verb="frozen",
+                                  done="its payments are refused from now on; refunds still work.")
+
+
+@require_POST
+@staff_view(sections=("risk",))
+def merchant_unfreeze(request, merchant_no: str):
+    return _merchant_state_change(request, merchant_no, service=merchant_services.merchant_unfreeze,
+                                  verb="unfrozen", done="it may take payments again.")
 
 
 @require_safe
