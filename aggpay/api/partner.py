@@ -40,6 +40,7 @@ from aggpay.api.partner_resource import (
 )
 from aggpay.api.permissions import HasScope, IsMerchantApp
 from aggpay.api.schema import api_schema
+from aggpay.api.strict import StrictSerializer
 from aggpay.api.views import MerchantAPIView, api_actor
 from aggpay.errors import InvalidRequest, InvalidState
 from channels.adapters.base import PRODUCTS
@@ -74,17 +75,6 @@ PARTNER_PERMISSIONS = [IsMerchantApp, HasScope("onboarding"), IsPartnerApp]
 
 
 # --- input ------------------------------------------------------------------------------------------------------
-class StrictSerializer(serializers.Serializer):
-    """Refuses fields it does not know, naming the first one."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, dict):
-            unknown = [key for key in data if key not in self.fields]
-            if unknown:
-                raise serializers.ValidationError({str(unknown[0]): ["unknown field"]})
-        return super().to_internal_value(data)
-
-
 def _text(**kwargs):
     return serializers.CharField(trim_whitespace=False, **kwargs)
 

@@ -43,6 +43,7 @@ BAD_ORDER_FIELDS = [
     ("metadata", "not an object"), ("metadata", {"k": "v" * 3000}), ("notify_url", "ftp://example.com/x"),
     ("notify_url", "not a url"), ("return_url", "javascript:alert(1)"), ("expire_seconds", 59),
     ("expire_seconds", 86401), ("client_ip", "999.1.1.1"), ("payer", "openid"),
+    ("notifyurl", "https://shop.example/n"),  # misspelt: refused, never dropped silently
 ]
 
 
@@ -62,7 +63,8 @@ def test_each_missing_order_field_is_named(shop, missing):
 
 
 BAD_REFUND_FIELDS = [("out_refund_no", ""), ("out_refund_no", "x" * 65), ("amount", 0), ("amount", "10"),
-                     ("amount", 2.5), ("reason", "r" * 257), ("notify_url", "gopher://x")]
+                     ("amount", 2.5), ("reason", "r" * 257), ("notify_url", "gopher://x"),
+                     ("out_trade_no", "SCH00001")]  # not a refund field: the order is in the path
 
 
 @pytest.mark.parametrize(("field", "value"), BAD_REFUND_FIELDS)

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from aggpay.api.lists import ListParamsSerializer, page, parse_list_params
 from aggpay.api.permissions import HasScope, IsMerchantApp, MerchantIsActive, MerchantMayRefund
 from aggpay.api.schema import api_schema
+from aggpay.api.strict import StrictSerializer
 from aggpay.api.views import MerchantAPIView, api_actor
 from trades.models import Order, OrderState
 from trades.products import API_PRODUCTS
@@ -53,7 +54,7 @@ class HttpUrlField(serializers.URLField):
         return value
 
 
-class OrderCreateInputSerializer(serializers.Serializer):
+class OrderCreateInputSerializer(StrictSerializer):
     out_trade_no = StrictRegexField(OUT_NO, help_text="6–32 chars [0-9A-Za-z_-], unique per merchant")
     amount = StrictIntegerField(min_value=1, max_value=10**11, help_text="fen, ≥ 1")
     currency = serializers.ChoiceField(choices=["CNY"], default="CNY")
@@ -142,7 +143,7 @@ class OrderListParamsSerializer(ListParamsSerializer):
     state = serializers.ChoiceField(choices=OrderState.choices, required=False)
 
 
-class RefundCreateInputSerializer(serializers.Serializer):
+class RefundCreateInputSerializer(StrictSerializer):
     out_refund_no = StrictRegexField(r"^[0-9A-Za-z_-]{1,64}$", help_text="unique per merchant")
     amount = StrictIntegerField(min_value=1, max_value=10**11, help_text="fen")
     reason = serializers.CharField(max_length=256, required=False, allow_blank=True)
@@ -217,8 +218,11 @@ class OrderDetailView(PaymentsView):
 
 class OrderCloseView(PaymentsView):
     @api_schema(operation_id="orders_close", summary="Close a pending order", tags=["orders"], request=None,
-                description="Asks the channel first. `409 invalid_state` if the order was paid meanwhile; the "
-                            "answer then carries the paid order under `order`.",
+                description="Asks the channel first. `409 invalid_state` if the order was paid meanwhile (before "
+                            "or during the close); the answer then carries the paid order under `order`. A channel "
+                            "that does not answer is not an error: `200` with the order still `pending` (its "
+                            "`expires_at` now), closed in the background — `order.closed` or `order.succeeded` "
+                            "follows.",
                 responses={200: OrderOutputSerializer}, errors=(403, 404, 409, 502))
     def post(self, request, out_trade_no):
         order = order_get(merchant=request.auth.merchant, out_trade_no=out_trade_no)
@@ -226,8 +230,15 @@ class OrderCloseView(PaymentsView):
 
 
 class OrderReverseView(PaymentsView):
+    def get_permissions(self):
+        # A reverse of a paid order refunds it: the same permission as a refund (OrderRefundsView).
+        return [IsMerchantApp(), HasScope("payments")(), MerchantMayRefund()]
+
     @api_schema(operation_id="orders_reverse", summary="Reverse (撤销) a payment-code order", tags=["orders"],
-                request=None, description="Closes the order if unpaid, refunds it if paid.",
+                request=None, description="Closes the order if unpaid, refunds it if paid. A channel that does "
+                                          "not answer is not an error: `200` with the order as it was (`pending` "
+                                          "or `succeeded`) while aggpay asks again; `order.reversed` follows. "
+                                          "Refunds of the order are refused meanwhile.",
                 responses={200: OrderOutputSerializer}, errors=(403, 404, 409, 502))
     def post(self, request, out_trade_no):
         order = order_get(merchant=request.auth.merchant, out_trade_no=out_trade_no)
