@@ -3,7 +3,11 @@ Imported by trades/tasks.py so Celery's autodiscovery registers them."""
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -15,18 +19,29 @@ def barcode_step(order_id: str) -> None:
 
 @shared_task(acks_late=True, ignore_result=True)
 def sync_due_orders() -> int:
-    """Beat, every minute: query orders and refunds whose outcome is unknown, and expire overdue orders."""
+    """Beat, every minute: query orders and refunds whose outcome is unknown, and expire overdue orders.
+
+    Each item is guarded: whatever one order or refund raises (a channel refusal, an answer that does not match —
+    refund_apply_result's ValueError for another amount — a bug) is logged and the sweep goes on, so one bad item
+    never holds up the others; it is tried again when it is next due."""
     from trades.services.orders import order_barcode_step, order_expire, orders_due_for_query, orders_expired
     from trades.services.refunds import refund_sync, refunds_due_for_query
 
     due = orders_due_for_query()
     for order_id in due:
-        order_barcode_step(order_id=order_id)
+        _guarded("query order", order_id, order_barcode_step, order_id=order_id)
     for refund_id in refunds_due_for_query():
-        refund_sync(refund_id=refund_id)
+        _guarded("query refund", refund_id, refund_sync, refund_id=refund_id)
     for order_id in orders_expired():
-        order_expire(order_id=order_id)
+        _guarded("expire order", order_id, order_expire, order_id=order_id)
     return len(due)
+
+
+def _guarded(what: str, item_id: str, service, **kwargs) -> None:
+    try:
+        service(**kwargs)
+    except Exception:  # noqa: BLE001 - a sweeper outlives any one item (see sync_due_orders)
+        logger.exception("sweeper: %s %s failed; going on with the others", what, item_id)
 
 
 @shared_task(acks_late=True, ignore_result=True)

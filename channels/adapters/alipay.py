@@ -55,6 +55,7 @@ from channels.adapters.base import (
     SubMerchant,
     TradeRef,
     TradeState,
+    alipay_jsapi_pay_params,
 )
 from channels.adapters.errors import ChannelError, ChannelUnknown
 from channels.adapters.http import channel_request
@@ -249,7 +250,7 @@ class AlipayAdapter(ChannelAdapter):
             result.pay_params = {"code_url": inner.get("qr_code", "")}
         else:  # alipay.jsapi: the front end calls AlipayJSBridge tradePay with this trade number (B.5)
             result.channel_trade_no = inner.get("trade_no", "")
-            result.pay_params = {"trade_no": result.channel_trade_no}
+            result.pay_params = alipay_jsapi_pay_params(result.channel_trade_no)
         if not result.pay_params.get("code_url") and not result.pay_params.get("trade_no"):
             raise ChannelUnknown("Alipay accepted the order but returned no pay parameters")
         return result
@@ -263,7 +264,8 @@ class AlipayAdapter(ChannelAdapter):
         params["biz_content"] = json.dumps(biz, ensure_ascii=False, separators=(",", ":"))
         signed = urlencode(sorted(self._signed(params).items()))
         if request.product == "alipay.app":
-            pay_params = {"order_string": signed}
+            # merchant-api.md "Orders": an `app` object, as for wechat.app; the app SDK's payV2 takes the string.
+            pay_params = {"app": {"order_string": signed}}
         else:
             pay_params = {"wap_url": self.gateway_url + "?" + signed}
         return PaymentResult(state=TradeState.PENDING, pay_params=pay_params, out_trade_no=request.out_trade_no)
@@ -290,9 +292,15 @@ class AlipayAdapter(ChannelAdapter):
         if inner.get("code") == "10003":
             return PaymentResult(state=TradeState.USER_PAYING, channel_trade_no=inner.get("trade_no", ""),
                                  out_trade_no=inner.get("out_trade_no", request.out_trade_no), raw=inner)
-        return self._payment_result(inner, TradeState.SUCCEEDED, paid_at_key="gmt_payment")
+        return self._payment_result(inner, TradeState.SUCCEEDED, paid_at_key="gmt_payment",
+                                    sub_mchid=request.sub_merchant.sub_mchid)
 
-    def _payment_result(self, inner: Mapping[str, Any], state: str, *, paid_at_key: str) -> PaymentResult:
+    def _payment_result(self, inner: Mapping[str, Any], state: str, *, paid_at_key: str,
+                        sub_mchid: str) -> PaymentResult:
+        """``sub_mchid``: the merchant the call was made for. alipay.trade.pay / .query answers do not name the
+        seller (channel-protocols.md B.5), but a call made with the merchant's app_auth_token (B.6) or naming its
+        smid (B.7) only ever sees that merchant's trades: the answer is that merchant's, and says so for the
+        cross-check (design §5 rule 4). The notify names it itself (``seller_id``, B.4)."""
         try:
             amount = yuan_or_none(inner.get("total_amount"))
             paid_at = parse_time(inner.get(paid_at_key))
@@ -302,7 +310,7 @@ class AlipayAdapter(ChannelAdapter):
             state=state, channel_trade_no=str(inner.get("trade_no", "")), amount=amount,
             paid_at=paid_at if state == TradeState.SUCCEEDED else None,
             payer_id=str(inner.get("buyer_user_id") or inner.get("buyer_open_id") or ""),
-            out_trade_no=str(inner.get("out_trade_no", "")), raw=dict(inner),
+            sub_mchid=sub_mchid, out_trade_no=str(inner.get("out_trade_no", "")), raw=dict(inner),
         )
 
     def query_payment(self, ref: TradeRef) -> PaymentResult:
@@ -321,7 +329,7 @@ class AlipayAdapter(ChannelAdapter):
             state = trade_state(str(inner.get("trade_status", "")), paid=paid)
         except ValueError as exc:
             raise ChannelUnknown(f"Alipay's answer: {exc}") from exc
-        return self._payment_result(inner, state, paid_at_key="send_pay_date")
+        return self._payment_result(inner, state, paid_at_key="send_pay_date", sub_mchid=ref.sub_merchant.sub_mchid)
 
     def close_payment(self, ref: TradeRef) -> None:
         biz = self._seller(self._trade_key(ref), ref.sub_merchant)

@@ -36,6 +36,7 @@ from channels.adapters.base import (
     SettlementChangeResult,
     TradeRef,
     TradeState,
+    alipay_jsapi_pay_params,
 )
 from channels.adapters.errors import ChannelError, ChannelUnknown, ParseError, SignatureError
 from channels.adapters.http import channel_request
@@ -469,7 +470,7 @@ class BankAdapter(ChannelAdapter):
         if pay_channel == "WECHAT" and isinstance(info.get("package"), str):
             return {"prepay_id": info["package"].removeprefix("prepay_id="), "jsapi": info}
         if pay_channel == "ALIPAY" and isinstance(info.get("tradeNO"), str):
-            return {"trade_no": info["tradeNO"]}
+            return alipay_jsapi_pay_params(info["tradeNO"])
         if pay_channel == "UNIONPAY" and isinstance(info.get("redirect_url"), str):
             return {"redirect_url": info["redirect_url"]}
         raise ChannelUnknown(f"bank jsapi pay_info does not fit {pay_channel} (bank.md §6.2)")

@@ -89,6 +89,13 @@ class PaymentResult:
     raw: dict[str, Any] = field(default_factory=dict)  # the channel's answer, for the timeline (redacted on display)
 
 
+def alipay_jsapi_pay_params(trade_no: str) -> dict[str, Any]:
+    """merchant-api.md "Orders": jsapi products hand the wallet's JS bridge a ``jsapi`` object; Alipay's is the
+    argument of ``AlipayJSBridge.call("tradePay", …)`` (channel-protocols.md §B.5). ``trade_no`` stays beside it,
+    as ``prepay_id`` does for WeChat, for callers that only need the number."""
+    return {"jsapi": {"tradeNO": trade_no}, "trade_no": trade_no}
+
+
 @dataclass(frozen=True)
 class TradeRef:
     sub_merchant: SubMerchant

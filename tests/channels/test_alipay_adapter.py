@@ -91,7 +91,8 @@ def test_jsapi_creates_a_trade_for_the_buyer_and_returns_its_trade_no(alipay_ada
                                                                        simulator_server):
     created = alipay_adapter.create_payment(order(alipay_merchant, "J1", "alipay.jsapi", payer_id="2088000000000007"))
     assert created.state == TradeState.PENDING
-    assert created.pay_params == {"trade_no": created.channel_trade_no} and created.channel_trade_no
+    assert created.channel_trade_no
+    assert created.pay_params == {"jsapi": {"tradeNO": created.channel_trade_no}, "trade_no": created.channel_trade_no}
     # An open_id (newer apps, §E) goes out as buyer_open_id and is accepted the same way.
     by_open_id = alipay_adapter.create_payment(order(alipay_merchant, "J2", "alipay.jsapi", payer_id="0" * 32))
     assert by_open_id.channel_trade_no
@@ -107,7 +108,7 @@ def test_jsapi_without_a_payer_is_refused_before_any_call(alipay_adapter, alipay
 
 def test_an_app_order_string_is_signed_so_the_wallet_accepts_it(alipay_adapter, alipay_merchant, simulator_server):
     created = alipay_adapter.create_payment(order(alipay_merchant, "A1", "alipay.app"))
-    order_string = created.pay_params["order_string"]
+    order_string = created.pay_params["app"]["order_string"]
     assert "method=alipay.trade.app.pay" in order_string and "sign=" in order_string
     paid = sim(simulator_server, "/_payer/pay", {"order_string": order_string})
     assert paid["trade_status"] == "TRADE_SUCCESS"

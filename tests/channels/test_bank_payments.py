@@ -54,8 +54,9 @@ def test_it_returns_wechat_invoke_parameters_for_jsapi_and_mini_programs(bank, m
         assert result.raw["trade_type"] == ("JSAPI" if product == "wechat.jsapi" else "MINIAPP")
 
 
-def test_it_returns_the_alipay_trade_number_for_alipay_jsapi(bank, merchant):
+def test_it_returns_the_alipay_bridge_argument_for_alipay_jsapi(bank, merchant):
     result = bank.create_payment(payment(merchant, "alipay.jsapi", payer_id="2088102146225135"))
+    assert result.pay_params["jsapi"] == {"tradeNO": result.raw["channel_trade_no"]}
     assert result.pay_params["trade_no"] == result.raw["channel_trade_no"]
 
 

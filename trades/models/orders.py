@@ -111,6 +111,10 @@ class Order(FSMModelMixin, models.Model):
     refunded_amount = models.BigIntegerField(default=0, help_text="sum of succeeded refunds, fen")
     refund_reserved = models.BigIntegerField(default=0, help_text="sum of non-failed refunds, fen (design §5 rule 6)")
     refund_state = models.CharField(max_length=8, choices=RefundState.choices, default=RefundState.NONE)
+    # A reverse (撤销) asked of the channel and not yet settled (trades.services.orders.order_reverse). While it is
+    # set, the whole amount is held in refund_reserved — a reverse of a paid order refunds all of it (design §5
+    # rule 6) — so no refund can be created beside it, and the reverse is retried on the barcode ladder (rule 2).
+    reverse_requested_at = models.DateTimeField(null=True, blank=True)
 
     sync_state = models.CharField(max_length=8, choices=SyncState.choices, default=SyncState.OK)
     next_query_at = models.DateTimeField(null=True, blank=True, db_index=True)

@@ -17,7 +17,7 @@ import time
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from django_fsm import can_proceed
 
@@ -329,6 +329,12 @@ def _call_and_apply(order: Order, account: ChannelAccount, *, verb: str, call) -
             if verb == "create":
                 return _apply_failure(order.pk, code=exc.channel_code or exc.code,
                                       message=exc.channel_message or exc.message)
+            if verb == "query":
+                # The channel refused to say (merchant limited, a parameter it no longer accepts...): the outcome is
+                # still not known, so the order takes its next rung of the ladder, and the manual queue after the
+                # last (design §5 rule 2) — never stays first in the sweeper's line, never stops it.
+                logger.warning("query of order %s refused: %s", order.pk, exc.message)
+                return _mark_unknown(order.pk)
         raise
     if verb == "query" and _changes_nothing(order, result):
         _record_call(order.pk, verb=verb, outcome=result.state, started=started, result=result)
@@ -400,15 +406,18 @@ def _locked(order_id: str) -> Order:
 def _mark_unknown(order_id: str) -> Order:
     with transaction.atomic():
         order = _locked(order_id)
-        if order.state == OrderState.PENDING:
+        if order.state == OrderState.PENDING and order.reverse_requested_at is None:  # a reverse keeps its ladder
             _schedule_query(order, unknown=True)
             order.save()
         return order
 
 
-def _schedule_query(order: Order, *, unknown: bool = False) -> None:
+def _schedule_query(order: Order, *, unknown: bool = False, since: dt.datetime | None = None) -> None:
+    """The next rung of the ladder counted from ``since`` (default: the order's creation; a reverse counts from
+    when it was asked), or the manual queue after the last one."""
     now = timezone.now()
-    at = next_query_at(created_at=order.created_at, now=now, barcode=order.channel_product.endswith(".barcode"))
+    at = next_query_at(created_at=since or order.created_at, now=now,
+                       barcode=order.channel_product.endswith(".barcode"))
     if at is None:
         order.sync_state = SyncState.MANUAL
         order.next_query_at = None
@@ -455,13 +464,22 @@ class CrossCheckFailed(Exception):
 
 
 def _cross_check(order: Order, result: PaymentResult) -> None:
-    if result.out_trade_no and result.out_trade_no != order.pk:
+    """A success is applied only if it names this trade, its amount and (when the order has one) its sub-merchant:
+    a field missing is a mismatch, not a pass (design §5 rule 4). Every adapter's success — from a callback, a
+    query or a payment-code create — carries them (tests/trades/test_callback_cross_checks.py)."""
+    if not result.out_trade_no:
+        raise CrossCheckFailed("the channel's success does not name the out_trade_no")
+    if result.out_trade_no != order.pk:
         raise CrossCheckFailed(f"out_trade_no {result.out_trade_no} is not {order.pk}")
-    if result.amount is not None and result.amount != order.amount:
+    if result.amount is None:
+        raise CrossCheckFailed(f"the channel's success does not state the amount (the order's is {order.amount})")
+    if result.amount != order.amount:
         raise CrossCheckFailed(f"amount {result.amount} differs from the order's {order.amount}")
     if result.currency and result.currency != order.currency:
         raise CrossCheckFailed(f"currency {result.currency} differs from {order.currency}")
-    if result.sub_mchid and order.sub_mchid and result.sub_mchid != order.sub_mchid:
+    if order.sub_mchid and not result.sub_mchid:
+        raise CrossCheckFailed(f"the channel's success does not name the sub-merchant ({order.sub_mchid})")
+    if order.sub_mchid and result.sub_mchid != order.sub_mchid:
         raise CrossCheckFailed(f"sub-merchant {result.sub_mchid} is not {order.sub_mchid}")
 
 
@@ -481,7 +499,8 @@ def order_apply_result(*, order_id: str, result: PaymentResult, source: str, loc
                 order.succeed()
                 order.channel_trade_no = result.channel_trade_no or order.channel_trade_no
                 order.paid_at = result.paid_at or timezone.now()
-                order.sync_state, order.next_query_at = SyncState.OK, None
+                if order.reverse_requested_at is None:  # else the reverse's ladder stays: it is still to be settled
+                    order.sync_state, order.next_query_at = SyncState.OK, None
                 order.save()
                 _emit(order, "order.succeeded")
             elif order.state in (OrderState.CLOSED, OrderState.FAILED) and not hasattr(order, "late_payment"):
@@ -489,6 +508,9 @@ def order_apply_result(*, order_id: str, result: PaymentResult, source: str, loc
             return order
         if order.state != OrderState.PENDING:
             return order  # a late or out-of-order answer about a settled order changes nothing
+        if order.reverse_requested_at is not None and state in (TradeState.PENDING, TradeState.USER_PAYING,
+                                                                TradeState.NOT_FOUND):
+            return order  # a reverse is in flight: its own ladder decides when the channel is asked next
         if state == TradeState.PENDING:
             if result.pay_params and not order.pay_params:
                 order.pay_params = result.pay_params
@@ -502,6 +524,7 @@ def order_apply_result(*, order_id: str, result: PaymentResult, source: str, loc
             order.save()
         elif state == TradeState.FAILED:
             order.fail()
+            _end_reverse(order)
             order.failure_code = (result.failure_code or "payment_failed")[:64]
             order.failure_message = (result.failure_message or "")[:256]
             order.sync_state, order.next_query_at = SyncState.OK, None
@@ -509,6 +532,7 @@ def order_apply_result(*, order_id: str, result: PaymentResult, source: str, loc
             _emit(order, "order.failed")
         elif state in (TradeState.CLOSED, TradeState.REVERSED):
             getattr(order, "close" if state == TradeState.CLOSED else "reverse")()
+            _end_reverse(order)
             order.sync_state, order.next_query_at = SyncState.OK, None
             order.save()
             _emit(order, "order.closed" if state == TradeState.CLOSED else "order.reversed")
@@ -554,27 +578,39 @@ def order_sync(*, order_id: str, force: bool = False) -> Order:
 
 
 def order_close(*, order_id: str, actor_label: str = "", audit: AuditNote | None = None) -> Order:
-    """Close a pending order: ask the channel first (design §5 rule 3); if it was paid meanwhile, 409 with the
-    paid order. ``audit`` (a staff close): written in the transaction that closes the order."""
+    """Close a pending order: ask the channel first (design §5 rule 3); if it was paid meanwhile — before the close
+    or during it — 409 with the paid order. A channel that does not answer (the query or the close) is not an error
+    (merchant-api.md "Errors"): the order is returned still pending and the expiry sweeper carries the close on
+    (``_close_later``); the merchant hears ``order.closed`` or ``order.succeeded``. ``audit`` (a staff close):
+    written in the transaction that closes the order, or that hands the close to the sweeper."""
     order = order_sync(order_id=order_id, force=True)
     if order.state == OrderState.SUCCEEDED:
         raise InvalidState("the order was paid meanwhile", extra={"order": order_as_api(order)})
     if order.state != OrderState.PENDING:
         raise InvalidState(f"the order is {order.state}", extra={"order": order_as_api(order)})
+    if order.reverse_requested_at is not None:
+        raise InvalidState("a reverse of this order is under way", extra={"order": order_as_api(order)})
     if order.sync_state != SyncState.OK:
-        raise InvalidState("the channel's answer about this order is not known yet; try again shortly")
+        return _close_later(order_id, audit=audit)  # the query went unanswered: whether it was paid is not known
     account = order.channel_account
-    try:
-        if account is not None:  # None: a cashier order nobody opened, so no channel has heard of it
+    if account is not None:  # None: a cashier order nobody opened, so no channel has heard of it
+        started = time.perf_counter()
+        try:
             account.adapter().close_payment(_trade_ref(order))
-    except ChannelUnknown:
-        raise InvalidState("the channel did not answer; the order stays pending, try again shortly")
-    except ChannelError as exc:
-        if exc.code == "order_paid":
-            order = order_sync(order_id=order_id, force=True)
-            raise InvalidState("the order was paid meanwhile", extra={"order": order_as_api(order)})
-        if exc.code not in ("order_closed", "order_not_found"):
-            raise ChannelRefused(exc.message, channel_code=exc.channel_code, channel_message=exc.channel_message)
+        except ChannelError as exc:
+            _record_call(order.pk, verb="close", outcome="unknown" if _no_answer(exc) else "error", started=started,
+                         error=exc)
+            if _no_answer(exc):  # a timeout or 5xx, or "try again later" (WeChat USERPAYING, A.6)
+                return _close_later(order_id, audit=audit)
+            if exc.code == "order_paid":
+                order = order_sync(order_id=order_id, force=True)
+                if order.state == OrderState.SUCCEEDED:
+                    raise InvalidState("the order was paid meanwhile", extra={"order": order_as_api(order)})
+                return _close_later(order_id, audit=audit)  # paid, says the close; the sweeper's query will tell
+            if exc.code not in ("order_closed", "order_not_found"):
+                raise ChannelRefused(exc.message, channel_code=exc.channel_code, channel_message=exc.channel_message)
+        else:
+            _record_call(order.pk, verb="close", outcome="closed", started=started)
     with transaction.atomic():
         order = _locked(order_id)
         if can_proceed(order.close):
@@ -584,61 +620,170 @@ def order_close(*, order_id: str, actor_label: str = "", audit: AuditNote | None
             _emit(order, "order.closed")
             if audit is not None:
                 audit.write(order, to=order.state)
+        elif order.state == OrderState.SUCCEEDED:
+            # The payment's callback was applied while the channel was being asked to close (bug: this answered
+            # 200 with the paid order); merchant-api.md "Orders": 409 carrying the paid order.
+            raise InvalidState("the order was paid meanwhile", extra={"order": order_as_api(order)})
+        elif order.state != OrderState.CLOSED:
+            raise InvalidState(f"the order is {order.state}", extra={"order": order_as_api(order)})
     return order
 
 
+def _no_answer(exc: ChannelError) -> bool:
+    """No answer to act on: a timeout, connection error, 5xx or unverifiable answer, or a refusal the channel says
+    is temporary (retryable)."""
+    return isinstance(exc, ChannelUnknown) or not exc.permanent
+
+
+def _close_later(order_id: str, *, audit: AuditNote | None = None) -> Order:
+    """Hand a close the channel did not answer to the expiry sweeper (orders_expired → order_expire, which queries
+    first and then closes, design §5 rule 3): the order expires now. It stays pending until the channel answers."""
+    with transaction.atomic():
+        order = _locked(order_id)
+        if order.state == OrderState.PENDING:
+            now = timezone.now()
+            if order.expires_at > now:
+                order.expires_at = now
+                order.save(update_fields=["expires_at", "updated_at"])
+            if audit is not None:
+                audit.write(order, to=order.state, close="left to the expiry sweeper: the channel did not answer")
+        return order
+
+
 def order_reverse(*, order_id: str) -> Order:
-    """撤销 a payment-code order through the channel: closes it if unpaid, refunds it if paid."""
+    """撤销 a payment-code order through the channel: closes it if unpaid, refunds it if paid.
+
+    The intent is recorded first, under the order's lock (design §5 rule 7): ``reverse_requested_at``, and the whole
+    amount held in ``refund_reserved`` — a reverse of a paid order refunds all of it, so no refund may be created
+    beside it (rule 6; refund_create's reservation then refuses, ``refundable_amount`` is 0). A channel that does
+    not answer leaves the order as it was (pending, or succeeded) and the reverse is retried on the barcode ladder
+    (WeChat and Alipay ask for a retried reverse when the answer is unclear: channel-protocols.md A.11 ``recall=Y``,
+    B.5 ``retry_flag``; bank.md §6.7: reversing again is SUCCESS); after the last rung it waits for a person."""
     order = Order.objects.select_related("channel_account", "contract").get(pk=order_id)
     if not order.channel_product.endswith(".barcode"):
         raise InvalidState("only payment-code orders can be reversed; close or refund this one")
-    if order.state not in (OrderState.PENDING, OrderState.SUCCEEDED):
-        raise InvalidState(f"the order is {order.state}")
-    if order.refund_reserved:
-        raise InvalidState("the order has refunds; it can no longer be reversed")
-    try:
-        result = order.channel_account.adapter().reverse_payment(_trade_ref(order))
-    except ChannelUnknown:
-        raise InvalidState("the channel did not answer; try the reverse again shortly")
-    except ChannelError as exc:
-        raise ChannelRefused(exc.message, channel_code=exc.channel_code, channel_message=exc.channel_message)
+    _reverse_intent(order_id)
+    return _reverse_send(order_id, retry=False)
+
+
+def _reverse_intent(order_id: str) -> Order:
     with transaction.atomic():
         order = _locked(order_id)
-        if result.state in (TradeState.REVERSED, TradeState.CLOSED) and can_proceed(order.reverse):
-            order.reverse()
-            order.sync_state, order.next_query_at = SyncState.OK, None
+        if order.state not in (OrderState.PENDING, OrderState.SUCCEEDED):
+            raise InvalidState(f"the order is {order.state}", extra={"order": order_as_api(order)})
+        if order.reverse_requested_at is None:
+            if order.refund_reserved:
+                raise InvalidState("the order has refunds; it can no longer be reversed",
+                                   extra={"order": order_as_api(order)})
+            order.reverse_requested_at = timezone.now()
+            order.refund_reserved = order.amount
+            order.save(update_fields=["reverse_requested_at", "refund_reserved", "updated_at"])
+        return order
+
+
+def _end_reverse(order: Order) -> None:
+    """The reverse in flight is over (settled by its answer or by the order's own end): release the hold."""
+    if order.reverse_requested_at is not None:
+        order.reverse_requested_at = None
+        order.refund_reserved = max(order.refund_reserved - order.amount, 0)
+
+
+def _reverse_send(order_id: str, *, retry: bool) -> Order:
+    """Ask the channel to reverse (no lock held) and apply its answer. ``retry``: from the ladder (the merchant was
+    already answered), so a refusal goes to a person instead of raising."""
+    order = Order.objects.select_related("channel_account", "contract").get(pk=order_id)
+    if order.reverse_requested_at is None or order.state not in (OrderState.PENDING, OrderState.SUCCEEDED):
+        return order
+    started = time.perf_counter()
+    try:
+        result = order.channel_account.adapter().reverse_payment(_trade_ref(order))
+    except ChannelError as exc:
+        no_answer = _no_answer(exc)
+        with transaction.atomic():
+            _record_call(order.pk, verb="reverse", outcome="unknown" if no_answer else "error", started=started,
+                         error=exc)
+            order = _locked(order_id)
+            if order.reverse_requested_at is None:
+                return order  # settled meanwhile (a query or callback saw the trade reversed, closed or failed)
+            if no_answer:
+                _schedule_query(order, unknown=True, since=order.reverse_requested_at)
+                order.save()
+                return order
+            # A definite refusal: no money moved; the hold goes.
+            _end_reverse(order)
+            if retry:
+                logger.warning("reverse of order %s refused on retry: %s", order.pk, exc.message)
+                order.sync_state, order.next_query_at = SyncState.MANUAL, None  # the merchant was told "pending"
+            elif order.state == OrderState.SUCCEEDED:
+                order.sync_state, order.next_query_at = SyncState.OK, None  # paid, and stays so: nothing to ask
             order.save()
-            _emit(order, "order.reversed")
+        if retry:
+            return order
+        raise ChannelRefused(exc.message, channel_code=exc.channel_code, channel_message=exc.channel_message,
+                             extra={"order": order_as_api(order)})
+    with transaction.atomic():
+        _record_call(order.pk, verb="reverse", outcome=result.state, started=started, result=result)
+        order = _locked(order_id)
+        if order.reverse_requested_at is None:
+            return order
+        if result.state not in (TradeState.REVERSED, TradeState.CLOSED):
+            _schedule_query(order, unknown=True, since=order.reverse_requested_at)  # not what a reverse answers
+            order.save()
+            return order
+        if order.refund_reserved != order.amount or not can_proceed(order.reverse):
+            # Nothing else can reserve beside the hold (the CHECK on refund_reserved ≤ amount): should it ever,
+            # the money is both reversed and refunded — for a person, not for a transition.
+            logger.error("order %s reversed at the channel but cannot be marked reversed (%s, reserved %s)",
+                         order.pk, order.state, order.refund_reserved)
+            order.sync_state, order.next_query_at = SyncState.MANUAL, None
+            order.save()
+            return order
+        order.reverse()
+        _end_reverse(order)
+        order.sync_state, order.next_query_at = SyncState.OK, None
+        order.save()
+        _emit(order, "order.reversed")
     return order
 
 
 def orders_due_for_query(*, limit: int = 500) -> list[str]:
-    return list(Order.objects.filter(state=OrderState.PENDING, next_query_at__lte=timezone.now())
+    """Pending orders whose next query is due, and orders (pending or paid) whose reverse is due for a retry."""
+    return list(Order.objects.filter(Q(state=OrderState.PENDING) | Q(reverse_requested_at__isnull=False),
+                                     next_query_at__lte=timezone.now())
                 .order_by("next_query_at").values_list("pk", flat=True)[:limit])
 
 
 def orders_expired(*, limit: int = 500) -> list[str]:
-    return list(Order.objects.filter(state=OrderState.PENDING, expires_at__lte=timezone.now())
+    """Overdue pending orders to close; not those in the manual queue, nor those being reversed (the reverse's
+    ladder has them)."""
+    return list(Order.objects.filter(state=OrderState.PENDING, expires_at__lte=timezone.now(),
+                                     reverse_requested_at__isnull=True)
                 .exclude(sync_state=SyncState.MANUAL).order_by("expires_at").values_list("pk", flat=True)[:limit])
 
 
 def order_expire(*, order_id: str) -> Order:
-    """Expiry = close, which queries the channel first (design §5 rule 3). Unknown answers wait for the next run."""
+    """Expiry = close, which queries the channel first (design §5 rule 3). Unknown answers wait for the next run;
+    so does a close the channel refuses (the sweeper logs it and goes on with the other orders)."""
     try:
         return order_close(order_id=order_id, actor_label="system:expiry")
     except InvalidState:
+        return Order.objects.get(pk=order_id)
+    except ChannelRefused as exc:
+        logger.warning("expiry of order %s: the channel refused the close: %s", order_id, exc.message)
         return Order.objects.get(pk=order_id)
 
 
 def order_barcode_step(*, order_id: str) -> Order:
     """One rung of the query ladder. For payment codes (issue 5): query; after the last rung, reverse if still
-    unpaid, so the payer is never charged for a sale the till gave up on."""
+    unpaid, so the payer is never charged for a sale the till gave up on. An order whose reverse is under way has
+    the reverse asked again instead (order_reverse)."""
+    if Order.objects.filter(pk=order_id, reverse_requested_at__isnull=False).exists():
+        return _reverse_send(order_id, retry=True)
     order = order_sync(order_id=order_id, force=True)
     if (order.state == OrderState.PENDING and order.sync_state == SyncState.MANUAL
             and order.channel_product.endswith(".barcode")):
         try:
             return order_reverse(order_id=order_id)
         except (InvalidState, ChannelRefused):
-            return order
+            return Order.objects.get(pk=order_id)
     return order
-
