@@ -18,6 +18,7 @@ from aggpay.models import AuditLog
 from aggpay.money import format_yuan
 from channels.adapters.http import redact
 from channels.models import ChannelCallback
+from merchants.models import Contract, Merchant
 from trades.models import Delivery, DeliveryState, Event, LatePayment, Order, OrderState, Refund, SyncState
 
 # How far before the order's creation a callback may be stamped (clock skew between the channel and us).
@@ -36,11 +37,13 @@ def search_orders(*, q: str = "", state: str = "", product: str = "", channel_ac
                   date_from: dt.date | None = None, date_to: dt.date | None = None,
                   sync_state: str = "") -> QuerySet[Order]:
     """Orders matching any number a caller may quote (exactly): our ord_/ref_ id, the merchant's out_trade_no or
-    out_refund_no, the channel's trade or refund number, or a merchant no (all its orders); then the filters."""
+    out_refund_no, the channel's trade or refund number, or a merchant no (all its orders); or part of a merchant's
+    legal or short name (all its orders); then the filters."""
     orders = orders_base()
     q = (q or "").strip()
     if q:
-        orders = orders.filter(Q(pk__in=_order_ids_for_number(q)) | Q(merchant__merchant_no=q))
+        orders = orders.filter(Q(pk__in=_order_ids_for_number(q)) | Q(merchant__merchant_no=q)
+                               | Q(merchant_id__in=merchant_ids_for_name(q)))
     if state:
         orders = orders.filter(state=state)
     if product:
@@ -66,6 +69,22 @@ def _order_ids_for_number(q: str) -> list[str]:
     ids.update(Refund.objects.filter(out_refund_no=q).values_list("order_id", flat=True))
     ids.update(Refund.objects.filter(channel_refund_no=q).values_list("order_id", flat=True))
     return sorted(ids)
+
+
+# A caller who names the shop ("茶馆", "tea house") instead of quoting a number: at most this many merchants match, so
+# the orders are then read through the (merchant, out_trade_no) index, one range per merchant, never by a scan.
+MERCHANT_NAME_MATCHES = 20
+MERCHANT_NAME_MIN_LENGTH = 2
+
+
+def merchant_ids_for_name(q: str) -> list[int]:
+    """Merchants whose legal or short name contains ``q`` (any case), oldest first, at most MERCHANT_NAME_MATCHES.
+    The merchant table is small beside the orders; its scan for a substring is one cheap query."""
+    q = (q or "").strip()
+    if len(q) < MERCHANT_NAME_MIN_LENGTH:
+        return []
+    return list(Merchant.objects.filter(Q(legal_name__icontains=q) | Q(short_name__icontains=q))
+                .order_by("pk").values_list("pk", flat=True)[:MERCHANT_NAME_MATCHES])
 
 
 def _start(day: dt.date) -> dt.datetime:
@@ -184,7 +203,8 @@ def order_timeline(order: Order) -> dict:
         if refund.reason:
             details.append(("reason", refund.reason))
         if refund.abnormal:
-            details.append(("abnormal", "the channel could not return the money"))
+            details.append(("abnormal", "for a person: the channel could not return the money, or an earlier "
+                                        "attempt succeeded after the retry (see the audit rows)"))
         entries.append(Entry(refund.created_at, "refund", f"Refund {refund.pk} requested ({refund.state})",
                              tone="bad" if refund.abnormal or refund.state == "failed" else (
                                  "ok" if refund.state == "succeeded" else "warn"),
@@ -217,8 +237,10 @@ def open_late_payments() -> QuerySet[LatePayment]:
 
 
 def abnormal_refunds() -> QuerySet[Refund]:
-    return Refund.objects.select_related("order", "merchant").filter(abnormal=True, state="pending") \
-        .order_by("created_at")
+    """Flagged refunds, whatever their state: a pending one the channel could not return, and one whose earlier
+    attempt succeeded at the channel after it was retried (possibly twice refunded, or recorded failed while the
+    money went back) — trades.services.refunds clears the flag when the channel settles the first kind."""
+    return Refund.objects.select_related("order", "merchant").filter(abnormal=True).order_by("created_at")
 
 
 def exhausted_deliveries() -> QuerySet[Delivery]:
@@ -256,6 +278,27 @@ def home_queues() -> list[HomeQueue]:
     rows = [HomeQueue(label, counts[slug], reverse("trades:queue", args=[slug]),
                       ("bad" if slug in ("abnormal", "late") else "warn") if counts[slug] else "")
             for slug, label in QUEUE_LABELS.items()]
+    return rows
+
+
+def routing_candidates(routing: dict | None) -> list[dict]:
+    """The routing record's candidates (``channels.routing``: account code, contract id, eligible, why not) with what
+    a person recognises for the contract: the channel account's name and the sub-merchant id, else the business code.
+    One query for every candidate."""
+    candidates = [c for c in ((routing or {}).get("candidates") or []) if isinstance(c, dict)]
+    ids = [c["contract"] for c in candidates if isinstance(c.get("contract"), int)]
+    contracts = {c.pk: c for c in Contract.objects.filter(pk__in=ids).select_related("channel_account")
+                 .only("pk", "sub_mchid", "business_code", "channel_account__name")} if ids else {}
+    rows = []
+    for candidate in candidates:
+        contract = contracts.get(candidate.get("contract"))
+        if contract is None:
+            label = f"contract {candidate.get('contract')}" if candidate.get("contract") else "—"
+            rows.append({**candidate, "account_name": "", "contract_label": label})
+            continue
+        label = (f"sub-merchant {contract.sub_mchid}" if contract.sub_mchid
+                 else f"business code {contract.business_code}")
+        rows.append({**candidate, "account_name": contract.channel_account.name, "contract_label": label})
     return rows
 
 

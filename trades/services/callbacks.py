@@ -9,10 +9,17 @@ from __future__ import annotations
 
 from django.db import transaction
 
+from channels.adapters.base import RefundState as ChannelRefundState
 from channels.callbacks import CallbackDuplicate, CallbackRejected
 from trades.models import LatePayment, Order, OrderState, Refund
 from trades.services.orders import CrossCheckFailed, order_apply_result
-from trades.services.refunds import refund_apply_result, refund_for_channel_no
+from trades.services.refunds import (
+    channel_refund_no,
+    refund_apply_result,
+    refund_attempt_of,
+    refund_earlier_success_noted,
+    refund_for_channel_no,
+)
 
 LATE_PREFIX = "late_"  # the out_refund_no of a late payment's refund (trades.services.late)
 
@@ -54,13 +61,32 @@ def refund_callback(*, account, event) -> str:
     with transaction.atomic():  # as for payments: the duplicate check under the refund's row lock
         refund = Refund.objects.select_for_update(no_key=True).get(pk=refund.pk)
         before = refund.state
-        if before != "pending":
-            raise CallbackDuplicate(f"refund {refund.pk} is already {before}")
         try:
+            attempt = refund_attempt_of(refund, result.out_refund_no)
+            if attempt != refund.channel_attempt:
+                return _earlier_attempt_notice(refund, attempt=attempt, result=result)
+            if before != "pending":
+                raise CallbackDuplicate(f"refund {refund.pk} is already {before}")
             refund = refund_apply_result(refund_id=refund.pk, result=result)
         except ValueError as exc:
             raise CallbackRejected(f"refund {refund.pk} of order {refund.order_id}: {exc}") from None
     return f"refund {refund.pk}: {before} → {refund.state}"
+
+
+def _earlier_attempt_notice(refund: Refund, *, attempt: int, result) -> str:
+    """A notice about an attempt the refund has moved past (the channel re-delivering attempt 0's FAIL while the
+    retry is pending, say): acknowledged so the channel stops, and kept on the trade timeline by its note (which
+    names the refund). Only a success changes something — the refund is flagged for a person (refund_apply_result);
+    any other state, or a success already flagged, changes nothing."""
+    current = channel_refund_no(refund)
+    about = (f"refund {refund.pk}: the channel's {result.state} is about attempt {attempt} ({result.out_refund_no}); "
+             f"the current attempt is {refund.channel_attempt} ({current}), {refund.state}")
+    if result.state != ChannelRefundState.SUCCEEDED:
+        raise CallbackDuplicate(f"{about}: nothing changed")
+    if refund_earlier_success_noted(refund_id=refund.pk, attempt=attempt):
+        raise CallbackDuplicate(f"{about}: already flagged abnormal")
+    refund_apply_result(refund_id=refund.pk, result=result)
+    return f"{about}: money went back for attempt {attempt}, flagged abnormal for a person (possible double refund)"
 
 
 def _late_refund_notice(*, account, result) -> str:

@@ -13,8 +13,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_fsm import can_proceed
 
-from aggpay.audit import AuditNote
+from aggpay.audit import AuditNote, audit_log
 from aggpay.errors import ChannelRefused, IdempotencyConflict, InvalidState, NotFound, RefundAmountExceeded
+from aggpay.models import AuditLog
 from channels.adapters.base import RefundRequest, RefundResult
 from channels.adapters.base import RefundState as ChannelRefundState
 from channels.adapters.errors import ChannelError, ChannelUnknown
@@ -36,10 +37,45 @@ def refund_fingerprint(*, out_refund_no: str, amount: int, reason: str, notify_u
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+# The audit action written when the channel says an earlier attempt of a refund succeeded (see refund_apply_result).
+EARLIER_ATTEMPT_SUCCEEDED = "trades.refund.earlier_attempt_succeeded"
+
+
 def channel_refund_no(refund: Refund) -> str:
     """Our refund number at the channel. A retry after a definite failure uses a new one (``_<n>``), since a
     channel keeps a failed number failed; an unknown outcome is retried with the same number (idempotent)."""
-    return refund.pk if refund.channel_attempt == 0 else f"{refund.pk}_{refund.channel_attempt}"
+    return _refund_no_at(refund.pk, refund.channel_attempt)
+
+
+def _refund_no_at(refund_id: str, attempt: int) -> str:
+    return refund_id if attempt == 0 else f"{refund_id}_{attempt}"
+
+
+def _split_channel_no(channel_no: str) -> tuple[str, int] | None:
+    """(refund id, attempt) of a refund number we gave a channel (``ref_…`` or ``ref_…_<n>``, n ≥ 1), else None."""
+    head, _, tail = channel_no.rpartition("_")
+    if "_" in head and tail.isascii() and tail.isdigit() and _refund_no_at(head, int(tail)) == channel_no:
+        return head, int(tail)
+    if channel_no.count("_") == 1:
+        return channel_no, 0
+    return None
+
+
+def refund_attempt_of(refund: Refund, channel_no: str) -> int:
+    """Which attempt of ``refund`` a channel answer is about, from the refund number it names. Every attempt has its
+    own number, so an answer about an earlier one (a re-delivered callback, a slow answer) is told apart from one
+    about the current attempt. A number that is not one of this refund's is refused (ValueError)."""
+    split = _split_channel_no(channel_no or "")
+    if split is None or split[0] != refund.pk or split[1] > refund.channel_attempt:
+        raise ValueError(f"the channel's answer names refund number {channel_no or '(none)'}; refund {refund.pk} "
+                         f"is at attempt {refund.channel_attempt} ({channel_refund_no(refund)})")
+    return split[1]
+
+
+def refund_earlier_success_noted(*, refund_id: str, attempt: int | None = None) -> bool:
+    """Whether the channel has said an earlier attempt of this refund (``attempt``, or any) succeeded."""
+    rows = AuditLog.objects.filter(action=EARLIER_ATTEMPT_SUCCEEDED, target_type="trades.refund", target_id=refund_id)
+    return rows.filter(data__attempt=attempt).exists() if attempt is not None else rows.exists()
 
 
 def refund_create(*, order: Order, out_refund_no: str, amount: int, reason: str = "", notify_url: str = "",
@@ -57,6 +93,11 @@ def refund_create(*, order: Order, out_refund_no: str, amount: int, reason: str 
                                               param="out_refund_no")
                 if existing.state != "failed":
                     return existing, True
+                if existing.abnormal:
+                    # An earlier attempt succeeded at the channel after all (refund_apply_result): another attempt
+                    # could return the money twice. A person settles it with the channel first.
+                    raise InvalidState(f"refund {out_refund_no} is held for review: the channel reported an earlier "
+                                       f"attempt as succeeded", param="out_refund_no")
                 refund = existing  # merchant-api.md: a failed refund may be retried with the same out_refund_no
                 _reserve(locked, amount)
                 refund.retry()
@@ -117,19 +158,22 @@ def refund_send(*, refund_id: str) -> Refund:
     request = RefundRequest(trade=_trade_ref(order), out_refund_no=channel_refund_no(refund), amount=refund.amount,
                             total_amount=order.amount, reason=refund.reason,
                             notify_url=callback_url(order.channel_account))
-    return _call_and_apply(refund, verb="refund", call=lambda adapter: adapter.refund(request))
+    return _call_and_apply(refund, verb="refund", asked=request.out_refund_no,
+                           call=lambda adapter: adapter.refund(request))
 
 
 def refund_sync(*, refund_id: str) -> Refund:
     refund = Refund.objects.select_related("order__channel_account", "order__contract").get(pk=refund_id)
     if refund.state != "pending":
         return refund
-    ref = _trade_ref(refund.order)
-    return _call_and_apply(refund, verb="query_refund",
-                           call=lambda adapter: adapter.query_refund(trade=ref, out_refund_no=channel_refund_no(refund)))
+    ref, asked = _trade_ref(refund.order), channel_refund_no(refund)
+    return _call_and_apply(refund, verb="query_refund", asked=asked,
+                           call=lambda adapter: adapter.query_refund(trade=ref, out_refund_no=asked))
 
 
-def _call_and_apply(refund: Refund, *, verb: str, call) -> Refund:
+def _call_and_apply(refund: Refund, *, verb: str, asked: str, call) -> Refund:
+    """``asked``: the refund number the call is about. The refund may have moved to a later attempt by the time the
+    answer is applied (no lock is held across the call), so the answer carries the number it is about."""
     started = time.perf_counter()
     try:
         result = call(refund.order.channel_account.adapter())
@@ -142,11 +186,13 @@ def _call_and_apply(refund: Refund, *, verb: str, call) -> Refund:
             _record(refund, verb, "error", started, error=exc)
         if verb == "refund":
             return refund_apply_result(refund_id=refund.pk, result=RefundResult(
-                state=ChannelRefundState.FAILED, failure_code=exc.channel_code or exc.code,
+                state=ChannelRefundState.FAILED, out_refund_no=asked, failure_code=exc.channel_code or exc.code,
                 failure_message=exc.channel_message or exc.message))
         return _schedule(refund.pk, unknown=True)
     with transaction.atomic():
         _record(refund, verb, result.state, started, result=result)
+    if not result.out_refund_no:
+        result.out_refund_no = asked
     return refund_apply_result(refund_id=refund.pk, result=result)
 
 
@@ -173,20 +219,30 @@ def _schedule(refund_id: str, *, unknown: bool) -> Refund:
 
 
 def refund_apply_result(*, refund_id: str, result: RefundResult) -> Refund:
-    """Apply the channel's answer about a refund (refund call, query or callback). Idempotent."""
+    """Apply the channel's answer about a refund (refund call, query or callback). Idempotent.
+
+    ``result.out_refund_no`` names the attempt the answer is about (``channel_refund_no``). Only an answer about the
+    current attempt changes the refund; see ``_apply_earlier_attempt`` for one about an earlier attempt. A number
+    that is not one of this refund's, or an amount that differs, raises ValueError."""
     with transaction.atomic():
-        refund = Refund.objects.select_for_update(of=("self",), no_key=True).select_related("order").get(pk=refund_id)
+        refund = (Refund.objects.select_for_update(of=("self",), no_key=True)
+                  .select_related("order__channel_account").get(pk=refund_id))
         order = Order.objects.select_for_update(of=("self",), no_key=True).select_related("merchant", "app").get(pk=refund.order_id)
         if result.amount is not None and result.amount != refund.amount:
             raise ValueError(f"channel reports refund amount {result.amount}, ours is {refund.amount}")
+        attempt = refund_attempt_of(refund, result.out_refund_no)
+        if attempt != refund.channel_attempt:
+            return _apply_earlier_attempt(refund, attempt=attempt, result=result)
         if refund.state != "pending":
             return refund
         state = result.state
+        # A flag for an earlier attempt's success stays whatever this attempt does: a person must see it.
+        earlier_succeeded = refund.abnormal and refund_earlier_success_noted(refund_id=refund.pk)
         if state == ChannelRefundState.SUCCEEDED:
             refund.succeed()
             refund.channel_refund_no = result.channel_refund_no or refund.channel_refund_no
             refund.succeeded_at = result.succeeded_at or timezone.now()
-            refund.sync_state, refund.next_query_at, refund.abnormal = SyncState.OK, None, False
+            refund.sync_state, refund.next_query_at, refund.abnormal = SyncState.OK, None, earlier_succeeded
             refund.save()
             order.refunded_amount += refund.amount
             order.refund_state = RefundState.FULL if order.refunded_amount == order.amount else RefundState.PARTIAL
@@ -196,7 +252,7 @@ def refund_apply_result(*, refund_id: str, result: RefundResult) -> Refund:
             refund.fail() if state == ChannelRefundState.FAILED else refund.close()
             refund.failure_code = (result.failure_code or state)[:64]
             refund.failure_message = (result.failure_message or "")[:256]
-            refund.sync_state, refund.next_query_at = SyncState.OK, None
+            refund.sync_state, refund.next_query_at, refund.abnormal = SyncState.OK, None, earlier_succeeded
             refund.save()
             _release(order, refund.amount)
             _emit(refund, order, "refund.failed" if state == ChannelRefundState.FAILED else "refund.closed")
@@ -216,6 +272,36 @@ def refund_apply_result(*, refund_id: str, result: RefundResult) -> Refund:
         return refund
 
 
+def _apply_earlier_attempt(refund: Refund, *, attempt: int, result: RefundResult) -> Refund:
+    """An answer about an earlier attempt than the refund's current one: a re-delivered callback, or a slow answer.
+
+    Its failed / closed / processing / abnormal changes nothing: that attempt was settled before the retry, and the
+    current attempt's own answer decides the refund (the caller records the answer: callback row, channel call).
+    Its success is never dropped: the money went back for that attempt, and the current one may return it again (or
+    has been recorded failed, so its amount was released and the merchant may refund again). The refund is flagged
+    abnormal for a person, with an audit row on the trade timeline saying what happened; its state is left as is.
+    """
+    if result.state != ChannelRefundState.SUCCEEDED or refund_earlier_success_noted(refund_id=refund.pk,
+                                                                                     attempt=attempt):
+        logger.info("refund %s: %s answer about attempt %s ignored (current attempt %s)", refund.pk, result.state,
+                    attempt, refund.channel_attempt)
+        return refund
+    current = channel_refund_no(refund)
+    audit_log(actor=f"channel:{refund.order.channel_account.code}", action=EARLIER_ATTEMPT_SUCCEEDED, target=refund,
+              reason=(f"The channel says attempt {attempt} ({result.out_refund_no}) returned the money, but the refund "
+                      f"was retried as attempt {refund.channel_attempt} ({current}), now {refund.state}: a possible "
+                      f"double refund. Check both numbers with the channel and settle it with the merchant."),
+              data={"attempt": attempt, "channel_no": result.out_refund_no, "current_attempt": refund.channel_attempt,
+                    "current_channel_no": current, "state": refund.state, "amount": refund.amount,
+                    "channel_refund_no": result.channel_refund_no,
+                    "succeeded_at": result.succeeded_at.isoformat() if result.succeeded_at else ""})
+    refund.abnormal = True
+    refund.save(update_fields=["abnormal", "updated_at"])
+    logger.warning("refund %s: attempt %s succeeded at the channel while attempt %s is %s; flagged abnormal",
+                   refund.pk, attempt, refund.channel_attempt, refund.state)
+    return refund
+
+
 def _emit(refund: Refund, order: Order, event_type: str) -> None:
     event_emit(merchant=order.merchant, type=event_type, obj_type="refund", obj_id=refund.pk,
                data=refund_as_api(refund), app=order.app, notify_url=refund.notify_url or order.notify_url or None)
@@ -229,14 +315,18 @@ def refund_get(*, merchant, out_refund_no: str) -> Refund:
 
 
 def refunds_due_for_query(*, limit: int = 500) -> list[str]:
-    return list(Refund.objects.filter(state="pending", abnormal=False, next_query_at__lte=timezone.now())
+    # An abnormal refund is left off the ladder when the channel says so (next_query_at cleared); one flagged for an
+    # earlier attempt's success keeps being asked about its current attempt, so a person sees how that ended too.
+    return list(Refund.objects.filter(state="pending", next_query_at__lte=timezone.now())
                 .order_by("next_query_at").values_list("pk", flat=True)[:limit])
 
 
 def refund_for_channel_no(*, account_id: int, channel_no: str) -> Refund | None:
-    base = channel_no.split("_", 2)
-    refund_id = "_".join(base[:2]) if len(base) >= 2 else channel_no
-    return Refund.objects.filter(pk=refund_id, order__channel_account_id=account_id).first()
+    """The refund a channel refund number (of any attempt) belongs to; which attempt: ``refund_attempt_of``."""
+    split = _split_channel_no(channel_no)
+    if split is None:
+        return None
+    return Refund.objects.filter(pk=split[0], order__channel_account_id=account_id).first()
 
 
 __all__ = ["can_proceed", "refund_create", "refund_get", "refund_sync", "refunds_due_for_query"]
