@@ -63,3 +63,51 @@ def test_orders_carry_only_the_indexes_their_queries_use():
     assert "WHERE ((state)::text = 'pending'::text)" in definitions["order_pending_expiry"]
     assert "WHERE (NOT ((sync_state)::text = 'ok'::text))" in definitions["order_sync_attention"]
     assert "WHERE (refund_id IS NOT NULL)" in definitions["channelcall_refund_idx"]
+    assert "WHERE (paid_at IS NOT NULL)" in definitions["order_merchant_paid"]  # never written by a create
+
+
+def _plan_index_names(queryset) -> set[str]:
+    plan = json.loads(queryset.explain(format="json"))
+    names, stack = set(), list(plan)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if "Index Name" in node:
+                names.add(node["Index Name"])
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return names
+
+
+def test_a_statement_reads_one_day_of_one_merchant_through_its_own_indexes(tea_house_app):
+    """trades.services.statements: a day's payments and refunds are found by (merchant, time), not by reading all
+    of the merchant's history; the partial indexes keep unpaid orders and unsettled refunds out of them."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from tests.factories import MerchantFactory
+    from tests.trades.test_statements import paid_order, refunded
+    from trades.models import Order, Refund
+    from trades.services.statements import _payments, _refunds
+
+    merchant = tea_house_app.merchant
+    day = timezone.now() - dt.timedelta(days=3)
+    for owner in (merchant, MerchantFactory()):  # a year and a half of history for two merchants
+        first = paid_order(owner, f"PLAN{owner.pk}", amount=1000, rate="0.006", paid_at=day)
+        refund = refunded(first, f"PLANR{owner.pk}", amount=100, succeeded_at=day)
+        order_values = {f.attname: getattr(first, f.attname) for f in Order._meta.concrete_fields if not f.primary_key}
+        refund_values = {f.attname: getattr(refund, f.attname) for f in Refund._meta.concrete_fields
+                         if not f.primary_key}
+        orders = Order.objects.bulk_create(
+            Order(**{**order_values, "out_trade_no": f"PLAN{owner.pk}_{n}", "channel_trade_no": f"42PLAN{owner.pk}_{n}",
+                     "paid_at": day - dt.timedelta(hours=6 * n)}) for n in range(1, 2000))
+        Refund.objects.bulk_create(
+            Refund(**{**refund_values, "order_id": order.pk, "out_refund_no": f"PLANR{owner.pk}_{n}",
+                      "succeeded_at": order.paid_at}) for n, order in enumerate(orders) if n % 3 == 0)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE trades_order")
+        cursor.execute("ANALYZE trades_refund")
+        assert "order_merchant_paid" in _plan_index_names(_payments(merchant, day, day + dt.timedelta(days=1)))
+        assert "refund_merchant_succeeded" in _plan_index_names(_refunds(merchant, day, day + dt.timedelta(days=1)))

@@ -146,7 +146,11 @@ class Order(FSMModelMixin, models.Model):
         indexes = [models.Index(fields=["out_trade_no"], name="order_out_trade_no_idx"),
                    models.Index(fields=["channel_trade_no"], name="order_channel_trade_no_idx"),
                    models.Index(fields=["expires_at"], condition=Q(state="pending"), name="order_pending_expiry"),
-                   models.Index(fields=["created_at"], condition=~Q(sync_state="ok"), name="order_sync_attention")]
+                   models.Index(fields=["created_at"], condition=~Q(sync_state="ok"), name="order_sync_attention"),
+                   # A merchant's statement reads one day of its payments (trades.services.statements); partial, so
+                   # an order is written into it only when it is paid, never by the create.
+                   models.Index(fields=["merchant", "paid_at"], condition=Q(paid_at__isnull=False),
+                                name="order_merchant_paid")]
 
     def __str__(self) -> str:
         return f"{self.id} {self.out_trade_no} {self.amount} fen ({self.state})"
@@ -175,7 +179,10 @@ class Order(FSMModelMixin, models.Model):
 class Refund(FSMModelMixin, models.Model):
     id = models.CharField(primary_key=True, max_length=26, default=new_refund_id, editable=False)
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="refunds")
-    merchant = models.ForeignKey("merchants.Merchant", on_delete=models.PROTECT, related_name="refunds")
+    # No index of its own: the unique (merchant, out_refund_no) and the statement's (merchant, succeeded_at)
+    # lead with it, so every lookup by merchant has one already.
+    merchant = models.ForeignKey("merchants.Merchant", on_delete=models.PROTECT, related_name="refunds",
+                                 db_index=False)
     out_refund_no = models.CharField(max_length=64)
     amount = models.BigIntegerField(help_text="fen")
     reason = models.CharField(max_length=256, blank=True)
@@ -208,7 +215,10 @@ class Refund(FSMModelMixin, models.Model):
             models.CheckConstraint(condition=Q(amount__gte=1), name="refund_amount_positive"),
         ]
         indexes = [models.Index(fields=["out_refund_no"], name="refund_out_refund_no_idx"),
-                   models.Index(fields=["channel_refund_no"], name="refund_channel_refund_no_idx")]
+                   models.Index(fields=["channel_refund_no"], name="refund_channel_refund_no_idx"),
+                   # A merchant's statement reads one day of its succeeded refunds (trades.services.statements).
+                   models.Index(fields=["merchant", "succeeded_at"], condition=Q(state="succeeded"),
+                                name="refund_merchant_succeeded")]
 
     def __str__(self) -> str:
         return f"{self.id} {self.out_refund_no} {self.amount} fen ({self.state})"
