@@ -157,3 +157,28 @@ def test_bad_fields_are_named_and_nothing_is_written(shop):
         status, _, answer = shop.client.request("POST", "/api/v1/orders", json=body)
         assert status == 400 and answer["error"]["param"] == param, answer
     assert not Order.objects.filter(merchant=shop.merchant).exists()
+
+
+def test_an_orders_refunds_are_listed_newest_first_with_paging_and_a_state_filter(shop):
+    _, _, paid = _create(shop, out_trade_no="L60001", product="barcode", auth_code="281234567890123450")
+    assert paid["state"] == "succeeded", paid
+    numbers = []
+    for n in range(3):
+        status, _, refund = shop.client.request("POST", "/api/v1/orders/L60001/refunds",
+                                                json={"out_refund_no": f"LR{n}", "amount": 10})
+        assert status == 201, refund
+        numbers.append(refund["out_refund_no"])
+    status, _, first_page = shop.client.request("GET", "/api/v1/orders/L60001/refunds?limit=2")
+    assert status == 200 and first_page["has_more"] is True
+    assert [r["out_refund_no"] for r in first_page["data"]] == ["LR2", "LR1"]
+    assert all(r["out_trade_no"] == "L60001" for r in first_page["data"])
+    after = first_page["data"][-1]["id"]
+    status, _, second_page = shop.client.request("GET", f"/api/v1/orders/L60001/refunds?starting_after={after}")
+    assert status == 200 and [r["out_refund_no"] for r in second_page["data"]] == ["LR0"]
+    assert second_page["has_more"] is False
+    status, _, failed = shop.client.request("GET", "/api/v1/orders/L60001/refunds?state=failed")
+    assert status == 200 and failed == {"data": [], "has_more": False}
+    status, _, bad = shop.client.request("GET", "/api/v1/orders/L60001/refunds?state=done")
+    assert status == 400 and bad["error"]["param"] == "state"
+    status, _, missing = shop.client.request("GET", "/api/v1/orders/NOSUCH1/refunds")
+    assert status == 404, missing

@@ -17,7 +17,7 @@ from aggpay.api.permissions import HasScope, IsMerchantApp, MerchantIsActive, Me
 from aggpay.api.schema import api_schema
 from aggpay.api.strict import StrictSerializer
 from aggpay.api.views import MerchantAPIView, api_actor
-from trades.models import Order, OrderState
+from trades.models import Order, OrderState, Refund
 from trades.products import API_PRODUCTS
 from trades.services.orders import order_close, order_create, order_get, order_reverse, order_sync
 from trades.services.refunds import refund_create, refund_get, refund_sync
@@ -163,6 +163,15 @@ class RefundOutputSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+class RefundListOutputSerializer(serializers.Serializer):
+    data = RefundOutputSerializer(many=True)
+    has_more = serializers.BooleanField()
+
+
+class RefundListParamsSerializer(ListParamsSerializer):
+    state = serializers.ChoiceField(choices=["pending", "succeeded", "failed", "closed"], required=False)
+
+
 REPLAYED = {"Idempotent-Replayed": "true"}
 
 
@@ -247,7 +256,25 @@ class OrderReverseView(PaymentsView):
 
 class OrderRefundsView(PaymentsView):
     def get_permissions(self):
-        return [IsMerchantApp(), HasScope("payments")(), MerchantMayRefund()]
+        if self.request.method == "POST":
+            return [IsMerchantApp(), HasScope("payments")(), MerchantMayRefund()]
+        return super().get_permissions()
+
+    @api_schema(operation_id="refunds_list", summary="List an order's refunds", tags=["refunds"],
+                description="**Addition to the contract** (which has no way to list them): the order's refunds, "
+                            "newest first, in the list format of every list.",
+                parameters=[RefundListParamsSerializer], responses={200: RefundListOutputSerializer},
+                errors=(403, 404))
+    def get(self, request, out_trade_no):
+        order = order_get(merchant=request.auth.merchant, out_trade_no=out_trade_no)
+        params = parse_list_params(RefundListParamsSerializer, request.query_params)
+        queryset = Refund.objects.filter(order=order)
+        if params.get("state"):
+            queryset = queryset.filter(state=params["state"])
+        rows, has_more = page(queryset, params=params, id_field="pk")
+        for refund in rows:
+            refund.order = order  # refund_as_api reads the order's out_trade_no: the one already loaded
+        return Response({"data": [refund_as_api(r) for r in rows], "has_more": has_more})
 
     @api_schema(operation_id="refunds_create", summary="Refund an order (partially or fully)", tags=["refunds"],
                 request=RefundCreateInputSerializer,
