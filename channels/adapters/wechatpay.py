@@ -108,9 +108,14 @@ PREPAY_PATHS = {
     "wechat.barcode": "/v3/pay/partner/transactions/codepay",
 }
 
-# Platform certificates fetched per (gateway, sp_mchid), shared by adapter instances of this process.
-_CERT_CACHE: dict[tuple[str, str], dict[str, str]] = {}
+# Platform certificates fetched per (gateway, sp_mchid), shared by adapter instances of this process, with the
+# monotonic time they were fetched.
+_CERT_CACHE: dict[tuple[str, str], tuple[float, dict[str, str]]] = {}
 _CERT_LOCK = threading.Lock()
+# An answer or callback naming a serial we do not hold makes us fetch the list again (A.3: the platform certificate
+# may have been rotated) — at most this often, or anyone who can reach the callback URL could make every request
+# they send cost a download from WeChat Pay.
+CERTIFICATE_REFETCH_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -235,11 +240,12 @@ class WechatPayAdapter(WechatPayMerchantVerbs, ChannelAdapter):
                 continue
         cache_key = (self.base_url, cfg.sp_mchid)
         with _CERT_LOCK:
-            cached = _CERT_CACHE.get(cache_key)
-        if cached is None or refresh:
+            fetched_at, cached = _CERT_CACHE.get(cache_key, (None, None))
+        recent = fetched_at is not None and time.monotonic() - fetched_at < CERTIFICATE_REFETCH_SECONDS
+        if cached is None or (refresh and not recent):
             cached = self._download_certificates()
             with _CERT_LOCK:
-                _CERT_CACHE[cache_key] = cached
+                _CERT_CACHE[cache_key] = (time.monotonic(), cached)
         return {**keys, **cached}
 
     def _download_certificates(self) -> dict[str, str]:

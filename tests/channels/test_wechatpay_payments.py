@@ -271,6 +271,31 @@ def test_it_works_in_platform_certificate_mode(simulator_server):
         TradeState.PENDING
 
 
+def test_answers_naming_unknown_serials_refetch_the_certificates_at_most_once_a_minute(simulator_server, monkeypatch):
+    from channels.adapters import wechatpay
+
+    config = WechatPayConfig(**provision(simulator_server.base_url, name="serial-flood", mode="certificate"))
+    adapter = WechatPayAdapter(config, base_url=simulator_server.base_url + "/wechatpay")
+    downloads = []
+    download = WechatPayAdapter._download_certificates
+    monkeypatch.setattr(WechatPayAdapter, "_download_certificates",
+                        lambda self: downloads.append(1) or download(self))  # counts, then fetches for real
+    assert adapter.create_payment(payment("wechat.native")).state == TradeState.PENDING
+    assert len(downloads) == 1  # the first verification fetches the list
+
+    forged = {"Wechatpay-Timestamp": str(int(time.time())), "Wechatpay-Nonce": secrets.token_hex(16),
+              "Wechatpay-Signature": "AAAA", "Wechatpay-Signature-Type": "WECHATPAY2-SHA256-RSA2048"}
+    for _ in range(5):  # a flood of answers or callbacks with serials nobody issued
+        with pytest.raises(wx.CryptoError):
+            adapter._check_signature({**forged, "Wechatpay-Serial": secrets.token_hex(20).upper()}, b"{}")
+    assert len(downloads) == 1  # fetched a minute ago: not again
+
+    monkeypatch.setattr(wechatpay, "CERTIFICATE_REFETCH_SECONDS", 0.0)  # a minute later
+    with pytest.raises(wx.CryptoError):
+        adapter._check_signature({**forged, "Wechatpay-Serial": secrets.token_hex(20).upper()}, b"{}")
+    assert len(downloads) == 2  # a rotated certificate is still picked up
+
+
 def test_the_simulator_keeps_its_trades_across_a_restart(tmp_path):
     from channels.simulators.server import SimulatorThread
     from channels.simulators.store import Store
