@@ -499,7 +499,7 @@ def contract_refresh(request, merchant_no: str, contract_id: int):
         messages.info(request, f"The contract is {contract.get_state_display().lower()}; the channel is not "
                       "deciding anything on it.")
         return _contract_response(request, contract)
-    contract = contract_services.contract_poll(contract_id=contract.pk)
+    contract = contract_services.contract_refresh_by_staff(contract_id=contract.pk, actor=request.user)
     if contract.state != before:
         messages.success(request, f"{contract.channel_account.name}: {before} → {contract.state}.")
     else:

@@ -200,6 +200,18 @@ def contract_poll(*, contract_id: int) -> Contract:
     return contract_apply_result(contract_id=contract_id, result=result, source="channel")
 
 
+def contract_refresh_by_staff(*, contract_id: int, actor) -> Contract:
+    """"Refresh from channel" on the merchant page: ``contract_poll`` now instead of at the next scheduled poll.
+    The channel decides any change (its ContractEvent says so); the audit row records who asked and what came of
+    it (design §5 rule 9), as "Sync now" does for an order."""
+    before = Contract.objects.only("state").get(pk=contract_id).state
+    contract = contract_poll(contract_id=contract_id)
+    with transaction.atomic():
+        audit_log(actor=actor, action="merchants.contract.staff_refreshed", target=contract,
+                  data={"from": before, "to": contract.state})
+    return contract
+
+
 def _note(contract_id: int, *, source: str, message: str, retry: bool) -> Contract:
     with transaction.atomic():
         contract = Contract.objects.select_for_update().get(pk=contract_id)

@@ -175,6 +175,8 @@ def test_refresh_from_channel_follows_the_real_channel(client, clerk_wang, risk_
     assert html.lstrip().startswith(f'<section class="card contract-card" id="contract-{contract.pk}"')
     assert 'data-state="to_be_signed"' in html and "<svg" in html and "/_payer/sign?applyment_id=" in html
     assert "→ to_be_signed" in html  # the outcome message inside the swapped card
+    asked = AuditLog.objects.get(action="merchants.contract.staff_refreshed")  # who asked, and what came of it
+    assert asked.actor == clerk_wang and asked.data["to"] == "to_be_signed"
 
     requests.post(f"{root}/wechatpay/_control/applications/{contract.channel_application_id}",
                   json={"action": "finish"}, timeout=5).raise_for_status()
