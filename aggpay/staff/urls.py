@@ -8,6 +8,7 @@ from django.views.generic import RedirectView
 from aggpay.staff import views
 from aggpay.staff.forms import StaffAuthenticationForm
 from merchants import views as merchant_views
+from trades import views_finance as finance_views
 
 app_name = "staff"
 
@@ -26,7 +27,10 @@ urlpatterns = [
     path("staff/risk/", merchant_views.review_queue, name="risk"),
     path("staff/support/", views.support, name="support"),
     path("staff/operations/", views.operations, name="operations"),
-    path("staff/finance/", views.finance, name="finance"),
+    # Finance opens on the fees and profit report and the merchant statement lookup (trades.views_finance).
+    path("staff/finance/", finance_views.finance, name="finance"),
+    path("staff/finance/fees.csv", finance_views.fees_csv, name="finance_fees_csv"),
+    path("staff/finance/statement.csv", finance_views.statement_csv, name="finance_statement_csv"),
     path("staff/admin/", views.admin, name="admin"),
     path("staff/admin/audit/", views.audit, name="audit"),
 ]

@@ -1,5 +1,5 @@
 """Staff shell pages: home, one landing page per section (design.md §8) and the audit log. The onboarding and risk
-sections open on the workbench queues of ``merchants.views``.
+sections open on the workbench queues of ``merchants.views``, finance on the report of ``trades.views_finance``.
 
 Every view is guarded by a section or model permission (design §5 rule 11); pages show only what exists
 today and say so plainly where a later issue brings the data.
@@ -58,12 +58,6 @@ def support(request):
 @section_required("operations")
 def operations(request):
     return render(request, "staff/operations.html")
-
-
-@require_safe
-@section_required("finance")
-def finance(request):
-    return render(request, "staff/finance.html")
 
 
 @require_safe
