@@ -19,11 +19,13 @@ def barcode_step(order_id: str) -> None:
 
 @shared_task(acks_late=True, ignore_result=True)
 def sync_due_orders() -> int:
-    """Beat, every minute: query orders and refunds whose outcome is unknown, and expire overdue orders.
+    """Beat, every minute: query orders and refunds whose outcome is unknown, expire overdue orders, and follow the
+    refunds of late payments until the channel says how they ended.
 
     Each item is guarded: whatever one order or refund raises (a channel refusal, an answer that does not match —
     refund_apply_result's ValueError for another amount — a bug) is logged and the sweep goes on, so one bad item
     never holds up the others; it is tried again when it is next due."""
+    from trades.services.late import late_payment_refund_sync, late_payments_refunding
     from trades.services.orders import order_barcode_step, order_expire, orders_due_for_query, orders_expired
     from trades.services.refunds import refund_sync, refunds_due_for_query
 
@@ -34,6 +36,9 @@ def sync_due_orders() -> int:
         _guarded("query refund", refund_id, refund_sync, refund_id=refund_id)
     for order_id in orders_expired():
         _guarded("expire order", order_id, order_expire, order_id=order_id)
+    # Late payments whose refund is not settled yet (processing, unanswered, or never sent: design §5 rule 3).
+    for late_id in late_payments_refunding():
+        _guarded("query late payment refund", late_id, late_payment_refund_sync, late_payment_id=late_id)
     return len(due)
 
 

@@ -137,6 +137,10 @@ def _detail_context(request, order: Order, *, refund_form=None) -> dict:
         "can_close": user.has_perm(staff_services.CLOSE_PERM) and order.state == OrderState.PENDING,
         "can_sync": order.state == OrderState.PENDING,
         "can_resend": user.has_perm(RESEND),
+        "can_handle_abnormal": user.has_perm(REFUND),
+        "can_retry_reverse": user.has_perm(REFUND) and workbench.can_retry_reverse(order),
+        "queue_reason": (workbench.queue_reason(order)
+                         if order.sync_state == SyncState.MANUAL or order.reverse_requested_at is not None else ""),
     }
 
 
@@ -240,6 +244,44 @@ def late_refund(request, late_payment_id: int):
     return redirect("trades:queue", "late")
 
 
+def _back(request, default_queue: str):
+    """Back to the trade page the form was on (``order``), else to the queue."""
+    back = request.POST.get("order")
+    if back and Order.objects.filter(pk=back).exists():
+        return redirect("trades:detail", back)
+    return redirect("trades:queue", default_queue)
+
+
+@require_POST
+@permission_required_403(VIEW, REFUND)
+def refund_abnormal_handled(request, refund_id: str):
+    try:
+        refund = staff_services.refund_abnormal_resolve(refund_id=refund_id, actor=request.user,
+                                                        note=request.POST.get("note", ""))
+    except ApplicationError as exc:
+        _error(request, exc)
+    else:
+        messages.success(request, f"Refund {refund.pk} is marked handled ({refund.state}).")
+    return _back(request, "abnormal")
+
+
+@require_POST
+@permission_required_403(VIEW, REFUND)
+def reverse_retry(request, order_id: str):
+    order = _order(order_id)
+    try:
+        retried = staff_services.order_reverse_retry(order_id=order.pk, actor=request.user,
+                                                     reason=request.POST.get("reason", ""))
+    except ApplicationError as exc:
+        _error(request, exc)
+    else:
+        if retried.reverse_requested_at is None:
+            messages.success(request, f"The channel answered: the order is {retried.state}.")
+        else:
+            messages.warning(request, "The channel did not confirm the reverse; the amount stays held.")
+    return _back(request, "unknown")
+
+
 # --- queues ---------------------------------------------------------------------------------------------------
 @require_safe
 @permission_required_403(VIEW)
@@ -252,11 +294,14 @@ def queue(request, slug: str):
     if slug == "unknown":
         page = _page(request, workbench.unknown_orders())
         workbench.with_yuan(page.object_list, "amount")
+        workbench.with_queue_reasons(page.object_list)
         context.update(page=page, refunds=workbench.with_yuan(list(workbench.unknown_refunds()[:200]), "amount"))
     elif slug in ("late", "abnormal"):
         page = _page(request, workbench.open_late_payments() if slug == "late" else workbench.abnormal_refunds())
         workbench.with_yuan(page.object_list, "amount")
         context.update(page=page)
+        if slug == "late":
+            context.update(refunding=workbench.with_yuan(list(workbench.refunding_late_payments()[:200]), "amount"))
     else:
         deliveries = list(workbench.exhausted_deliveries()[:500])
         groups: dict = {}

@@ -224,7 +224,35 @@ UNKNOWN_STATES = (SyncState.UNKNOWN, SyncState.MANUAL)
 
 
 def unknown_orders() -> QuerySet[Order]:
-    return orders_base().filter(state=OrderState.PENDING, sync_state__in=UNKNOWN_STATES).order_by("created_at")
+    """Pending orders whose outcome is unknown (on the ladder, or the ladder ran out), and every order in the manual
+    queue whatever its state — a paid payment-code order whose reverse was never confirmed holds its whole amount
+    (``refund_reserved``) until a person has the channel asked again. ``queue_reason`` says why each is here."""
+    return (orders_base().filter(Q(state=OrderState.PENDING, sync_state__in=UNKNOWN_STATES)
+                                 | Q(sync_state=SyncState.MANUAL)).order_by("created_at"))
+
+
+def queue_reason(order: Order) -> str:
+    """Why an order is in the unknown-outcomes / manual queue, in a few words."""
+    if order.reverse_requested_at is not None:
+        held = f"; {format_yuan(order.refund_reserved)} yuan held" if order.state == OrderState.SUCCEEDED else ""
+        if order.sync_state == SyncState.MANUAL:
+            return f"reverse not confirmed: the channel never answered{held}"
+        return f"reverse under way: asked again on the ladder{held}"
+    if order.state == OrderState.PENDING:
+        if order.sync_state == SyncState.MANUAL:
+            return "outcome unknown: the query ladder ran out"
+        return "outcome unknown: queried on the ladder"
+    return f"{order.state}, but a channel answer needs a person (see the trade's channel calls)"
+
+
+def with_queue_reasons(orders):
+    for order in orders:
+        order.queue_reason = queue_reason(order)
+    return orders
+
+
+def can_retry_reverse(order: Order) -> bool:
+    return order.reverse_requested_at is not None and order.state in (OrderState.PENDING, OrderState.SUCCEEDED)
 
 
 def unknown_refunds() -> QuerySet[Refund]:
@@ -233,13 +261,21 @@ def unknown_refunds() -> QuerySet[Refund]:
 
 
 def open_late_payments() -> QuerySet[LatePayment]:
+    """Late payments a person has to return: none refunded yet, or the channel's refund failed, closed or abnormal."""
     return LatePayment.objects.select_related("order__merchant").filter(state="open").order_by("detected_at")
+
+
+def refunding_late_payments() -> QuerySet[LatePayment]:
+    """Late payments whose refund the channel has not settled yet: the sweeper follows them; listed so a person can
+    see them and ask the channel again (e.g. one stuck after a crash)."""
+    return LatePayment.objects.select_related("order__merchant").filter(state="refunding").order_by("detected_at")
 
 
 def abnormal_refunds() -> QuerySet[Refund]:
     """Flagged refunds, whatever their state: a pending one the channel could not return, and one whose earlier
     attempt succeeded at the channel after it was retried (possibly twice refunded, or recorded failed while the
-    money went back) — trades.services.refunds clears the flag when the channel settles the first kind."""
+    money went back) — trades.services.refunds clears the flag when the channel settles the first kind; a person clears
+    it with "Mark handled" (trades.services.staff.refund_abnormal_resolve)."""
     return Refund.objects.select_related("order", "merchant").filter(abnormal=True).order_by("created_at")
 
 

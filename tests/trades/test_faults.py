@@ -165,8 +165,9 @@ def test_a_success_after_a_local_close_becomes_a_late_payment_refunded_automatic
     assert status == 200 and closed["state"] == "closed"
     # The wallet charged the payer anyway (a race at the channel) and says so.
     trade = _notify_success(shop, simulator_server, order["id"])
-    late = shop.wait_for(lambda: LatePayment.objects.filter(order_id=order["id"], state="resolved").first(),
-                         message="the late payment to be refunded")
+    # Refunding until the channel says the money is back (its refunds answer PROCESSING first).
+    late = shop.wait_for(lambda: LatePayment.objects.filter(order_id=order["id"], state="refunding")
+                         .exclude(resolution="").first(), message="the late payment to be refunded")
     assert late.channel_trade_no == trade["transaction_id"] and late.amount == 1500
     assert Order.objects.get(pk=order["id"]).state == "closed"  # never re-opened
     stored = Order.objects.get(pk=order["id"])
@@ -177,8 +178,9 @@ def test_a_success_after_a_local_close_becomes_a_late_payment_refunded_automatic
     shop.sim("wechatpay", f"/_control/refunds/late_{stored.pk}", status="SUCCESS",
              sp_mchid=shop.accounts["wechatpay"].config["sp_mchid"])
     shop.sim("wechatpay", "/_control/flush")
-    shop.wait_for(lambda: "refund succeeded" in LatePayment.objects.get(pk=late.pk).resolution,
-                  message="the refund notice to be noted")
+    shop.wait_for(lambda: LatePayment.objects.filter(pk=late.pk, state="resolved",
+                                                     resolution__contains="refund succeeded").exists(),
+                  message="the refund notice to resolve the late payment")
     assert not ChannelCallback.objects.filter(account=shop.accounts["wechatpay"],
                                               outcome=CallbackOutcome.REJECTED).exists()
     assert AuditLog.objects.filter(action="trades.late_payment.refund", target_id=str(stored.pk)).exists()

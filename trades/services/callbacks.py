@@ -12,6 +12,7 @@ from django.db import transaction
 from channels.adapters.base import RefundState as ChannelRefundState
 from channels.callbacks import CallbackDuplicate, CallbackRejected
 from trades.models import LatePayment, Order, OrderState, Refund
+from trades.services.late import LATE_PREFIX, late_payment_apply_refund_result
 from trades.services.orders import CrossCheckFailed, order_apply_result
 from trades.services.refunds import (
     channel_refund_no,
@@ -20,8 +21,6 @@ from trades.services.refunds import (
     refund_earlier_success_noted,
     refund_for_channel_no,
 )
-
-LATE_PREFIX = "late_"  # the out_refund_no of a late payment's refund (trades.services.late)
 
 
 def payment_callback(*, account, event) -> str:
@@ -90,20 +89,19 @@ def _earlier_attempt_notice(refund: Refund, *, attempt: int, result) -> str:
 
 
 def _late_refund_notice(*, account, result) -> str:
-    """The channel's word on the automatic refund of a late payment (trades.services.late, out_refund_no
-    ``late_<order id>``): noted on the late payment, so support sees it; it is ours, so never a security event."""
+    """The channel's word on the refund of a late payment (trades.services.late, out_refund_no ``late_<order id>``):
+    applied to the late payment — a success resolves it; a failure, close or abnormal reopens it for a person (design
+    §5 rule 3: a late payment is never lost); it is ours, so never a security event. Words that change nothing (the
+    same notice again) are acknowledged as duplicates."""
     order_id = result.out_refund_no[len(LATE_PREFIX):]
-    with transaction.atomic():
-        late = (LatePayment.objects.select_for_update(no_key=True)
-                .filter(order_id=order_id, order__channel_account=account).first())
-        if late is None:
-            raise CallbackRejected(f"no late payment for {result.out_refund_no} on account {account.code}")
-        note = f"channel: refund {result.state}"
-        if note in late.resolution:
-            raise CallbackDuplicate(f"late payment of {order_id}: already noted")
-        late.resolution = (late.resolution + "; " if late.resolution else "") + note
-        late.save(update_fields=["resolution"])
-    return f"late payment of {order_id}: {note}"
+    late = LatePayment.objects.filter(order_id=order_id, order__channel_account=account).only("pk").first()
+    if late is None:
+        raise CallbackRejected(f"no late payment for {result.out_refund_no} on account {account.code}")
+    late, changed = late_payment_apply_refund_result(late_payment_id=late.pk, result=result,
+                                                     actor=f"channel:{account.code}", source="callback")
+    if not changed:
+        raise CallbackDuplicate(f"late payment of {order_id}: refund {result.state} changes nothing ({late.state})")
+    return f"late payment of {order_id}: refund {result.state} → {late.state}"
 
 
 __all__ = ["Refund", "payment_callback", "refund_callback"]

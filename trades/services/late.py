@@ -1,48 +1,217 @@
 """Late payments (design §5 rule 3): the payer paid after we closed the order. The money is returned through the
-channel's refund, recorded as a refund of the order with a reserved out_refund_no, so it is visible and
-idempotent like any other refund."""
+channel's refund under a reserved out_refund_no (``late_<order id>``), so it is idempotent at the channel like any
+other refund, and a late payment is never lost:
+
+* ``open``: nobody has returned the money yet — a person's (the late-payment queue), or the automatic refund's;
+* ``refunding``: the channel was (or is about to be) asked; it stays here until the channel says how it ended. A
+  refund the channel accepted but has not finished (``processing``), an unanswered call, or a process that died
+  between recording the intent and asking the channel are all followed by the sweeper (``late_payments_refunding``
+  → ``late_payment_refund_sync``, from trades.tasks_orders.sync_due_orders), on a ladder counted from its last
+  channel call;
+* ``resolved``: only when the channel says the money went back (``succeeded``).
+
+A definite "no" from the channel (the refund failed, was closed, or the wallet could not take the money back —
+``abnormal``) reopens it for a person, with the channel's words on it.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import json
 import logging
+import time
 
 from django.db import transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
-from aggpay.audit import audit_log
-from aggpay.errors import ApplicationError
-from channels.adapters.base import RefundRequest
-from channels.adapters.errors import ChannelError
+from aggpay.audit import AuditNote, audit_log
+from channels.adapters.base import RefundRequest, RefundResult
+from channels.adapters.base import RefundState as ChannelRefundState
+from channels.adapters.errors import ChannelError, ChannelUnknown
+from channels.adapters.http import redact
 from channels.callbacks import callback_url
-from trades.models import LatePayment
+from trades.models import ChannelCall, LatePayment
+from trades.services.ladder import EARLY_SPAN, EARLY_STEP, FIRST, LATE_SPAN, LATE_STEP
 from trades.services.orders import _trade_ref
 
 logger = logging.getLogger(__name__)
 
+LATE_PREFIX = "late_"  # the out_refund_no of a late payment's refund: ``late_<order id>``
+CALL_PREFIX = "late_"  # the ChannelCall verbs of a late payment's refund: late_refund, late_query_refund
+OPEN, REFUNDING, RESOLVED = "open", "refunding", "resolved"
+AUDIT_ACTION = "trades.late_payment.refund"
+# What the channel's word on the refund makes of the late payment.
+_NEXT_STATE = {
+    ChannelRefundState.SUCCEEDED: RESOLVED,
+    ChannelRefundState.PROCESSING: REFUNDING,
+    ChannelRefundState.FAILED: OPEN,
+    ChannelRefundState.CLOSED: OPEN,
+    ChannelRefundState.ABNORMAL: OPEN,
+}
 
-def late_payment_refund(*, late_payment_id: int, actor=None) -> LatePayment:
-    """Refund a late payment in full at the channel. Unknown outcomes leave it open for support."""
+
+def late_refund_no(order_id: str) -> str:
+    return f"{LATE_PREFIX}{order_id}"
+
+
+def late_payment_refund(*, late_payment_id: int, actor=None, audit: AuditNote | None = None) -> LatePayment:
+    """Return a late payment's money at the channel, in full. ``open``: the intent (``refunding``) is recorded first,
+    then the channel is asked (design §5 rule 7). ``refunding`` (a call that went unanswered, or a process that died
+    before asking): the channel is asked what became of the refund first (``late_payment_refund_sync``), and asked
+    to refund only if it has none. ``resolved``: nothing to do. ``audit`` (a staff action): written in the
+    transaction that records the intent."""
     with transaction.atomic():
-        late = LatePayment.objects.select_for_update(of=("self",), no_key=True).select_related("order__channel_account",
-                                                                       "order__contract").get(pk=late_payment_id)
-        if late.state != "open":
-            return late
-        late.state = "refunding"
-        late.save(update_fields=["state"])
+        late = _locked(late_payment_id)
+        before = late.state
+        if before == OPEN:
+            late.state = REFUNDING
+            late.save(update_fields=["state"])
+        if audit is not None:
+            audit.write(late.order, late_payment=late.pk, state=before)
+    if before == RESOLVED:
+        return late
+    if before == REFUNDING:
+        return late_payment_refund_sync(late_payment_id=late.pk, actor=actor)
+    return _send(late, actor=actor)
+
+
+def late_payment_refund_sync(*, late_payment_id: int, actor=None) -> LatePayment:
+    """Ask the channel what became of a ``refunding`` late payment's refund and apply the answer. A refund the
+    channel has never heard of (the process died between recording the intent and asking) is sent now, with the
+    same number: were the first call still in flight, the channel answers both with the one refund."""
+    late = LatePayment.objects.select_related("order__channel_account", "order__contract").get(pk=late_payment_id)
+    if late.state != REFUNDING:
+        return late
+    order, number = late.order, late_refund_no(late.order_id)
+    started = time.perf_counter()
+    try:
+        result = order.channel_account.adapter().query_refund(trade=_ref(late), out_refund_no=number)
+    except ChannelError as exc:
+        # Unknown, or a refusal to answer the query: nothing is known about the money; asked again next sweep.
+        with transaction.atomic():
+            _record(late, "query_refund", "unknown" if isinstance(exc, ChannelUnknown) else "error", started,
+                    error=exc)
+        logger.warning("late payment %s: the refund query got no answer (%s); asked again later", late.pk, exc)
+        return late
+    with transaction.atomic():
+        _record(late, "query_refund", result.state, started, result=result)
+    if result.state == ChannelRefundState.NOT_FOUND:
+        return _send(late, actor=actor)
+    return late_payment_apply_refund_result(late_payment_id=late.pk, result=result, actor=actor,
+                                            source="query")[0]
+
+
+def late_payment_apply_refund_result(*, late_payment_id: int, result: RefundResult, actor=None,
+                                     source: str = "") -> tuple[LatePayment, bool]:
+    """Apply the channel's word on a late payment's refund (``source``: its answer to the refund or the query, or a
+    callback). Returns (late payment, changed). Only ``succeeded`` resolves it; ``processing`` keeps it ``refunding`` (the
+    sweeper asks again); ``failed`` / ``closed`` / ``abnormal`` reopen it for a person with the channel's reason.
+    A resolved late payment stays resolved: money that went back does not come back to us."""
+    target = _NEXT_STATE.get(result.state)
+    with transaction.atomic():
+        late = _locked(late_payment_id)
+        if target is None or late.state == RESOLVED:
+            return late, False
+        words = " ".join(w for w in (result.failure_code, result.failure_message) if w)
+        note = (f"refund {result.state} at the channel"
+                f"{f' ({result.channel_refund_no})' if result.channel_refund_no else ''}"
+                f"{f' — {words}' if words else ''}{' — needs a person' if target == OPEN else ''}")
+        if late.state == target and note in late.resolution:
+            return late, False  # the same word again (a re-delivered callback, a second query)
+        before = late.state
+        late.state = target
+        late.resolution = _append(late.resolution, note)
+        late.save(update_fields=["state", "resolution"])
+        audit_log(actor=actor, action=AUDIT_ACTION, target=late.order,
+                  reason=f"needs a person: {note}" if target == OPEN else "",
+                  data={"outcome": note, "from": before, "to": target, "channel_state": result.state,
+                        "out_refund_no": late_refund_no(late.order_id), "amount": late.amount,
+                        "source": source})
+        if target == OPEN:
+            logger.warning("late payment %s: the channel's refund is %s; back to the queue", late.pk, result.state)
+        return late, True
+
+
+def late_payments_refunding(*, limit: int = 200) -> list[int]:
+    """Late payments whose refund's outcome is not known yet and that are due to be asked about, oldest first: the
+    last channel call about the refund is older than ``_step`` (every minute in the first hour, every 10 minutes
+    to a day, then hourly — never given up: the money is not back until the channel says so)."""
+    now = timezone.now()
+    last_call = (ChannelCall.objects.filter(order_id=OuterRef("order_id"), verb__startswith=CALL_PREFIX)
+                 .order_by("-created_at").values("created_at")[:1])
+    rows = (LatePayment.objects.filter(state=REFUNDING).annotate(last_call=Subquery(last_call))
+            .order_by("detected_at", "pk").values_list("pk", "detected_at", "last_call"))
+    return [pk for pk, detected, last in rows if last is None or now - last >= _step(now - detected)][:limit]
+
+
+def _step(age: dt.timedelta) -> dt.timedelta:
+    if age < EARLY_SPAN:
+        return FIRST
+    return EARLY_STEP if age < LATE_SPAN else LATE_STEP
+
+
+# --- helpers --------------------------------------------------------------------------------------------------
+def _locked(late_payment_id: int) -> LatePayment:
+    return (LatePayment.objects.select_for_update(of=("self",), no_key=True)
+            .select_related("order__channel_account", "order__contract").get(pk=late_payment_id))
+
+
+def _ref(late: LatePayment):
+    # The closed order may not know the channel's trade number; the late payment does (it came with the success).
+    return dataclasses.replace(_trade_ref(late.order),
+                               channel_trade_no=late.channel_trade_no or late.order.channel_trade_no)
+
+
+def _send(late: LatePayment, *, actor) -> LatePayment:
+    """Ask the channel to refund (no lock held) and apply its answer."""
     order = late.order
-    request = RefundRequest(trade=_trade_ref(order), out_refund_no=f"late_{order.pk}", amount=late.amount,
+    request = RefundRequest(trade=_ref(late), out_refund_no=late_refund_no(order.pk), amount=late.amount,
                             total_amount=late.amount, reason="paid after the order was closed",
                             notify_url=callback_url(order.channel_account))
+    started = time.perf_counter()
     try:
         result = order.channel_account.adapter().refund(request)
-        outcome = f"refund {result.state} at the channel ({result.channel_refund_no or 'no number yet'})"
-        state = "resolved"
-    except (ChannelError, ApplicationError) as exc:
-        outcome, state = f"automatic refund failed, needs a person: {exc}", "open"
+    except ChannelUnknown as exc:
+        with transaction.atomic():
+            _record(late, "refund", "unknown", started, error=exc)
+            late = _locked(late.pk)
+            if late.state == REFUNDING:
+                note = f"refund: no answer from the channel ({exc.message}); asked again by the sweeper"
+                late.resolution = _append(late.resolution, note)
+                late.save(update_fields=["resolution"])
+                audit_log(actor=actor, action=AUDIT_ACTION, target=order,
+                          data={"outcome": note, "from": REFUNDING, "to": REFUNDING, "channel_state": "unknown",
+                                "out_refund_no": request.out_refund_no, "amount": late.amount})
+        return late
+    except ChannelError as exc:
+        with transaction.atomic():
+            _record(late, "refund", "error", started, error=exc)
+        # A definite refusal: no money moved. Reopened for a person with the channel's words.
+        result = RefundResult(state=ChannelRefundState.FAILED, out_refund_no=request.out_refund_no,
+                              failure_code=exc.channel_code or exc.code,
+                              failure_message=exc.channel_message or exc.message)
+        return late_payment_apply_refund_result(late_payment_id=late.pk, result=result, actor=actor,
+                                                source="refund")[0]
     with transaction.atomic():
-        late = LatePayment.objects.select_for_update(no_key=True).get(pk=late_payment_id)
-        late.state = state
-        late.resolution = f"{timezone.now():%Y-%m-%d %H:%M} {outcome}"
-        late.save(update_fields=["state", "resolution"])
-        audit_log(actor=actor, action="trades.late_payment.refund", target=order, data={"outcome": outcome})
-    return late
+        _record(late, "refund", result.state, started, result=result)
+    if result.state == ChannelRefundState.NOT_FOUND:  # not an answer a refund gives: treat as not known yet
+        result = dataclasses.replace(result, state=ChannelRefundState.PROCESSING)
+    return late_payment_apply_refund_result(late_payment_id=late.pk, result=result, actor=actor, source="refund")[0]
+
+
+def _record(late: LatePayment, verb: str, outcome: str, started: float, *, result: RefundResult | None = None,
+            error: ChannelError | None = None) -> None:
+    """The trade timeline's channel part (ChannelCall, on the closed order)."""
+    ChannelCall.objects.create(
+        order_id=late.order_id, verb=f"{CALL_PREFIX}{verb}", outcome=outcome,
+        channel_code=(error.channel_code or error.code) if error else (result.failure_code or ""),
+        message=(error.message if error else result.failure_message or "")[:512],
+        answer=redact(json.dumps(result.raw if result else {}, ensure_ascii=False, default=str), 4000),
+        elapsed_ms=int((time.perf_counter() - started) * 1000),
+    )
+
+
+def _append(resolution: str, note: str) -> str:
+    return (resolution + "\n" if resolution else "") + f"{timezone.now():%Y-%m-%d %H:%M} {note}"

@@ -1,7 +1,7 @@
 """What support and operations do to a trade from the staff pages (issue 5 "Staff pages"): refund, sync now, close,
-refund a late payment. Thin wrappers over the merchant-facing services, adding what staff actions need on top:
-a permission check inside the service (design §5 rule 11, behind the views' checks), a required reason, and an
-audit row (rule 9).
+refund a late payment, mark an abnormal refund handled, ask the channel again about a reverse. Thin wrappers over
+the merchant-facing services, adding what staff actions need on top: a permission check inside the service (design
+§5 rule 11, behind the views' checks), a required reason, and an audit row (rule 9).
 
 The wrapped services commit their own short transactions around the channel call (rule 7: no lock is held while the
 channel answers), so the audit row is written in a transaction right after the change it describes; on a channel
@@ -21,7 +21,7 @@ from aggpay.money import format_yuan
 from aggpay.permissions import require_perm
 from trades.models import LatePayment, Order, OrderState, Refund
 from trades.services.late import late_payment_refund
-from trades.services.orders import order_close, order_sync
+from trades.services.orders import order_barcode_step, order_close, order_sync
 from trades.services.refunds import refund_create
 
 REFUND_PERM = "trades.refund_order"
@@ -100,11 +100,66 @@ def order_close_by_staff(*, order_id: str, actor, reason: str) -> Order:
 
 
 def late_payment_refund_by_staff(*, late_payment_id: int, actor) -> LatePayment:
-    """Work the late-payment queue: return the money now (late_payment_refund audits the outcome itself)."""
+    """Work the late-payment queue: return the money now. An ``open`` one is refunded; a ``refunding`` one (stuck:
+    the channel did not answer, or was never asked because the process died) has the channel asked what became of
+    its refund, and the refund sent if the channel has none (late_payment_refund). The staff row is written with
+    the intent; late_payment_refund audits the channel's answer."""
     require_perm(actor, REFUND_PERM)
     late = LatePayment.objects.filter(pk=late_payment_id).first()
     if late is None:
         raise NotFound(f"no late payment {late_payment_id}", param="late_payment_id")
-    if late.state != "open":
+    if late.state not in ("open", "refunding"):
         raise InvalidState(f"the late payment is {late.state}")
-    return late_payment_refund(late_payment_id=late.pk, actor=actor)
+    return late_payment_refund(late_payment_id=late.pk, actor=actor,
+                               audit=AuditNote(actor=actor, action="trades.late_payment.staff_refund",
+                                               data={"amount": late.amount}))
+
+
+def refund_abnormal_resolve(*, refund_id: str, actor, note: str) -> Refund:
+    """"Mark handled": a person has settled an abnormal refund with the channel (the wallet could not take the money
+    back, or an earlier attempt succeeded after a retry) — clear the flag, with a required note, audited in the same
+    transaction. No money moves here: the refund keeps its state and amounts. A refund still pending goes back on the
+    query ladder (asked at the next sweep), so the channel's own answer settles it; should the channel still call it
+    abnormal, it is flagged again."""
+    require_perm(actor, REFUND_PERM)
+    note = (note or "").strip()
+    if not note:
+        raise InvalidRequest("a note is required to mark an abnormal refund handled", param="note")
+    with transaction.atomic():
+        refund = Refund.objects.select_for_update(no_key=True).filter(pk=refund_id).first()
+        if refund is None:
+            raise NotFound(f"no refund {refund_id}", param="refund_id")
+        if not refund.abnormal:
+            raise InvalidState(f"refund {refund.pk} is not flagged abnormal (already handled?)")
+        fields = ["abnormal", "updated_at"]
+        refund.abnormal = False
+        if refund.state == "pending":
+            refund.next_query_at = timezone.now()
+            fields.append("next_query_at")
+        refund.save(update_fields=fields)
+        audit_log(actor=actor, action="trades.refund.abnormal_resolved", target=refund, reason=note,
+                  data={"order": refund.order_id, "state": refund.state, "amount": refund.amount,
+                        "channel_refund_no": refund.channel_refund_no, "channel_attempt": refund.channel_attempt,
+                        "requeried": refund.state == "pending"})
+    return refund
+
+
+def order_reverse_retry(*, order_id: str, actor, reason: str) -> Order:
+    """"Ask the channel again" about a reverse whose ladder ran out (the manual queue: ``reverse_requested_at`` set,
+    the whole amount held in ``refund_reserved``). One more reverse call through the ladder's own path
+    (order_barcode_step → the reverse retry): reversed or closed at the channel ends the hold; a definite refusal
+    releases it and leaves the order for a person; no answer leaves it held in the manual queue. The audit row is
+    written before the channel is asked, under the order's lock (as for staff refunds): it exists if and only if the
+    attempt does; the channel's answer is on the trade timeline."""
+    require_perm(actor, REFUND_PERM)
+    reason = _reason(reason, "ask the channel again")
+    with transaction.atomic():
+        order = Order.objects.select_for_update(of=("self",), no_key=True).filter(pk=order_id).first()
+        if order is None:
+            raise NotFound(f"no order {order_id}", param="order_id")
+        if order.reverse_requested_at is None:
+            raise InvalidState(f"no reverse of order {order.pk} is waiting for the channel (it is {order.state})")
+        audit_log(actor=actor, action="trades.order.staff_reverse_retried", target=order, reason=reason,
+                  data={"state": order.state, "sync_state": order.sync_state, "held": order.refund_reserved,
+                        "reverse_requested_at": order.reverse_requested_at.isoformat()})
+    return order_barcode_step(order_id=order.pk)
