@@ -135,7 +135,8 @@ def test_a_reverse_the_channel_does_not_answer_is_200_and_retried_until_the_orde
     assert stored.reverse_requested_at and stored.refund_reserved == 1500 and stored.sync_state == "unknown"
 
     status, _, refused = _post(shop, "/api/v1/orders/CR000004/refunds", {"out_refund_no": "CRR00041", "amount": 100})
-    assert status == 422 and refused["error"]["code"] == "refund_amount_exceeded", refused
+    assert status == 409 and refused["error"]["code"] == "invalid_state", refused
+    assert "reverse of this order is under way" in refused["error"]["message"]
     status, _, refused = _post(shop, "/api/v1/orders/CR000004/close")
     assert status == 409 and refused["error"]["code"] == "invalid_state"
 
@@ -181,7 +182,7 @@ def test_a_refund_asked_while_the_reverse_is_at_the_channel_is_refused(shop):
     status, _, refund = _post(shop, "/api/v1/orders/CR000007/refunds", {"out_refund_no": "CRR00071", "amount": 300})
     reversing.join(timeout=30)
 
-    assert status == 422 and refund["error"]["code"] == "refund_amount_exceeded", refund
+    assert status == 409 and refund["error"]["code"] == "invalid_state", refund
     assert answer["status"] == 200 and answer["body"]["state"] == "reversed", answer
     stored = Order.objects.get(pk=order["id"])
     assert stored.state == "reversed" and stored.refund_reserved == 0

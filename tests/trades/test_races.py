@@ -5,6 +5,8 @@ on its own connection, the way concurrent merchants and channels do.
   ``order_refunds_within_amount`` CHECK is the last line of defence, the order row lock the first).
 - 20 concurrent identical creates give one order; the others replay it (rule 5), none answers 5xx.
 - 10 copies of one signed channel callback give one transition and one ``order.succeeded`` event (rule 4).
+- one out_refund_no on two orders of a merchant at once gives one refund and one ``409 idempotency_conflict``
+  (rule 5), never the other order's refund as a replay.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 import requests
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Sum
 
 from aggpay.api.client import AggpayClient
@@ -133,3 +135,57 @@ def test_ten_copies_of_one_callback_give_one_transition_and_one_event(shop, simu
                     .values_list("outcome", flat=True))
     assert outcomes.count(CallbackOutcome.APPLIED) == 1
     assert outcomes.count(CallbackOutcome.DUPLICATE) == 9
+
+
+def _refund_transactions_waiting() -> int:
+    """How many other sessions wait on a lock in a refund's INSERT or at its COMMIT (where Django's deferred
+    foreign-key checks run)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")  # pg_stat_activity is otherwise frozen per transaction
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = "
+                       "current_database() AND pid <> pg_backend_pid() AND (query = 'COMMIT' OR query LIKE %s)",
+                       ['INSERT INTO "trades_refund"%'])
+        return cursor.fetchone()[0]
+
+
+def test_one_out_refund_no_on_two_orders_at_once_is_one_refund_and_one_conflict(shop, live_server):
+    """Staged: each request locks only its own order, so both find no refund RSAME01 and insert one. The test holds
+    the merchant's row (FOR UPDATE), which a refund's foreign-key check must share-lock at COMMIT (Django's
+    constraints are deferred): the first waits there, its INSERT done; the second waits in its INSERT on the first's
+    uncommitted row in the unique (merchant, out_refund_no) index — both past their look-up. When the test lets go,
+    the first commits and the second's INSERT fails: it must answer 409 idempotency_conflict, not replay the first
+    order's refund."""
+    from merchants.models import Merchant
+
+    orders = [_paid_wechat_order(shop, f"RACE000{i}", 1000) for i in (4, 5)]
+    gate = threading.Barrier(3, timeout=30)
+
+    def refund(order):
+        gate.wait()
+        try:
+            return _send(lambda: _client(shop, live_server).request(
+                "POST", f"/api/v1/orders/{order.out_trade_no}/refunds", json={"out_refund_no": "RSAME01",
+                                                                               "amount": 100}))
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=2) as pool, transaction.atomic():
+        Merchant.objects.select_for_update().get(pk=shop.merchant.pk)
+        answers = [pool.submit(refund, order) for order in orders]
+        gate.wait()
+        deadline = time.monotonic() + 20
+        while _refund_transactions_waiting() < 2:
+            assert time.monotonic() < deadline, "the two refunds never both got past their look-up"
+            time.sleep(0.05)
+    answers = [future.result(timeout=30) for future in answers]
+
+    statuses = sorted(status for status, _, _ in answers)
+    assert statuses == [201, 409], [(status, body) for status, _, body in answers]
+    (won, made), = [(order, body) for order, (status, _, body) in zip(orders, answers, strict=True) if status == 201]
+    (lost, refused), = [(order, body) for order, (status, _, body) in zip(orders, answers, strict=True)
+                        if status == 409]
+    assert refused["error"]["code"] == "idempotency_conflict" and refused["error"]["param"] == "out_refund_no"
+    assert Refund.objects.get(merchant=shop.merchant, out_refund_no="RSAME01").order_id == won.pk
+    assert made["out_trade_no"] == won.out_trade_no
+    assert Order.objects.get(pk=lost.pk).refund_reserved == 0  # its reservation rolled back with its INSERT
+    assert Order.objects.get(pk=won.pk).refund_reserved == 100

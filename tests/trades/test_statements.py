@@ -57,14 +57,15 @@ def paid_order(merchant, out_trade_no: str, *, amount: int, rate: str, paid_at: 
 
 def refunded(order: Order, out_refund_no: str, *, amount: int, succeeded_at: dt.datetime | None,
              state: str = "succeeded") -> Refund:
-    """A refund of ``order`` as refund_create and refund_apply_result leave it: the fee given back is the order snapshot's
-    proration (fees_for_refund)."""
+    """A refund of ``order`` as refund_create and refund_apply_result leave it: the fee given back, decided when the
+    refund succeeds, is the order snapshot's proration over what had gone back before (fees_for_refund); a refund
+    that did not succeed gives nothing back."""
     order.refresh_from_db()
     snapshot = FeeSnapshot(merchant_rate=order.merchant_rate, merchant_fee=order.merchant_fee,
                            cost_rate=order.cost_rate, channel_cost=order.channel_cost, rebate_rate=order.rebate_rate,
                            rebate=order.rebate, profit=order.profit)
-    back = fees_for_refund(snapshot=snapshot, paid=order.amount, refund=amount,
-                           already_refunded=order.refund_reserved)
+    back = fees_for_refund(snapshot=snapshot, paid=order.amount, refund=amount if state == "succeeded" else 0,
+                           already_refunded=order.refunded_amount)
     refund = Refund.objects.create(
         order=order, merchant=order.merchant, out_refund_no=out_refund_no, amount=amount, request_fingerprint="x",
         requested_by="api:test", state=state, succeeded_at=succeeded_at,
@@ -72,7 +73,8 @@ def refunded(order: Order, out_refund_no: str, *, amount: int, succeeded_at: dt.
         merchant_fee_refunded=back.merchant_fee, channel_cost_refunded=back.channel_cost,
         rebate_refunded=back.rebate)
     done = amount if state == "succeeded" else 0
-    Order.objects.filter(pk=order.pk).update(refund_reserved=F("refund_reserved") + amount,
+    held = 0 if state in ("failed", "closed") else amount
+    Order.objects.filter(pk=order.pk).update(refund_reserved=F("refund_reserved") + held,
                                              refunded_amount=F("refunded_amount") + done)
     return refund
 

@@ -1,7 +1,8 @@
 """The fee snapshot of a trade (design §1 "Money", §5 rule 1): merchant fee, channel cost, ISV rebate, profit.
 
 All in integer fen, rates as Decimals, each product rounded half-up once (aggpay.money.fee_for). A refund reverses
-the snapshot in proportion (``fees_for_refund``) so the sum over refunds never exceeds the original.
+the snapshot in proportion (``fees_for_refund``) when it succeeds, so the sum over succeeded refunds never exceeds the
+original and equals it once the order is fully refunded.
 """
 
 from __future__ import annotations
@@ -35,11 +36,20 @@ def fees_for_payment(*, amount: int, merchant_rate: Decimal, cost_rate: Decimal,
                        profit=merchant_fee - channel_cost + rebate)
 
 
+def fee_snapshot_of(order) -> FeeSnapshot:
+    """The fee snapshot an order was paid with (its ``merchant_fee`` … ``profit`` columns)."""
+    return FeeSnapshot(merchant_rate=order.merchant_rate, merchant_fee=order.merchant_fee, cost_rate=order.cost_rate,
+                       channel_cost=order.channel_cost, rebate_rate=order.rebate_rate, rebate=order.rebate,
+                       profit=order.profit)
+
+
 def fees_for_refund(*, snapshot: FeeSnapshot, paid: int, refund: int, already_refunded: int) -> FeeSnapshot:
     """The part of ``snapshot`` a refund of ``refund`` fen gives back, given ``already_refunded`` before it.
 
     Computed as the difference of cumulative prorations, so partial refunds add up exactly to the whole snapshot
-    when the order is fully refunded (no fen lost or created by rounding).
+    when the order is fully refunded (no fen lost or created by rounding). ``already_refunded`` must be what has
+    actually gone back (the order's ``refunded_amount``, under its lock, when the refund succeeds), never what is
+    merely reserved: a reserved refund may still fail, and a share computed on top of it would not add up.
     """
     def part(total: int) -> int:
         return prorate(part=already_refunded + refund, whole=paid, value=total) - prorate(

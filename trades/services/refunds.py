@@ -4,6 +4,7 @@ also guarded by a CHECK constraint); the channel is called after that transactio
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -23,8 +24,8 @@ from channels.adapters.http import redact
 from channels.callbacks import callback_url
 from trades.models import ChannelCall, Order, OrderState, Refund, RefundState, SyncState
 from trades.services.events import event_emit
-from trades.services.fees import FeeSnapshot, fees_for_refund
-from trades.services.ladder import next_query_at
+from trades.services.fees import fee_snapshot_of, fees_for_refund
+from trades.services.ladder import FIRST, next_query_at
 from trades.services.orders import _trade_ref
 from trades.services.representation import refund_as_api
 
@@ -39,6 +40,20 @@ def refund_fingerprint(*, out_refund_no: str, amount: int, reason: str, notify_u
 
 # The audit action written when the channel says an earlier attempt of a refund succeeded (see refund_apply_result).
 EARLIER_ATTEMPT_SUCCEEDED = "trades.refund.earlier_attempt_succeeded"
+# The audit action written when the channel's answer about a refund names another amount (see _hold_for_amount).
+AMOUNT_MISMATCH = "trades.refund.amount_mismatch"
+# Flags a person clears, not the channel: a later answer about the current attempt leaves them set.
+HELD_FOR_REVIEW = (EARLIER_ATTEMPT_SUCCEEDED, AMOUNT_MISMATCH)
+# Written when a person marks an abnormal refund handled (trades.services.staff.refund_abnormal_resolve).
+ABNORMAL_RESOLVED = "trades.refund.abnormal_resolved"
+
+
+class RefundAmountMismatch(ValueError):
+    """The channel's answer about a refund names an amount other than ours (refund_apply_result)."""
+
+    def __init__(self, *, reported: int, ours: int):
+        super().__init__(f"channel reports refund amount {reported}, ours is {ours}")
+        self.reported, self.ours = reported, ours
 
 
 def channel_refund_no(refund: Refund) -> str:
@@ -81,53 +96,54 @@ def refund_earlier_success_noted(*, refund_id: str, attempt: int | None = None) 
 def refund_create(*, order: Order, out_refund_no: str, amount: int, reason: str = "", notify_url: str = "",
                   actor_label: str, audit: AuditNote | None = None) -> tuple[Refund, bool]:
     """Create (or replay, or retry a failed) refund of ``order``. Returns (refund, replayed). ``audit`` (a staff
-    refund): written in the transaction that creates or retries the refund, before the channel is asked."""
+    refund): written in the transaction that creates or retries the refund, before the channel is asked.
+
+    The part of the fee snapshot the refund gives back is not decided here but when it succeeds
+    (``refund_apply_result``): until then it may still fail, and only what actually went back counts."""
     print_ = refund_fingerprint(out_refund_no=out_refund_no, amount=amount, reason=reason, notify_url=notify_url)
     try:
         with transaction.atomic():
             locked = Order.objects.select_for_update(no_key=True).get(pk=order.pk)
             existing = Refund.objects.filter(merchant_id=locked.merchant_id, out_refund_no=out_refund_no).first()
             if existing is not None:
-                if existing.request_fingerprint != print_ or existing.order_id != locked.pk:
-                    raise IdempotencyConflict(f"out_refund_no {out_refund_no} was used with different parameters",
-                                              param="out_refund_no")
+                _check_same_request(existing, order_id=locked.pk, fingerprint=print_, out_refund_no=out_refund_no)
                 if existing.state != "failed":
                     return existing, True
                 if existing.abnormal:
-                    # An earlier attempt succeeded at the channel after all (refund_apply_result): another attempt
-                    # could return the money twice. A person settles it with the channel first.
+                    # An earlier attempt succeeded at the channel after all, or the channel named another amount
+                    # (refund_apply_result): another attempt could return the money twice. A person settles it with
+                    # the channel first.
                     raise InvalidState(f"refund {out_refund_no} is held for review: the channel reported an earlier "
-                                       f"attempt as succeeded", param="out_refund_no")
+                                       f"attempt as succeeded, or another amount", param="out_refund_no")
+                _check_refundable(locked)  # a retry moves money as a new refund does
                 refund = existing  # merchant-api.md: a failed refund may be retried with the same out_refund_no
                 _reserve(locked, amount)
                 refund.retry()
                 refund.channel_attempt += 1
                 refund.failure_code = refund.failure_message = ""
+                _expect_answer(refund)
                 refund.save()
                 if audit is not None:
                     audit.write(refund, out_refund_no=out_refund_no, retried=True)
             else:
-                if locked.state != OrderState.SUCCEEDED:
-                    raise InvalidState(f"the order is {locked.state}; only paid orders can be refunded")
+                _check_refundable(locked)
                 _reserve(locked, amount)
-                snapshot = FeeSnapshot(merchant_rate=locked.merchant_rate, merchant_fee=locked.merchant_fee,
-                                       cost_rate=locked.cost_rate, channel_cost=locked.channel_cost,
-                                       rebate_rate=locked.rebate_rate, rebate=locked.rebate, profit=locked.profit)
-                back = fees_for_refund(snapshot=snapshot, paid=locked.amount, refund=amount,
-                                       already_refunded=locked.refund_reserved - amount)
-                refund = Refund.objects.create(
+                refund = Refund(
                     order=locked, merchant_id=locked.merchant_id, out_refund_no=out_refund_no, amount=amount,
                     reason=reason or "", notify_url=notify_url or "", request_fingerprint=print_,
-                    requested_by=actor_label, merchant_fee_refunded=back.merchant_fee,
-                    channel_cost_refunded=back.channel_cost, rebate_refunded=back.rebate,
+                    requested_by=actor_label,
                 )
+                _expect_answer(refund)
+                refund.save(force_insert=True)
                 if audit is not None:
                     audit.write(refund, out_refund_no=out_refund_no)
     except IntegrityError:
-        existing = Refund.objects.get(merchant_id=order.merchant_id, out_refund_no=out_refund_no)
-        if existing.request_fingerprint != print_:
-            raise IdempotencyConflict(f"out_refund_no {out_refund_no} was used with different parameters",
-                                      param="out_refund_no")
+        # Another request inserted this out_refund_no between our look-up and our insert. Requests for one order
+        # queue on its row lock, so that one was for another order of the merchant, or the error is not ours.
+        existing = Refund.objects.filter(merchant_id=order.merchant_id, out_refund_no=out_refund_no).first()
+        if existing is None:
+            raise
+        _check_same_request(existing, order_id=order.pk, fingerprint=print_, out_refund_no=out_refund_no)
         return existing, True
     refund = refund_send(refund_id=refund.pk)
     if refund.state == "failed":
@@ -135,6 +151,36 @@ def refund_create(*, order: Order, out_refund_no: str, amount: int, reason: str 
                              channel_code=refund.failure_code, channel_message=refund.failure_message,
                              extra={"refund": refund_as_api(refund)})
     return refund, False
+
+
+def _check_same_request(existing: Refund, *, order_id: str, fingerprint: str, out_refund_no: str) -> None:
+    """Design §5 rule 5: an out_refund_no names one refund of one order. The fingerprint does not cover the order
+    (the order is in the URL), so a refund of another order with the same number is a conflict, not a replay."""
+    if existing.order_id != order_id:
+        raise IdempotencyConflict(f"out_refund_no {out_refund_no} was already used for another order",
+                                  param="out_refund_no")
+    if existing.request_fingerprint != fingerprint:
+        raise IdempotencyConflict(f"out_refund_no {out_refund_no} was used with different parameters",
+                                  param="out_refund_no")
+
+
+def _check_refundable(order: Order) -> None:
+    """For a new refund and for the retry of a failed one alike (both reserve and move money)."""
+    if order.reverse_requested_at is not None:
+        # The reverse (撤销) returns the whole payment; its hold is the whole amount (order_reverse).
+        raise InvalidState("a reverse of this order is under way; it cannot be refunded")
+    if order.state != OrderState.SUCCEEDED:
+        raise InvalidState(f"the order is {order.state}; only paid orders can be refunded")
+
+
+def _expect_answer(refund: Refund) -> None:
+    """Schedule, in the transaction that records the intent (design §5 rule 7), the query that settles the refund
+    if the channel's answer never comes back to be applied: the worker dies between this commit and the answer,
+    or the adapter raises something that is not a channel error. The answer, when it is applied, replaces this
+    (``refund_apply_result``, ``_schedule``); if it never is, the sweeper asks the channel, and re-sends the
+    refund under the same number if the channel never heard of it (``refund_sync``)."""
+    refund.sync_state = SyncState.UNKNOWN
+    refund.next_query_at = timezone.now() + FIRST
 
 
 def _reserve(order: Order, amount: int) -> None:
@@ -163,12 +209,41 @@ def refund_send(*, refund_id: str) -> Refund:
 
 
 def refund_sync(*, refund_id: str) -> Refund:
+    """Ask the channel about a pending refund and apply its answer.
+
+    When the refund's first answer is overdue (its query is due: the intent committed but the channel's answer to
+    the refund call was never applied) and the channel says it has no such refund, the call never reached it: the
+    refund is sent again under the same number. That is safe even if the channel did get it after all — the same
+    refund number is idempotent at every channel (channel-protocols.md A.10 "same out_refund_no is idempotent";
+    B.5 ``out_request_no``, "retries must reuse it"; docs/channels/bank.md §7.1 "the same out_refund_no with the
+    same trade and amount answers the existing refund")."""
     refund = Refund.objects.select_related("order__channel_account", "order__contract").get(pk=refund_id)
     if refund.state != "pending":
         return refund
+    # Only an overdue refund is re-sent: one whose refund call may still be on its way (a merchant asking right
+    # after creating it) is not found yet, and is asked about again on the ladder.
+    overdue = refund.next_query_at is not None and refund.next_query_at <= timezone.now()
     ref, asked = _trade_ref(refund.order), channel_refund_no(refund)
-    return _call_and_apply(refund, verb="query_refund", asked=asked,
-                           call=lambda adapter: adapter.query_refund(trade=ref, out_refund_no=asked))
+    answers: list[str] = []
+
+    def ask(adapter) -> RefundResult:
+        answer = adapter.query_refund(trade=ref, out_refund_no=asked)
+        answers.append(answer.state)
+        return answer
+
+    refund = _call_and_apply(refund, verb="query_refund", asked=asked, call=ask)
+    if overdue and answers == [ChannelRefundState.NOT_FOUND] and _may_send_again(refund.pk, asked=asked):
+        logger.warning("refund %s: the channel has no refund %s; sending it again under the same number",
+                       refund.pk, asked)
+        return refund_send(refund_id=refund.pk)
+    return refund
+
+
+def _may_send_again(refund_id: str, *, asked: str) -> bool:
+    """Whether a refund the channel said it has no ``asked`` for may be sent again: still pending, still at that
+    attempt, and not held for a person (one flagged abnormal may have returned the money under another number)."""
+    refund = Refund.objects.get(pk=refund_id)
+    return refund.state == "pending" and not refund.abnormal and channel_refund_no(refund) == asked
 
 
 def _call_and_apply(refund: Refund, *, verb: str, asked: str, call) -> Refund:
@@ -192,8 +267,11 @@ def _call_and_apply(refund: Refund, *, verb: str, asked: str, call) -> Refund:
     with transaction.atomic():
         _record(refund, verb, result.state, started, result=result)
     if not result.out_refund_no:
-        result.out_refund_no = asked
-    return refund_apply_result(refund_id=refund.pk, result=result)
+        result = dataclasses.replace(result, out_refund_no=asked)  # the adapter's object is left as it gave it
+    try:
+        return refund_apply_result(refund_id=refund.pk, result=result)
+    except RefundAmountMismatch as exc:
+        return _hold_for_amount(refund.pk, result=result, mismatch=exc, verb=verb)
 
 
 def _record(refund, verb, outcome, started, *, result=None, error=None) -> None:
@@ -223,26 +301,37 @@ def refund_apply_result(*, refund_id: str, result: RefundResult) -> Refund:
 
     ``result.out_refund_no`` names the attempt the answer is about (``channel_refund_no``). Only an answer about the
     current attempt changes the refund; see ``_apply_earlier_attempt`` for one about an earlier attempt. A number
-    that is not one of this refund's, or an amount that differs, raises ValueError."""
+    that is not one of this refund's raises ValueError; an amount that differs raises RefundAmountMismatch (a
+    ValueError) and changes nothing — a callback is refused for it (trades.services.callbacks), an answer to our
+    own call holds the refund for a person (``_hold_for_amount``).
+
+    A success gives back the refund's part of the order's fee snapshot, decided here under the order's lock from
+    what had gone back before it (``fees_for_refund`` over ``refunded_amount``): the parts of the refunds that
+    succeed add up to the whole snapshot once the order is fully refunded, whatever failed in between."""
     with transaction.atomic():
         refund = (Refund.objects.select_for_update(of=("self",), no_key=True)
                   .select_related("order__channel_account").get(pk=refund_id))
         order = Order.objects.select_for_update(of=("self",), no_key=True).select_related("merchant", "app").get(pk=refund.order_id)
         if result.amount is not None and result.amount != refund.amount:
-            raise ValueError(f"channel reports refund amount {result.amount}, ours is {refund.amount}")
+            raise RefundAmountMismatch(reported=result.amount, ours=refund.amount)
         attempt = refund_attempt_of(refund, result.out_refund_no)
         if attempt != refund.channel_attempt:
             return _apply_earlier_attempt(refund, attempt=attempt, result=result)
         if refund.state != "pending":
             return refund
         state = result.state
-        # A flag for an earlier attempt's success stays whatever this attempt does: a person must see it.
-        earlier_succeeded = refund.abnormal and refund_earlier_success_noted(refund_id=refund.pk)
+        # A flag for an earlier attempt's success, or for an answer with another amount, stays whatever this attempt
+        # does: a person must see it.
+        held = refund.abnormal and _held_for_review(refund.pk)
         if state == ChannelRefundState.SUCCEEDED:
             refund.succeed()
             refund.channel_refund_no = result.channel_refund_no or refund.channel_refund_no
             refund.succeeded_at = result.succeeded_at or timezone.now()
-            refund.sync_state, refund.next_query_at, refund.abnormal = SyncState.OK, None, earlier_succeeded
+            refund.sync_state, refund.next_query_at, refund.abnormal = SyncState.OK, None, held
+            back = fees_for_refund(snapshot=fee_snapshot_of(order), paid=order.amount, refund=refund.amount,
+                                   already_refunded=order.refunded_amount)
+            refund.merchant_fee_refunded, refund.channel_cost_refunded, refund.rebate_refunded = (
+                back.merchant_fee, back.channel_cost, back.rebate)
             refund.save()
             order.refunded_amount += refund.amount
             order.refund_state = RefundState.FULL if order.refunded_amount == order.amount else RefundState.PARTIAL
@@ -252,23 +341,60 @@ def refund_apply_result(*, refund_id: str, result: RefundResult) -> Refund:
             refund.fail() if state == ChannelRefundState.FAILED else refund.close()
             refund.failure_code = (result.failure_code or state)[:64]
             refund.failure_message = (result.failure_message or "")[:256]
-            refund.sync_state, refund.next_query_at, refund.abnormal = SyncState.OK, None, earlier_succeeded
+            refund.sync_state, refund.next_query_at, refund.abnormal = SyncState.OK, None, held
             refund.save()
             _release(order, refund.amount)
             _emit(refund, order, "refund.failed" if state == ChannelRefundState.FAILED else "refund.closed")
         elif state == ChannelRefundState.ABNORMAL:
-            # The wallet could not return the money (card closed…): a person handles it with the channel.
-            if not refund.abnormal:
-                refund.abnormal = True
-                refund.channel_refund_no = result.channel_refund_no or refund.channel_refund_no
-                refund.next_query_at = None
-                refund.save()
+            # The wallet could not return the money (card closed…): a person handles it with the channel. The
+            # channel has answered, so the refund is off the ladder and out of the unknown queue.
+            refund.abnormal = True
+            refund.channel_refund_no = result.channel_refund_no or refund.channel_refund_no
+            refund.sync_state, refund.next_query_at = SyncState.OK, None
+            refund.save()
         else:  # processing / not found yet: keep asking on the ladder
             refund.channel_refund_no = result.channel_refund_no or refund.channel_refund_no
             at = next_query_at(created_at=refund.created_at, now=timezone.now(), barcode=False)
             refund.sync_state = SyncState.OK if at else SyncState.MANUAL
             refund.next_query_at = at
             refund.save()
+        return refund
+
+
+def _held_for_review(refund_id: str) -> bool:
+    """Whether the refund was flagged for a person (HELD_FOR_REVIEW) since a person last marked it handled."""
+    rows = AuditLog.objects.filter(target_type="trades.refund", target_id=refund_id)
+    handled = rows.filter(action=ABNORMAL_RESOLVED).order_by("-pk").values_list("pk", flat=True).first()
+    flagged = rows.filter(action__in=HELD_FOR_REVIEW)
+    return (flagged.filter(pk__gt=handled) if handled else flagged).exists()
+
+
+def _hold_for_amount(refund_id: str, *, result: RefundResult, mismatch: RefundAmountMismatch, verb: str) -> Refund:
+    """The channel's answer to our refund call or query names another amount than the refund's. Something is wrong
+    at one end (a bug, a mix-up of numbers, a tampered answer): no money moves on it. The refund keeps its state and
+    its reservation, leaves the query ladder (asking again would only repeat the answer every minute) and goes to
+    the abnormal queue, with an audit row on the trade timeline saying what the channel said."""
+    with transaction.atomic():
+        refund = (Refund.objects.select_for_update(of=("self",), no_key=True)
+                  .select_related("order__channel_account").get(pk=refund_id))
+        message = (f"the channel reported refund amount {mismatch.reported} fen for {result.out_refund_no} "
+                   f"({result.state}); ours is {mismatch.ours} fen: held for a person")
+        noted = AuditLog.objects.filter(action=AMOUNT_MISMATCH, target_type="trades.refund", target_id=refund.pk,
+                                        data__channel_no=result.out_refund_no, data__reported=mismatch.reported,
+                                        data__state=result.state).exists()
+        if not (noted and refund.abnormal):  # once per answer while flagged; again if it comes back after handling
+            audit_log(actor=f"channel:{refund.order.channel_account.code}", action=AMOUNT_MISMATCH, target=refund,
+                      reason=(f"The channel's answer to our {verb} says {message}. Nothing was changed: check the "
+                              f"refund with the channel and settle it by hand."),
+                      data={"verb": verb, "channel_no": result.out_refund_no, "state": result.state,
+                            "reported": mismatch.reported, "amount": mismatch.ours,
+                            "channel_refund_no": result.channel_refund_no, "refund_state": refund.state})
+            logger.warning("refund %s: %s; flagged abnormal", refund.pk, message)
+        refund.abnormal = True
+        if refund.state == "pending":
+            refund.failure_code, refund.failure_message = "amount_mismatch", message[:256]
+            refund.sync_state, refund.next_query_at = SyncState.OK, None
+        refund.save()
         return refund
 
 
