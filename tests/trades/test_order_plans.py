@@ -80,7 +80,7 @@ def _plan_index_names(queryset) -> set[str]:
     return names
 
 
-def test_a_statement_reads_one_day_of_one_merchant_through_its_own_indexes(tea_house_app):
+def test_statements_and_the_finance_report_read_their_days_through_their_own_indexes(tea_house_app):
     """trades.services.statements: a day's payments and refunds are found by (merchant, time), not by reading all
     of the merchant's history; the partial indexes keep unpaid orders and unsettled refunds out of them."""
     import datetime as dt
@@ -111,3 +111,9 @@ def test_a_statement_reads_one_day_of_one_merchant_through_its_own_indexes(tea_h
         cursor.execute("ANALYZE trades_refund")
         assert "order_merchant_paid" in _plan_index_names(_payments(merchant, day, day + dt.timedelta(days=1)))
         assert "refund_merchant_succeeded" in _plan_index_names(_refunds(merchant, day, day + dt.timedelta(days=1)))
+        # Finance's report: every merchant's payments and refunds of a week.
+        from trades.services import finance
+
+        week = (day - dt.timedelta(days=7), day)
+        assert "order_paid" in _plan_index_names(finance._payments(*week))
+        assert "refund_succeeded" in _plan_index_names(finance._refunds(*week))

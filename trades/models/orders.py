@@ -150,7 +150,10 @@ class Order(FSMModelMixin, models.Model):
                    # A merchant's statement reads one day of its payments (trades.services.statements); partial, so
                    # an order is written into it only when it is paid, never by the create.
                    models.Index(fields=["merchant", "paid_at"], condition=Q(paid_at__isnull=False),
-                                name="order_merchant_paid")]
+                                name="order_merchant_paid"),
+                   # ... and finance's fees-and-profit report, every merchant's payments of a few days
+                   # (trades.services.finance).
+                   models.Index(fields=["paid_at"], condition=Q(paid_at__isnull=False), name="order_paid")]
 
     def __str__(self) -> str:
         return f"{self.id} {self.out_trade_no} {self.amount} fen ({self.state})"
@@ -218,7 +221,9 @@ class Refund(FSMModelMixin, models.Model):
                    models.Index(fields=["channel_refund_no"], name="refund_channel_refund_no_idx"),
                    # A merchant's statement reads one day of its succeeded refunds (trades.services.statements).
                    models.Index(fields=["merchant", "succeeded_at"], condition=Q(state="succeeded"),
-                                name="refund_merchant_succeeded")]
+                                name="refund_merchant_succeeded"),
+                   # ... and finance's report, every merchant's refunds of a few days (trades.services.finance).
+                   models.Index(fields=["succeeded_at"], condition=Q(state="succeeded"), name="refund_succeeded")]
 
     def __str__(self) -> str:
         return f"{self.id} {self.out_refund_no} {self.amount} fen ({self.state})"
