@@ -88,7 +88,7 @@ def test_statements_and_the_finance_report_read_their_days_through_their_own_ind
     from django.utils import timezone
 
     from tests.factories import MerchantFactory
-    from tests.trades.test_statements import paid_order, refunded
+    from tests.trades.ledger import paid_order, refunded
     from trades.models import Order, Refund
     from trades.services.statements import _payments, _refunds
 

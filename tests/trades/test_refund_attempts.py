@@ -25,6 +25,7 @@ from channels.models import CallbackOutcome, ChannelAccount, ChannelCallback
 from channels.simulators import bank_wire
 from channels.simulators.bank_state import ns
 from channels.simulators.bank_trades import REFUND_VIEW, _view
+from tests.trades.bank_flow import bank_refunds, paid_at_the_bank
 from trades import workbench
 from trades.models import Order, Refund
 from trades.services.callbacks import refund_callback
@@ -207,19 +208,6 @@ def agent(client, staff_member):
     return user
 
 
-def _paid_at_the_bank(shop, out_trade_no: str, amount: int = 1500) -> Order:
-    status, _, order = shop.client.request("POST", "/api/v1/orders", json={
-        "out_trade_no": out_trade_no, "amount": amount, "product": "unionpay.qr", "subject": "tea"})
-    assert status == 201, order
-    shop.sim("bank", "/_payer/pay", org_no=shop.accounts["bank"].config["org_no"], out_trade_no=order["id"])
-    shop.sim("bank", "/_control/flush")
-    return shop.wait_for(lambda: Order.objects.filter(pk=order["id"], state="succeeded").first(), message="paid")
-
-
-def _bank_refunds(shop, **settings):
-    shop.sim("bank", f"/_control/accounts/{shop.accounts['bank'].config['org_no']}/settings", **settings)
-
-
 def _refund(shop, order: Order, out_refund_no: str, amount: int):
     return shop.client.request("POST", f"/api/v1/orders/{order.out_trade_no}/refunds",
                                json={"out_refund_no": out_refund_no, "amount": amount})
@@ -246,8 +234,8 @@ def _settle_now(shop, simulator_server, number: str) -> None:
 
 def _failed_then_retried(shop, out_trade_no: str) -> tuple[Order, Refund]:
     """Attempt 0 fails at the bank (its FAIL notice applied); the merchant retries; attempt 1 waits at the bank."""
-    order = _paid_at_the_bank(shop, out_trade_no)
-    _bank_refunds(shop, refund_outcome="FAIL", refund_seconds=0)
+    order = paid_at_the_bank(shop, out_trade_no)
+    bank_refunds(shop, refund_outcome="FAIL", refund_seconds=0)
     status, _, first = _refund(shop, order, "R-ATT-1", 500)
     # Pending, or already failed when the bank's FAIL notice beat its own answer to us (502 channel_error).
     assert (status, first.get("state")) == (201, "pending") or first["error"]["code"] == "channel_error", first
@@ -256,7 +244,7 @@ def _failed_then_retried(shop, out_trade_no: str) -> tuple[Order, Refund]:
                            message="failed")
     assert Order.objects.get(pk=order.pk).refund_reserved == 0
 
-    _bank_refunds(shop, refund_outcome="SUCCESS", refund_seconds=600)
+    bank_refunds(shop, refund_outcome="SUCCESS", refund_seconds=600)
     status, _, retry = _refund(shop, order, "R-ATT-1", 500)
     assert status == 201 and retry["id"] == refund.pk and retry["state"] == "pending", retry
     refund.refresh_from_db()

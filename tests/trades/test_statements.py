@@ -14,12 +14,9 @@ import os
 import re
 import subprocess
 import sys
-from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import connection
-from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -28,62 +25,9 @@ from aggpay.api.client import AggpayClient
 from aggpay.errors import InvalidState
 from tests.aggpay.test_api_docs import run_shell, snippet
 from tests.factories import MerchantAppFactory, MerchantFactory
-from trades.models import Event, Order, Refund
-from trades.services.fees import FeeSnapshot, fees_for_payment, fees_for_refund
+from tests.trades.ledger import DAY, SHANGHAI, at, paid_order, refunded, reversed_at
+from trades.models import Order
 from trades.services.statements import LINE_FIELDS, statement_get
-
-SHANGHAI = ZoneInfo("Asia/Shanghai")
-DAY = dt.date(2026, 3, 10)
-COST_RATE = Decimal("0.0020")
-
-
-def at(hour: int, minute: int = 0, second: int = 0, microsecond: int = 0, *, day: dt.date = DAY) -> dt.datetime:
-    """A wall-clock time in Shanghai."""
-    return dt.datetime.combine(day, dt.time(hour, minute, second, microsecond), tzinfo=SHANGHAI)
-
-
-def paid_order(merchant, out_trade_no: str, *, amount: int, rate: str, paid_at: dt.datetime,
-               product: str = "wechat.native", **fields) -> Order:
-    fees = fees_for_payment(amount=amount, merchant_rate=Decimal(rate), cost_rate=COST_RATE,
-                            rebate_rate=Decimal("0"))
-    return Order.objects.create(
-        merchant=merchant, out_trade_no=out_trade_no, amount=amount, product=product, channel_product=product,
-        subject="tea", request_fingerprint="x" * 64, expires_at=paid_at + dt.timedelta(hours=2),
-        state=fields.pop("state", "succeeded"), paid_at=paid_at, channel_trade_no=f"42000{out_trade_no}",
-        merchant_rate=fees.merchant_rate, merchant_fee=fees.merchant_fee, cost_rate=fees.cost_rate,
-        channel_cost=fees.channel_cost, rebate_rate=fees.rebate_rate, rebate=fees.rebate, profit=fees.profit,
-        **fields)
-
-
-def refunded(order: Order, out_refund_no: str, *, amount: int, succeeded_at: dt.datetime | None,
-             state: str = "succeeded") -> Refund:
-    """A refund of ``order`` as refund_create and refund_apply_result leave it: the fee given back, decided when the
-    refund succeeds, is the order snapshot's proration over what had gone back before (fees_for_refund); a refund
-    that did not succeed gives nothing back."""
-    order.refresh_from_db()
-    snapshot = FeeSnapshot(merchant_rate=order.merchant_rate, merchant_fee=order.merchant_fee,
-                           cost_rate=order.cost_rate, channel_cost=order.channel_cost, rebate_rate=order.rebate_rate,
-                           rebate=order.rebate, profit=order.profit)
-    back = fees_for_refund(snapshot=snapshot, paid=order.amount, refund=amount if state == "succeeded" else 0,
-                           already_refunded=order.refunded_amount)
-    refund = Refund.objects.create(
-        order=order, merchant=order.merchant, out_refund_no=out_refund_no, amount=amount, request_fingerprint="x",
-        requested_by="api:test", state=state, succeeded_at=succeeded_at,
-        channel_refund_no=f"50300{out_refund_no}" if state == "succeeded" else "",
-        merchant_fee_refunded=back.merchant_fee, channel_cost_refunded=back.channel_cost,
-        rebate_refunded=back.rebate)
-    done = amount if state == "succeeded" else 0
-    held = 0 if state in ("failed", "closed") else amount
-    Order.objects.filter(pk=order.pk).update(refund_reserved=F("refund_reserved") + held,
-                                             refunded_amount=F("refunded_amount") + done)
-    return refund
-
-
-def reversed_at(order: Order, when: dt.datetime) -> None:
-    """The paid payment-code order is reversed (撤销) at ``when``: the order.reversed event dates it."""
-    Order.objects.filter(pk=order.pk).update(state="reversed")  # FSM-protected: no transition outside a service
-    Event.objects.create(merchant=order.merchant, type="order.reversed", object_type="order", object_id=order.pk,
-                         sequence=2, data={"id": order.pk}, created_at=when)
 
 
 @pytest.fixture
