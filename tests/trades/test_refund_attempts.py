@@ -25,7 +25,7 @@ from channels.models import CallbackOutcome, ChannelAccount, ChannelCallback
 from channels.simulators import bank_wire
 from channels.simulators.bank_state import ns
 from channels.simulators.bank_trades import REFUND_VIEW, _view
-from tests.trades.bank_flow import bank_refunds, paid_at_the_bank
+from tests.trades.bank_flow import bank_refunds, bank_simulator, paid_at_the_bank, settle_now
 from trades import workbench
 from trades.models import Order, Refund
 from trades.services.callbacks import refund_callback
@@ -219,19 +219,6 @@ def _notices(shop, number: str, state: str) -> list[dict]:
             and json.loads(n["body"]).get("refund_state") == state]
 
 
-def _bank(simulator_server):
-    return simulator_server.app.apps["bank"]
-
-
-def _settle_now(shop, simulator_server, number: str) -> None:
-    """The bank decides refund ``number`` now (instead of after ``refund_seconds``) and sends its notice."""
-    bank, org = _bank(simulator_server), shop.accounts["bank"].config["org_no"]
-    row = bank.store.get(ns("refunds", org), number)
-    bank.store.put(ns("refunds", org), number, {**row, "resolve": {**row["resolve"], "at": 0}})
-    bank.schedule("refund", org, number, 0)
-    shop.sim("bank", "/_control/flush")
-
-
 def _failed_then_retried(shop, out_trade_no: str) -> tuple[Order, Refund]:
     """Attempt 0 fails at the bank (its FAIL notice applied); the merchant retries; attempt 1 waits at the bank."""
     order = paid_at_the_bank(shop, out_trade_no)
@@ -267,7 +254,7 @@ def test_a_re_delivered_fail_notice_for_the_first_attempt_does_not_fail_the_retr
     assert stale.outcome == CallbackOutcome.DUPLICATE and "attempt 0" in stale.message and refund.pk in stale.message
 
     # Attempt 1's SUCCESS notice then applies — it is not taken for a duplicate.
-    _settle_now(shop, simulator_server, f"{refund.pk}_1")
+    settle_now(shop, simulator_server, f"{refund.pk}_1")
     shop.wait_for(lambda: Refund.objects.filter(pk=refund.pk, state="succeeded").exists(), message="refunded")
     applied = shop.wait_for(lambda: ChannelCallback.objects.filter(
         account=shop.accounts["bank"], outcome=CallbackOutcome.APPLIED, message__contains=f"{refund.pk}: pending → "
@@ -283,7 +270,7 @@ def test_a_late_success_notice_for_the_first_attempt_lands_in_the_abnormal_queue
         shop, simulator_server, client, agent):
     order, refund = _failed_then_retried(shop, "T-ATT-E2E-2")
     # The bank changes its mind about attempt 0: it returned the money after all, and says so in a signed notice.
-    bank, org = _bank(simulator_server), shop.accounts["bank"].config["org_no"]
+    bank, org = bank_simulator(simulator_server), shop.accounts["bank"].config["org_no"]
     first = bank.store.get(ns("refunds", org), refund.pk)
     bank.notify(bank.account(org), first["notify_url"], "REFUND_RESULT",
                 _view({**first, "refund_state": "SUCCESS", "fail_reason": "", "success_time": bank_wire.now_text()},
@@ -299,7 +286,7 @@ def test_a_late_success_notice_for_the_first_attempt_lands_in_the_abnormal_queue
     assert EARLIER_ATTEMPT_SUCCEEDED in timeline and "flagged abnormal" in timeline
 
     # Attempt 1 succeeds as well: recorded, and the refund stays in front of a person (money went back twice).
-    _settle_now(shop, simulator_server, f"{refund.pk}_1")
+    settle_now(shop, simulator_server, f"{refund.pk}_1")
     shop.wait_for(lambda: Refund.objects.filter(pk=refund.pk, state="succeeded").exists(), message="refunded")
     refund.refresh_from_db()
     assert refund.abnormal
