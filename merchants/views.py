@@ -339,7 +339,9 @@ def _detail_context(request, merchant: Merchant, **extra) -> dict:
     user = request.user
     application = _application(merchant)
     clerk = user.has_perm("aggpay.access_onboarding")
-    risk_decides = user.has_perm(FREEZE_PERMISSION)
+    may_freeze, may_unfreeze = (user.has_perm(merchant_services.FREEZE_PERM),
+                                user.has_perm(merchant_services.UNFREEZE_PERM))
+    risk_decides = may_freeze or may_unfreeze
     state = application.state if application else ""
     contracts = merchant.contracts.select_related("channel_account").order_by("channel_account__code")
     can_docs = clerk and user.has_perm("merchants.change_merchant") and _can_add_documents(merchant, application)
@@ -362,18 +364,16 @@ def _detail_context(request, merchant: Merchant, **extra) -> dict:
         "can_submit": clerk and user.has_perm("merchants.change_merchant") and state == ApplicationState.DRAFT,
         "can_review": user.has_perm("aggpay.access_risk") and user.has_perm("merchants.review_application")
         and state in workbench.OPEN_REVIEW_STATES,
-        "can_freeze": risk_decides and can_proceed(merchant.freeze),
-        "can_unfreeze": risk_decides and can_proceed(merchant.unfreeze),
+        "can_freeze": may_freeze and can_proceed(merchant.freeze),
+        "can_unfreeze": may_unfreeze and can_proceed(merchant.unfreeze),
         "last_freeze": _last_freeze(merchant) if risk_decides and merchant.state == MerchantState.FROZEN else None,
         **extra,
     }
 
 
 # --- freeze / unfreeze (risk) ------------------------------------------------------------------------------------
-# Freezing is risk's decision (design §8). Merchant declares no freeze_merchant/unfreeze_merchant permission yet
-# (roles.py's "merchants.freeze_*" matches nothing), so the gate is the risk section, as for the admin action
-# (merchants/admin.py). The page shows the forms and the views accept the POST on this one permission.
-FREEZE_PERMISSION = SECTIONS_BY_SLUG["risk"].permission
+# Freezing is risk's decision (design §8): the merchant's own permissions, which risk officers hold
+# (aggpay/roles.py); the services check them again.
 
 
 def _last_freeze(merchant: Merchant) -> AuditLog | None:
@@ -396,14 +396,14 @@ def _merchant_state_change(request, merchant_no: str, *, service, verb: str, don
 
 
 @require_POST
-@staff_view(sections=("risk",))
+@staff_view(merchant_services.FREEZE_PERM, sections=("risk",))
 def merchant_freeze(request, merchant_no: str):
     return _merchant_state_change(request, merchant_no, service=merchant_services.merchant_freeze, verb="frozen",
                                   done="its payments are refused from now on; refunds still work.")
 
 
 @require_POST
-@staff_view(sections=("risk",))
+@staff_view(merchant_services.UNFREEZE_PERM, sections=("risk",))
 def merchant_unfreeze(request, merchant_no: str):
     return _merchant_state_change(request, merchant_no, service=merchant_services.merchant_unfreeze,
                                   verb="unfrozen", done="it may take payments again.")

@@ -84,6 +84,10 @@ class Merchant(FSMModelMixin, models.Model):
             models.UniqueConstraint(fields=["partner", "partner_reference"], condition=~models.Q(partner_reference=""),
                                     name="uniq_partner_reference_per_partner"),
         ]
+        # Risk's decisions (design §8), held by risk officers (aggpay/roles.py "merchants.freeze_*") and carved out
+        # of the clerks' "merchants.*".
+        permissions = [("freeze_merchant", "Can freeze a merchant (its payments are refused)"),
+                       ("unfreeze_merchant", "Can unfreeze a merchant")]
 
     def __str__(self) -> str:
         return f"{self.merchant_no} {self.short_name}"

@@ -10,6 +10,7 @@ from django_fsm import can_proceed
 
 from aggpay.audit import audit_log
 from aggpay.errors import InvalidRequest, InvalidState
+from aggpay.permissions import require_perm
 from merchants.models import Merchant
 
 
@@ -49,13 +50,18 @@ def merchant_activate(*, merchant_id: int, actor, reason: str = "") -> Merchant:
     return _transition(merchant_id=merchant_id, actor=actor, name="activate", reason=reason)
 
 
+FREEZE_PERM, UNFREEZE_PERM = "merchants.freeze_merchant", "merchants.unfreeze_merchant"
+
+
 def merchant_freeze(*, merchant_id: int, actor, reason: str) -> Merchant:
+    require_perm(actor, FREEZE_PERM)
     if not reason:
         raise InvalidRequest("a reason is required to freeze a merchant", param="reason")
     return _transition(merchant_id=merchant_id, actor=actor, name="freeze", reason=reason)
 
 
 def merchant_unfreeze(*, merchant_id: int, actor, reason: str) -> Merchant:
+    require_perm(actor, UNFREEZE_PERM)
     if not reason:
         raise InvalidRequest("a reason is required to unfreeze a merchant", param="reason")
     return _transition(merchant_id=merchant_id, actor=actor, name="unfreeze", reason=reason)

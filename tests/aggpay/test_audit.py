@@ -11,7 +11,6 @@ from aggpay.audit import audit_log
 from aggpay.middleware import RequestIdMiddleware
 from aggpay.models import AuditLog
 from merchants.services.merchants import merchant_create, merchant_freeze
-from tests.factories import UserFactory
 
 
 class Boom(Exception):
@@ -19,8 +18,8 @@ class Boom(Exception):
 
 
 @pytest.mark.django_db
-def test_a_service_change_writes_its_audit_row(tea_house):
-    officer = UserFactory(username="risk.wang")
+def test_a_service_change_writes_its_audit_row(tea_house, staff_member):
+    officer = staff_member("risk_officer", username="risk.wang")
     merchant_freeze(merchant_id=tea_house.pk, actor=officer, reason="chargeback spike")
     row = AuditLog.objects.get(action="merchants.merchant.freeze")
     assert row.actor == officer

@@ -171,3 +171,17 @@ def test_the_risk_page_links_each_frozen_merchant_to_its_page(client, risk_zhao,
     html = client.get("/staff/risk/").content.decode()
     frozen = html[html.index('id="frozen"'):]
     assert f'href="{page(tea_house)}"' in frozen
+
+
+def test_freezing_is_a_permission_of_its_own_checked_by_the_service_too(tea_house, staff_member):
+    from aggpay.errors import Forbidden
+    from merchants.services.merchants import merchant_freeze, merchant_unfreeze
+
+    officer, clerk = staff_member("risk_officer"), staff_member("onboarding_clerk")
+    assert officer.has_perm("merchants.freeze_merchant") and officer.has_perm("merchants.unfreeze_merchant")
+    assert not clerk.has_perm("merchants.freeze_merchant")  # carved out of the clerks' merchants.*
+    with pytest.raises(Forbidden):
+        merchant_freeze(merchant_id=tea_house.pk, actor=clerk, reason="not mine to decide")
+    merchant_freeze(merchant_id=tea_house.pk, actor=officer, reason="chargebacks")
+    with pytest.raises(Forbidden):
+        merchant_unfreeze(merchant_id=tea_house.pk, actor=clerk, reason="not mine either")
