@@ -24,6 +24,11 @@ from trades import workbench
 from trades.models import LatePayment, Order, OrderState, SyncState
 from trades.services import staff as staff_services
 from trades.services.events import deliveries_resend
+from trades.services.late import BY_HAND_OUTCOMES
+
+# The choices the forms offer (value, label), in the services' own words.
+LATE_OUTCOMES = list(BY_HAND_OUTCOMES.items())
+CHANNEL_SAID = list(staff_services.CHANNEL_SAID.items())
 
 PAGE_SIZE = 25
 VIEW = "trades.view_order"
@@ -124,10 +129,13 @@ def search(request):
 def _detail_context(request, order: Order, *, refund_form=None) -> dict:
     timeline = workbench.order_timeline(order)
     user = request.user
+    late = LatePayment.objects.filter(order=order).first()
+    if late is not None:
+        workbench.with_yuan([late], "amount")
     return {
         "order": order, "timeline": timeline["entries"], "refunds": workbench.with_yuan(timeline["refunds"], "amount"),
         "deliveries": timeline["deliveries"],
-        "late_payment": LatePayment.objects.filter(order=order).first(),
+        "late_payment": late,
         "routing": order.routing or {},
         "fees": workbench.fee_rows(order),
         "money": {"amount": format_yuan(order.amount), "refunded": format_yuan(order.refunded_amount),
@@ -139,6 +147,10 @@ def _detail_context(request, order: Order, *, refund_form=None) -> dict:
         "can_resend": user.has_perm(RESEND),
         "can_handle_abnormal": user.has_perm(REFUND),
         "can_retry_reverse": user.has_perm(REFUND) and workbench.can_retry_reverse(order),
+        "can_mark_handled": user.has_perm(REFUND) and workbench.can_mark_handled(order),
+        "can_requery": user.has_perm(REFUND) and workbench.can_requery(order),
+        "can_settle_late": user.has_perm(REFUND) and late is not None and late.state == "open",
+        "late_outcomes": LATE_OUTCOMES, "channel_said": CHANNEL_SAID,
         "queue_reason": (workbench.queue_reason(order)
                          if order.sync_state == SyncState.MANUAL or order.reverse_requested_at is not None else ""),
     }
@@ -282,6 +294,51 @@ def reverse_retry(request, order_id: str):
     return _back(request, "unknown")
 
 
+@require_POST
+@permission_required_403(VIEW, REFUND)
+def late_settle(request, late_payment_id: int):
+    try:
+        late = staff_services.late_payment_settle_by_staff(late_payment_id=late_payment_id, actor=request.user,
+                                                           outcome=request.POST.get("outcome", ""),
+                                                           note=request.POST.get("note", ""))
+    except ApplicationError as exc:
+        _error(request, exc)
+    else:
+        messages.success(request, f"The late payment on {late.order_id} is settled by hand "
+                                  f"({BY_HAND_OUTCOMES[request.POST['outcome']]}).")
+    return _back(request, "late")
+
+
+@require_POST
+@permission_required_403(VIEW, REFUND)
+def order_handled(request, order_id: str):
+    order = _order(order_id)
+    try:
+        handled = staff_services.order_manual_resolve(order_id=order.pk, actor=request.user,
+                                                      note=request.POST.get("note", ""))
+    except ApplicationError as exc:
+        _error(request, exc)
+    else:
+        messages.success(request, f"Order {handled.pk} ({handled.state}) is marked handled and leaves the queue.")
+    return _back(request, "unknown")
+
+
+@require_POST
+@permission_required_403(VIEW, REFUND)
+def order_requery(request, order_id: str):
+    order = _order(order_id)
+    try:
+        requeried = staff_services.order_manual_requery(order_id=order.pk, actor=request.user,
+                                                        note=request.POST.get("note", ""),
+                                                        channel_said=request.POST.get("channel_said", ""))
+    except ApplicationError as exc:
+        _error(request, exc)
+    else:
+        messages.success(request, f"Order {requeried.pk} is back on the query ladder: the channel is asked at the "
+                                  f"next sweep.")
+    return _back(request, "unknown")
+
+
 # --- queues ---------------------------------------------------------------------------------------------------
 @require_safe
 @permission_required_403(VIEW)
@@ -290,7 +347,8 @@ def queue(request, slug: str):
         raise Http404("no such queue")
     context = {"slug": slug, "label": workbench.QUEUE_LABELS[slug], "counts": workbench.queue_counts(),
                "labels": workbench.QUEUE_LABELS, "query": _query_without_page(request),
-               "can_refund": request.user.has_perm(REFUND), "can_resend": request.user.has_perm(RESEND)}
+               "can_refund": request.user.has_perm(REFUND), "can_resend": request.user.has_perm(RESEND),
+               "late_outcomes": LATE_OUTCOMES, "channel_said": CHANNEL_SAID}
     if slug == "unknown":
         page = _page(request, workbench.unknown_orders())
         workbench.with_yuan(page.object_list, "amount")

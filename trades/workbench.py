@@ -248,11 +248,24 @@ def queue_reason(order: Order) -> str:
 def with_queue_reasons(orders):
     for order in orders:
         order.queue_reason = queue_reason(order)
+        order.can_mark_handled, order.can_requery = can_mark_handled(order), can_requery(order)
     return orders
 
 
 def can_retry_reverse(order: Order) -> bool:
     return order.reverse_requested_at is not None and order.state in (OrderState.PENDING, OrderState.SUCCEEDED)
+
+
+def can_mark_handled(order: Order) -> bool:
+    """"Mark handled" (trades.services.staff.order_manual_resolve): in the manual queue, no longer pending, no hold."""
+    return (order.sync_state == SyncState.MANUAL and order.state != OrderState.PENDING
+            and order.reverse_requested_at is None)
+
+
+def can_requery(order: Order) -> bool:
+    """"Ask again from now" (trades.services.staff.order_manual_requery): pending in the manual queue, no hold."""
+    return (order.sync_state == SyncState.MANUAL and order.state == OrderState.PENDING
+            and order.reverse_requested_at is None)
 
 
 def unknown_refunds() -> QuerySet[Refund]:

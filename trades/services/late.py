@@ -8,7 +8,9 @@ other refund, and a late payment is never lost:
   between recording the intent and asking the channel are all followed by the sweeper (``late_payments_refunding``
   → ``late_payment_refund_sync``, from trades.tasks_orders.sync_due_orders), on a ladder counted from its last
   channel call;
-* ``resolved``: only when the channel says the money went back (``succeeded``).
+* ``resolved``: when the channel says the money went back (``succeeded``), or when a person settled it outside
+  aggpay and says how (``late_payment_resolve_by_hand``: refunded by the channel's own back office, or kept by the
+  merchant who delivered the goods) — only from ``open``, so never while the channel may still be refunding it.
 
 A definite "no" from the channel (the refund failed, was closed, or the wallet could not take the money back —
 ``abnormal``) reopens it for a person, with the channel's words on it.
@@ -27,6 +29,7 @@ from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from aggpay.audit import AuditNote, audit_log
+from aggpay.errors import InvalidRequest, InvalidState, NotFound
 from channels.adapters.base import RefundRequest, RefundResult
 from channels.adapters.base import RefundState as ChannelRefundState
 from channels.adapters.errors import ChannelError, ChannelUnknown
@@ -42,6 +45,11 @@ LATE_PREFIX = "late_"  # the out_refund_no of a late payment's refund: ``late_<o
 CALL_PREFIX = "late_"  # the ChannelCall verbs of a late payment's refund: late_refund, late_query_refund
 OPEN, REFUNDING, RESOLVED = "open", "refunding", "resolved"
 AUDIT_ACTION = "trades.late_payment.refund"
+# How a person settled a late payment outside aggpay ("Settled by hand"), as the resolution and the audit row say it.
+BY_HAND_OUTCOMES = {
+    "refunded_outside": "refunded outside aggpay",  # e.g. the channel's own back office returned the money
+    "kept_by_merchant": "kept by the merchant",  # the merchant kept the sale and delivered the goods
+}
 # What the channel's word on the refund makes of the late payment.
 _NEXT_STATE = {
     ChannelRefundState.SUCCEEDED: RESOLVED,
@@ -132,6 +140,35 @@ def late_payment_apply_refund_result(*, late_payment_id: int, result: RefundResu
         if target == OPEN:
             logger.warning("late payment %s: the channel's refund is %s; back to the queue", late.pk, result.state)
         return late, True
+
+
+def late_payment_resolve_by_hand(*, late_payment_id: int, outcome: str, note: str, audit: AuditNote) -> LatePayment:
+    """A person settled an ``open`` late payment outside aggpay (``outcome``: a BY_HAND_OUTCOMES key): it is
+    resolved with their note in its resolution, and ``audit`` written in the same transaction. No money moves here.
+    Refused while ``refunding`` — the channel may still be returning the money, and settling it by hand would race
+    that refund — and once ``resolved``. The state is re-checked under the row's lock."""
+    if outcome not in BY_HAND_OUTCOMES:
+        raise InvalidRequest("say how the late payment was settled: "
+                             + " or ".join(f'"{label}"' for label in BY_HAND_OUTCOMES.values()), param="outcome")
+    note = (note or "").strip()
+    if not note:
+        raise InvalidRequest("a note is required to settle a late payment by hand", param="note")
+    with transaction.atomic():
+        late = (LatePayment.objects.select_for_update(of=("self",), no_key=True).select_related("order")
+                .filter(pk=late_payment_id).first())
+        if late is None:
+            raise NotFound(f"no late payment {late_payment_id}", param="late_payment_id")
+        if late.state == REFUNDING:
+            raise InvalidState(f"the late payment on {late.order_id} is being refunded at the channel; wait for its "
+                               f"answer (or ask the channel again) before settling it by hand")
+        if late.state != OPEN:
+            raise InvalidState(f"the late payment on {late.order_id} is already {late.state}")
+        late.state = RESOLVED
+        late.resolution = _append(late.resolution, f"settled by hand: {BY_HAND_OUTCOMES[outcome]} — {note}")
+        late.save(update_fields=["state", "resolution"])
+        audit.write(late.order, late_payment=late.pk, outcome=outcome, amount=late.amount,
+                    channel_trade_no=late.channel_trade_no, **{"from": OPEN, "to": RESOLVED})
+    return late
 
 
 def late_payments_refunding(*, limit: int = 200) -> list[int]:

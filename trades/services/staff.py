@@ -1,5 +1,6 @@
 """What support and operations do to a trade from the staff pages (issue 5 "Staff pages"): refund, sync now, close,
-refund a late payment, mark an abnormal refund handled, ask the channel again about a reverse. Thin wrappers over
+refund a late payment or settle it by hand, mark an abnormal refund handled, ask the channel again about a reverse,
+and clear the manual queue ("Mark handled", or "Ask again from now" for an order still pending). Thin wrappers over
 the merchant-facing services, adding what staff actions need on top: a permission check inside the service (design
 §5 rule 11, behind the views' checks), a required reason, and an audit row (rule 9).
 
@@ -19,8 +20,8 @@ from aggpay.audit import AuditNote, audit_log
 from aggpay.errors import InvalidRequest, InvalidState, NotFound
 from aggpay.money import format_yuan
 from aggpay.permissions import require_perm
-from trades.models import LatePayment, Order, OrderState, Refund
-from trades.services.late import late_payment_refund
+from trades.models import LatePayment, Order, OrderState, Refund, SyncState
+from trades.services.late import late_payment_refund, late_payment_resolve_by_hand
 from trades.services.orders import order_barcode_step, order_close, order_sync
 from trades.services.refunds import refund_create
 
@@ -115,6 +116,20 @@ def late_payment_refund_by_staff(*, late_payment_id: int, actor) -> LatePayment:
                                                data={"amount": late.amount}))
 
 
+def late_payment_settle_by_staff(*, late_payment_id: int, actor, outcome: str, note: str) -> LatePayment:
+    """"Settled by hand": support settled an open late payment outside aggpay — the channel refunded it by hand (e.g.
+    after its refunds of ``late_<order id>`` kept failing), or the merchant kept the sale and delivered the goods.
+    Resolved with the note, audited in the same transaction (late_payment_resolve_by_hand); refused while the
+    channel is refunding it."""
+    require_perm(actor, REFUND_PERM)
+    note = (note or "").strip()
+    if not note:
+        raise InvalidRequest("a note is required to settle a late payment by hand", param="note")
+    return late_payment_resolve_by_hand(
+        late_payment_id=late_payment_id, outcome=outcome, note=note,
+        audit=AuditNote(actor=actor, action="trades.late_payment.settled_by_hand", reason=note))
+
+
 def refund_abnormal_resolve(*, refund_id: str, actor, note: str) -> Refund:
     """"Mark handled": a person has settled an abnormal refund with the channel (the wallet could not take the money
     back, or an earlier attempt succeeded after a retry) — clear the flag, with a required note, audited in the same
@@ -163,3 +178,78 @@ def order_reverse_retry(*, order_id: str, actor, reason: str) -> Order:
                   data={"state": order.state, "sync_state": order.sync_state, "held": order.refund_reserved,
                         "reverse_requested_at": order.reverse_requested_at.isoformat()})
     return order_barcode_step(order_id=order.pk)
+
+
+# --- the manual queue: cleared by a person ---------------------------------------------------------------------------
+# What the channel told the person about a pending order before "Ask again from now". "paid" is refused: a payment is
+# recorded only from the channel's own, verified answer (design §5 rules 2 and 4) — "Sync now" asks for it.
+CHANNEL_SAID = {
+    "not_paid": "not paid (still waiting, closed, or no such trade)",
+    "unclear": "no clear answer",
+    "paid": "paid",
+}
+
+
+def _manual_order(order_id: str) -> Order:
+    """The order under its lock, checked to be in the manual queue and not holding a reverse."""
+    order = Order.objects.select_for_update(of=("self",), no_key=True).filter(pk=order_id).first()
+    if order is None:
+        raise NotFound(f"no order {order_id}", param="order_id")
+    if order.reverse_requested_at is not None:
+        raise InvalidState(f"a reverse of order {order.pk} is still waiting for the channel and its amount is held: "
+                           f"use \"Ask the channel again\" (the reverse retry); it cannot be cleared by hand")
+    if order.sync_state != SyncState.MANUAL:
+        raise InvalidState(f"order {order.pk} is not in the manual queue (sync {order.sync_state})")
+    return order
+
+
+def order_manual_resolve(*, order_id: str, actor, note: str) -> Order:
+    """"Mark handled": a person who has settled with the channel the outcome of an order no longer pending (e.g.
+    paid, after the channel refused a reverse retry) clears it from the manual queue with a required note: sync ``ok``, nothing queued.
+    Only the sync fields change — never the state, amounts or holds. Refused for a pending order (whether it was
+    paid is settled only by the channel's answer: "Sync now", or "Ask again from now") and while a reverse hold is
+    in place ("Ask the channel again"). Audited in the same transaction with the state and sync state before."""
+    require_perm(actor, REFUND_PERM)
+    note = (note or "").strip()
+    if not note:
+        raise InvalidRequest("a note is required to mark an order handled", param="note")
+    with transaction.atomic():
+        order = _manual_order(order_id)
+        if order.state == OrderState.PENDING:
+            raise InvalidState(f"order {order.pk} is pending: whether it was paid is settled only by the channel's "
+                               f"answer — press \"Sync now\", or \"Ask again from now\" to put it back on the query "
+                               f"ladder")
+        before = {"state": order.state, "sync_state": order.sync_state,
+                  "next_query_at": order.next_query_at.isoformat() if order.next_query_at else None}
+        order.sync_state, order.next_query_at = SyncState.OK, None
+        order.save(update_fields=["sync_state", "next_query_at", "updated_at"])
+        audit_log(actor=actor, action="trades.order.staff_marked_handled", target=order, reason=note, data=before)
+    return order
+
+
+def order_manual_requery(*, order_id: str, actor, note: str, channel_said: str) -> Order:
+    """"Ask again from now": the only hand action on a pending order in the manual queue. The person says what the
+    channel told them (CHANNEL_SAID; "paid" is refused — use "Sync now") and the order goes back on the query
+    ladder: asked at the next sweep (``next_query_at`` now, sync ``unknown``, its query count reset). The channel's
+    answer then settles it; one that still does not come sends it back here. Never changes the state, amounts or
+    holds. Audited in the same transaction with what was said, the state and sync state before."""
+    require_perm(actor, REFUND_PERM)
+    note = (note or "").strip()
+    if not note:
+        raise InvalidRequest("a note is required to ask the channel again", param="note")
+    if channel_said not in CHANNEL_SAID:
+        raise InvalidRequest("say what the channel told you about the order", param="channel_said")
+    if channel_said == "paid":
+        raise InvalidRequest("a payment is recorded only from the channel's own answer, never by hand: press "
+                             "\"Sync now\" to ask the channel for it", param="channel_said")
+    with transaction.atomic():
+        order = _manual_order(order_id)
+        if order.state != OrderState.PENDING:
+            raise InvalidState(f"order {order.pk} is {order.state}, not pending: nothing to ask the channel; "
+                               f"\"Mark handled\" clears it from the queue")
+        before = {"state": order.state, "sync_state": order.sync_state, "query_attempts": order.query_attempts,
+                  "channel_said": channel_said}
+        order.sync_state, order.next_query_at, order.query_attempts = SyncState.UNKNOWN, timezone.now(), 0
+        order.save(update_fields=["sync_state", "next_query_at", "query_attempts", "updated_at"])
+        audit_log(actor=actor, action="trades.order.staff_requeried", target=order, reason=note, data=before)
+    return order
