@@ -120,7 +120,10 @@ def _message_event(params: dict[str, str], event_id: str, raw: dict[str, Any]) -
     reason = str(content.get("reason") or content.get("memo") or "")
     data = {
         "application_id": str(content["order_id"]), "state": state, "sub_mchid": str(content.get("smid") or ""),
-        "external_id": str(content.get("external_id") or ""), "message": reason,
+        # external_id is our business_code (zft.create), the key that still finds the contract when the order_id
+        # we hold is not this notice's (the create timed out, or a resubmission opened a new order).
+        "external_id": str(content.get("external_id") or ""), "business_code": str(content.get("external_id") or ""),
+        "message": reason,
         "rejections": [{"field": "", "reason": reason}] if state == OnboardingState.REJECTED and reason else [],
     }
     raw["biz_content"] = content

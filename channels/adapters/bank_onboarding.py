@@ -60,6 +60,9 @@ APPLY_STATES = {
     "CANCELED": OnboardingState.CANCELED,
 }
 MODIFY_STATES = {"AUDITING": "auditing", "SUCCESS": "succeeded", "FAIL": "failed"}
+# bank.md §9.3: a repeated apply_no the bank refuses because it already holds that apply — under review with other
+# content, or already open. Not a verdict on the application: follow the existing apply instead.
+ALREADY_APPLIED_CODES = frozenset({"APPLY_IN_REVIEW", "APPLY_FINISHED"})
 
 
 def apply_body(application: Mapping[str, Any], *, bank_public_key_pem: str) -> dict[str, Any]:

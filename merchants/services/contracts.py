@@ -13,11 +13,12 @@ import secrets
 from decimal import Decimal
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from django_fsm import can_proceed
 
 from aggpay.audit import audit_log
-from aggpay.errors import InvalidRequest, InvalidState, NotFound
+from aggpay.errors import InvalidRequest, InvalidState
 from aggpay.money import parse_rate
 from aggpay.permissions import require_perm
 from channels.adapters.base import OnboardingResult, OnboardingState
@@ -149,42 +150,88 @@ def contract_set_rate(*, contract_id: int, actor, product: str, rate: str, below
 
 
 # --- talking to the channel -----------------------------------------------------------------------------------
-def contract_submit(*, contract_id: int, actor=None) -> Contract:
-    """(Re)submit a pending or rejected contract's application to its channel.
+def contract_submit(*, contract_id: int, actor=None, resubmission: bool = False) -> Contract:
+    """Submit a pending contract's application to its channel (``resubmission``: a rejected one, by a clerk).
 
-    Pictures are uploaded first (each once per channel: ``media_ids``), then the application; no row lock is held
-    across either call. The channel de-duplicates by ``business_code``, which a resubmission reuses (A.13).
+    Rule 7: the submission is first recorded under the row lock (``submit()`` → ``submitted``), so a second
+    submission — an ``acks_late`` redelivery of the task, a double-clicked "resubmit" — finds the contract already
+    submitted and answers it unchanged instead of calling the channel again. Pictures are uploaded (each once per
+    channel: ``media_ids``), then the application, with no lock held; the answer is applied only if the contract is
+    still where this submission left it. The channel de-duplicates by ``business_code``, which a resubmission reuses
+    (A.13).
     """
     from merchants.services.channel_application import build_channel_application, upload_documents
 
+    submission = _submission_record(contract_id, actor=actor, resubmission=resubmission)
+    if submission is None:
+        return Contract.objects.get(pk=contract_id)
     contract = Contract.objects.select_related("channel_account", "merchant").get(pk=contract_id)
-    if contract.state not in (ContractState.PENDING, ContractState.REJECTED):
-        raise InvalidState(f"the contract is {contract.state}; only pending or rejected ones are submitted")
     adapter = contract.channel_account.adapter()
     try:
         media = upload_documents(contract=contract, adapter=adapter)
         application = build_channel_application(contract=contract, media=media)
         result = adapter.onboarding_submit(application=application)
     except ChannelUnknown as exc:
+        # The contract stays submitted and is polled (by business_code) until the channel says what it holds.
         return _note(contract_id, source="channel", message=f"submission unanswered, will retry: {exc.message}",
                      retry=True)
     except ChannelError as exc:
+        if _already_at_channel(contract.channel_account, exc):
+            # Not a verdict on the application: the channel already holds it under this business_code. Follow it.
+            return _note(contract_id, source="channel", retry=True,
+                         message=f"the channel already holds this application ({exc.channel_code}: "
+                                 f"{exc.channel_message or exc.message}); following it")
         result = OnboardingResult(state=OnboardingState.REJECTED, message=exc.channel_message or exc.message,
                                   rejections=[{"field": "", "reason": f"{exc.channel_code or exc.code}: "
                                                                       f"{exc.channel_message or exc.message}"}])
     return contract_apply_result(contract_id=contract_id, result=result, source="channel", submitting=True,
-                                 actor=actor)
+                                 actor=actor, submission=submission)
+
+
+def _submission_record(contract_id: int, *, actor, resubmission: bool) -> int | None:
+    """The first short transaction of a submission: lock, re-check, ``submit()``. Returns the id of the
+    ContractEvent that marks this submission, or None when another submission got there first."""
+    with transaction.atomic():
+        contract = Contract.objects.select_for_update().get(pk=contract_id)
+        expected = ContractState.REJECTED if resubmission else ContractState.PENDING
+        if contract.state != expected or not can_proceed(contract.submit):
+            if resubmission and contract.state not in FOLLOWED_STATES:
+                raise InvalidState(f"the contract is {contract.state}; only rejected contracts are resubmitted")
+            # A redelivered task or a second click: the contract has moved on, the channel is not asked again.
+            logger.info("contract %s is already %s; the repeated submission changes nothing", contract.pk,
+                        contract.state)
+            return None
+        before = contract.state
+        contract.submit()
+        # Should this submission never come back (a worker lost mid-call), the poller asks the channel later.
+        contract.poll_attempts = 0
+        contract.next_poll_at = timezone.now() + POLL_MAX
+        contract.save()
+        event = ContractEvent.objects.create(contract=contract, source="system", from_state=before,
+                                             to_state=contract.state, message="submitting to the channel")
+        if resubmission:
+            audit_log(actor=actor, action="merchants.contract.resubmit_requested", target=contract)
+    return event.pk
+
+
+def _already_at_channel(account, exc: ChannelError) -> bool:
+    """Whether a refused submission only means the channel already holds an application under our business_code.
+    WeChat (A.13) and Alipay 直付通 answer such a repeat with the existing application; the bank refuses it with a
+    code of its own (bank.md §9.3)."""
+    from channels.adapters import bank_onboarding
+
+    codes = {"bank": bank_onboarding.ALREADY_APPLIED_CODES}.get(account.kind, frozenset())
+    return exc.channel_code in codes
 
 
 def contract_resubmit(*, contract_id: int, actor) -> Contract:
-    """A clerk resubmits a contract the channel rejected, after correcting what it named (issue 4 "Flow")."""
+    """A clerk resubmits a contract the channel rejected, after correcting what it named (issue 4 "Flow").
+    A second click while the first resubmission is under way answers the contract as it is."""
     require_perm(actor, "merchants.change_contract")
     contract = Contract.objects.get(pk=contract_id)
     if contract.state != ContractState.REJECTED:
         raise InvalidState(f"the contract is {contract.state}; only rejected contracts are resubmitted")
-    with transaction.atomic():
-        audit_log(actor=actor, action="merchants.contract.resubmit_requested", target=contract)
-    return contract_submit(contract_id=contract_id, actor=actor)
+    return contract_submit(contract_id=contract_id, actor=actor, resubmission=True)
 
 
 def contract_poll(*, contract_id: int) -> Contract:
@@ -224,18 +271,30 @@ def _note(contract_id: int, *, source: str, message: str, retry: bool) -> Contra
 
 
 def contract_apply_result(*, contract_id: int, result: OnboardingResult, source: str, submitting: bool = False,
-                          actor=None) -> Contract:
+                          actor=None, submission: int | None = None) -> Contract:
     """Apply a channel's onboarding answer (from submit, poll or notification). Idempotent: the same answer twice
-    moves nothing the second time."""
+    moves nothing the second time.
+
+    ``submitting``: the answer to a submission. ``submission`` (from ``contract_submit``) names the event that
+    recorded it; the answer is applied only while the contract is still where that submission left it, otherwise it
+    is ignored and the timeline says so — a poll or notification got there first, or a newer submission followed.
+    """
     activated = False
     with transaction.atomic():
         contract = Contract.objects.select_for_update().select_related("merchant", "channel_account").get(
             pk=contract_id)
         before = contract.state
-        if submitting and result.state != OnboardingState.REJECTED:
-            contract.submit()
-        elif submitting and before == ContractState.PENDING:
-            contract.submit()  # refused at the door: record the submission, then the rejection below
+        if submitting:
+            moved = _moved_since_submission(contract, submission)
+            if moved:
+                _event(contract, source=source, before=before,
+                       message=f"answer to the submission ignored: {moved}",
+                       data={"channel_state": result.state, "application_id": result.application_id,
+                             "ignored": True})
+                return contract
+        if submitting and submission is None and can_proceed(contract.submit) and (
+                result.state != OnboardingState.REJECTED or before == ContractState.PENDING):
+            contract.submit()  # an answer applied without contract_submit's record (pending: refused at the door)
         if result.application_id:
             contract.channel_application_id = result.application_id
         if result.sub_mchid:
@@ -277,6 +336,20 @@ def contract_apply_result(*, contract_id: int, result: OnboardingResult, source:
     return contract
 
 
+def _moved_since_submission(contract: Contract, submission: int | None) -> str:
+    """Why a submission's answer no longer applies to the locked ``contract`` ("" when it does)."""
+    if submission is None:
+        if contract.state in (ContractState.PENDING, ContractState.REJECTED, ContractState.SUBMITTED):
+            return ""
+        return f"the contract is already {contract.state}"
+    if contract.state != ContractState.SUBMITTED:
+        return f"the contract is {contract.state} now"
+    later = ContractEvent.objects.filter(contract=contract, pk__gt=submission).exclude(from_state=F("to_state"))
+    if later.exists():
+        return "a newer submission is under way"
+    return ""
+
+
 def _target_of(transition_name: str) -> str:
     return {"audit": ContractState.AUDITING, "reject": ContractState.REJECTED,
             "ask_confirmation": ContractState.TO_BE_CONFIRMED, "ask_signature": ContractState.TO_BE_SIGNED,
@@ -287,16 +360,6 @@ def contracts_due_for_poll(*, now: dt.datetime | None = None, limit: int = 200) 
     now = now or timezone.now()
     return list(Contract.objects.filter(state__in=FOLLOWED_STATES, next_poll_at__lte=now)
                 .order_by("next_poll_at").values_list("pk", flat=True)[:limit])
-
-
-def contract_for_channel_application(*, channel_account_id: int, application_id: str = "", business_code: str = ""
-                                     ) -> Contract:
-    qs = Contract.objects.filter(channel_account_id=channel_account_id)
-    contract = (qs.filter(channel_application_id=application_id).first() if application_id else None) or (
-        qs.filter(business_code=business_code).first() if business_code else None)
-    if contract is None:
-        raise NotFound("no contract for that channel application")
-    return contract
 
 
 def application_has_active_contract(application: OnboardingApplication) -> bool:
@@ -315,13 +378,22 @@ def contract_apply_callback(*, account, event) -> str:
 
     result = OnboardingResult(**{k: v for k, v in event.data.items() if k in OnboardingResult.__dataclass_fields__}) \
         if not isinstance(event.data.get("result"), OnboardingResult) else event.data["result"]
-    try:
-        contract = contract_for_channel_application(channel_account_id=account.pk,
-                                                    application_id=result.application_id,
-                                                    business_code=event.data.get("business_code", ""))
-    except NotFound:
-        raise CallbackRejected("no contract of ours has that application") from None
+    # Our business code: ``business_code`` (bank), ``external_id`` (Alipay 直付通, B.7).
+    code = str(event.data.get("business_code") or event.data.get("external_id") or "")
+    ours = Contract.objects.filter(channel_account_id=account.pk)
+    by_application = ours.filter(channel_application_id=result.application_id).first() \
+        if result.application_id else None
+    by_code = ours.filter(business_code=code).first() if code else None
+    if by_application and by_code and by_application.pk != by_code.pk:
+        raise CallbackRejected("the application id and the business code name different contracts")
+    contract = by_application or by_code
+    if contract is None:
+        raise CallbackRejected("no contract of ours has that application")
     before = contract.state
+    if by_application is None and contract.channel_application_id and result.application_id:
+        # The notice names an application we do not hold (a resubmission replaced it, or this one's answer was
+        # lost): ask the channel for the business code's current application rather than trust an old verdict.
+        result = account.adapter().onboarding_query(application_id="", business_code=contract.business_code)
     contract = contract_apply_result(contract_id=contract.pk, result=result, source="channel")
     return f"contract {contract.pk}: {before} → {contract.state}"
 
