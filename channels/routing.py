@@ -95,11 +95,17 @@ def exact_rate(value) -> Decimal:
     return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
 
 
-def choose(*, merchant, product: str, amount: int, token: int | None = None) -> RoutingDecision:
+def choose(*, merchant, product: str, amount: int, token: int | None = None,
+           only_account_id: int | None = None) -> RoutingDecision:
     """Eligible = an active contract of the merchant on an enabled account that serves ``product`` (enabled)
     within its per-transaction limits, with the merchant's rate for it. Priority: the cheapest cost to us, then the
     oldest contract (stable). One query whatever the data size, none when ``token`` (the merchant API's generation
-    token this request read before any database read) is the one the merchant's rows were last read under."""
+    token this request read before any database read) is the one the merchant's rows were last read under.
+
+    ``only_account_id`` restricts the choice to that channel account (the other contracts are recorded as dropped,
+    reason "not the payer's account"): a payer id learnt through one account's OAuth is only valid there (a WeChat
+    openid belongs to one appid, channel-protocols.md §E), so one-code-pay routes its orders this way. Eligibility,
+    limits and rates apply as usual; the restriction is a comparison on rows already read, no query."""
     from merchants.models import ContractState
 
     rows = _candidate_rows(merchant.pk, product, token)
@@ -109,7 +115,9 @@ def choose(*, merchant, product: str, amount: int, token: int | None = None) -> 
         (contract_id, account_id, code, account_enabled, state, sub_mchid, rate, offer_id, offer_enabled,
          min_amount, max_amount, cost_rate, rebate_rate) = row[:13]
         reason = None
-        if state != ContractState.ACTIVE:
+        if only_account_id is not None and account_id != only_account_id:
+            reason = "not the payer's account"
+        elif state != ContractState.ACTIVE:
             reason = f"contract {state}"
         elif not account_enabled:
             reason = "account disabled"

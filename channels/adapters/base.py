@@ -69,6 +69,10 @@ class PaymentRequest:
     store_id: str = ""
     terminal_id: str = ""
     attach: str = ""  # echoed back by the channel
+    # Which app ``payer_id`` was issued for. "" = as the merchant API defines ``payer.openid``: WeChat's sub_openid
+    # when the contract has a sub_appid, else sp_openid. "sp" = the service provider's app (sp_appid): what our own
+    # one-code-pay OAuth learns (channel-protocols.md §E, A.7). "sub" = the sub-merchant's app (sub_appid).
+    payer_id_kind: str = ""
 
 
 @dataclass

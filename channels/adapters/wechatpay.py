@@ -302,8 +302,7 @@ class WechatPayAdapter(WechatPayMerchantVerbs, ChannelAdapter):
         if request.product in ("wechat.jsapi", "wechat.mini"):
             if not request.payer_id:
                 raise ChannelError("JSAPI/mini-program payments need the payer's openid", code="invalid_params")
-            # A.7: sub_openid belongs to sub_appid; sp_openid to sp_appid (§E decides which we learnt).
-            body["payer"] = {"sub_openid" if sub.sub_appid else "sp_openid": request.payer_id}
+            body["payer"] = {_openid_key(request): request.payer_id}
         elif request.product == "wechat.h5":
             if not request.client_ip:
                 raise ChannelError("H5 payments need the payer's IP", code="invalid_params")
@@ -337,7 +336,8 @@ class WechatPayAdapter(WechatPayMerchantVerbs, ChannelAdapter):
             return {"h5_url": url}
         prepay_id = _required(data, "prepay_id")
         timestamp, nonce = str(int(time.time())), wx.nonce_str()
-        appid = sub.sub_appid or self.config.sp_appid
+        # A.9: the appId the payer's openid belongs to (the one the order was placed with).
+        appid = self.config.sp_appid if _openid_key(request) == "sp_openid" else sub.sub_appid or self.config.sp_appid
         if request.product == "wechat.app":
             # A.9 APP: sign over appid\ntimestamp\nnoncestr\nprepayid\n with the merchant key.
             sign = wx.rsa_sign(self.config.private_key_pem, f"{appid}\n{timestamp}\n{nonce}\n{prepay_id}\n".encode())
@@ -631,3 +631,12 @@ def _loads_or_empty(body: bytes) -> dict:
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _openid_key(request: PaymentRequest) -> str:
+    """A.7: ``payer.sub_openid`` belongs to sub_appid, ``payer.sp_openid`` to sp_appid (§E decides which we learnt).
+    An id of unstated kind (the merchant API's ``payer.openid``) is a sub_openid when the contract has a sub_appid;
+    our one-code-pay OAuth runs under sp_appid, so its ids come marked "sp" and stay sp_openid either way."""
+    if request.payer_id_kind == "sp" or not request.sub_merchant.sub_appid:
+        return "sp_openid"
+    return "sub_openid"

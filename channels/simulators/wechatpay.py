@@ -43,7 +43,7 @@ from channels.simulators import wechatpay_crypto as crypto
 from channels.simulators.core import SimRequest, SimResponse, SimulatorApp
 from channels.simulators.notifier import Notifier
 from channels.simulators.store import Store
-from channels.simulators.wechatpay_merchant import WechatPayMerchantRoutes
+from channels.simulators.wechatpay_merchant import NS_OPENIDS, WechatPayMerchantRoutes
 
 KIND = "wechatpay"
 SCHEME = "WECHATPAY2-SHA256-RSA2048"
@@ -385,6 +385,12 @@ class WechatPaySimulator(WechatPayMerchantRoutes, SimulatorApp):
                 return None, error("PARAM_ERROR", "JSAPI 下单需要 payer.sp_openid 或 payer.sub_openid")
             if payer.get("sub_openid") and not body.get("sub_appid"):
                 return None, error("PARAM_ERROR", "使用 sub_openid 时必须传 sub_appid")
+            # A.7: sp_openid belongs to sp_appid, sub_openid to sub_appid. An openid this simulator's OAuth issued
+            # is checked against the appid it was issued for (others, made up by tests, are taken as given).
+            kind, appid_key = ("sub_openid", "sub_appid") if payer.get("sub_openid") else ("sp_openid", "sp_appid")
+            issued_for = self.store.get(NS_OPENIDS, payer[kind])
+            if issued_for is not None and issued_for != body.get(appid_key):
+                return None, error("PARAM_ERROR", f"{kind} 与 {appid_key} 不匹配")
         scene_info = body.get("scene_info") if isinstance(body.get("scene_info"), dict) else {}
         if scene == "h5" and not (scene_info.get("payer_client_ip") and isinstance(scene_info.get("h5_info"), dict)):
             return None, error("PARAM_ERROR", "H5 下单需要 scene_info.payer_client_ip 与 h5_info")

@@ -34,6 +34,7 @@ NS_SETTLEMENTS = "wechatpay:settlements"  # "<sp>:<application_no>" → record; 
 NS_COMPLAINTS = "wechatpay:complaints"
 NS_BILLS = "wechatpay:bills"
 NS_OAUTH = "wechatpay:oauth"
+NS_OPENIDS = "wechatpay:openids"  # openid issued by the simulated OAuth → the appid it belongs to
 
 # A.13 fields marked (enc): dotted paths, "[]" for every element of a list.
 ENCRYPTED_FIELDS = (
@@ -601,6 +602,7 @@ class WechatPayMerchantRoutes:
         payer = query.get("payer", "demo-payer")  # the simulator's stand-in for "which WeChat user is this"
         openid = "o" + hashlib.sha256(f"{query['appid']}:{payer}".encode()).hexdigest()[:27]
         code = secrets.token_hex(16)
+        self.store.put(NS_OPENIDS, openid, query["appid"])  # prepay checks an openid against its appid (A.7)
         self.store.put(NS_OAUTH, code, {"appid": query["appid"], "openid": openid, "issued": time.time(),
                                         "used": False, "scope": query["scope"]})
         separator = "&" if "?" in redirect else "?"

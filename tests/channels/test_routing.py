@@ -60,6 +60,21 @@ def test_it_ignores_contracts_without_a_rate_for_the_product(merchant):
     assert choose(merchant=merchant, product="wechat.native", amount=100).candidates == []
 
 
+def test_restricted_to_one_account_it_takes_that_account_within_its_limits_and_nothing_else(merchant):
+    cheap = ChannelAccountFactory(code="bank-cheap")
+    small = ChannelAccountFactory(code="bank-small")
+    _contract(merchant, cheap, cost="0.0010")
+    _contract(merchant, small, cost="0.0030", max_amount=1000)
+    decision = choose(merchant=merchant, product="wechat.native", amount=500, only_account_id=small.pk)
+    assert decision.chosen.account_code == "bank-small" and decision.chosen.cost_rate == Decimal("0.0030")
+    assert {c["account"]: c["reason"] for c in decision.candidates}["bank-cheap"] == "not the payer's account"
+    beyond = choose(merchant=merchant, product="wechat.native", amount=5000, only_account_id=small.pk)
+    assert beyond.chosen is None  # the limits still apply: never another account instead
+    with CaptureQueriesContext(connection) as queries:
+        choose(merchant=merchant, product="wechat.native", amount=500, only_account_id=small.pk)
+    assert len(queries) == 1  # the restriction is a comparison on the rows read, not another query
+
+
 def test_it_takes_one_query_whatever_the_number_of_contracts(merchant):
     for i in range(6):
         _contract(merchant, ChannelAccountFactory(code=f"bank-{i}"), cost=f"0.002{i}")

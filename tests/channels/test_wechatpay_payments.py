@@ -322,3 +322,54 @@ def test_it_signs_and_the_simulator_verifies_an_out_trade_no_that_needs_percent_
     wechatpay_adapter.create_payment(request)
     result = wechatpay_adapter.query_payment(TradeRef(sub_merchant=SUB, out_trade_no=request.out_trade_no))
     assert (result.state, result.out_trade_no) == (TradeState.PENDING, request.out_trade_no)
+
+
+# --- which openid (A.7, §E) -----------------------------------------------------------------------------------
+def _oauth_openid(adapter) -> str:
+    """An openid from the simulator's snsapi_base OAuth under the provider's app (sp_appid), as one-code-pay gets."""
+    url = adapter.oauth_authorize_url(redirect_uri="http://127.0.0.1:9/back", state="s")
+    session = requests.Session()
+    session.trust_env = False
+    back = session.get(url.split("#")[0], allow_redirects=False, timeout=10).headers["Location"]
+    return adapter.oauth_payer_id(code=back.split("code=")[1].split("&")[0])
+
+
+def test_an_openid_of_unstated_kind_is_a_sub_openid_when_the_contract_has_a_sub_appid(wechatpay_adapter):
+    sub = SubMerchant(sub_mchid="1600000103", sub_appid="wxsubofficial0001")
+    request = payment("wechat.jsapi", sub_merchant=sub, payer_id="oSubOpenidFromMerchant")  # the merchant API's
+    result = wechatpay_adapter.create_payment(request)
+    assert result.pay_params["jsapi"]["appId"] == "wxsubofficial0001"
+    queried = wechatpay_adapter.query_payment(TradeRef(sub_merchant=sub, out_trade_no=request.out_trade_no))
+    assert queried.raw["sub_appid"] == "wxsubofficial0001"
+
+
+def test_an_sp_openid_is_sent_as_sp_openid_and_invoked_with_sp_appid_even_when_the_contract_has_a_sub_appid(
+        simulator_server, wechatpay_adapter, wechatpay_config):
+    sub = SubMerchant(sub_mchid="1600000104", sub_appid="wxsubofficial0002")
+    openid = _oauth_openid(wechatpay_adapter)
+    request = payment("wechat.jsapi", sub_merchant=sub, payer_id=openid, payer_id_kind="sp")
+    result = wechatpay_adapter.create_payment(request)
+    params = result.pay_params["jsapi"]
+    assert params["appId"] == wechatpay_config.sp_appid  # A.9: the appid the openid belongs to
+    paid = sim(simulator_server, "POST", "/_payer/pay", json={"prepay_id": result.pay_params["prepay_id"],
+                                                              "jsapi": params})
+    assert paid.status_code == 200, paid.text
+    queried = wechatpay_adapter.query_payment(TradeRef(sub_merchant=sub, out_trade_no=request.out_trade_no))
+    assert queried.state == TradeState.SUCCEEDED and queried.raw["payer"] == {"sp_openid": openid}
+
+
+def test_the_simulator_refuses_an_openid_its_oauth_issued_for_sp_appid_sent_as_sub_openid(wechatpay_adapter):
+    sub = SubMerchant(sub_mchid="1600000105", sub_appid="wxsubofficial0003")
+    openid = _oauth_openid(wechatpay_adapter)
+    with pytest.raises(ChannelError) as refused:
+        wechatpay_adapter.create_payment(payment("wechat.jsapi", sub_merchant=sub, payer_id=openid))
+    assert refused.value.channel_code == "PARAM_ERROR" and "sub_openid" in str(refused.value)
+
+
+def test_the_simulator_refuses_an_openid_issued_for_another_accounts_appid(simulator_server, wechatpay_adapter):
+    other = WechatPayAdapter(WechatPayConfig(**provision(simulator_server.base_url, name="otherappid")),
+                             base_url=simulator_server.base_url + "/wechatpay")
+    openid = _oauth_openid(other)
+    with pytest.raises(ChannelError) as refused:
+        wechatpay_adapter.create_payment(payment("wechat.jsapi", payer_id=openid, payer_id_kind="sp"))
+    assert refused.value.channel_code == "PARAM_ERROR" and "sp_openid" in str(refused.value)

@@ -184,7 +184,7 @@ def test_amounts_are_validated_before_any_order_is_made(shop, live_server):
         answer = enter_amount(payer, amount_page, bad)
         assert answer.status_code == 422 and 'role="alert"' in answer.text
     too_big = enter_amount(payer, amount_page, "60000")  # above the contract's 5,000,000 fen limit
-    assert too_big.status_code == 422 and "no active contract" in too_big.text
+    assert too_big.status_code == 422 and "¥0.01 to ¥50,000.00 per payment" in too_big.text  # the account's limits
     assert not Order.objects.filter(merchant=shop.merchant).exists()
 
 
@@ -217,9 +217,11 @@ def test_a_repeat_over_another_network_still_finds_the_first_order(shop, live_se
     code = store_code_for(shop)
     payer = phone(UA_WECHAT)
     enter_amount(payer, scan_and_authorise(payer, live_server.url, code.code), "1")
-    openid = Order.objects.get(merchant=shop.merchant).payer["openid"]
+    first = Order.objects.get(merchant=shop.merchant)
+    openid = first.payer["openid"]
     token = attempt_token(store_code=code, nonce="session-nonce")
-    ask = dict(store_code=code, attempt=token, nonce="session-nonce", wallet="wechat", payer_id=openid, amount=500)
+    ask = dict(store_code=code, attempt=token, nonce="session-nonce", wallet="wechat", payer_id=openid, amount=500,
+               account_id=first.channel_account_id)
     on_wifi = onecode_pay(**ask, client_ip="192.0.2.10")
     on_mobile = onecode_pay(**ask, client_ip="198.51.100.7")  # another client IP: another fingerprint, same payment
     assert on_mobile.pk == on_wifi.pk and Order.objects.filter(merchant=shop.merchant).count() == 2

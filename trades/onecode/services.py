@@ -22,12 +22,12 @@ from django.db import transaction
 from aggpay.audit import audit_log
 from aggpay.errors import IdempotencyConflict, InvalidRequest, NotFound, ProductNotAvailable
 from aggpay.money import format_yuan
-from channels.models import ChannelAccount
+from channels.models import ChannelAccount, ChannelProduct
 from channels.routing import choose
 from merchants.models import Merchant, MerchantApp, Store
 from trades.models import Order
 from trades.models.store_codes import StoreCode
-from trades.services.cashier import PAYER_KEYS, WALLET_PRODUCTS
+from trades.services.cashier import OAUTH_PAYER_ID_KIND, PAYER_KEYS, WALLET_PRODUCTS
 from trades.services.orders import order_create
 
 MAX_CODES_PER_STORE = 50
@@ -88,17 +88,39 @@ def payments_app(merchant: Merchant) -> MerchantApp | None:
 
 
 def oauth_account(*, merchant: Merchant, wallet: str, amount: int | None = None) -> ChannelAccount | None:
-    """The account routing would use for the wallet's JSAPI product: the payer id is only valid at that account
-    (a WeChat openid belongs to one appid, §E). Without an amount (store codes), the amount limits are ignored."""
+    """The account whose OAuth learns the payer id, and so the only account the payer's order may go to: the id is
+    only valid there (a WeChat openid belongs to one appid, channel-protocols.md §E), and ``onecode_pay`` /
+    ``order_cashier_pay`` route with ``only_account_id`` set to it.
+
+    With an amount (a cashier order): the account routing picks for that amount. Without one (a store code, whose
+    amount the payer types later): of the accounts routing would take for *some* amount, the one with the widest
+    limits (the highest maximum, then the lowest minimum), then routing's own priority (cheapest, oldest
+    contract). So the payer can pay any amount some account can take, unless the accounts' ranges do not nest;
+    then the amount page names the account's limits (``onecode_pay``)."""
     product = WALLET_PRODUCTS[wallet]
     decision = choose(merchant=merchant, product=product, amount=amount if amount is not None else 1)
-    if decision.chosen is not None:
-        return ChannelAccount.objects.get(pk=decision.chosen.account_id)
-    if amount is None:
-        codes = [c["account"] for c in decision.candidates if c["reason"].startswith("amount outside")]
-        if codes:
-            return ChannelAccount.objects.get(code=codes[0])
-    return None
+    if amount is not None:
+        chosen = decision.chosen
+        return ChannelAccount.objects.get(pk=chosen.account_id) if chosen is not None else None
+    codes = [c["account"] for c in decision.candidates if c["eligible"] or c["reason"].startswith("amount outside")]
+    if not codes:
+        return None
+    order = {code: i for i, code in enumerate(codes)}  # candidates come in contract order (the oldest first)
+    offers = ChannelProduct.objects.select_related("account").filter(account__code__in=codes, product=product)
+    best = min(offers, key=lambda p: (-p.max_amount, p.min_amount, p.cost_rate - p.isv_rebate_rate,
+                                      order[p.account.code]), default=None)
+    return best.account if best is not None else None
+
+
+def amount_limits_message(*, account_id: int, wallet: str, amount: int) -> str:
+    """What the payer is told when the account that knows them cannot take the amount typed: its limits, or that
+    it takes nothing right now (disabled, contract suspended since the payer's OAuth)."""
+    offer = ChannelProduct.objects.filter(account_id=account_id, product=WALLET_PRODUCTS[wallet]).first()
+    if offer is None or not offer.enabled or offer.min_amount <= amount <= offer.max_amount:
+        return "这家店暂时无法用此钱包收款。This shop cannot take payments from this wallet right now."
+    low, high = format_yuan(offer.min_amount), format_yuan(offer.max_amount)
+    return (f"此金额超出本店单笔收款范围（¥{low}–¥{high}）。"
+            f"This shop takes ¥{low} to ¥{high} per payment from this wallet; enter an amount in that range.")
 
 
 def oauth_state(*, nonce: str, target: str, wallet: str, account_id: int) -> str:
@@ -164,13 +186,17 @@ def _attempt_salt(store_code: StoreCode, nonce: str) -> str:
 
 
 def onecode_pay(*, store_code: StoreCode, attempt: str, nonce: str, wallet: str, payer_id: str, amount: int,
-                client_ip: str = "") -> Order:
+                account_id: int, client_ip: str = "") -> Order:
     """Create the JSAPI order for one submit of a store code's amount form through the normal pipeline
     (order_create); a repeated submit of the same form returns the order the first one made.
 
     ``attempt`` is the form's token (attempt_token), checked here before anything is written. The same form sent
     again with another amount (the payer went back and changed it) raises IdempotencyConflict (param ``amount``)
     with the earlier order's id in ``extra``: the payer is told, and a fresh form makes the new amount a new order.
+
+    ``account_id`` is the account whose OAuth issued ``payer_id`` (oauth_account): the order is routed there only,
+    with the usual eligibility, limits, rates and fee snapshot. If that account cannot take the amount, the payer
+    gets ProductNotAvailable (param ``amount``) naming its limits, before anything is written.
     """
     attempt_id = attempt_check(token=attempt, store_code=store_code, nonce=nonce)
     app = payments_app(store_code.merchant)
@@ -192,7 +218,10 @@ def onecode_pay(*, store_code: StoreCode, attempt: str, nonce: str, wallet: str,
     if client_ip:
         data["client_ip"] = client_ip
     try:
-        order, _ = order_create(app=app, data=data)
+        order, _ = order_create(app=app, data=data, only_account_id=account_id, payer_id_kind=OAUTH_PAYER_ID_KIND)
+    except ProductNotAvailable:
+        raise ProductNotAvailable(amount_limits_message(account_id=account_id, wallet=wallet, amount=amount),
+                                  param="amount") from None
     except IdempotencyConflict:
         # A concurrent submit of the same form won the INSERT with other parameters: which ones decides.
         existing = _attempt_order(store_code, out_trade_no)

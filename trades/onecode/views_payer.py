@@ -130,7 +130,7 @@ def scan_pay(request: HttpRequest, code: str) -> HttpResponse:
             amount = services.parse_amount(context["amount_text"])
             order = services.onecode_pay(store_code=store_code, attempt=request.POST.get("attempt", ""),
                                          nonce=nonce, wallet=wallet, payer_id=payer["p"], amount=amount,
-                                         client_ip=_client_ip(request))
+                                         account_id=payer["a"], client_ip=_client_ip(request))
         except ApplicationError as exc:
             context["error"] = exc.message
             context["attempt"] = _attempt_after(request, store_code, nonce, exc)
@@ -189,7 +189,7 @@ def cashier(request: HttpRequest, token: str) -> HttpResponse:
                "wallet_name": WALLET_NAMES[wallet], "error": ""}
     if request.method == "POST":
         try:
-            order_cashier_pay(order_id=order.pk, wallet=wallet, payer_id=payer["p"])
+            order_cashier_pay(order_id=order.pk, wallet=wallet, payer_id=payer["p"], account_id=payer["a"])
         except ApplicationError as exc:
             context["error"] = exc.message
             return render(request, "payer/amount.html", context, status=422)

@@ -38,6 +38,8 @@ from trades.services.orders import (
 WALLET_PRODUCTS = {"wechat": "wechat.jsapi", "alipay": "alipay.jsapi", "unionpay": "unionpay.qr"}
 PAYER_KEYS = {"wechat": "openid", "alipay": "buyer_id", "unionpay": "user_id"}
 _TOKEN_SALT = "aggpay.trades.cashier"
+# The payer pages' OAuth runs under the service provider's app (WeChat: sp_appid, an sp_openid; §E).
+OAUTH_PAYER_ID_KIND = "sp"
 
 
 def cashier_token(order_id: str) -> str:
@@ -87,8 +89,12 @@ def cashier_order_create(*, app, data: dict, print_: str) -> tuple[Order, bool]:
     return order, False
 
 
-def order_cashier_pay(*, order_id: str, wallet: str, payer_id: str) -> Order:
+def order_cashier_pay(*, order_id: str, wallet: str, payer_id: str, account_id: int) -> Order:
     """Route a cashier order to ``wallet``'s JSAPI product for ``payer_id`` and create it at the channel.
+
+    ``account_id`` is the account whose OAuth issued ``payer_id`` (trades.onecode.services.oauth_account): the id is
+    only valid there (§E), so the order is routed to that account only (eligibility, limits and rates as usual),
+    and the channel is told the id is the provider app's (``payer_id_kind="sp"``).
 
     Once routed, the order belongs to that wallet and payer: opening the page again returns the same pay
     parameters; another wallet or payer gets InvalidState (one channel trade per order, design §5 rule 5).
@@ -110,9 +116,10 @@ def order_cashier_pay(*, order_id: str, wallet: str, payer_id: str) -> Order:
     from risk.services.pretrade import check_trade
 
     check_trade(merchant=order.merchant, product=product, amount=order.amount, payer=payer)
-    decision = choose(merchant=order.merchant, product=product, amount=order.amount)
+    decision = choose(merchant=order.merchant, product=product, amount=order.amount, only_account_id=account_id)
     if decision.chosen is None:
-        raise ProductNotAvailable(f"no active contract can take {product} for {order.amount} fen", param="wallet")
+        raise ProductNotAvailable("this order cannot be paid from this wallet right now; try another wallet",
+                                  param="wallet")
     chosen = decision.chosen
     fees = fees_for_payment(amount=order.amount, merchant_rate=chosen.merchant_rate, cost_rate=chosen.cost_rate,
                             rebate_rate=chosen.rebate_rate)
@@ -139,6 +146,7 @@ def order_cashier_pay(*, order_id: str, wallet: str, payer_id: str) -> Order:
         subject=order.subject, notify_url=callback_url(account), expires_at=order.expires_at,
         currency=order.currency, client_ip=order.client_ip or "", payer_id=_payer_id(product, payer),
         return_url=order.return_url, store_id=order.store_id, terminal_id=order.terminal_id,
+        payer_id_kind=OAUTH_PAYER_ID_KIND,
     )
     order = _call_and_apply(order, account, verb="create", call=lambda adapter: adapter.create_payment(request))
     with transaction.atomic():

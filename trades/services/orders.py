@@ -69,7 +69,8 @@ def _payer_id(product: str, payer: dict) -> str:
 
 
 # --- create ---------------------------------------------------------------------------------------------------
-def order_create(*, app, data: dict, routing_token: int | None = None) -> tuple[Order, bool]:
+def order_create(*, app, data: dict, routing_token: int | None = None, only_account_id: int | None = None,
+                 payer_id_kind: str = "") -> tuple[Order, bool]:
     """Create (or replay) an order for ``app``'s merchant. Returns (order, replayed).
 
     ``data`` has passed the API's field validation. ``routing_token``: the merchant API's generation token of this
@@ -77,6 +78,10 @@ def order_create(*, app, data: dict, routing_token: int | None = None) -> tuple[
     IdempotencyConflict, Forbidden (merchant not active), RiskRejected, ProductNotAvailable, InvalidRequest, or
     ChannelRefused (the channel refused definitively; the order is then ``failed`` and a retry of the same request
     replays it).
+
+    One-code-pay only (the merchant API passes neither): ``only_account_id`` routes to that channel account alone
+    (the one whose OAuth issued the payer id; channels.routing.choose), ``payer_id_kind`` says which app the payer id
+    belongs to (channels.adapters.base.PaymentRequest).
     """
     merchant = app.merchant
     print_ = fingerprint(data)
@@ -92,7 +97,8 @@ def order_create(*, app, data: dict, routing_token: int | None = None) -> tuple[
     # new orders, nearly all of them, save that statement. A check that refuses the request first looks whether
     # it is the retry of an order made earlier (which it then replays, as the read-first order would have).
     try:
-        values, decision = _prepare(app=app, merchant=merchant, data=data, print_=print_, token=routing_token)
+        values, decision = _prepare(app=app, merchant=merchant, data=data, print_=print_, token=routing_token,
+                                     only_account_id=only_account_id)
     except ApplicationError:
         existing = _existing(merchant, data["out_trade_no"])
         if existing is not None:
@@ -114,6 +120,7 @@ def order_create(*, app, data: dict, routing_token: int | None = None) -> tuple[
         currency=order.currency, client_ip=data.get("client_ip") or "", payer_id=_payer_id(channel_product,
                                                                                            order.payer),
         auth_code=auth_code, return_url=order.return_url, store_id=order.store_id, terminal_id=order.terminal_id,
+        payer_id_kind=payer_id_kind,
     )
     order = _call_and_apply(order, account, verb="create", call=lambda adapter: adapter.create_payment(request))
     if order.state == OrderState.FAILED:
@@ -123,7 +130,8 @@ def order_create(*, app, data: dict, routing_token: int | None = None) -> tuple[
     return order, False
 
 
-def _prepare(*, app, merchant, data: dict, print_: str, token: int | None) -> tuple[dict, RoutingDecision]:
+def _prepare(*, app, merchant, data: dict, print_: str, token: int | None,
+             only_account_id: int | None = None) -> tuple[dict, RoutingDecision]:
     """Validate, risk-check, route and price a new order: the Order's column values and the routing decision."""
     if merchant.state != MerchantState.ACTIVE:
         raise Forbidden(f"merchant {merchant.merchant_no} is {merchant.state}; it cannot take payments")
@@ -147,7 +155,8 @@ def _prepare(*, app, merchant, data: dict, print_: str, token: int | None) -> tu
     from risk.services.pretrade import check_trade
 
     check_trade(merchant=merchant, product=channel_product, amount=data["amount"], payer=data.get("payer") or {})
-    decision = choose(merchant=merchant, product=channel_product, amount=data["amount"], token=token)
+    decision = choose(merchant=merchant, product=channel_product, amount=data["amount"], token=token,
+                      only_account_id=only_account_id)
     if decision.chosen is None:
         raise ProductNotAvailable(f"no active contract can take {channel_product} for {data['amount']} fen",
                                   param="product")
