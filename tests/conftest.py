@@ -346,3 +346,12 @@ def quiet_channels(simulator_server):
     yield
     requests.delete(f"{simulator_server.base_url}/wechatpay/_control/callbacks", timeout=10)
     time.sleep(0.5)
+
+
+@pytest.fixture
+def payer_on_plain_http(settings):
+    """The payer's phone talks to live_server over plain http: Secure cookies would never come back from it. The
+    simulated wallet bridge stands in for the wallets' JS bridges on the pay page."""
+    settings.SESSION_COOKIE_SECURE = False
+    settings.CSRF_COOKIE_SECURE = False
+    settings.AGGPAY_PAYER_STANDIN = True

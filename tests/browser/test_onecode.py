@@ -12,14 +12,7 @@ from tests.trades.onecode_flow import UA_ALIPAY, UA_WECHAT, store_code_for
 from trades.models import Order
 from trades.services.cashier import cashier_token
 
-pytestmark = [pytest.mark.browser]
-
-
-@pytest.fixture(autouse=True)
-def _payer_settings(settings):
-    settings.SESSION_COOKIE_SECURE = False  # live_server is plain http
-    settings.CSRF_COOKIE_SECURE = False
-    settings.AGGPAY_PAYER_STANDIN = True  # the simulated wallet bridge on the pay page
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("payer_on_plain_http")]
 
 
 @pytest.mark.parametrize(("user_agent", "product", "amount", "fen"), [

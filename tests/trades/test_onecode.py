@@ -32,13 +32,7 @@ from trades.onecode.services import attempt_token, onecode_pay, parse_amount
 from trades.onecode.wallets import detect_wallet
 from trades.services.orders import order_close
 
-
-@pytest.fixture(autouse=True)
-def _http_cookies(settings):
-    # live_server is plain http: Secure cookies would never come back from the payer's "phone".
-    settings.SESSION_COOKIE_SECURE = False
-    settings.CSRF_COOKIE_SECURE = False
-    settings.AGGPAY_PAYER_STANDIN = True
+pytestmark = pytest.mark.usefixtures("payer_on_plain_http")
 
 
 # --- wallet detection (§E) ------------------------------------------------------------------------------------

@@ -34,13 +34,13 @@ import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 
-from django.db.models import CharField, Count, DateTimeField, F, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models import CharField, Count, F, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce, NullIf, TruncDate
 from django.utils import timezone
 
 from aggpay.errors import InvalidRequest
-from trades.models import Event, Order, OrderState, Refund
-from trades.services.statements import statement_day_window
+from trades.models import Order, Refund
+from trades.services.statements import reversals_in, statement_day_window
 
 REPORT_DEFAULT_DAYS = 7
 REPORT_MAX_DAYS = 366  # a year and a day: enough for a yearly comparison, small enough for one page and one chart
@@ -189,17 +189,11 @@ def _refunds(start: dt.datetime, end: dt.datetime) -> QuerySet:
 
 
 def _reversals(start: dt.datetime, end: dt.datetime) -> QuerySet:
-    """Paid orders reversed in the window, dated by their ``order.reversed`` event (as the statements date them):
-    the whole payment and its whole fee snapshot go back."""
-    reversed_in_window = (Event.objects.filter(type="order.reversed", object_type="order",
-                                               created_at__gte=start, created_at__lt=end)
-                          .order_by().values("object_id"))
-    reversed_at = (Event.objects.filter(type="order.reversed", object_type="order", object_id=OuterRef("pk"))
-                   .order_by("created_at").values("created_at")[:1])
-    return (Order.objects.filter(state=OrderState.REVERSED, paid_at__isnull=False,
-                                 pk__in=Subquery(reversed_in_window))
-            .annotate(r_time=Subquery(reversed_at, output_field=DateTimeField()), **_account(), r_product=_product(), r_amount=F("amount"), r_fee=F("merchant_fee"),
-                      r_cost=F("channel_cost"), r_rebate=F("rebate")))
+    """Paid orders reversed in the window, dated as the statements date them: the whole payment and its whole fee
+    snapshot go back."""
+    return (reversals_in(start, end)
+            .annotate(r_time=F("reversed_at"), **_account(), r_product=_product(), r_amount=F("amount"),
+                      r_fee=F("merchant_fee"), r_cost=F("channel_cost"), r_rebate=F("rebate")))
 
 
 def _grouped(queryset: QuerySet, account_id: int | None, product: str | None) -> Iterable[dict]:

@@ -28,7 +28,7 @@ import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from django.db.models import CharField, DateTimeField, F, OuterRef, Subquery, Value
+from django.db.models import CharField, DateTimeField, F, OuterRef, QuerySet, Subquery, Value
 from django.utils import timezone
 
 from aggpay.errors import InvalidState
@@ -167,22 +167,27 @@ def _refunds(merchant, start, end):
                     s_fee=F("merchant_fee_refunded")))
 
 
+def reversals_in(start: dt.datetime, end: dt.datetime, *, merchant=None) -> QuerySet:
+    """Paid orders reversed (撤销) in [start, end) — of one merchant, or of all — annotated ``reversed_at``. The time of
+    a reversal is its ``order.reversed`` event's (events are append-only and written in the reversing transaction;
+    the event index on (merchant, created_at) finds them). Statements and the finance report date reversals alike."""
+    events = Event.objects.filter(type="order.reversed", object_type="order")
+    in_window = events.filter(created_at__gte=start, created_at__lt=end)
+    orders = Order.objects.filter(state=OrderState.REVERSED, paid_at__isnull=False)
+    if merchant is not None:
+        in_window, orders = in_window.filter(merchant=merchant), orders.filter(merchant=merchant)
+    reversed_at = events.filter(object_id=OuterRef("pk")).order_by("created_at").values("created_at")[:1]
+    return (orders.filter(pk__in=Subquery(in_window.order_by().values("object_id")))
+            .annotate(reversed_at=Subquery(reversed_at, output_field=DateTimeField())))
+
+
 def _reversals(merchant, start, end):
-    """Paid orders reversed in the window. The time of a reversal is its ``order.reversed`` event's (events are
-    append-only and written in the reversing transaction); the event index on (merchant, created_at) finds them."""
-    reversed_in_window = (Event.objects.filter(merchant=merchant, type="order.reversed", object_type="order",
-                                               created_at__gte=start, created_at__lt=end)
-                          .order_by().values("object_id"))
-    reversed_at = (Event.objects.filter(type="order.reversed", object_type="order", object_id=OuterRef("pk"))
-                   .order_by("created_at").values("created_at")[:1])
-    return (Order.objects.filter(merchant=merchant, state=OrderState.REVERSED, paid_at__isnull=False,
-                                 pk__in=Subquery(reversed_in_window))
+    return (reversals_in(start, end, merchant=merchant)
             .order_by()
             .values(s_type=Value("reversal", output_field=CharField()), s_id=F("id"),
                     s_out_trade_no=F("out_trade_no"), s_out_refund_no=_NO_TEXT, s_product=F("product"),
                     s_channel_trade_no=F("channel_trade_no"), s_channel_refund_no=_NO_TEXT,
-                    s_time=Subquery(reversed_at, output_field=DateTimeField()), s_amount=F("amount"),
-                    s_fee=F("merchant_fee")))
+                    s_time=F("reversed_at"), s_amount=F("amount"), s_fee=F("merchant_fee")))
 
 
 def _lines(*, merchant, start: dt.datetime, end: dt.datetime) -> Iterable[StatementLine]:
