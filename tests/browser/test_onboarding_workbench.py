@@ -134,8 +134,15 @@ def test_a_merchant_goes_from_the_clerks_form_to_active_contracts(sign_in, staff
     page.wait_for_url(re.compile(r"/staff/merchants/review/\d+/$"))
     expect(page.locator("#application-state")).to_have_text("Risk review")
     expect(page.locator("#documents figure.doc")).to_have_count(len(DOCUMENTS))
-    # Every thumbnail loaded through the permission-checked document view and decoded as a picture.
-    assert page.locator("#documents img").evaluate_all("imgs => imgs.every(i => i.complete && i.naturalWidth == 160)")
+    # Every thumbnail loaded through the permission-checked document view and decoded as a picture. The
+    # thumbnails load lazily, so each is brought into view and the page is given time to fetch it; a
+    # refused or undecodable picture never reaches naturalWidth 160 and the wait fails.
+    thumbnails = page.locator("#documents img")
+    for index in range(thumbnails.count()):
+        thumbnails.nth(index).scroll_into_view_if_needed()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#documents img')]"
+        ".every(i => i.complete && i.naturalWidth == 160)", timeout=10_000)
     assert ID_NUMBER not in page.content()
     page.screenshot(path=str(shots / "h9-review.png"), full_page=True)
     page.fill("textarea[name=notes]", "Store and licence checked against the photos.")
