@@ -149,7 +149,8 @@ def _detail_context(request, order: Order, *, refund_form=None) -> dict:
         "can_retry_reverse": user.has_perm(REFUND) and workbench.can_retry_reverse(order),
         "can_mark_handled": user.has_perm(REFUND) and workbench.can_mark_handled(order),
         "can_requery": user.has_perm(REFUND) and workbench.can_requery(order),
-        "can_settle_late": user.has_perm(REFUND) and late is not None and late.state == "open",
+        "can_settle_late": user.has_perm(REFUND) and late is not None and (late.state == "open" or (
+            late.state == "resolved" and late.abnormal)),
         "late_outcomes": LATE_OUTCOMES, "channel_said": CHANNEL_SAID,
         "queue_reason": (workbench.queue_reason(order)
                          if order.sync_state == SyncState.MANUAL or order.reverse_requested_at is not None else ""),

@@ -274,8 +274,12 @@ def unknown_refunds() -> QuerySet[Refund]:
 
 
 def open_late_payments() -> QuerySet[LatePayment]:
-    """Late payments a person has to return: none refunded yet, or the channel's refund failed, closed or abnormal."""
-    return LatePayment.objects.select_related("order__merchant").filter(state="open").order_by("detected_at")
+    """Late payments a person has to return: none refunded yet, or the channel's refund failed, closed or abnormal;
+    and resolved ones flagged because an earlier refund attempt succeeded after a retry that succeeded too (a
+    possible double refund; trades.services.late._apply_earlier_attempt) until a person settles them. A flagged one
+    still being refunded is listed with the others being refunded."""
+    return (LatePayment.objects.select_related("order__merchant")
+            .filter(Q(state="open") | Q(state="resolved", abnormal=True)).order_by("detected_at"))
 
 
 def refunding_late_payments() -> QuerySet[LatePayment]:

@@ -279,6 +279,11 @@ class LatePayment(models.Model):
     state = models.CharField(max_length=12, default="open",
                              choices=[("open", "Open"), ("refunding", "Refunding"), ("resolved", "Resolved")])
     resolution = models.TextField(blank=True)
+    # Each refund after a failed one goes to the channel under a new number (trades.services.late.late_refund_no):
+    # a channel keeps a failed out_refund_no failed. 0 while none has been asked for.
+    refund_attempts = models.PositiveIntegerField(default=0, help_text="refunds of it asked of the channel")
+    abnormal = models.BooleanField(default=False, help_text="an earlier refund attempt succeeded after a retry: "
+                                                            "a possible double refund, held for a person")
 
     def __str__(self) -> str:
         return f"late payment on {self.order_id}"

@@ -12,7 +12,13 @@ from django.db import transaction
 from channels.adapters.base import RefundState as ChannelRefundState
 from channels.callbacks import CallbackDuplicate, CallbackRejected
 from trades.models import LatePayment, Order, OrderState, Refund
-from trades.services.late import LATE_PREFIX, late_payment_apply_refund_result
+from trades.services.late import (
+    LATE_PREFIX,
+    late_payment_apply_refund_result,
+    late_payment_attempt,
+    late_payment_refund_no,
+    late_refund_no_split,
+)
 from trades.services.orders import CrossCheckFailed, order_apply_result
 from trades.services.refunds import (
     channel_refund_no,
@@ -89,16 +95,29 @@ def _earlier_attempt_notice(refund: Refund, *, attempt: int, result) -> str:
 
 
 def _late_refund_notice(*, account, result) -> str:
-    """The channel's word on the refund of a late payment (trades.services.late, out_refund_no ``late_<order id>``):
-    applied to the late payment — a success resolves it; a failure, close or abnormal reopens it for a person (design
-    §5 rule 3: a late payment is never lost); it is ours, so never a security event. Words that change nothing (the
-    same notice again) are acknowledged as duplicates."""
-    order_id = result.out_refund_no[len(LATE_PREFIX):]
-    late = LatePayment.objects.filter(order_id=order_id, order__channel_account=account).only("pk").first()
-    if late is None:
+    """The channel's word on the refund of a late payment (trades.services.late, out_refund_no ``late_<order id>``,
+    or a retry's own number): applied to the late payment — a success resolves it; a failure, close or abnormal
+    reopens it for a person (design §5 rule 3: a late payment is never lost); it is ours, so never a security event.
+    Words that change nothing (the same notice again, a stale word about an earlier attempt) are acknowledged as
+    duplicates; an earlier attempt's success flags it for a person (as _earlier_attempt_notice does for a refund).
+    The note names the order, so the callback shows on its trade timeline."""
+    split = late_refund_no_split(result.out_refund_no)
+    late = split and LatePayment.objects.filter(order_id=split[0], order__channel_account=account).only("pk").first()
+    if not late:
         raise CallbackRejected(f"no late payment for {result.out_refund_no} on account {account.code}")
-    late, changed = late_payment_apply_refund_result(late_payment_id=late.pk, result=result,
-                                                     actor=f"channel:{account.code}", source="callback")
+    order_id, attempt = split
+    try:
+        late, changed = late_payment_apply_refund_result(late_payment_id=late.pk, result=result,
+                                                         actor=f"channel:{account.code}", source="callback")
+    except ValueError as exc:
+        raise CallbackRejected(f"late payment of {order_id}: {exc}") from None
+    if attempt != late_payment_attempt(late):
+        about = (f"late payment of {order_id}: the channel's {result.state} is about refund attempt {attempt} "
+                 f"({result.out_refund_no}); the current attempt is {late_payment_attempt(late)} "
+                 f"({late_payment_refund_no(late)}), {late.state}")
+        if not changed:
+            raise CallbackDuplicate(f"{about}: nothing changed")
+        return f"{about}: money went back for attempt {attempt}, flagged for a person (possible double refund)"
     if not changed:
         raise CallbackDuplicate(f"late payment of {order_id}: refund {result.state} changes nothing ({late.state})")
     return f"late payment of {order_id}: refund {result.state} → {late.state}"

@@ -1,6 +1,6 @@
 """Late payments (design §5 rule 3): the payer paid after we closed the order. The money is returned through the
-channel's refund under a reserved out_refund_no (``late_<order id>``), so it is idempotent at the channel like any
-other refund, and a late payment is never lost:
+channel's refund under a reserved out_refund_no (``late_<order id>``; a retry after a failure under a new one, see
+``late_refund_no``), so it is idempotent at the channel like any other refund, and a late payment is never lost:
 
 * ``open``: nobody has returned the money yet — a person's (the late-payment queue), or the automatic refund's;
 * ``refunding``: the channel was (or is about to be) asked; it stays here until the channel says how it ended. A
@@ -14,6 +14,13 @@ other refund, and a late payment is never lost:
 
 A definite "no" from the channel (the refund failed, was closed, or the wallet could not take the money back —
 ``abnormal``) reopens it for a person, with the channel's words on it.
+
+Attempts (as for a merchant's refund, trades.services.refunds): a channel keeps an out_refund_no it failed failed
+(channel-protocols.md A.10; docs/channels/bank.md §7.1), so each refund asked for after a "no" is a new attempt under
+a new number (``refund_attempts`` counts them). Only an answer about the current attempt moves the late payment; one
+about an earlier attempt (a re-delivered notice, a slow answer) changes nothing — unless it says that attempt
+succeeded: the money went back then, and the retry may return it again, so the late payment is flagged ``abnormal``
+for a person (an audit row on the trade timeline; no further attempt is sent while it is flagged), whatever its state.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from django.utils import timezone
 
 from aggpay.audit import AuditNote, audit_log
 from aggpay.errors import InvalidRequest, InvalidState, NotFound
+from aggpay.models import AuditLog
 from channels.adapters.base import RefundRequest, RefundResult
 from channels.adapters.base import RefundState as ChannelRefundState
 from channels.adapters.errors import ChannelError, ChannelUnknown
@@ -41,10 +49,13 @@ from trades.services.orders import _trade_ref
 
 logger = logging.getLogger(__name__)
 
-LATE_PREFIX = "late_"  # the out_refund_no of a late payment's refund: ``late_<order id>``
+LATE_PREFIX = "late_"  # every out_refund_no of a late payment's refund starts so (late_refund_no)
+ORDER_ID_PREFIX = "ord_"  # our order ids (trades.models.orders.new_order_id)
 CALL_PREFIX = "late_"  # the ChannelCall verbs of a late payment's refund: late_refund, late_query_refund
 OPEN, REFUNDING, RESOLVED = "open", "refunding", "resolved"
 AUDIT_ACTION = "trades.late_payment.refund"
+# The audit action written when the channel says an earlier refund attempt succeeded (see _apply_earlier_attempt).
+EARLIER_ATTEMPT_SUCCEEDED = "trades.late_payment.earlier_attempt_succeeded"
 # How a person settled a late payment outside aggpay ("Settled by hand"), as the resolution and the audit row say it.
 BY_HAND_OUTCOMES = {
     "refunded_outside": "refunded outside aggpay",  # e.g. the channel's own back office returned the money
@@ -60,24 +71,77 @@ _NEXT_STATE = {
 }
 
 
-def late_refund_no(order_id: str) -> str:
-    return f"{LATE_PREFIX}{order_id}"
+def late_refund_no(order_id: str, attempt: int = 0) -> str:
+    """The out_refund_no of refund attempt ``attempt`` (0: the first) of the late payment on ``order_id``. The first
+    keeps ``late_<order id>``, the number used before attempts were counted. Later ones must fit the channels' 32
+    characters too (docs/channels/bank.md §2: 6–32 of [0-9A-Za-z_-]), which ``late_<order id>_<n>`` (33+) does not:
+    they drop the order id's ``ord_`` — ``late_<22 characters of the order id>_<n>``, at most 32 up to n = 9999."""
+    if attempt == 0:
+        return f"{LATE_PREFIX}{order_id}"
+    return f"{LATE_PREFIX}{order_id.removeprefix(ORDER_ID_PREFIX)}_{attempt}"
+
+
+def late_refund_no_split(number: str) -> tuple[str, int] | None:
+    """(order id, attempt) of a number ``late_refund_no`` gave, else None. The first attempt's is told apart by the
+    ``ord_`` after ``late_``: the rest of an order id is base62, so a later attempt's number never has it there."""
+    if not number or not number.startswith(LATE_PREFIX):
+        return None
+    rest = number[len(LATE_PREFIX):]
+    core, _, tail = rest.rpartition("_")
+    if not rest.startswith(ORDER_ID_PREFIX) and core and tail.isascii() and tail.isdigit():
+        order_id, attempt = ORDER_ID_PREFIX + core, int(tail)
+        if attempt >= 1 and late_refund_no(order_id, attempt) == number:
+            return order_id, attempt
+    return (rest, 0) if rest else None
+
+
+def late_payment_attempt(late: LatePayment) -> int:
+    """The late payment's current refund attempt: the last one asked for (0 while none has been)."""
+    return max(late.refund_attempts - 1, 0)
+
+
+def late_payment_refund_no(late: LatePayment) -> str:
+    """The out_refund_no of the late payment's current refund attempt."""
+    return late_refund_no(late.order_id, late_payment_attempt(late))
+
+
+def late_attempt_of(late: LatePayment, number: str) -> int:
+    """Which refund attempt of ``late`` a channel answer is about, from the number it names. A number that is not one
+    of this late payment's, or of an attempt not asked for yet, is refused (ValueError)."""
+    split = late_refund_no_split(number or "")
+    if split is None or split[0] != late.order_id or split[1] > late_payment_attempt(late):
+        raise ValueError(f"the channel's answer names refund number {number or '(none)'}; the late payment on "
+                         f"{late.order_id} is at attempt {late_payment_attempt(late)} ({late_payment_refund_no(late)})")
+    return split[1]
+
+
+def late_earlier_success_noted(*, order_id: str, attempt: int | None = None) -> bool:
+    """Whether the channel has said an earlier refund attempt (``attempt``, or any) of this late payment succeeded."""
+    rows = AuditLog.objects.filter(action=EARLIER_ATTEMPT_SUCCEEDED, target_type="trades.order", target_id=order_id)
+    return rows.filter(data__attempt=attempt).exists() if attempt is not None else rows.exists()
 
 
 def late_payment_refund(*, late_payment_id: int, actor=None, audit: AuditNote | None = None) -> LatePayment:
-    """Return a late payment's money at the channel, in full. ``open``: the intent (``refunding``) is recorded first,
-    then the channel is asked (design §5 rule 7). ``refunding`` (a call that went unanswered, or a process that died
-    before asking): the channel is asked what became of the refund first (``late_payment_refund_sync``), and asked
-    to refund only if it has none. ``resolved``: nothing to do. ``audit`` (a staff action): written in the
-    transaction that records the intent."""
+    """Return a late payment's money at the channel, in full. ``open``: the intent (``refunding``, a new attempt
+    under its own number) is recorded first, then the channel is asked (design §5 rule 7). ``refunding`` (a call
+    that went unanswered, or a process that died before asking): the channel is asked what became of the current
+    attempt first (``late_payment_refund_sync``), and asked to refund only if it has none. ``resolved``: nothing to
+    do. Refused (InvalidState) for one flagged ``abnormal``: an earlier attempt returned the money, another could
+    return it twice. ``audit`` (a staff action): written in the transaction that records the intent."""
     with transaction.atomic():
         late = _locked(late_payment_id)
         before = late.state
         if before == OPEN:
+            if late.abnormal:
+                raise InvalidState(f"the late payment on {late.order_id} is held for a person: the channel reported "
+                                   f"an earlier refund attempt as succeeded; settle it by hand")
+            # Open again after a definite "no" (or never refunded): the channel keeps a failed number failed, so
+            # this is a new attempt under a new number (late_refund_no).
             late.state = REFUNDING
-            late.save(update_fields=["state"])
+            late.refund_attempts += 1
+            late.save(update_fields=["state", "refund_attempts"])
         if audit is not None:
-            audit.write(late.order, late_payment=late.pk, state=before)
+            audit.write(late.order, late_payment=late.pk, state=before, out_refund_no=late_payment_refund_no(late))
     if before == RESOLVED:
         return late
     if before == REFUNDING:
@@ -86,13 +150,13 @@ def late_payment_refund(*, late_payment_id: int, actor=None, audit: AuditNote | 
 
 
 def late_payment_refund_sync(*, late_payment_id: int, actor=None) -> LatePayment:
-    """Ask the channel what became of a ``refunding`` late payment's refund and apply the answer. A refund the
-    channel has never heard of (the process died between recording the intent and asking) is sent now, with the
-    same number: were the first call still in flight, the channel answers both with the one refund."""
+    """Ask the channel what became of a ``refunding`` late payment's current refund attempt and apply the answer. A
+    refund the channel has never heard of (the process died between recording the intent and asking) is sent now,
+    with the same number: were the first call still in flight, the channel answers both with the one refund."""
     late = LatePayment.objects.select_related("order__channel_account", "order__contract").get(pk=late_payment_id)
     if late.state != REFUNDING:
         return late
-    order, number = late.order, late_refund_no(late.order_id)
+    order, number = late.order, late_payment_refund_no(late)
     started = time.perf_counter()
     try:
         result = order.channel_account.adapter().query_refund(trade=_ref(late), out_refund_no=number)
@@ -106,22 +170,33 @@ def late_payment_refund_sync(*, late_payment_id: int, actor=None) -> LatePayment
     with transaction.atomic():
         _record(late, "query_refund", result.state, started, result=result)
     if result.state == ChannelRefundState.NOT_FOUND:
-        return _send(late, actor=actor)
-    return late_payment_apply_refund_result(late_payment_id=late.pk, result=result, actor=actor,
+        again = _may_send_again(late.pk, asked=number)
+        return _send(again, actor=actor) if again is not None else LatePayment.objects.get(pk=late.pk)
+    return late_payment_apply_refund_result(late_payment_id=late.pk, result=_naming(result, number), actor=actor,
                                             source="query")[0]
 
 
 def late_payment_apply_refund_result(*, late_payment_id: int, result: RefundResult, actor=None,
                                      source: str = "") -> tuple[LatePayment, bool]:
     """Apply the channel's word on a late payment's refund (``source``: its answer to the refund or the query, or a
-    callback). Returns (late payment, changed). Only ``succeeded`` resolves it; ``processing`` keeps it ``refunding`` (the
-    sweeper asks again); ``failed`` / ``closed`` / ``abnormal`` reopen it for a person with the channel's reason.
-    A resolved late payment stays resolved: money that went back does not come back to us."""
+    callback). Returns (late payment, changed). ``result.out_refund_no`` names the attempt it is about: a number that
+    is not one of the late payment's raises ValueError; one about an earlier attempt than the current one changes
+    nothing unless it is a success (``_apply_earlier_attempt``).
+
+    About the current attempt: only ``succeeded`` resolves it; ``processing`` keeps it ``refunding`` (the sweeper
+    asks again); ``failed`` / ``closed`` / ``abnormal`` reopen it for a person with the channel's reason. Once it is
+    open again the attempt has ended, so only its success still counts (the channel changed its mind, or its notice
+    overtook its answer to us). A resolved late payment stays resolved: money that went back does not come back."""
     target = _NEXT_STATE.get(result.state)
     with transaction.atomic():
         late = _locked(late_payment_id)
+        attempt = late_attempt_of(late, result.out_refund_no)
+        if attempt != late_payment_attempt(late):
+            return _apply_earlier_attempt(late, attempt=attempt, result=result)
         if target is None or late.state == RESOLVED:
             return late, False
+        if late.state == OPEN and target != RESOLVED:
+            return late, False  # this attempt already said "no": a late processing / failed changes nothing
         words = " ".join(w for w in (result.failure_code, result.failure_message) if w)
         note = (f"refund {result.state} at the channel"
                 f"{f' ({result.channel_refund_no})' if result.channel_refund_no else ''}"
@@ -135,7 +210,7 @@ def late_payment_apply_refund_result(*, late_payment_id: int, result: RefundResu
         audit_log(actor=actor, action=AUDIT_ACTION, target=late.order,
                   reason=f"needs a person: {note}" if target == OPEN else "",
                   data={"outcome": note, "from": before, "to": target, "channel_state": result.state,
-                        "out_refund_no": late_refund_no(late.order_id), "amount": late.amount,
+                        "out_refund_no": result.out_refund_no, "attempt": attempt, "amount": late.amount,
                         "source": source})
         if target == OPEN:
             logger.warning("late payment %s: the channel's refund is %s; back to the queue", late.pk, result.state)
@@ -146,7 +221,9 @@ def late_payment_resolve_by_hand(*, late_payment_id: int, outcome: str, note: st
     """A person settled an ``open`` late payment outside aggpay (``outcome``: a BY_HAND_OUTCOMES key): it is
     resolved with their note in its resolution, and ``audit`` written in the same transaction. No money moves here.
     Refused while ``refunding`` — the channel may still be returning the money, and settling it by hand would race
-    that refund — and once ``resolved``. The state is re-checked under the row's lock."""
+    that refund — and once ``resolved``, unless it is flagged ``abnormal`` (an earlier attempt succeeded after a
+    retry that succeeded too: the person settles the double refund). Settling clears the flag. The state is
+    re-checked under the row's lock."""
     if outcome not in BY_HAND_OUTCOMES:
         raise InvalidRequest("say how the late payment was settled: "
                              + " or ".join(f'"{label}"' for label in BY_HAND_OUTCOMES.values()), param="outcome")
@@ -161,13 +238,15 @@ def late_payment_resolve_by_hand(*, late_payment_id: int, outcome: str, note: st
         if late.state == REFUNDING:
             raise InvalidState(f"the late payment on {late.order_id} is being refunded at the channel; wait for its "
                                f"answer (or ask the channel again) before settling it by hand")
-        if late.state != OPEN:
+        if late.state != OPEN and not late.abnormal:
             raise InvalidState(f"the late payment on {late.order_id} is already {late.state}")
-        late.state = RESOLVED
+        before, flagged = late.state, late.abnormal
+        late.state, late.abnormal = RESOLVED, False
         late.resolution = _append(late.resolution, f"settled by hand: {BY_HAND_OUTCOMES[outcome]} — {note}")
-        late.save(update_fields=["state", "resolution"])
+        late.save(update_fields=["state", "abnormal", "resolution"])
         audit.write(late.order, late_payment=late.pk, outcome=outcome, amount=late.amount,
-                    channel_trade_no=late.channel_trade_no, **{"from": OPEN, "to": RESOLVED})
+                    channel_trade_no=late.channel_trade_no, **{"from": before, "to": RESOLVED},
+                    **({"abnormal": True} if flagged else {}))
     return late
 
 
@@ -201,10 +280,60 @@ def _ref(late: LatePayment):
                                channel_trade_no=late.channel_trade_no or late.order.channel_trade_no)
 
 
+def _may_send_again(late_payment_id: int, *, asked: str) -> LatePayment | None:
+    """The late payment, if a refund the channel said it has no ``asked`` for may be sent now: still ``refunding``,
+    still at that attempt (no lock was held while the channel answered), and not flagged — one flagged may have
+    had its money returned by an earlier attempt (trades.services.refunds._may_send_again)."""
+    late = LatePayment.objects.select_related("order__channel_account", "order__contract").get(pk=late_payment_id)
+    if late.state == REFUNDING and not late.abnormal and late_payment_refund_no(late) == asked:
+        return late
+    logger.warning("late payment %s: the channel has no refund %s, and it is not sent again (%s, attempt %s%s)",
+                   late.pk, asked, late.state, late_payment_attempt(late), ", flagged" if late.abnormal else "")
+    return None
+
+
+def _naming(result: RefundResult, asked: str) -> RefundResult:
+    """An answer to our own call is about the number we asked about when it names none (some answers do not)."""
+    return result if result.out_refund_no else dataclasses.replace(result, out_refund_no=asked)
+
+
+def _apply_earlier_attempt(late: LatePayment, *, attempt: int, result: RefundResult) -> tuple[LatePayment, bool]:
+    """An answer about an earlier refund attempt than the current one (called under the late payment's lock): a
+    re-delivered notice, or a slow answer. As for a merchant's refund (trades.services.refunds._apply_earlier_attempt)
+    its failed / closed / processing / abnormal changes nothing — that attempt ended before the retry, and the current
+    attempt's own answer decides. Its success is never dropped: the money went back for that attempt, and the current
+    one may return it again (or was recorded failed while the money had gone back). The late payment is flagged
+    ``abnormal`` for a person (the late-payment queue), with an audit row on the trade timeline; its state is left as
+    is, and no further attempt is sent while it is flagged (late_payment_refund)."""
+    current, number = late_payment_attempt(late), late_payment_refund_no(late)
+    if result.state != ChannelRefundState.SUCCEEDED or late_earlier_success_noted(order_id=late.order_id,
+                                                                                   attempt=attempt):
+        logger.info("late payment %s: %s answer about refund attempt %s ignored (current attempt %s)", late.pk,
+                    result.state, attempt, current)
+        return late, False
+    note = (f"refund attempt {attempt} ({result.out_refund_no}) succeeded at the channel after it was retried as "
+            f"attempt {current} ({number}), now {late.state} — a possible double refund, needs a person")
+    audit_log(actor=f"channel:{late.order.channel_account.code}", action=EARLIER_ATTEMPT_SUCCEEDED, target=late.order,
+              reason=(f"The channel says refund attempt {attempt} ({result.out_refund_no}) of the late payment "
+                      f"returned the money, but it was retried as attempt {current} ({number}), now {late.state}: a "
+                      f"possible double refund. Check both numbers with the channel and settle it by hand."),
+              data={"late_payment": late.pk, "attempt": attempt, "channel_no": result.out_refund_no,
+                    "current_attempt": current, "current_channel_no": number, "state": late.state,
+                    "amount": late.amount, "channel_refund_no": result.channel_refund_no,
+                    "succeeded_at": result.succeeded_at.isoformat() if result.succeeded_at else ""})
+    late.abnormal = True
+    late.resolution = _append(late.resolution, note)
+    late.save(update_fields=["abnormal", "resolution"])
+    logger.warning("late payment %s: refund attempt %s succeeded at the channel while attempt %s is %s; flagged",
+                   late.pk, attempt, current, late.state)
+    return late, True
+
+
 def _send(late: LatePayment, *, actor) -> LatePayment:
-    """Ask the channel to refund (no lock held) and apply its answer."""
+    """Ask the channel to refund under the current attempt's number (no lock held) and apply its answer, which is
+    about that number even if the late payment has moved on meanwhile."""
     order = late.order
-    request = RefundRequest(trade=_ref(late), out_refund_no=late_refund_no(order.pk), amount=late.amount,
+    request = RefundRequest(trade=_ref(late), out_refund_no=late_payment_refund_no(late), amount=late.amount,
                             total_amount=late.amount, reason="paid after the order was closed",
                             notify_url=callback_url(order.channel_account))
     started = time.perf_counter()
@@ -220,7 +349,8 @@ def _send(late: LatePayment, *, actor) -> LatePayment:
                 late.save(update_fields=["resolution"])
                 audit_log(actor=actor, action=AUDIT_ACTION, target=order,
                           data={"outcome": note, "from": REFUNDING, "to": REFUNDING, "channel_state": "unknown",
-                                "out_refund_no": request.out_refund_no, "amount": late.amount})
+                                "out_refund_no": request.out_refund_no, "attempt": late_payment_attempt(late),
+                                "amount": late.amount})
         return late
     except ChannelError as exc:
         with transaction.atomic():
@@ -233,6 +363,7 @@ def _send(late: LatePayment, *, actor) -> LatePayment:
                                                 source="refund")[0]
     with transaction.atomic():
         _record(late, "refund", result.state, started, result=result)
+    result = _naming(result, request.out_refund_no)
     if result.state == ChannelRefundState.NOT_FOUND:  # not an answer a refund gives: treat as not known yet
         result = dataclasses.replace(result, state=ChannelRefundState.PROCESSING)
     return late_payment_apply_refund_result(late_payment_id=late.pk, result=result, actor=actor, source="refund")[0]

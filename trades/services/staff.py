@@ -118,9 +118,10 @@ def late_payment_refund_by_staff(*, late_payment_id: int, actor) -> LatePayment:
 
 def late_payment_settle_by_staff(*, late_payment_id: int, actor, outcome: str, note: str) -> LatePayment:
     """"Settled by hand": support settled an open late payment outside aggpay — the channel refunded it by hand (e.g.
-    after its refunds of ``late_<order id>`` kept failing), or the merchant kept the sale and delivered the goods.
-    Resolved with the note, audited in the same transaction (late_payment_resolve_by_hand); refused while the
-    channel is refunding it."""
+    after its refunds kept failing), or the merchant kept the sale and delivered the goods — or one flagged because
+    an earlier refund attempt succeeded after a retry (a possible double refund). Resolved with the note, the flag
+    cleared, audited in the same transaction (late_payment_resolve_by_hand); refused while the channel is refunding
+    it."""
     require_perm(actor, REFUND_PERM)
     note = (note or "").strip()
     if not note:
