@@ -143,7 +143,7 @@ def _detail_context(request, order: Order, *, refund_form=None) -> dict:
         "refund_form": refund_form or StaffRefundForm(order=order),
         "can_refund": user.has_perm(REFUND) and order.state == OrderState.SUCCEEDED and order.refundable_amount > 0,
         "can_close": user.has_perm(staff_services.CLOSE_PERM) and order.state == OrderState.PENDING,
-        "can_sync": order.state == OrderState.PENDING,
+        "can_sync": user.has_perm(staff_services.SYNC_PERM) and order.state == OrderState.PENDING,
         "can_resend": user.has_perm(RESEND),
         "can_handle_abnormal": user.has_perm(REFUND),
         "can_retry_reverse": user.has_perm(REFUND) and workbench.can_retry_reverse(order),
@@ -188,7 +188,7 @@ def refund(request, order_id: str):
 
 
 @require_POST
-@permission_required_403(VIEW)
+@permission_required_403(VIEW, staff_services.SYNC_PERM)
 def sync(request, order_id: str):
     order = _order(order_id)
     try:

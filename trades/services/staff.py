@@ -30,6 +30,10 @@ VIEW_PERM = "trades.view_order"
 # Closing an order is a support action on a trade the payer abandoned; there is no separate model permission for
 # it, so it rides on the refund permission (both change what the merchant is owed).
 CLOSE_PERM = REFUND_PERM
+# "Sync now" calls the channel past the per-order rate limit and may change the order (paid, closed): an order
+# action like closing one, not a look (design §5 rule 11). Support holds it; roles that may only look (finance,
+# operations: aggpay.roles) do not.
+SYNC_PERM = REFUND_PERM
 
 
 def _order(order_id: str) -> Order:
@@ -76,8 +80,9 @@ def order_refund_by_staff(*, order_id: str, actor, amount, reason: str) -> Refun
 
 
 def order_sync_by_staff(*, order_id: str, actor) -> Order:
-    """"Sync now": ask the channel at once, past the per-order rate limit (a person asked)."""
-    require_perm(actor, VIEW_PERM)
+    """"Sync now": ask the channel at once, past the per-order rate limit (a person asked). Needs SYNC_PERM, checked
+    before the channel is asked; audited with what the channel's answer made of the order."""
+    require_perm(actor, SYNC_PERM)
     before = _order(order_id)
     if before.state != OrderState.PENDING:
         raise InvalidState(f"the order is {before.state}; only pending orders are synced")
