@@ -242,18 +242,28 @@ def merchant_create(request):
 def merchant_edit(request, merchant_no: str):
     merchant = _merchant(merchant_no)
     application = _application(merchant)
-    if application is None or application.state not in onboarding.EDITABLE_STATES:
+    # A draft or returned application is edited; an approved one only to correct what a channel rejected.
+    correcting = onboarding.record_correctable(application)
+    if application is None or not (application.state in onboarding.EDITABLE_STATES or correcting):
         state = application.get_state_display().lower() if application else "missing"
-        messages.error(request, f"The application is {state}; only a draft or a returned application can be edited.")
+        messages.error(request, f"The application is {state}; only a draft or a returned application, or one a "
+                       "channel rejected, can be edited.")
         return redirect("merchants:detail", merchant.merchant_no)
+    service = onboarding.merchant_record_correct if correcting else onboarding.merchant_record_update
+    rejected = onboarding.rejected_contracts(merchant) if correcting else []
     forms = RecordForms(request.POST or None, request.FILES or None, merchant=merchant)
     if request.method == "POST" and forms.is_valid():
-        saved = _run_record_save(request, forms, lambda: onboarding.merchant_record_update(
+        saved = _run_record_save(request, forms, lambda: service(
             application_id=application.pk, actor=request.user, data=forms.to_record()))
         if saved is not None:
-            messages.success(request, f"Merchant {merchant.merchant_no} saved"
-                             + (" and reopened as a draft." if application.state == ApplicationState.RETURNED
-                                else "."))
+            if correcting:
+                names = ", ".join(c.channel_account.name for c in rejected)
+                messages.success(request, f"Merchant {merchant.merchant_no} corrected. Resubmit it to {names} from "
+                                 "its contract card.")
+            else:
+                messages.success(request, f"Merchant {merchant.merchant_no} saved"
+                                 + (" and reopened as a draft." if application.state == ApplicationState.RETURNED
+                                    else "."))
             return redirect("merchants:detail", merchant.merchant_no)
     if request.method == "POST":
         messages.error(request, "Nothing was saved: correct the marked fields.")
@@ -265,6 +275,7 @@ def merchant_edit(request, merchant_no: str):
     return render(request, "merchants/merchant_form.html", {
         "forms": forms, "merchant": merchant, "application": application,
         "missing": [DOC_LABELS[d] for d in missing], "returned": _returned_reasons(application),
+        "rejected_contracts": rejected,
     })
 
 
@@ -300,6 +311,8 @@ def _contract_context(contract: Contract, user) -> dict:
                       "below_cost_reason": rate.below_cost_reason})
     can_change = user.has_perm("merchants.change_contract") and user.has_perm("aggpay.access_onboarding")
     state = contract.state
+    can_correct = (state == ContractState.REJECTED and can_change and user.has_perm("merchants.change_merchant")
+                   and onboarding.record_correctable(_application(contract.merchant)))
     return {
         "contract": contract,
         "timeline": workbench.contract_timeline(contract),
@@ -307,6 +320,7 @@ def _contract_context(contract: Contract, user) -> dict:
         "qr": _qr_svg(contract.sign_url) if contract.sign_url and state in workbench.CONTRACT_ACTION_STATES
         else "",
         "can_resubmit": can_change and state == ContractState.REJECTED,
+        "can_correct": can_correct,
         "can_refresh": can_change and state in workbench.CONTRACT_FOLLOWED_STATES,
         "can_suspend": can_change and state in (ContractState.ACTIVE, ContractState.LIMITED),
         "can_resume": can_change and state == ContractState.SUSPENDED,
@@ -345,6 +359,7 @@ def _detail_context(request, merchant: Merchant, **extra) -> dict:
     state = application.state if application else ""
     contracts = merchant.contracts.select_related("channel_account").order_by("channel_account__code")
     can_docs = clerk and user.has_perm("merchants.change_merchant") and _can_add_documents(merchant, application)
+    correcting = onboarding.record_correctable(application)  # an approved record a channel rejected
     apps = [{"app": app, "can_reveal": clerk and user.has_perm("merchants.change_merchantapp")
              and app.sign_type == "hmac" and app.secret_revealed_at is None}
             for app in merchant.apps.order_by("created_at")]
@@ -358,9 +373,13 @@ def _detail_context(request, merchant: Merchant, **extra) -> dict:
         "returned": _returned_reasons(application) if state == ApplicationState.RETURNED else [],
         "contracts": [_contract_context(c, user) for c in contracts],
         "apps": apps,
-        "settlement_changes": list(merchant.settlement_changes.select_related("contract__channel_account")[:20]),
+        "settlement_changes": list(merchant.settlement_changes.select_related("contract__channel_account",
+                                                                              "new_account")[:20]),
+        **_settlement_context(merchant),
         "upload_form": DocumentUploadForm() if can_docs else None,
-        "can_edit": clerk and user.has_perm("merchants.change_merchant") and state in onboarding.EDITABLE_STATES,
+        "can_edit": clerk and user.has_perm("merchants.change_merchant") and (
+            state in onboarding.EDITABLE_STATES or correcting),
+        "correcting": correcting,
         "can_submit": clerk and user.has_perm("merchants.change_merchant") and state == ApplicationState.DRAFT,
         "can_review": user.has_perm("aggpay.access_risk") and user.has_perm("merchants.review_application")
         and state in workbench.OPEN_REVIEW_STATES,
@@ -369,6 +388,16 @@ def _detail_context(request, merchant: Merchant, **extra) -> dict:
         "last_freeze": _last_freeze(merchant) if risk_decides and merchant.state == MerchantState.FROZEN else None,
         **extra,
     }
+
+
+def _settlement_context(merchant: Merchant) -> dict:
+    """Which account each channel pays to. After a change one channel refused, the channels that accepted pay to
+    the new account and the refusing one to the record's: staff must not read one account as every channel's."""
+    if not merchant.settlement_changes.exists():
+        return {"settlement_channels": [], "settlement_attention": False}
+    rows = settlement_services.settlement_by_channel(merchant)
+    return {"settlement_channels": rows,
+            "settlement_attention": any(row.refused or not row.on_record for row in rows)}
 
 
 # --- freeze / unfreeze (risk) ------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 
 from django.db import transaction
+from django.db.models import ProtectedError
 from django.utils import timezone
 from django_fsm import can_proceed
 
@@ -17,6 +18,8 @@ from aggpay.errors import InvalidRequest, InvalidState, NotFound
 from aggpay.permissions import require_perm
 from merchants.models import (
     ApplicationState,
+    Contract,
+    ContractState,
     Document,
     DocumentType,
     Merchant,
@@ -32,6 +35,24 @@ MAX_DOCUMENT_BYTES = 5 * 1024 * 1024  # WeChat media upload limit (A.13 image up
 DOCUMENT_CONTENT_TYPES = {"image/jpeg": b"\xff\xd8\xff", "image/png": b"\x89PNG\r\n\x1a\n", "application/pdf": b"%PDF-"}
 
 EDITABLE_STATES = (ApplicationState.DRAFT, ApplicationState.RETURNED)
+# An approved application whose contracts are with the channels: its record is corrected only for a contract a
+# channel rejected (design §4: rejected → correct and resubmit), see merchant_record_correct.
+CORRECTABLE_STATES = (ApplicationState.CONTRACTING, ApplicationState.COMPLETED)
+# What risk approved the merchant as (design §1: risk reviews the real business at onboarding): a correction for a
+# channel keeps it. A different subject, licence, person, product set or kind of business is for risk to review.
+APPROVED_FIELDS = {
+    "subject_type": "the subject type",
+    "licence_no": "the licence number",
+    "legal_person_id_type": "the legal person's ID document type",
+    "legal_person_id_number": "the legal person's ID number",
+    "requested_products": "the requested products",
+}
+# Contracts whose channel has (or is reviewing) the record's settlement account: a correction must not move it
+# under them — they would go on paying to the old one while the record shows the new one.
+HOLDING_STATES = (ContractState.SUBMITTED, ContractState.AUDITING, ContractState.TO_BE_CONFIRMED,
+                  ContractState.TO_BE_SIGNED, ContractState.ACTIVE, ContractState.LIMITED, ContractState.SUSPENDED)
+SETTLEMENT_FIELDS = ("account_type", "bank_name", "bank_branch", "bank_branch_code", "account_number",
+                     "account_holder")
 
 
 def _write_record(*, merchant: Merchant, record: RecordInput) -> None:
@@ -50,7 +71,13 @@ def _write_record(*, merchant: Merchant, record: RecordInput) -> None:
     for store in record.stores:
         obj, _ = Store.objects.update_or_create(merchant=merchant, store_no=store["store_no"], defaults=store)
         kept.append(obj.pk)
-    merchant.stores.exclude(pk__in=kept).delete()
+    try:
+        merchant.stores.exclude(pk__in=kept).delete()
+    except ProtectedError as exc:  # one-code-pay codes are printed for it (trades.StoreCode)
+        numbers = sorted({obj.store.store_no for obj in exc.protected_objects if hasattr(obj, "store")})
+        which = f"store {numbers[0]} has" if len(numbers) == 1 else f"stores {', '.join(numbers)} have"
+        raise InvalidRequest(f"stores: {which} one-code-pay codes printed, so it cannot be removed; keep it in the "
+                             "list", param="stores") from exc
 
 
 def merchant_onboard_draft(*, actor, data: dict, partner: Merchant | None = None, partner_reference: str = "",
@@ -100,6 +127,74 @@ def merchant_record_update(*, application_id: int, actor, data: dict) -> Onboard
         audit_log(actor=actor, action="merchants.application.edited", target=application,
                   data={"from": before, "to": application.state})
     return application
+
+
+def rejected_contracts(merchant: Merchant) -> list[Contract]:
+    return list(merchant.contracts.filter(state=ContractState.REJECTED).select_related("channel_account")
+                .order_by("channel_account__code"))
+
+
+def record_correctable(application: OnboardingApplication | None) -> bool:
+    """Whether ``merchant_record_correct`` would take this application: approved, and a channel rejected one of
+    its merchant's contracts."""
+    return (application is not None and application.state in CORRECTABLE_STATES
+            and application.merchant.contracts.filter(state=ContractState.REJECTED).exists())
+
+
+def merchant_record_correct(*, application_id: int, actor, data: dict) -> OnboardingApplication:
+    """Correct an approved merchant's record after a channel rejected one of its contracts, so the clerk can then
+    resubmit that contract (``contract_resubmit`` sends the record as it is now). Same checks and audit as
+    ``merchant_record_update``; the application keeps its state (risk's approval stands). Two things a correction
+    cannot do, each refused naming its field with nothing written:
+
+    * change what risk approved (APPROVED_FIELDS, and the kinds of business scenario);
+    * move the settlement account while another channel has it (HOLDING_STATES): that channel would pay to the old
+      account while the record showed the new one — once active, a settlement account change asks every channel.
+    """
+    require_perm(actor, "merchants.change_merchant")
+    record = validate_record(data)
+    with transaction.atomic():
+        application = _locked_application(application_id)
+        merchant = Merchant.objects.select_for_update().get(pk=application.merchant_id)
+        rejected = rejected_contracts(merchant)
+        if application.state not in CORRECTABLE_STATES or not rejected:
+            raise InvalidState(f"the application is {application.state} and no channel rejected a contract: only a "
+                               "draft or returned application, or one a channel rejected, can be edited")
+        _check_keeps_approval(merchant, record)
+        _check_settlement_not_held(merchant, record)
+        _write_record(merchant=merchant, record=record)
+        audit_log(actor=actor, action="merchants.application.edited", target=application,
+                  data={"from": application.state, "to": application.state,
+                        "rejected_by": [c.channel_account.code for c in rejected]})
+    return application
+
+
+def _check_keeps_approval(merchant: Merchant, record: RecordInput) -> None:
+    for key, what in APPROVED_FIELDS.items():
+        before, after = getattr(merchant, key), record.merchant[key]
+        if key == "requested_products":
+            before, after = sorted(before or []), sorted(after)
+        if (before or "") != (after or ""):
+            raise InvalidRequest(f"{key}: {what} was approved by risk and cannot change in a correction for a "
+                                 "channel; a different merchant needs its own review", param=key)
+    if {s["type"] for s in merchant.scenarios or []} != {s["type"] for s in record.merchant["scenarios"]}:
+        raise InvalidRequest("scenarios: the kinds of business scenario were approved by risk and cannot change in a "
+                             "correction for a channel (names, URLs and app ids can)", param="scenarios")
+
+
+def _check_settlement_not_held(merchant: Merchant, record: RecordInput) -> None:
+    if record.settlement is None:
+        return
+    current = merchant.settlement_accounts.filter(current=True).first()
+    if current is not None and all(getattr(current, k) == record.settlement.get(k, "") for k in SETTLEMENT_FIELDS):
+        return
+    holders = [c.channel_account.name for c in merchant.contracts.filter(state__in=HOLDING_STATES)
+               .select_related("channel_account").order_by("channel_account__code")]
+    if holders:
+        verb = "has" if len(holders) == 1 else "have"
+        raise InvalidRequest(f"settlement_account: {', '.join(holders)} already {verb} the current account and would "
+                             "go on paying to it; once the merchant is active, change it with a settlement account "
+                             "change, which every channel confirms", param="settlement_account")
 
 
 def document_add(*, merchant_id: int, actor, doc_type: str, uploaded_file) -> Document:

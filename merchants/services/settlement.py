@@ -2,13 +2,18 @@
 
 Every channel handles this asynchronously (WeChat modify-settlement A.13, Alipay zft modify B.7, bank.md §9.6): we
 record one ``SettlementChange`` per contract, submit each outside any lock, follow each by polling, and make the new
-account current only when all of them succeeded. A refusal leaves the old account in force and names the reason.
+account current (the record's account) only when all of them succeeded. A refusal leaves the old account in force
+at the channel that refused it and names the reason — but the channels that accepted already pay to the new one,
+and nothing can take their switch back. So each channel's account is followed on its own (``settlement_by_channel``)
+and the merchant page shows it, with the refusal flagged, until a new change that every channel accepts brings them
+together again.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+from dataclasses import dataclass
 
 from django.db import transaction
 from django.utils import timezone
@@ -19,6 +24,7 @@ from aggpay.errors import InvalidRequest, InvalidState
 from aggpay.permissions import require_perm
 from channels.adapters.errors import ChannelError, ChannelUnknown
 from merchants.models import (
+    Contract,
     ContractState,
     Merchant,
     MerchantState,
@@ -148,6 +154,55 @@ def _promote_if_complete(change: SettlementChange) -> None:
     SettlementAccount.objects.filter(pk=change.new_account_id).update(current=True)
     audit_log(actor=None, action="merchants.settlement.account_switched", target=merchant,
               data={"account": change.new_account_id})
+
+
+# Contracts with a sub-merchant at their channel: the channel pays the merchant out (suspension is ours only).
+PAYING_STATES = (ContractState.ACTIVE, ContractState.LIMITED, ContractState.SUSPENDED)
+
+
+@dataclass(frozen=True)
+class ChannelSettlement:
+    """Where one channel pays the merchant out, and what became of the latest change asked of it."""
+
+    contract: Contract
+    account: SettlementAccount | None  # the account this channel pays to now
+    on_record: bool  # it is the record's (current) account
+    pending: SettlementChange | None  # the latest change, while the channel is still deciding
+    refused: SettlementChange | None  # the latest change, when the channel refused it
+
+    @property
+    def masked_number(self) -> str:
+        from aggpay.masking import mask_bank_account
+
+        return mask_bank_account(self.account.account_number) if self.account is not None else ""
+
+
+def settlement_by_channel(merchant: Merchant) -> list[ChannelSettlement]:
+    """Which account each channel pays ``merchant`` to, by channel account code. Reads only.
+
+    A channel pays to the new account of the latest change it accepted; one that never accepted a change pays to
+    the record's account, which it was onboarded with (the record's account moves only when every channel asked
+    accepted, ``_promote_if_complete``). Not followed: a contract that was not active or limited when a change was
+    asked (``merchant_settlement_change`` asks only those) keeps the account it was onboarded with.
+    """
+    current = merchant.settlement_accounts.filter(current=True).first()
+    changes: dict[int, list[SettlementChange]] = {}
+    for change in merchant.settlement_changes.select_related("new_account").order_by("-created_at", "-id"):
+        changes.setdefault(change.contract_id, []).append(change)
+    contracts = (merchant.contracts.filter(pk__in=list(changes)) | merchant.contracts.filter(state__in=PAYING_STATES))
+    rows = []
+    for contract in contracts.distinct().select_related("channel_account").order_by("channel_account__code"):
+        history = changes.get(contract.pk, [])
+        accepted = next((c for c in history if c.state == SettlementChangeState.SUCCEEDED), None)
+        account = accepted.new_account if accepted is not None else current
+        latest = history[0] if history else None
+        rows.append(ChannelSettlement(
+            contract=contract, account=account,
+            on_record=account is not None and current is not None and account.pk == current.pk,
+            pending=latest if latest is not None and latest.state in OPEN_STATES else None,
+            refused=latest if latest is not None and latest.state == SettlementChangeState.FAILED else None,
+        ))
+    return rows
 
 
 def settlement_changes_due(*, limit: int = 200) -> list[int]:
