@@ -13,7 +13,7 @@ import secrets
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from django_fsm import can_proceed
 
@@ -43,6 +43,14 @@ DEFAULT_ONLINE_RATE = Decimal("0.0060")
 # Polling backoff for channels that send no onboarding notification (A.13: WeChat applyment has none).
 POLL_FIRST = dt.timedelta(seconds=30)
 POLL_MAX = dt.timedelta(hours=1)
+# A submission the channel still does not know this long after it was recorded is taken as lost — its worker died
+# before the call, or the channel's front dropped the request before storing it — and is sent again, once. Far
+# longer than any channel call may take, so a submission still on its way is never sent twice.
+RESEND_AFTER = dt.timedelta(minutes=10)
+# "No application under that business code" as each channel says it: WeChat (RESOURCE_NOT_EXISTS, A.13) and Alipay
+# 直付通 (ISV.ORDER_NOT_EXIST, B.7) arrive normalised as ``order_not_found``; the bank's APPLY_NOT_EXIST (bank.md
+# §9.4) as a plain channel error.
+NO_APPLICATION_CODES = {"bank": frozenset({"APPLY_NOT_EXIST"})}
 
 # Which adapter answer moves a contract through which transition (design §4 contract machine).
 RESULT_TRANSITIONS = {
@@ -160,11 +168,17 @@ def contract_submit(*, contract_id: int, actor=None, resubmission: bool = False)
     still where this submission left it. The channel de-duplicates by ``business_code``, which a resubmission reuses
     (A.13).
     """
-    from merchants.services.channel_application import build_channel_application, upload_documents
-
     submission = _submission_record(contract_id, actor=actor, resubmission=resubmission)
     if submission is None:
         return Contract.objects.get(pk=contract_id)
+    return _send(contract_id, submission=submission, actor=actor)
+
+
+def _send(contract_id: int, *, submission: int, actor) -> Contract:
+    """Upload, build and send the application whose sending the ContractEvent ``submission`` recorded, with no lock
+    held; then apply the channel's answer if the contract is still where that record left it."""
+    from merchants.services.channel_application import build_channel_application, upload_documents
+
     contract = Contract.objects.select_related("channel_account", "merchant").get(pk=contract_id)
     adapter = contract.channel_account.adapter()
     try:
@@ -235,7 +249,9 @@ def contract_resubmit(*, contract_id: int, actor) -> Contract:
 
 
 def contract_poll(*, contract_id: int) -> Contract:
-    """Ask the channel for a followed contract's review state (for channels without notifications)."""
+    """Ask the channel for a followed contract's review state (for channels without notifications). A submitted
+    contract the channel has no application for is sent again once it is clearly lost (``_follow_missing_submission``).
+    """
     contract = Contract.objects.select_related("channel_account").get(pk=contract_id)
     if contract.state not in FOLLOWED_STATES:
         return contract
@@ -243,8 +259,81 @@ def contract_poll(*, contract_id: int) -> Contract:
         result = contract.channel_account.adapter().onboarding_query(
             application_id=contract.channel_application_id, business_code=contract.business_code)
     except ChannelError as exc:
+        if contract.state == ContractState.SUBMITTED and _channel_has_no_application(contract.channel_account, exc):
+            return _follow_missing_submission(contract_id, exc=exc)
         return _note(contract_id, source="channel", message=f"query failed, will retry: {exc.message}", retry=True)
     return contract_apply_result(contract_id=contract_id, result=result, source="channel")
+
+
+def _channel_has_no_application(account, exc: ChannelError) -> bool:
+    if isinstance(exc, ChannelUnknown):
+        return False
+    return exc.code == "order_not_found" or exc.channel_code in NO_APPLICATION_CODES.get(account.kind, frozenset())
+
+
+def _follow_missing_submission(contract_id: int, *, exc: ChannelError) -> Contract:
+    """The channel has no application under the business code of a submitted contract. Soon after the submission
+    that only means it may still be on its way; later, the submission was lost (a worker died after recording it, a
+    request dropped before the channel stored it) and is sent again — once, under the same business code, which
+    the channel de-duplicates by (A.13 ``business_code``, B.7 ``external_id``, bank.md §9.3 ``apply_no``), so a
+    copy that did arrive after all is answered, not doubled. If the channel still has nothing after that, the
+    timeline asks a person to look; polling goes on."""
+    resend = _resend_record(contract_id, exc=exc)
+    if resend is None:
+        return Contract.objects.get(pk=contract_id)
+    return _send(contract_id, submission=resend, actor=None)
+
+
+def _resend_record(contract_id: int, *, exc: ChannelError) -> int | None:
+    """Under the lock: decide whether to send the lost submission again and, if so, record that (the ContractEvent
+    whose id is returned marks the new sending, as ``_submission_record``'s does; a second poller finds it and
+    waits). None when nothing is to be sent now."""
+    now = timezone.now()
+    answer = f"{exc.channel_code or exc.code}: {exc.channel_message or exc.message}"
+    with transaction.atomic():
+        contract = Contract.objects.select_for_update().get(pk=contract_id)
+        if contract.state != ContractState.SUBMITTED:
+            return None  # an answer got there first
+        last = _last_sending(contract)
+        if last is not None and last.created_at > now - RESEND_AFTER:
+            _poll_later(contract, message=f"the channel has no application yet ({answer}); the submission may still "
+                                          "be on its way")
+            return None
+        if last is not None and "resend_of" in last.data:
+            logger.warning("contract %s: %s has no application %s even after it was sent again", contract.pk,
+                           contract.channel_account.code, contract.business_code)
+            _poll_later(contract, message=f"the channel still has no application under {contract.business_code} "
+                                          f"({answer}) after it was sent again once; a person must look")
+            return None
+        since = f" {(now - last.created_at) // dt.timedelta(minutes=1)} min after the submission" if last else ""
+        contract.poll_attempts = 0
+        contract.next_poll_at = now + POLL_MAX  # should this sending be lost too, the poller comes back
+        contract.save(update_fields=["poll_attempts", "next_poll_at", "updated_at"])
+        event = ContractEvent.objects.create(
+            contract=contract, source="system", from_state=contract.state, to_state=contract.state,
+            message=f"the channel has no application under {contract.business_code} ({answer}){since}: "
+                    "re-sending it once",
+            data={"resend_of": last.pk if last else None, "channel_code": exc.channel_code or exc.code})
+        audit_log(actor=None, action="merchants.contract.submission_resent", target=contract,
+                  data={"business_code": contract.business_code, "resend_of": last.pk if last else None,
+                        "channel_answer": answer})
+    return event.pk
+
+
+def _last_sending(contract: Contract) -> ContractEvent | None:
+    """The event that recorded the latest sending of the application: the move into ``submitted``
+    (``_submission_record``) or a re-sending (``_resend_record``)."""
+    return (contract.events.filter(Q(to_state=ContractState.SUBMITTED) & ~Q(from_state=ContractState.SUBMITTED)
+                                   | Q(data__has_key="resend_of"))
+            .order_by("-id").first())
+
+
+def _poll_later(contract: Contract, *, message: str, source: str = "channel") -> None:
+    """On the locked ``contract``: ask the channel again after the next backoff step, and say why."""
+    contract.poll_attempts += 1
+    contract.next_poll_at = timezone.now() + next_poll_delay(contract.poll_attempts)
+    contract.save(update_fields=["poll_attempts", "next_poll_at", "updated_at"])
+    _event(contract, source=source, before=contract.state, message=message)
 
 
 def contract_refresh_by_staff(*, contract_id: int, actor) -> Contract:
@@ -263,10 +352,9 @@ def _note(contract_id: int, *, source: str, message: str, retry: bool) -> Contra
     with transaction.atomic():
         contract = Contract.objects.select_for_update().get(pk=contract_id)
         if retry:
-            contract.poll_attempts += 1
-            contract.next_poll_at = timezone.now() + next_poll_delay(contract.poll_attempts)
-            contract.save(update_fields=["poll_attempts", "next_poll_at", "updated_at"])
-        _event(contract, source=source, before=contract.state, message=message)
+            _poll_later(contract, source=source, message=message)
+        else:
+            _event(contract, source=source, before=contract.state, message=message)
     return contract
 
 
