@@ -13,9 +13,11 @@ import functools
 import hashlib
 import json
 import logging
+import math
 import time
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -52,6 +54,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_EXPIRE = dt.timedelta(seconds=7200)
 BARCODE_EXPIRE = dt.timedelta(seconds=60)
 QUERY_MIN_INTERVAL = dt.timedelta(seconds=3)  # GET /orders/{no} asks the channel at most this often per order
+QUERY_CLAIM_PREFIX = "trades:order-query:"  # + order id: the rate-limited query's claim (order_sync)
 FINGERPRINT_FIELDS = ("out_trade_no", "amount", "currency", "product", "subject", "description", "metadata",
                       "notify_url", "return_url", "expire_seconds", "client_ip", "payer", "auth_code", "store_id",
                       "terminal_id")
@@ -574,16 +577,28 @@ def order_get(*, merchant, out_trade_no: str) -> Order:
 
 
 def order_sync(*, order_id: str, force: bool = False) -> Order:
-    """Ask the channel about a pending order and apply the answer. Rate-limited per order unless ``force``."""
+    """Ask the channel about a pending order and apply the answer. Rate-limited per order unless ``force``: at most
+    one query per QUERY_MIN_INTERVAL, for the merchant's ``GET /orders/{no}`` and the payer page's status poll."""
     order = Order.objects.select_related("merchant", "channel_account", "contract").get(pk=order_id)
     if order.state != OrderState.PENDING or order.channel_account is None:
         return order
     now = timezone.now()
     if not force and order.last_queried_at and now - order.last_queried_at < QUERY_MIN_INTERVAL:
         return order
+    if not force and not _claim_query(order.pk):
+        return order  # another request is asking the channel about this order right now, or just did
     # The query is counted (last_queried_at, query_attempts) when it is recorded, after the call: see _record_query.
     return _call_and_apply(order, order.channel_account, verb="query",
                            call=lambda adapter: adapter.query_payment(_trade_ref(order)))
+
+
+def _claim_query(order_id: str) -> bool:
+    """Claim the order's rate-limited query before asking the channel, in one atomic step (SET NX on Redis, as the
+    front door claims a nonce: aggpay.api.authentication). ``last_queried_at`` is written only once the answer is
+    recorded, so polls arriving together — a payer's page and its reloads, a merchant's retries — all passed that
+    check and each asked the channel. Exactly one caller per QUERY_MIN_INTERVAL gets the claim; it is never released
+    early (a query that failed is retried at the next interval, like one that answered)."""
+    return cache.add(f"{QUERY_CLAIM_PREFIX}{order_id}", 1, timeout=math.ceil(QUERY_MIN_INTERVAL.total_seconds()))
 
 
 def order_close(*, order_id: str, actor_label: str = "", audit: AuditNote | None = None) -> Order:
