@@ -5,11 +5,14 @@ Two envelopes, both form-encoded and signed over every param except ``sign`` and
     ``refund_fee`` / ``gmt_refund`` (treat it as a hint: confirm with the refund query);
   * 蚂蚁消息 with ``msg_method`` + JSON ``biz_content`` — here the 直付通 review results
     ``ant.merchant.expand.indirect.zft.passed`` / ``.rejected``.
-Only ParseError and SignatureError escape (hypothesis-fuzzed in tests/channels/test_alipay_parsers.py).
+Both are verified (signature, then freshness: design §5 rule 4) before anything in them is read; see
+``check_fresh`` for the window. Only ParseError and SignatureError escape (hypothesis-fuzzed in
+tests/channels/test_alipay_parsers.py).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -28,6 +31,20 @@ from channels.adapters.base import (
 from channels.adapters.errors import ParseError, SignatureError
 
 MAX_BODY = 64 * 1024
+
+# Freshness (design §5 rule 4: a callback is verified — signature AND timestamp), so that a captured genuine notify
+# cannot be replayed forever. How wide the window must be depends on what notify_time means on a retry, and B.4 is
+# silent. Alipay's public field table (read through mirrors) calls notify_time "通知的发送时间" — the time the notify
+# is sent — and its notes say notify_id stays the same on every retry; whether each RETRY is restamped or carries
+# the first send's time is [UNVERIFIED]. So we size the window for the worst case, the first send's time on every
+# retry: it must cover Alipay's whole retry schedule — 8 sends within 25 h (4m, 10m, 10m, 1h, 2h, 6h, 15h; B.4) —
+# plus an hour for clock skew and Alipay's own queueing, or a genuine late retry would be refused. (WeChat's
+# 5 minutes, A.3, would do only if every send were restamped.) 蚂蚁消息 (B.4, B.7) carry ``utc_timestamp``
+# (milliseconds since the epoch) instead and have no documented schedule: same window. A stamp further in the
+# future than clock skew (A.3's 5 minutes) is refused too. A replay inside the window is a duplicate, which changes
+# nothing (design §5 rule 4).
+NOTIFY_MAX_AGE = dt.timedelta(hours=26)  # 25 h of retries + 1 h
+NOTIFY_MAX_AHEAD = dt.timedelta(minutes=5)
 ZFT_MESSAGES = {
     "ant.merchant.expand.indirect.zft.passed": OnboardingState.FINISHED,
     "ant.merchant.expand.indirect.zft.rejected": OnboardingState.REJECTED,
@@ -55,7 +72,8 @@ def parse_form(body: bytes) -> dict[str, str]:
     return params
 
 
-def parse_notify(*, body: bytes, headers: Mapping[str, str], app_id: str, alipay_public_key) -> CallbackEvent:
+def parse_notify(*, body: bytes, headers: Mapping[str, str], app_id: str, alipay_public_key,
+                 now: dt.datetime | None = None) -> CallbackEvent:
     params = parse_form(body)
     sign = params.get("sign", "")
     if not sign:
@@ -66,6 +84,7 @@ def parse_notify(*, body: bytes, headers: Mapping[str, str], app_id: str, alipay
         raise SignatureError("notify signature does not verify")
     if params.get("app_id") != app_id:
         raise SignatureError("notify is addressed to another app_id")
+    check_fresh(params, now=now)
     raw = {k: v for k, v in params.items() if k != "sign"}
     event_id = params.get("notify_id", "")
     if not event_id:
@@ -75,6 +94,38 @@ def parse_notify(*, body: bytes, headers: Mapping[str, str], app_id: str, alipay
     if params.get("notify_type") != "trade_status_sync":
         raise ParseError(f"unsupported notify_type {params.get('notify_type')!r}")
     return _trade_event(params, event_id, raw)
+
+
+def check_fresh(params: Mapping[str, str], *, now: dt.datetime | None = None) -> None:
+    """Refuse (SignatureError, like a bad signature) a verified notify stamped outside the window above.
+
+    The stamp is inside the signature (B.4 signs every param but ``sign``/``sign_type``), so a captured genuine
+    notify cannot shed or change it without failing verification. A signed notify with no stamp at all is not one
+    Alipay sends (both envelopes always carry theirs) and has nothing to check here.
+    """
+    stamp = params.get("utc_timestamp") if params.get("msg_method") else params.get("notify_time")
+    if not stamp:
+        return
+    try:
+        if params.get("msg_method"):
+            if not stamp.isascii() or not stamp.isdigit():
+                raise ValueError(f"{stamp!r} is not milliseconds since the epoch")
+            sent = dt.datetime.fromtimestamp(int(stamp) / 1000, dt.UTC)
+        else:
+            sent = parse_time(stamp)
+    except (ValueError, OverflowError, OSError) as exc:
+        raise ParseError(f"notify time is malformed: {exc}") from None
+    if sent is None:
+        return
+    now = now or dt.datetime.now(dt.UTC)
+    age = now - sent
+    name = "utc_timestamp" if params.get("msg_method") else "notify_time"
+    if age > NOTIFY_MAX_AGE:
+        raise SignatureError(f"notify is stale: {name} {stamp} is {age.total_seconds() / 3600:.1f} h old, "
+                             f"beyond the {NOTIFY_MAX_AGE.total_seconds() / 3600:.0f} h Alipay's retries can reach")
+    if -age > NOTIFY_MAX_AHEAD:
+        raise SignatureError(f"notify is stamped in the future: {name} {stamp} is "
+                             f"{-age.total_seconds():.0f} s ahead of our clock")
 
 
 def _trade_event(params: dict[str, str], event_id: str, raw: dict[str, Any]) -> CallbackEvent:

@@ -14,12 +14,14 @@ Control (tests/demo): ``POST /_control/accounts`` {"name", "app_public_key", "me
 ``GET /_control/accounts/<app_id>``, ``POST /_control/accounts/<app_id>/settings`` (``user_paying_seconds``,
 ``refund_delay_seconds``, ``fee_rate``, ``auto_review``, ``message_url``), ``POST /_control/merchants``
 {"app_id", "name"} → {"sub_mchid", "app_auth_token", "auth_app_id"}, ``POST /_control/applications/<order_id>``,
-``POST /_control/flush``, ``GET /_control/callbacks``, and the core ``/_control/faults``.
+``POST /_control/flush``, ``GET /_control/callbacks``, and the core ``/_control/faults`` (plus the callback fault
+``stale_callback``, see ``send_signed_notify``).
 Notifies are form POSTs signed per B.4, retried until the body is ``success``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import json
 import logging
@@ -34,7 +36,7 @@ from cryptography.hazmat.primitives import serialization
 from channels.simulators import alipay_keys as keys
 from channels.simulators.alipay_bills import BillsMixin
 from channels.simulators.alipay_gateway import AlipayFault, Call, answer, check_common, read_params, render
-from channels.simulators.alipay_trades import TradesMixin, digits, form_body, now_bj, signed_params, yuan
+from channels.simulators.alipay_trades import TradesMixin, digits, fmt, form_body, now_bj, signed_params, yuan
 from channels.simulators.alipay_zft import ZftMixin
 from channels.simulators.core import SimRequest, SimResponse, SimulatorApp
 from channels.simulators.notifier import Notifier
@@ -43,6 +45,7 @@ logger = logging.getLogger("aggpay.simulators.alipay")
 
 PAGE_METHODS = ("alipay.trade.wap.pay", "alipay.trade.page.pay", "alipay.trade.app.pay")
 OAUTH_CODE_TTL = 300
+STALE_SECONDS = 2 * 86400  # stale_callback's default backdating: a notify captured two days ago
 
 
 def _is_ack(status: int, body: bytes) -> bool:
@@ -231,27 +234,48 @@ class AlipaySimulator(TradesMixin, BillsMixin, ZftMixin, SimulatorApp):
 
     # --- notifies (B.4) -----------------------------------------------------------------------------------
     def send_signed_notify(self, app: dict, url: str, params: dict[str, str], *, thread: str) -> None:
-        """Queue a signed form notify, honouring the callback-phase faults of core.FaultBook."""
-        body = form_body(signed_params(app, params))
-        rules = self.faults.take(method="POST", path="/notify", haystack=body.decode("ascii"), phase="callback")
-        names = {rule["fault"] for rule in rules}
-        if "callback_bad_signature" in names:
-            body = form_body(signed_params(app, params, tamper=True))
-        item = {"url": url, "body": body.decode("ascii")}
-        if "out_of_order_callback" in names:
+        """Queue a signed form notify, honouring the callback-phase faults of core.FaultBook.
+
+        The notify is stamped (``notify_time``, or ``utc_timestamp`` for 蚂蚁消息) and signed when it is first sent
+        — a held one when it is released — and its retries repeat it byte for byte. Whether real retries are
+        restamped is unverified (see channels/adapters/alipay_notify.py); repeating the first send's time is the
+        stricter case, the one the receiver's freshness window is sized for. ``stale_callback`` (``seconds``,
+        default two days) stamps it that much earlier, correctly signed: a genuine notify captured and replayed
+        later, or Alipay's clock being off.
+        """
+        rules = self.faults.take(method="POST", path="/notify", haystack=form_body(params).decode("ascii"),
+                                 phase="callback")
+        faults = {rule["fault"]: rule for rule in rules}
+        item = {"url": url, "app_id": app["app_id"], "params": params, "tamper": "callback_bad_signature" in faults,
+                "backdate": float(faults["stale_callback"].get("seconds", STALE_SECONDS))
+                if "stale_callback" in faults else 0.0}
+        if "out_of_order_callback" in faults:
             held = self.store.get(self.HELD, thread) or []
             self.store.put(self.HELD, thread, held + [item])  # sent after the next notify of this trade
             return
-        self._enqueue(item)
-        if "duplicate_callback" in names:
-            self._enqueue(item)  # the same notify_id twice: receivers must de-duplicate
+        # duplicate_callback: the same notify (same notify_id, same bytes) twice; receivers must de-duplicate.
+        self._enqueue(item, copies=2 if "duplicate_callback" in faults else 1)
         for earlier in self.store.get(self.HELD, thread) or []:
             self._enqueue(earlier)
         self.store.delete(self.HELD, thread)
 
-    def _enqueue(self, item: dict) -> None:
-        self.notifier.enqueue(url=item["url"], body=item["body"].encode("ascii"), headers={},
-                              content_type="application/x-www-form-urlencoded; charset=utf-8")
+    def _enqueue(self, item: dict, *, copies: int = 1) -> None:
+        body = self._stamped_body(item)
+        for _ in range(copies):
+            self.notifier.enqueue(url=item["url"], body=body, headers={},
+                                  content_type="application/x-www-form-urlencoded; charset=utf-8")
+
+    def _stamped_body(self, item: dict) -> bytes:
+        """The notify as it leaves now: stamped with the current time (less ``backdate``) and signed (B.4)."""
+        if "body" in item:  # held by an earlier version of the simulator, already signed
+            return item["body"].encode("ascii")
+        params = dict(item["params"])
+        sent_at = now_bj() - dt.timedelta(seconds=item.get("backdate", 0.0))
+        if "utc_timestamp" in params:
+            params["utc_timestamp"] = str(int(sent_at.timestamp() * 1000))
+        else:
+            params["notify_time"] = fmt(sent_at)
+        return form_body(signed_params(self._app(item["app_id"]), params, tamper=item.get("tamper", False)))
 
     # --- control ----------------------------------------------------------------------------------------
     def control_account_create(self, request: SimRequest) -> SimResponse:

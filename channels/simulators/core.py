@@ -6,7 +6,8 @@ Faults (design §6): a rule ``{"match": {...}, "fault": ..., "times": n}`` regis
 ``latency`` (``seconds``, then answer normally), ``timeout`` (sleep ``seconds``, default 30, then drop),
 ``http_500``, ``http_503``, ``bad_signature`` (sign the answer wrongly), ``signtest`` (WeChat's
 ``WECHATPAY/SIGNTEST/`` probe signature), ``business_error`` (``code``/``message``/``status`` in the kind's format),
-and for callbacks ``duplicate_callback``, ``out_of_order_callback``, ``callback_bad_signature``.
+and for callbacks ``duplicate_callback``, ``out_of_order_callback``, ``callback_bad_signature`` (Alipay also
+``stale_callback``: a correctly signed notify stamped ``seconds`` in the past).
 """
 
 from __future__ import annotations
