@@ -259,6 +259,12 @@ class AlipaySimulator(TradesMixin, BillsMixin, ZftMixin, SimulatorApp):
             self._enqueue(earlier)
         self.store.delete(self.HELD, thread)
 
+    def held_notifies(self, thread: str) -> list[dict[str, str]]:
+        """The notifies held back for ``thread`` (``out_of_order_callback``) as they would leave now: ``url`` and the
+        stamped, signed form ``body``. Tests replay them themselves."""
+        return [{"url": item["url"], "body": self._stamped_body(item).decode("ascii")}
+                for item in self.store.get(self.HELD, thread) or []]
+
     def _enqueue(self, item: dict, *, copies: int = 1) -> None:
         body = self._stamped_body(item)
         for _ in range(copies):

@@ -3,6 +3,10 @@
 Pending callbacks are rows in the simulator's store (namespace ``<kind>:outbox``), so a restart of the simulator
 process resumes them. A daemon thread sends due callbacks; ``flush()`` sends everything due now (tests).
 ``is_ack(status, body)`` is per kind: WeChat 200/204, Alipay the body ``success``, the bank plain ``SUCCESS``.
+A kind whose channel signs each sending (WeChat Pay: the ``Wechatpay-Timestamp`` of every callback request is the
+time it is sent, checked within 5 minutes — channel-protocols.md A.4) passes ``sign_headers``: a callback enqueued
+with ``sign`` (what the signer needs, JSON) gets fresh headers at every attempt, so one held back or retried for
+longer than the window still reaches aggpay as the channel would send it.
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ DEFAULT_SCHEDULE = (0, 2, 5, 15, 60, 300)
 
 class Notifier:
     def __init__(self, store: Store, kind: str, is_ack: Callable[[int, bytes], bool],
-                 schedule: tuple[float, ...] = DEFAULT_SCHEDULE):
+                 schedule: tuple[float, ...] = DEFAULT_SCHEDULE,
+                 sign_headers: Callable[[dict, bytes], dict[str, str]] | None = None):
         self.store = store
+        self.sign_headers = sign_headers
         self.kind = kind
         self.ns = f"{kind}:outbox"
         self.is_ack = is_ack
@@ -37,11 +43,11 @@ class Notifier:
         self._send_lock = threading.Lock()
 
     def enqueue(self, *, url: str, body: bytes, headers: dict[str, str], delay: float = 0.0,
-                content_type: str = "application/json") -> str:
+                content_type: str = "application/json", sign: dict | None = None) -> str:
         callback_id = uuid.uuid4().hex
         self.store.put(self.ns, callback_id, {
             "url": url, "body": body.decode("utf-8"), "headers": headers, "content_type": content_type,
-            "attempt": 0, "due": time.time() + delay, "acked": False, "log": [],
+            "attempt": 0, "due": time.time() + delay, "acked": False, "log": [], "sign": sign,
         })
         self._ensure_thread()
         self._wake.set()
@@ -88,9 +94,13 @@ class Notifier:
             if current is None or current["acked"] or current["attempt"] != item["attempt"]:
                 return  # another thread got it
             status, snippet = 0, ""
+            body = current["body"].encode("utf-8")
+            headers = current["headers"]
+            if self.sign_headers is not None and current.get("sign") is not None:
+                headers = {**headers, **self.sign_headers(current["sign"], body)}
             try:
-                resp = requests.post(item["url"], data=item["body"].encode("utf-8"),
-                                     headers={"Content-Type": item["content_type"], **item["headers"]}, timeout=5)
+                resp = requests.post(current["url"], data=body,
+                                     headers={"Content-Type": current["content_type"], **headers}, timeout=5)
                 status, snippet = resp.status_code, resp.text[:200]
                 acked = self.is_ack(resp.status_code, resp.content)
             except requests.RequestException as exc:

@@ -83,7 +83,7 @@ class WechatPaySimulator(WechatPayMerchantRoutes, SimulatorApp):
     def __init__(self, store: Store):
         super().__init__(store)
         self.notifier = Notifier(store, KIND, is_ack=lambda status, body: status in (200, 204),
-                                 schedule=CALLBACK_SCHEDULE)
+                                 schedule=CALLBACK_SCHEDULE, sign_headers=self.callback_signature_headers)
         if self.notifier.pending():  # resume callbacks left by a previous process (state survives restarts)
             self.notifier._ensure_thread()
         r = self.route
@@ -283,14 +283,22 @@ class WechatPaySimulator(WechatPayMerchantRoutes, SimulatorApp):
                          **crypto.aes_encrypt(account["apiv3_key"], plaintext, original_type)},
         }
         body = json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        headers = self.signature_headers(account, body, bad="callback_bad_signature" in names,
-                                         signtest="signtest" in names)
+        # Signed when each attempt is sent (callback_signature_headers), as WeChat Pay does: a callback held back
+        # or retried for longer than the 5-minute window must still verify (A.4).
+        sign = {"sp_mchid": account["sp_mchid"], "bad": "callback_bad_signature" in names,
+                "signtest": "signtest" in names}
         if "out_of_order_callback" in names:  # held back so that later events overtake it
             delay += float(names["out_of_order_callback"].get("seconds", 3))
-        outbox_id = self.notifier.enqueue(url=url, body=body, headers=headers, delay=delay)
+        outbox_id = self.notifier.enqueue(url=url, body=body, headers={}, delay=delay, sign=sign)
         if "duplicate_callback" in names:
-            self.notifier.enqueue(url=url, body=body, headers=headers, delay=delay + 0.2)
+            self.notifier.enqueue(url=url, body=body, headers={}, delay=delay + 0.2, sign=sign)
         return outbox_id
+
+    def callback_signature_headers(self, sign: dict, body: bytes) -> dict[str, str]:
+        """The Wechatpay-* headers of one callback attempt, stamped and signed now (the Notifier's ``sign_headers``).
+        """
+        account = self.account(sign["sp_mchid"])
+        return self.signature_headers(account, body, bad=sign["bad"], signtest=sign["signtest"])
 
     def control_flush(self, request: SimRequest) -> SimResponse:
         return SimResponse.json({"sent": self.notifier.flush(include_future=True)})

@@ -13,7 +13,6 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from channels.models import CallbackOutcome, ChannelCallback
-from channels.simulators.alipay import AlipaySimulator
 from trades.models import Order
 
 pytestmark = pytest.mark.usefixtures("quiet_channels")
@@ -68,7 +67,7 @@ def _paid_order_with_held_callback(shop, simulator_server, out_trade_no):
     shop.sim("alipay", "/_control/faults", fault="out_of_order_callback", phase="callback",
              match={"contains": order["id"]})
     shop.sim("alipay", "/_payer/pay", qr_code=order["pay_params"]["code_url"])
-    held = simulator_server.app.apps["alipay"].store.get(AlipaySimulator.HELD, order["id"])
+    held = simulator_server.app.apps["alipay"].held_notifies(order["id"])
     return order, held[0]
 
 

@@ -23,7 +23,6 @@ from django.db.models import Sum
 
 from aggpay.api.client import AggpayClient
 from channels.models import CallbackOutcome, ChannelCallback
-from channels.simulators.alipay import AlipaySimulator
 from trades.models import Event, Order, Refund
 
 pytestmark = pytest.mark.usefixtures("quiet_channels")
@@ -106,8 +105,7 @@ def test_twenty_concurrent_identical_creates_give_one_order(shop, live_server):
 def _held_alipay_notify(shop, simulator_server, order_id: str) -> tuple[str, str]:
     """The signed notify the Alipay simulator holds back for ``order_id`` (an ``out_of_order_callback`` fault
     keeps it from being sent, so the order is still pending when the copies arrive)."""
-    sim = simulator_server.app.apps["alipay"]
-    held = sim.store.get(AlipaySimulator.HELD, order_id) or []
+    held = simulator_server.app.apps["alipay"].held_notifies(order_id)
     assert held, "the simulator did not hold the notify"
     return held[0]["url"], held[0]["body"]
 
