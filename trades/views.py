@@ -40,7 +40,7 @@ RESEND = "trades.resend_delivery"
 class TradeSearchForm(forms.Form):
     q = forms.CharField(required=False, label="Number", max_length=64,
                         widget=forms.TextInput(attrs={"type": "search", "autofocus": True,
-                                                      "placeholder": "ord_…, ref_…, out_trade_no, channel no, merchant no"}))
+                                                      "placeholder": "ord_…, ref_…, out_trade_no, channel or wallet no, merchant no"}))
     state = forms.ChoiceField(required=False, choices=[("", "any state"), *OrderState.choices])
     product = forms.CharField(required=False, max_length=24, widget=forms.TextInput(attrs={"placeholder": "e.g. wechat.native"}))
     channel_account = forms.ChoiceField(required=False, label="Channel account")

@@ -20,6 +20,7 @@ from channels.adapters.http import redact
 from channels.models import ChannelCallback
 from merchants.models import Contract, Merchant
 from trades.models import Delivery, DeliveryState, Event, LatePayment, Order, OrderState, Refund, SyncState
+from trades.services.late import late_refund_no_split
 
 # How far before the order's creation a callback may be stamped (clock skew between the channel and us).
 CALLBACK_SKEW = dt.timedelta(minutes=1)
@@ -37,8 +38,10 @@ def search_orders(*, q: str = "", state: str = "", product: str = "", channel_ac
                   date_from: dt.date | None = None, date_to: dt.date | None = None,
                   sync_state: str = "") -> QuerySet[Order]:
     """Orders matching any number a caller may quote (exactly): our ord_/ref_ id, the merchant's out_trade_no or
-    out_refund_no, the channel's trade or refund number, or a merchant no (all its orders); or part of a merchant's
-    legal or short name (all its orders); then the filters."""
+    out_refund_no, the channel's trade or refund number, the number on the payer's wallet receipt (WeChat 交易单号,
+    Alipay 交易号, UnionPay order id: ``wallet_trade_no``, not the channel's own behind a bank), a number a late
+    payment's refund went out under (``late_…``), or a merchant no (all its orders); or part of a merchant's legal or
+    short name (all its orders); then the filters."""
     orders = orders_base()
     q = (q or "").strip()
     if q:
@@ -65,9 +68,18 @@ def _order_ids_for_number(q: str) -> list[str]:
     ids = set(Order.objects.filter(pk=q).values_list("pk", flat=True))
     ids.update(Order.objects.filter(out_trade_no=q).values_list("pk", flat=True))
     ids.update(Order.objects.filter(channel_trade_no=q).values_list("pk", flat=True))
+    # The condition of its partial index (order_wallet_trade_no) spelled out, so a generic plan can use it too.
+    ids.update(Order.objects.filter(wallet_trade_no=q).exclude(wallet_trade_no="").values_list("pk", flat=True))
     ids.update(Refund.objects.filter(pk=q).values_list("order_id", flat=True))
     ids.update(Refund.objects.filter(out_refund_no=q).values_list("order_id", flat=True))
     ids.update(Refund.objects.filter(channel_refund_no=q).values_list("order_id", flat=True))
+    late = late_refund_no_split(q)
+    if late is not None:
+        # A late payment's refund has no Refund row: its numbers (late_<order id>, then late_<id>_<n> for each retry,
+        # trades.services.late.late_refund_no) name the order; only those the channel was actually given match.
+        order_id, attempt = late
+        ids.update(LatePayment.objects.filter(order_id=order_id, refund_attempts__gt=attempt)
+                   .values_list("order_id", flat=True))
     return sorted(ids)
 
 

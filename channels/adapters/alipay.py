@@ -249,7 +249,7 @@ class AlipayAdapter(ChannelAdapter):
         if request.product == "alipay.qr":
             result.pay_params = {"code_url": inner.get("qr_code", "")}
         else:  # alipay.jsapi: the front end calls AlipayJSBridge tradePay with this trade number (B.5)
-            result.channel_trade_no = inner.get("trade_no", "")
+            result.channel_trade_no = result.wallet_trade_no = inner.get("trade_no", "")
             result.pay_params = alipay_jsapi_pay_params(result.channel_trade_no)
         if not result.pay_params.get("code_url") and not result.pay_params.get("trade_no"):
             raise ChannelUnknown("Alipay accepted the order but returned no pay parameters")
@@ -291,6 +291,7 @@ class AlipayAdapter(ChannelAdapter):
                                  failure_code=exc.code, failure_message=exc.channel_message or exc.message)
         if inner.get("code") == "10003":
             return PaymentResult(state=TradeState.USER_PAYING, channel_trade_no=inner.get("trade_no", ""),
+                                 wallet_trade_no=inner.get("trade_no", ""),
                                  out_trade_no=inner.get("out_trade_no", request.out_trade_no), raw=inner)
         return self._payment_result(inner, TradeState.SUCCEEDED, paid_at_key="gmt_payment",
                                     sub_mchid=request.sub_merchant.sub_mchid)
@@ -306,8 +307,10 @@ class AlipayAdapter(ChannelAdapter):
             paid_at = parse_time(inner.get(paid_at_key))
         except ValueError as exc:
             raise ChannelUnknown(f"Alipay's answer has a malformed field: {exc}") from exc
+        trade_no = str(inner.get("trade_no", ""))
         return PaymentResult(
-            state=state, channel_trade_no=str(inner.get("trade_no", "")), amount=amount,
+            # Alipay's trade_no is the 交易号 the payer's Alipay shows: the wallet's number too.
+            state=state, channel_trade_no=trade_no, wallet_trade_no=trade_no, amount=amount,
             paid_at=paid_at if state == TradeState.SUCCEEDED else None,
             payer_id=str(inner.get("buyer_user_id") or inner.get("buyer_open_id") or ""),
             sub_mchid=sub_mchid, out_trade_no=str(inner.get("out_trade_no", "")), raw=dict(inner),
@@ -357,6 +360,7 @@ class AlipayAdapter(ChannelAdapter):
         if inner.get("retry_flag") == "Y":
             raise ChannelUnknown("Alipay asks to retry the cancel (retry_flag=Y)", channel_code="retry_flag")
         return PaymentResult(state=TradeState.REVERSED, channel_trade_no=str(inner.get("trade_no", "")),
+                             wallet_trade_no=str(inner.get("trade_no", "")),
                              out_trade_no=str(inner.get("out_trade_no", ref.out_trade_no)), raw=inner)
 
     # --- refunds (B.5) --------------------------------------------------------------------------------

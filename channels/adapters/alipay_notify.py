@@ -136,7 +136,8 @@ def _trade_event(params: dict[str, str], event_id: str, raw: dict[str, Any]) -> 
         paid_at = parse_time(params.get("gmt_payment"))
         state = trade_state(params["trade_status"], paid=paid_at is not None)
         payment = PaymentResult(
-            state=state, channel_trade_no=params.get("trade_no", ""), amount=yuan_or_none(params["total_amount"]),
+            state=state, channel_trade_no=params.get("trade_no", ""), wallet_trade_no=params.get("trade_no", ""),
+            amount=yuan_or_none(params["total_amount"]),
             paid_at=paid_at if state != "closed" else None,
             payer_id=params.get("buyer_id") or params.get("buyer_open_id", ""), sub_mchid=params.get("seller_id", ""),
             out_trade_no=params["out_trade_no"], raw=raw,

@@ -419,7 +419,10 @@ class BankAdapter(ChannelAdapter):
             raise _Malformed(f"trade_state {state!r} is not one of bank.md §6.5")
         return PaymentResult(
             state=TRADE_STATES[state],
+            # §2, §14: we call the bank by its own trade_no; the wallet's number (on the payer's receipt) is the
+            # bank's channel_trade_no, present once paid (Alipay JSAPI: from creation, §6.5).
             channel_trade_no=_str(data, "trade_no"),
+            wallet_trade_no=_str(data, "channel_trade_no"),
             amount=_int(data, "total_amount"),
             currency=_str(data, "currency") or "CNY",
             paid_at=_time(data, "pay_time"),

@@ -81,7 +81,12 @@ class PaymentResult:
 
     state: str  # a TradeState value
     pay_params: dict[str, Any] = field(default_factory=dict)  # code_url / jsapi / app / h5_url / wap_url
-    channel_trade_no: str = ""
+    channel_trade_no: str = ""  # the number the channel we call knows the trade by (TradeRef.channel_trade_no)
+    # The number the payer's wallet shows (WeChat 交易单号 ``transaction_id``, Alipay 交易号 ``trade_no``, UnionPay
+    # order id): what a consumer quotes to support. At a direct channel it is ``channel_trade_no``; behind a bank
+    # it is not — docs/channels/bank.md §2, §6.5: the bank's ``trade_no`` is ours to call it by, the wallet's number
+    # comes as its ``channel_trade_no``. Empty while the channel has not given one (unpaid, most creates).
+    wallet_trade_no: str = ""
     amount: int | None = None  # as the channel reports it (cross-checked by trades)
     currency: str = "CNY"
     paid_at: dt.datetime | None = None

@@ -564,6 +564,7 @@ def payment_from_transaction(tx: dict, *, strict: bool) -> PaymentResult:
     return PaymentResult(
         state=state,
         channel_trade_no=_str(tx.get("transaction_id")),
+        wallet_trade_no=_str(tx.get("transaction_id")),  # 微信支付订单号: the 交易单号 on the payer's receipt
         amount=total,
         currency=_str(amount.get("currency")) or "CNY",
         paid_at=_time(tx.get("success_time"), fail),

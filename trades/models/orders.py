@@ -96,6 +96,11 @@ class Order(FSMModelMixin, models.Model):
     sub_mchid = models.CharField(max_length=64, blank=True)
     routing = models.JSONField(default=dict, blank=True, help_text="which layer chose the account, candidates seen")
     channel_trade_no = models.CharField(max_length=64, blank=True)
+    # The number on the payer's wallet receipt (WeChat 交易单号, Alipay 交易号, UnionPay order id), which a consumer
+    # quotes to support: channel_trade_no at a direct channel; behind a bank, the bank's channel_trade_no beside its
+    # own trade_no (docs/channels/bank.md §2, §14). Never in the merchant API (merchant-api.md names no such field).
+    wallet_trade_no = models.CharField(max_length=64, blank=True,
+                                       help_text="the number the payer's wallet shows (WeChat 交易单号, Alipay 交易号)")
     pay_params = models.JSONField(default=dict, blank=True)
     paid_at = models.DateTimeField(null=True, blank=True)
 
@@ -145,6 +150,10 @@ class Order(FSMModelMixin, models.Model):
         # partial indexes serve them; plain indexes on state and sync_state (and their LIKE twins) served nothing.
         indexes = [models.Index(fields=["out_trade_no"], name="order_out_trade_no_idx"),
                    models.Index(fields=["channel_trade_no"], name="order_channel_trade_no_idx"),
+                   # Partial: an order is written into it only once a wallet has a number for it (paid, mostly),
+                   # never by the create of a QR or JSAPI order (trades.workbench searches with the same condition).
+                   models.Index(fields=["wallet_trade_no"], condition=~Q(wallet_trade_no=""),
+                                name="order_wallet_trade_no"),
                    models.Index(fields=["expires_at"], condition=Q(state="pending"), name="order_pending_expiry"),
                    models.Index(fields=["created_at"], condition=~Q(sync_state="ok"), name="order_sync_attention"),
                    # A merchant's statement reads one day of its payments (trades.services.statements); partial, so

@@ -21,6 +21,9 @@ a new number (``refund_attempts`` counts them). Only an answer about the current
 about an earlier attempt (a re-delivered notice, a slow answer) changes nothing — unless it says that attempt
 succeeded: the money went back then, and the retry may return it again, so the late payment is flagged ``abnormal``
 for a person (an audit row on the trade timeline; no further attempt is sent while it is flagged), whatever its state.
+One flagged while ``refunding`` whose current attempt the channel says it never received is therefore not sent
+again — and not asked about for ever either: it goes back to ``open``, still flagged, for a person to settle by hand
+(``_unsent_to_a_person``).
 """
 
 from __future__ import annotations
@@ -152,7 +155,8 @@ def late_payment_refund(*, late_payment_id: int, actor=None, audit: AuditNote | 
 def late_payment_refund_sync(*, late_payment_id: int, actor=None) -> LatePayment:
     """Ask the channel what became of a ``refunding`` late payment's current refund attempt and apply the answer. A
     refund the channel has never heard of (the process died between recording the intent and asking) is sent now,
-    with the same number: were the first call still in flight, the channel answers both with the one refund."""
+    with the same number: were the first call still in flight, the channel answers both with the one refund — unless
+    the late payment is flagged ``abnormal``: then it goes to a person instead (``_unsent_to_a_person``)."""
     late = LatePayment.objects.select_related("order__channel_account", "order__contract").get(pk=late_payment_id)
     if late.state != REFUNDING:
         return late
@@ -171,7 +175,8 @@ def late_payment_refund_sync(*, late_payment_id: int, actor=None) -> LatePayment
         _record(late, "query_refund", result.state, started, result=result)
     if result.state == ChannelRefundState.NOT_FOUND:
         again = _may_send_again(late.pk, asked=number)
-        return _send(again, actor=actor) if again is not None else LatePayment.objects.get(pk=late.pk)
+        return _send(again, actor=actor) if again is not None else _unsent_to_a_person(late.pk, asked=number,
+                                                                                      actor=actor)
     return late_payment_apply_refund_result(late_payment_id=late.pk, result=_naming(result, number), actor=actor,
                                             source="query")[0]
 
@@ -290,6 +295,34 @@ def _may_send_again(late_payment_id: int, *, asked: str) -> LatePayment | None:
     logger.warning("late payment %s: the channel has no refund %s, and it is not sent again (%s, attempt %s%s)",
                    late.pk, asked, late.state, late_payment_attempt(late), ", flagged" if late.abnormal else "")
     return None
+
+
+def _unsent_to_a_person(late_payment_id: int, *, asked: str, actor) -> LatePayment:
+    """The channel has no refund ``asked``, and _may_send_again did not send it. For a late payment flagged
+    ``abnormal`` (an earlier attempt returned the money after all) and still ``refunding`` at that attempt, the attempt
+    never reached the channel (lost in front of it, or the process died before asking): nothing is on its way, and
+    sending it now could return the money twice. Left ``refunding``, the sweeper would ask about it for ever and
+    "Settled by hand" would refuse it (late_payment_resolve_by_hand: the channel may still be refunding). So it goes
+    back to ``open``, still flagged — the late-payment queue, where support checks both numbers with the channel and
+    settles it by hand with a note; no refund can be sent from there while it is flagged (late_payment_refund).
+    Audited like the channel's other answers (AUDIT_ACTION), on the trade timeline. Re-checked under the lock; any
+    other late payment is returned as it is."""
+    with transaction.atomic():
+        late = _locked(late_payment_id)
+        if late.state != REFUNDING or not late.abnormal or late_payment_refund_no(late) != asked:
+            return late
+        attempt = late_payment_attempt(late)
+        note = (f"the channel has no refund {asked}: attempt {attempt} never reached it, and it is not sent again "
+                f"while an earlier attempt is reported to have returned the money — needs a person")
+        late.state = OPEN
+        late.resolution = _append(late.resolution, note)
+        late.save(update_fields=["state", "resolution"])
+        audit_log(actor=actor, action=AUDIT_ACTION, target=late.order, reason=f"needs a person: {note}",
+                  data={"outcome": note, "from": REFUNDING, "to": OPEN, "channel_state": ChannelRefundState.NOT_FOUND,
+                        "out_refund_no": asked, "attempt": attempt, "amount": late.amount, "source": "query"})
+    logger.warning("late payment %s: flagged, and the channel has no refund %s; back to the queue for a person",
+                   late.pk, asked)
+    return late
 
 
 def _naming(result: RefundResult, asked: str) -> RefundResult:

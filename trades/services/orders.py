@@ -323,7 +323,8 @@ def _changes_nothing(order: Order, result: PaymentResult) -> bool:
     answer would change nothing either."""
     return (result.state in (TradeState.PENDING, TradeState.NOT_FOUND) and order.state == OrderState.PENDING
             and order.sync_state == SyncState.OK and (not result.pay_params or bool(order.pay_params))
-            and (not result.channel_trade_no or bool(order.channel_trade_no)))
+            and (not result.channel_trade_no or bool(order.channel_trade_no))
+            and (not result.wallet_trade_no or bool(order.wallet_trade_no)))
 
 
 def _call_and_apply(order: Order, account: ChannelAccount, *, verb: str, call) -> Order:
@@ -378,14 +379,16 @@ def record_created_sql(assignments: str) -> str:
 
 
 def _record_created(order: Order, result: PaymentResult, fields: dict) -> None:
-    """Record the create in the trade's timeline and fill the pay params (and the channel's trade number) on the
-    order if it is still pending without them. On PostgreSQL in ONE statement (a data-modifying CTE, one commit);
-    elsewhere (the demo's SQLite) in two."""
+    """Record the create in the trade's timeline and fill the pay params (and the channel's and the wallet's trade
+    numbers, when the create answer has them: an Alipay JSAPI order) on the order if it is still pending without
+    them. On PostgreSQL in ONE statement (a data-modifying CTE, one commit); elsewhere (the demo's SQLite) in two."""
     changes = {"updated_at": timezone.now()}
     if result.pay_params:
         changes["pay_params"] = result.pay_params
     if result.channel_trade_no:
         changes["channel_trade_no"] = result.channel_trade_no
+    if result.wallet_trade_no:
+        changes["wallet_trade_no"] = result.wallet_trade_no
     if connection.vendor != "postgresql":
         ChannelCall.objects.create(order_id=order.pk, **fields)
         updated = Order.objects.filter(pk=order.pk, state=OrderState.PENDING, pay_params={}).update(**changes)
@@ -510,6 +513,7 @@ def order_apply_result(*, order_id: str, result: PaymentResult, source: str, loc
             if order.state == OrderState.PENDING:
                 order.succeed()
                 order.channel_trade_no = result.channel_trade_no or order.channel_trade_no
+                order.wallet_trade_no = result.wallet_trade_no or order.wallet_trade_no
                 order.paid_at = result.paid_at or timezone.now()
                 if order.reverse_requested_at is None:  # else the reverse's ladder stays: it is still to be settled
                     order.sync_state, order.next_query_at = SyncState.OK, None
@@ -528,6 +532,8 @@ def order_apply_result(*, order_id: str, result: PaymentResult, source: str, loc
                 order.pay_params = result.pay_params
             if result.channel_trade_no and not order.channel_trade_no:
                 order.channel_trade_no = result.channel_trade_no
+            if result.wallet_trade_no and not order.wallet_trade_no:
+                order.wallet_trade_no = result.wallet_trade_no
             if order.sync_state != SyncState.OK:
                 order.sync_state, order.next_query_at = SyncState.OK, None
             order.save()
@@ -557,9 +563,14 @@ def order_apply_result(*, order_id: str, result: PaymentResult, source: str, loc
 
 
 def _late_payment(order: Order, result: PaymentResult) -> None:
-    """Design §5 rule 3: a success after a local close is never lost."""
+    """Design §5 rule 3: a success after a local close is never lost. The payer now has the wallet's number of the
+    payment on their receipt and will quote it: it goes on the (closed) order, as for any paid one, so support finds
+    the order by it (trades.workbench.search_orders)."""
     late = LatePayment.objects.create(order=order, channel_trade_no=result.channel_trade_no,
                                       amount=result.amount or order.amount)
+    if result.wallet_trade_no and not order.wallet_trade_no:
+        order.wallet_trade_no = result.wallet_trade_no
+        order.save(update_fields=["wallet_trade_no", "updated_at"])
     logger.warning("late payment on closed order %s (%s)", order.pk, result.channel_trade_no)
     if getattr(settings, "AGGPAY_LATE_PAYMENT_AUTO_REFUND", True):
         from trades import tasks

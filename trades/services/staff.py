@@ -26,7 +26,6 @@ from trades.services.orders import order_barcode_step, order_close, order_sync
 from trades.services.refunds import refund_create
 
 REFUND_PERM = "trades.refund_order"
-VIEW_PERM = "trades.view_order"
 # Closing an order is a support action on a trade the payer abandoned; there is no separate model permission for
 # it, so it rides on the refund permission (both change what the merchant is owed).
 CLOSE_PERM = REFUND_PERM
