@@ -145,6 +145,10 @@ _keys_file = VAR_DIR / "encryption.keys"
 AGGPAY_ENCRYPTION_KEYS = env_list("AGGPAY_ENCRYPTION_KEYS")
 if not AGGPAY_ENCRYPTION_KEYS and _keys_file.exists():
     AGGPAY_ENCRYPTION_KEYS = [k.strip() for k in _keys_file.read_text().split(",") if k.strip()]
+# The key of the lookup digests (blind indexes) of encrypted values, e.g. a 小微 owner's ID number (aggpay/crypto.py
+# ``lookup_digest``): at least 32 characters. Unset, it is derived from the oldest encryption key; set it before a key
+# rotation drops that key, since digests stored under one key do not match under another.
+AGGPAY_LOOKUP_KEY = env_str("AGGPAY_LOOKUP_KEY", "")
 
 # --- merchant API ------------------------------------------------------------------------------------
 AGGPAY_SIGNATURE_WINDOW_SECONDS = 300

@@ -31,9 +31,9 @@ from merchants.batch.columns import (
     readable_message,
 )
 from merchants.batch.documents import DocumentsZip, normalise_ref
-from merchants.models import Merchant, MerchantState, SubjectType
+from merchants.models import Merchant, SubjectType
 from merchants.services.onboarding import document_add, merchant_onboard_draft
-from merchants.services.record import check_record
+from merchants.services.record import check_record, check_record_duplicates
 
 ROW_NUMBER = "__row__"  # extra dataset column: the row number the clerk sees in Excel
 MAX_REF_LENGTH = 64
@@ -189,24 +189,11 @@ class MerchantRecordResource(resources.Resource):
         self.rows: dict[int, SheetRow] = {}  # by row number, in sheet order
         self.crashed: list[tuple[int, Exception]] = []
         self.processed = 0
-        self._onboarded: dict[str, str] = {}  # licence no → merchant no, of merchants already onboarded
         self._seen_licences: dict[str, int] = {}
         self._seen_micro_ids: dict[str, int] = {}
         self._seen_refs: dict[str, int] = {}
 
     # import-export hooks, in the order a pass calls them
-
-    def before_import(self, dataset, **kwargs):
-        # One query for the whole file: which licences belong to merchants we already have (not closed ones).
-        label = COLUMNS_BY_KEY["licence_no"].label
-        licences = set()
-        if label in (dataset.headers or []):
-            licences = {text.upper() for text in (cells.text(value) for value in dataset[label]) if text}
-        if licences:
-            found = (Merchant.objects.filter(licence_no__in=licences).exclude(state=MerchantState.CLOSED)
-                     .order_by("created_at").values_list("licence_no", "merchant_no"))
-            for licence, merchant_no in found:
-                self._onboarded.setdefault(licence, merchant_no)
 
     def init_instance(self, row=None):
         return SheetRow(row[ROW_NUMBER])
@@ -285,26 +272,32 @@ class MerchantRecordResource(resources.Resource):
 
     def _check_duplicates(self, row: SheetRow, merchant: dict) -> None:
         """``merchant`` holds the row's fields that passed validate_record: a licence or ID number that is itself
-        wrong is not compared (its problem is reported instead); one that is right is, even if other cells are not."""
+        wrong is not compared (its problem is reported instead); one that is right is, even if other cells are not.
+
+        Within the file first: during the real import the rows above are already written, and a repeat must still
+        read "same … as row N" as it did in the dry run, not "already onboarded" by the row above. Then against the
+        merchants already onboarded, with the check the form and the partner API use (``check_record_duplicates``).
+        """
         licence = merchant.get("licence_no") or ""
         row.normalised_licence = licence
         if licence:
-            if licence in self._onboarded:
-                row.add_error("licence_no", f"already onboarded: merchant {self._onboarded[licence]} has this "
-                                            "licence number", kind="duplicate")
-                return
             first = self._seen_licences.setdefault(licence, row.row_number)
             if first != row.row_number:
                 row.add_error("licence_no", f"same licence number as row {first}", kind="duplicate")
+                return
         elif merchant.get("subject_type") == SubjectType.MICRO:
-            # 小微 merchants have no licence: the owner's ID number identifies them (within the file; it is
-            # encrypted in the database, so it cannot be looked up there).
+            # 小微 merchants have no licence: the owner's ID number identifies them.
             id_number = merchant.get("legal_person_id_number") or ""
             if not id_number:
                 return
             first = self._seen_micro_ids.setdefault(id_number, row.row_number)
             if first != row.row_number:
                 row.add_error("legal_person_id_number", f"same 小微 owner ID number as row {first}", kind="duplicate")
+                return
+        for problem in check_record_duplicates(merchant=merchant):
+            # The column is named beside the reason already: "licence_no: already onboarded…" → "already onboarded…"
+            reason = problem.message.removeprefix(f"{problem.param}: ")
+            row.add_error(column_for_param(problem.param), reason, kind="duplicate")
 
 
 # --- exports (masked) -----------------------------------------------------------------------------------------

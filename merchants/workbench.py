@@ -286,9 +286,18 @@ class ContractEntry:
     actor: str = ""
 
 
+def _audit_source(row: AuditLog) -> str:
+    """Who wrote an audit row, in ContractEvent.source's words: a staff user ("staff"), a partner's or merchant's app
+    ("api"), or the back office itself — the poller, a task, a channel's notification — ("system")."""
+    if row.actor_id is not None:
+        return "staff"
+    return "api" if row.actor_label.startswith("api:") else "system"
+
+
 def contract_timeline(contract: Contract) -> list[ContractEntry]:
-    """Every ContractEvent (state changes and the channel's answers) plus staff requests on the contract that are
-    not themselves state changes (resubmission requests, rate changes), oldest first."""
+    """Every ContractEvent (state changes and the channel's answers) plus the audited actions on the contract that
+    are not themselves state changes — staff's (resubmission requests, rate changes) and the system's (a lost
+    submission sent again) — each labelled by who did it, oldest first."""
     entries = []
     for event in contract.events.all():
         data = event.data or {}
@@ -301,7 +310,7 @@ def contract_timeline(contract: Contract) -> list[ContractEntry]:
     for row in AuditLog.objects.filter(target_type="merchants.contract", target_id=str(contract.pk)):
         if row.action in state_actions or row.action.rsplit(".", 1)[-1] in ("suspend", "resume", "terminate"):
             continue  # the ContractEvent row already tells it
-        entries.append(ContractEntry(at=row.created_at, source="staff", from_state="", to_state="",
+        entries.append(ContractEntry(at=row.created_at, source=_audit_source(row), from_state="", to_state="",
                                      message=row.action.rsplit(".", 1)[-1].replace("_", " ") +
                                      (f": {row.reason}" if row.reason else ""), actor=row.actor_label))
     entries.sort(key=lambda e: e.at)

@@ -23,6 +23,7 @@ from merchants.models import (
     SubjectType,
 )
 from merchants.services.record import SCENARIO_TYPES, required_documents
+from merchants.services.settlement import paying_account
 
 # merchant-api.md "Partner onboarding": the partner is told the sub-merchant ids "once active".
 SUB_MERCHANT_ID_STATES = (ContractState.ACTIVE, ContractState.LIMITED, ContractState.SUSPENDED,
@@ -99,16 +100,28 @@ class PartnerSettlementOutputSerializer(serializers.Serializer):
     account_holder = serializers.CharField(help_text="masked for personal accounts")
 
 
+class PartnerPaysToOutputSerializer(serializers.Serializer):
+    bank_name = serializers.CharField()
+    account_number = serializers.CharField(help_text="masked: last 4 digits")
+
+
 class PartnerSettlementChangeChannelOutputSerializer(serializers.Serializer):
     channel_account = serializers.CharField()
     state = serializers.CharField(help_text="`pending`, `auditing`, `succeeded`, `failed`")
     message = serializers.CharField(allow_blank=True, help_text="the channel's words, e.g. why it refused")
+    pays_to = PartnerPaysToOutputSerializer(
+        allow_null=True, help_text="the account this channel pays the merchant to now: the new one once it accepted "
+                                   "(this change or an earlier one), until then the one it had")
 
 
 class PartnerSettlementChangeOutputSerializer(serializers.Serializer):
-    state = serializers.CharField(help_text="`pending` while any channel is still verifying, `failed` when one "
-                                            "refused (the old account stays in force), `succeeded` when all "
-                                            "accepted (the new account is now `settlement_account`)")
+    state = serializers.CharField(help_text="`pending` while any channel is still verifying; `succeeded` when all "
+                                            "accepted (the new account is now `settlement_account`); `failed` when "
+                                            "one refused: `settlement_account` stays the old account, and the "
+                                            "channel that refused keeps paying to it, but the channels that "
+                                            "accepted already pay to the new one (a channel's switch cannot be "
+                                            "taken back) — each channel's `pays_to` says where it pays. Asking the "
+                                            "change again, once the refusal's cause is fixed, brings them together")
     bank_name = serializers.CharField()
     account_number = serializers.CharField(help_text="masked: last 4 digits")
     channels = PartnerSettlementChangeChannelOutputSerializer(many=True)
@@ -189,11 +202,9 @@ def _reasons(items) -> list[dict]:
 
 
 def _settlement(merchant: Merchant) -> dict | None:
-    accounts = merchant.current_accounts if hasattr(merchant, "current_accounts") else list(
-        merchant.settlement_accounts.filter(current=True))
-    if not accounts:
+    account = _current_account(merchant)
+    if account is None:
         return None
-    account = accounts[0]
     personal = account.account_type == AccountType.PERSONAL
     return {
         "account_type": account.account_type,
@@ -205,20 +216,38 @@ def _settlement(merchant: Merchant) -> dict | None:
     }
 
 
+def _current_account(merchant: Merchant):
+    accounts = merchant.current_accounts if hasattr(merchant, "current_accounts") else list(
+        merchant.settlement_accounts.filter(current=True))
+    return accounts[0] if accounts else None
+
+
+def _pays_to(account) -> dict | None:
+    if account is None:
+        return None
+    return {"bank_name": account.bank_name, "account_number": mask_bank_account(account.account_number)}
+
+
 def _settlement_change(merchant: Merchant) -> dict | None:
-    changes = list(merchant.settlement_changes.all())
+    changes = list(merchant.settlement_changes.all())  # newest first
     if not changes:
         return None
     latest = [change for change in changes if change.new_account_id == changes[0].new_account_id]
     states = {change.state for change in latest}
     overall = "failed" if "failed" in states else ("pending" if states - {"succeeded"} else "succeeded")
     account = latest[0].new_account
+    current = _current_account(merchant)
+
+    def pays_to(change) -> dict | None:  # merchants.services.settlement.settlement_by_channel, from what is loaded
+        return _pays_to(paying_account([c for c in changes if c.contract_id == change.contract_id], current))
+
     return {
         "state": overall,
         "bank_name": account.bank_name,
         "account_number": mask_bank_account(account.account_number),
         "channels": [{"channel_account": change.contract.channel_account.code, "state": change.state,
-                      "message": change.message} for change in sorted(latest, key=lambda c: c.pk)],
+                      "message": change.message, "pays_to": pays_to(change)}
+                     for change in sorted(latest, key=lambda c: c.pk)],
         "created_at": min(change.created_at for change in latest),
     }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import models
 from django_fsm import FSMField, FSMModelMixin, transition
 
+from aggpay.crypto import lookup_digest
 from aggpay.fields import EncryptedTextField
 
 
@@ -28,6 +29,15 @@ class IdDocType(models.TextChoices):
     HK_MACAO_PERMIT = "hk_macao_permit", "Hong Kong/Macao permit"
     TAIWAN_PERMIT = "taiwan_permit", "Taiwan permit"
     FOREIGN_RESIDENT = "foreign_resident", "Foreign permanent resident ID"
+
+
+ID_NUMBER_DIGEST_PURPOSE = "merchants.legal_person_id_number"
+
+
+def id_number_digest(number: str | None) -> str:
+    """The lookup digest of a legal person's ID number (normalised: stripped, upper case), or "" for none."""
+    normalised = (number or "").strip().upper()
+    return lookup_digest(normalised, purpose=ID_NUMBER_DIGEST_PURPOSE) if normalised else ""
 
 
 class Merchant(FSMModelMixin, models.Model):
@@ -62,6 +72,11 @@ class Merchant(FSMModelMixin, models.Model):
     legal_person_name = EncryptedTextField(blank=True)
     legal_person_id_type = models.CharField(max_length=20, choices=IdDocType.choices, default=IdDocType.ID_CARD)
     legal_person_id_number = EncryptedTextField(blank=True)
+    # A blind index of the ID number (aggpay.crypto.lookup_digest), set by save(): the number itself is encrypted with
+    # a fresh IV each time, so this is how a 小微 owner already onboarded is found (merchants.services.record
+    # ``check_record_duplicates``). Not unique: a person may come back after a merchant was closed or rejected.
+    legal_person_id_digest = models.CharField(max_length=64, blank=True, default="", editable=False, db_index=True,
+                                              help_text="keyed HMAC-SHA256 of the normalised ID number, for lookups")
     legal_person_id_valid_from = models.DateField(null=True, blank=True)
     legal_person_id_valid_until = models.DateField(null=True, blank=True, help_text="empty = long-term (长期)")
     contact_name = EncryptedTextField(blank=True)
@@ -91,6 +106,17 @@ class Merchant(FSMModelMixin, models.Model):
 
     def __str__(self) -> str:
         return f"{self.merchant_no} {self.short_name}"
+
+    def save(self, *args, **kwargs) -> None:
+        # Every write of the ID number writes its digest too, whichever path (services, admin, factories) saves it.
+        update_fields = kwargs.get("update_fields")
+        if update_fields is None:
+            if "legal_person_id_number" not in self.get_deferred_fields():
+                self.legal_person_id_digest = id_number_digest(self.legal_person_id_number)
+        elif "legal_person_id_number" in update_fields:
+            self.legal_person_id_digest = id_number_digest(self.legal_person_id_number)
+            kwargs["update_fields"] = {*update_fields, "legal_person_id_digest"}
+        super().save(*args, **kwargs)
 
     @transition(field=state, source=MerchantState.ONBOARDING, target=MerchantState.ACTIVE)
     def activate(self) -> None:

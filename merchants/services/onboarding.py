@@ -29,7 +29,12 @@ from merchants.models import (
 )
 from merchants.services.contracts import contracts_create_for_application
 from merchants.services.merchants import new_merchant_no
-from merchants.services.record import RecordInput, required_documents, validate_record
+from merchants.services.record import (
+    RecordInput,
+    refuse_record_duplicates,
+    required_documents,
+    validate_record,
+)
 
 MAX_DOCUMENT_BYTES = 5 * 1024 * 1024  # WeChat media upload limit (A.13 image upload)
 DOCUMENT_CONTENT_TYPES = {"image/jpeg": b"\xff\xd8\xff", "image/png": b"\x89PNG\r\n\x1a\n", "application/pdf": b"%PDF-"}
@@ -89,6 +94,7 @@ def merchant_onboard_draft(*, actor, data: dict, partner: Merchant | None = None
     """
     require_perm(actor, "merchants.add_merchant")
     record = validate_record(data)
+    refuse_record_duplicates(merchant=record.merchant, partner=partner)
     with transaction.atomic():
         merchant = Merchant.objects.create(
             merchant_no=new_merchant_no(), legal_name=record.merchant["legal_name"],
@@ -110,23 +116,38 @@ def _locked_application(application_id: int) -> OnboardingApplication:
         raise NotFound(f"no application {application_id}")
 
 
-def merchant_record_update(*, application_id: int, actor, data: dict) -> OnboardingApplication:
-    """Correct a draft or returned application's record. A returned application goes back to draft."""
+def merchant_record_update(*, application_id: int, actor, data: dict,
+                           partner: Merchant | None = None) -> OnboardingApplication:
+    """Correct a draft or returned application's record. A returned application goes back to draft.
+
+    ``partner``: the partner correcting its merchant through the API, so that a duplicate it does not own is not
+    named to it (``check_record_duplicates``).
+    """
     require_perm(actor, "merchants.change_merchant")
     record = validate_record(data)
     with transaction.atomic():
         application = _locked_application(application_id)
         if application.state not in EDITABLE_STATES:
             raise InvalidState(f"the application is {application.state}; only draft or returned ones can be edited")
+        merchant = Merchant.objects.select_for_update().get(pk=application.merchant_id)
+        if _identity_changes(merchant, record):
+            refuse_record_duplicates(merchant=record.merchant, exclude_merchant_id=merchant.pk, partner=partner)
         before = application.state
         if application.state == ApplicationState.RETURNED:
             application.reopen()
             application.save()
-        merchant = Merchant.objects.select_for_update().get(pk=application.merchant_id)
         _write_record(merchant=merchant, record=record)
         audit_log(actor=actor, action="merchants.application.edited", target=application,
                   data={"from": before, "to": application.state})
     return application
+
+
+def _identity_changes(merchant: Merchant, record: RecordInput) -> bool:
+    """Whether an edit changes what identifies the business (``check_record_duplicates``). Only then is it compared
+    with the other merchants: an edit of a phone number must not be refused for a duplicate that was there before
+    the check existed — that one is for a person to resolve, not a reason to freeze the draft."""
+    return any((getattr(merchant, key) or "") != (record.merchant.get(key) or "")
+               for key in ("subject_type", "licence_no", "legal_person_id_number"))
 
 
 def rejected_contracts(merchant: Merchant) -> list[Contract]:

@@ -109,6 +109,6 @@ def partner_merchant_correct(*, merchant: Merchant, actor, record, changed: bool
     if application is None:
         raise InvalidState("this merchant has no open application to correct")
     if changed or (submit and application.state == ApplicationState.RETURNED):
-        merchant_record_update(application_id=application.pk, actor=actor, data=record())
+        merchant_record_update(application_id=application.pk, actor=actor, data=record(), partner=merchant.partner)
     if submit:
         application_submit(application_id=application.pk, actor=actor)

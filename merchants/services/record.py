@@ -10,9 +10,21 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db.models import Exists, OuterRef, Q
+
+from aggpay.masking import mask_id_number
 from channels.adapters.base import PRODUCTS
 from merchants import validation as v
-from merchants.models import AccountType, IdDocType, SubjectType
+from merchants.models import (
+    AccountType,
+    ApplicationState,
+    IdDocType,
+    Merchant,
+    MerchantState,
+    OnboardingApplication,
+    SubjectType,
+)
+from merchants.models.merchant import id_number_digest
 
 SCENARIO_TYPES = ("store", "website", "app", "mini_program", "official_account")
 ONLINE_SCENARIOS = ("website", "app", "mini_program", "official_account")
@@ -309,6 +321,66 @@ def _check_settlement(found: _Problems, raw: Any, *, subject_type: Any, legal_na
             which = "the legal name" if account_type == AccountType.CORPORATE else "the legal person's name"
             found.add(f"settlement_account.account_holder must be {which}", param=prefix + "account_holder")
     return _good(clean)
+
+
+def standing_merchants():
+    """Merchants that stand in the way of onboarding the same business or person again: every merchant but a closed
+    one and one risk rejected (still ``onboarding``, its application rejected and none open). A closed or rejected
+    merchant is history — the business may legitimately come back — while one being drafted, reviewed, contracted,
+    active or frozen is the same business onboarded twice (a frozen one especially must not get round its freeze)."""
+    rejected = OnboardingApplication.objects.filter(merchant=OuterRef("pk"), state=ApplicationState.REJECTED)
+    not_rejected = OnboardingApplication.objects.filter(merchant=OuterRef("pk")).exclude(
+        state=ApplicationState.REJECTED)
+    return Merchant.objects.exclude(state=MerchantState.CLOSED).exclude(
+        Q(state=MerchantState.ONBOARDING) & Exists(rejected) & ~Exists(not_rejected))
+
+
+def check_record_duplicates(*, merchant: dict[str, Any], exclude_merchant_id: int | None = None,
+                            partner: Merchant | None = None) -> list[v.InvalidRequest]:
+    """The onboarded merchants a record duplicates, as problems naming the field (empty: none). Writes nothing.
+
+    ``merchant`` is a record's normalised merchant fields (``RecordInput.merchant``, or the part of it that passed
+    ``check_record``): a business with a licence is identified by its licence number, a 小微 merchant (no licence) by
+    its owner's ID number, found through its lookup digest (the number is encrypted). An enterprise's legal person
+    may run other businesses, so ID numbers are compared among 小微 merchants only. ``exclude_merchant_id`` is the
+    merchant being edited. The one check behind the clerk's form, the batch import and the partner API.
+
+    ``partner`` is who asks through the partner API: another partner's merchant (or one onboarded by clerks) is not
+    named to it — it learns only that the business is already onboarded (design §5 rule 11). Staff (None) see the
+    merchant number; the ID number is masked for everyone.
+    """
+    standing = standing_merchants()
+    if exclude_merchant_id is not None:
+        standing = standing.exclude(pk=exclude_merchant_id)
+    licence = merchant.get("licence_no") or ""
+    id_number = merchant.get("legal_person_id_number") or ""
+    if licence:
+        param, found = "licence_no", standing.filter(licence_no=licence)
+    elif merchant.get("subject_type") == SubjectType.MICRO and id_number:
+        param, found = "legal_person_id_number", standing.filter(
+            subject_type=SubjectType.MICRO, legal_person_id_digest=id_number_digest(id_number))
+    else:
+        return []
+    existing = found.order_by("created_at", "pk").values("merchant_no", "partner_id").first()
+    if existing is None:
+        return []
+    named = partner is None or existing["partner_id"] == partner.pk
+    if param == "licence_no":
+        message = (f"already onboarded: merchant {existing['merchant_no']} has this licence number" if named else
+                   "a merchant with this licence number is already onboarded")
+    else:
+        message = (f"already onboarded: 小微 merchant {existing['merchant_no']} has this owner ID number "
+                   f"({mask_id_number(id_number)})" if named else
+                   "a 小微 merchant with this owner ID number is already onboarded")
+    return [v.InvalidRequest(f"{param}: {message}", param=param)]
+
+
+def refuse_record_duplicates(*, merchant: dict[str, Any], exclude_merchant_id: int | None = None,
+                             partner: Merchant | None = None) -> None:
+    """``check_record_duplicates`` for a service: raise its first problem."""
+    problems = check_record_duplicates(merchant=merchant, exclude_merchant_id=exclude_merchant_id, partner=partner)
+    if problems:
+        raise problems[0]
 
 
 def required_documents(*, subject_type: str, scenarios: list[dict]) -> set[str]:

@@ -177,6 +177,13 @@ class ChannelSettlement:
         return mask_bank_account(self.account.account_number) if self.account is not None else ""
 
 
+def paying_account(history: list[SettlementChange], current: SettlementAccount | None) -> SettlementAccount | None:
+    """The account one channel pays to, from the changes asked of it (newest first) and the record's account: the
+    new account of the latest change it accepted, else the record's account, which it was onboarded with."""
+    accepted = next((c for c in history if c.state == SettlementChangeState.SUCCEEDED), None)
+    return accepted.new_account if accepted is not None else current
+
+
 def settlement_by_channel(merchant: Merchant) -> list[ChannelSettlement]:
     """Which account each channel pays ``merchant`` to, by channel account code. Reads only.
 
@@ -193,8 +200,7 @@ def settlement_by_channel(merchant: Merchant) -> list[ChannelSettlement]:
     rows = []
     for contract in contracts.distinct().select_related("channel_account").order_by("channel_account__code"):
         history = changes.get(contract.pk, [])
-        accepted = next((c for c in history if c.state == SettlementChangeState.SUCCEEDED), None)
-        account = accepted.new_account if accepted is not None else current
+        account = paying_account(history, current)
         latest = history[0] if history else None
         rows.append(ChannelSettlement(
             contract=contract, account=account,

@@ -7,7 +7,7 @@ from django.contrib.auth.models import Group
 
 from aggpay.roles import ROLES
 from merchants.services.onboarding import merchant_onboard_draft
-from tests.merchants.records import record
+from tests.merchants.records import licence_no, record
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -45,8 +45,8 @@ def test_the_home_page_renders_the_shell(sign_in, staff_member, tmp_path):
     """One screenshot of a two-role user's home page, for a person to look at (saved under pytest's tmp dir)."""
     user = staff_member("onboarding_clerk", username="lin")
     user.groups.add(Group.objects.get(name="admin"))
-    for _ in range(3):
-        merchant_onboard_draft(actor=user, data=record())
+    for n in range(3):  # three businesses: one licence is onboarded once
+        merchant_onboard_draft(actor=user, data=record(licence_no=licence_no(n)))
     page = sign_in("lin")
 
     assert nav_sections(page) == ["onboarding", "admin"]

@@ -6,6 +6,8 @@ import copy
 
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from merchants.validation import id_card_check_char, uscc_check_char
+
 # A valid unified social credit code (check char computed) and resident ID (the GB 11643 sample).
 LICENCE_NO = "91330106MA2B00000U"
 ID_NUMBER = "11010519491231002X"
@@ -42,11 +44,36 @@ TEA_HOUSE_RECORD = {
     },
 }
 
+
+
+def licence_no(serial: int) -> str:
+    """Another valid unified social credit code, i.e. another business (``licence_no(0)`` is LICENCE_NO): a second
+    merchant with the Tea House's licence would be refused as already onboarded."""
+    first17 = f"91330106MA2B{serial:05d}"
+    return first17 + uscc_check_char(first17)
+
+
+def id_number(serial: int) -> str:
+    """Another valid resident ID number, i.e. another person (``id_number(2)`` is ID_NUMBER)."""
+    first17 = f"11010519491231{serial:03d}"
+    return first17 + id_card_check_char(first17)
+
+
 PNG_BYTES = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
 def record(**changes) -> dict:
     data = copy.deepcopy(TEA_HOUSE_RECORD)
+    data.update(changes)
+    return data
+
+
+def micro_record(**changes) -> dict:
+    """A 小微 merchant: Zhang San's own tea stall — no licence, so his ID number identifies it; paid to his personal
+    account."""
+    data = record(subject_type="micro", legal_name="张三", short_name="张三茶摊", licence_no="",
+                  licence_valid_from=None)
+    data["settlement_account"] = {**data["settlement_account"], "account_type": "personal", "account_holder": "张三"}
     data.update(changes)
     return data
 

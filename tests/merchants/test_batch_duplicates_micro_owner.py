@@ -1,11 +1,9 @@
 """A 小微 merchant has no licence: its owner's ID number is what identifies it, in the batch file and against the
 merchants already onboarded (issue 4 "Batch onboarding": duplicates are reported per row).
 
-Known gap, kept as a strict expected failure: ID numbers are encrypted at rest (Fernet, a fresh IV each time) and
-no lookup digest of them is stored, so the batch compares them within the file only (merchants/resources.py
-``_check_duplicates``). Comparing them with the database needs a keyed digest column on Merchant — a migration —
-and then one check shared by the batch, the clerk's form and the partner API. When that lands this test passes and
-``strict`` makes it say so: remove the mark then.
+ID numbers are encrypted at rest (Fernet, a fresh IV each time), so the comparison with the database goes through
+their lookup digest (``Merchant.legal_person_id_digest``), by the check the clerk's form and the partner API use too
+(``merchants.services.record.check_record_duplicates``).
 """
 
 from __future__ import annotations
@@ -18,11 +16,7 @@ from merchants.batch import services
 from merchants.batch.examples import example_rows, sheet_bytes
 from merchants.models import ImportJob, ImportJobState, Merchant
 
-pytestmark = [
-    pytest.mark.django_db,
-    pytest.mark.xfail(strict=True, reason="小微 owner ID numbers are encrypted with no lookup digest: the batch "
-                                          "cannot compare them with onboarded merchants without a migration"),
-]
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture

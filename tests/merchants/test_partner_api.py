@@ -28,7 +28,7 @@ from merchants.services.onboarding import (
     merchant_onboard_draft,
 )
 from tests.factories import MerchantAppFactory, MerchantFactory, UserFactory
-from tests.merchants.records import ID_NUMBER, PNG_BYTES, png, record
+from tests.merchants.records import ID_NUMBER, PNG_BYTES, licence_no, png, record
 from trades.models import Event
 from trades.services.events import delivery_attempt
 
@@ -202,15 +202,16 @@ def test_the_same_partner_reference_with_other_content_is_a_409_naming_it(partne
     assert not Document.objects.exists()
 
 
-def test_without_a_partner_reference_a_retry_makes_a_second_merchant(partner):
-    first, second = create(partner), create(partner)
+def test_without_a_partner_reference_a_second_create_makes_a_second_merchant(partner):
+    first, second = create(partner), create(partner, licence_no=licence_no(1), short_name="另一家茶馆")
     assert first["merchant_no"] != second["merchant_no"]
     assert first["partner_reference"] is None
 
 
 def test_partner_references_are_per_partner(partner, rival):
     mine = create(partner, partner_reference="SHOP-1")
-    response = rival.post("/api/v1/merchants", json=record(partner_reference="SHOP-1", short_name="钱塘面馆"))
+    response = rival.post("/api/v1/merchants", json=record(partner_reference="SHOP-1", short_name="钱塘面馆",
+                                                           licence_no=licence_no(1)))
     assert response.status_code == 201, response.json()
     assert response.json()["merchant_no"] != mine["merchant_no"]
     assert partner.get("/api/v1/merchants?partner_reference=SHOP-1").json()["data"] == [mine]
@@ -233,8 +234,8 @@ def test_the_partner_reference_cannot_be_patched(partner):
 
 def test_the_list_filters_by_partner_reference(partner):
     create(partner, partner_reference="WL-0005")
-    wanted = create(partner, partner_reference="WL-0006", short_name="茶馆6")
-    create(partner)
+    wanted = create(partner, partner_reference="WL-0006", short_name="茶馆6", licence_no=licence_no(6))
+    create(partner, licence_no=licence_no(7))
     assert [m["merchant_no"] for m in partner.get("/api/v1/merchants?partner_reference=WL-0006").json()["data"]] \
         == [wanted["merchant_no"]]
     assert partner.get("/api/v1/merchants?partner_reference=WL-0404").json()["data"] == []
@@ -266,7 +267,7 @@ def rival(signed_api):
 
 def test_a_partner_can_never_see_or_change_another_partners_merchants(partner, rival):
     mine = create(partner)["merchant_no"]
-    theirs = create(rival, short_name="钱塘面馆")["merchant_no"]
+    theirs = create(rival, short_name="钱塘面馆", licence_no=licence_no(1))["merchant_no"]
     clerk_made = MerchantFactory().merchant_no  # onboarded by a clerk, no partner
 
     assert [m["merchant_no"] for m in partner.get("/api/v1/merchants").json()["data"]] == [mine]
@@ -282,7 +283,7 @@ def test_a_partner_can_never_see_or_change_another_partners_merchants(partner, r
 
 
 def test_the_list_pages_newest_first_and_filters_by_state(partner):
-    numbers = [create(partner, short_name=f"茶馆{i}")["merchant_no"] for i in range(3)]
+    numbers = [create(partner, short_name=f"茶馆{i}", licence_no=licence_no(i))["merchant_no"] for i in range(3)]
     page1 = partner.get("/api/v1/merchants?limit=2").json()
     assert [m["merchant_no"] for m in page1["data"]] == numbers[::-1][:2] and page1["has_more"]
     page2 = partner.get(f"/api/v1/merchants?limit=2&starting_after={numbers[1]}").json()
@@ -514,7 +515,7 @@ def test_merchants_onboarded_by_clerks_emit_no_partner_events(risk_officer, onbo
     contracts = _approve(application.merchant.merchant_no, risk_officer)
     _channel_says(contracts["bank-a"], OnboardingState.FINISHED, application_id="B9", sub_mchid="BANKA009")
     assert Merchant.objects.get(pk=application.merchant_id).state == "active"
-    rejected = merchant_onboard_draft(actor="clerk", data=record(short_name="另一家"))
+    rejected = merchant_onboard_draft(actor="clerk", data=record(short_name="另一家", licence_no=licence_no(1)))
     for doc_type in ALL_DOCUMENTS:
         document_add(merchant_id=rejected.merchant_id, actor="clerk", doc_type=doc_type,
                      uploaded_file=png(f"{doc_type}.png"))
@@ -545,12 +546,14 @@ def test_an_active_merchants_settlement_account_change_is_asked_of_its_channels(
                      {"settlement_account": {"bank_name": "工商银行", "account_number": "6222020200112233445"}})
     assert response.status_code == 200, response.json()
     body = response.json()
-    # Asynchronous at every channel: the old account stays in force until all of them accept the new one.
+    # Asynchronous at every channel: the record keeps the old account until all of them accept the new one, and a
+    # channel still deciding pays to the old one.
     assert body["settlement_account"]["account_number"].endswith("0123")
     change = body["settlement_change"]
     assert (change["state"], change["bank_name"], change["account_number"]) == ("pending", "工商银行",
                                                                                 "***************3445")
-    assert [c["channel_account"] for c in change["channels"]] == ["bank-a"]
+    assert [(c["channel_account"], c["pays_to"]["account_number"]) for c in change["channels"]] == [
+        ("bank-a", "***********0123")]
 
 
 def test_a_bad_settlement_account_for_an_active_merchant_names_the_field(partner, active_merchant_no):
@@ -569,6 +572,6 @@ def test_the_list_costs_the_same_queries_for_one_merchant_or_many(partner):
     create(partner)
     one = queries_for_list()
     for i in range(4):
-        create(partner, short_name=f"分店{i}")
+        create(partner, short_name=f"分店{i}", licence_no=licence_no(i + 1))
     assert queries_for_list() == one
     assert one <= 12

@@ -16,7 +16,7 @@ from merchants.models import Document, Merchant, OnboardingApplication
 from merchants.services import partner as partner_services
 from merchants.services.partner import partner_merchant_create
 from tests.factories import MerchantFactory
-from tests.merchants.records import PNG_BYTES, record
+from tests.merchants.records import PNG_BYTES, licence_no, record
 from trades.models import Event
 
 ACTOR = "api:app_westlake0001"
@@ -71,7 +71,8 @@ def test_other_content_under_a_used_reference_is_a_conflict_naming_it(agency, ch
 @pytest.mark.django_db
 def test_without_a_reference_every_create_is_a_new_merchant(agency):
     first, _ = partner_merchant_create(partner=agency, actor=ACTOR, data=record())
-    second, replayed = partner_merchant_create(partner=agency, actor=ACTOR, data=record())
+    second, replayed = partner_merchant_create(partner=agency, actor=ACTOR,
+                                               data=record(licence_no=licence_no(1), short_name="另一家茶馆"))
     assert not replayed and first.pk != second.pk
     assert (first.partner_reference, second.partner_reference) == ("", "")
 
@@ -80,8 +81,8 @@ def test_without_a_reference_every_create_is_a_new_merchant(agency):
 def test_a_reference_is_the_partners_own_another_partner_may_use_it_too(agency):
     rival = MerchantFactory(short_name="Qiantang Agency", is_partner=True)
     mine, _ = partner_merchant_create(partner=agency, actor=ACTOR, data=record(), partner_reference="SHOP-1")
-    theirs, replayed = partner_merchant_create(partner=rival, actor="api:rival", data=record(),
-                                               partner_reference="SHOP-1")
+    theirs, replayed = partner_merchant_create(partner=rival, actor="api:rival",
+                                               data=record(licence_no=licence_no(1)), partner_reference="SHOP-1")
     assert not replayed and theirs.pk != mine.pk
 
 

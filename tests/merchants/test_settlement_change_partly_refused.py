@@ -5,6 +5,8 @@ every channel paid there. Against the simulators over HTTP: WeChat Pay accepts, 
 
 from __future__ import annotations
 
+import base64
+
 import requests
 
 from channels.models import ChannelAccount
@@ -15,6 +17,7 @@ from merchants.services.contracts import contract_poll
 from merchants.services.onboarding import application_approve, application_review_start, application_submit
 from merchants.services.settlement import merchant_settlement_change, settlement_change_poll
 from tests.merchants.conftest import offer
+from tests.merchants.records import PNG_BYTES, record
 
 OLD_NUMBER, NEW_NUMBER = "571234567890123", "6222000011112222333"
 NEW_ACCOUNT = {"account_type": "corporate", "bank_name": "中国工商银行", "bank_branch": "杭州分行",
@@ -93,3 +96,32 @@ def test_a_change_one_channel_refuses_shows_on_the_merchant_page_where_each_chan
     page = client.get(f"/staff/merchants/{merchant.merchant_no}/")
     assert all(row.on_record and row.refused is None for row in page.context["settlement_channels"])
     assert 'id="settlement-attention"' not in page.content.decode()
+
+
+def test_the_partner_sees_which_account_each_channel_pays_to_after_a_change_one_refused(
+        transactional_db, live_server, simulator_server, settings, signed_api, westlake_app, clerk_wang, risk_zhao):
+    """merchant-api.md "Partner onboarding": a failed change does not mean the old account is in force everywhere."""
+    settings.AGGPAY_PUBLIC_BASE_URL = live_server.url
+    partner = signed_api(westlake_app)
+    documents = [{"doc_type": t, "filename": f"{t}.png", "content_base64": base64.b64encode(PNG_BYTES + t.encode())
+                  .decode()} for t in ("licence", "id_front", "id_back", "bank_card", "store_front", "store_inside")]
+    created = partner.post("/api/v1/merchants", json={**record(), "documents": documents})
+    assert created.status_code == 201, created.json()
+    merchant = Merchant.objects.get(merchant_no=created.json()["merchant_no"])
+    _active_on_wechat_and_bank_a(simulator_server.base_url, merchant.applications.get(), clerk_wang, risk_zhao)
+
+    patched = partner.request("PATCH", f"/api/v1/merchants/{merchant.merchant_no}",
+                              json={"settlement_account": NEW_ACCOUNT})
+    assert patched.status_code == 200, patched.json()
+    for change in merchant.settlement_changes.all():
+        settlement_change_poll(change_id=change.pk)
+
+    body = partner.get(f"/api/v1/merchants/{merchant.merchant_no}").json()
+    assert body["settlement_account"]["account_number"] == "***********0123"  # the record keeps the old account
+    change = body["settlement_change"]
+    assert (change["state"], change["account_number"]) == ("failed", "***************2333")
+    assert {c["channel_account"]: (c["state"], c["message"], c["pays_to"]) for c in change["channels"]} == {
+        "wechatpay-isv": ("succeeded", "", {"bank_name": "中国工商银行", "account_number": "***************2333"}),
+        "bank-a": ("failed", "账户信息与开户名不符", {"bank_name": "招商银行", "account_number": "***********0123"}),
+    }
+    assert NEW_NUMBER.encode() not in partner.get(f"/api/v1/merchants/{merchant.merchant_no}").content

@@ -9,13 +9,14 @@ import re
 import pytest
 import requests
 
+from aggpay.audit import audit_log
 from aggpay.models import AuditLog
 from channels.adapters.base import OnboardingResult, OnboardingState
 from channels.models import ChannelAccount
 from channels.simulators import wechatpay as wechat_sim
 from merchants.models import ContractState, MerchantApp
 from merchants.services.apps import merchant_app_create
-from merchants.services.contracts import contract_apply_result
+from merchants.services.contracts import contract_apply_result, contract_set_rate
 from merchants.services.onboarding import (
     application_approve,
     application_review_start,
@@ -226,6 +227,28 @@ def test_the_payments_secret_is_shown_once(client, clerk_wang, risk_zhao, drafte
     assert "was already shown" in second.content.decode()
     assert MerchantApp.objects.get(pk=app.pk).secret_revealed_at is not None
     assert AuditLog.objects.filter(action="merchants.app.secret_revealed").count() == 1
+
+
+def test_a_contracts_timeline_tells_what_the_system_did_from_what_staff_did(client, clerk_wang, risk_zhao,
+                                                                             drafted_tea_house, onboarding_accounts):
+    application = approve(drafted_tea_house, clerk_wang, risk_zhao)
+    bank = application.contracts.get(channel_account__code="bank-a")
+    contract_set_rate(contract_id=bank.pk, actor=clerk_wang, product="unionpay.qr", rate="0.0030")
+    # The row the contract poller writes when it sends a lost submission again (no person involved).
+    audit_log(actor=None, action="merchants.contract.submission_resent", target=bank,
+              data={"business_code": bank.business_code, "resend_of": None, "channel_answer": "NOT_FOUND"})
+    client.force_login(clerk_wang)
+
+    response = client.get(f"/staff/merchants/{application.merchant.merchant_no}/")
+
+    card = {c["contract"].channel_account.code: c for c in response.context["contracts"]}["bank-a"]
+    audited = {e.message: (e.source, e.actor) for e in card["timeline"] if not e.to_state}
+    assert audited == {"rate changed": ("staff", "wang.clerk"), "submission resent": ("system", "system")}
+    items = {re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", item)).strip()
+             for item in re.findall(r"<li[^>]*>(.*?)</li>", response.content.decode(), flags=re.S)
+             if "submission resent" in item or "rate changed" in item}
+    assert {re.sub(r"^\S+ \S+ · ", "", item) for item in items} == {
+        "staff · wang.clerk Staff rate changed", "system System submission resent"}
 
 
 def test_an_active_contract_is_suspended_only_with_a_reason(client, clerk_wang, risk_zhao, drafted_tea_house,
