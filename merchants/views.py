@@ -135,7 +135,8 @@ def clerk_queue(request):
     state, view = form.value("state"), form.value("view")
     returned = workbench.returned_applications(q=filters["q"])
     action_contracts = workbench.needs_action_contracts(q=filters["q"], channel_account=filters["channel_account"])
-    action_count = returned.count() + action_contracts.count()
+    refused_changes = workbench.refused_settlement_changes(q=filters["q"], channel_account=filters["channel_account"])
+    action_count = workbench.needs_action_count(q=filters["q"], channel_account=filters["channel_account"])
     context = {
         "form": form, "state": state, "view": view, "counts": counts, "total": sum(counts.values()),
         "tabs": [(value, label, counts.get(value, 0)) for value, label in ApplicationState.choices],
@@ -150,7 +151,8 @@ def clerk_queue(request):
     }
     if view == "action":
         context.update(returned=[(a, _returned_reasons(a)) for a in returned[:200]],
-                       action_contracts=list(action_contracts[:200]))
+                       action_contracts=list(action_contracts[:200]),
+                       refused_settlement_changes=list(refused_changes[:200]))
     else:
         applications = filtered.filter(state=state) if state else filtered
         # Oldest change first: what has waited longest is worked first.
@@ -335,13 +337,6 @@ def _documents(merchant: Merchant) -> list[dict]:
             for d in merchant.documents.order_by("doc_type", "-created_at")]
 
 
-def _can_add_documents(merchant: Merchant, application: OnboardingApplication | None) -> bool:
-    # document_add's own rule: while the application is editable, or to fix a channel's rejection.
-    editable = application is None or application.state in onboarding.EDITABLE_STATES or application.state in (
-        ApplicationState.REJECTED, ApplicationState.COMPLETED)
-    return editable or merchant.contracts.filter(state=ContractState.REJECTED).exists()
-
-
 @require_safe
 @staff_view("merchants.view_merchant", sections=("onboarding", "risk"))
 def merchant_detail(request, merchant_no: str):
@@ -358,7 +353,8 @@ def _detail_context(request, merchant: Merchant, **extra) -> dict:
     risk_decides = may_freeze or may_unfreeze
     state = application.state if application else ""
     contracts = merchant.contracts.select_related("channel_account").order_by("channel_account__code")
-    can_docs = clerk and user.has_perm("merchants.change_merchant") and _can_add_documents(merchant, application)
+    # document_add's own rule: no form where it would refuse (a risk-rejected application, one under review).
+    can_docs = clerk and user.has_perm("merchants.change_merchant") and onboarding.documents_refusal(merchant) is None
     correcting = onboarding.record_correctable(application)  # an approved record a channel rejected
     apps = [{"app": app, "can_reveal": clerk and user.has_perm("merchants.change_merchantapp")
              and app.sign_type == "hmac" and app.secret_revealed_at is None}

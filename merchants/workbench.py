@@ -22,6 +22,8 @@ from merchants.models import (
     Merchant,
     MerchantState,
     OnboardingApplication,
+    SettlementChange,
+    SettlementChangeState,
 )
 from merchants.services.record import required_documents
 
@@ -143,6 +145,27 @@ def needs_action_contracts(*, q: str = "", channel_account: str = "") -> QuerySe
 
 def returned_applications(*, q: str = "") -> QuerySet[OnboardingApplication]:
     return search(applications_base().filter(state=ApplicationState.RETURNED).order_by("decided_at", "id"), q)
+
+
+def refused_settlement_changes(*, q: str = "", channel_account: str = "") -> QuerySet[SettlementChange]:
+    """Settlement account changes a channel refused that are still its latest: that channel pays to another account
+    than the ones that accepted (or than the merchant asked for) until a change is asked of it again and accepted —
+    the refusals the merchant page flags (``settlement_by_channel``'s ``refused``). Oldest refusal first."""
+    newer = SettlementChange.objects.filter(contract=OuterRef("contract")).filter(
+        Q(created_at__gt=OuterRef("created_at")) | Q(created_at=OuterRef("created_at"), pk__gt=OuterRef("pk")))
+    changes = (SettlementChange.objects.filter(state=SettlementChangeState.FAILED).exclude(Exists(newer))
+               .select_related("merchant", "contract__channel_account", "new_account").order_by("updated_at", "id"))
+    if channel_account:
+        changes = changes.filter(contract__channel_account__code=channel_account)
+    return search(changes, q)
+
+
+def needs_action_count(*, q: str = "", channel_account: str = "") -> int:
+    """The "Needs action" view's rows: returned applications, contracts waiting on someone, refused settlement
+    changes — the one count of the queue's tab and the home page's tile."""
+    return (returned_applications(q=q).count()
+            + needs_action_contracts(q=q, channel_account=channel_account).count()
+            + refused_settlement_changes(q=q, channel_account=channel_account).count())
 
 
 # --- rows shown in the queues ---------------------------------------------------------------------------------
@@ -329,7 +352,7 @@ class HomeQueue:
 def clerk_home_queues() -> list[HomeQueue]:
     counts = counts_by_state(OnboardingApplication.objects.all())
     base = reverse("staff:onboarding")
-    action = returned_applications().count() + needs_action_contracts().count()
+    action = needs_action_count()  # what ?view=action lists, unfiltered
     return [
         HomeQueue("Needs action", action, f"{base}?{urlencode({'view': 'action'})}", "bad" if action else ""),
         HomeQueue("Drafts", counts.get(ApplicationState.DRAFT, 0), f"{base}?{urlencode({'state': 'draft'})}"),

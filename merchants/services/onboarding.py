@@ -94,8 +94,9 @@ def merchant_onboard_draft(*, actor, data: dict, partner: Merchant | None = None
     """
     require_perm(actor, "merchants.add_merchant")
     record = validate_record(data)
-    refuse_record_duplicates(merchant=record.merchant, partner=partner)
     with transaction.atomic():
+        # Checked in the transaction that inserts, under the identity's lock: one of two creates sent at once wins.
+        refuse_record_duplicates(merchant=record.merchant, partner=partner)
         merchant = Merchant.objects.create(
             merchant_no=new_merchant_no(), legal_name=record.merchant["legal_name"],
             short_name=record.merchant["short_name"], partner=partner, partner_reference=partner_reference,
@@ -239,13 +240,11 @@ def document_add(*, merchant_id: int, actor, doc_type: str, uploaded_file) -> Do
         digest.update(chunk)
     uploaded_file.seek(0)
     with transaction.atomic():
+        # The merchant's row lock also waits for a transition of its application (_locked_application locks both).
         merchant = Merchant.objects.select_for_update().get(pk=merchant_id)
-        open_app = merchant.applications.exclude(state__in=["rejected", "completed"]).first()
-        # A channel that rejected a picture needs a new one before the clerk resubmits that contract.
-        fixing_rejection = merchant.contracts.filter(state="rejected").exists()
-        if open_app is not None and open_app.state not in EDITABLE_STATES and not fixing_rejection:
-            raise InvalidState(f"the application is {open_app.state}; documents can be added while it is a draft "
-                               "or a channel rejected it")
+        refusal = documents_refusal(merchant)
+        if refusal is not None:
+            raise InvalidState(refusal)
         document = Document.objects.create(
             merchant=merchant, doc_type=doc_type, file=uploaded_file, content_type=content_type, size=size,
             sha256=digest.hexdigest(), uploaded_by=actor_label_for(actor),
@@ -253,6 +252,24 @@ def document_add(*, merchant_id: int, actor, doc_type: str, uploaded_file) -> Do
         audit_log(actor=actor, action="merchants.document.added", target=merchant,
                   data={"doc_type": doc_type, "size": size, "sha256": document.sha256})
     return document
+
+
+def documents_refusal(merchant: Merchant) -> str | None:
+    """Why no document can be added to ``merchant`` now, or None when one can: the rule of ``document_add`` and of
+    the merchant page's upload form. Documents are added while the application is a draft or returned, or when a
+    channel rejected a contract and wants a new picture (before the clerk resubmits it). Not while risk reviews it
+    or the channels are contracted (they have the record as it was sent), and never once risk rejected it: that is
+    final (docs/api.md), nothing can resubmit it, so a document there would only suggest otherwise."""
+    latest = merchant.applications.order_by("-created_at", "-id").first()
+    if latest is not None and latest.state == ApplicationState.REJECTED:
+        return ("the application was rejected by risk, which is final: it cannot be corrected or resubmitted, so no "
+                "document is added to it; a business that comes back is onboarded as a new merchant")
+    open_app = merchant.applications.exclude(state__in=[ApplicationState.REJECTED, ApplicationState.COMPLETED]).first()
+    if open_app is None or open_app.state in EDITABLE_STATES:
+        return None
+    if merchant.contracts.filter(state=ContractState.REJECTED).exists():
+        return None
+    return f"the application is {open_app.state}; documents can be added while it is a draft or a channel rejected it"
 
 
 def missing_documents(merchant: Merchant) -> list[str]:

@@ -5,7 +5,8 @@ optional submission, in one transaction. A create that carries a ``partner_refer
 merchant) is idempotent the way orders are by ``out_trade_no`` (design §5 rule 5, style.md §9): the same request
 again answers the merchant it made; the same reference with other content is an ``idempotency_conflict``. The unique
 constraint on ``(partner, partner_reference)`` decides a concurrent double create: the loser's INSERT waits for the
-winner's commit, fails, and replays the winner's merchant.
+winner's commit, fails, and replays the winner's merchant — or, the same business twice, its duplicate check waits
+for that commit under the identity's lock and refuses, and it replays the same way.
 """
 
 from __future__ import annotations
@@ -80,9 +81,11 @@ def partner_merchant_create(*, partner: Merchant, actor, data: dict, partner_ref
         with transaction.atomic():  # a savepoint: a lost race leaves the transaction usable for the replay
             application = merchant_onboard_draft(actor=actor, data=data, partner=partner,
                                                  partner_reference=partner_reference, request_fingerprint=print_)
-    except IntegrityError:
-        # A concurrent create with this reference committed first (the unique constraint): replay it. Any other
-        # integrity error has no such merchant behind it and stays an error.
+    except (IntegrityError, InvalidRequest):
+        # A concurrent create with this reference committed first: replay it, as if it had committed before the
+        # lookup above. The loser learns it from the unique constraint, or — the same business — from the duplicate
+        # check, which waits for the winner's commit (refuse_record_duplicates). Without such a merchant the error
+        # stands.
         existing = _existing(partner=partner, partner_reference=partner_reference) if partner_reference else None
         if existing is None:
             raise

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.db.models import Exists, OuterRef, Q
 
+from aggpay.locks import transaction_lock
 from aggpay.masking import mask_id_number
 from channels.adapters.base import PRODUCTS
 from merchants import validation as v
@@ -335,6 +336,19 @@ def standing_merchants():
         Q(state=MerchantState.ONBOARDING) & Exists(rejected) & ~Exists(not_rejected))
 
 
+def _identity(merchant: dict[str, Any]) -> tuple[str, str] | None:
+    """What identifies the business of a record's merchant fields, as (the field naming it, its lookup value): the
+    licence number, or for a 小微 merchant (no licence) the digest of its owner's ID number; None when neither is
+    there (a field that failed its own check is left out of the record, and compared once it is right)."""
+    licence = merchant.get("licence_no") or ""
+    id_number = merchant.get("legal_person_id_number") or ""
+    if licence:
+        return "licence_no", licence
+    if merchant.get("subject_type") == SubjectType.MICRO and id_number:
+        return "legal_person_id_number", id_number_digest(id_number)
+    return None
+
+
 def check_record_duplicates(*, merchant: dict[str, Any], exclude_merchant_id: int | None = None,
                             partner: Merchant | None = None) -> list[v.InvalidRequest]:
     """The onboarded merchants a record duplicates, as problems naming the field (empty: none). Writes nothing.
@@ -343,24 +357,24 @@ def check_record_duplicates(*, merchant: dict[str, Any], exclude_merchant_id: in
     ``check_record``): a business with a licence is identified by its licence number, a 小微 merchant (no licence) by
     its owner's ID number, found through its lookup digest (the number is encrypted). An enterprise's legal person
     may run other businesses, so ID numbers are compared among 小微 merchants only. ``exclude_merchant_id`` is the
-    merchant being edited. The one check behind the clerk's form, the batch import and the partner API.
+    merchant being edited. The one check behind the clerk's form, the batch import and the partner API; a service
+    about to write the record calls it through ``refuse_record_duplicates``, which first locks the identity.
 
     ``partner`` is who asks through the partner API: another partner's merchant (or one onboarded by clerks) is not
     named to it — it learns only that the business is already onboarded (design §5 rule 11). Staff (None) see the
     merchant number; the ID number is masked for everyone.
     """
+    identity = _identity(merchant)
+    if identity is None:
+        return []
+    param, value = identity
     standing = standing_merchants()
     if exclude_merchant_id is not None:
         standing = standing.exclude(pk=exclude_merchant_id)
-    licence = merchant.get("licence_no") or ""
-    id_number = merchant.get("legal_person_id_number") or ""
-    if licence:
-        param, found = "licence_no", standing.filter(licence_no=licence)
-    elif merchant.get("subject_type") == SubjectType.MICRO and id_number:
-        param, found = "legal_person_id_number", standing.filter(
-            subject_type=SubjectType.MICRO, legal_person_id_digest=id_number_digest(id_number))
+    if param == "licence_no":
+        found = standing.filter(licence_no=value)
     else:
-        return []
+        found = standing.filter(subject_type=SubjectType.MICRO, legal_person_id_digest=value)
     existing = found.order_by("created_at", "pk").values("merchant_no", "partner_id").first()
     if existing is None:
         return []
@@ -369,6 +383,7 @@ def check_record_duplicates(*, merchant: dict[str, Any], exclude_merchant_id: in
         message = (f"already onboarded: merchant {existing['merchant_no']} has this licence number" if named else
                    "a merchant with this licence number is already onboarded")
     else:
+        id_number = merchant["legal_person_id_number"]
         message = (f"already onboarded: 小微 merchant {existing['merchant_no']} has this owner ID number "
                    f"({mask_id_number(id_number)})" if named else
                    "a 小微 merchant with this owner ID number is already onboarded")
@@ -377,7 +392,17 @@ def check_record_duplicates(*, merchant: dict[str, Any], exclude_merchant_id: in
 
 def refuse_record_duplicates(*, merchant: dict[str, Any], exclude_merchant_id: int | None = None,
                              partner: Merchant | None = None) -> None:
-    """``check_record_duplicates`` for a service: raise its first problem."""
+    """``check_record_duplicates`` for a service about to write the record: raise its first problem.
+
+    The check and the write must be one step, or two creates of one business sent at once both find nothing and
+    both insert. So the record's identity (licence number, or 小微 owner's ID digest) is locked first, for the rest
+    of the transaction (``aggpay.locks.transaction_lock``): a second transaction writing the same identity waits
+    here until the first commits, then finds its merchant. Call it inside the transaction that writes the record,
+    before writing it.
+    """
+    identity = _identity(merchant)
+    if identity is not None:
+        transaction_lock("merchants.identity:" + ":".join(identity))
     problems = check_record_duplicates(merchant=merchant, exclude_merchant_id=exclude_merchant_id, partner=partner)
     if problems:
         raise problems[0]
