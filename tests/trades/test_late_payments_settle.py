@@ -162,7 +162,8 @@ def test_a_refund_call_nobody_answers_keeps_the_late_payment_refunding_and_the_s
 def test_a_late_payment_left_refunding_by_a_crash_is_refunded_by_the_sweeper(shop, simulator_server, settings,
                                                                               slow_refunds):
     late = _late(shop, simulator_server, settings, "LP-CRASH-1", auto=False)
-    LatePayment.objects.filter(pk=late.pk).update(state="refunding")  # the intent committed; the process died
+    # The intent committed (refund_start: refunding, attempt 1 counted); the process died before asking the channel.
+    LatePayment.objects.filter(pk=late.pk).update(state="refunding", refund_attempts=1)
 
     sync_due_orders()
     late.refresh_from_db()
@@ -179,7 +180,8 @@ def test_a_late_payment_left_refunding_by_a_crash_is_refunded_by_the_sweeper(sho
 def test_support_asks_again_about_a_late_payment_stuck_refunding(shop, simulator_server, settings, slow_refunds,
                                                                   client, agent):
     late = _late(shop, simulator_server, settings, "LP-CRASH-2", auto=False)
-    LatePayment.objects.filter(pk=late.pk).update(state="refunding")  # the intent committed; the process died
+    # The intent committed (refund_start: refunding, attempt 1 counted); the process died before asking the channel.
+    LatePayment.objects.filter(pk=late.pk).update(state="refunding", refund_attempts=1)
 
     html = client.get(reverse("trades:queue", args=["late"])).content.decode()
     assert _count(html, "late") == 0 and f'data-late-refunding="{late.pk}"' in html

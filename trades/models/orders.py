@@ -277,16 +277,17 @@ class ChannelCall(models.Model):
         return f"{self.verb} {self.outcome}"
 
 
-class LatePayment(models.Model):
+class LatePayment(FSMModelMixin, models.Model):
     """A success that arrived after we closed the order (design §5 rule 3): never lost — refunded automatically or
-    queued for support, per ``AGGPAY_LATE_PAYMENT_AUTO_REFUND``."""
+    queued for support, per ``AGGPAY_LATE_PAYMENT_AUTO_REFUND``. ``state`` moves only through the transitions below,
+    from trades.services.late, under the row's lock (the states and the rules are in that module's docstring)."""
 
     order = models.OneToOneField(Order, on_delete=models.PROTECT, related_name="late_payment")
     channel_trade_no = models.CharField(max_length=64)
     amount = models.BigIntegerField()
     detected_at = models.DateTimeField(auto_now_add=True)
-    state = models.CharField(max_length=12, default="open",
-                             choices=[("open", "Open"), ("refunding", "Refunding"), ("resolved", "Resolved")])
+    state = FSMField(max_length=12, default="open", protected=True,
+                     choices=[("open", "Open"), ("refunding", "Refunding"), ("resolved", "Resolved")])
     resolution = models.TextField(blank=True)
     # Each refund after a failed one goes to the channel under a new number (trades.services.late.late_refund_no):
     # a channel keeps a failed out_refund_no failed. 0 while none has been asked for.
@@ -296,3 +297,42 @@ class LatePayment(models.Model):
 
     def __str__(self) -> str:
         return f"late payment on {self.order_id}"
+
+    def _not_flagged(self) -> bool:
+        return not self.abnormal
+
+    def _flagged(self) -> bool:
+        return self.abnormal
+
+    @transition(field=state, source="open", target="refunding", conditions=[_not_flagged])
+    def refund_start(self) -> None:
+        """The intent to refund, recorded before the channel is asked: a new attempt under its own number (a channel
+        keeps a failed number failed). Never while flagged: an earlier attempt may have returned the money."""
+        self.refund_attempts += 1
+
+    @transition(field=state, source=["refunding", "open"], target="resolved")
+    def refund_succeeded(self) -> None:
+        """The channel says the current attempt returned the money — from ``open`` too, when its success follows
+        its own "no" (the channel changed its mind, or its notice overtook its answer to us)."""
+
+    @transition(field=state, source="refunding", target="open")
+    def refund_refused(self) -> None:
+        """A definite "no" about the current attempt (failed, closed, or abnormal at the channel): back to the
+        late-payment queue for a person, with the channel's words."""
+
+    @transition(field=state, source="refunding", target="open", conditions=[_flagged])
+    def refund_never_received(self) -> None:
+        """The channel has no refund under the current attempt's number and, flagged, it is not sent again (it
+        could return the money twice): back to the queue, still flagged, for a person to settle by hand."""
+
+    @transition(field=state, source="open", target="resolved")
+    def settle_by_hand(self) -> None:
+        """A person settled it outside aggpay (refunded by the channel's own back office, or kept by the merchant);
+        settling clears the flag. Never while ``refunding``: the channel may still be returning the money."""
+        self.abnormal = False
+
+    @transition(field=state, source="resolved", target="resolved", conditions=[_flagged])
+    def settle_flagged_by_hand(self) -> None:
+        """A person settled a resolved one flagged because an earlier attempt succeeded too (a possible double
+        refund) — it stays resolved, the flag cleared. A resolved one not flagged has nothing left to settle."""
+        self.abnormal = False

@@ -15,6 +15,11 @@ channel's refund under a reserved out_refund_no (``late_<order id>``; a retry af
 A definite "no" from the channel (the refund failed, was closed, or the wallet could not take the money back —
 ``abnormal``) reopens it for a person, with the channel's words on it.
 
+``state`` is protected: it moves only through LatePayment's transitions (trades.models.orders), called here under
+the row's lock — ``refund_start`` (open → refunding), ``refund_succeeded`` (refunding or open → resolved),
+``refund_refused`` (refunding → open), ``refund_never_received`` (refunding → open, flagged only),
+``settle_by_hand`` (open → resolved) and ``settle_flagged_by_hand`` (resolved, flagged → resolved).
+
 Attempts (as for a merchant's refund, trades.services.refunds): a channel keeps an out_refund_no it failed failed
 (channel-protocols.md A.10; docs/channels/bank.md §7.1), so each refund asked for after a "no" is a new attempt under
 a new number (``refund_attempts`` counts them). Only an answer about the current attempt moves the late payment; one
@@ -37,6 +42,7 @@ import time
 from django.db import transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
+from django_fsm import can_proceed
 
 from aggpay.audit import AuditNote, audit_log
 from aggpay.errors import InvalidRequest, InvalidState, NotFound
@@ -140,8 +146,7 @@ def late_payment_refund(*, late_payment_id: int, actor=None, audit: AuditNote | 
                                    f"an earlier refund attempt as succeeded; settle it by hand")
             # Open again after a definite "no" (or never refunded): the channel keeps a failed number failed, so
             # this is a new attempt under a new number (late_refund_no).
-            late.state = REFUNDING
-            late.refund_attempts += 1
+            late.refund_start()
             late.save(update_fields=["state", "refund_attempts"])
         if audit is not None:
             audit.write(late.order, late_payment=late.pk, state=before, out_refund_no=late_payment_refund_no(late))
@@ -209,7 +214,11 @@ def late_payment_apply_refund_result(*, late_payment_id: int, result: RefundResu
         if late.state == target and note in late.resolution:
             return late, False  # the same word again (a re-delivered callback, a second query)
         before = late.state
-        late.state = target
+        if target == RESOLVED:
+            late.refund_succeeded()
+        elif target == OPEN:
+            late.refund_refused()
+        # (processing while refunding: it stays refunding, the sweeper asks again; only the note is added)
         late.resolution = _append(late.resolution, note)
         late.save(update_fields=["state", "resolution"])
         audit_log(actor=actor, action=AUDIT_ACTION, target=late.order,
@@ -243,10 +252,11 @@ def late_payment_resolve_by_hand(*, late_payment_id: int, outcome: str, note: st
         if late.state == REFUNDING:
             raise InvalidState(f"the late payment on {late.order_id} is being refunded at the channel; wait for its "
                                f"answer (or ask the channel again) before settling it by hand")
-        if late.state != OPEN and not late.abnormal:
+        settle = late.settle_by_hand if late.state == OPEN else late.settle_flagged_by_hand
+        if not can_proceed(settle):
             raise InvalidState(f"the late payment on {late.order_id} is already {late.state}")
         before, flagged = late.state, late.abnormal
-        late.state, late.abnormal = RESOLVED, False
+        settle()  # resolved, the flag cleared
         late.resolution = _append(late.resolution, f"settled by hand: {BY_HAND_OUTCOMES[outcome]} — {note}")
         late.save(update_fields=["state", "abnormal", "resolution"])
         audit.write(late.order, late_payment=late.pk, outcome=outcome, amount=late.amount,
@@ -314,7 +324,7 @@ def _unsent_to_a_person(late_payment_id: int, *, asked: str, actor) -> LatePayme
         attempt = late_payment_attempt(late)
         note = (f"the channel has no refund {asked}: attempt {attempt} never reached it, and it is not sent again "
                 f"while an earlier attempt is reported to have returned the money — needs a person")
-        late.state = OPEN
+        late.refund_never_received()
         late.resolution = _append(late.resolution, note)
         late.save(update_fields=["state", "resolution"])
         audit_log(actor=actor, action=AUDIT_ACTION, target=late.order, reason=f"needs a person: {note}",
