@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import transaction
@@ -60,9 +61,25 @@ RESULT_TRANSITIONS = {
     OnboardingState.TO_BE_CONFIRMED: "ask_confirmation",
     OnboardingState.TO_BE_SIGNED: "ask_signature",
     OnboardingState.FINISHED: "activate",
+    # Withdrawn (作废) at the channel: WeChat APPLYMENT_STATE_CANCELED (A.13), the bank's CANCELED (bank.md §9.5). It
+    # will not be reviewed, so it is no longer followed; it lands where a refused application does — ``rejected``,
+    # with a reason saying it was withdrawn (``_verdict_reasons``) — because that is the state a clerk acts on (the
+    # "needs action" queue, the resubmit button, the partner's rejection reasons). A state of its own would add
+    # nothing the reason does not say, and the bank takes a withdrawn apply back under its apply_no (§9.3).
+    OnboardingState.CANCELED: "reject",
 }
+# The channel's two verdicts that end a submission: the contract is rejected and waits for a clerk.
+VERDICTS = (OnboardingState.REJECTED, OnboardingState.CANCELED)
 FOLLOWED_STATES = (ContractState.SUBMITTED, ContractState.AUDITING, ContractState.TO_BE_CONFIRMED,
                    ContractState.TO_BE_SIGNED)
+# An answer about the submission before a resubmission (same business code, so the same application at the channel)
+# can reach us after it: a notice of the old verdict re-sent or replayed, a poll that reads the channel before the
+# resubmission has reached it. Where the answer carries the time of its event (``_notice_time``) that decides. Where
+# it does not — every poll answer (A.13 applyment query, B.7 zftorder query and bank.md §9.4 carry no update time) —
+# the old verdict can only be recognised by being the same as the one the contract was resubmitted from, and only
+# while the resubmission may still be on its way to the channel: as long as a submission is given before it is
+# taken as lost (RESEND_AFTER). After that the channel has had it, and the same verdict is its verdict on it.
+STALE_VERDICT_GRACE = RESEND_AFTER
 
 
 def default_rate(product: str) -> Decimal:
@@ -359,14 +376,25 @@ def _note(contract_id: int, *, source: str, message: str, retry: bool) -> Contra
 
 
 def contract_apply_result(*, contract_id: int, result: OnboardingResult, source: str, submitting: bool = False,
-                          actor=None, submission: int | None = None) -> Contract:
+                          actor=None, submission: int | None = None, event_time: dt.datetime | None = None
+                          ) -> Contract:
     """Apply a channel's onboarding answer (from submit, poll or notification). Idempotent: the same answer twice
     moves nothing the second time.
 
     ``submitting``: the answer to a submission. ``submission`` (from ``contract_submit``) names the event that
     recorded it; the answer is applied only while the contract is still where that submission left it, otherwise it
     is ignored and the timeline says so — a poll or notification got there first, or a newer submission followed.
+    Any other answer is first checked for being about the submission before a resubmission (``_earlier_answer``;
+    ``event_time``: when the event it reports happened, where the channel says so); such an answer is recorded on
+    the timeline and moves nothing.
     """
+    return _apply_result(contract_id=contract_id, result=result, source=source, submitting=submitting, actor=actor,
+                         submission=submission, event_time=event_time)[0]
+
+
+def _apply_result(*, contract_id: int, result: OnboardingResult, source: str, submitting: bool, actor,
+                  submission: int | None, event_time: dt.datetime | None) -> tuple[Contract, str]:
+    """``contract_apply_result``, also saying why the answer was not applied ("" when it was)."""
     activated = False
     with transaction.atomic():
         contract = Contract.objects.select_for_update().select_related("merchant", "channel_account").get(
@@ -379,9 +407,20 @@ def contract_apply_result(*, contract_id: int, result: OnboardingResult, source:
                        message=f"answer to the submission ignored: {moved}",
                        data={"channel_state": result.state, "application_id": result.application_id,
                              "ignored": True})
-                return contract
+                return contract, moved
+        else:
+            earlier = _earlier_answer(contract, result, event_time=event_time)
+            if earlier:
+                _event(contract, source=source, before=before, message=f"answer not applied: {earlier.why}",
+                       data={"channel_state": result.state, "rejections": result.rejections,
+                             "application_id": result.application_id, "stale": True,
+                             "event_time": event_time.isoformat() if event_time else None})
+                if earlier.ask_again_at is not None:
+                    contract.next_poll_at = earlier.ask_again_at
+                    contract.save(update_fields=["next_poll_at", "updated_at"])
+                return contract, earlier.why
         if submitting and submission is None and can_proceed(contract.submit) and (
-                result.state != OnboardingState.REJECTED or before == ContractState.PENDING):
+                result.state not in VERDICTS or before == ContractState.PENDING):
             contract.submit()  # an answer applied without contract_submit's record (pending: refused at the door)
         if result.application_id:
             contract.channel_application_id = result.application_id
@@ -397,21 +436,24 @@ def contract_apply_result(*, contract_id: int, result: OnboardingResult, source:
             else:
                 logger.warning("contract %s: channel says %s while %s; ignored", contract.pk, result.state,
                                contract.state)
-        if contract.state == ContractState.REJECTED and result.state == OnboardingState.REJECTED:
-            contract.rejection_reasons = result.rejections or [{"field": "", "reason": result.message}]
+        reasons_before = contract.rejection_reasons
+        if contract.state == ContractState.REJECTED and result.state in VERDICTS:
+            contract.rejection_reasons = _verdict_reasons(contract.channel_account, result)
         if contract.state in FOLLOWED_STATES:
             contract.poll_attempts = 0 if contract.state != before else contract.poll_attempts + 1
             contract.next_poll_at = timezone.now() + next_poll_delay(contract.poll_attempts)
         else:
-            contract.next_poll_at = None
+            contract.next_poll_at = None  # nothing more to follow: polling stops
         contract.save()
         changed = contract.state != before
-        if changed or submitting:
+        if changed or submitting or contract.rejection_reasons != reasons_before:
             _event(contract, source=source, before=before, message=result.message or "",
                    data={"channel_state": result.state, "rejections": result.rejections,
                          "sub_mchid": result.sub_mchid, "application_id": result.application_id})
+        if changed or submitting:
             audit_log(actor=actor, action=f"merchants.contract.{contract.state}", target=contract,
-                      data={"from": before, "to": contract.state, "account": contract.channel_account.code})
+                      data={"from": before, "to": contract.state, "account": contract.channel_account.code,
+                            "channel_state": result.state})
         if changed and contract.merchant.partner_id:  # the partner is told (merchant-api.md "Partner onboarding")
             from aggpay.api.partner_resource import partner_event_emit
 
@@ -421,7 +463,73 @@ def contract_apply_result(*, contract_id: int, result: OnboardingResult, source:
             from merchants.services.activation import merchant_activate_on_contract
 
             merchant_activate_on_contract(contract=contract)
-    return contract
+    return contract, ""
+
+
+def _verdict_reasons(account, result: OnboardingResult) -> list[dict]:
+    """What a rejected contract shows the clerk (and the partner) for the channel's verdict ``result``."""
+    if result.state == OnboardingState.CANCELED:
+        said = f" ({result.message})" if result.message else ""
+        return [{"field": "", "withdrawn": True,
+                 "reason": f"withdrawn at the channel: {account.name} cancelled the application{said} and will not "
+                           "review it; find out why before resubmitting it"}, *result.rejections]
+    return result.rejections or [{"field": "", "reason": result.message}]
+
+
+def _same_reasons(first: list, second: list) -> bool:
+    def key(reasons):
+        return sorted((str(r.get("field") or ""), str(r.get("reason") or "")) if isinstance(r, dict) else ("", str(r))
+                      for r in reasons or [])
+    return key(first) == key(second)
+
+
+@dataclass(frozen=True)
+class _Earlier:
+    why: str
+    ask_again_at: dt.datetime | None = None  # when to ask the channel again (a poll answer not trusted yet)
+
+
+def _earlier_answer(contract: Contract, result: OnboardingResult, *, event_time: dt.datetime | None
+                    ) -> _Earlier | None:
+    """Whether the channel's answer (not the answer to our own submit call) is about the submission before the
+    locked ``contract``'s current one, a resubmission — see STALE_VERDICT_GRACE. None when it is not, or when that
+    cannot be told."""
+    if event_time is None and (contract.state not in FOLLOWED_STATES or result.state not in VERDICTS):
+        return None  # before the resubmission the channel held a verdict; only a verdict can be that old answer
+    current = _current_submission(contract)
+    if current is None or current.from_state != ContractState.REJECTED:
+        return None  # the first submission: no earlier one to confuse it with
+    submitted_at = current.created_at
+    if event_time is not None:
+        # The channel's event time is to the second and on its clock; ours is finer. An event in an earlier second
+        # than the resubmission was recorded in happened before the channel could have had it. Should the channel's
+        # clock lag ours, a quick verdict on the resubmission may be taken for an earlier one: it is only late — the
+        # contract is still followed and the poll reads it (after STALE_VERDICT_GRACE at most) — whereas an old
+        # verdict taken for a new one would undo the resubmission.
+        if event_time < submitted_at.replace(microsecond=0):
+            return _Earlier(f"it predates the current submission — the channel's event is of "
+                            f"{_when(event_time)}, the resubmission was recorded at {_when(submitted_at)}")
+        return None
+    if not _same_reasons(_verdict_reasons(contract.channel_account, result), contract.rejection_reasons):
+        return None  # a verdict for other reasons is about the resubmission
+    trusted_from = submitted_at + STALE_VERDICT_GRACE
+    if timezone.now() >= trusted_from:
+        return None
+    return _Earlier(f"the channel still gives the verdict the contract was resubmitted from (resubmitted at "
+                    f"{_when(submitted_at)}) and may not have the resubmission yet; it is asked again from "
+                    f"{_when(trusted_from)}, when the same answer is its verdict on the resubmission",
+                    ask_again_at=trusted_from)
+
+
+def _current_submission(contract: Contract) -> ContractEvent | None:
+    """The event that recorded the current submission: the latest move into ``submitted`` (``_submission_record``;
+    a re-sending of a lost one, ``_resend_record``, is the same submission)."""
+    return (contract.events.filter(to_state=ContractState.SUBMITTED).exclude(from_state=ContractState.SUBMITTED)
+            .order_by("-id").first())
+
+
+def _when(moment: dt.datetime) -> str:
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _moved_since_submission(contract: Contract, submission: int | None) -> str:
@@ -482,8 +590,27 @@ def contract_apply_callback(*, account, event) -> str:
         # The notice names an application we do not hold (a resubmission replaced it, or this one's answer was
         # lost): ask the channel for the business code's current application rather than trust an old verdict.
         result = account.adapter().onboarding_query(application_id="", business_code=contract.business_code)
-    contract = contract_apply_result(contract_id=contract.pk, result=result, source="channel")
+        event_time = None  # a query's answer: the channel's state now
+    else:
+        event_time = _notice_time(account, event)
+    contract, not_applied = _apply_result(contract_id=contract.pk, result=result, source="channel",
+                                          submitting=False, actor=None, submission=None, event_time=event_time)
+    if not_applied:
+        return f"contract {contract.pk}: {before}, answer not applied: {not_applied}"
     return f"contract {contract.pk}: {before} → {contract.state}"
+
+
+def _notice_time(account, event) -> dt.datetime | None:
+    """When the event an onboarding notice reports happened, where the channel says so: the bank's ``notify_time``
+    (bank.md §11.1), signed, and the same on every re-sending of the notice. Alipay's 蚂蚁消息 carry only the time
+    they were sent (B.4) and WeChat sends no applyment notices (A.13), so neither has one."""
+    from channels.adapters.bank_wire import parse_time
+
+    stamp = (event.raw or {}).get("notify_time") if account.kind == "bank" else None
+    try:
+        return parse_time(stamp) if stamp else None
+    except ValueError:
+        return None
 
 
 def contract_register_existing(*, merchant, account, sub_mchid: str, rates: dict[str, str], actor, reason: str,
