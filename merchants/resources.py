@@ -33,7 +33,7 @@ from merchants.batch.columns import (
 from merchants.batch.documents import DocumentsZip, normalise_ref
 from merchants.models import Merchant, SubjectType
 from merchants.services.onboarding import document_add, merchant_onboard_draft
-from merchants.services.record import check_record, check_record_duplicates
+from merchants.services.record import check_record, check_record_duplicates, lock_record_identities
 
 ROW_NUMBER = "__row__"  # extra dataset column: the row number the clerk sees in Excel
 MAX_REF_LENGTH = 64
@@ -237,6 +237,9 @@ class MerchantRecordResource(resources.Resource):
             return
         sheet_row: SheetRow = instance
         stage = "record"
+        # In the pass's transaction, not the row's savepoint: one lock on every merchant identity until the batch
+        # commits, instead of one per row (thousands would crowd the server's lock table; aggpay/locks.py).
+        lock_record_identities()
         try:
             # A savepoint per row: a row refused while writing leaves nothing behind, even when the clerk imports
             # the valid rows only and the pass as a whole commits.

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.db.models import Exists, OuterRef, Q
 
-from aggpay.locks import transaction_lock
+from aggpay.locks import transaction_lock, transaction_lock_scope
 from aggpay.masking import mask_id_number
 from channels.adapters.base import PRODUCTS
 from merchants import validation as v
@@ -390,6 +390,18 @@ def check_record_duplicates(*, merchant: dict[str, Any], exclude_merchant_id: in
     return [v.InvalidRequest(f"{param}: {message}", param=param)]
 
 
+# The lock scope of merchants' identities (licence number, 小微 owner's ID digest): refuse_record_duplicates locks one
+# identity; a batch import locks them all at once (lock_record_identities).
+IDENTITY_SCOPE = "merchants.identity"
+
+
+def lock_record_identities() -> None:
+    """For a transaction that writes many records (a batch import): every identity locked with one lock until its
+    commit, instead of one lock per record (``aggpay.locks.transaction_lock_scope``). Creates of single records wait
+    meanwhile; the batch's own records need no further lock."""
+    transaction_lock_scope(IDENTITY_SCOPE)
+
+
 def refuse_record_duplicates(*, merchant: dict[str, Any], exclude_merchant_id: int | None = None,
                              partner: Merchant | None = None) -> None:
     """``check_record_duplicates`` for a service about to write the record: raise its first problem.
@@ -402,7 +414,7 @@ def refuse_record_duplicates(*, merchant: dict[str, Any], exclude_merchant_id: i
     """
     identity = _identity(merchant)
     if identity is not None:
-        transaction_lock("merchants.identity:" + ":".join(identity))
+        transaction_lock(IDENTITY_SCOPE + ":" + ":".join(identity), scope=IDENTITY_SCOPE)
     problems = check_record_duplicates(merchant=merchant, exclude_merchant_id=exclude_merchant_id, partner=partner)
     if problems:
         raise problems[0]

@@ -162,3 +162,87 @@ def test_creates_of_different_businesses_at_once_are_not_held_up_by_each_other(c
 
     assert all(isinstance(outcome, OnboardingApplication) for outcome in outcomes), outcomes
     assert Merchant.objects.count() == 3
+
+
+def _peak_advisory_locks_while(work) -> int:
+    """The most advisory locks this database held at once while ``work()`` ran, read from pg_locks by a watcher
+    thread on its own connection every few milliseconds."""
+    peak, done = [0], threading.Event()
+
+    def watch():
+        try:
+            while not done.is_set():
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                                   "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")
+                    peak[0] = max(peak[0], cursor.fetchone()[0])
+                time.sleep(0.005)
+        finally:
+            connection.close()
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        work()
+    finally:
+        done.set()
+        watcher.join(timeout=30)
+    return peak[0]
+
+
+def test_a_batch_import_locks_every_identity_with_one_lock_not_one_per_row(clerk_wang):
+    """Thousands of per-row locks held to the batch's commit would crowd the server's lock table (aggpay/locks.py);
+    the batch takes the identities' scope once, and its rows still find each other's and earlier merchants."""
+    from merchants.batch import services as batch_services
+    from merchants.batch.examples import example_rows
+    from tests.merchants.test_batch_import import upload
+
+    rows = example_rows(40)
+    job = batch_services.import_job_create(actor=clerk_wang, sheet=upload(rows))
+    assert job.valid_rows == 40
+
+    peak = _peak_advisory_locks_while(lambda: batch_services.import_job_confirm(job_id=job.pk, actor=clerk_wang))
+
+    assert Merchant.objects.count() == 40
+    assert peak == 1, f"{peak} advisory locks held at once by a 40-row batch"
+
+
+def test_a_single_create_of_a_licence_a_running_batch_is_importing_waits_and_is_refused(clerk_wang):
+    """The batch holds every identity until it commits: a clerk's create of one of its licences, sent meanwhile,
+    waits for it and then finds the batch's merchant."""
+    from merchants.batch import services as batch_services
+    from merchants.batch.examples import example_rows
+    from tests.merchants.test_batch_import import upload
+
+    rows = example_rows(30)
+    licence = next(row["licence_no"] for row in reversed(rows) if row["licence_no"])  # one of the last rows'
+    job = batch_services.import_job_create(actor=clerk_wang, sheet=upload(rows))
+    started = threading.Event()
+    real_lock = record_services.transaction_lock_scope
+
+    def lock_then_signal(scope):
+        real_lock(scope)
+        started.set()
+
+    outcome = []
+
+    def single_create():
+        started.wait(timeout=30)
+        try:
+            outcome.append(merchant_onboard_draft(actor=clerk_wang, data=record(
+                licence_no=licence, short_name="抢先一步")))
+        except InvalidRequest as exc:
+            outcome.append(exc)
+        finally:
+            connection.close()
+
+    clerk_thread = threading.Thread(target=single_create)
+    clerk_thread.start()
+    with mock.patch.object(record_services, "transaction_lock_scope", side_effect=lock_then_signal):
+        batch_services.import_job_confirm(job_id=job.pk, actor=clerk_wang)
+    clerk_thread.join(timeout=60)
+
+    assert isinstance(outcome[0], InvalidRequest) and outcome[0].param == "licence_no", outcome
+    assert "already onboarded" in outcome[0].message
+    assert Merchant.objects.filter(licence_no=licence).count() == 1
+    assert Merchant.objects.count() == 30
