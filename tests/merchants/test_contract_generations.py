@@ -19,7 +19,6 @@ import time
 
 import pytest
 import requests
-from django.db.models import F
 
 from aggpay.models import AuditLog
 from channels.callbacks import callback_url
@@ -36,6 +35,7 @@ from merchants.services.contracts import (
 )
 from merchants.services.onboarding import application_approve, application_review_start, application_submit
 from tests.merchants.conftest import offer
+from tests.merchants.contract_flow import everything_so_far_happened, watch_the_channel
 
 BLURRED = [{"field": "license.license_pic", "reason": "营业执照照片不清晰，请重新上传"}]
 EXPIRED = [{"field": "legal_person.valid_to", "reason": "身份证已过期"}]
@@ -92,44 +92,11 @@ def a_moment_later() -> None:
     time.sleep(1.1)
 
 
-def everything_so_far_happened(contract, *, minutes_ago: int) -> None:
-    """Move the contract's past (its events, its next poll time) ``minutes_ago`` earlier."""
-    earlier = dt.timedelta(minutes=minutes_ago)
-    ContractEvent.objects.filter(contract=contract).update(created_at=F("created_at") - earlier)
-    Contract.objects.filter(pk=contract.pk).update(next_poll_at=F("next_poll_at") - earlier)
-
-
-class OnItsWay:
-    """The account's real adapter; ``meanwhile`` runs when the resubmission leaves for the channel, before the
-    request reaches it."""
-
-    def __init__(self, meanwhile):
-        self.adapter, self.meanwhile, self.submissions = None, meanwhile, 0
-
-    def __getattr__(self, name):
-        return getattr(self.adapter, name)
-
-    def onboarding_submit(self, *, application):
-        self.submissions += 1
-        if self.submissions == 1:
-            self.meanwhile()
-        return self.adapter.onboarding_submit(application=application)
-
-
 @pytest.fixture
 def on_its_way(monkeypatch):
-    real = ChannelAccount.adapter
-
-    def install(meanwhile) -> OnItsWay:
-        channel = OnItsWay(meanwhile)
-
-        def adapter(account):
-            channel.adapter = real(account)
-            return channel
-
-        monkeypatch.setattr(ChannelAccount, "adapter", adapter)
-        return channel
-    return install
+    """``on_its_way(meanwhile)``: the account's real adapter; ``meanwhile`` runs when the resubmission leaves for the
+    channel, before the request reaches it."""
+    return lambda meanwhile: watch_the_channel(monkeypatch, meanwhile=meanwhile)
 
 
 def stale_answers(contract) -> list[ContractEvent]:

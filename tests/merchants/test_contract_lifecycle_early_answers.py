@@ -17,38 +17,14 @@ from merchants.models import ContractState
 from merchants.services.contracts import contract_refresh_by_staff
 from merchants.services.onboarding import application_approve, application_review_start, application_submit
 from tests.merchants.conftest import offer
-
-
-class AnswerOnItsWay:
-    """The account's real adapter; once the channel has stored a submission, ``meanwhile`` runs before the
-    submission's answer is handed back to us."""
-
-    def __init__(self, meanwhile):
-        self.adapter, self.meanwhile = None, meanwhile
-
-    def __getattr__(self, name):
-        return getattr(self.adapter, name)
-
-    def onboarding_submit(self, *, application):
-        answer = self.adapter.onboarding_submit(application=application)
-        self.meanwhile(answer)
-        return answer
+from tests.merchants.contract_flow import watch_the_channel
 
 
 @pytest.fixture
 def answer_on_its_way(monkeypatch):
-    real = ChannelAccount.adapter
-
-    def install(meanwhile) -> AnswerOnItsWay:
-        channel = AnswerOnItsWay(meanwhile)
-
-        def adapter(account):
-            channel.adapter = real(account)
-            return channel
-
-        monkeypatch.setattr(ChannelAccount, "adapter", adapter)
-        return channel
-    return install
+    """``answer_on_its_way(meanwhile)``: the account's real adapter; once the channel has stored a submission,
+    ``meanwhile(answer)`` runs before the submission's answer is handed back to us."""
+    return lambda meanwhile: watch_the_channel(monkeypatch, answered=meanwhile)
 
 
 def approve(application, clerk, risk) -> None:

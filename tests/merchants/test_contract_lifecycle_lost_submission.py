@@ -7,11 +7,8 @@ HTTP; races staged through the real call order.
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
 import requests
-from django.db.models import F
 
 from aggpay.models import AuditLog
 from channels.adapters.errors import ChannelError
@@ -20,10 +17,11 @@ from channels.simulators import alipay as alipay_sim
 from channels.simulators import bank as bank_sim
 from channels.simulators import wechatpay as wechat_sim
 from merchants import tasks
-from merchants.models import Contract, ContractEvent, ContractState
+from merchants.models import ContractState
 from merchants.services.contracts import _submission_record, contract_poll
 from merchants.services.onboarding import application_approve, application_review_start, application_submit
 from tests.merchants.conftest import offer
+from tests.merchants.contract_flow import everything_so_far_happened, watch_the_channel
 
 SUBMIT_PATH = r"^/v3/applyment4sub/applyment/$"
 SIMULATED = {  # kind → (provision, the product the account onboards)
@@ -60,37 +58,11 @@ def pending_contract(pending_on):
     return pending_on("wechatpay")
 
 
-class InFlight:
-    """The account's real adapter; ``meanwhile`` runs when the first application leaves for the channel, before
-    the request reaches it. Counts the submissions that left."""
-
-    def __init__(self, meanwhile=None):
-        self.adapter, self.meanwhile, self.submissions = None, meanwhile, 0
-
-    def __getattr__(self, name):
-        return getattr(self.adapter, name)
-
-    def onboarding_submit(self, *, application):
-        self.submissions += 1
-        if self.meanwhile is not None and self.submissions == 1:
-            self.meanwhile()
-        return self.adapter.onboarding_submit(application=application)
-
-
 @pytest.fixture
 def in_flight(monkeypatch):
-    real = ChannelAccount.adapter
-
-    def install(meanwhile=None) -> InFlight:
-        channel = InFlight(meanwhile)
-
-        def adapter(account):
-            channel.adapter = real(account)
-            return channel
-
-        monkeypatch.setattr(ChannelAccount, "adapter", adapter)
-        return channel
-    return install
+    """``in_flight(meanwhile=None)``: the account's real adapter; ``meanwhile`` runs when the first application
+    leaves for the channel, before the request reaches it. Counts the submissions that left."""
+    return lambda meanwhile=None: watch_the_channel(monkeypatch, meanwhile=meanwhile)
 
 
 def the_channel_drops(simulator_server, contract, *, times: int = 1) -> None:
@@ -98,13 +70,6 @@ def the_channel_drops(simulator_server, contract, *, times: int = 1) -> None:
     requests.post(f"{simulator_server.base_url}/wechatpay/_control/faults", timeout=5, json={
         "match": {"method": "POST", "path": SUBMIT_PATH, "contains": contract.business_code},
         "fault": "http_503", "times": times}).raise_for_status()
-
-
-def everything_so_far_happened(contract, *, minutes_ago: int) -> None:
-    """Move the contract's past (its events, its next poll time) ``minutes_ago`` earlier."""
-    earlier = dt.timedelta(minutes=minutes_ago)
-    ContractEvent.objects.filter(contract=contract).update(created_at=F("created_at") - earlier)
-    Contract.objects.filter(pk=contract.pk).update(next_poll_at=F("next_poll_at") - earlier)
 
 
 def channel_holds(contract) -> str:
