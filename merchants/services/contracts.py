@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import secrets
 from dataclasses import dataclass
 from decimal import Decimal
@@ -65,9 +66,19 @@ RESULT_TRANSITIONS = {
     # will not be reviewed, so it is no longer followed; it lands where a refused application does — ``rejected``,
     # with a reason saying it was withdrawn (``_verdict_reasons``) — because that is the state a clerk acts on (the
     # "needs action" queue, the resubmit button, the partner's rejection reasons). A state of its own would add
-    # nothing the reason does not say, and the bank takes a withdrawn apply back under its apply_no (§9.3).
+    # nothing the reason does not say. The bank takes a withdrawn apply back under its apply_no (§9.3); WeChat does
+    # not, so the resubmission goes under a new business code (NEW_CODE_AFTER_WITHDRAWAL).
     OnboardingState.CANCELED: "reject",
 }
+# Channels that never take a withdrawn application's code again. WeChat: ``business_code`` names one applyment
+# (A.13) — a rejected one may be overwritten under it, a cancelled (作废) one stays cancelled, and a submission under
+# its code is answered with that cancelled applyment. A contract WeChat withdrew is therefore resubmitted under the
+# next generation of its code (``_next_business_code``). The bank takes a CANCELED apply back under its apply_no
+# (bank.md §9.3, §9.5). Alipay 直付通 has no withdrawn state (B.7: ``031``, ``99``, ``-1``; its adapter never answers
+# ``canceled``) and opens a new order under the ``external_id`` of a failed one.
+NEW_CODE_AFTER_WITHDRAWAL = frozenset({"wechatpay"})
+# A generation of a business code after the first: the first one's code + ``_G<n>`` (``_next_business_code``).
+CODE_GENERATION = re.compile(r"(?P<first>.+)_G(?P<generation>[1-9][0-9]*)")
 # The channel's two verdicts that end a submission: the contract is rejected and waits for a clerk.
 VERDICTS = (OnboardingState.REJECTED, OnboardingState.CANCELED)
 FOLLOWED_STATES = (ContractState.SUBMITTED, ContractState.AUDITING, ContractState.TO_BE_CONFIRMED,
@@ -151,6 +162,25 @@ def _business_code() -> str:
     return "AGG" + timezone.localdate().strftime("%Y%m%d") + secrets.token_hex(6).upper()
 
 
+def _next_business_code(code: str) -> str:
+    """The code of the application that follows the one under ``code`` at a channel that does not take ``code``
+    again: ``AGG20261126AB12CD34EF56`` → ``…_G2`` → ``…_G3``. Derived from the code, not drawn, so working it out
+    again for the same resubmission gives the same code. 27 characters at most for any likely generation: within
+    every channel's alphabet and length (WeChat letters, digits and ``_``; the bank's 6–32 ``[0-9A-Za-z_-]``, §2)."""
+    match = CODE_GENERATION.fullmatch(code)
+    first, generation = (match["first"], int(match["generation"])) if match else (code, 1)
+    return f"{first}_G{generation + 1}"
+
+
+def _code_for_resubmission(contract: Contract) -> str:
+    """The business code the resubmission of the locked, rejected ``contract`` goes under: its own, unless its channel
+    withdrew the application and does not take a withdrawn code back (NEW_CODE_AFTER_WITHDRAWAL)."""
+    withdrawn = any(isinstance(r, dict) and r.get("withdrawn") for r in contract.rejection_reasons or [])
+    if withdrawn and contract.channel_account.kind in NEW_CODE_AFTER_WITHDRAWAL:
+        return _next_business_code(contract.business_code)
+    return contract.business_code
+
+
 def contract_set_rate(*, contract_id: int, actor, product: str, rate: str, below_cost_reason: str = ""
                       ) -> ContractRate:
     """Change a merchant rate. Below the account's cost only with ``channels`` override permission and a reason."""
@@ -183,7 +213,9 @@ def contract_submit(*, contract_id: int, actor=None, resubmission: bool = False)
     submitted and answers it unchanged instead of calling the channel again. Pictures are uploaded (each once per
     channel: ``media_ids``), then the application, with no lock held; the answer is applied only if the contract is
     still where this submission left it. The channel de-duplicates by ``business_code``, which a resubmission reuses
-    (A.13).
+    (A.13) — except that of an application withdrawn at a channel that keeps a withdrawn code: the resubmission
+    takes the code's next generation (``_code_for_resubmission``), recorded with the submission itself, so a second
+    submission finds it there rather than making another.
     """
     submission = _submission_record(contract_id, actor=actor, resubmission=resubmission)
     if submission is None:
@@ -233,15 +265,31 @@ def _submission_record(contract_id: int, *, actor, resubmission: bool) -> int | 
                         contract.state)
             return None
         before = contract.state
+        code = _code_for_resubmission(contract) if resubmission else contract.business_code
+        renewed = {}
+        if code != contract.business_code:
+            # The withdrawn application stays at the channel under its code, with its id, its sub-merchant id (if
+            # it got as far as signing) and its sign link; this contract follows the new one, which has none yet.
+            renewed = {"withdrawn_business_code": contract.business_code,
+                       "withdrawn_application_id": contract.channel_application_id,
+                       "withdrawn_sub_mchid": contract.sub_mchid}
+            contract.business_code, contract.channel_application_id = code, ""
+            contract.sub_mchid = contract.sign_url = ""
         contract.submit()
         # Should this submission never come back (a worker lost mid-call), the poller asks the channel later.
         contract.poll_attempts = 0
         contract.next_poll_at = timezone.now() + POLL_MAX
         contract.save()
+        message = "submitting to the channel"
+        if renewed:
+            message += (f" under a new business code {code}: {contract.channel_account.name} keeps the application "
+                        f"it withdrew under {renewed['withdrawn_business_code']} and does not take that code again")
         event = ContractEvent.objects.create(contract=contract, source="system", from_state=before,
-                                             to_state=contract.state, message="submitting to the channel")
+                                             to_state=contract.state, message=message,
+                                             data={"business_code": code, **renewed} if renewed else {})
         if resubmission:
-            audit_log(actor=actor, action="merchants.contract.resubmit_requested", target=contract)
+            audit_log(actor=actor, action="merchants.contract.resubmit_requested", target=contract,
+                      data={"business_code": code, **renewed})
     return event.pk
 
 
@@ -499,6 +547,8 @@ def _earlier_answer(contract: Contract, result: OnboardingResult, *, event_time:
     current = _current_submission(contract)
     if current is None or current.from_state != ContractState.REJECTED:
         return None  # the first submission: no earlier one to confuse it with
+    if "withdrawn_business_code" in current.data:
+        return None  # resubmitted under a new business code: no answer about the earlier application names it
     submitted_at = current.created_at
     if event_time is not None:
         # The channel's event time is to the second and on its clock; ours is finer. An event in an earlier second

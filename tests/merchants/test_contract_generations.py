@@ -6,7 +6,9 @@ An answer about an earlier generation can still reach us after a resubmission �
 about 10 h with the event's own ``notify_time`` and accepts replays of a genuine one (bank.md §11.1–11.3), and a poll
 can read the old verdict before the channel has picked up the resubmission. Such an answer goes on the contract's
 timeline but does not move it. An application the channel withdrew (WeChat ``APPLYMENT_STATE_CANCELED``, the bank's
-``CANCELED``, §9.5) leaves the followed states for the clerk's queue instead of being polled forever.
+``CANCELED``, §9.5) leaves the followed states for the clerk's queue instead of being polled forever. The bank takes it
+back under its ``apply_no``; WeChat keeps a cancelled applyment under its ``business_code``, so the resubmission goes
+under the code's next generation (``…_G2``).
 
 Against the simulators over HTTP; races staged through the real call order.
 """
@@ -31,6 +33,7 @@ from merchants.services.contracts import (
     contract_poll,
     contract_refresh_by_staff,
     contract_resubmit,
+    contract_submit,
     contracts_due_for_poll,
 )
 from merchants.services.onboarding import application_approve, application_review_start, application_submit
@@ -170,7 +173,8 @@ def test_a_rejection_of_the_resubmission_for_other_reasons_applies_at_once(contr
     contract = contract_at("wechatpay")
     the_channel(simulator_server, contract, "reject", BLURRED)
     contract_poll(contract_id=contract.pk)
-    contract_resubmit(contract_id=contract.pk, actor=clerk_wang)
+    resubmitted = contract_resubmit(contract_id=contract.pk, actor=clerk_wang)
+    assert resubmitted.business_code == contract.business_code  # A.13: a rejected applyment is overwritten under it
 
     the_channel(simulator_server, contract, "reject", EXPIRED)
     contract = contract_poll(contract_id=contract.pk)
@@ -239,5 +243,124 @@ def test_an_application_the_bank_withdrew_is_reported_by_its_notice_and_can_be_r
     assert contract.rejection_reasons[0]["withdrawn"] is True
     assert AuditLog.objects.filter(action="merchants.contract.rejected", data__channel_state="canceled").exists()
     a_moment_later()
+    withdrawn_code = contract.business_code
     contract = contract_resubmit(contract_id=contract.pk, actor=clerk_wang)  # bank.md §9.3: CANCELED may be resubmitted
     assert contract.state == ContractState.AUDITING and contract.next_poll_at is not None
+    assert contract.business_code == withdrawn_code  # under its apply_no, which the bank takes back
+
+
+# --- resubmitting an application the channel withdrew --------------------------------------------------------------
+def wechat_drops_the_next_submission(simulator_server) -> None:
+    """WeChat's front answers 503 to the next applyment submission without storing it."""
+    requests.post(f"{simulator_server.base_url}/wechatpay/_control/faults", timeout=5, json={
+        "match": {"method": "POST", "path": r"^/v3/applyment4sub/applyment/$"}, "fault": "http_503"}
+    ).raise_for_status()
+
+
+def wechat_holds(contract, business_code: str) -> str:
+    """The state of the application WeChat holds under ``business_code`` (A.13 query by business_code)."""
+    return contract.channel_account.adapter().onboarding_query(application_id="", business_code=business_code).state
+
+
+def withdrawn_and_read(simulator_server, contract) -> Contract:
+    the_channel(simulator_server, contract, "cancel")
+    contract = contract_poll(contract_id=contract.pk)
+    assert contract.state == ContractState.REJECTED and contract.rejection_reasons[0]["withdrawn"] is True
+    return contract
+
+
+def test_an_application_wechat_withdrew_is_resubmitted_under_a_new_business_code_and_can_then_be_approved(
+        contract_at, simulator_server, client, clerk_wang):
+    """A.13: ``business_code`` names one applyment; a rejected one may be overwritten under it, a cancelled one stays
+    cancelled (WeChat answers a submission under its code with it). The resubmission needs a code of its own."""
+    contract = withdrawn_and_read(simulator_server, contract_at("wechatpay"))
+    withdrawn_code, withdrawn_applyment = contract.business_code, contract.channel_application_id
+
+    contract = contract_resubmit(contract_id=contract.pk, actor=clerk_wang)
+
+    assert contract.state == ContractState.SUBMITTED
+    assert contract.business_code == f"{withdrawn_code}_G2"
+    assert contract.channel_application_id not in ("", withdrawn_applyment)  # a new applyment at WeChat
+    assert wechat_holds(contract, withdrawn_code) == "canceled"  # the withdrawn one is left as it is
+    audit = AuditLog.objects.get(action="merchants.contract.resubmit_requested", target_id=str(contract.pk))
+    assert audit.data == {"business_code": contract.business_code, "withdrawn_business_code": withdrawn_code,
+                          "withdrawn_application_id": withdrawn_applyment, "withdrawn_sub_mchid": ""}
+    resubmitted = contract.events.get(from_state=ContractState.REJECTED, to_state=ContractState.SUBMITTED)
+    assert resubmitted.data["withdrawn_business_code"] == withdrawn_code
+    assert f"under a new business code {contract.business_code}" in resubmitted.message
+    client.force_login(clerk_wang)
+    page = client.get(f"/staff/merchants/{contract.merchant.merchant_no}/").content.decode()
+    assert f'<dt>Business code</dt><dd class="mono">{contract.business_code}</dd>' in page
+    assert f"keeps the application it withdrew under {withdrawn_code}" in page  # the timeline names both
+
+    # The same resubmission arriving again (a second click reaching the lock after the first) mints nothing.
+    again = contract_submit(contract_id=contract.pk, actor=clerk_wang, resubmission=True)
+    assert (again.business_code, again.channel_application_id) == (contract.business_code,
+                                                                    contract.channel_application_id)
+    assert AuditLog.objects.filter(action="merchants.contract.resubmit_requested").count() == 1
+
+    the_channel(simulator_server, contract, "approve")
+    contract = contract_poll(contract_id=contract.pk)
+    assert contract.state == ContractState.TO_BE_SIGNED and contract.sub_mchid
+    the_channel(simulator_server, contract, "approve")
+    contract = contract_poll(contract_id=contract.pk)
+    assert contract.state == ContractState.ACTIVE and contract.business_code == f"{withdrawn_code}_G2"
+    assert contract.merchant.contracts.get().state == ContractState.ACTIVE
+
+
+def test_a_resubmission_under_a_new_code_that_wechat_never_received_is_sent_again_under_that_code(
+        contract_at, simulator_server, clerk_wang):
+    contract = withdrawn_and_read(simulator_server, contract_at("wechatpay"))
+    withdrawn_code = contract.business_code
+    wechat_drops_the_next_submission(simulator_server)
+
+    contract = contract_resubmit(contract_id=contract.pk, actor=clerk_wang)
+    assert contract.state == ContractState.SUBMITTED and contract.business_code == f"{withdrawn_code}_G2"
+    assert contract.channel_application_id == ""  # the withdrawn applyment is not followed any more
+
+    everything_so_far_happened(contract, minutes_ago=61)
+    assert tasks.poll_due_contracts() == 1  # WeChat has nothing under the new code: it is sent again, once
+
+    contract.refresh_from_db()
+    assert contract.state == ContractState.SUBMITTED and contract.business_code == f"{withdrawn_code}_G2"
+    assert contract.channel_application_id and wechat_holds(contract, contract.business_code) == "auditing"
+    assert AuditLog.objects.get(action="merchants.contract.submission_resent").data["business_code"] == \
+        contract.business_code
+
+
+def test_a_resubmission_wechat_withdrew_as_well_is_rejected_at_once_and_the_next_takes_the_third_code(
+        contract_at, simulator_server, clerk_wang):
+    contract = withdrawn_and_read(simulator_server, contract_at("wechatpay"))
+    first_code = contract.business_code
+    contract = contract_resubmit(contract_id=contract.pk, actor=clerk_wang)
+
+    contract = withdrawn_and_read(simulator_server, contract)  # no old answer shares the new code: it applies now
+    assert not stale_answers(contract) and contract.next_poll_at is None
+
+    contract = contract_resubmit(contract_id=contract.pk, actor=clerk_wang)
+    assert contract.business_code == f"{first_code}_G3"
+    assert contract.state == ContractState.SUBMITTED and wechat_holds(contract, f"{first_code}_G2") == "canceled"
+
+
+def test_an_application_wechat_withdrew_while_waiting_for_the_signature_is_resubmitted_without_its_ids(
+        contract_at, simulator_server, client, clerk_wang):
+    """The sub-merchant id and sign link WeChat gave the withdrawn applyment are its own, not the new one's."""
+    contract = contract_at("wechatpay")
+    the_channel(simulator_server, contract, "ask_sign")
+    contract = contract_poll(contract_id=contract.pk)
+    assert contract.state == ContractState.TO_BE_SIGNED and contract.sub_mchid and contract.sign_url
+    withdrawn_sub_mchid = contract.sub_mchid
+    contract = withdrawn_and_read(simulator_server, contract)
+
+    contract = contract_resubmit(contract_id=contract.pk, actor=clerk_wang)
+
+    assert contract.state == ContractState.SUBMITTED and (contract.sub_mchid, contract.sign_url) == ("", "")
+    audit = AuditLog.objects.get(action="merchants.contract.resubmit_requested", target_id=str(contract.pk))
+    assert audit.data["withdrawn_sub_mchid"] == withdrawn_sub_mchid
+    client.force_login(clerk_wang)
+    page = client.get(f"/staff/merchants/{contract.merchant.merchant_no}/").content.decode()
+    assert '<dd class="mono" data-role="sub-mchid">—</dd>' in page
+    the_channel(simulator_server, contract, "ask_sign")
+    contract = contract_poll(contract_id=contract.pk)
+    assert contract.state == ContractState.TO_BE_SIGNED and contract.sub_mchid not in ("", withdrawn_sub_mchid)
+    assert contract.channel_application_id in contract.sign_url
