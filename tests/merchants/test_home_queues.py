@@ -6,11 +6,14 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+import requests
 from django.utils import timezone
 
 from channels.adapters.base import OnboardingResult, OnboardingState
-from merchants.models import OnboardingApplication
-from merchants.services.contracts import contract_apply_result
+from channels.models import ChannelAccount
+from channels.simulators import wechatpay as wechat_sim
+from merchants.models import OnboardingApplication, SettlementChangeState
+from merchants.services.contracts import contract_apply_result, contract_register_existing
 from merchants.services.merchants import merchant_activate, merchant_freeze
 from merchants.services.onboarding import (
     application_approve,
@@ -18,10 +21,16 @@ from merchants.services.onboarding import (
     application_review_start,
     application_submit,
 )
+from merchants.services.settlement import merchant_settlement_change, settlement_change_poll
 from tests.factories import MerchantFactory
+from tests.merchants.conftest import offer
 from tests.merchants.test_workbench_queue import draft
 
 pytestmark = pytest.mark.django_db
+
+# The tables of the onboarding queue's "Needs action" view, every one of which its count covers
+# (workbench.needs_action_count): returned applications, contracts waiting on someone, refused settlement changes.
+NEEDS_ACTION_TABLES = ("returned", "action_contracts", "refused_settlement_changes")
 
 
 def _submitted(clerk, n: int, *, hours_ago: float = 1) -> OnboardingApplication:
@@ -61,6 +70,29 @@ def busy_desk(clerk_wang, risk_zhao, onboarding_accounts):
     merchant_freeze(merchant_id=frozen.pk, actor=None, reason="chargebacks")
 
 
+@pytest.fixture
+def busy_desk_and_a_refused_settlement_change(busy_desk, simulator_server, request, clerk_wang):
+    """The busy desk, and a merchant active at WeChat Pay (on a contract it held before aggpay) whose settlement
+    account change WeChat refused: one more row of the "Needs action" view, in a table of its own."""
+    root = simulator_server.base_url
+    wechat = ChannelAccount.objects.create(code="wechatpay-sim", kind="wechatpay", name="WeChat Pay simulator",
+                                           base_url=f"{root}/wechatpay", enabled=True,
+                                           config=wechat_sim.provision(root, name=request.node.name[:60]))
+    requests.post(f"{root}/wechatpay/_control/accounts/{wechat.config['sp_mchid']}/settings", timeout=5, json={
+        "settlement_review": {"delay_seconds": 0, "outcome": "reject", "reason": "账户信息与开户名不符"}}
+    ).raise_for_status()
+    offer(wechat, "wechat.native", "0.0038")
+    noodles = MerchantFactory(short_name="Lakeside Noodles", legal_name="杭州湖畔面馆有限公司")
+    contract_register_existing(merchant=noodles, account=wechat, sub_mchid="1900000109",
+                               rates={"wechat.native": "0.0038"}, actor=None, reason="signed before aggpay")
+    merchant_activate(merchant_id=noodles.pk, actor=None, reason="test")
+    [change] = merchant_settlement_change(merchant_id=noodles.pk, actor=clerk_wang, account={
+        "account_type": "corporate", "bank_name": "中国工商银行", "bank_branch": "杭州分行",
+        "account_number": "6222000011112222333", "account_holder": noodles.legal_name})
+    settlement_change_poll(change_id=change.pk)  # sent; WeChat reviews it
+    assert settlement_change_poll(change_id=change.pk).state == SettlementChangeState.FAILED
+
+
 def _tiles(client) -> list:
     return [q for s in client.get("/staff/").context["sections"] for q in s["queues"]]
 
@@ -73,13 +105,15 @@ def _rows_behind(client, url: str) -> int:
     if fragment == "frozen":
         return len(response.context["frozen"])
     if response.context.get("view") == "action":
-        return len(response.context["returned"]) + len(response.context["action_contracts"])
+        return sum(len(response.context[table]) for table in NEEDS_ACTION_TABLES)
     assert not response.context["page"].has_next(), "keep the fixture under one page"
     return len(response.context["rows"])
 
 
+@pytest.mark.parametrize("desk", ["busy_desk", "busy_desk_and_a_refused_settlement_change"])
 @pytest.mark.parametrize("persona", ["clerk_wang", "risk_zhao"])
-def test_each_home_count_is_the_number_of_rows_its_link_opens(client, busy_desk, persona, request):
+def test_each_home_count_is_the_number_of_rows_its_link_opens(client, desk, persona, request):
+    request.getfixturevalue(desk)
     client.force_login(request.getfixturevalue(persona))
     tiles = _tiles(client)
     assert tiles and any(tile.count for tile in tiles)
