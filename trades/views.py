@@ -24,7 +24,7 @@ from trades import workbench
 from trades.models import LatePayment, Order, OrderState, SyncState
 from trades.services import staff as staff_services
 from trades.services.events import deliveries_resend
-from trades.services.late import BY_HAND_OUTCOMES
+from trades.services.late import BY_HAND_OUTCOMES, late_payment_can_settle_by_hand
 
 # The choices the forms offer (value, label), in the services' own words.
 LATE_OUTCOMES = list(BY_HAND_OUTCOMES.items())
@@ -149,8 +149,7 @@ def _detail_context(request, order: Order, *, refund_form=None) -> dict:
         "can_retry_reverse": user.has_perm(REFUND) and workbench.can_retry_reverse(order),
         "can_mark_handled": user.has_perm(REFUND) and workbench.can_mark_handled(order),
         "can_requery": user.has_perm(REFUND) and workbench.can_requery(order),
-        "can_settle_late": user.has_perm(REFUND) and late is not None and (late.state == "open" or (
-            late.state == "resolved" and late.abnormal)),
+        "can_settle_late": user.has_perm(REFUND) and late is not None and late_payment_can_settle_by_hand(late),
         "late_outcomes": LATE_OUTCOMES, "channel_said": CHANNEL_SAID,
         "queue_reason": (workbench.queue_reason(order)
                          if order.sync_state == SyncState.MANUAL or order.reverse_requested_at is not None else ""),

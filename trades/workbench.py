@@ -20,7 +20,7 @@ from channels.adapters.http import redact
 from channels.models import ChannelCallback
 from merchants.models import Contract, Merchant
 from trades.models import Delivery, DeliveryState, Event, LatePayment, Order, OrderState, Refund, SyncState
-from trades.services.late import late_refund_no_split
+from trades.services.late import late_payments_settleable, late_refund_no_split
 
 # How far before the order's creation a callback may be stamped (clock skew between the channel and us).
 CALLBACK_SKEW = dt.timedelta(minutes=1)
@@ -38,10 +38,10 @@ def search_orders(*, q: str = "", state: str = "", product: str = "", channel_ac
                   date_from: dt.date | None = None, date_to: dt.date | None = None,
                   sync_state: str = "") -> QuerySet[Order]:
     """Orders matching any number a caller may quote (exactly): our ord_/ref_ id, the merchant's out_trade_no or
-    out_refund_no, the channel's trade or refund number, the number on the payer's wallet receipt (WeChat 交易单号,
-    Alipay 交易号, UnionPay order id: ``wallet_trade_no``, not the channel's own behind a bank), a number a late
-    payment's refund went out under (``late_…``), or a merchant no (all its orders); or part of a merchant's legal or
-    short name (all its orders); then the filters."""
+    out_refund_no, the channel's trade or refund number (a late payment's refund's too), the number on the payer's
+    wallet receipt (WeChat 交易单号, Alipay 交易号, UnionPay order id: ``wallet_trade_no``, not the channel's own behind
+    a bank), a number a late payment's refund went out under (``late_…``), or a merchant no (all its orders); or part
+    of a merchant's legal or short name (all its orders); then the filters."""
     orders = orders_base()
     q = (q or "").strip()
     if q:
@@ -72,7 +72,11 @@ def _order_ids_for_number(q: str) -> list[str]:
     ids.update(Order.objects.filter(wallet_trade_no=q).exclude(wallet_trade_no="").values_list("pk", flat=True))
     ids.update(Refund.objects.filter(pk=q).values_list("order_id", flat=True))
     ids.update(Refund.objects.filter(out_refund_no=q).values_list("order_id", flat=True))
-    ids.update(Refund.objects.filter(channel_refund_no=q).values_list("order_id", flat=True))
+    # The channel's refund number: a merchant's refund's, or a late payment's (which has no Refund row) — one query,
+    # each side through its own index (the late payments' partial one with its condition spelled out).
+    late_refunds = LatePayment.objects.filter(channel_refund_no=q).exclude(channel_refund_no="")
+    ids.update(Refund.objects.filter(channel_refund_no=q).order_by().values_list("order_id", flat=True)
+               .union(late_refunds.values_list("order_id", flat=True)))
     late = late_refund_no_split(q)
     if late is not None:
         # A late payment's refund has no Refund row: its numbers (late_<order id>, then late_<id>_<n> for each retry,
@@ -289,9 +293,10 @@ def open_late_payments() -> QuerySet[LatePayment]:
     """Late payments a person has to return: none refunded yet, or the channel's refund failed, closed or abnormal;
     and resolved ones flagged because an earlier refund attempt succeeded after a retry that succeeded too (a
     possible double refund; trades.services.late._apply_earlier_attempt) until a person settles them. A flagged one
-    still being refunded is listed with the others being refunded."""
+    still being refunded is listed with the others being refunded. Exactly those a person may settle by hand: the
+    filter is the model's own rule (trades.services.late.late_payments_settleable), as the trade page's form asks."""
     return (LatePayment.objects.select_related("order__merchant")
-            .filter(Q(state="open") | Q(state="resolved", abnormal=True)).order_by("detected_at"))
+            .filter(late_payments_settleable()).order_by("detected_at"))
 
 
 def refunding_late_payments() -> QuerySet[LatePayment]:

@@ -48,6 +48,15 @@ class Shop:
         return response.json() if response.content else {}
 
 
+@pytest.fixture
+def agent(client, staff_member):
+    """Persona: Zhou, a support agent (trades.view_order, trades.refund_order), logged in to the staff pages through
+    ``client``."""
+    user = staff_member("support_agent", username="zhou.support")
+    client.force_login(user)
+    return user
+
+
 def _account(code, kind, root, config):
     return ChannelAccount.objects.create(code=code, kind=kind, name=code, base_url=f"{root}/{kind}", config=config,
                                          enabled=True)

@@ -2,7 +2,8 @@
 support's side:
 
 - a payer or the bank quotes the number a late payment's refund went out under (``late_<order id>`` for the first
-  attempt, ``late_<id>_<n>`` after): the support search opens the order;
+  attempt, ``late_<id>_<n>`` after), or the bank's own number of that refund (``R…``): the support search opens the
+  order;
 - a late payment flagged because an earlier refund attempt succeeded after all, whose current attempt the bank says
   it never received, is not sent again (that could return the money twice) — nor asked about for ever: it goes back
   to the late-payment queue as needing a person, who settles it by hand with a note (audited).
@@ -19,11 +20,13 @@ from django.urls import reverse
 from django.utils import timezone
 
 from aggpay.models import AuditLog
-from channels.simulators import bank_wire
-from channels.simulators.bank_state import ns
-from channels.simulators.bank_trades import REFUND_VIEW, _view
-from tests.trades.bank_flow import at_the_bank, bank_refunds, bank_simulator
-from tests.trades.test_late_retry import _failed_first
+from tests.trades.bank_flow import (
+    at_the_bank,
+    bank_refunds,
+    late_refund_failed_first,
+    settle_now,
+    succeeded_after_all,
+)
 from trades import workbench
 from trades.models import ChannelCall, LatePayment
 from trades.services.late import late_payments_refunding, late_refund_no
@@ -32,13 +35,6 @@ from trades.tasks_orders import sync_due_orders
 pytestmark = pytest.mark.usefixtures("quiet_channels")
 
 SEARCH = "/staff/trades/"
-
-
-@pytest.fixture
-def agent(client, staff_member):
-    user = staff_member("support_agent", username="he.support")
-    client.force_login(user)
-    return user
 
 
 def _opened(client, number: str) -> str | None:
@@ -50,7 +46,7 @@ def _opened(client, number: str) -> str | None:
 def test_support_finds_a_late_payments_order_by_each_number_its_refund_went_out_under(
         shop, simulator_server, settings, client, agent):
     settings.AGGPAY_LATE_PAYMENT_AUTO_REFUND = True
-    late = _failed_first(shop, simulator_server, "LF-SEARCH")
+    late = late_refund_failed_first(shop, simulator_server, "LF-SEARCH")
     bank_refunds(shop, refund_outcome="SUCCESS", refund_seconds=600)
     client.post(reverse("trades:late-refund", args=[late.pk]))  # support refunds it again: attempt 1
     first, retry = late_refund_no(late.order_id), late_refund_no(late.order_id, 1)
@@ -62,11 +58,34 @@ def test_support_finds_a_late_payments_order_by_each_number_its_refund_went_out_
     assert client.get(SEARCH, {"q": never_sent}).context["page"].paginator.count == 0
 
 
+def test_support_finds_a_late_payments_order_by_the_banks_own_refund_number(
+        shop, simulator_server, settings, client, agent):
+    settings.AGGPAY_LATE_PAYMENT_AUTO_REFUND = True
+    late = late_refund_failed_first(shop, simulator_server, "LF-BANK-NO")
+    # The bank numbers each refund itself (refund_no "R…", docs/channels/bank.md §7.3): the number its staff and its
+    # statements quote. Read off the bank's own record, as the caller would have it.
+    failed = at_the_bank(shop, simulator_server, late_refund_no(late.order_id))["refund_no"]
+    assert failed.startswith("R")
+    assert _opened(client, failed) == late.order_id
+
+    bank_refunds(shop, refund_outcome="SUCCESS", refund_seconds=600)
+    client.post(reverse("trades:late-refund", args=[late.pk]))  # support refunds it again: attempt 1, a new number
+    retried = at_the_bank(shop, simulator_server, late_refund_no(late.order_id, 1))["refund_no"]
+    assert retried != failed
+    assert _opened(client, retried) == late.order_id
+    assert f'id="late-channel-refund-no">{retried}<' in client.get(
+        reverse("trades:detail", args=[late.order_id])).content.decode()
+
+    # Its notice says the money went back: still found by it.
+    settle_now(shop, simulator_server, late_refund_no(late.order_id, 1))
+    shop.wait_for(lambda: LatePayment.objects.filter(pk=late.pk, state="resolved").exists(), message="resolved")
+    assert _opened(client, retried) == late.order_id
+
+
 def test_a_flagged_late_refund_the_bank_never_received_goes_to_a_person_instead_of_being_asked_about_for_ever(
         shop, simulator_server, settings, client, agent):
     settings.AGGPAY_LATE_PAYMENT_AUTO_REFUND = True
-    late = _failed_first(shop, simulator_server, "LF-NEVER")
-    org = shop.accounts["bank"].config["org_no"]
+    late = late_refund_failed_first(shop, simulator_server, "LF-NEVER")
     retry = late_refund_no(late.order_id, 1)
     # Support refunds it again; the request is lost in front of the bank (a 503 from its front end): no answer.
     shop.sim("bank", "/_control/faults", fault="http_503", match={"path": "^/api/refund/apply$", "contains": retry})
@@ -75,12 +94,7 @@ def test_a_flagged_late_refund_the_bank_never_received_goes_to_a_person_instead_
     assert at_the_bank(shop, simulator_server, retry) is None
 
     # The bank then says the first refund returned the money after all: flagged, a retry could return it twice.
-    bank = bank_simulator(simulator_server)
-    first = bank.store.get(ns("refunds", org), late_refund_no(late.order_id))
-    bank.notify(bank.account(org), first["notify_url"], "REFUND_RESULT",
-                _view({**first, "refund_state": "SUCCESS", "fail_reason": "", "success_time": bank_wire.now_text()},
-                      REFUND_VIEW))
-    shop.sim("bank", "/_control/flush")
+    succeeded_after_all(shop, simulator_server, late_refund_no(late.order_id))
     shop.wait_for(lambda: LatePayment.objects.filter(pk=late.pk, abnormal=True).exists(), message="flagged")
 
     # The sweeper asks about the retry a minute later; the bank has no such refund.

@@ -13,9 +13,9 @@ from django_fsm import TransitionNotAllowed
 
 from aggpay.errors import InvalidState
 from aggpay.models import AuditLog
-from tests.trades.bank_flow import bank_refunds, settle_now
-from tests.trades.test_late_retry import _paid_after_close
+from tests.trades.bank_flow import bank_refunds, paid_after_close, settle_now
 from tests.trades.test_staff_workbench import _order
+from trades import workbench
 from trades.models import LatePayment
 from trades.services.late import late_payment_refund
 from trades.services.staff import late_payment_refund_by_staff, late_payment_settle_by_staff
@@ -73,12 +73,38 @@ def test_a_flagged_late_payment_is_not_refunded_again_but_settled_by_hand(tea_ho
     assert (settled.state, settled.abnormal, settled.refund_attempts) == ("resolved", False, 0)
 
 
+@pytest.mark.parametrize(("state", "abnormal", "settleable"), [
+    ("open", False, True),
+    ("open", True, True),
+    ("refunding", False, False),  # the channel may still be returning the money
+    ("refunding", True, False),
+    ("resolved", False, False),  # nothing left to settle
+    ("resolved", True, True),  # a possible double refund
+])
+def test_the_trade_page_the_queue_and_the_service_agree_on_what_may_be_settled_by_hand(tea_house, client, agent,
+                                                                                      state, abnormal, settleable):
+    late = _late(tea_house, f"LS-S-{state}-{abnormal}", state=state, abnormal=abnormal)
+    page = client.get(reverse("trades:detail", args=[late.order_id])).content.decode()
+    queue = client.get(reverse("trades:queue", args=["late"])).content.decode()
+    assert ('id="settle-late-form"' in page) is settleable
+    assert (f'data-settle="{late.pk}"' in queue) is settleable
+    assert workbench.open_late_payments().filter(pk=late.pk).exists() is settleable
+    try:
+        late_payment_settle_by_staff(late_payment_id=late.pk, actor=agent, outcome="kept_by_merchant",
+                                     note="the merchant delivered the tea")
+    except InvalidState:
+        settled = False
+    else:
+        settled = True
+    assert settled is settleable
+
+
 @pytest.mark.usefixtures("quiet_channels")
 def test_a_late_refund_goes_open_refunding_resolved_on_the_bank_simulator(
         shop, simulator_server, settings, client, staff_member):
     settings.AGGPAY_LATE_PAYMENT_AUTO_REFUND = False  # left open for support
     client.force_login(staff_member("support_agent", username="he.support"))
-    late = _paid_after_close(shop, simulator_server, "LS-E2E")
+    late = paid_after_close(shop, simulator_server, "LS-E2E")
     assert (late.state, late.refund_attempts) == ("open", 0)
 
     bank_refunds(shop, refund_outcome="SUCCESS", refund_seconds=600)  # PROCESSING until settle_now

@@ -27,13 +27,6 @@ pytestmark = pytest.mark.usefixtures("quiet_channels")
 
 
 @pytest.fixture
-def agent(client, staff_member):
-    user = staff_member("support_agent", username="lin.support")
-    client.force_login(user)
-    return user
-
-
-@pytest.fixture
 def slow_refunds(shop):
     """The simulator keeps refunds PROCESSING (no notice of its own) until the test decides them."""
     sp_mchid = shop.accounts["wechatpay"].config["sp_mchid"]

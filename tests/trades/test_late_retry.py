@@ -13,7 +13,6 @@ Bank A's simulator fails the first refund (its ``refund_outcome`` setting) and k
 from __future__ import annotations
 
 import datetime as dt
-import time
 
 import pytest
 from django.urls import reverse
@@ -23,11 +22,15 @@ from aggpay.errors import InvalidState
 from aggpay.models import AuditLog
 from channels.adapters.base import CallbackEvent, RefundResult
 from channels.callbacks import CallbackDuplicate, CallbackRejected
-from channels.models import CallbackOutcome, ChannelAccount, ChannelCallback
-from channels.simulators import bank_wire
-from channels.simulators.bank_state import ns
-from channels.simulators.bank_trades import REFUND_VIEW, TRADE_VIEW, _view
-from tests.trades.bank_flow import at_the_bank, bank_refunds, bank_simulator, settle_now
+from channels.models import CallbackOutcome, ChannelCallback
+from tests.trades.bank_flow import (
+    at_the_bank,
+    bank_refunds,
+    late_refund_failed_first,
+    settle_now,
+    succeeded_after_all,
+    unreachable_bank_account,
+)
 from trades import workbench
 from trades.models import ChannelCall, LatePayment, Order
 from trades.services.callbacks import refund_callback
@@ -40,13 +43,6 @@ from trades.services.late import (
 from trades.services.staff import late_payment_settle_by_staff
 
 pytestmark = pytest.mark.usefixtures("quiet_channels")
-
-
-@pytest.fixture
-def agent(client, staff_member):
-    user = staff_member("support_agent", username="zhou.support")
-    client.force_login(user)
-    return user
 
 
 # --- the numbers ----------------------------------------------------------------------------------------------------
@@ -66,8 +62,7 @@ def test_the_first_attempt_keeps_its_number_and_each_retry_gets_one_that_fits_th
 # --- the services, with the channel's parsed answers ----------------------------------------------------------------
 @pytest.fixture
 def bank_account(db):
-    return ChannelAccount.objects.create(code="bank-late", kind="bank", name="Bank A", enabled=True,
-                                         base_url="http://bank.invalid", config={})
+    return unreachable_bank_account("bank-late")
 
 
 @pytest.fixture
@@ -179,39 +174,10 @@ def test_a_late_success_for_the_first_attempt_after_the_retry_failed_blocks_anot
 # --- end to end on the bank simulator -------------------------------------------------------------------------------
 
 
-def _paid_after_close(shop, simulator_server, out_trade_no: str, amount: int = 1500) -> LatePayment:
-    """An order closed here and at the bank, which then says the payer paid it after all (a race at the bank): a
-    late payment, refunded at once (AGGPAY_LATE_PAYMENT_AUTO_REFUND)."""
-    status, _, order = shop.client.request("POST", "/api/v1/orders", json={
-        "out_trade_no": out_trade_no, "amount": amount, "product": "unionpay.qr", "subject": "tea"})
-    assert status == 201, order
-    status, _, closed = shop.client.request("POST", f"/api/v1/orders/{out_trade_no}/close")
-    assert status == 200 and closed["state"] == "closed", closed
-    bank, org = bank_simulator(simulator_server), shop.accounts["bank"].config["org_no"]
-    account = bank.account(org)
-    trade = bank.store.get(ns("trades", org), order["id"])
-    trade = bank._update_trade(account, trade, resolve=None, **bank._paid_fields(account, trade, at=time.time()))
-    bank.notify(account, trade["notify_url"], "PAY_RESULT", _view(trade, TRADE_VIEW))
-    shop.sim("bank", "/_control/flush")
-    return shop.wait_for(lambda: LatePayment.objects.filter(order_id=order["id"]).first(), message="a late payment")
-
-
-def _failed_first(shop, simulator_server, out_trade_no: str) -> LatePayment:
-    """The late payment's first refund (``late_<order id>``) fails at the bank: back in the queue for a person."""
-    bank_refunds(shop, refund_outcome="FAIL", refund_seconds=0)
-    late = _paid_after_close(shop, simulator_server, out_trade_no)
-    shop.sim("bank", "/_control/flush")  # the bank's FAIL notice
-    late = shop.wait_for(lambda: LatePayment.objects.filter(pk=late.pk, state="open",
-                                                            resolution__contains="refund failed").first(),
-                         message="the first refund failed")
-    assert at_the_bank(shop, simulator_server, f"late_{late.order_id}")["refund_state"] == "FAIL"
-    return late
-
-
 def test_a_late_refund_the_bank_failed_is_retried_under_a_new_number_and_succeeds(
         shop, simulator_server, settings, client, agent):
     settings.AGGPAY_LATE_PAYMENT_AUTO_REFUND = True
-    late = _failed_first(shop, simulator_server, "LR-RETRY-1")
+    late = late_refund_failed_first(shop, simulator_server, "LR-RETRY-1")
     first = f"late_{late.order_id}"
     retry = f"late_{late.order_id.removeprefix('ord_')}_1"
     assert len(retry) <= 32  # docs/channels/bank.md §2: our numbers are 6–32 characters
@@ -242,18 +208,13 @@ def test_a_late_refund_the_bank_failed_is_retried_under_a_new_number_and_succeed
 def test_the_bank_reporting_the_first_attempt_succeeded_after_all_flags_the_late_payment_end_to_end(
         shop, simulator_server, settings, client, agent):
     settings.AGGPAY_LATE_PAYMENT_AUTO_REFUND = True
-    late = _failed_first(shop, simulator_server, "LR-RETRY-2")
+    late = late_refund_failed_first(shop, simulator_server, "LR-RETRY-2")
     bank_refunds(shop, refund_outcome="SUCCESS", refund_seconds=600)
     client.post(reverse("trades:late-refund", args=[late.pk]))
     assert LatePayment.objects.get(pk=late.pk).state == "refunding"
 
     # The bank changes its mind about the first refund: it returned the money after all, and says so, signed.
-    bank, org = bank_simulator(simulator_server), shop.accounts["bank"].config["org_no"]
-    first = bank.store.get(ns("refunds", org), f"late_{late.order_id}")
-    bank.notify(bank.account(org), first["notify_url"], "REFUND_RESULT",
-                _view({**first, "refund_state": "SUCCESS", "fail_reason": "", "success_time": bank_wire.now_text()},
-                      REFUND_VIEW))
-    shop.sim("bank", "/_control/flush")
+    succeeded_after_all(shop, simulator_server, f"late_{late.order_id}")
     flagged = shop.wait_for(lambda: LatePayment.objects.filter(pk=late.pk, abnormal=True).first(), message="flagged")
     assert flagged.state == "refunding"  # the retry is still the bank's to answer
     notice = ChannelCallback.objects.filter(account=shop.accounts["bank"], kind="refund",

@@ -22,10 +22,13 @@ from aggpay.models import AuditLog
 from channels.adapters.base import CallbackEvent, RefundResult
 from channels.callbacks import CallbackDuplicate, CallbackRejected
 from channels.models import CallbackOutcome, ChannelAccount, ChannelCallback
-from channels.simulators import bank_wire
-from channels.simulators.bank_state import ns
-from channels.simulators.bank_trades import REFUND_VIEW, _view
-from tests.trades.bank_flow import bank_refunds, bank_simulator, paid_at_the_bank, settle_now
+from tests.trades.bank_flow import (
+    bank_refunds,
+    paid_at_the_bank,
+    settle_now,
+    succeeded_after_all,
+    unreachable_bank_account,
+)
 from trades import workbench
 from trades.models import Order, Refund
 from trades.services.callbacks import refund_callback
@@ -42,8 +45,7 @@ from trades.services.refunds import (
 
 @pytest.fixture
 def bank_account(db):
-    return ChannelAccount.objects.create(code="bank-attempts", kind="bank", name="Bank A", enabled=True,
-                                         base_url="http://bank.invalid", config={})
+    return unreachable_bank_account("bank-attempts")
 
 
 @pytest.fixture
@@ -201,13 +203,6 @@ def test_a_slow_query_answer_about_the_previous_attempt_does_not_settle_the_retr
 # --- end to end on the bank simulator -------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def agent(client, staff_member):
-    user = staff_member("support_agent", username="chen.support")
-    client.force_login(user)
-    return user
-
-
 def _refund(shop, order: Order, out_refund_no: str, amount: int):
     return shop.client.request("POST", f"/api/v1/orders/{order.out_trade_no}/refunds",
                                json={"out_refund_no": out_refund_no, "amount": amount})
@@ -270,12 +265,7 @@ def test_a_late_success_notice_for_the_first_attempt_lands_in_the_abnormal_queue
         shop, simulator_server, client, agent):
     order, refund = _failed_then_retried(shop, "T-ATT-E2E-2")
     # The bank changes its mind about attempt 0: it returned the money after all, and says so in a signed notice.
-    bank, org = bank_simulator(simulator_server), shop.accounts["bank"].config["org_no"]
-    first = bank.store.get(ns("refunds", org), refund.pk)
-    bank.notify(bank.account(org), first["notify_url"], "REFUND_RESULT",
-                _view({**first, "refund_state": "SUCCESS", "fail_reason": "", "success_time": bank_wire.now_text()},
-                      REFUND_VIEW))
-    shop.sim("bank", "/_control/flush")
+    succeeded_after_all(shop, simulator_server, refund.pk)
     shop.wait_for(lambda: Refund.objects.filter(pk=refund.pk, abnormal=True).exists(), message="flagged")
     refund.refresh_from_db()
     assert refund.state == "pending" and Order.objects.get(pk=order.pk).refund_reserved == 500

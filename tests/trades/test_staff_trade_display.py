@@ -21,13 +21,6 @@ pytestmark = pytest.mark.django_db
 SEARCH = "/staff/trades/"
 
 
-@pytest.fixture
-def agent(client, staff_member):
-    user = staff_member("support_agent", username="chen.support")
-    client.force_login(user)
-    return user
-
-
 def _order(merchant, no: str, **fields) -> Order:
     return Order.objects.create(merchant=merchant, out_trade_no=no, amount=fields.pop("amount", 1000),
                                 product="wechat.native", subject="tea", request_fingerprint="x" * 64,

@@ -43,13 +43,6 @@ def _listed(response) -> set[str]:
     return set(re.findall(r'data-order="(ord_[A-Za-z0-9]+)"', response.content.decode()))
 
 
-@pytest.fixture
-def agent(client, staff_member):
-    user = staff_member("support_agent", username="chen.support")
-    client.force_login(user)
-    return user
-
-
 def test_a_trade_is_found_by_each_of_its_numbers(shop, client, agent):
     order = _paid(shop, "T-SEARCH-1")
     other = _paid(shop, "T-SEARCH-2", amount=500)

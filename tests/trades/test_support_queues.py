@@ -24,13 +24,6 @@ from trades.tasks_orders import sync_due_orders
 PAID_AT_ONCE = "134567890123456780"  # a WeChat payment code the simulator charges at once
 
 
-@pytest.fixture
-def agent(client, staff_member):
-    user = staff_member("support_agent", username="zhou.support")
-    client.force_login(user)
-    return user
-
-
 def _count(html: str, slug: str) -> int:
     return int(re.search(rf'data-queue="{slug}".*?data-count="(\d+)"', html, re.S).group(1))
 

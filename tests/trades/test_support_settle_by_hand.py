@@ -31,13 +31,6 @@ ACTIONS = ["trades.late_payment.settled_by_hand", "trades.order.staff_marked_han
 NOTE = "WeChat merchant desk refunded it by hand (ticket 4471)"
 
 
-@pytest.fixture
-def agent(client, staff_member):
-    user = staff_member("support_agent", username="qian.support")
-    client.force_login(user)
-    return user
-
-
 def _count(html: str, slug: str) -> int:
     return int(re.search(rf'data-queue="{slug}".*?data-count="(\d+)"', html, re.S).group(1))
 

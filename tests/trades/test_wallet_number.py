@@ -15,25 +15,17 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from channels.simulators.bank_state import ns
-from tests.trades.bank_flow import bank_simulator
-from tests.trades.test_late_retry import _paid_after_close
+from tests.trades.bank_flow import (
+    bank_trade,
+    paid_after_close,
+    paid_by_code_at_the_bank,
+    paid_by_code_unanswered,
+)
 from trades.models import Order
 
 pytestmark = pytest.mark.usefixtures("quiet_channels")
 
 SEARCH = "/staff/trades/"
-# docs/channels/bank.md §13.2: UnionPay payment codes — the last digit decides: 2 paid at once, 9 paid but the
-# answer is UNKNOWN (a query finds it paid).
-UNIONPAY_PAID_AT_ONCE = "6212345678901234562"
-UNIONPAY_PAID_UNANSWERED = "6212345678901234569"
-
-
-@pytest.fixture
-def agent(client, staff_member):
-    user = staff_member("support_agent", username="wu.support")
-    client.force_login(user)
-    return user
 
 
 def _create(shop, out_trade_no: str, product: str, **fields) -> dict:
@@ -45,12 +37,6 @@ def _create(shop, out_trade_no: str, product: str, **fields) -> dict:
 
 def _paid(shop, order_id: str) -> Order:
     return shop.wait_for(lambda: Order.objects.filter(pk=order_id, state="succeeded").first(), message="paid")
-
-
-def _at_the_bank(shop, simulator_server, order_id: str) -> dict:
-    """The bank's own record of the trade (our order id is its out_trade_no)."""
-    org = shop.accounts["bank"].config["org_no"]
-    return bank_simulator(simulator_server).store.get(ns("trades", org), order_id)
 
 
 def _found(client, number: str) -> str:
@@ -82,27 +68,22 @@ def test_a_bank_order_paid_by_scanning_is_found_by_the_number_in_the_payers_wall
 
 def test_a_payment_code_paid_at_once_keeps_the_wallets_number_from_the_banks_answer(shop, simulator_server,
                                                                                     client, agent):
-    created = _create(shop, "WN-BANK-CODE", "unionpay.barcode", auth_code=UNIONPAY_PAID_AT_ONCE)
-    assert created["state"] == "succeeded"  # the create answer itself said paid
-    wallet_no = _at_the_bank(shop, simulator_server, created["id"])["channel_trade_no"]
+    order = paid_by_code_at_the_bank(shop, "WN-BANK-CODE")  # the create answer itself said paid
+    wallet_no = bank_trade(shop, simulator_server, order.pk)["channel_trade_no"]
 
-    assert Order.objects.get(pk=created["id"]).wallet_trade_no == wallet_no
-    assert _found(client, wallet_no) == created["id"]
+    assert order.wallet_trade_no == wallet_no
+    assert _found(client, wallet_no) == order.pk
 
 
 def test_a_payment_code_the_bank_did_not_answer_gets_the_wallets_number_from_the_query(shop, simulator_server,
                                                                                       client, agent):
-    org = shop.accounts["bank"].config["org_no"]
     # The bank's notice is held back, so only the query can tell us the payment (and the wallet's number).
-    shop.sim("bank", "/_control/faults", fault="out_of_order_callback", phase="callback", seconds=600, times=1,
-             match={"path": "^PAY_RESULT$", "contains": org})
-    created = _create(shop, "WN-BANK-UNKNOWN", "unionpay.barcode", auth_code=UNIONPAY_PAID_UNANSWERED)
-    assert created["state"] == "pending"
-    wallet_no = _at_the_bank(shop, simulator_server, created["id"])["channel_trade_no"]
+    created = paid_by_code_unanswered(shop, "WN-BANK-UNKNOWN")
+    wallet_no = bank_trade(shop, simulator_server, created.pk)["channel_trade_no"]
     assert client.get(SEARCH, {"q": wallet_no}).context["page"].paginator.count == 0  # not known to us yet
 
-    client.post(reverse("trades:sync", args=[created["id"]]))  # support presses "Sync now": the bank is queried
-    order = Order.objects.get(pk=created["id"])
+    client.post(reverse("trades:sync", args=[created.pk]))  # support presses "Sync now": the bank is queried
+    order = Order.objects.get(pk=created.pk)
     assert order.state == "succeeded" and order.wallet_trade_no == wallet_no
     assert _found(client, wallet_no) == order.pk
 
@@ -127,8 +108,8 @@ def test_a_direct_order_is_found_by_the_wallets_number_which_is_the_channels_own
 
 def test_a_late_payment_at_the_bank_is_found_by_the_wallets_number(shop, simulator_server, settings, client, agent):
     settings.AGGPAY_LATE_PAYMENT_AUTO_REFUND = False  # left for a person: the payer calls support
-    late = _paid_after_close(shop, simulator_server, "WN-BANK-LATE")
-    wallet_no = _at_the_bank(shop, simulator_server, late.order_id)["channel_trade_no"]
+    late = paid_after_close(shop, simulator_server, "WN-BANK-LATE")
+    wallet_no = bank_trade(shop, simulator_server, late.order_id)["channel_trade_no"]
 
     assert _found(client, wallet_no) == late.order_id
     assert f'id="wallet-trade-no">{wallet_no}<' in _trade_page(client, late.order_id)

@@ -294,10 +294,24 @@ class LatePayment(FSMModelMixin, models.Model):
     refund_attempts = models.PositiveIntegerField(default=0, help_text="refunds of it asked of the channel")
     abnormal = models.BooleanField(default=False, help_text="an earlier refund attempt succeeded after a retry: "
                                                             "a possible double refund, held for a person")
+    # The channel's own number of the refund (the bank's refund_no ``R…``, docs/channels/bank.md §7.3; WeChat's
+    # refund_id; Alipay's): a late payment's refund has no Refund row, so support finds the order by it here
+    # (trades.workbench.search_orders). Kept from the latest answer about the current attempt that named one
+    # (trades.services.late.late_payment_apply_refund_result); an earlier attempt's stays in the resolution notes.
+    channel_refund_no = models.CharField(max_length=64, blank=True,
+                                         help_text="the channel's number of the latest refund attempt it numbered")
+
+    class Meta:
+        # Partial: only a late payment the channel gave a refund number is written into it (trades.workbench
+        # searches with the same condition).
+        indexes = [models.Index(fields=["channel_refund_no"], condition=~Q(channel_refund_no=""),
+                                name="latepayment_channel_refund_no")]
 
     def __str__(self) -> str:
         return f"late payment on {self.order_id}"
 
+    # The transitions' conditions read the flag and nothing else: the late-payment queue's filter is derived from
+    # the settling transitions by asking them of every state × flag (trades.services.late.late_payments_settleable).
     def _not_flagged(self) -> bool:
         return not self.abnormal
 

@@ -35,12 +35,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import json
 import logging
+import operator
 import time
+from collections.abc import Callable
 
 from django.db import transaction
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 from django_fsm import can_proceed
 
@@ -196,23 +199,31 @@ def late_payment_apply_refund_result(*, late_payment_id: int, result: RefundResu
     About the current attempt: only ``succeeded`` resolves it; ``processing`` keeps it ``refunding`` (the sweeper
     asks again); ``failed`` / ``closed`` / ``abnormal`` reopen it for a person with the channel's reason. Once it is
     open again the attempt has ended, so only its success still counts (the channel changed its mind, or its notice
-    overtook its answer to us). A resolved late payment stays resolved: money that went back does not come back."""
+    overtook its answer to us). A resolved late payment stays resolved: money that went back does not come back.
+    Any answer about the current attempt that names the channel's own refund number keeps it (``channel_refund_no``,
+    what support searches by), even one that changes nothing else."""
     target = _NEXT_STATE.get(result.state)
     with transaction.atomic():
         late = _locked(late_payment_id)
         attempt = late_attempt_of(late, result.out_refund_no)
         if attempt != late_payment_attempt(late):
             return _apply_earlier_attempt(late, attempt=attempt, result=result)
+        # The channel's own number of the current attempt, whatever the answer does to the state: support searches
+        # by it (trades.workbench.search_orders). Kept by the saves below; saved alone where nothing else changes.
+        numbered = bool(result.channel_refund_no) and result.channel_refund_no != late.channel_refund_no
+        if numbered:
+            late.channel_refund_no = result.channel_refund_no
         if target is None or late.state == RESOLVED:
-            return late, False
+            return _numbered(late, numbered), False
+        # This attempt already said "no": a late processing / failed changes nothing (but the number it names).
         if late.state == OPEN and target != RESOLVED:
-            return late, False  # this attempt already said "no": a late processing / failed changes nothing
+            return _numbered(late, numbered), False
         words = " ".join(w for w in (result.failure_code, result.failure_message) if w)
         note = (f"refund {result.state} at the channel"
                 f"{f' ({result.channel_refund_no})' if result.channel_refund_no else ''}"
                 f"{f' — {words}' if words else ''}{' — needs a person' if target == OPEN else ''}")
         if late.state == target and note in late.resolution:
-            return late, False  # the same word again (a re-delivered callback, a second query)
+            return _numbered(late, numbered), False  # the same word again (a re-delivered callback, a second query)
         before = late.state
         if target == RESOLVED:
             late.refund_succeeded()
@@ -220,7 +231,7 @@ def late_payment_apply_refund_result(*, late_payment_id: int, result: RefundResu
             late.refund_refused()
         # (processing while refunding: it stays refunding, the sweeper asks again; only the note is added)
         late.resolution = _append(late.resolution, note)
-        late.save(update_fields=["state", "resolution"])
+        late.save(update_fields=["state", "resolution", "channel_refund_no"])
         audit_log(actor=actor, action=AUDIT_ACTION, target=late.order,
                   reason=f"needs a person: {note}" if target == OPEN else "",
                   data={"outcome": note, "from": before, "to": target, "channel_state": result.state,
@@ -252,8 +263,8 @@ def late_payment_resolve_by_hand(*, late_payment_id: int, outcome: str, note: st
         if late.state == REFUNDING:
             raise InvalidState(f"the late payment on {late.order_id} is being refunded at the channel; wait for its "
                                f"answer (or ask the channel again) before settling it by hand")
-        settle = late.settle_by_hand if late.state == OPEN else late.settle_flagged_by_hand
-        if not can_proceed(settle):
+        settle = late_payment_settle_transition(late)
+        if settle is None:
             raise InvalidState(f"the late payment on {late.order_id} is already {late.state}")
         before, flagged = late.state, late.abnormal
         settle()  # resolved, the flag cleared
@@ -263,6 +274,33 @@ def late_payment_resolve_by_hand(*, late_payment_id: int, outcome: str, note: st
                     channel_trade_no=late.channel_trade_no, **{"from": before, "to": RESOLVED},
                     **({"abnormal": True} if flagged else {}))
     return late
+
+
+def late_payment_settle_transition(late: LatePayment) -> Callable[[], None] | None:
+    """The "Settled by hand" transition that applies to ``late`` now, or None: ``settle_by_hand`` for an ``open``
+    one (flagged or not), ``settle_flagged_by_hand`` for a ``resolved`` one flagged ``abnormal`` — decided by the
+    model's transitions, their sources and conditions (``can_proceed``), never by a copy of them. The one rule
+    late_payment_resolve_by_hand, the trade page's form and the late-payment queue (late_payments_settleable) ask."""
+    return next((settle for settle in (late.settle_by_hand, late.settle_flagged_by_hand) if can_proceed(settle)),
+                None)
+
+
+def late_payment_can_settle_by_hand(late: LatePayment) -> bool:
+    """Whether a person may settle ``late`` by hand now (late_payment_settle_transition)."""
+    return late_payment_settle_transition(late) is not None
+
+
+def late_payments_settleable() -> Q:
+    """late_payment_can_settle_by_hand as a filter, for the late-payment queue (trades.workbench.open_late_payments):
+    the rule is asked of every state × flag a late payment can be in — the settling transitions' sources and
+    conditions read nothing else (LatePayment._flagged) — and the cases it allows are OR-ed, so the queue lists
+    exactly the late payments the trade page and the service would settle."""
+    states = [value for value, _ in LatePayment._meta.get_field("state").choices]
+    return functools.reduce(operator.or_, (Q(state=state, abnormal=flagged) for state in states
+                                           for flagged in (False, True)
+                                           if late_payment_can_settle_by_hand(LatePayment(state=state,
+                                                                                          abnormal=flagged))),
+                            Q(pk__in=[]))
 
 
 def late_payments_refunding(*, limit: int = 200) -> list[int]:
@@ -332,6 +370,13 @@ def _unsent_to_a_person(late_payment_id: int, *, asked: str, actor) -> LatePayme
                         "out_refund_no": asked, "attempt": attempt, "amount": late.amount, "source": "query"})
     logger.warning("late payment %s: flagged, and the channel has no refund %s; back to the queue for a person",
                    late.pk, asked)
+    return late
+
+
+def _numbered(late: LatePayment, numbered: bool) -> LatePayment:
+    """Save the channel's refund number late_payment_apply_refund_result has just learned (``numbered``), alone."""
+    if numbered:
+        late.save(update_fields=["channel_refund_no"])
     return late
 
 
