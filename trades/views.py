@@ -24,7 +24,11 @@ from trades import workbench
 from trades.models import LatePayment, Order, OrderState, SyncState
 from trades.services import staff as staff_services
 from trades.services.events import deliveries_resend
-from trades.services.late import BY_HAND_OUTCOMES, late_payment_can_settle_by_hand
+from trades.services.late import (
+    BY_HAND_OUTCOMES,
+    late_payment_can_refund_again,
+    late_payment_can_settle_by_hand,
+)
 
 # The choices the forms offer (value, label), in the services' own words.
 LATE_OUTCOMES = list(BY_HAND_OUTCOMES.items())
@@ -359,6 +363,8 @@ def queue(request, slug: str):
         workbench.with_yuan(page.object_list, "amount")
         context.update(page=page)
         if slug == "late":
+            for late in page.object_list:
+                late.can_refund_again = late_payment_can_refund_again(late)
             context.update(refunding=workbench.with_yuan(list(workbench.refunding_late_payments()[:200]), "amount"))
     else:
         deliveries = list(workbench.exhausted_deliveries()[:500])

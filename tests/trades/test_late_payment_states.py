@@ -17,7 +17,7 @@ from tests.trades.bank_flow import bank_refunds, paid_after_close, settle_now
 from tests.trades.test_staff_workbench import _order
 from trades import workbench
 from trades.models import LatePayment
-from trades.services.late import late_payment_refund
+from trades.services.late import late_payment_can_refund_again, late_payment_refund
 from trades.services.staff import late_payment_refund_by_staff, late_payment_settle_by_staff
 
 
@@ -97,6 +97,20 @@ def test_the_trade_page_the_queue_and_the_service_agree_on_what_may_be_settled_b
     else:
         settled = True
     assert settled is settleable
+
+
+@pytest.mark.parametrize(("state", "abnormal", "refundable"), [
+    ("open", False, True),
+    ("open", True, False),  # an earlier attempt may have returned the money: settled by hand only
+    ("resolved", True, False),
+])
+def test_the_queue_offers_refund_to_payer_exactly_when_a_new_attempt_may_start(tea_house, client, agent,
+                                                                               state, abnormal, refundable):
+    late = _late(tea_house, f"LS-R-{state}-{abnormal}", state=state, abnormal=abnormal)
+    queue = client.get(reverse("trades:queue", args=["late"])).content.decode()
+    row = queue.split(f'data-late="{late.pk}"', 1)[1].split("</tr>", 1)[0]
+    assert ("Refund to payer" in row) is refundable
+    assert late_payment_can_refund_again(late) is refundable
 
 
 @pytest.mark.usefixtures("quiet_channels")

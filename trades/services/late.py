@@ -285,6 +285,12 @@ def late_payment_settle_transition(late: LatePayment) -> Callable[[], None] | No
                 None)
 
 
+def late_payment_can_refund_again(late: LatePayment) -> bool:
+    """Whether "Refund to payer" may start a new refund attempt of ``late`` now: the model's ``refund_start``
+    (open, not flagged), asked rather than copied."""
+    return can_proceed(late.refund_start)
+
+
 def late_payment_can_settle_by_hand(late: LatePayment) -> bool:
     """Whether a person may settle ``late`` by hand now (late_payment_settle_transition)."""
     return late_payment_settle_transition(late) is not None
