@@ -8,6 +8,7 @@ message. Pages show PII masked only (design §5 rule 10): see ``workbench.record
 
 from __future__ import annotations
 
+import datetime as dt
 from functools import wraps
 
 import segno
@@ -18,6 +19,7 @@ from django.db import transaction
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
@@ -152,7 +154,9 @@ def clerk_queue(request):
     if view == "action":
         context.update(returned=[(a, _returned_reasons(a)) for a in returned[:200]],
                        action_contracts=list(action_contracts[:200]),
-                       refused_settlement_changes=list(refused_changes[:200]))
+                       refused_settlement_changes=list(refused_changes[:200]),
+                       # Refused less than a minute ago reads "just now", not timesince's "0 minutes".
+                       a_minute_ago=timezone.now() - dt.timedelta(minutes=1))
     else:
         applications = filtered.filter(state=state) if state else filtered
         # Oldest change first: what has waited longest is worked first.

@@ -247,7 +247,33 @@ APPLICATION_ACTIONS = {
     "merchants.merchant.activate": "Merchant activated",
     "merchants.app.created": "API app issued",
     "merchants.app.secret_revealed": "API secret shown",
+    "merchants.settlement.account_switched": "Settlement account on record switched: every channel accepted it",
 }
+
+# A settlement account change's steps, per channel (merchants.services.settlement): the audit row names the contract
+# (``contract``; ``contracts`` for the request) and, once the channel answered, its ``message`` — the reason of a
+# refusal.
+SETTLEMENT_STEPS = {
+    "merchants.settlement.auditing": ("{channel} is checking the new settlement account", ""),
+    "merchants.settlement.succeeded": ("{channel} accepted the new settlement account", "ok"),
+    "merchants.settlement.failed": ("{channel} refused the new settlement account: {reason}", "bad"),
+}
+
+
+def _settlement_title(action: str, data: dict, channels: dict[int, str]) -> tuple[str, str] | None:
+    """The words and tone of a settlement change's audit row, with its channel(s) and reason; None if not one."""
+    def channel(pk) -> str:
+        return channels.get(pk, f"contract #{pk}")
+
+    if action == "merchants.settlement.change_requested":
+        names = ", ".join(sorted(channel(pk) for pk in data.get("contracts") or []))
+        to = f" to {data['bank_name']}" if data.get("bank_name") else ""
+        return f"Settlement account change{to} asked of {names or 'the channels'}", ""
+    if action in SETTLEMENT_STEPS:
+        title, tone = SETTLEMENT_STEPS[action]
+        return title.format(channel=channel(data.get("contract")),
+                            reason=data.get("message") or "the channel gave no reason"), tone
+    return None
 
 
 @dataclass
@@ -273,11 +299,18 @@ def application_timeline(application: OnboardingApplication) -> list[TimelineEnt
         | Q(target_type="merchants.merchantapp", target_id__in=[str(pk) for pk in app_ids])
     ).order_by("created_at", "id")
     tones = {"merchants.application.approved": "ok", "merchants.application.completed": "ok",
-             "merchants.application.returned": "warn", "merchants.application.rejected": "bad"}
+             "merchants.application.returned": "warn", "merchants.application.rejected": "bad",
+             "merchants.settlement.account_switched": "ok"}
     labels = dict(DocumentType.choices)
+    channels = dict(merchant.contracts.values_list("pk", "channel_account__name"))
     entries: list[TimelineEntry] = []
     for row in rows:
         details = {k: v for k, v in (row.data or {}).items() if k not in ("merchant_no", "sha256")}
+        settlement = _settlement_title(row.action, details, channels)
+        if settlement is not None:
+            entries.append(TimelineEntry(at=row.created_at, actor=row.actor_label, title=settlement[0],
+                                         reason=row.reason, details=details, tone=settlement[1]))
+            continue
         if row.action == "merchants.document.added":
             label = labels.get(details.get("doc_type", ""), details.get("doc_type", ""))
             last = entries[-1] if entries else None
@@ -353,6 +386,7 @@ def clerk_home_queues() -> list[HomeQueue]:
     counts = counts_by_state(OnboardingApplication.objects.all())
     base = reverse("staff:onboarding")
     action = needs_action_count()  # what ?view=action lists, unfiltered
+    contracting = counts.get(ApplicationState.CONTRACTING, 0)
     return [
         HomeQueue("Needs action", action, f"{base}?{urlencode({'view': 'action'})}", "bad" if action else ""),
         HomeQueue("Drafts", counts.get(ApplicationState.DRAFT, 0), f"{base}?{urlencode({'state': 'draft'})}"),
@@ -361,8 +395,8 @@ def clerk_home_queues() -> list[HomeQueue]:
                   f"{base}?{urlencode({'state': 'submitted'})}"),
         HomeQueue("In risk review", counts.get(ApplicationState.RISK_REVIEW, 0),
                   f"{base}?{urlencode({'state': 'risk_review'})}"),
-        HomeQueue("Contracting", counts.get(ApplicationState.CONTRACTING, 0),
-                  f"{base}?{urlencode({'state': 'contracting'})}", "warn"),
+        HomeQueue("Contracting", contracting,
+                  f"{base}?{urlencode({'state': 'contracting'})}", "warn" if contracting else ""),
         HomeQueue("Completed", counts.get(ApplicationState.COMPLETED, 0),
                   f"{base}?{urlencode({'state': 'completed'})}", "ok"),
     ]

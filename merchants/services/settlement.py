@@ -169,6 +169,13 @@ class ChannelSettlement:
     on_record: bool  # it is the record's (current) account
     pending: SettlementChange | None  # the latest change, while the channel is still deciding
     refused: SettlementChange | None  # the latest change, when the channel refused it
+    latest: SettlementChange | None = None  # the latest change asked of this channel, whatever its outcome
+
+    @property
+    def accepted(self) -> SettlementChange | None:
+        """The latest change, when the channel accepted it (it pays to that change's new account)."""
+        return self.latest if self.latest is not None and self.latest.state == SettlementChangeState.SUCCEEDED \
+            else None
 
     @property
     def masked_number(self) -> str:
@@ -207,6 +214,7 @@ def settlement_by_channel(merchant: Merchant) -> list[ChannelSettlement]:
             on_record=account is not None and current is not None and account.pk == current.pk,
             pending=latest if latest is not None and latest.state in OPEN_STATES else None,
             refused=latest if latest is not None and latest.state == SettlementChangeState.FAILED else None,
+            latest=latest,
         ))
     return rows
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 
 from aggpay.roles import ROLES, SECTIONS
 from merchants.services.merchants import merchant_activate, merchant_freeze
+from merchants.services.onboarding import application_approve, application_review_start, application_submit
 from tests.conftest import STAFF_PASSWORD
-from tests.factories import MerchantFactory
+from tests.factories import ChannelAccountFactory, MerchantFactory
+from tests.merchants.conftest import offer
 
 pytestmark = pytest.mark.django_db
 
@@ -80,6 +84,30 @@ def test_the_clerk_home_counts_applications_by_queue(client, signed_in, drafted_
 
     assert queues == {"Needs action": 0, "Drafts": 1, "Waiting for risk": 0, "In risk review": 0, "Contracting": 0,
                       "Completed": 0}
+
+
+def contracting_tile(client) -> str:
+    """The home page's "Contracting" tile, as rendered."""
+    html = client.get("/staff/").content.decode()
+    return next(li for li in re.findall(r"<li>.*?</li>", html, flags=re.S) if ">Contracting</a>" in li)
+
+
+def test_the_contracting_count_is_not_coloured_when_no_application_is_contracting(client, signed_in,
+                                                                                  drafted_tea_house):
+    signed_in("onboarding_clerk")
+
+    assert re.search(r'<span class="count ">0</span>', contracting_tile(client))
+
+
+def test_the_contracting_count_is_coloured_when_applications_are_contracting(client, signed_in, risk_zhao,
+                                                                             drafted_tea_house):
+    clerk = signed_in("onboarding_clerk")
+    offer(ChannelAccountFactory(kind="wechatpay", code="wechatpay-isv"), "wechat.native", "0.0038")
+    application_submit(application_id=drafted_tea_house.pk, actor=clerk)
+    application_review_start(application_id=drafted_tea_house.pk, actor=risk_zhao)
+    application_approve(application_id=drafted_tea_house.pk, actor=risk_zhao)  # its contract is with the channel
+
+    assert re.search(r'<span class="count warn">1</span>', contracting_tile(client))
 
 
 def test_the_admin_home_counts_todays_audit_entries(client, signed_in):
