@@ -51,6 +51,17 @@ def simulator_server(tmp_path_factory):
     server.stop()
 
 
+@pytest.fixture(autouse=True)
+def _simulator_faults_end_with_their_test(request):
+    """A fault a test injected and did not use up (``times`` left, a ``match`` that never came) is dropped when the
+    test ends: the simulators live for the session, and a leftover rule would fall on a later test's traffic (two
+    rules holding back every WeChat REFUND notice once starved a refund-callback test on the same worker)."""
+    yield
+    if "simulator_server" in request.fixturenames:
+        for app in request.getfixturevalue("simulator_server").app.apps.values():
+            app.faults.clear()
+
+
 class _Receiver:
     """Records what is POSTed to it and answers with a configurable status and body."""
 
