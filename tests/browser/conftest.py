@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -34,3 +36,11 @@ def sign_in(page, live_server):
         return page
 
     return go
+
+
+@pytest.fixture
+def shots(tmp_path) -> Path:
+    """Screenshots for a person to look at: AGGPAY_SCREENSHOT_DIR if set, else pytest's tmp dir."""
+    folder = Path(os.environ.get("AGGPAY_SCREENSHOT_DIR") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -7,9 +7,7 @@ bank calling back the live server."""
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -27,14 +25,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 BANK_A_REASON = "账户信息与开户名不符"  # what the Bank A simulator says when set to refuse settlement changes
 OLD_MASKED, NEW_MASKED = "***********0123", "***************2333"
-
-
-@pytest.fixture
-def shots(tmp_path) -> Path:
-    """Screenshots for a person to look at: AGGPAY_SCREENSHOT_DIR if set, else pytest's tmp dir."""
-    folder = Path(os.environ.get("AGGPAY_SCREENSHOT_DIR") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @pytest.fixture

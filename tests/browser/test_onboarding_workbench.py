@@ -4,12 +4,10 @@ WeChat Pay and Bank A simulators over real HTTP, the bank calling us back on the
 
 from __future__ import annotations
 
-import os
 import re
 import struct
 import time
 import zlib
-from pathlib import Path
 
 import pytest
 import requests
@@ -37,14 +35,6 @@ def picture(rgb: tuple[int, int, int], width: int = 160, height: int = 100) -> b
     rows = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
             + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
-
-
-@pytest.fixture
-def shots(tmp_path) -> Path:
-    """Screenshots for a person to look at: AGGPAY_SCREENSHOT_DIR if set, else pytest's tmp dir."""
-    folder = Path(os.environ.get("AGGPAY_SCREENSHOT_DIR") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @pytest.fixture

@@ -6,9 +6,6 @@ into the support page's search box and lands on the trade, which shows it as "Wa
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 from playwright.sync_api import expect
 
@@ -16,14 +13,6 @@ from tests.trades.conftest import shop  # noqa: F401 - the paying shop persona (
 from trades.models import Order
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("quiet_channels")]
-
-
-@pytest.fixture
-def shots(tmp_path) -> Path:
-    """Screenshots for a person to look at: AGGPAY_SCREENSHOT_DIR if set, else pytest's tmp dir."""
-    folder = Path(os.environ.get("AGGPAY_SCREENSHOT_DIR") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def paid_at_the_bank_by_scanning(shop, out_trade_no: str, amount: int) -> tuple[Order, dict]:  # noqa: F811
