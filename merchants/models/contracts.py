@@ -31,7 +31,8 @@ class Contract(FSMModelMixin, models.Model):
                                     on_delete=models.PROTECT, related_name="contracts")
     state = FSMField(default=ContractState.PENDING, choices=ContractState.choices, protected=True)
     business_code = models.CharField(max_length=64, unique=True,
-                                     help_text="our id of the application at the channel (reused on resubmission)")
+                                     help_text="our id of the application at the channel: kept when a rejected application is "
+                                               "resubmitted; WeChat gets a new generation (…_G2) after it withdrew one")
     channel_application_id = models.CharField(max_length=64, blank=True)
     sub_mchid = models.CharField("sub-merchant id", max_length=64, blank=True)
     sub_appid = models.CharField(max_length=64, blank=True)
