@@ -13,6 +13,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -20,6 +21,7 @@ from aggpay.errors import ApplicationError, ChannelRefused, IdempotencyConflict
 from aggpay.money import format_yuan
 from channels.adapters.errors import ChannelError
 from channels.models import ChannelAccount
+from merchants.models import MerchantState
 from trades.models import Order, OrderState
 from trades.onecode import services
 from trades.onecode.wallets import WECOM, detect_wallet
@@ -48,6 +50,23 @@ def _remember_payer(request: HttpRequest, key: str, *, wallet: str, payer_id: st
     state = request.session.setdefault(_SESSION, {})
     state.setdefault("payers", {})[key] = {"w": wallet, "p": payer_id, "a": account_id}
     request.session.modified = True
+
+
+def _current_payer(request: HttpRequest, store_code, wallet: str, account: ChannelAccount | None) -> dict | None:
+    """The payer this session learnt for a store code, if learnt at the account the code logs payers in at now.
+
+    The session outlives contract changes: after the merchant moves to another account (the old one suspended or
+    disabled), a payer remembered at the old one could only be refused until the session expired — a regular
+    customer turned away while a new one pays. Through the wallet's OAuth again they get an id valid at ``account``.
+    """
+    payer = _payer(request, "c:" + store_code.code, wallet)
+    return payer if payer and account is not None and payer["a"] == account.pk else None
+
+
+def _not_trading(request: HttpRequest) -> HttpResponse:
+    # Frozen (risk) or closed merchants may not take payments (design: merchant states). Said before the wallet's
+    # OAuth and the amount, and without the merchant number or why: this page is public.
+    return _sorry(request, "该商户暂停收款。This shop is not taking payments right now.", 403)
 
 
 def _client_ip(request: HttpRequest) -> str:
@@ -87,15 +106,17 @@ def scan(request: HttpRequest, code: str) -> HttpResponse:
         store_code = services.storecode_for_payer(code)
     except ApplicationError:
         return _sorry(request, "这个码牌无效或已停用。This code is not valid.", 404)
+    if store_code.merchant.state != MerchantState.ACTIVE:
+        return _not_trading(request)
     wallet = detect_wallet(request.headers.get("User-Agent", ""))
     if wallet is None or wallet == WECOM:
         return _scan_with(request, wallet)
     target = "c:" + store_code.code
-    if _payer(request, target, wallet):
-        return redirect("onecode:scan-pay", code=store_code.code)
     account = services.oauth_account(merchant=store_code.merchant, wallet=wallet)
     if account is None or services.payments_app(store_code.merchant) is None:
         return _sorry(request, f"该商户暂不支持{WALLET_NAMES[wallet]}付款。This shop does not take this wallet yet.")
+    if _current_payer(request, store_code, wallet, account):
+        return redirect("onecode:scan-pay", code=store_code.code)
     return _start_oauth(request, wallet=wallet, account=account, target=target,
                         return_url=reverse("onecode:scan-oauth", args=[store_code.code]))
 
@@ -117,8 +138,15 @@ def scan_pay(request: HttpRequest, code: str) -> HttpResponse:
         store_code = services.storecode_for_payer(code)
     except ApplicationError:
         return _sorry(request, "这个码牌无效或已停用。This code is not valid.", 404)
+    if store_code.merchant.state != MerchantState.ACTIVE:
+        return _not_trading(request)
     wallet = detect_wallet(request.headers.get("User-Agent", ""))
     payer = _payer(request, "c:" + store_code.code, wallet or "")
+    if payer is not None and request.method == "GET":
+        # A fresh form pays at the account the code logs payers in at now; a submitted one keeps the account its
+        # payer id came from (onecode_pay routes there only, and names its limits if it cannot take the amount).
+        account = services.oauth_account(merchant=store_code.merchant, wallet=wallet)
+        payer = _current_payer(request, store_code, wallet, account)
     if payer is None:
         return redirect("onecode:scan", code=store_code.code)  # start again through the wallet's OAuth
     nonce = _nonce(request)
@@ -174,6 +202,12 @@ def cashier(request: HttpRequest, token: str) -> HttpResponse:
         return _sorry(request, "订单不存在。No such order.", 404)
     if order.state != OrderState.PENDING or order.channel_account_id:
         return redirect("onecode:order", token=token)
+    if order.expires_at <= timezone.now():
+        # Not closed yet (the expiry sweep runs every minute) but order_cashier_pay would refuse it: say so now,
+        # not after the wallet's OAuth and a Pay button that cannot work.
+        return _sorry(request, "订单已过期，请联系商家重新下单。This order has expired; ask the shop for a new one.", 410)
+    if order.merchant.state != MerchantState.ACTIVE:
+        return _not_trading(request)
     wallet = detect_wallet(request.headers.get("User-Agent", ""))
     if wallet is None or wallet == WECOM:
         return _scan_with(request, wallet)
@@ -243,7 +277,10 @@ def order_page(request: HttpRequest, token: str) -> HttpResponse:
     if order is None:
         return _sorry(request, "订单不存在。No such order.", 404)
     context = {"order": order, "amount_yuan": format_yuan(order.amount), "merchant": order.merchant}
-    ready = order.state == OrderState.PENDING and order.channel_account_id and order.pay_params
+    # The hand-off needs the wallet's parameters: a cashier order's pay_params also hold its cashier_url, so after a
+    # create whose outcome is unknown (a timeout, design §5 rule 2) they are not empty but have nothing to pay with.
+    wallet_params = {key for key in (order.pay_params or {}) if key != "cashier_url"}
+    ready = order.state == OrderState.PENDING and order.channel_account_id and wallet_params
     if ready:
         context["bridge"] = _bridge(request, order, token)
         return render(request, "payer/pay.html", context)
