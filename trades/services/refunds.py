@@ -5,6 +5,7 @@ also guarded by a CHECK constraint); the channel is called after that transactio
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -46,6 +47,9 @@ AMOUNT_MISMATCH = "trades.refund.amount_mismatch"
 HELD_FOR_REVIEW = (EARLIER_ATTEMPT_SUCCEEDED, AMOUNT_MISMATCH)
 # Written when a person marks an abnormal refund handled (trades.services.staff.refund_abnormal_resolve).
 ABNORMAL_RESOLVED = "trades.refund.abnormal_resolved"
+# Written when a failed refund is retried with its out_refund_no (refund_create): the trade timeline shows who retried
+# it and when, and the query ladder of the new attempt counts from it (``_ladder_start``).
+RETRIED = "trades.refund.retried"
 
 
 class RefundAmountMismatch(ValueError):
@@ -123,6 +127,8 @@ def refund_create(*, order: Order, out_refund_no: str, amount: int, reason: str 
                 refund.failure_code = refund.failure_message = ""
                 _expect_answer(refund)
                 refund.save()
+                audit_log(actor=actor_label, action=RETRIED, target=refund,
+                          data={"attempt": refund.channel_attempt, "channel_no": channel_refund_no(refund)})
                 if audit is not None:
                     audit.write(refund, out_refund_no=out_refund_no, retried=True)
             else:
@@ -181,6 +187,21 @@ def _expect_answer(refund: Refund) -> None:
     refund under the same number if the channel never heard of it (``refund_sync``)."""
     refund.sync_state = SyncState.UNKNOWN
     refund.next_query_at = timezone.now() + FIRST
+
+
+def _ladder_start(refund: Refund) -> dt.datetime:
+    """When the refund's current attempt was asked, which its query ladder (design §5 rule 2) counts from. A retry
+    is a new refund at the channel, asked maybe days after the first attempt (merchant-api.md: a failed refund may
+    be retried with the same out_refund_no): counted from the refund's creation, its ladder would already be over
+    and an unanswered or processing retry would go to the manual queue at once, never asked about. A re-send under
+    the same number (``refund_sync``) does not restart it: a channel that keeps losing the refund must still end in
+    the manual queue."""
+    if refund.channel_attempt == 0:
+        return refund.created_at
+    retried = (AuditLog.objects.filter(action=RETRIED, target_type="trades.refund", target_id=refund.pk,
+                                       data__attempt=refund.channel_attempt)
+               .order_by("created_at").values_list("created_at", flat=True).first())
+    return retried or refund.created_at
 
 
 def _reserve(order: Order, amount: int) -> None:
@@ -288,7 +309,7 @@ def _schedule(refund_id: str, *, unknown: bool) -> Refund:
     with transaction.atomic():
         refund = Refund.objects.select_for_update(no_key=True).get(pk=refund_id)
         if refund.state == "pending":
-            at = next_query_at(created_at=refund.created_at, now=timezone.now(), barcode=False)
+            at = next_query_at(created_at=_ladder_start(refund), now=timezone.now(), barcode=False)
             refund.sync_state = SyncState.MANUAL if at is None else (SyncState.UNKNOWN if unknown else SyncState.OK)
             refund.next_query_at = at
             refund.query_attempts += 1
@@ -354,7 +375,7 @@ def refund_apply_result(*, refund_id: str, result: RefundResult) -> Refund:
             refund.save()
         else:  # processing / not found yet: keep asking on the ladder
             refund.channel_refund_no = result.channel_refund_no or refund.channel_refund_no
-            at = next_query_at(created_at=refund.created_at, now=timezone.now(), barcode=False)
+            at = next_query_at(created_at=_ladder_start(refund), now=timezone.now(), barcode=False)
             refund.sync_state = SyncState.OK if at else SyncState.MANUAL
             refund.next_query_at = at
             refund.save()
