@@ -13,15 +13,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
 import re
+import socket
+import threading
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import requests
+import requests.adapters
+import urllib3
+import urllib3.connection
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q, QuerySet
@@ -109,6 +115,31 @@ def _next_sequence(*, object_type: str, object_id: str) -> int:
     return counter.last
 
 
+# The first half of the two-int advisory lock that orders a merchant's event feed (aggpay.locks uses 1 for its scopes).
+EVENT_FEED_LOCK_SPACE = 2
+
+
+def _feed_position(*, merchant_id: int) -> dt.datetime:
+    """When the event is written in ``merchant_id``'s feed (GET /api/v1/events, newest first by ``created_at`` then
+    id), holding the feed until the caller's transaction ends.
+
+    A merchant catches up by reading newest first until an event it has seen (or with ``created_gte``), so an event
+    must never become visible behind one already visible. Without this, a transaction that wrote its event and
+    committed a moment later put it behind an event written after it but committed first — and the merchant who
+    had read that one never saw it. Emitters of one merchant therefore queue here, and each takes its time (the
+    database's clock, not this host's, which may differ from another host's) and its id only once the previous
+    one has committed: feed order is commit order. Services emit at the end of the change's transaction, so the
+    wait is for a commit that is about to happen; it is taken before the object's sequence counter, always.
+    """
+    connection = transaction.get_connection()
+    if connection.vendor != "postgresql":
+        return timezone.now()  # SQLite (the demo): one writer at a time already
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s), clock_timestamp()",
+                       [EVENT_FEED_LOCK_SPACE, merchant_id])
+        return cursor.fetchone()[1]
+
+
 def _recipients(*, merchant: Merchant, event_type: str, app: MerchantApp | None,
                 notify_url: str | None) -> list[tuple[MerchantApp, str]]:
     if app is not None:
@@ -155,9 +186,10 @@ def event_emit(*, merchant: Merchant, type: str, obj_type: str, obj_id: str, dat
         raise ValueError("event data must be the object as the API returns it (a dict)")
     obj_id = str(obj_id)
     with transaction.atomic():
+        created_at = _feed_position(merchant_id=merchant.pk)
         sequence = _next_sequence(object_type=obj_type, object_id=obj_id)
         event = Event.objects.create(merchant=merchant, app=app, type=type, object_type=obj_type, object_id=obj_id,
-                                     sequence=sequence, data=data)
+                                     sequence=sequence, data=data, created_at=created_at)
         now = timezone.now()
         for recipient, url in _recipients(merchant=merchant, event_type=type, app=app, notify_url=notify_url):
             delivery = Delivery.objects.create(event=event, app=recipient, url=url, next_attempt_at=now)
@@ -188,14 +220,107 @@ def notification_post(url: str, *, body: bytes, headers: dict[str, str]) -> Post
     if scheme not in ("http", "https"):
         return PostResult(None, 0, error=f"refused: notify URLs must be http or https, not {scheme or 'empty'!r}")
     started = time.monotonic()
+    watch = _Sockets()
+    deadline = getattr(settings, "AGGPAY_DELIVERY_POST_SECONDS", CONNECT_TIMEOUT + READ_TIMEOUT)
+    watchdog = threading.Timer(deadline, watch.cut)
+    watchdog.daemon = True
+    watchdog.start()
     try:
-        with requests.post(url, data=body, headers=headers, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
-                           allow_redirects=False, stream=True) as response:
-            raw = response.raw.read(SNIPPET_BYTES, decode_content=True) or b""
+        result = _post(url, body=body, headers=headers, session=_watched_session(watch), started=started)
+    finally:
+        watchdog.cancel()
+        watch.finish()
+    if watch.cut_off:
+        # Whatever was read before the cut is not an answer (http.client takes the closed socket for the end of
+        # the headers): not an acknowledgement, a retry on the ladder.
+        seen = f"; it had sent status {result.status_code}" if result.status_code is not None else ""
+        return PostResult(None, result.duration_ms, snippet=result.snippet,
+                          error=f"no complete answer within {deadline:g} s: cut off{seen}")
+    return result
+
+
+class _Sockets:
+    """The sockets of one POST, so that a watchdog can cut it off at its deadline."""
+
+    def __init__(self):
+        self.sockets: list[socket.socket] = []
+        self.cut_off = False
+        self._finished = False
+        self._lock = threading.Lock()
+
+    def cut(self) -> None:
+        with self._lock:
+            if self._finished:
+                return
+            self.cut_off = True
+            for sock in self.sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def finish(self) -> None:
+        with self._lock:
+            self._finished = True
+
+
+def _watched_session(watch: _Sockets) -> requests.Session:
+    """A session whose connections register their sockets with ``watch``.
+
+    requests' timeouts bound each wait for a packet, not the whole answer: a receiver that trickles its headers or
+    body a byte at a time holds the POST open for as long as it likes. That kept a Celery worker (which serves every
+    queue) busy indefinitely, and once the delivery's lease lapsed the sweeper handed the same delivery to another
+    worker — a second POST beside the first, then a third...
+    """
+
+    def registering(base):  # keeps the base's name: it appears in the errors logged with attempts
+        def _new_conn(self):
+            sock = base._new_conn(self)
+            watch.sockets.append(sock)
+            return sock
+
+        return type(base.__name__, (base,), {"_new_conn": _new_conn})
+
+    pools = {
+        "http": type("HTTPConnectionPool", (urllib3.HTTPConnectionPool,),
+                     {"ConnectionCls": registering(urllib3.connection.HTTPConnection)}),
+        "https": type("HTTPSConnectionPool", (urllib3.HTTPSConnectionPool,),
+                      {"ConnectionCls": registering(urllib3.connection.HTTPSConnection)}),
+    }
+
+    class Adapter(requests.adapters.HTTPAdapter):
+        def init_poolmanager(self, *args, **kwargs):
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = pools
+
+    session = requests.Session()
+    session.mount("http://", Adapter())
+    session.mount("https://", Adapter())
+    return session
+
+
+def _post(url: str, *, body: bytes, headers: dict[str, str], session: requests.Session,
+          started: float) -> PostResult:
+    try:
+        with session, session.post(url, data=body, headers=headers, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
+                                   allow_redirects=False, stream=True) as response:
             status = response.status_code
+            # The status line is the receiver's answer: a body it then breaks (a Content-Encoding it cannot back,
+            # a connection closed short of Content-Length, a read timeout) is logged with it, not raised — an
+            # exception here would leave the attempt unrecorded and the delivery re-posted forever.
+            error = ""
+            try:
+                raw = response.raw.read(SNIPPET_BYTES, decode_content=True) or b""
+            except Exception as exc:  # urllib3 errors are not requests.RequestException on .raw
+                raw, error = b"", f"reading the body: {type(exc).__name__}: {exc}"
     except requests.RequestException as exc:
-        return PostResult(None, _elapsed_ms(started), error=f"{type(exc).__name__}: {exc}"[:300])
-    return PostResult(status, _elapsed_ms(started), snippet=raw.decode("utf-8", errors="replace"))
+        return PostResult(None, _elapsed_ms(started), error=_printable(f"{type(exc).__name__}: {exc}")[:300])
+    return PostResult(status, _elapsed_ms(started), snippet=_printable(raw.decode("utf-8", errors="replace")),
+                      error=_printable(error)[:300])
+
+
+def _printable(text: str) -> str:
+    """Text PostgreSQL can store: a receiver may answer with any bytes, and NUL is the one a text column refuses
+    (recording the attempt would fail, and the delivery — even an acknowledged one — be posted again and again)."""
+    return text.replace("\x00", "\ufffd")
 
 
 def _elapsed_ms(started: float) -> int:
@@ -251,7 +376,11 @@ def delivery_attempt(*, delivery_id: int) -> Delivery | None:
         logger.exception("could not sign delivery %s", delivery_id)
         result = PostResult(None, 0, error=f"could not sign: {type(exc).__name__}")
     else:
-        result = notification_post(delivery.url, body=body, headers=headers)
+        try:
+            result = notification_post(delivery.url, body=body, headers=headers)
+        except Exception as exc:  # e.g. a URL the HTTP client cannot parse: a failed attempt, never an open one
+            logger.exception("could not post delivery %s", delivery_id)
+            result = PostResult(None, 0, error=_printable(f"could not post: {type(exc).__name__}: {exc}")[:300])
     return _apply(delivery_id, attempt_id=attempt.pk, result=result)
 
 
@@ -333,8 +462,11 @@ def deliveries_resend(*, delivery_id: int | None = None, merchant: Merchant | No
                 delivery.resend()
                 delivery.attempts = 0
                 delivery.delivered_at = None
+                delivery.claimed_until = None
             delivery.next_attempt_at = now
-            delivery.claimed_until = None
+            # A pending delivery whose attempt is in flight keeps its claim: that attempt is the resend asked for,
+            # and clearing the claim would post the event a second time beside it (and log the live attempt as
+            # abandoned). Its answer decides what comes next; a lapsed claim is a dead worker's, retaken as usual.
             delivery.save()
             audit_log(actor=actor, action="trades.delivery.resent", target=delivery, reason=reason,
                       data={"from": before, "event": delivery.event.event_id, "url": delivery.url})
