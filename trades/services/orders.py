@@ -322,6 +322,7 @@ def _changes_nothing(order: Order, result: PaymentResult) -> bool:
     new, and we already knew that. Skipping the lock for it is safe: had the order changed meanwhile, such an
     answer would change nothing either."""
     return (result.state in (TradeState.PENDING, TradeState.NOT_FOUND) and order.state == OrderState.PENDING
+            and not (result.state == TradeState.PENDING and _is_barcode(order))  # the ladder's next rung: see below
             and order.sync_state == SyncState.OK and (not result.pay_params or bool(order.pay_params))
             and (not result.channel_trade_no or bool(order.channel_trade_no))
             and (not result.wallet_trade_no or bool(order.wallet_trade_no)))
@@ -429,16 +430,25 @@ def _mark_unknown(order_id: str) -> Order:
 
 def _schedule_query(order: Order, *, unknown: bool = False, since: dt.datetime | None = None) -> None:
     """The next rung of the ladder counted from ``since`` (default: the order's creation; a reverse counts from
-    when it was asked), or the manual queue after the last one."""
+    when it was asked), or the manual queue after the last one. A payment code whose next rung is still to come
+    keeps it (its barcode_step is queued already)."""
     now = timezone.now()
     at = next_query_at(created_at=since or order.created_at, now=now,
                        barcode=order.channel_product.endswith(".barcode"))
+    waiting = (at is not None and _is_barcode(order) and order.next_query_at is not None
+               and order.next_query_at > now)
     if at is None:
         order.sync_state = SyncState.MANUAL
         order.next_query_at = None
     else:
         order.sync_state = SyncState.UNKNOWN if (unknown or order.sync_state != SyncState.OK) else order.sync_state
-        order.next_query_at = at
+        if not waiting:
+            order.next_query_at = at
+    if waiting:
+        # A rung is already waiting, its barcode_step queued: it asks next. An answer heard in between (the
+        # merchant's GET /orders/{no}, a close) queued another chain beside it (bug): a till polling every few
+        # seconds for the payer's minute had a score of chains asking the channel about one order.
+        return
     if at is not None and order.channel_product.endswith(".barcode") and not _tasks_run_eagerly():
         # Payment codes are followed every 5 s (the payer is at the till); everything else waits for the
         # once-a-minute sweeper (trades.tasks.sync_due_orders), so no long ETAs sit in the broker. Eager Celery
@@ -447,6 +457,10 @@ def _schedule_query(order: Order, *, unknown: bool = False, since: dt.datetime |
 
         order_id = order.pk
         transaction.on_commit(lambda: tasks.barcode_step.apply_async((order_id,), eta=at), robust=True)
+
+
+def _is_barcode(order: Order) -> bool:
+    return order.channel_product.endswith(".barcode")
 
 
 def _tasks_run_eagerly() -> bool:
@@ -534,7 +548,14 @@ def order_apply_result(*, order_id: str, result: PaymentResult, source: str, loc
                 order.channel_trade_no = result.channel_trade_no
             if result.wallet_trade_no and not order.wallet_trade_no:
                 order.wallet_trade_no = result.wallet_trade_no
-            if order.sync_state != SyncState.OK:
+            if _is_barcode(order) and source == "query":
+                # A payment code the channel holds unpaid is the payer still confirming: Alipay answers the query
+                # of a 10003 trade WAIT_BUYER_PAY (channel-protocols.md B.5) where WeChat says USERPAYING. Same
+                # flow (issue 5): the next rung in 5 s, and a reverse after the last (order_barcode_step). Bug:
+                # the ladder stopped at the first such answer, and the order was closed at expiry, never reversed.
+                order.sync_state = SyncState.OK if order.sync_state == SyncState.UNKNOWN else order.sync_state
+                _schedule_query(order)
+            elif order.sync_state != SyncState.OK:
                 order.sync_state, order.next_query_at = SyncState.OK, None
             order.save()
         elif state == TradeState.USER_PAYING:
@@ -790,10 +811,17 @@ def orders_due_for_query(*, limit: int = 500) -> list[str]:
 
 def orders_expired(*, limit: int = 500) -> list[str]:
     """Overdue pending orders to close; not those in the manual queue, nor those being reversed (the reverse's
-    ladder has them)."""
-    return list(Order.objects.filter(state=OrderState.PENDING, expires_at__lte=timezone.now(),
+    ladder has them), nor payment codes whose next rung is still to come: the ladder's last rung decides, and
+    reverses an order still unpaid (order_barcode_step, issue 5). Bug: a payment code lives as long as its ladder
+    (60 s), so this sweeper often came first; its close's query found the payer still confirming, which after the
+    last rung is the manual queue, and the order stayed there pending — never reversed, nor closed (a close the
+    channel puts off is left to this sweeper, which skips the manual queue)."""
+    now = timezone.now()
+    return list(Order.objects.filter(state=OrderState.PENDING, expires_at__lte=now,
                                      reverse_requested_at__isnull=True)
-                .exclude(sync_state=SyncState.MANUAL).order_by("expires_at").values_list("pk", flat=True)[:limit])
+                .exclude(sync_state=SyncState.MANUAL)
+                .exclude(channel_product__endswith=".barcode", next_query_at__gt=now)
+                .order_by("expires_at").values_list("pk", flat=True)[:limit])
 
 
 def order_expire(*, order_id: str) -> Order:
