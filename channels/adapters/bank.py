@@ -239,8 +239,13 @@ class BankAdapter(ChannelAdapter):
                 return CallbackEvent(kind=CallbackKind.PAYMENT, event_id=notify_id, payment=self._payment_of(data),
                                      raw=data)
             if notify_type == "REFUND_RESULT":
+                # §7.3: the refund object names its trade (mch_no, out_trade_no, trade_no) — passed on as the
+                # trade the refund is on, for trades to cross-check against the refund's order (design §5 rule 4).
+                trade = PaymentResult(state=TradeState.SUCCEEDED, out_trade_no=_str(data, "out_trade_no"),
+                                      channel_trade_no=_str(data, "trade_no"), sub_mchid=_str(data, "mch_no"),
+                                      currency="", raw=dict(data))
                 return CallbackEvent(kind=CallbackKind.REFUND, event_id=notify_id, refund=self._refund_of(data),
-                                     raw=data)
+                                     payment=trade, raw=data)
             if notify_type == "MERCHANT_APPLY":
                 result = bank_onboarding.onboarding_result(data)
                 return CallbackEvent(kind=CallbackKind.ONBOARDING, event_id=notify_id, raw=data, data={

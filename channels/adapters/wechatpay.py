@@ -483,7 +483,8 @@ class WechatPayAdapter(WechatPayMerchantVerbs, ChannelAdapter):
                                  payment=payment_from_transaction(data, strict=True), data=data, raw=raw)
         if event_type.startswith("REFUND."):
             return CallbackEvent(kind=CallbackKind.REFUND, event_id=event_id,
-                                 refund=refund_from_object(data, strict=True), data=data, raw=raw)
+                                 refund=refund_from_object(data, strict=True),
+                                 payment=trade_of_refund_notice(data), data=data, raw=raw)
         if event_type.startswith("COMPLAINT."):
             if not isinstance(data.get("complaint_id"), str):
                 raise ParseError("complaint callback lacks complaint_id")
@@ -598,6 +599,20 @@ def refund_from_object(obj: dict, *, strict: bool) -> RefundResult:
         failure_code=_str(status) if bad else "",
         raw=obj,
     )
+
+
+def trade_of_refund_notice(notice: dict) -> PaymentResult:
+    """The trade a refund notification (A.10) is about, as it names it — out_trade_no, transaction_id, sub_mchid and
+    the order's ``amount.total`` — for trades to cross-check against the refund's order (design §5 rule 4). A refund
+    is only ever of a paid trade, hence the state. The notification states no currency: none is checked."""
+    amount = notice.get("amount") if isinstance(notice.get("amount"), dict) else {}
+    total = amount.get("total")
+    if total is not None and (isinstance(total, bool) or not isinstance(total, int)):
+        raise ParseError("wechatpay refund notification amount.total is not an integer")
+    return PaymentResult(state=TradeState.SUCCEEDED, out_trade_no=_str(notice.get("out_trade_no")),
+                         channel_trade_no=_str(notice.get("transaction_id")),
+                         wallet_trade_no=_str(notice.get("transaction_id")), amount=total,
+                         currency=_str(amount.get("currency")), sub_mchid=_str(notice.get("sub_mchid")), raw=notice)
 
 
 def _str(value) -> str:

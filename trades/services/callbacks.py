@@ -7,7 +7,7 @@ through the same service as a query answer. Duplicates change nothing and are ac
 
 from __future__ import annotations
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from channels.adapters.base import RefundState as ChannelRefundState
 from channels.callbacks import CallbackDuplicate, CallbackRejected
@@ -21,6 +21,7 @@ from trades.services.late import (
 )
 from trades.services.orders import CrossCheckFailed, order_apply_result
 from trades.services.refunds import (
+    RefundAmountMismatch,
     channel_refund_no,
     refund_apply_result,
     refund_attempt_of,
@@ -33,24 +34,44 @@ def payment_callback(*, account, event) -> str:
     result = event.payment
     if result is None or not result.out_trade_no:
         raise CallbackRejected("payment callback without out_trade_no")
+    try:
+        return _payment_notice(account=account, result=result)
+    except IntegrityError as exc:
+        # The trade number the channel gives is one another order of this account already holds (unique per
+        # account, design §5 rule 5): the notice cannot be about this order as the channel knows it. Refused and
+        # recorded like any mismatch — not a 500 that stores nothing and that the channel retries for a day.
+        if "order_unique_channel_trade_no" not in str(exc):
+            raise
+        raise CallbackRejected(f"order {result.out_trade_no}: the channel's trade number {result.channel_trade_no} "
+                               f"is already another order's") from None
+
+
+def _payment_notice(*, account, result) -> str:
     # The duplicate check runs under the order's row lock: copies of one callback arriving together must see each
-    # other's outcome, so exactly one is "applied" and the rest "duplicate" (design §5 rule 4).
+    # other's outcome, so exactly one is "applied" and the rest "duplicate" (design §5 rule 4). Its own atomic
+    # block (a savepoint when nested), so an IntegrityError leaves the caller's transaction usable.
     with transaction.atomic():
         order = (Order.objects.select_for_update(of=("self",), no_key=True).select_related("merchant", "app", "contract")
                  .filter(pk=result.out_trade_no, channel_account=account).first())
         if order is None:
             raise CallbackRejected(f"no order {result.out_trade_no} on account {account.code}")
         before = order.state
+        duplicate = ""
         if before == OrderState.SUCCEEDED and (not result.channel_trade_no or result.channel_trade_no ==
                                                order.channel_trade_no):
-            raise CallbackDuplicate(f"order {order.pk} is already succeeded")
-        if before in (OrderState.CLOSED, OrderState.FAILED) and LatePayment.objects.filter(order=order).exists():
-            raise CallbackDuplicate(f"order {order.pk} is {before}; its late payment is already recorded")
+            duplicate = f"order {order.pk} is already succeeded"
+        elif before in (OrderState.CLOSED, OrderState.FAILED) and LatePayment.objects.filter(order=order).exists():
+            duplicate = f"order {order.pk} is {before}; its late payment is already recorded"
         try:
+            # Applied even when it looks like a copy: a copy changes nothing there, but a success is cross-checked
+            # first, so one that names another amount or sub-merchant is refused and recorded whatever the order's
+            # state (design §5 rule 4), not acknowledged as a duplicate.
             order = order_apply_result(order_id=order.pk, result=result, source="callback", locked=order)
         except CrossCheckFailed as exc:
             # Name the order: the staff trade page links refused callbacks to it by this message.
             raise CallbackRejected(f"order {order.pk}: {exc}") from None
+        if duplicate:
+            raise CallbackDuplicate(duplicate)
     return f"order {order.pk}: {before} → {order.state}"
 
 
@@ -59,13 +80,21 @@ def refund_callback(*, account, event) -> str:
     if result is None or not result.out_refund_no:
         raise CallbackRejected("refund callback without out_refund_no")
     if result.out_refund_no.startswith(LATE_PREFIX):
-        return _late_refund_notice(account=account, result=result)
+        return _late_refund_notice(account=account, result=result, trade=event.payment)
     refund = refund_for_channel_no(account_id=account.pk, channel_no=result.out_refund_no)
     if refund is None:
         raise CallbackRejected(f"no refund {result.out_refund_no} on account {account.code}")
     with transaction.atomic():  # as for payments: the duplicate check under the refund's row lock
-        refund = Refund.objects.select_for_update(no_key=True).get(pk=refund.pk)
+        refund = (Refund.objects.select_for_update(of=("self",), no_key=True).select_related("order")
+                  .get(pk=refund.pk))
         before = refund.state
+        # Before the duplicate check: a mismatch is refused and recorded whatever the refund's state, not
+        # acknowledged as a copy because the refund has already settled (design §5 rule 4).
+        mismatch = _trade_mismatch(refund.order, event.payment)
+        if not mismatch and result.amount is not None and result.amount != refund.amount:
+            mismatch = str(RefundAmountMismatch(reported=result.amount, ours=refund.amount))
+        if mismatch:
+            raise CallbackRejected(f"refund {refund.pk} of order {refund.order_id}: {mismatch}")
         try:
             attempt = refund_attempt_of(refund, result.out_refund_no)
             if attempt != refund.channel_attempt:
@@ -76,6 +105,26 @@ def refund_callback(*, account, event) -> str:
         except ValueError as exc:
             raise CallbackRejected(f"refund {refund.pk} of order {refund.order_id}: {exc}") from None
     return f"refund {refund.pk}: {before} → {refund.state}"
+
+
+def _trade_mismatch(order: Order, trade) -> str:
+    """What in the channel's account of the trade a refund notice is about (``event.payment``: the out_trade_no,
+    sub-merchant and total it names) differs from the order the refund number belongs to, or "" (design §5 rule 4:
+    callbacks are cross-checked against the order, refunds included). The refund number finds the refund; a notice
+    that puts it on another trade, another sub-merchant's or one of another total is not about our refund as we
+    know it, so no money is booked on it. Fields a channel leaves out are not checked here: each adapter names the
+    trade on every refund notice, and the refund's own amount is checked beside this (refund_callback)."""
+    if trade is None:
+        return ""
+    if trade.out_trade_no and trade.out_trade_no != order.pk:
+        return f"the notice is about out_trade_no {trade.out_trade_no}, not {order.pk}"
+    if order.sub_mchid and trade.sub_mchid and trade.sub_mchid != order.sub_mchid:
+        return f"sub-merchant {trade.sub_mchid} is not {order.sub_mchid}"
+    if trade.amount is not None and trade.amount != order.amount:
+        return f"the trade's total {trade.amount} differs from the order's {order.amount}"
+    if trade.currency and trade.currency != order.currency:
+        return f"currency {trade.currency} differs from {order.currency}"
+    return ""
 
 
 def _earlier_attempt_notice(refund: Refund, *, attempt: int, result) -> str:
@@ -94,18 +143,24 @@ def _earlier_attempt_notice(refund: Refund, *, attempt: int, result) -> str:
     return f"{about}: money went back for attempt {attempt}, flagged abnormal for a person (possible double refund)"
 
 
-def _late_refund_notice(*, account, result) -> str:
+def _late_refund_notice(*, account, result, trade) -> str:
     """The channel's word on the refund of a late payment (trades.services.late, out_refund_no ``late_<order id>``,
     or a retry's own number): applied to the late payment — a success resolves it; a failure, close or abnormal
     reopens it for a person (design §5 rule 3: a late payment is never lost); it is ours, so never a security event.
     Words that change nothing (the same notice again, a stale word about an earlier attempt) are acknowledged as
     duplicates; an earlier attempt's success flags it for a person (as _earlier_attempt_notice does for a refund).
+    A notice that puts the number on another trade is refused, as for any refund (``_trade_mismatch``).
     The note names the order, so the callback shows on its trade timeline."""
     split = late_refund_no_split(result.out_refund_no)
-    late = split and LatePayment.objects.filter(order_id=split[0], order__channel_account=account).only("pk").first()
+    late = split and (LatePayment.objects.filter(order_id=split[0], order__channel_account=account)
+                      .select_related("order").only("pk", "order__id", "order__sub_mchid", "order__amount",
+                                                    "order__currency").first())
     if not late:
         raise CallbackRejected(f"no late payment for {result.out_refund_no} on account {account.code}")
     order_id, attempt = split
+    mismatch = _trade_mismatch(late.order, trade)
+    if mismatch:
+        raise CallbackRejected(f"late payment of {order_id}: {mismatch}")
     try:
         late, changed = late_payment_apply_refund_result(late_payment_id=late.pk, result=result,
                                                          actor=f"channel:{account.code}", source="callback")
