@@ -46,6 +46,7 @@ urlpatterns = [
     # `date` rather than a 404.
     re_path(r"^bills/(?P<date>[^/]+)$", StatementView.as_view(), name="api-bills"),
     # Add new operations above this line. The catch-all must stay last: any other path under /api/v1/
-    # answers 404 in the JSON envelope instead of Django's HTML page.
-    re_path(r"^.*$", NotFoundView.as_view(), name="api-not-found"),
+    # answers 404 in the JSON envelope instead of Django's HTML page — [\s\S], not ".", so that a path with a
+    # newline (%0A) is authenticated and signed like any other.
+    re_path(r"^[\s\S]*$", NotFoundView.as_view(), name="api-not-found"),
 ]

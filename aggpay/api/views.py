@@ -13,12 +13,15 @@ import logging
 import time
 
 from django.http import JsonResponse
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotAcceptable, NotFound
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from aggpay.api import signing
 from aggpay.api.authentication import MerchantSignatureAuthentication
 from aggpay.api.errors import envelope
+from aggpay.api.parsers import StrictJSONParser
 from aggpay.api.permissions import IsMerchantApp
 from aggpay.api.renderers import JSON_CONTENT_TYPE
 from aggpay.platform_keys import loaded_platform_key
@@ -41,13 +44,46 @@ def api_actor(request) -> str:
     return f"api:{request.auth.app_id}"
 
 
+class _NoFormatOverride:
+    """DRF's settings, except that ``?format=`` does not choose the renderer: the API has one (JSON), and
+    ``format`` is an ordinary query parameter — the statement's own (trades.api.statements), unknown and ignored
+    elsewhere — not a way to get ``404`` from a list."""
+
+    URL_FORMAT_OVERRIDE = None
+
+    def __getattr__(self, name):
+        return getattr(api_settings, name)
+
+
+class AcceptNegotiation(DefaultContentNegotiation):
+    settings = _NoFormatOverride()
+
+
 class SignedResponseMixin:
     authentication_classes = [MerchantSignatureAuthentication]
     permission_classes = [IsMerchantApp]
+    parser_classes = [StrictJSONParser]
+    content_negotiation_class = AcceptNegotiation
     # No OPTIONS: the API is described by /api/schema/, so OPTIONS answers 405 like any other method a path
     # does not serve, and `Allow` lists only the methods that do (DRF builds it from these names).
     http_method_names = ["get", "post", "put", "patch", "delete", "head"]
     metadata_class = None
+
+    def perform_content_negotiation(self, request, force=False):
+        # DRF negotiates before it authenticates: an Accept header without JSON would be answered 400 before the
+        # caller is known — unsigned, and even to a caller without a valid signature. The refusal waits for
+        # ``initial`` to have authenticated the request; the JSON renderer renders it.
+        try:
+            return super().perform_content_negotiation(request, force=force)
+        except NotAcceptable as exc:
+            self._not_acceptable = exc
+            return super().perform_content_negotiation(request, force=True)
+
+    def initial(self, request, *args, **kwargs):
+        self._not_acceptable = None
+        super().initial(request, *args, **kwargs)
+        if self._not_acceptable is not None:
+            raise self._not_acceptable
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)

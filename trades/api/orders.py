@@ -28,6 +28,17 @@ PAYER_KEYS = {"openid", "buyer_id", "user_id"}
 METADATA_MAX_BYTES = 2048
 
 
+def _has_nul(value) -> bool:
+    """A NUL character in any name or string of a JSON value (bounded: metadata is at most 2 KB)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any("\x00" in key or _has_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
 class StrictIntegerField(serializers.IntegerField):
     """Amounts are JSON integers in fen: "100", 100.0 and true are refused (design §5 rule 1)."""
 
@@ -89,8 +100,17 @@ class OrderCreateInputSerializer(StrictSerializer):
         return fields
 
     def validate_metadata(self, value):
-        if len(json.dumps(value, ensure_ascii=False).encode("utf-8")) > METADATA_MAX_BYTES:
+        # Stored as PostgreSQL jsonb, which holds neither infinite numbers (1e400 parses as infinity) nor NUL
+        # characters: refused here, naming the field, instead of failing at the INSERT as a 500. (Lone surrogates
+        # and deep nesting never get this far: aggpay.api.parsers.)
+        try:
+            text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+        except ValueError:
+            raise serializers.ValidationError("numbers must be finite") from None
+        if len(text.encode("utf-8")) > METADATA_MAX_BYTES:
             raise serializers.ValidationError("must be at most 2 KB as JSON")
+        if _has_nul(value):
+            raise serializers.ValidationError("must not contain NUL characters (\\u0000)")
         return value
 
     def validate_client_ip(self, value):

@@ -1,0 +1,115 @@
+"""The merchant API's JSON parser (merchant-api.md "Conventions": JSON in, UTF-8; "Errors": a malformed field is
+``400 invalid_request`` naming it).
+
+DRF's ``JSONParser`` takes any text ``json.loads`` takes. Three kinds of body get past it and then fail later, or
+mean something other than what the merchant's own tools read:
+
+- **a name twice in one object** (``{"amount": 100, "amount": 10000}``): ``json.loads`` keeps the last one
+  silently, while other parsers — the merchant's logging, a gateway that checked the request — may keep the
+  first (RFC 8259 §4: the behaviour is then unpredictable). The request is refused, naming the field, rather
+  than charged for an amount the merchant's side never saw;
+- **a lone surrogate** (``"\\ud800"``): valid JSON syntax but no Unicode character, so not UTF-8 text; echoed
+  back (an unknown field's name) or stored (``metadata``) it failed as a 500;
+- **deep nesting**: past about a thousand levels ``json.loads`` raises ``RecursionError`` (a 500), and anything
+  just under that limit fails later in whatever walks the value again (validation, the fingerprint, the
+  database driver).
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+
+from django.conf import settings
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser
+from rest_framework.utils import json
+
+from aggpay.errors import InvalidRequest
+
+# Far more than any request of the contract needs (an onboarding application nests three levels), far less than
+# what recursion in Python or the database driver can take.
+MAX_DEPTH = 32
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# In the text, a lone surrogate can only come from a \uD800-\uDFFF escape (decoding UTF-8 refuses encoded ones).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+class _Duplicated(dict):
+    """An object that had a name more than once; ``name`` is the first repeated one."""
+
+    name: str
+
+
+def _object(pairs: list[tuple[str, object]]) -> dict:
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    seen = set()
+    duplicated = _Duplicated(obj)
+    for name, _ in pairs:
+        if name in seen:
+            duplicated.name = name
+            break
+        seen.add(name)
+    return duplicated
+
+
+def _param(path: tuple) -> str | None:
+    # Dotted like the param of any other invalid field (aggpay.api.errors.first_error); None for the top level.
+    return ".".join(str(part) for part in path) or None
+
+
+def _check(data, *, surrogates: bool) -> None:
+    """Walk the parsed body once, depth first in document order: the first problem is the one reported."""
+    stack = [(data, ())]
+    while stack:
+        value, path = stack.pop()
+        if len(path) > MAX_DEPTH:
+            raise InvalidRequest(f"{_param(path[:1]) or 'the body'}: JSON nested more than {MAX_DEPTH} levels deep",
+                                 param=_param(path[:1]))
+        if isinstance(value, dict):
+            if surrogates and any(_SURROGATE.search(key) for key in value):
+                # The name itself cannot be echoed (it is not text): name the object that holds it.
+                param = _param(path)
+                raise InvalidRequest(f"{param or 'the body'}: a field name is not valid Unicode text (a lone "
+                                     "surrogate \\ud800-\\udfff)", param=param)
+            if isinstance(value, _Duplicated):
+                param = _param((*path, value.name))
+                raise InvalidRequest(f"{param}: appears more than once in the same object", param=param)
+            stack.extend(reversed([(child, (*path, key)) for key, child in value.items()]))
+        elif isinstance(value, list):
+            stack.extend(reversed([(child, (*path, index)) for index, child in enumerate(value)]))
+        elif surrogates and isinstance(value, str) and _SURROGATE.search(value):
+            param = _param(path)
+            raise InvalidRequest(f"{param or 'the body'}: not valid Unicode text (a lone surrogate "
+                                 "\\ud800-\\udfff)", param=param)
+
+
+class StrictJSONParser(JSONParser):
+    """``JSONParser`` that refuses repeated names, lone surrogates and nesting deeper than ``MAX_DEPTH``, each as
+    ``invalid_request`` naming where."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        parser_context = parser_context or {}
+        encoding = parser_context.get("encoding", settings.DEFAULT_CHARSET)
+        duplicated = False
+
+        def pairs_hook(pairs):
+            nonlocal duplicated
+            obj = _object(pairs)
+            duplicated = duplicated or isinstance(obj, _Duplicated)
+            return obj
+
+        try:
+            text = codecs.getreader(encoding)(stream).read()
+            data = json.loads(text, object_pairs_hook=pairs_hook)
+        except RecursionError:
+            raise ParseError(f"JSON parse error - nested more than {MAX_DEPTH} levels deep") from None
+        except ValueError as exc:
+            raise ParseError(f"JSON parse error - {exc}") from None
+        surrogates = _SURROGATE_ESCAPE.search(text) is not None
+        # Nesting needs an opening bracket per level: fewer brackets than MAX_DEPTH cannot nest too deep.
+        if duplicated or surrogates or text.count("{") + text.count("[") > MAX_DEPTH:
+            _check(data, surrogates=surrogates)
+        return data
