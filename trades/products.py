@@ -11,11 +11,12 @@ API_PRODUCTS = PRODUCTS + ("barcode", "cashier")
 JSAPI_PRODUCTS = {"wechat.jsapi", "wechat.mini", "alipay.jsapi"}
 
 # Payment codes (付款码) by wallet — issue 5: WeChat 18 digits starting 10–15; Alipay 16–24 digits starting 25–30;
-# UnionPay 19 digits starting 62.
+# UnionPay 19 digits starting 62. ASCII digits: \d would also take full-width or Arabic-Indic ones, which no wallet
+# prints, and the code would reach the channel (a failed order) instead of a 400 naming auth_code (design §5 rule 12).
 _WALLET_CODES = (
-    ("wechat.barcode", re.compile(r"^1[0-5]\d{16}$")),
-    ("alipay.barcode", re.compile(r"^(2[5-9]|30)\d{14,22}$")),
-    ("unionpay.barcode", re.compile(r"^62\d{17}$")),
+    ("wechat.barcode", re.compile(r"^1[0-5][0-9]{16}$")),
+    ("alipay.barcode", re.compile(r"^(2[5-9]|30)[0-9]{14,22}$")),
+    ("unionpay.barcode", re.compile(r"^62[0-9]{17}$")),
 )
 
 

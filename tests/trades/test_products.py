@@ -25,3 +25,25 @@ def test_it_refuses_codes_of_no_wallet_naming_the_field(code):
     with pytest.raises(InvalidRequest) as excinfo:
         barcode_product(code)
     assert excinfo.value.param == "auth_code"
+
+
+# "13" then 16 full-width digits, "28" then 14 Arabic-Indic ones, "62" then 17 Devanagari ones: each is a digit to
+# Python's \d, and none is a code any wallet prints.
+NON_ASCII_CODES = ["13" + "１" * 16, "28" + "٣" * 14, "62" + "७" * 17]
+
+
+@pytest.mark.parametrize("code", NON_ASCII_CODES)
+def test_it_refuses_codes_in_digits_other_than_ascii(code):
+    with pytest.raises(InvalidRequest) as excinfo:
+        barcode_product(code)
+    assert excinfo.value.param == "auth_code"
+
+
+@pytest.mark.parametrize("code", NON_ASCII_CODES)
+def test_the_api_refuses_an_auth_code_in_digits_other_than_ascii_naming_it(code):
+    from trades.api.orders import OrderCreateInputSerializer
+
+    serializer = OrderCreateInputSerializer(data={"out_trade_no": "T100001", "amount": 100, "product": "barcode",
+                                                  "subject": "tea", "auth_code": code})
+    assert not serializer.is_valid()
+    assert "auth_code" in serializer.errors

@@ -79,7 +79,7 @@ class OrderCreateInputSerializer(StrictSerializer):
     client_ip = serializers.CharField(max_length=45, required=False)
     payer = serializers.DictField(child=serializers.CharField(max_length=128), required=False,
                                   help_text='{"openid": ...} (WeChat), {"buyer_id": ...} (Alipay) or {"user_id": ...}')
-    auth_code = StrictRegexField(r"^\d{16,24}$", required=False, help_text="payment code (barcode products)")
+    auth_code = StrictRegexField(r"^[0-9]{16,24}$", required=False, help_text="payment code (barcode products)")
     store_id = serializers.CharField(max_length=32, required=False, allow_blank=True)
     terminal_id = serializers.CharField(max_length=32, required=False, allow_blank=True)
 
