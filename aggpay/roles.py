@@ -86,12 +86,15 @@ SECTIONS_BY_SLUG = {section.slug: section for section in SECTIONS}
 # decision verbs are carved out of "merchants.*" even once the onboarding issue adds them.
 _DECISIONS = ("-merchants.review_*", "-merchants.approve_*", "-merchants.reject_*",
               "-merchants.freeze_*", "-merchants.unfreeze_*")
+# Making a merchant a partner (its apps may onboard merchants, merchant-api.md "Partner onboarding") is not a
+# clerk's either: no role holds it, superusers do (merchants/services/apps.py ``PARTNER_PERM``).
+_NOT_CLERKS = ("-merchants.designate_*",)
 
 ROLES: tuple[Role, ...] = (
     Role("onboarding_clerk", "Onboarding clerk", "进件专员",
          "Creates and edits merchants and applications, imports batches, submits to channels, answers returns.",
          section="onboarding",
-         permissions=("merchants.*", "-merchants.delete_*", *_DECISIONS, "trades.generate_storecode",
+         permissions=("merchants.*", "-merchants.delete_*", *_DECISIONS, *_NOT_CLERKS, "trades.generate_storecode",
                       "trades.view_storecode")),
     Role("risk_officer", "Risk officer", "风控专员",
          "Reviews applications, maintains lists and limits, acts on channel risk events, freezes merchants.",

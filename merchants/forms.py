@@ -22,11 +22,13 @@ from merchants import validation as v
 from merchants.models import (
     AccountType,
     ApplicationState,
+    AppScope,
     ContractState,
     DocumentType,
     IdDocType,
     Merchant,
     SettlementAccount,
+    SignType,
     SubjectType,
 )
 from merchants.services.record import SCENARIO_TYPES
@@ -446,3 +448,62 @@ class ReviewQueueForm(forms.Form):
     mine = forms.BooleanField(required=False, label="Taken by me")
 
     value = ClerkQueueForm.value
+
+
+# --- API apps ---------------------------------------------------------------------------------------------------
+# The forms only shape input; merchants.services.apps validates (URL, RSA key, scopes for partners) and the view
+# puts its InvalidRequest on the field its param names (``add_service_error``).
+PEM_PLACEHOLDER = "-----BEGIN PUBLIC KEY-----\n…\n-----END PUBLIC KEY-----"
+
+
+def add_service_error(form: forms.Form, exc: ApplicationError) -> None:
+    field = exc.param if exc.param in form.fields else None
+    form.add_error(field, field_message(exc.message, exc.param or ""))
+
+
+def _pem_textarea(**attrs):
+    return forms.Textarea(attrs={"rows": 8, "class": "mono", "spellcheck": "false", "autocomplete": "off",
+                                 "placeholder": PEM_PLACEHOLDER, **attrs})
+
+
+class AppIssueForm(forms.Form):
+    name = forms.CharField(max_length=64, initial="default", help_text="What the app is for, e.g. 'shop backend'.")
+    scopes = forms.MultipleChoiceField(
+        choices=AppScope.choices, widget=forms.CheckboxSelectMultiple, initial=[AppScope.PAYMENTS],
+        help_text="Partner onboarding only for a partner merchant.")
+    sign_type = forms.ChoiceField(
+        choices=SignType.choices, widget=forms.RadioSelect, initial=SignType.HMAC, label="Signing",
+        help_text="HMAC: aggpay makes a secret, shown once. RSA: the merchant sends its public key.")
+    public_key_pem = forms.CharField(
+        required=False, strip=False, label="Merchant's RSA public key", widget=_pem_textarea(),
+        help_text="RSA apps only: the merchant's merchant_public.pem (2048 bits or more). Never a private key.")
+    notify_url = forms.CharField(required=False, max_length=512, label="Notify URL",
+                                 widget=forms.URLInput(attrs={"placeholder": "https://", "style": "width:100%"}),
+                                 help_text="Where events go by default (http or https); may be left empty.")
+
+    def __init__(self, *args, partner: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not partner:  # the service refuses it anyway; don't offer it
+            self.fields["scopes"].choices = [(AppScope.PAYMENTS.value, AppScope.PAYMENTS.label)]
+
+
+class AppNotifyUrlForm(forms.Form):
+    notify_url = forms.CharField(required=False, max_length=512, label="Notify URL",
+                                 widget=forms.URLInput(attrs={"placeholder": "https://", "style": "width:100%"}),
+                                 help_text="Empty: this app's events go nowhere unless an order names a URL.")
+
+
+class AppPublicKeyForm(forms.Form):
+    public_key_pem = forms.CharField(strip=False, label="New RSA public key", widget=_pem_textarea())
+    reason = forms.CharField(required=False, max_length=2000, label="Reason",
+                             widget=forms.TextInput(attrs={"placeholder": "recorded in the audit log"}))
+
+
+class AppReasonForm(forms.Form):
+    reason = forms.CharField(required=False, max_length=2000, label="Reason")
+
+
+class PartnerForm(forms.Form):
+    is_partner = forms.BooleanField(required=False)
+    reason = forms.CharField(max_length=2000, label="Reason",
+                             error_messages={"required": "A reason is required (for example the agreement's number)."})

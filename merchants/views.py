@@ -27,17 +27,24 @@ from django_fsm import can_proceed
 
 from aggpay.errors import ApplicationError
 from aggpay.models import AuditLog
+from aggpay.platform_keys import platform_key
 from aggpay.roles import SECTIONS_BY_SLUG, forbidden
 from channels.models import ChannelAccount, ChannelProduct
 from merchants import workbench
 from merchants.forms import (
+    AppIssueForm,
+    AppNotifyUrlForm,
+    AppPublicKeyForm,
+    AppReasonForm,
     ApproveForm,
     ClerkQueueForm,
     DocumentUploadForm,
+    PartnerForm,
     RecordForms,
     RejectForm,
     ReturnReasonFormSet,
     ReviewQueueForm,
+    add_service_error,
     return_field_choices,
     return_reasons,
 )
@@ -51,7 +58,9 @@ from merchants.models import (
     MerchantApp,
     MerchantState,
     OnboardingApplication,
+    SignType,
 )
+from merchants.services import apps as app_services
 from merchants.services import contracts as contract_services
 from merchants.services import merchants as merchant_services
 from merchants.services import onboarding
@@ -360,9 +369,7 @@ def _detail_context(request, merchant: Merchant, **extra) -> dict:
     # document_add's own rule: no form where it would refuse (a risk-rejected application, one under review).
     can_docs = clerk and user.has_perm("merchants.change_merchant") and onboarding.documents_refusal(merchant) is None
     correcting = onboarding.record_correctable(application)  # an approved record a channel rejected
-    apps = [{"app": app, "can_reveal": clerk and user.has_perm("merchants.change_merchantapp")
-             and app.sign_type == "hmac" and app.secret_revealed_at is None}
-            for app in merchant.apps.order_by("created_at")]
+    apps = _apps_context(user, merchant)
     return {
         "merchant": merchant, "application": application,
         "sections": workbench.record_sections(merchant),
@@ -372,7 +379,7 @@ def _detail_context(request, merchant: Merchant, **extra) -> dict:
         "timeline": workbench.application_timeline(application) if application else [],
         "returned": _returned_reasons(application) if state == ApplicationState.RETURNED else [],
         "contracts": [_contract_context(c, user) for c in contracts],
-        "apps": apps,
+        **apps,
         "settlement_changes": list(merchant.settlement_changes.select_related("contract__channel_account",
                                                                               "new_account")[:20]),
         **_settlement_context(merchant),
@@ -572,20 +579,230 @@ def contract_sign_qr(request, merchant_no: str, contract_id: int):
     return response
 
 
-# --- API app secret ---------------------------------------------------------------------------------------------
+# --- API apps (merchant-api.md "Authentication and signing") ----------------------------------------------------
+# Clerks issue and change apps (they hold merchants.add_/change_merchantapp through "merchants.*": they onboard the
+# merchant and hand it its credentials); risk officers see them (merchants.view_*). Making a merchant a partner is
+# held by no role (app_services.PARTNER_PERM). The services check the permissions again.
+
+
+def _apps_context(user, merchant: Merchant) -> dict:
+    clerk = user.has_perm("aggpay.access_onboarding")
+    may_change = clerk and user.has_perm(app_services.CHANGE_PERM)
+    apps = list(merchant.apps.order_by("created_at", "id"))
+    rsa_apps = [app for app in apps if app.sign_type == SignType.RSA]
+    rows = [{"app": app, "can_reveal": may_change and app.sign_type == SignType.HMAC
+             and app.secret_revealed_at is None and bool(app.secret)} for app in apps]
+    return {
+        "apps": rows,
+        "can_view_apps": user.has_perm("merchants.view_merchantapp"),
+        "can_issue_app": clerk and user.has_perm(app_services.ISSUE_PERM) and merchant.state != MerchantState.CLOSED,
+        "can_change_app": may_change,
+        "can_partner": user.has_perm(app_services.PARTNER_PERM),
+        # Shown once for all of the merchant's RSA apps: aggpay signs its answers to them with it.
+        "platform_public_key": platform_key().public_key_pem if rsa_apps else "",
+        "platform_key_url": reverse("merchants:app_platform_key", args=[merchant.merchant_no, rsa_apps[0].app_id])
+        if rsa_apps else "",
+    }
+
+
+def _merchant_app(merchant_no: str, app_id: str) -> MerchantApp:
+    return get_object_or_404(MerchantApp.objects.select_related("merchant"), app_id=app_id,
+                             merchant__merchant_no=merchant_no)
+
+
+def _app_url(app: MerchantApp) -> str:
+    return reverse("merchants:app_detail", args=[app.merchant.merchant_no, app.app_id])
+
+
+def _secret_page(request, app: MerchantApp, secret: str, *, intro: str):
+    if intro:
+        messages.success(request, intro)
+    response = render(request, "merchants/app_secret.html", {"merchant": app.merchant, "app": app, "secret": secret})
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
 @require_POST
 @staff_view("merchants.change_merchantapp")
 def app_reveal(request, merchant_no: str, app_id: str):
     """Show the payments app's HMAC secret exactly once (``app_secret_reveal``); the page is not cached."""
-    app = get_object_or_404(MerchantApp, app_id=app_id, merchant__merchant_no=merchant_no)
+    app = _merchant_app(merchant_no, app_id)
     try:
         secret = app_secret_reveal(app_id=app.app_id, actor=request.user)
     except ApplicationError as exc:
         _error(request, exc)
         return redirect(reverse("merchants:detail", args=[merchant_no]) + "#apps")
-    response = render(request, "merchants/app_secret.html", {"merchant": app.merchant, "app": app, "secret": secret})
-    response["Cache-Control"] = "private, no-store"
+    return _secret_page(request, app, secret, intro="")
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@staff_view("merchants.add_merchantapp")
+def app_issue(request, merchant_no: str):
+    """Issue an app: HMAC → its secret is shown on the answer, once; RSA → the app's page with the platform key."""
+    merchant = _merchant(merchant_no)
+    form = AppIssueForm(request.POST or None, partner=merchant.is_partner)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            app, secret = app_services.merchant_app_issue(
+                merchant_id=merchant.pk, actor=request.user, name=data["name"], scopes=data["scopes"],
+                sign_type=data["sign_type"], notify_url=data["notify_url"], public_key_pem=data["public_key_pem"])
+        except ApplicationError as exc:
+            add_service_error(form, exc)
+        else:
+            if secret is not None:
+                return _secret_page(request, app, secret, intro="App issued.")
+            messages.success(request, f"App {app.app_id} issued with the merchant's RSA key. Give the merchant the "
+                             "app id and the platform public key below.")
+            return redirect(_app_url(app))
+    status = 400 if form.is_bound else 200
+    return render(request, "merchants/app_issue.html", {"merchant": merchant, "form": form}, status=status)
+
+
+def _app_detail_context(request, app: MerchantApp, **forms) -> dict:
+    user = request.user
+    may_change = user.has_perm("aggpay.access_onboarding") and user.has_perm(app_services.CHANGE_PERM)
+    rsa_app = app.sign_type == SignType.RSA
+    return {
+        "merchant": app.merchant, "app": app, "can_change_app": may_change,
+        "rsa_app": rsa_app,
+        "public_key_sha256": app_services.public_key_fingerprint(app.public_key_pem)
+        if rsa_app and app.public_key_pem else "",
+        "platform_public_key": platform_key().public_key_pem if rsa_app else "",
+        "platform_key_url": reverse("merchants:app_platform_key", args=[app.merchant.merchant_no, app.app_id])
+        if rsa_app else "",
+        "notify_form": forms.get("notify_form") or AppNotifyUrlForm(initial={"notify_url": app.notify_url}),
+        "key_form": forms.get("key_form") or AppPublicKeyForm(),
+        "history": AuditLog.objects.filter(target_type=MerchantApp._meta.label_lower, target_id=str(app.pk))
+        .select_related("actor")[:20],
+    }
+
+
+@require_safe
+@staff_view("merchants.view_merchantapp", sections=("onboarding", "risk"))
+def app_detail(request, merchant_no: str, app_id: str):
+    app = _merchant_app(merchant_no, app_id)
+    return render(request, "merchants/app_detail.html", _app_detail_context(request, app))
+
+
+def _app_change(request, app: MerchantApp, call, *, form=None, form_name: str = "", done: str):
+    """Run ``call()``; on a domain error show the app's page again with it (on ``form``'s field when it names one),
+    the app unchanged."""
+    try:
+        call()
+    except ApplicationError as exc:
+        if form is not None:
+            add_service_error(form, exc)
+        else:
+            _error(request, exc, "Not changed: ")
+        app.refresh_from_db()
+        return render(request, "merchants/app_detail.html",
+                      _app_detail_context(request, app, **({form_name: form} if form is not None else {})),
+                      status=exc.status)
+    messages.success(request, done)
+    return redirect(_app_url(app))
+
+
+@require_POST
+@staff_view("merchants.change_merchantapp")
+def app_notify_url(request, merchant_no: str, app_id: str):
+    app = _merchant_app(merchant_no, app_id)
+    form = AppNotifyUrlForm(request.POST)
+    if not form.is_valid():
+        return render(request, "merchants/app_detail.html",
+                      _app_detail_context(request, app, notify_form=form), status=400)
+    url = form.cleaned_data["notify_url"]
+    return _app_change(
+        request, app, lambda: app_services.merchant_app_notify_url_set(app_id=app.app_id, actor=request.user,
+                                                                       notify_url=url),
+        form=form, form_name="notify_form",
+        done=f"Notify URL of {app.app_id} set to {url.strip()}." if url.strip()
+        else f"Notify URL of {app.app_id} cleared.")
+
+
+@require_POST
+@staff_view("merchants.change_merchantapp")
+def app_rotate(request, merchant_no: str, app_id: str):
+    """A new HMAC secret, shown on this answer once; the old one is refused from the next API call on."""
+    app = _merchant_app(merchant_no, app_id)
+    reason = AppReasonForm(request.POST)
+    reason.is_valid()
+    try:
+        app, secret = app_services.merchant_app_secret_rotate(app_id=app.app_id, actor=request.user,
+                                                              reason=reason.cleaned_data.get("reason", ""))
+    except ApplicationError as exc:
+        _error(request, exc, "Not rotated: ")
+        return redirect(_app_url(app))
+    return _secret_page(request, app, secret,
+                        intro="Secret rotated: the old secret is refused from the merchant's next API call on.")
+
+
+@require_POST
+@staff_view("merchants.change_merchantapp")
+def app_public_key(request, merchant_no: str, app_id: str):
+    app = _merchant_app(merchant_no, app_id)
+    form = AppPublicKeyForm(request.POST)
+    if not form.is_valid():
+        return render(request, "merchants/app_detail.html", _app_detail_context(request, app, key_form=form),
+                      status=400)
+    return _app_change(
+        request, app, lambda: app_services.merchant_app_public_key_replace(
+            app_id=app.app_id, actor=request.user, public_key_pem=form.cleaned_data["public_key_pem"],
+            reason=form.cleaned_data["reason"]),
+        form=form, form_name="key_form",
+        done=f"New public key registered on {app.app_id}: requests signed with the old private key are refused "
+             "from now on.")
+
+
+@require_POST
+@staff_view("merchants.change_merchantapp")
+def app_active(request, merchant_no: str, app_id: str, action: str):
+    services = {"deactivate": (app_services.merchant_app_deactivate,
+                               "deactivated: its API calls are refused (401) and it gets no notifications"),
+                "reactivate": (app_services.merchant_app_reactivate, "reactivated: it may call the API again")}
+    if action not in services:
+        raise Http404("no such action")
+    service, done = services[action]
+    app = _merchant_app(merchant_no, app_id)
+    reason = AppReasonForm(request.POST)
+    reason.is_valid()
+    return _app_change(request, app, lambda: service(app_id=app.app_id, actor=request.user,
+                                                     reason=reason.cleaned_data.get("reason", "")),
+                       done=f"App {app.app_id} {done}.")
+
+
+@require_safe
+@staff_view("merchants.view_merchantapp", sections=("onboarding", "risk"))
+def app_platform_key(request, merchant_no: str, app_id: str):
+    """aggpay's platform public key as a .pem file, for the merchant to verify aggpay's answers (RSA apps)."""
+    app = _merchant_app(merchant_no, app_id)
+    if app.sign_type != SignType.RSA:
+        raise Http404("HMAC apps verify aggpay's answers with their secret")
+    key = platform_key()
+    response = HttpResponse(key.public_key_pem, content_type="application/x-pem-file")
+    response["Content-Disposition"] = f'attachment; filename="aggpay_platform_public_{key.key_id}.pem"'
     return response
+
+
+@require_POST
+@staff_view(app_services.PARTNER_PERM, sections=("onboarding", "risk"))
+def merchant_partner(request, merchant_no: str):
+    merchant = _merchant(merchant_no)
+    form = PartnerForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Not changed: " + " ".join(e for errors in form.errors.values() for e in errors))
+    else:
+        wanted = form.cleaned_data["is_partner"]
+        try:
+            app_services.merchant_partner_set(merchant_id=merchant.pk, actor=request.user, is_partner=wanted,
+                                              reason=form.cleaned_data["reason"])
+        except ApplicationError as exc:
+            _error(request, exc, "Not changed: ")
+        else:
+            messages.success(request, f"{merchant.merchant_no} is now a partner: its apps may be given the partner "
+                             "onboarding scope." if wanted else f"{merchant.merchant_no} is no longer a partner: "
+                             "its apps' onboarding calls are refused from now on.")
+    return redirect(reverse("merchants:detail", args=[merchant.merchant_no]) + "#apps")
 
 
 # --- risk review (/staff/risk/) -----------------------------------------------------------------------------------

@@ -102,7 +102,8 @@ class Merchant(FSMModelMixin, models.Model):
         # Risk's decisions (design §8), held by risk officers (aggpay/roles.py "merchants.freeze_*") and carved out
         # of the clerks' "merchants.*".
         permissions = [("freeze_merchant", "Can freeze a merchant (its payments are refused)"),
-                       ("unfreeze_merchant", "Can unfreeze a merchant")]
+                       ("unfreeze_merchant", "Can unfreeze a merchant"),
+                       ("designate_partner", "Can make a merchant a partner (its apps may onboard merchants)")]
 
     def __str__(self) -> str:
         return f"{self.merchant_no} {self.short_name}"
