@@ -229,6 +229,7 @@ def test_a_changed_amount_on_a_used_form_is_explained_and_a_fresh_form_pays_it(s
     changed = enter_amount(payer, amount_page, "15")  # back, change the amount, submit the same form
     assert changed.status_code == 422 and 'role="alert"' in changed.text
     assert "already submitted for ¥12.34" in changed.text and "¥15.00 as a new payment" in changed.text
+    assert "此表单已提交过 ¥12.34 的付款" in changed.text  # bilingual, like the rest of the page
     assert f'href="{paid.headers["Location"]}"' in changed.text  # the way back to the earlier payment
     assert 'value="15"' in changed.text and attempt(changed.text) not in ("", attempt(amount_page.text))
     assert Order.objects.filter(merchant=shop.merchant).count() == 1
@@ -252,11 +253,13 @@ def test_forged_garbled_foreign_or_expired_attempts_are_refused_and_write_nothin
                                                    "csrfmiddlewaretoken": csrf_token(amount_page.text)},
                             headers={"Referer": amount_page.url}, timeout=10)
         assert answer.status_code == 422, bad
-        assert "this payment form is not valid here" in answer.text and 'value="5"' in answer.text
+        assert "This payment form is not valid here" in answer.text and 'value="5"' in answer.text
+        assert "此付款表单在此无效" in answer.text
         assert attempt(answer.text) not in ("", bad)  # a fresh, valid form to press Pay on
     monkeypatch.setattr(services, "ATTEMPT_MAX_AGE", -1)  # the page was left open too long
     expired = enter_amount(payer, amount_page, "5")
-    assert expired.status_code == 422 and "this payment page has expired" in expired.text
+    assert expired.status_code == 422 and "This payment page has expired" in expired.text
+    assert "付款页面已过期" in expired.text
     assert not Order.objects.filter(merchant=shop.merchant).exists() and not ChannelCall.objects.exists()
 
 

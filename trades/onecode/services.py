@@ -61,7 +61,9 @@ def storecodes_generate(*, merchant: Merchant, store_ids: list[int], per_store: 
 def storecode_set_active(*, code_id: int, active: bool, actor, reason: str = "") -> StoreCode:
     """Retire (or restore) a code, e.g. a sticker that was stolen or replaced (audited)."""
     with transaction.atomic():
-        code = StoreCode.objects.select_for_update().get(pk=code_id)
+        code = StoreCode.objects.select_for_update().filter(pk=code_id).first()
+        if code is None:  # a stale page or a typed URL: the staff page answers 404, not a server error
+            raise NotFound("no such store code", param="code_id")
         if code.active != active:
             code.active = active
             code.save(update_fields=["active"])
@@ -148,12 +150,12 @@ def parse_amount(text: str) -> int:
     """The payer types yuan ("12.3", "12.30", "12"); we keep integer fen (design §5 rule 1)."""
     match = _AMOUNT.match((text or "").strip())
     if not match:
-        raise InvalidRequest("enter an amount in yuan, e.g. 12.50", param="amount")
+        raise InvalidRequest("请输入以元为单位的金额，如 12.50。Enter an amount in yuan, e.g. 12.50.", param="amount")
     fen = int(Decimal(match.group(0)) * 100)
     if fen < 1:
-        raise InvalidRequest("the amount must be at least ¥0.01", param="amount")
+        raise InvalidRequest("金额至少为 ¥0.01。The amount must be at least ¥0.01.", param="amount")
     if fen > MAX_AMOUNT_FEN:
-        raise InvalidRequest("the amount is too large", param="amount")
+        raise InvalidRequest("金额过大。The amount is too large.", param="amount")
     return fen
 
 
@@ -171,12 +173,14 @@ def attempt_check(*, token: str, store_code: StoreCode, nonce: str) -> str:
     try:
         attempt = signer.unsign(token or "", max_age=ATTEMPT_MAX_AGE) if nonce else ""
     except signing.SignatureExpired:
-        raise InvalidRequest("this payment page has expired; check the amount and press Pay again",
+        raise InvalidRequest("付款页面已过期，请核对金额后再次点击付款。"
+                             "This payment page has expired; check the amount and press Pay again.",
                              param="attempt") from None
     except signing.BadSignature:
         attempt = ""
     if not _ATTEMPT_ID.match(attempt):
-        raise InvalidRequest("this payment form is not valid here; check the amount and press Pay again",
+        raise InvalidRequest("此付款表单在此无效，请核对金额后再次点击付款。"
+                             "This payment form is not valid here; check the amount and press Pay again.",
                              param="attempt")
     return attempt
 
@@ -201,7 +205,7 @@ def onecode_pay(*, store_code: StoreCode, attempt: str, nonce: str, wallet: str,
     attempt_id = attempt_check(token=attempt, store_code=store_code, nonce=nonce)
     app = payments_app(store_code.merchant)
     if app is None:
-        raise ProductNotAvailable("this merchant cannot take payments here yet", param="code")
+        raise ProductNotAvailable("该商户暂不能在此收款。This shop cannot take payments here yet.", param="code")
     product, payer = WALLET_PRODUCTS[wallet], {PAYER_KEYS[wallet]: payer_id}
     # "qr" + the 22 hex characters of the attempt id: unique per merchant without asking the merchant
     # (merchant-api.md "Orders"), and the same for every submit of one form.
@@ -242,10 +246,12 @@ def _same_attempt(order: Order, *, amount: int, product: str, payer: dict) -> Or
     another network has another client IP and is still the same payment."""
     if order.amount != amount:
         raise IdempotencyConflict(
-            f"this form was already submitted for ¥{format_yuan(order.amount)}; "
-            f"press Pay again to pay ¥{format_yuan(amount)} as a new payment",
+            f"此表单已提交过 ¥{format_yuan(order.amount)} 的付款；再次点击付款将作为新的一笔支付 ¥{format_yuan(amount)}。"
+            f"This form was already submitted for ¥{format_yuan(order.amount)}; "
+            f"press Pay again to pay ¥{format_yuan(amount)} as a new payment.",
             param="amount", extra={"order_id": order.pk})
     if order.channel_product != product or order.payer != payer:
-        raise IdempotencyConflict("this payment form was already used by another wallet; press Pay again",
+        raise IdempotencyConflict("此付款表单已被其他钱包使用，请再次点击付款。"
+                                  "This payment form was already used by another wallet; press Pay again.",
                                   param="attempt")
     return order

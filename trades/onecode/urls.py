@@ -17,6 +17,7 @@ urlpatterns = [
     path("pay/<str:token>/status", views_payer.order_status, name="order-status"),
     # Staff: store codes.
     path("staff/store-codes/", views_staff.merchant_search, name="staff-index"),
+    path("staff/store-codes/codes/", views_staff.code_list, name="staff-codes"),
     path("staff/store-codes/merchants/<int:merchant_id>/", views_staff.merchant_codes, name="staff-merchant"),
     path("staff/store-codes/<int:code_id>.png", views_staff.code_png, name="staff-png"),
     path("staff/store-codes/<int:code_id>.svg", views_staff.code_svg, name="staff-svg"),

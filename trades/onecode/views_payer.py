@@ -7,6 +7,7 @@ and the payer id learnt through OAuth lives only in the (server-side) session, k
 
 from __future__ import annotations
 
+import re
 import secrets
 
 from django.conf import settings
@@ -17,7 +18,13 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
-from aggpay.errors import ApplicationError, ChannelRefused, IdempotencyConflict
+from aggpay.errors import (
+    ApplicationError,
+    ChannelRefused,
+    IdempotencyConflict,
+    InvalidState,
+    ProductNotAvailable,
+)
 from aggpay.money import format_yuan
 from channels.adapters.errors import ChannelError
 from channels.models import ChannelAccount
@@ -30,6 +37,10 @@ from trades.services.orders import order_sync
 
 WALLET_NAMES = {"wechat": "微信 WeChat", "alipay": "支付宝 Alipay", "unionpay": "云闪付 UnionPay"}
 _SESSION = "onecode"
+# The result page of a pending order asks the status endpoint (which syncs with the channel, at most once per
+# QUERY_MIN_INTERVAL per order) this often and this many times, then says the payment is still being processed.
+RESULT_POLL_INTERVAL_MS = 3000
+RESULT_POLLS = 20
 
 
 # --- session helpers ------------------------------------------------------------------------------------------
@@ -150,8 +161,8 @@ def scan_pay(request: HttpRequest, code: str) -> HttpResponse:
     if payer is None:
         return redirect("onecode:scan", code=store_code.code)  # start again through the wallet's OAuth
     nonce = _nonce(request)
-    context = {"store": store_code.store, "merchant": store_code.merchant, "wallet_name": WALLET_NAMES[wallet],
-               "amount_text": "", "error": ""}
+    context = {"store": store_code.store, "merchant": store_code.merchant, "wallet": wallet,
+               "wallet_name": WALLET_NAMES[wallet], "amount_text": "", "error": ""}
     if request.method == "POST":
         context["amount_text"] = request.POST.get("amount", "")
         try:
@@ -160,7 +171,7 @@ def scan_pay(request: HttpRequest, code: str) -> HttpResponse:
                                          nonce=nonce, wallet=wallet, payer_id=payer["p"], amount=amount,
                                          account_id=payer["a"], client_ip=_client_ip(request))
         except ApplicationError as exc:
-            context["error"] = exc.message
+            context["error"] = payer_text(exc)
             context["attempt"] = _attempt_after(request, store_code, nonce, exc)
             if exc.extra.get("order_id"):  # the form's earlier payment, for a payer who changed the amount
                 context["earlier_url"] = reverse("onecode:order", args=[cashier_token(exc.extra["order_id"])])
@@ -220,15 +231,45 @@ def cashier(request: HttpRequest, token: str) -> HttpResponse:
         return _start_oauth(request, wallet=wallet, account=account, target=target,
                             return_url=reverse("onecode:cashier-oauth", args=[token]))
     context = {"merchant": order.merchant, "subject": order.subject, "amount_yuan": format_yuan(order.amount),
-               "wallet_name": WALLET_NAMES[wallet], "error": ""}
+               "wallet": wallet, "wallet_name": WALLET_NAMES[wallet], "error": ""}
     if request.method == "POST":
         try:
             order_cashier_pay(order_id=order.pk, wallet=wallet, payer_id=payer["p"], account_id=payer["a"])
         except ApplicationError as exc:
-            context["error"] = exc.message
+            context["error"] = cashier_refusal(order_id=order.pk, exc=exc)
             return render(request, "payer/amount.html", context, status=422)
         return redirect("onecode:order", token=token)
     return render(request, "payer/amount.html", context)
+
+
+_HAS_CHINESE = re.compile(r"[\u4e00-\u9fff]")
+
+
+def payer_text(exc: ApplicationError) -> str:
+    """An error for the payer pages, bilingual like the rest of them: our own payer messages already are; the
+    pipeline's (risk, routing, the channel's refusal) are the merchant API's English, so they get a Chinese lead."""
+    if _HAS_CHINESE.search(exc.message):
+        return exc.message
+    return f"付款未能完成。The payment could not be made: {exc.message}"
+
+
+def cashier_refusal(*, order_id: str, exc: ApplicationError) -> str:
+    """What the payer reads when order_cashier_pay refuses. Its messages are the merchant API's, in English; the
+    order's state at the refusal says which refusal it was, in both languages."""
+    if isinstance(exc, InvalidState):
+        order = Order.objects.filter(pk=order_id).first()
+        if order is None or order.state != OrderState.PENDING:
+            if order is not None and order.state == OrderState.SUCCEEDED:
+                return "此订单已付款。This order has already been paid."
+            return "此订单已关闭，无法付款。This order is closed and cannot be paid."
+        if order.expires_at <= timezone.now():
+            return "订单已过期，请联系商家重新下单。This order has expired; ask the shop for a new one."
+        if order.channel_account_id:
+            return "此订单已在用其他钱包付款。This order is already being paid from another wallet."
+    if isinstance(exc, ProductNotAvailable) and exc.param == "wallet":
+        return ("此订单暂不能用此钱包付款，请换一个钱包。"
+                "This order cannot be paid from this wallet right now; try another wallet.")
+    return payer_text(exc)
 
 
 @require_GET
@@ -284,6 +325,12 @@ def order_page(request: HttpRequest, token: str) -> HttpResponse:
     if ready:
         context["bridge"] = _bridge(request, order, token)
         return render(request, "payer/pay.html", context)
+    if order.state == OrderState.PENDING:
+        # Still pending without a wallet hand-off (a create whose outcome is unknown, a cashier order not yet
+        # routed): ask the status endpoint, which syncs with the channel, as the pay page does — a bounded number
+        # of times, then say so; reloading this page would only wait for the sync job.
+        context["poll"] = {"status_url": reverse("onecode:order-status", args=[token]),
+                           "interval_ms": RESULT_POLL_INTERVAL_MS, "max_polls": RESULT_POLLS}
     return render(request, "payer/result.html", context)
 
 

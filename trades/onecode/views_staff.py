@@ -8,22 +8,29 @@ from __future__ import annotations
 
 from functools import wraps
 
+from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
-from django.db.models import Q
-from django.http import HttpRequest, HttpResponse
+from django.contrib.postgres.aggregates import ArrayAgg
+from django.core.paginator import Paginator
+from django.db.models import Count, Min, Q
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from aggpay.errors import ApplicationError
+from aggpay.errors import ApplicationError, NotFound
 from aggpay.roles import forbidden
 from merchants.models import Merchant
 from trades.models.store_codes import StoreCode
 from trades.onecode import qr, services
 
 PERMISSIONS = ("trades.generate_storecode", "aggpay.access_onboarding", "aggpay.access_operations")
+CODES_PAGE_SIZE = 50
+BATCHES_PAGE_SIZE = 20
+MERCHANTS_PAGE_SIZE = 50
 
 
 def may_manage_codes(user) -> bool:
@@ -47,15 +54,90 @@ def code_url(code: StoreCode) -> str:
     return settings.AGGPAY_PUBLIC_BASE_URL.rstrip("/") + reverse("onecode:scan", args=[code.code])
 
 
+class CodeFilterForm(forms.Form):
+    """The store-code workbench's filters (all optional); ``merchant`` only on the all-merchants list."""
+
+    merchant = forms.CharField(required=False, max_length=64, label="Merchant")
+    store = forms.CharField(required=False, max_length=64, label="Store")
+    batch = forms.CharField(required=False, max_length=24, label="Batch")
+    active = forms.ChoiceField(required=False, label="State",
+                               choices=[("", "All"), ("1", "Active"), ("0", "Retired")])
+    code = forms.CharField(required=False, max_length=24, label="Code")
+
+    def filter(self, codes):
+        if not self.is_valid():
+            return codes.none()
+        data = {key: value.strip() if isinstance(value, str) else value for key, value in self.cleaned_data.items()}
+        if data["merchant"]:
+            codes = codes.filter(Q(merchant__merchant_no__iexact=data["merchant"])
+                                 | Q(merchant__short_name__icontains=data["merchant"]))
+        if data["store"]:
+            codes = codes.filter(Q(store__store_no__iexact=data["store"]) | Q(store__name__icontains=data["store"]))
+        if data["batch"]:
+            codes = codes.filter(batch=data["batch"])
+        if data["code"]:
+            codes = codes.filter(code=data["code"])
+        return codes
+
+    def filter_active(self, codes):
+        if self.is_valid() and self.cleaned_data["active"]:
+            codes = codes.filter(active=self.cleaned_data["active"] == "1")
+        return codes
+
+
+def _query_without(request: HttpRequest, *names: str) -> str:
+    params = request.GET.copy()
+    for name in names:
+        params.pop(name, None)
+    return params.urlencode()
+
+
+def _codes_list(request: HttpRequest, codes) -> dict:
+    """The filtered codes, one page at a time, with how many match (and of them how many are active)."""
+    form = CodeFilterForm(request.GET or None)
+    matching = form.filter(codes) if request.GET else codes
+    counts = matching.aggregate(total=Count("id"), active=Count("id", filter=Q(active=True)))
+    counts["retired"] = counts["total"] - counts["active"]
+    listed = form.filter_active(matching) if request.GET else matching
+    listed = listed.select_related("merchant", "store").order_by("-created_at", "-id")
+    page = Paginator(listed, CODES_PAGE_SIZE).get_page(request.GET.get("page"))
+    return {"form": form, "page": page, "counts": counts, "query": _query_without(request, "page"),
+            "here": request.get_full_path()}
+
+
 @require_GET
 @codes_permission
 def merchant_search(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()
-    merchants = Merchant.objects.order_by("merchant_no")
+    merchants = Merchant.objects.order_by("merchant_no").annotate(codes=Count("store_codes"))
     if query:
         merchants = merchants.filter(Q(merchant_no__icontains=query) | Q(short_name__icontains=query)
                                      | Q(legal_name__icontains=query))
-    return render(request, "trades/store_codes/index.html", {"merchants": merchants[:50], "q": query})
+    page = Paginator(merchants, MERCHANTS_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "trades/store_codes/index.html", {
+        "page": page, "merchants": page.object_list, "q": query, "query": _query_without(request, "page")})
+
+
+@require_GET
+@codes_permission
+def code_list(request: HttpRequest) -> HttpResponse:
+    """Every merchant's codes: find the code a payer or a shop reports, a batch, a store's codes."""
+    return render(request, "trades/store_codes/codes.html", _codes_list(request, StoreCode.objects.all()))
+
+
+def _batches(request: HttpRequest, merchant: Merchant):
+    """The merchant's batches, newest first, each with when, which stores, by whom and how many codes."""
+    batches = (StoreCode.objects.filter(merchant=merchant).values("batch")
+               .annotate(created_at=Min("created_at"), codes=Count("id"), active=Count("id", filter=Q(active=True)),
+                         stores=ArrayAgg("store__store_no", distinct=True, order_by="store__store_no"),
+                         creators=ArrayAgg("created_by__username", distinct=True, order_by="created_by__username"))
+               .order_by("-created_at", "-batch"))
+    page = Paginator(batches, BATCHES_PAGE_SIZE).get_page(request.GET.get("batches_page"))
+    names = dict(merchant.stores.values_list("store_no", "name"))
+    for batch in page.object_list:
+        batch["stores"] = [(no, names.get(no, "")) for no in batch["stores"]]
+        batch["creators"] = [name for name in batch["creators"] if name]
+    return page
 
 
 @require_http_methods(["GET", "POST"])
@@ -76,12 +158,11 @@ def merchant_codes(request: HttpRequest, merchant_id: int) -> HttpResponse:
         else:
             messages.success(request, f"Generated {len(codes)} codes.")
             return redirect("onecode:staff-batch", batch=codes[0].batch)
-    codes = StoreCode.objects.filter(merchant=merchant).select_related("store")[:500]
-    batches = (StoreCode.objects.filter(merchant=merchant).values_list("batch", flat=True)
-               .order_by("batch").distinct())
-    return render(request, "trades/store_codes/merchant.html", {
-        "merchant": merchant, "stores": merchant.stores.all(), "codes": codes, "batches": list(batches),
-        "max_per_store": services.MAX_CODES_PER_STORE})
+    context = _codes_list(request, StoreCode.objects.filter(merchant=merchant))
+    context.update({"merchant": merchant, "stores": merchant.stores.order_by("store_no"),
+                    "batches": _batches(request, merchant), "batches_query": _query_without(request, "batches_page"),
+                    "max_per_store": services.MAX_CODES_PER_STORE})
+    return render(request, "trades/store_codes/merchant.html", context)
 
 
 @require_GET
@@ -118,7 +199,15 @@ def batch_sheet(request: HttpRequest, batch: str) -> HttpResponse:
 @codes_permission
 def code_active(request: HttpRequest, code_id: int) -> HttpResponse:
     active = request.POST.get("active") == "1"
-    code = services.storecode_set_active(code_id=code_id, active=active, actor=request.user,
-                                         reason=request.POST.get("reason", "")[:256])
+    try:
+        code = services.storecode_set_active(code_id=code_id, active=active, actor=request.user,
+                                             reason=request.POST.get("reason", "")[:256])
+    except NotFound:
+        raise Http404("no such store code") from None
     messages.success(request, f"Code {code.code} is now {'active' if code.active else 'retired'}.")
+    # Back to the list the clerk was working in (its filters and page), if that is one of our pages.
+    back = request.POST.get("next", "")
+    if back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()},
+                                                require_https=request.is_secure()):
+        return redirect(back)
     return redirect("onecode:staff-merchant", merchant_id=code.merchant_id)
