@@ -187,7 +187,8 @@ def merchant_app_issue(
 
 # --- changing an app -----------------------------------------------------------------------------------------
 def merchant_app_notify_url_set(*, app_id: str, actor, notify_url: str) -> MerchantApp:
-    """Set (or clear, with "") the app's default notify URL; events emitted from now on go there."""
+    """Set (or clear, with "") the app's default notify URL; events emitted from now on go there, and the
+    notifications still owed at the old URL follow (``deliveries_follow_notify_url``)."""
     require_perm(actor, CHANGE_PERM)
     notify_url = clean_notify_url(notify_url)
     with transaction.atomic():
@@ -197,8 +198,13 @@ def merchant_app_notify_url_set(*, app_id: str, actor, notify_url: str) -> Merch
             return app
         app.notify_url = notify_url
         app.save(update_fields=["notify_url"])
+        # Notifications still owed at the old address follow the app to the new one (lazy: trades depends on
+        # merchants, not the other way round).
+        from trades.services.events import deliveries_follow_notify_url
+
+        moved = deliveries_follow_notify_url(app_id=app.pk, old_url=before, new_url=notify_url)
         audit_log(actor=actor, action="merchants.app.notify_url_changed", target=app,
-                  data={"from": before, "to": notify_url})
+                  data={"from": before, "to": notify_url, "deliveries_moved": moved})
     return app
 
 

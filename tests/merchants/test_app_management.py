@@ -189,7 +189,8 @@ def test_it_sets_and_clears_the_notify_url(tea_house_app, clerk_wang):
     merchant_app_notify_url_set(app_id=tea_house_app.app_id, actor=clerk_wang, notify_url="")
     assert MerchantApp.objects.get(pk=app.pk).notify_url == ""
     first, cleared = reversed(_audit("merchants.app.notify_url_changed"))
-    assert first.data == {"from": "http://127.0.0.1:9/notify", "to": "https://tea.example.com/notify"}
+    assert first.data == {"from": "http://127.0.0.1:9/notify", "to": "https://tea.example.com/notify",
+                          "deliveries_moved": 0}
     assert cleared.data["to"] == "" and cleared.actor == clerk_wang
     with _WritesNothing(), pytest.raises(InvalidRequest) as refused:
         merchant_app_notify_url_set(app_id=tea_house_app.app_id, actor=clerk_wang, notify_url="mailto:a@b.cn")

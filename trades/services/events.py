@@ -434,6 +434,20 @@ def deliveries_due(*, now: dt.datetime | None = None, limit: int = 500) -> list[
     return due
 
 
+def deliveries_follow_notify_url(*, app_id: int, old_url: str, new_url: str) -> int:
+    """Point the app's undelivered notifications (pending, or exhausted and waiting for a resend) that were going to
+    ``old_url`` at ``new_url``; returns how many moved. Called when staff change the app's notify URL
+    (merchants.services.apps): a merchant moving its receiver expects the notifications still owed to follow it,
+    not to keep failing at the old address for the rest of the ladder. An event that already has a delivery to
+    ``new_url`` keeps its old one (one delivery per event and URL). Delivered ones are history and stay."""
+    if not old_url or not new_url or old_url == new_url:
+        return 0
+    return (Delivery.objects
+            .filter(app_id=app_id, url=old_url, state__in=(DeliveryState.PENDING, DeliveryState.EXHAUSTED))
+            .exclude(event__deliveries__url=new_url)
+            .update(url=new_url, updated_at=timezone.now()))
+
+
 def deliveries_resend(*, delivery_id: int | None = None, merchant: Merchant | None = None, actor,
                       reason: str) -> list[Delivery]:
     """Support sends notifications again: one delivery (any state), or every exhausted delivery of ``merchant``.
