@@ -15,7 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
-from aggpay.errors import ApplicationError
+from aggpay.errors import ApplicationError, ChannelRefused
 from aggpay.money import MoneyError, format_yuan, yuan_to_fen
 from aggpay.roles import permission_required_403
 from channels.models import ChannelAccount
@@ -68,10 +68,20 @@ class StaffRefundForm(forms.Form):
                              widget=forms.TextInput(attrs={"inputmode": "decimal", "placeholder": "12.30"}))
     reason = forms.CharField(label="Reason", max_length=256, widget=forms.TextInput(
         attrs={"placeholder": "why (the merchant sees it)"}))
+    # The number of the one refund this form may make, minted when it is rendered (staff_refund_form_no): submitted
+    # twice, it replays that refund instead of making a second.
+    form_no = forms.CharField(widget=forms.HiddenInput, max_length=512)
 
     def __init__(self, *args, order: Order, **kwargs):
         super().__init__(*args, **kwargs)
         self.order = order
+        if not self.is_bound:
+            self.initial["form_no"] = staff_services.staff_refund_form_no(order_id=order.pk)
+
+    def renew(self) -> None:
+        """Carry a new number when shown again: this one is spent (its refund was made) or was not valid."""
+        self.data = self.data.copy()
+        self.data["form_no"] = staff_services.staff_refund_form_no(order_id=self.order.pk)
 
     def clean_amount(self) -> int:
         try:
@@ -166,22 +176,44 @@ def detail(request, order_id: str):
     return render(request, "trades/detail.html", _detail_context(request, _order(order_id)))
 
 
+def _refund_replayed(request, order: Order, refund) -> object:
+    messages.warning(request, f"This refund form was already submitted: refund {refund.pk} of "
+                              f"{format_yuan(refund.amount)} yuan is {refund.state}. Nothing more was refunded; "
+                              f"use the form on this page for another refund.")
+    return redirect(reverse("trades:detail", args=[order.pk]) + f"#refund-{refund.pk}")
+
+
 @require_POST
 @permission_required_403(VIEW, REFUND)
 def refund(request, order_id: str):
     order = _order(order_id)
     form = StaffRefundForm(request.POST, order=order)
+    try:
+        # Before the fields are checked against the order as it is now: a resubmit after the first refund took
+        # all that was left shows that refund, not "nothing left to refund".
+        made = staff_services.staff_refund_of_form(order_id=order.pk, form_no=request.POST.get("form_no", ""))
+    except ApplicationError as exc:
+        form.is_valid()
+        form.add_error(None, exc.message)
+        form.renew()
+        made = None
+    if made is not None:
+        return _refund_replayed(request, order, made)
     if form.is_valid():
         try:
-            created = staff_services.order_refund_by_staff(order_id=order.pk, actor=request.user,
-                                                           amount=form.cleaned_data["amount"],
-                                                           reason=form.cleaned_data["reason"])
+            created, replayed = staff_services.order_refund_by_staff_form(
+                order_id=order.pk, actor=request.user, amount=form.cleaned_data["amount"],
+                reason=form.cleaned_data["reason"], form_no=form.cleaned_data["form_no"])
         except ApplicationError as exc:
-            if exc.param in form.fields:
+            if exc.param in ("amount", "reason"):
                 form.add_error(exc.param, exc.message)
             else:
                 form.add_error(None, exc.message)
+            if isinstance(exc, ChannelRefused) or exc.param == "form_no":
+                form.renew()  # the refund was made and refused: trying again is a new refund, from a new number
         else:
+            if replayed:
+                return _refund_replayed(request, order, created)
             messages.success(request, f"Refund {created.pk} of {format_yuan(created.amount)} yuan is "
                                       f"{created.state}.")
             return redirect(reverse("trades:detail", args=[order.pk]) + f"#refund-{created.pk}")

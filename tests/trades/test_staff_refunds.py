@@ -4,6 +4,8 @@ on an order paid through the WeChat Pay simulator over signed HTTP."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -103,7 +105,9 @@ def test_the_refund_page_takes_yuan_and_names_the_bad_field(shop, client, agent)
     assert response.status_code == 400 and 'data-field="reason"' in response.content.decode()
     assert not Refund.objects.exists()
 
-    response = client.post(url, {"amount": "2.34", "reason": "one cup short"})
+    page = client.get(reverse("trades:detail", args=[order.pk])).content.decode()
+    form_no = re.search(r'name="form_no" value="([^"]+)"', page).group(1)  # minted when the form is rendered
+    response = client.post(url, {"amount": "2.34", "reason": "one cup short", "form_no": form_no})
     refund = Refund.objects.get(order=order)
     assert response.status_code == 302 and response.url.endswith(f"#refund-{refund.pk}")
     assert refund.amount == 234  # 2.34 yuan, exactly

@@ -9,8 +9,10 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import math
 import time
 
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_fsm import can_proceed
@@ -27,7 +29,7 @@ from trades.models import ChannelCall, Order, OrderState, Refund, RefundState, S
 from trades.services.events import event_emit
 from trades.services.fees import fee_snapshot_of, fees_for_refund
 from trades.services.ladder import FIRST, next_query_at
-from trades.services.orders import _trade_ref
+from trades.services.orders import QUERY_MIN_INTERVAL, _trade_ref
 from trades.services.representation import refund_as_api
 
 logger = logging.getLogger(__name__)
@@ -50,6 +52,8 @@ ABNORMAL_RESOLVED = "trades.refund.abnormal_resolved"
 # Written when a failed refund is retried with its out_refund_no (refund_create): the trade timeline shows who retried
 # it and when, and the query ladder of the new attempt counts from it (``_ladder_start``).
 RETRIED = "trades.refund.retried"
+# + refund id: the claim on a refund's query allowance (``_claim_query``), as orders have theirs (QUERY_CLAIM_PREFIX).
+QUERY_CLAIM_PREFIX = "trades:refund-query:"
 
 
 class RefundAmountMismatch(ValueError):
@@ -98,9 +102,12 @@ def refund_earlier_success_noted(*, refund_id: str, attempt: int | None = None) 
 
 
 def refund_create(*, order: Order, out_refund_no: str, amount: int, reason: str = "", notify_url: str = "",
-                  actor_label: str, audit: AuditNote | None = None) -> tuple[Refund, bool]:
+                  actor_label: str, audit: AuditNote | None = None,
+                  retry_failed: bool = True) -> tuple[Refund, bool]:
     """Create (or replay, or retry a failed) refund of ``order``. Returns (refund, replayed). ``audit`` (a staff
     refund): written in the transaction that creates or retries the refund, before the channel is asked.
+    ``retry_failed=False`` (a staff refund form, whose number is spent once submitted): a failed refund with this
+    number is replayed as it is, not retried.
 
     The part of the fee snapshot the refund gives back is not decided here but when it succeeds
     (``refund_apply_result``): until then it may still fail, and only what actually went back counts."""
@@ -111,7 +118,7 @@ def refund_create(*, order: Order, out_refund_no: str, amount: int, reason: str 
             existing = Refund.objects.filter(merchant_id=locked.merchant_id, out_refund_no=out_refund_no).first()
             if existing is not None:
                 _check_same_request(existing, order_id=locked.pk, fingerprint=print_, out_refund_no=out_refund_no)
-                if existing.state != "failed":
+                if existing.state != "failed" or not retry_failed:
                     return existing, True
                 if existing.abnormal:
                     # An earlier attempt succeeded at the channel after all, or the channel named another amount
@@ -125,10 +132,16 @@ def refund_create(*, order: Order, out_refund_no: str, amount: int, reason: str 
                 refund.retry()
                 refund.channel_attempt += 1
                 refund.failure_code = refund.failure_message = ""
+                # The channel's number of the failed attempt is not this attempt's: shown on the pending retry, it
+                # would name a refund the channel reports failed as the current one (merchant-api.md "Refunds":
+                # ``channel_refund_no`` is the refund's number at the channel). The new attempt's answer fills it in;
+                # the old one stays on the timeline, in this row.
+                failed_channel_refund_no, refund.channel_refund_no = refund.channel_refund_no, ""
                 _expect_answer(refund)
                 refund.save()
                 audit_log(actor=actor_label, action=RETRIED, target=refund,
-                          data={"attempt": refund.channel_attempt, "channel_no": channel_refund_no(refund)})
+                          data={"attempt": refund.channel_attempt, "channel_no": channel_refund_no(refund),
+                                "failed_channel_refund_no": failed_channel_refund_no})
                 if audit is not None:
                     audit.write(refund, out_refund_no=out_refund_no, retried=True)
             else:
@@ -241,6 +254,8 @@ def refund_sync(*, refund_id: str) -> Refund:
     refund = Refund.objects.select_related("order__channel_account", "order__contract").get(pk=refund_id)
     if refund.state != "pending":
         return refund
+    if not _claim_query(refund.pk):
+        return refund  # another caller is asking the channel about this refund right now, or just did
     # Only an overdue refund is re-sent: one whose refund call may still be on its way (a merchant asking right
     # after creating it) is not found yet, and is asked about again on the ladder.
     overdue = refund.next_query_at is not None and refund.next_query_at <= timezone.now()
@@ -258,6 +273,16 @@ def refund_sync(*, refund_id: str) -> Refund:
                        refund.pk, asked)
         return refund_send(refund_id=refund.pk)
     return refund
+
+
+def _claim_query(refund_id: str) -> bool:
+    """Claim the refund's query allowance before asking the channel, in one atomic step (SET NX), as orders do
+    (trades.services.orders._claim_query): at most one query per QUERY_MIN_INTERVAL per refund. The merchant's
+    ``GET /api/v1/refunds/{no}`` asks the channel while the refund is pending (merchant-api.md "Refunds"); polls
+    arriving together — a merchant's retries, several of its servers — would each ask it, and a channel throttles
+    or bans a merchant that floods its query interface. The sweeper shares the allowance: a refund asked less than
+    that ago has had its answer applied (or is being asked) and stays due until it has."""
+    return cache.add(f"{QUERY_CLAIM_PREFIX}{refund_id}", 1, timeout=math.ceil(QUERY_MIN_INTERVAL.total_seconds()))
 
 
 def _may_send_again(refund_id: str, *, asked: str) -> bool:

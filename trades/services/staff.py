@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import secrets
 
+from django.core import signing
 from django.db import transaction
 from django.utils import timezone
 
 from aggpay.audit import AuditNote, audit_log
-from aggpay.errors import InvalidRequest, InvalidState, NotFound
+from aggpay.errors import IdempotencyConflict, InvalidRequest, InvalidState, NotFound
 from aggpay.money import format_yuan
 from aggpay.permissions import require_perm
 from trades.models import LatePayment, Order, OrderState, Refund, SyncState
@@ -55,9 +56,71 @@ def staff_out_refund_no() -> str:
     return f"staff-{timezone.now():%Y%m%d%H%M%S}-{secrets.token_hex(4)}"
 
 
+# Signs the staff refund form's number (staff_refund_form_no): only a form this server rendered, for this order, is
+# accepted, so a number cannot be made up to land on a merchant's own refund (the namespace is shared).
+REFUND_FORM_SALT = "trades.staff.refund-form"
+
+
+def staff_refund_form_no(*, order_id: str) -> str:
+    """The number a staff refund form carries, minted when the form is rendered: the out_refund_no of the one refund
+    that form may make, signed with the order it was rendered for. A double click or a browser resubmit sends the
+    same number, so the second submit replays the first refund instead of making another (design §5 rule 5); a new
+    refund needs a freshly rendered form."""
+    return signing.dumps({"order": order_id, "out_refund_no": staff_out_refund_no()}, salt=REFUND_FORM_SALT)
+
+
+def _form_refund_no(order_id: str, form_no: str) -> str:
+    try:
+        data = signing.loads(form_no or "", salt=REFUND_FORM_SALT)
+    except signing.BadSignature:
+        data = None
+    if not isinstance(data, dict) or data.get("order") != order_id or not data.get("out_refund_no"):
+        raise InvalidRequest("this refund form was not issued for this order (or was changed): check the refund "
+                             "and submit the form again", param="form_no")
+    return data["out_refund_no"]
+
+
+def staff_refund_of_form(*, order_id: str, form_no: str) -> Refund | None:
+    """The refund a submitted staff refund form already made, if any (InvalidRequest for a form not issued for
+    this order). Looked at before the form's fields are checked against the order as it is now: once the first
+    submit has refunded everything, the second must show that refund, not "nothing left to refund"."""
+    order = _order(order_id)
+    return Refund.objects.filter(merchant_id=order.merchant_id, order=order,
+                                 out_refund_no=_form_refund_no(order.pk, form_no)).first()
+
+
 def order_refund_by_staff(*, order_id: str, actor, amount, reason: str) -> Refund:
-    """Refund ``amount`` fen of a paid order on behalf of the merchant (e.g. a complaint). Raises Forbidden,
-    InvalidRequest (param ``amount`` or ``reason``), InvalidState, RefundAmountExceeded or ChannelRefused."""
+    """Refund ``amount`` fen of a paid order on behalf of the merchant (e.g. a complaint), under a new number. The
+    staff pages use ``order_refund_by_staff_form``, whose form carries its number. Raises Forbidden, InvalidRequest
+    (param ``amount`` or ``reason``), InvalidState, RefundAmountExceeded or ChannelRefused."""
+    refund, _ = _refund_by_staff(order_id=order_id, actor=actor, amount=amount, reason=reason,
+                                 out_refund_no=staff_out_refund_no())
+    return refund
+
+
+def order_refund_by_staff_form(*, order_id: str, actor, amount, reason: str, form_no: str) -> tuple[Refund, bool]:
+    """The staff refund form submitted: refund under the form's own number (``staff_refund_form_no``). Returns
+    (refund, replayed): a second submit of the same form — a double click, a browser resubmit, two tabs — makes
+    nothing and returns the form's refund as it is, whatever its state (a failed one is not retried under a spent
+    form) and even if the amount or reason were edited in between. Raises as ``order_refund_by_staff``, and
+    InvalidRequest (param ``form_no``) for a form not issued for this order."""
+    require_perm(actor, REFUND_PERM)
+    out_refund_no = _form_refund_no(order_id, form_no)
+    existing = staff_refund_of_form(order_id=order_id, form_no=form_no)
+    if existing is not None:
+        return existing, True
+    try:
+        return _refund_by_staff(order_id=order_id, actor=actor, amount=amount, reason=reason,
+                                out_refund_no=out_refund_no)
+    except IdempotencyConflict:
+        # The same form submitted twice at once with different fields: the other submit made the refund.
+        existing = staff_refund_of_form(order_id=order_id, form_no=form_no)
+        if existing is None:
+            raise
+        return existing, True
+
+
+def _refund_by_staff(*, order_id: str, actor, amount, reason: str, out_refund_no: str) -> tuple[Refund, bool]:
     require_perm(actor, REFUND_PERM)
     reason = _reason(reason, "refund from the staff pages")
     if isinstance(amount, bool) or not isinstance(amount, int) or amount < 1:
@@ -73,9 +136,9 @@ def order_refund_by_staff(*, order_id: str, actor, amount, reason: str) -> Refun
     # only if the refund does, whatever the channel answers. The outcome is on the refund's timeline.
     note = AuditNote(actor=actor, action="trades.refund.staff_created", reason=reason,
                      data={"order": order.pk, "amount": amount})
-    refund, _ = refund_create(order=order, out_refund_no=staff_out_refund_no(), amount=amount, reason=reason,
-                              notify_url="", actor_label=label, audit=note)
-    return refund
+    # retry_failed=False: a staff number is spent by its submit; a failed refund is tried again from a new form.
+    return refund_create(order=order, out_refund_no=out_refund_no, amount=amount, reason=reason, notify_url="",
+                         actor_label=label, audit=note, retry_failed=False)
 
 
 def order_sync_by_staff(*, order_id: str, actor) -> Order:
