@@ -314,7 +314,8 @@ class OrderRefundsView(PaymentsView):
 
 class RefundDetailView(PaymentsView):
     @api_schema(operation_id="refunds_retrieve", summary="Query a refund", tags=["refunds"],
-                description="If the refund is pending, aggpay asks the channel before answering.",
+                description="If the refund is pending, aggpay asks the channel before answering (at most once "
+                            "every few seconds per refund).",
                 responses={200: RefundOutputSerializer}, errors=(403, 404))
     def get(self, request, out_refund_no):
         refund = refund_get(merchant=request.auth.merchant, out_refund_no=out_refund_no)
