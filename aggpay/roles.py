@@ -68,7 +68,8 @@ SECTIONS: tuple[Section, ...] = (
     Section("onboarding", "Onboarding", "进件", "staff:onboarding",
             links=(("Batch import", "/staff/onboarding/batch/", "merchants.add_merchant"),
                    ("Store codes", "/staff/store-codes/", "trades.generate_storecode"))),
-    Section("risk", "Risk", "风控", "staff:risk"),
+    Section("risk", "Risk", "风控", "staff:risk",
+            links=(("Refused callbacks", "/staff/channels/security/callbacks/", "channels.view_channelcallback"),)),
     Section("support", "Support", "客服", "staff:support",
             links=(("Trades", "/staff/trades/", "trades.view_order"),)),
     # H4's channel pages are mounted at /staff/channels/ by aggpay/urls.py; linked by path, not by name.
@@ -100,7 +101,9 @@ ROLES: tuple[Role, ...] = (
          "Reviews applications, maintains lists and limits, acts on channel risk events, freezes merchants.",
          section="risk",
          permissions=("risk.*", "merchants.view_*", "merchants.review_*", "merchants.approve_*",
-                      "merchants.reject_*", "merchants.freeze_*", "merchants.unfreeze_*")),
+                      "merchants.reject_*", "merchants.freeze_*", "merchants.unfreeze_*",
+                      # Refused channel callbacks are security events for risk (issue 5 "Callbacks").
+                      "channels.view_channelcallback", "channels.review_channelcallback")),
     Role("support_agent", "Support agent", "客服专员",
          "Handles complaints, files appeals, resends notifications, looks up trades.",
          section="support",
@@ -109,7 +112,10 @@ ROLES: tuple[Role, ...] = (
     Role("operations", "Operations", "运营",
          "Channel accounts, products, rates, routing rules, traffic switches, interface evaluations.",
          section="operations",
-         permissions=("channels.*", "trades.view_order", "trades.view_refund", "trades.view_storecode",
+         # Operations may read callbacks (the admin's list, to debug a channel); marking refused ones reviewed is
+         # risk's: they are security events (issue 5 "Callbacks").
+         permissions=("channels.*", "-channels.review_channelcallback",
+                      "trades.view_order", "trades.view_refund", "trades.view_storecode",
                       "trades.generate_storecode")),
     Role("finance", "Finance", "财务",
          "Fees, bills, reconciliation, discrepancies, statements, profit reports.",

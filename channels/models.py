@@ -301,10 +301,23 @@ class ChannelCallback(models.Model):
     headers = models.JSONField(default=dict, blank=True)
     body = EncryptedTextField(blank=True)
     remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    # A refused callback is a security event for risk (issue 5 "Callbacks"): a risk officer marks it reviewed with
+    # a note (channels.services.callback_reviews). Set once, never changed: the audit row beside it is the history.
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="+")
+    review_note = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-received_at", "-id"]
-        indexes = [models.Index(fields=["account", "event_id"])]
+        indexes = [
+            models.Index(fields=["account", "event_id"]),
+            # Risk's queue of refused callbacks and its home tile (unreviewed ones) read only this sliver of a
+            # table that keeps every callback ever received.
+            models.Index(fields=["reviewed_at", "-received_at"], condition=Q(outcome="rejected"),
+                         name="channel_callback_refused"),
+        ]
+        permissions = [("review_channelcallback", "Can mark refused channel callbacks reviewed")]
 
     def __str__(self) -> str:
         return f"{self.account_id} {self.kind} {self.event_id} {self.outcome}"

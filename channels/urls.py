@@ -1,12 +1,17 @@
-"""Channel configuration pages for operations, mounted at /staff/channels/ by aggpay/urls.py (namespace ``channels``)."""
+"""Channel configuration pages for operations, and risk's refused callbacks, mounted at /staff/channels/ by
+aggpay/urls.py (namespace ``channels``)."""
 
 from django.urls import path
 
-from channels import views
+from channels import views, views_risk
 
 app_name = "channels"
 
 urlpatterns = [
+    # Risk's queue of refused callbacks (views_risk). Two segments and more, so no account code is shadowed.
+    path("security/callbacks/", views_risk.refused_callbacks, name="refused_callbacks"),
+    path("security/callbacks/review/", views_risk.refused_callbacks_review, name="refused_callbacks_review"),
+    path("security/callbacks/<int:pk>/", views_risk.refused_callback_detail, name="refused_callback"),
     path("", views.account_list, name="account_list"),
     path("new/", views.account_create, name="account_create"),
     path("<slug:code>/", views.account_detail, name="account_detail"),

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from aggpay.models import AuditLog
+from channels.refused import unreviewed_count
 from merchants.models import (
     ApplicationState,
     Contract,
@@ -413,6 +414,9 @@ def risk_home_queues() -> list[HomeQueue]:
     base = reverse("staff:risk")
     waiting_count = waiting.count()
     frozen = Merchant.objects.filter(state=MerchantState.FROZEN).count()
+    # Refused channel callbacks are security events for risk (issue 5 "Callbacks"); the queue opens on the
+    # unreviewed ones, which is what the tile counts.
+    refused = unreviewed_count()
     # Each link opens exactly the rows its count counts: the "Waiting" tab, the overdue filter of the open reviews.
     return [
         HomeQueue("Applications waiting for review", waiting_count, f"{base}?{urlencode({'state': 'submitted'})}",
@@ -421,6 +425,9 @@ def risk_home_queues() -> list[HomeQueue]:
         HomeQueue("In review", OnboardingApplication.objects.filter(state=ApplicationState.RISK_REVIEW).count(),
                   f"{base}?{urlencode({'state': 'risk_review'})}"),
         HomeQueue("Frozen merchants", frozen, f"{base}#frozen", "bad" if frozen else ""),
+        HomeQueue("Refused channel callbacks to review", refused,
+                  f"{reverse('channels:refused_callbacks')}?{urlencode({'review': 'unreviewed'})}",
+                  "bad" if refused else ""),
     ]
 
 

@@ -1,0 +1,130 @@
+"""Risk's pages for refused channel callbacks (拒绝的渠道回调), mounted under /staff/channels/security/ by
+channels/urls.py: the queue with its counts and filters, one callback's stored notice (masked), and marking them
+reviewed (issue 5 "Callbacks": a refused callback is a security event visible to risk).
+
+Every page needs the risk section and ``channels.view_channelcallback``; marking also needs
+``channels.review_channelcallback`` and goes through channels.services.callback_reviews, which checks it again and
+audits (design §5 rule 11).
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.core.validators import RegexValidator
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST, require_safe
+
+from aggpay.errors import ApplicationError
+from aggpay.roles import SECTIONS_BY_SLUG, permission_required_403
+from channels import refused
+from channels.models import ChannelAccount
+from channels.services.callback_reviews import NOTE_MAX_LENGTH, REVIEW_PERM, callback_review_mark
+
+VIEW = "channels.view_channelcallback"
+RISK = SECTIONS_BY_SLUG["risk"].permission
+PAGE_SIZE = 25
+
+
+class RefusedFilterForm(forms.Form):
+    review = forms.ChoiceField(required=False, choices=refused.REVIEW_STATES, widget=forms.HiddenInput)
+    account = forms.ChoiceField(required=False, label="Channel account")
+    kind = forms.ChoiceField(required=False, label="Reason", choices=[("", "any reason"), *refused.REASON_KINDS])
+    date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    remote_addr = forms.CharField(
+        required=False, label="Remote address", max_length=45,
+        validators=[RegexValidator(r"^[0-9A-Fa-f:.]+$", "an IP address, or the start of one (10.8.)")],
+        widget=forms.TextInput(attrs={"placeholder": "203.0.113.7 or 203.0.113."}))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["account"].choices = [("", "any account"), *ChannelAccount.objects.order_by("code")
+                                          .values_list("code", "code")]
+
+    def filters(self) -> dict:
+        """The valid filters; the queue opens on the unreviewed ones (it is a work queue)."""
+        values = self.cleaned_data if self.is_bound and self.is_valid() else {}
+        chosen = {k: v for k, v in values.items() if v not in ("", None)}
+        chosen.setdefault("review", "unreviewed")
+        return chosen
+
+
+class ReviewForm(forms.Form):
+    note = forms.CharField(max_length=NOTE_MAX_LENGTH, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+def _query_without(request, *names: str) -> str:
+    params = request.GET.copy()
+    for name in ("page", *names):
+        params.pop(name, None)
+    return params.urlencode()
+
+
+@require_safe
+@permission_required_403(RISK, VIEW)
+def refused_callbacks(request):
+    form = RefusedFilterForm(request.GET or None)
+    filters = form.filters()
+    callbacks = refused.filter_refused(refused.refused(), **filters)
+    page = Paginator(callbacks, PAGE_SIZE).get_page(request.GET.get("page"))
+    links = refused.trade_links(page.object_list, request.user)
+    rows = [{"callback": c, "reason": refused.reason_kind(c), "link": links.get(c.pk)} for c in page.object_list]
+    for row in rows:
+        row["reason_label"] = refused.REASON_LABELS[row["reason"]]
+        row["tone"] = refused.REASON_TONES[row["reason"]]
+    return render(request, "channels/refused_callbacks.html", {
+        "form": form, "filters": filters, "page": page, "rows": rows, "counts": refused.counts(),
+        "query": _query_without(request), "tab_query": _query_without(request, "review"),
+        "review_tabs": refused.REVIEW_STATES, "can_review": request.user.has_perm(REVIEW_PERM),
+        "review_form": ReviewForm(), "next": request.get_full_path(),
+    })
+
+
+@require_safe
+@permission_required_403(RISK, VIEW)
+def refused_callback_detail(request, pk: int):
+    callback = get_object_or_404(refused.refused(), pk=pk)
+    reason = refused.reason_kind(callback)
+    return render(request, "channels/refused_callback_detail.html", {
+        "callback": callback, "reason": reason, "reason_label": refused.REASON_LABELS[reason],
+        "tone": refused.REASON_TONES[reason], "link": refused.trade_links([callback], request.user).get(callback.pk),
+        "notice": refused.notice(callback), "can_review": request.user.has_perm(REVIEW_PERM),
+        "review_form": ReviewForm(), "next": request.get_full_path(),
+    })
+
+
+@require_POST
+@permission_required_403(RISK, VIEW, REVIEW_PERM)
+def refused_callbacks_review(request):
+    form = ReviewForm(request.POST)
+    ids = request.POST.getlist("callback")
+    if not ids:
+        messages.error(request, "Choose at least one callback to mark reviewed.")
+    elif not form.is_valid():
+        messages.error(request, "Say what you found: a note is required to mark callbacks reviewed.")
+    else:
+        try:
+            result = callback_review_mark(callback_ids=ids, actor=request.user, note=form.cleaned_data["note"])
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+        else:
+            if result.reviewed:
+                n = len(result.reviewed)
+                messages.success(request, f"Marked {n} refused callback{'s' if n != 1 else ''} reviewed.")
+            if result.already_reviewed:
+                who = ", ".join(f"#{c.pk} by {c.reviewed_by.get_username() if c.reviewed_by else 'system'}"
+                                for c in result.already_reviewed)
+                messages.warning(request, f"Already reviewed, left as they were: {who}.")
+    return _back(request)
+
+
+def _back(request):
+    target = request.POST.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                                  require_https=request.is_secure()):
+        return redirect(target)
+    return redirect(reverse("channels:refused_callbacks"))
