@@ -60,6 +60,10 @@ REDACT_KEYS = (
     "contact_name", "contact_id_number", "mobile_phone", "contact_email", "cert_no", "card_no", "phone",
     "ciphertext", "payer_phone", "bank_account", "openid", "buyer_id", "user_id", "access_token", "refresh_token", "open_id",
     "user_auth_code", "id_no", "account_no", "mobile", "file_content",
+    # Who paid, under the names the channels give it (channel-protocols.md A.8 payer.sp_openid/sub_openid, B.4
+    # buyer_logon_id and buyer_open_id, the bank's payer_id): keys are matched whole, so each spelling is listed.
+    "sp_openid", "sub_openid", "payer_openid", "buyer_open_id", "buyer_user_id", "buyer_logon_id",
+    "alipay_logon_id", "payer_id", "oauth_payer_id", "buyer_name", "payer_name",
 )
 _KEYS_ALT = "|".join(re.escape(k) for k in REDACT_KEYS)
 _REDACT_JSON = re.compile(r'("(?:' + _KEYS_ALT + r')"\s*:\s*)"(?:[^"\\]|\\.)*"', re.IGNORECASE)

@@ -443,3 +443,17 @@ def test_https_host_name_is_checked(serve, certificates, trusting_test_ca):
     server = serve([_ok()], tls=certificates[0])
     with pytest.raises(ChannelUnknown, match="could not be reached: SSLCertVerificationError"):
         call(f"https://localhost:{server.port}/v3/x")  # the certificate names 127.0.0.1 only
+
+
+def test_it_masks_the_payer_under_every_name_the_channels_give_it():
+    from channels.adapters.http import redact
+
+    wechat = '{"payer":{"sp_openid":"oUpF8uMuAJO_M2pxb1Q9zNjWeS6o","sub_openid":"oXyz0000payer"},"amount":{"total":1}}'
+    alipay = ("buyer_logon_id=159****5620&buyer_open_id=074a1CcTG1LelxKe4xQC0zgNdId0nxi95b5lsNpazWYoCo5"
+              "&buyer_user_id=2088102177846880&total_amount=0.01")
+    bank = '{"payer_id":"oUpF8uMuAJO_M2pxb1Q9zNjWeS6o","payer_name":"张三","amount":100}'
+    masked = redact(wechat) + redact(alipay) + redact(bank)
+    for secret in ("oUpF8uMuAJO_M2pxb1Q9zNjWeS6o", "oXyz0000payer", "159****5620", "074a1CcTG1LelxKe4xQC0zgNdId0",
+                   "2088102177846880", "张三"):
+        assert secret not in masked
+    assert '"total":1' in masked and "total_amount=0.01" in masked and '"amount":100' in masked
