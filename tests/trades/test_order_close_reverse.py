@@ -121,8 +121,13 @@ def test_a_close_whose_query_goes_unanswered_is_200_pending_too(shop):
     _fault(shop, "http_503", match={"path": f"out-trade-no/{order['id']}$", "method": "GET"})
     status, _, answer = _post(shop, "/api/v1/orders/CR000003/close")
     assert status == 200 and answer["state"] == "pending", answer
+    # Whether it was paid is not known: the ladder asks next (design §5 rule 2), not every run of the sweeper.
+    sync_due_orders()
+    assert Order.objects.get(pk=order["id"]).state == "pending"
+    _due(order["id"])  # the ladder's next rung: the channel answers, and the close is carried out in that run
     sync_due_orders()
     assert Order.objects.get(pk=order["id"]).state == "closed"
+    assert _events(order["id"], "order.closed") == 1
 
 
 # --- reverse ----------------------------------------------------------------------------------------------------

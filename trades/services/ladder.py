@@ -30,3 +30,15 @@ def next_query_at(*, created_at: dt.datetime, now: dt.datetime, barcode: bool) -
     if age < LATE_SPAN:
         return min(now + LATE_STEP, created_at + LATE_SPAN)
     return None
+
+
+def ladder_start(*, created_at: dt.datetime, expires_at: dt.datetime, now: dt.datetime,
+                 barcode: bool) -> dt.datetime:
+    """When an order's ladder counts from: its creation — or, when a close the channel did not answer moved its
+    ``expires_at`` (to the close's time, now past) beyond the end of that ladder (the order was in the manual
+    queue: trades.services.orders._close_later), the close. An order's own expiry never lies that far
+    (``expire_seconds`` ≤ 86400 = LATE_SPAN, merchant-api.md "Orders"), so only such a close does. Payment codes
+    keep theirs (they end in a reverse)."""
+    if not barcode and created_at + LATE_SPAN < expires_at <= now:
+        return expires_at
+    return created_at

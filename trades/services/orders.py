@@ -23,7 +23,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django_fsm import can_proceed
 
-from aggpay.audit import AuditNote
+from aggpay.audit import AuditNote, audit_log
 from aggpay.errors import (
     ApplicationError,
     ChannelRefused,
@@ -46,7 +46,7 @@ from trades.models import ChannelCall, LatePayment, Order, OrderState, SyncState
 from trades.products import JSAPI_PRODUCTS, barcode_product
 from trades.services.events import event_emit
 from trades.services.fees import fees_for_payment
-from trades.services.ladder import next_query_at
+from trades.services.ladder import ladder_start, next_query_at
 from trades.services.representation import order_as_api
 
 logger = logging.getLogger(__name__)
@@ -322,7 +322,7 @@ def _changes_nothing(order: Order, result: PaymentResult) -> bool:
     new, and we already knew that. Skipping the lock for it is safe: had the order changed meanwhile, such an
     answer would change nothing either."""
     return (result.state in (TradeState.PENDING, TradeState.NOT_FOUND) and order.state == OrderState.PENDING
-            and not (result.state == TradeState.PENDING and _is_barcode(order))  # the ladder's next rung: see below
+            and not _is_barcode(order)  # a payment code not paid yet takes the ladder's next rung: see below
             and order.sync_state == SyncState.OK and (not result.pay_params or bool(order.pay_params))
             and (not result.channel_trade_no or bool(order.channel_trade_no))
             and (not result.wallet_trade_no or bool(order.wallet_trade_no)))
@@ -360,9 +360,35 @@ def _call_and_apply(order: Order, account: ChannelAccount, *, verb: str, call) -
         _record_created(order, result, _call_fields(verb=verb, outcome=result.state, started=started,
                                                     result=result))
         return order
+    try:
+        with transaction.atomic():
+            _record_call(order.pk, verb=verb, outcome=result.state, started=started, result=result)
+            return order_apply_result(order_id=order.pk, result=result, source=verb)
+    except CrossCheckFailed as exc:
+        return _answer_refused(order, account, verb=verb, result=result, reason=str(exc), started=started)
+
+
+def _answer_refused(order: Order, account: ChannelAccount, *, verb: str, result: PaymentResult, reason: str,
+                    started: float) -> Order:
+    """A signed answer (a query's, or a payment code's create) whose success fails the cross-check (design §5 rule
+    4): refused like such a callback — the order is not changed, the mismatch is recorded as a security event with
+    the same service channels.callbacks uses for a refused callback (``audit_log``, ``security.<verb>.mismatch``,
+    on the order so its trade timeline shows it), and the call counts as no answer: the order takes the next rung
+    of the ladder, or the manual queue after the last (rule 2). Bug: CrossCheckFailed, caught only by the callback
+    handler, escaped order_sync — GET /orders/{no}, the staff "Sync now" and the close answered 500, and the
+    sweepers logged a crash for the order every minute."""
+    fields = _call_fields(verb=verb, outcome="mismatch", started=started, result=result)
+    fields["message"] = reason[:512]
+    logger.warning("%s of order %s: the channel's answer does not match the order: %s", verb, order.pk, reason)
     with transaction.atomic():
-        _record_call(order.pk, verb=verb, outcome=result.state, started=started, result=result)
-        return order_apply_result(order_id=order.pk, result=result, source=verb)
+        if verb == "query":
+            _record_query(order.pk, fields)
+        else:
+            ChannelCall.objects.create(order_id=order.pk, **fields)
+        audit_log(actor=f"channel:{account.code}", action=f"security.{verb}.mismatch", target=order,
+                  data={"reason": reason, "channel_trade_no": result.channel_trade_no or "",
+                        "amount": result.amount, "sub_mchid": result.sub_mchid or ""})
+        return _mark_unknown(order.pk)
 
 
 @functools.cache
@@ -433,8 +459,9 @@ def _schedule_query(order: Order, *, unknown: bool = False, since: dt.datetime |
     when it was asked), or the manual queue after the last one. A payment code whose next rung is still to come
     keeps it (its barcode_step is queued already)."""
     now = timezone.now()
-    at = next_query_at(created_at=since or order.created_at, now=now,
-                       barcode=order.channel_product.endswith(".barcode"))
+    barcode = order.channel_product.endswith(".barcode")
+    at = next_query_at(created_at=since or ladder_start(created_at=order.created_at, expires_at=order.expires_at,
+                                                        now=now, barcode=barcode), now=now, barcode=barcode)
     waiting = (at is not None and _is_barcode(order) and order.next_query_at is not None
                and order.next_query_at > now)
     if at is None:
@@ -575,6 +602,18 @@ def order_apply_result(*, order_id: str, result: PaymentResult, source: str, loc
             order.sync_state, order.next_query_at = SyncState.OK, None
             order.save()
             _emit(order, "order.closed" if state == TradeState.CLOSED else "order.reversed")
+        elif state == TradeState.NOT_FOUND and source == "query" and _is_barcode(order):
+            # A payment code the channel has no trade for: its create had no definite answer (a timeout, a 5xx)
+            # and may still reach the channel and charge the payer. Its result is still unclear, so it stays on
+            # the ladder and is reversed after the last rung (order_barcode_step), never just closed at expiry:
+            # WeChat, when the micropay's result stays unclear, reverses (channel-protocols.md A.11, "if still
+            # unclear → reverse"); Alipay's payment code is queried, then cancelled (B.3, 10003 "poll query, then
+            # cancel"; B.5 alipay.trade.cancel); the bank's query says ORDER_NOT_EXIST for a create that timed out
+            # before reaching it (bank.md §6.4), whose answer was "UNKNOWN — the payer may have been charged"
+            # (§6.3), and a code still unpaid after the 60 s of queries is reversed (§6.3, §6.7). Bug: this answer
+            # stopped the ladder (sync ok) and the expiry closed the order, never reversed.
+            _schedule_query(order, unknown=True)
+            order.save()
         elif state == TradeState.NOT_FOUND and source == "query":
             # Not yet created at the channel (e.g. an Alipay precreate QR nobody scanned): still pending.
             if order.sync_state != SyncState.OK:
@@ -693,14 +732,24 @@ def _no_answer(exc: ChannelError) -> bool:
 
 def _close_later(order_id: str, *, audit: AuditNote | None = None) -> Order:
     """Hand a close the channel did not answer to the expiry sweeper (orders_expired → order_expire, which queries
-    first and then closes, design §5 rule 3): the order expires now. It stays pending until the channel answers."""
+    first and then closes, design §5 rule 3): the order expires now. It stays pending until the channel answers.
+
+    An order in the manual queue (its ladder ran out before the close: the sweeper skips it) goes back on a ladder
+    counted from the close — its ``expires_at``, now (ladder.ladder_start) — as a reverse's counts from its ask:
+    the close's own unanswered query is a channel timeout like any other, queried on the ladder and then left to a
+    person (design §5 rule 2), and the merchant was told "closed in the background — order.closed or
+    order.succeeded follows" (merchant-api.md "Errors", the close's API description). Bug: the close stayed in the
+    manual queue, which no sweeper reads, and neither event came unless a person happened to act."""
     with transaction.atomic():
         order = _locked(order_id)
         if order.state == OrderState.PENDING:
             now = timezone.now()
-            if order.expires_at > now:
+            manual = order.sync_state == SyncState.MANUAL and not _is_barcode(order)
+            if order.expires_at > now or manual:
                 order.expires_at = now
-                order.save(update_fields=["expires_at", "updated_at"])
+            if manual:
+                _schedule_query(order, unknown=True)
+            order.save()
             if audit is not None:
                 audit.write(order, to=order.state, close="left to the expiry sweeper: the channel did not answer")
         return order
@@ -767,6 +816,19 @@ def _reverse_send(order_id: str, *, retry: bool) -> Order:
                 return order
             # A definite refusal: no money moved; the hold goes.
             _end_reverse(order)
+            if exc.code == "order_not_found" and can_proceed(order.close):
+                # The channel holds no trade to reverse: a payment code whose create never reached it (its query
+                # said not found, and the ladder reversed it as the channels ask for an unclear result:
+                # order_apply_result). Each channel says so in its own words — WeChat 404 ORDER_NOT_EXIST (A.6),
+                # Alipay ACQ.TRADE_NOT_EXIST (B.3), the bank ORDER_NOT_EXIST (bank.md §12) — all mapped to
+                # order_not_found by the adapters: nothing was charged, so the order is closed, as one whose close
+                # the channel answers so is (order_close), and the merchant hears order.closed. Should the create
+                # still reach the channel and be paid, that success is a late payment, refunded (design §5 rule 3).
+                order.close()
+                order.sync_state, order.next_query_at = SyncState.OK, None
+                order.save()
+                _emit(order, "order.closed")
+                return order
             if retry:
                 logger.warning("reverse of order %s refused on retry: %s", order.pk, exc.message)
                 order.sync_state, order.next_query_at = SyncState.MANUAL, None  # the merchant was told "pending"
@@ -811,16 +873,19 @@ def orders_due_for_query(*, limit: int = 500) -> list[str]:
 
 def orders_expired(*, limit: int = 500) -> list[str]:
     """Overdue pending orders to close; not those in the manual queue, nor those being reversed (the reverse's
-    ladder has them), nor payment codes whose next rung is still to come: the ladder's last rung decides, and
-    reverses an order still unpaid (order_barcode_step, issue 5). Bug: a payment code lives as long as its ladder
-    (60 s), so this sweeper often came first; its close's query found the payer still confirming, which after the
-    last rung is the manual queue, and the order stayed there pending — never reversed, nor closed (a close the
-    channel puts off is left to this sweeper, which skips the manual queue)."""
+    ladder has them), nor those whose next rung of the ladder is still to come (``next_query_at`` ahead): the
+    ladder asks the channel then, and an answer makes the order due here at once (the sweep queries before it
+    expires). Payment codes: the ladder's last rung decides, and reverses an order still unpaid
+    (order_barcode_step, issue 5). Bug: a payment code lives as long as its ladder (60 s), so this sweeper often
+    came first; its close's query found the payer still confirming, which after the last rung is the manual queue,
+    and the order stayed there pending — never reversed, nor closed. Bug: an expired order whose outcome is
+    unknown was closed — so queried — by this sweeper every minute for up to 24 h, past the ladder of design §5
+    rule 2 (1 min, every 10 min to 1 h, hourly to 24 h)."""
     now = timezone.now()
     return list(Order.objects.filter(state=OrderState.PENDING, expires_at__lte=now,
                                      reverse_requested_at__isnull=True)
                 .exclude(sync_state=SyncState.MANUAL)
-                .exclude(channel_product__endswith=".barcode", next_query_at__gt=now)
+                .exclude(next_query_at__gt=now)
                 .order_by("expires_at").values_list("pk", flat=True)[:limit])
 
 
