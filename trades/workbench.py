@@ -122,7 +122,8 @@ class Entry:
     anchor: str = ""
 
 
-_CALL_TONES = {"succeeded": "ok", "error": "bad", "unknown": "warn", "failed": "bad", "abnormal": "bad"}
+_CALL_TONES = {"succeeded": "ok", "error": "bad", "unknown": "warn", "failed": "bad", "abnormal": "bad",
+               "mismatch": "bad"}  # the answer failed the cross-check (security.query.mismatch)
 _CALLBACK_TONES = {"applied": "ok", "duplicate": "", "ignored": "", "rejected": "bad", "error": "warn"}
 _EVENT_TONES = {"succeeded": "ok", "failed": "bad", "closed": "warn", "reversed": "warn"}
 

@@ -92,6 +92,22 @@ def test_a_query_answer_that_fails_the_cross_check_is_refused_recorded_and_count
     assert _events(order["id"], "order.succeeded") == 0 and _events(order["id"], "order.closed") == 0
 
 
+def test_support_sees_a_query_answer_that_failed_the_cross_check_marked_bad_on_the_trade(
+        shop, simulator_server, staff_member, client):
+    import re
+
+    from django.urls import reverse
+
+    order = _create(shop, "FU000009")
+    _paid_for_another_amount(shop, simulator_server, order)
+    shop.client.request("GET", "/api/v1/orders/FU000009")
+    client.force_login(staff_member("support_agent", username="zhou"))
+    page = client.get(reverse("trades:detail", args=[order["id"]])).content.decode()
+    (call,) = ChannelCall.objects.filter(order_id=order["id"], verb="query")
+    entry = re.search(rf'<li class="([^"]*)" id="call-{call.pk}"', page)
+    assert entry and entry.group(1) == "bad"
+
+
 # --- 2. a close of an order in the manual queue --------------------------------------------------------------------
 def _in_the_manual_queue(order_id):
     """The order's ladder ran out a while ago: 25 h old, expired, nobody heard from the channel."""
