@@ -27,6 +27,7 @@ from trades.services.refunds import (
     refund_attempt_of,
     refund_earlier_success_noted,
     refund_for_channel_no,
+    refund_lock_with_order,
 )
 
 
@@ -85,8 +86,9 @@ def refund_callback(*, account, event) -> str:
     if refund is None:
         raise CallbackRejected(f"no refund {result.out_refund_no} on account {account.code}")
     with transaction.atomic():  # as for payments: the duplicate check under the refund's row lock
-        refund = (Refund.objects.select_for_update(of=("self",), no_key=True).select_related("order")
-                  .get(pk=refund.pk))
+        # The order's lock first, as every path holding both takes them (refund_lock_with_order): the notice must
+        # not deadlock with a retry or a new refund of the same order.
+        _, refund = refund_lock_with_order(refund_id=refund.pk)
         before = refund.state
         # Before the duplicate check: a mismatch is refused and recorded whatever the refund's state, not
         # acknowledged as a copy because the refund has already settled (design §5 rule 4).

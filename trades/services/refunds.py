@@ -14,6 +14,7 @@ import time
 
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
+from django.db.models import Subquery
 from django.utils import timezone
 from django_fsm import can_proceed
 
@@ -342,6 +343,18 @@ def _schedule(refund_id: str, *, unknown: bool) -> Refund:
         return refund
 
 
+def refund_lock_with_order(*, refund_id: str) -> tuple[Order, Refund]:
+    """Lock a refund and its order, the order first. Every path that holds both takes them in this order — a
+    create or retry locks the order and then writes the refund (``refund_create``) — so a channel's answer about a
+    refund crossing a retry or a new refund of the same order waits its turn instead of deadlocking (PostgreSQL
+    aborts one side of a lock cycle). The order is found through a subquery: one statement, no unlocked read."""
+    order = (Order.objects.select_for_update(of=("self",), no_key=True).select_related("merchant", "app")
+             .get(pk=Subquery(Refund.objects.filter(pk=refund_id).values("order_id")[:1])))
+    refund = (Refund.objects.select_for_update(of=("self",), no_key=True)
+              .select_related("order__channel_account").get(pk=refund_id))
+    return order, refund
+
+
 def refund_apply_result(*, refund_id: str, result: RefundResult) -> Refund:
     """Apply the channel's answer about a refund (refund call, query or callback). Idempotent.
 
@@ -355,9 +368,7 @@ def refund_apply_result(*, refund_id: str, result: RefundResult) -> Refund:
     what had gone back before it (``fees_for_refund`` over ``refunded_amount``): the parts of the refunds that
     succeed add up to the whole snapshot once the order is fully refunded, whatever failed in between."""
     with transaction.atomic():
-        refund = (Refund.objects.select_for_update(of=("self",), no_key=True)
-                  .select_related("order__channel_account").get(pk=refund_id))
-        order = Order.objects.select_for_update(of=("self",), no_key=True).select_related("merchant", "app").get(pk=refund.order_id)
+        order, refund = refund_lock_with_order(refund_id=refund_id)
         if result.amount is not None and result.amount != refund.amount:
             raise RefundAmountMismatch(reported=result.amount, ours=refund.amount)
         attempt = refund_attempt_of(refund, result.out_refund_no)
