@@ -7,6 +7,7 @@ and the payer id learnt through OAuth lives only in the (server-side) session, k
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 
@@ -37,10 +38,16 @@ from trades.services.orders import order_sync
 
 WALLET_NAMES = {"wechat": "微信 WeChat", "alipay": "支付宝 Alipay", "unionpay": "云闪付 UnionPay"}
 _SESSION = "onecode"
-# The result page of a pending order asks the status endpoint (which syncs with the channel, at most once per
-# QUERY_MIN_INTERVAL per order) this often and this many times, then says the payment is still being processed.
-RESULT_POLL_INTERVAL_MS = 3000
-RESULT_POLLS = 20
+# The payer pages ask the status endpoint (which syncs with the channel, at most once per QUERY_MIN_INTERVAL per
+# order: asking more often only repeats the last answer) this often, and a bounded number of times — a tab left
+# open must not poll for ever — then say the payment is still being processed.
+RESULT_POLL_INTERVAL_MS = 3000  # both pages; QUERY_MIN_INTERVAL is 3 s
+RESULT_POLLS = 20  # the result page: a minute
+# The pay page polls from the wallet's answer (or the page load, without a bridge) for as long as a payer may take to
+# confirm in the wallet — five minutes — but not long past the order's expiry: once the expiry sweep has closed it
+# (it runs every minute and asks the channel first, design §5 rule 3) the status says closed and the page shows it.
+PAY_POLLS = 100  # five minutes at RESULT_POLL_INTERVAL_MS
+EXPIRY_SWEEP_MARGIN_MS = 60_000  # trades-sync-due-orders runs every minute (aggpay/celery.py)
 
 
 # --- session helpers ------------------------------------------------------------------------------------------
@@ -311,6 +318,19 @@ def _bridge(request: HttpRequest, order: Order, token: str) -> dict:
     return bridge
 
 
+def _poll(token: str, *, max_polls: int) -> dict:
+    """What a payer page's script needs to ask the order's status endpoint a bounded number of times."""
+    return {"status_url": reverse("onecode:order-status", args=[token]), "interval_ms": RESULT_POLL_INTERVAL_MS,
+            "max_polls": max_polls}
+
+
+def _pay_polls(order: Order) -> int:
+    """How many times the pay page polls: PAY_POLLS, or fewer for an order that expires (and is swept) sooner — but
+    never fewer than the result page's minute, so an order already past its expiry still shows its close."""
+    left_ms = (order.expires_at - timezone.now()).total_seconds() * 1000 + EXPIRY_SWEEP_MARGIN_MS
+    return min(PAY_POLLS, max(RESULT_POLLS, math.ceil(left_ms / RESULT_POLL_INTERVAL_MS)))
+
+
 @never_cache  # a fresh attempt token (and state) on every load, Back button included
 @require_GET
 def order_page(request: HttpRequest, token: str) -> HttpResponse:
@@ -324,13 +344,13 @@ def order_page(request: HttpRequest, token: str) -> HttpResponse:
     ready = order.state == OrderState.PENDING and order.channel_account_id and wallet_params
     if ready:
         context["bridge"] = _bridge(request, order, token)
+        context["poll"] = _poll(token, max_polls=_pay_polls(order))
         return render(request, "payer/pay.html", context)
     if order.state == OrderState.PENDING:
         # Still pending without a wallet hand-off (a create whose outcome is unknown, a cashier order not yet
         # routed): ask the status endpoint, which syncs with the channel, as the pay page does — a bounded number
         # of times, then say so; reloading this page would only wait for the sync job.
-        context["poll"] = {"status_url": reverse("onecode:order-status", args=[token]),
-                           "interval_ms": RESULT_POLL_INTERVAL_MS, "max_polls": RESULT_POLLS}
+        context["poll"] = _poll(token, max_polls=RESULT_POLLS)
     return render(request, "payer/result.html", context)
 
 
