@@ -18,7 +18,7 @@ from django.db.models import Count, Min, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from aggpay.errors import ApplicationError, NotFound
@@ -186,13 +186,20 @@ def code_svg(request: HttpRequest, code_id: int) -> HttpResponse:
 @require_GET
 @codes_permission
 def batch_sheet(request: HttpRequest, batch: str) -> HttpResponse:
+    """The batch's active codes to print. Retired ones are left off, and counted on the sheet: a retired code's
+    sticker only tells the payer the code is not valid (views_payer.scan), so reprinting a batch must not put it
+    back on a counter. There is no switch to print them: to use a retired code again, restore it (audited)."""
     codes = list(StoreCode.objects.filter(batch=batch).select_related("store", "merchant").order_by("store__store_no",
                                                                                                      "id"))
     if not codes:
         return render(request, "trades/store_codes/sheet.html", {"cards": [], "batch": batch}, status=404)
-    cards = [{"code": c, "url": code_url(c), "svg": qr.qr_svg_inline(code_url(c))} for c in codes]
-    return render(request, "trades/store_codes/sheet.html", {"cards": cards, "batch": batch,
-                                                             "merchant": codes[0].merchant})
+    cards = [{"code": c, "url": code_url(c), "svg": qr.qr_svg_inline(code_url(c))} for c in codes if c.active]
+    merchant = codes[0].merchant
+    retired_url = (reverse("onecode:staff-merchant", args=[merchant.pk])
+                   + "?" + urlencode({"batch": batch, "active": "0"}))
+    return render(request, "trades/store_codes/sheet.html", {"cards": cards, "batch": batch, "merchant": merchant,
+                                                             "retired": len(codes) - len(cards),
+                                                             "retired_url": retired_url})
 
 
 @require_POST
