@@ -10,7 +10,7 @@ import re
 import pytest
 
 from tests.trades.conftest import shop  # noqa: F401  the Tea House persona contracted on all three simulators
-from tests.trades.onecode_flow import UA_WECHAT, store_code_for
+from tests.trades.onecode_flow import UA_ALIPAY, UA_WECHAT, store_code_for
 from trades.models import Order
 from trades.onecode import views_payer
 from trades.services.cashier import cashier_token
@@ -18,9 +18,9 @@ from trades.services.cashier import cashier_token
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("payer_on_plain_http", "quiet_channels")]
 
 
-def _to_pay_page(browser, live_server, shop, amount: str):  # noqa: F811
+def _to_pay_page(browser, live_server, shop, amount: str, user_agent: str = UA_WECHAT):  # noqa: F811
     code = store_code_for(shop)
-    context = browser.new_context(user_agent=UA_WECHAT, viewport={"width": 390, "height": 844})
+    context = browser.new_context(user_agent=user_agent, viewport={"width": 390, "height": 844})
     page = context.new_page()
     polls = []
     page.on("request", lambda request: polls.append(request.url) if request.url.endswith("/status") else None)
@@ -69,5 +69,32 @@ def test_a_pay_page_shows_a_payment_whose_notification_is_held_back(browser, sho
         page.locator('#result[data-state="succeeded"]').wait_for(timeout=30_000)
         order = Order.objects.get(merchant=shop.merchant)
         assert order.state == "succeeded" and polls  # learnt through the status endpoint's query of the channel
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize(("ready", "bridge", "call"), [
+    ("WeixinJSBridgeReady", "WeixinJSBridge", "invoke"),
+    ("AlipayJSBridgeReady", "AlipayJSBridge", "call"),
+])
+def test_the_wallets_payment_sheet_opens_when_its_bridge_arrives_after_the_page(browser, shop, live_server,  # noqa: F811
+                                                                             settings, ready, bridge, call):
+    # In the real wallets the bridge is injected when it is ready, often after the page's scripts ran, and
+    # announced by an event on document: the page must open the payment sheet then, not only poll.
+    settings.AGGPAY_PAYER_STANDIN = False
+    user_agent = UA_WECHAT if bridge == "WeixinJSBridge" else UA_ALIPAY
+    context, page, _ = _to_pay_page(browser, live_server, shop, "6.60", user_agent=user_agent)
+    try:
+        page.evaluate("""([bridge, call, ready]) => {
+            window.__opened = [];
+            window[bridge] = {[call]: (name, params, answer) => { window.__opened.push([name, params]); }};
+            document.dispatchEvent(new Event(ready));
+        }""", [bridge, call, ready])
+        opened = page.evaluate("window.__opened")
+        sent = page.evaluate('JSON.parse(document.getElementById("bridge").textContent)')
+        if bridge == "WeixinJSBridge":
+            assert opened == [["getBrandWCPayRequest", sent["jsapi"]]]
+        else:
+            assert opened == [["tradePay", {"tradeNO": sent["trade_no"]}]]
     finally:
         context.close()
