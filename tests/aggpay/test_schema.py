@@ -130,3 +130,17 @@ def test_refusals_of_unsigned_requests_match_the_schema_too(live_server, tea_hou
             assert response.json()["error"]["code"] in {"invalid_signature", "unknown_app"}
 
         check()
+
+
+def test_every_order_number_in_the_schemas_examples_is_one_the_api_accepts():
+    """A developer copies the examples: an out_trade_no the API would refuse (T1001 has 5 characters; the contract
+    asks for 6–32) sends them to a 400 on their first call."""
+    import json
+    import re
+
+    from trades.api.orders import OUT_NO
+
+    text = json.dumps(_schema_document(), ensure_ascii=False)
+    numbers = re.findall(r'"out_trade_no": "([^"]*)"', text) + re.findall(r"\\n(?:payment|refund),[^,]*,([^,]*),", text)
+    assert numbers  # the bills example names its orders
+    assert [n for n in numbers if not re.fullmatch(OUT_NO, n)] == []

@@ -109,10 +109,10 @@ class FormatIsAParameter(DefaultContentNegotiation):
 _EXAMPLE_JSON = {
     "date": "2026-11-25", "currency": "CNY",
     "lines": [
-        {"type": "payment", "id": "ord_7HqK2mNpQr4sTuVwXyZa01", "out_trade_no": "T1001", "out_refund_no": None,
+        {"type": "payment", "id": "ord_7HqK2mNpQr4sTuVwXyZa01", "out_trade_no": "T100001", "out_refund_no": None,
          "product": "wechat.native", "channel_trade_no": "4200002026112512345678", "channel_refund_no": None,
          "time": "2026-11-25T10:15:02+08:00", "amount": 10000, "fee": 38, "net": 9962},
-        {"type": "refund", "id": "ref_3bC9dEfGhJkLmNpQrStUv2", "out_trade_no": "T1001", "out_refund_no": "R1",
+        {"type": "refund", "id": "ref_3bC9dEfGhJkLmNpQrStUv2", "out_trade_no": "T100001", "out_refund_no": "R1",
          "product": "wechat.native", "channel_trade_no": "4200002026112512345678",
          "channel_refund_no": "50300002026112598765432", "time": "2026-11-25T16:40:11+08:00", "amount": -2500,
          "fee": -10, "net": -2490},
@@ -122,9 +122,9 @@ _EXAMPLE_JSON = {
 }
 _EXAMPLE_CSV = (
     "type,id,out_trade_no,out_refund_no,product,channel_trade_no,channel_refund_no,time,amount,fee,net\r\n"
-    "payment,ord_7HqK2mNpQr4sTuVwXyZa01,T1001,,wechat.native,4200002026112512345678,,2026-11-25T10:15:02+08:00,"
+    "payment,ord_7HqK2mNpQr4sTuVwXyZa01,T100001,,wechat.native,4200002026112512345678,,2026-11-25T10:15:02+08:00,"
     "10000,38,9962\r\n"
-    "refund,ref_3bC9dEfGhJkLmNpQrStUv2,T1001,R1,wechat.native,4200002026112512345678,50300002026112598765432,"
+    "refund,ref_3bC9dEfGhJkLmNpQrStUv2,T100001,R1,wechat.native,4200002026112512345678,50300002026112598765432,"
     "2026-11-25T16:40:11+08:00,-2500,-10,-2490\r\n"
     "summary,payment_count,payment_amount,payment_fee,refund_count,refund_amount,refund_fee,amount,fee,net\r\n"
     "summary,1,10000,38,1,-2500,-10,7500,28,7472\r\n"
