@@ -19,6 +19,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST, require_safe
 
 from aggpay.errors import ApplicationError
+from aggpay.querystring import query_without
 from aggpay.roles import SECTIONS_BY_SLUG, permission_required_403
 from channels import refused
 from channels.models import ChannelAccount
@@ -57,13 +58,6 @@ class ReviewForm(forms.Form):
     note = forms.CharField(max_length=NOTE_MAX_LENGTH, widget=forms.Textarea(attrs={"rows": 2}))
 
 
-def _query_without(request, *names: str) -> str:
-    params = request.GET.copy()
-    for name in ("page", *names):
-        params.pop(name, None)
-    return params.urlencode()
-
-
 @require_safe
 @permission_required_403(RISK, VIEW)
 def refused_callbacks(request):
@@ -78,7 +72,7 @@ def refused_callbacks(request):
         row["tone"] = refused.REASON_TONES[row["reason"]]
     return render(request, "channels/refused_callbacks.html", {
         "form": form, "filters": filters, "page": page, "rows": rows, "counts": refused.counts(),
-        "query": _query_without(request), "tab_query": _query_without(request, "review"),
+        "query": query_without(request, "page"), "tab_query": query_without(request, "page", "review"),
         "review_tabs": refused.REVIEW_STATES, "can_review": request.user.has_perm(REVIEW_PERM),
         "review_form": ReviewForm(), "next": request.get_full_path(),
     })

@@ -28,6 +28,7 @@ from django_fsm import can_proceed
 from aggpay.errors import ApplicationError
 from aggpay.models import AuditLog
 from aggpay.platform_keys import platform_key
+from aggpay.querystring import query_without
 from aggpay.roles import SECTIONS_BY_SLUG, forbidden
 from channels.models import ChannelAccount, ChannelProduct
 from merchants import workbench
@@ -126,13 +127,6 @@ def _page(request, queryset):
     return Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
 
 
-def _query_without(request, *names: str) -> str:
-    params = request.GET.copy()
-    for name in ("page", *names):
-        params.pop(name, None)
-    return params.urlencode()
-
-
 # --- the clerk's queue (/staff/onboarding/) ----------------------------------------------------------------------
 @require_safe
 @staff_view("merchants.view_merchant")
@@ -151,8 +145,8 @@ def clerk_queue(request):
     context = {
         "form": form, "state": state, "view": view, "counts": counts, "total": sum(counts.values()),
         "tabs": [(value, label, counts.get(value, 0)) for value, label in ApplicationState.choices],
-        "action_count": action_count, "query": _query_without(request),
-        "tab_query": _query_without(request, "state", "view"), "next": request.get_full_path(),
+        "action_count": action_count, "query": query_without(request, "page"),
+        "tab_query": query_without(request, "page", "state", "view"), "next": request.get_full_path(),
         "bulk_results": request.session.pop(BULK_RESULTS_KEY, None),
         "can_create": request.user.has_perm("merchants.add_merchant"),
         "batch_url": _optional_url("merchants_batch:index"),
@@ -843,9 +837,9 @@ def review_queue(request):
               else counts.get(value, 0)) for value, label in ReviewQueueForm.STATES]
     return render(request, "staff/risk.html", {
         "form": form, "state": state, "tabs": tabs, "page": page, "rows": workbench.review_rows(page.object_list),
-        "query": _query_without(request), "tab_query": _query_without(request, "state", "overdue"), "frozen": frozen,
+        "query": query_without(request, "page"), "tab_query": query_without(request, "page", "state", "overdue"), "frozen": frozen,
         "overdue": workbench.overdue_reviews(base).count(), "overdue_only": overdue_only,
-        "overdue_query": _query_without(request, "state", "overdue"),
+        "overdue_query": query_without(request, "page", "state", "overdue"),
         "sla_hours": int(workbench.REVIEW_SLA.total_seconds() // 3600),
         "can_review": request.user.has_perm("merchants.review_application"),
     })

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from aggpay.errors import ApplicationError, ChannelRefused
 from aggpay.money import MoneyError, format_yuan, yuan_to_fen
+from aggpay.querystring import query_without
 from aggpay.roles import permission_required_403
 from channels.models import ChannelAccount
 from merchants.models import Merchant
@@ -105,12 +106,6 @@ def _page(request, queryset):
     return Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
 
 
-def _query_without_page(request) -> str:
-    params = request.GET.copy()
-    params.pop("page", None)
-    return params.urlencode()
-
-
 def _order(order_id: str) -> Order:
     return get_object_or_404(Order.objects.select_related("merchant", "app", "channel_account", "contract"),
                              pk=order_id)
@@ -134,7 +129,7 @@ def search(request):
         if hit.merchant.merchant_no != filters["q"]:  # one trade's own number: open it (a merchant no lists)
             return redirect("trades:detail", hit.pk)
     return render(request, "trades/search.html", {
-        "form": form, "page": page, "query": _query_without_page(request), "counts": workbench.queue_counts(),
+        "form": form, "page": page, "query": query_without(request, "page"), "counts": workbench.queue_counts(),
         "labels": workbench.QUEUE_LABELS,
     })
 
@@ -382,7 +377,7 @@ def queue(request, slug: str):
     if slug not in workbench.QUEUE_LABELS:
         raise Http404("no such queue")
     context = {"slug": slug, "label": workbench.QUEUE_LABELS[slug], "counts": workbench.queue_counts(),
-               "labels": workbench.QUEUE_LABELS, "query": _query_without_page(request),
+               "labels": workbench.QUEUE_LABELS, "query": query_without(request, "page"),
                "can_refund": request.user.has_perm(REFUND), "can_resend": request.user.has_perm(RESEND),
                "late_outcomes": LATE_OUTCOMES, "channel_said": CHANNEL_SAID}
     if slug == "unknown":

@@ -14,6 +14,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
 from aggpay.models import AuditLog
+from aggpay.querystring import query_without
 from aggpay.roles import ROLES, permission_required_403, section_required, staff_sections, user_roles
 from aggpay.staff.forms import AuditFilterForm
 from aggpay.staff.queues import section_queues
@@ -24,12 +25,6 @@ AUDIT_PAGE_SIZE = 50
 
 def _page(request, queryset, size: int):
     return Paginator(queryset, size).get_page(request.GET.get("page"))
-
-
-def _query_without_page(request) -> str:
-    params = request.GET.copy()
-    params.pop("page", None)
-    return params.urlencode()
 
 
 @require_safe
@@ -87,5 +82,5 @@ def audit(request):
     return render(request, "staff/audit.html", {
         "form": form,
         "page": _page(request, entries, AUDIT_PAGE_SIZE),
-        "query": _query_without_page(request),
+        "query": query_without(request, "page"),
     })

@@ -22,6 +22,7 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from aggpay.errors import ApplicationError, NotFound
+from aggpay.querystring import query_without
 from aggpay.roles import forbidden
 from merchants.models import Merchant
 from trades.models.store_codes import StoreCode
@@ -85,13 +86,6 @@ class CodeFilterForm(forms.Form):
         return codes
 
 
-def _query_without(request: HttpRequest, *names: str) -> str:
-    params = request.GET.copy()
-    for name in names:
-        params.pop(name, None)
-    return params.urlencode()
-
-
 def _codes_list(request: HttpRequest, codes) -> dict:
     """The filtered codes, one page at a time, with how many match (and of them how many are active)."""
     form = CodeFilterForm(request.GET or None)
@@ -101,7 +95,7 @@ def _codes_list(request: HttpRequest, codes) -> dict:
     listed = form.filter_active(matching) if request.GET else matching
     listed = listed.select_related("merchant", "store").order_by("-created_at", "-id")
     page = Paginator(listed, CODES_PAGE_SIZE).get_page(request.GET.get("page"))
-    return {"form": form, "page": page, "counts": counts, "query": _query_without(request, "page"),
+    return {"form": form, "page": page, "counts": counts, "query": query_without(request, "page"),
             "here": request.get_full_path()}
 
 
@@ -115,7 +109,7 @@ def merchant_search(request: HttpRequest) -> HttpResponse:
                                      | Q(legal_name__icontains=query))
     page = Paginator(merchants, MERCHANTS_PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "trades/store_codes/index.html", {
-        "page": page, "merchants": page.object_list, "q": query, "query": _query_without(request, "page")})
+        "page": page, "merchants": page.object_list, "q": query, "query": query_without(request, "page")})
 
 
 @require_GET
@@ -160,7 +154,7 @@ def merchant_codes(request: HttpRequest, merchant_id: int) -> HttpResponse:
             return redirect("onecode:staff-batch", batch=codes[0].batch)
     context = _codes_list(request, StoreCode.objects.filter(merchant=merchant))
     context.update({"merchant": merchant, "stores": merchant.stores.order_by("store_no"),
-                    "batches": _batches(request, merchant), "batches_query": _query_without(request, "batches_page"),
+                    "batches": _batches(request, merchant), "batches_query": query_without(request, "batches_page"),
                     "max_per_store": services.MAX_CODES_PER_STORE})
     return render(request, "trades/store_codes/merchant.html", context)
 
