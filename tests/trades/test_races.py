@@ -23,6 +23,7 @@ from django.db.models import Sum
 
 from aggpay.api.client import AggpayClient
 from channels.models import CallbackOutcome, ChannelCallback
+from tests.race_condition import in_threads
 from trades.models import Event, Order, Refund
 
 pytestmark = pytest.mark.usefixtures("quiet_channels")
@@ -43,21 +44,6 @@ def _send(call):
     return call()
 
 
-def _in_threads(count: int, work):
-    """Run ``work(i)`` in ``count`` threads released together; each closes its own DB connection."""
-    gate = threading.Barrier(count)
-
-    def run(i):
-        try:
-            gate.wait(timeout=30)
-            return work(i)
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(run, range(count)))
-
-
 def _paid_wechat_order(shop, out_trade_no: str, amount: int) -> Order:
     status, _, order = shop.client.request("POST", "/api/v1/orders", json={
         "out_trade_no": out_trade_no, "amount": amount, "product": "wechat.native", "subject": "tea"})
@@ -74,7 +60,7 @@ def test_fifty_concurrent_refunds_never_exceed_the_paid_amount(shop, live_server
         return _send(lambda: _client(shop, live_server).request(
             "POST", "/api/v1/orders/RACE0001/refunds", json={"out_refund_no": f"RR{i:04d}", "amount": 30}))
 
-    answers = _in_threads(50, refund)
+    answers = in_threads(50, refund)
     statuses = sorted(status for status, _, _ in answers)
     assert all(status < 500 for status in statuses), answers
     accepted = [body for status, _, body in answers if status == 201]
@@ -93,7 +79,7 @@ def test_twenty_concurrent_identical_creates_give_one_order(shop, live_server):
     def create(_):
         return _send(lambda: _client(shop, live_server).request("POST", "/api/v1/orders", json=body))
 
-    answers = _in_threads(20, create)
+    answers = in_threads(20, create)
     assert all(status in (200, 201) for status, _, _ in answers), [(s, b) for s, _, b in answers]
     assert sum(1 for status, _, _ in answers if status == 201) == 1
     replayed = [headers for status, headers, _ in answers if status == 200]
@@ -125,7 +111,7 @@ def test_ten_copies_of_one_callback_give_one_transition_and_one_event(shop, simu
         return _send(lambda: requests.post(url, data=body.encode("ascii"), timeout=30, headers={
             "Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}))
 
-    answers = _in_threads(10, post)
+    answers = in_threads(10, post)
     assert all(r.status_code == 200 and r.text.strip() == "success" for r in answers), [r.text for r in answers]
     assert Order.objects.get(pk=order["id"]).state == "succeeded"
     assert Event.objects.filter(object_id=order["id"], type="order.succeeded").count() == 1

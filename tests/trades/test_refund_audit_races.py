@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
 import requests
-from django.db import connection
 from django.db.models import Sum
 from django.utils import timezone
 from hypothesis import given, settings
@@ -27,6 +24,7 @@ from hypothesis import strategies as st
 
 from aggpay.api.client import AggpayClient
 from channels.adapters.base import RefundResult
+from tests.race_condition import in_threads
 from tests.trades.bank_flow import (
     bank_refunds,
     paid_at_the_bank,
@@ -38,21 +36,6 @@ from tests.trades.bank_flow import (
 from trades.models import Order, Refund
 from trades.services.fees import fee_snapshot_of, fees_for_payment, fees_for_refund
 from trades.services.refunds import refund_apply_result, refund_fingerprint
-
-
-def _in_threads(count: int, work):
-    """Run ``work(i)`` in ``count`` threads released together; each closes its own DB connection."""
-    gate = threading.Barrier(count)
-
-    def run(i):
-        try:
-            gate.wait(timeout=30)
-            return work(i)
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(run, range(count)))
 
 
 def _post(live_server, shop, path: str, body: dict):
@@ -115,7 +98,7 @@ def test_refunds_succeeding_at_once_give_back_exactly_the_whole_snapshot(transac
         return refund_apply_result(refund_id=r.pk, result=RefundResult(state="succeeded", out_refund_no=r.pk,
                                                                        amount=r.amount)).state
 
-    assert set(_in_threads(len(work), succeed)) == {"succeeded"}
+    assert set(in_threads(len(work), succeed)) == {"succeeded"}
     paid = Order.objects.get(pk=order.pk)
     assert (paid.refunded_amount, paid.refund_reserved, paid.refund_state) == (9_999, 9_999, "full")
     assert _given_back(order) == (38, 23, 5, 20)
@@ -174,7 +157,7 @@ def test_retries_of_a_failed_refund_racing_new_refunds_never_reserve_more_than_w
         return number, _post(live_server, shop, f"/api/v1/orders/{order.out_trade_no}/refunds",
                              {"out_refund_no": number, "amount": 600})
 
-    answers = _in_threads(12, ask)
+    answers = in_threads(12, ask)
     assert all(status < 500 for _, (status, _, _) in answers), answers
     made = [number for number, (status, _, _) in answers if status == 201]
     assert len(made) == 1, answers  # 2 × 600 > 1000: one refund of 600 only, a retry or a new one
@@ -195,7 +178,7 @@ def test_the_same_refund_asked_at_once_many_times_is_one_refund(shop, live_serve
         return _post(live_server, shop, f"/api/v1/orders/{order.out_trade_no}/refunds",
                      {"out_refund_no": "RA-RACE-SAME", "amount": 700})
 
-    answers = _in_threads(10, ask)
+    answers = in_threads(10, ask)
     statuses = sorted(status for status, _, _ in answers)
     assert statuses == [200] * 9 + [201], [(s, b) for s, _, b in answers]
     assert len({body["id"] for _, _, body in answers}) == 1
