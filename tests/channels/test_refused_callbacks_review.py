@@ -11,7 +11,7 @@ import threading
 
 import pytest
 from django.contrib.auth.models import Group, Permission
-from django.db import close_old_connections
+from django.db import connection
 from django.urls import reverse
 
 from aggpay.errors import Forbidden, InvalidRequest, NotFound
@@ -170,7 +170,7 @@ def test_two_officers_marking_the_same_callback_at_once_leave_one_mark(client, s
             results[officer.username] = callback_review_mark(callback_ids=[refused.pk], actor=officer,
                                                              note=f"by {officer.username}")
         finally:
-            close_old_connections()
+            connection.close()  # this thread's own connection (close_old_connections keeps a healthy one open)
 
     threads = [threading.Thread(target=mark, args=(officer,)) for officer in officers]
     for thread in threads:

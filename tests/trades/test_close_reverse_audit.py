@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from channels.simulators import wechatpay as wechat_sim
@@ -50,7 +51,13 @@ def test_the_expiry_sweeper_closing_an_order_whose_success_is_applied_meanwhile_
     Order.objects.filter(pk=order["id"]).update(expires_at=timezone.now())
     shop.sim("wechatpay", "/_control/faults", fault="latency", seconds=SLOW,
              match={"path": f"out-trade-no/{order['id']}/close$"})
-    sweeping = threading.Thread(target=sync_due_orders)
+    def sweep():
+        try:
+            sync_due_orders()
+        finally:
+            connection.close()  # the thread's own connection: left open, it kept the test database from dropping
+
+    sweeping = threading.Thread(target=sweep)
     sweeping.start()
     shop.wait_for(lambda: Order.objects.get(pk=order["id"]).last_queried_at, message="the expiry's query")
     _success_notice(shop, simulator_server, order["id"])
