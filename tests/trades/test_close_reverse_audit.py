@@ -12,6 +12,7 @@ from django.db import connection
 from django.utils import timezone
 
 from channels.simulators import wechatpay as wechat_sim
+from tests.trades.wechat_flow import success_notice
 from trades.models import Event, LatePayment, Order
 from trades.tasks_orders import sync_due_orders
 
@@ -25,24 +26,6 @@ def _create(shop, out_trade_no, product="wechat.native", amount=1500):
         "out_trade_no": out_trade_no, "amount": amount, "product": product, "subject": "tea"})
     assert status == 201, order
     return order
-
-
-def _success_notice(shop, simulator_server, order_id, *, settle: bool = False):
-    """A signed TRANSACTION.SUCCESS callback about ``order_id``; ``settle``: the simulator's trade is paid too."""
-    sim = simulator_server.app.apps["wechatpay"]
-    sp_mchid = shop.accounts["wechatpay"].config["sp_mchid"]
-    trade = sim.store.get(wechat_sim.NS_TRADES, f"{sp_mchid}:{order_id}")
-    if settle:
-        trade = sim.settle(trade, success=True)
-    resource = sim.transaction(trade)
-    resource.update(trade_state="SUCCESS", trade_state_desc="支付成功",
-                    transaction_id=trade.get("transaction_id") or "4200000000000000000000000002",
-                    success_time=timezone.now().isoformat(timespec="seconds"), bank_type="OTHERS",
-                    payer={"sp_openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"})
-    resource["amount"].update(payer_total=trade["total"], payer_currency="CNY")
-    sim.notify(sim.account(sp_mchid), trade["notify_url"], event_type="TRANSACTION.SUCCESS", summary="支付成功",
-               original_type="transaction", resource=resource)
-    shop.sim("wechatpay", "/_control/flush")
 
 
 def test_the_expiry_sweeper_closing_an_order_whose_success_is_applied_meanwhile_leaves_it_paid(shop,
@@ -60,7 +43,7 @@ def test_the_expiry_sweeper_closing_an_order_whose_success_is_applied_meanwhile_
     sweeping = threading.Thread(target=sweep)
     sweeping.start()
     shop.wait_for(lambda: Order.objects.get(pk=order["id"]).last_queried_at, message="the expiry's query")
-    _success_notice(shop, simulator_server, order["id"])
+    success_notice(shop, simulator_server, order["id"])
     shop.wait_for(lambda: Order.objects.filter(pk=order["id"], state="succeeded").exists(), message="paid")
     sweeping.join(timeout=30)
 

@@ -17,8 +17,8 @@ import threading
 import pytest
 from django.utils import timezone
 
-from channels.simulators import wechatpay as wechat_sim
 from merchants.models import Merchant
+from tests.trades.wechat_flow import success_notice
 from trades.models import Event, Order, Refund
 from trades.tasks_orders import sync_due_orders
 
@@ -70,29 +70,13 @@ def _due(order_id):
 
 
 # --- close ------------------------------------------------------------------------------------------------------
-def _success_notice(shop, simulator_server, order_id):
-    """A signed TRANSACTION.SUCCESS callback about ``order_id`` as the channel would send it when its payment and our
-    close cross (the simulator's own record is left as it is, so the close still goes through there)."""
-    sim = simulator_server.app.apps["wechatpay"]
-    sp_mchid = shop.accounts["wechatpay"].config["sp_mchid"]
-    trade = sim.store.get(wechat_sim.NS_TRADES, f"{sp_mchid}:{order_id}")
-    resource = sim.transaction(trade)
-    resource.update(trade_state="SUCCESS", trade_state_desc="支付成功", transaction_id="4200000000000000000000000001",
-                    success_time=timezone.now().isoformat(timespec="seconds"), bank_type="OTHERS",
-                    payer={"sp_openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"})
-    resource["amount"].update(payer_total=trade["total"], payer_currency="CNY")
-    sim.notify(sim.account(sp_mchid), trade["notify_url"], event_type="TRANSACTION.SUCCESS", summary="支付成功",
-               original_type="transaction", resource=resource)
-    shop.sim("wechatpay", "/_control/flush")
-
-
 def test_a_payment_applied_while_the_channel_is_asked_to_close_answers_409_with_the_paid_order(shop,
                                                                                               simulator_server):
     order = _create(shop, "CR000001")
     _fault(shop, "latency", seconds=SLOW, match={"path": f"out-trade-no/{order['id']}/close$"})
     closing, answer = _in_background(shop, "/api/v1/orders/CR000001/close")
     shop.wait_for(lambda: Order.objects.get(pk=order["id"]).last_queried_at, message="the close's query")
-    _success_notice(shop, simulator_server, order["id"])
+    success_notice(shop, simulator_server, order["id"])
     shop.wait_for(lambda: Order.objects.filter(pk=order["id"], state="succeeded").exists(), message="paid")
     closing.join(timeout=30)
 
