@@ -57,6 +57,15 @@ class StrictRegexField(serializers.RegexField):
         return super().to_internal_value(data)
 
 
+class StrictCharField(serializers.CharField):
+    """Text fields are JSON strings: DRF would quietly turn 5 into "5" and true into "True"."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class HttpUrlField(serializers.URLField):
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
@@ -66,22 +75,23 @@ class HttpUrlField(serializers.URLField):
 
 
 class OrderCreateInputSerializer(StrictSerializer):
-    out_trade_no = StrictRegexField(OUT_NO, help_text="6–32 chars [0-9A-Za-z_-], unique per merchant")
+    out_trade_no = StrictRegexField(OUT_NO, help_text="6–32 chars [0-9A-Za-z_-], unique per merchant",
+                                    error_messages={"invalid": "must be 6–32 characters of 0-9 A-Z a-z _ -"})
     amount = StrictIntegerField(min_value=1, max_value=10**11, help_text="fen, ≥ 1")
     currency = serializers.ChoiceField(choices=["CNY"], default="CNY")
     product = serializers.ChoiceField(choices=list(API_PRODUCTS))
-    subject = serializers.CharField(max_length=128)
-    description = serializers.CharField(max_length=1024, required=False, allow_blank=True)
+    subject = StrictCharField(max_length=128)
+    description = StrictCharField(max_length=1024, required=False, allow_blank=True)
     metadata = serializers.DictField(required=False, help_text="JSON object ≤ 2 KB, echoed back")
     notify_url = HttpUrlField(max_length=512, required=False)
     return_url = HttpUrlField(max_length=512, required=False)
     expire_seconds = StrictIntegerField(min_value=60, max_value=86400, required=False)
-    client_ip = serializers.CharField(max_length=45, required=False)
-    payer = serializers.DictField(child=serializers.CharField(max_length=128), required=False,
+    client_ip = StrictCharField(max_length=45, required=False)
+    payer = serializers.DictField(child=StrictCharField(max_length=128), required=False,
                                   help_text='{"openid": ...} (WeChat), {"buyer_id": ...} (Alipay) or {"user_id": ...}')
     auth_code = StrictRegexField(r"^[0-9]{16,24}$", required=False, help_text="payment code (barcode products)")
-    store_id = serializers.CharField(max_length=32, required=False, allow_blank=True)
-    terminal_id = serializers.CharField(max_length=32, required=False, allow_blank=True)
+    store_id = StrictCharField(max_length=32, required=False, allow_blank=True)
+    terminal_id = StrictCharField(max_length=32, required=False, allow_blank=True)
 
     _per_thread = threading.local()
 
@@ -164,9 +174,10 @@ class OrderListParamsSerializer(ListParamsSerializer):
 
 
 class RefundCreateInputSerializer(StrictSerializer):
-    out_refund_no = StrictRegexField(r"^[0-9A-Za-z_-]{1,64}$", help_text="unique per merchant")
+    out_refund_no = StrictRegexField(r"^[0-9A-Za-z_-]{1,64}$", help_text="unique per merchant",
+                                     error_messages={"invalid": "must be 1–64 characters of 0-9 A-Z a-z _ -"})
     amount = StrictIntegerField(min_value=1, max_value=10**11, help_text="fen")
-    reason = serializers.CharField(max_length=256, required=False, allow_blank=True)
+    reason = StrictCharField(max_length=256, required=False, allow_blank=True)
     notify_url = HttpUrlField(max_length=512, required=False)
 
 
