@@ -42,3 +42,11 @@ def ladder_start(*, created_at: dt.datetime, expires_at: dt.datetime, now: dt.da
     if not barcode and created_at + LATE_SPAN < expires_at <= now:
         return expires_at
     return created_at
+
+
+def close_retry_waits(*, expires_at: dt.datetime, now: dt.datetime) -> bool:
+    """Whether a close the channel did not answer waits for a rung of a ladder counted from the order's expiry (the
+    close's time: the expiry sweeper's, or the one a merchant's close sets) — 1 min, every 10 min to 1 h, hourly to
+    24 h, then the manual queue (design §5 rule 2) — rather than for the expiry sweeper's next run. Within the
+    first minute that run, a minute away at most, is the ladder's first rung."""
+    return now - expires_at >= FIRST

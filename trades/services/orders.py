@@ -46,7 +46,7 @@ from trades.models import ChannelCall, LatePayment, Order, OrderState, SyncState
 from trades.products import JSAPI_PRODUCTS, barcode_product
 from trades.services.events import event_emit
 from trades.services.fees import fees_for_payment
-from trades.services.ladder import ladder_start, next_query_at
+from trades.services.ladder import close_retry_waits, ladder_start, next_query_at
 from trades.services.representation import order_as_api
 
 logger = logging.getLogger(__name__)
@@ -696,12 +696,13 @@ def order_close(*, order_id: str, actor_label: str = "", audit: AuditNote | None
             _record_call(order.pk, verb="close", outcome="unknown" if _no_answer(exc) else "error", started=started,
                          error=exc)
             if _no_answer(exc):  # a timeout or 5xx, or "try again later" (WeChat USERPAYING, A.6)
-                return _close_later(order_id, audit=audit)
+                return _close_later(order_id, audit=audit, close_sent=True)
             if exc.code == "order_paid":
                 order = order_sync(order_id=order_id, force=True)
                 if order.state == OrderState.SUCCEEDED:
                     raise InvalidState("the order was paid meanwhile", extra={"order": order_as_api(order)})
-                return _close_later(order_id, audit=audit)  # paid, says the close; the sweeper's query will tell
+                # Paid, says the close; not, says the query: the ladder's next query will tell.
+                return _close_later(order_id, audit=audit, close_sent=True)
             if exc.code not in ("order_closed", "order_not_found"):
                 raise ChannelRefused(exc.message, channel_code=exc.channel_code, channel_message=exc.channel_message)
         else:
@@ -730,7 +731,7 @@ def _no_answer(exc: ChannelError) -> bool:
     return isinstance(exc, ChannelUnknown) or not exc.permanent
 
 
-def _close_later(order_id: str, *, audit: AuditNote | None = None) -> Order:
+def _close_later(order_id: str, *, audit: AuditNote | None = None, close_sent: bool = False) -> Order:
     """Hand a close the channel did not answer to the expiry sweeper (orders_expired → order_expire, which queries
     first and then closes, design §5 rule 3): the order expires now. It stays pending until the channel answers.
 
@@ -739,7 +740,14 @@ def _close_later(order_id: str, *, audit: AuditNote | None = None) -> Order:
     the close's own unanswered query is a channel timeout like any other, queried on the ladder and then left to a
     person (design §5 rule 2), and the merchant was told "closed in the background — order.closed or
     order.succeeded follows" (merchant-api.md "Errors", the close's API description). Bug: the close stayed in the
-    manual queue, which no sweeper reads, and neither event came unless a person happened to act."""
+    manual queue, which no sweeper reads, and neither event came unless a person happened to act.
+
+    ``close_sent``: the query was answered (not paid) but the close itself was not settled — a timeout or 5xx, a
+    "try again later", or "paid" against the query's "not paid". That close is tried again on the ladder counted
+    from the order's expiry (ladder.close_retry_waits; the next rung's query comes first, then the expiry sweeper
+    closes), and after the last rung it waits in the manual queue for a person (design §5 rule 2). Bug: it stayed
+    ``sync ok`` with nothing queued, so every run of the expiry sweeper (once a minute) queried the channel and sent
+    the close again, with no end — never reaching the manual queue, where support would have seen it."""
     with transaction.atomic():
         order = _locked(order_id)
         if order.state == OrderState.PENDING:
@@ -749,6 +757,8 @@ def _close_later(order_id: str, *, audit: AuditNote | None = None) -> Order:
                 order.expires_at = now
             if manual:
                 _schedule_query(order, unknown=True)
+            elif close_sent and close_retry_waits(expires_at=order.expires_at, now=now):
+                _schedule_query(order, unknown=True, since=order.expires_at)
             order.save()
             if audit is not None:
                 audit.write(order, to=order.state, close="left to the expiry sweeper: the channel did not answer")
