@@ -1,6 +1,6 @@
 """The once-a-minute sweeper (trades.tasks_orders.sync_due_orders) outlives any one order or refund: a query the
 channel refuses moves that order to its next rung (or the manual queue after the last, design §5 rule 2), a close the
-channel refuses leaves that order for the next run, a refund answer that does not match is logged — and the sweep
+channel refuses takes the ladder and then the manual queue, a refund answer that does not match is logged — and the sweep
 goes on with everything else. Faults are injected at the simulators, as in test_faults.py."""
 
 from __future__ import annotations
@@ -89,9 +89,40 @@ def test_one_order_whose_close_is_refused_does_not_stop_the_expiry_sweep(shop):
     sync_due_orders()
 
     assert Order.objects.get(pk=overdue["id"]).state == "closed"
-    assert Order.objects.get(pk=refused["id"]).state == "pending"  # tried again on the next run
-    sync_due_orders()
+    assert Order.objects.get(pk=refused["id"]).state == "pending"
+    sync_due_orders()  # a minute later: not yet — the close waits for the ladder's next rung (design §5 rule 2)
+    assert _closes(refused["id"]) == ["error"]
+    _due(refused["id"])
+    sync_due_orders()  # that rung: queried (still unpaid), closed again — answered this time
     assert Order.objects.get(pk=refused["id"]).state == "closed"
+    assert _closes(refused["id"]) == ["error", "closed"]
+
+
+def test_a_close_the_channel_keeps_refusing_ends_in_the_manual_queue_not_in_a_call_every_minute(shop):
+    order = _create(shop, "SW000009")
+    expires = timezone.now() - dt.timedelta(hours=23, minutes=50)  # ten minutes before the ladder's end
+    Order.objects.filter(pk=order["id"]).update(created_at=expires - dt.timedelta(hours=2), expires_at=expires)
+    _fault(shop, "wechatpay", "business_error", code="TRADE_ERROR", message="交易错误", status=403, times=50,
+           match={"path": f"out-trade-no/{order['id']}/close$"})
+
+    for _ in range(3):  # three runs of the sweeper before the last rung is due
+        sync_due_orders()
+    assert _closes(order["id"]) == ["error"]
+
+    expires = timezone.now() - dt.timedelta(hours=24, minutes=1)  # the last rung is due
+    Order.objects.filter(pk=order["id"]).update(created_at=expires - dt.timedelta(hours=2), expires_at=expires)
+    _due(order["id"])
+    sync_due_orders()
+    stuck = Order.objects.get(pk=order["id"])
+    assert stuck.state == "pending" and stuck.sync_state == "manual" and stuck.next_query_at is None
+    for _ in range(3):
+        sync_due_orders()
+    assert _closes(order["id"]) == ["error", "error"]
+
+
+def _closes(order_id):
+    return list(ChannelCall.objects.filter(order_id=order_id, verb="close").order_by("id")
+                .values_list("outcome", flat=True))
 
 
 def _paid(shop, out_trade_no, amount):

@@ -900,15 +900,18 @@ def orders_expired(*, limit: int = 500) -> list[str]:
 
 
 def order_expire(*, order_id: str) -> Order:
-    """Expiry = close, which queries the channel first (design §5 rule 3). Unknown answers wait for the next run;
-    so does a close the channel refuses (the sweeper logs it and goes on with the other orders)."""
+    """Expiry = close, which queries the channel first (design §5 rule 3). A close the channel does not answer, or
+    refuses, is tried again on the ladder counted from the expiry and then waits in the manual queue for a person
+    (design §5 rule 2; _close_later): the sweeper logs a refusal and goes on with the other orders. Bug: a close
+    the channel refused for good (WeChat 403 TRADE_ERROR, A.6) was queried and sent again at every run of the
+    sweeper — two calls a minute to the channel, for ever — and never reached the queue where support sees it."""
     try:
         return order_close(order_id=order_id, actor_label="system:expiry")
     except InvalidState:
         return Order.objects.get(pk=order_id)
     except ChannelRefused as exc:
         logger.warning("expiry of order %s: the channel refused the close: %s", order_id, exc.message)
-        return Order.objects.get(pk=order_id)
+        return _close_later(order_id, close_sent=True)
 
 
 def order_barcode_step(*, order_id: str) -> Order:
