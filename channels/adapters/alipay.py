@@ -12,8 +12,10 @@ not verify, a 5xx, a timeout or a connection error is ChannelUnknown (design §5
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
+import logging
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -61,6 +63,8 @@ from channels.adapters.errors import ChannelError, ChannelUnknown
 from channels.adapters.http import channel_request
 
 __all__ = ["CODES", "AlipayAdapter", "AlipayConfig", "trade_state"]
+
+logger = logging.getLogger(__name__)
 
 KIND = "alipay"
 
@@ -354,14 +358,31 @@ class AlipayAdapter(ChannelAdapter):
                 raise
 
     def reverse_payment(self, ref: TradeRef) -> PaymentResult:
-        """alipay.trade.cancel (B.5): ``action`` close = it was unpaid, refund = it was paid and is refunded."""
+        """alipay.trade.cancel (B.5): ``action`` close = it was unpaid, refund = it was paid and is refunded.
+
+        ``refund``: the payer had paid, and the cancel gave the money back. The cancel's answer does not say when
+        the payment was made, so the trade is asked (alipay.trade.query: TRADE_CLOSED with ``send_pay_date``,
+        B.5) and the result carries the payment's facts — ``paid_at``, amount, payer — for the caller to record
+        the payment it had not heard of before its reversal (a statement shows both, as Alipay's bill does). If
+        that query is not answered the reversal stands without them (``paid_at`` None)."""
         biz = self._seller(self._trade_key(ref), ref.sub_merchant)
         inner = self._call("alipay.trade.cancel", biz, sub_merchant=ref.sub_merchant)
         if inner.get("retry_flag") == "Y":
             raise ChannelUnknown("Alipay asks to retry the cancel (retry_flag=Y)", channel_code="retry_flag")
-        return PaymentResult(state=TradeState.REVERSED, channel_trade_no=str(inner.get("trade_no", "")),
-                             wallet_trade_no=str(inner.get("trade_no", "")),
-                             out_trade_no=str(inner.get("out_trade_no", ref.out_trade_no)), raw=inner)
+        result = PaymentResult(state=TradeState.REVERSED, channel_trade_no=str(inner.get("trade_no", "")),
+                               wallet_trade_no=str(inner.get("trade_no", "")),
+                               out_trade_no=str(inner.get("out_trade_no", ref.out_trade_no)), raw=inner)
+        if inner.get("action") != "refund":
+            return result
+        try:
+            paid = self.query_payment(ref)
+        except ChannelError as exc:
+            logger.warning("Alipay cancelled %s with action=refund; its payment could not be read: %s",
+                           ref.out_trade_no, exc.message)
+            return result
+        if paid.state != TradeState.SUCCEEDED or paid.paid_at is None:
+            return result
+        return dataclasses.replace(paid, state=TradeState.REVERSED, raw={**inner, "query": paid.raw})
 
     # --- refunds (B.5) --------------------------------------------------------------------------------
     def refund(self, request: RefundRequest) -> RefundResult:

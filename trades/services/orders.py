@@ -8,6 +8,7 @@ connection error, 5xx or unverifiable answer (``ChannelUnknown``) never fails an
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import hashlib
@@ -866,11 +867,34 @@ def _reverse_send(order_id: str, *, retry: bool) -> Order:
             order.sync_state, order.next_query_at = SyncState.MANUAL, None
             order.save()
             return order
+        if order.state == OrderState.PENDING and result.paid_at is not None:
+            order = _paid_before_reverse(order, result)
         order.reverse()
         _end_reverse(order)
         order.sync_state, order.next_query_at = SyncState.OK, None
         order.save()
         _emit(order, "order.reversed")
+    return order
+
+
+def _paid_before_reverse(order: Order, result: PaymentResult) -> Order:
+    """The reverse found the trade paid — the payer confirmed after our last query — and gave the money back
+    (Alipay cancel ``action=refund``, channel-protocols.md B.5; the adapter read the payment's facts). The payment
+    is recorded first, through the order's own transition and cross-check (design §5 rule 4), then reversed: the
+    merchant hears ``order.succeeded`` and ``order.reversed``, and the day's statement shows the payment and its
+    reversal, as the channel's bill does. Bug: the order went from pending to reversed with no ``paid_at``, so the
+    statement had neither line and reconciliation against the bill would have flagged a trade we knew about.
+    A payment that fails the cross-check is not recorded (logged as a security event); the reversal stands."""
+    try:
+        with transaction.atomic():
+            order = order_apply_result(order_id=order.pk, result=dataclasses.replace(result, state=TradeState.SUCCEEDED),
+                                       source="reverse", locked=order)
+    except CrossCheckFailed as exc:
+        logger.warning("reverse of order %s: the channel's payment does not match the order: %s", order.pk, exc)
+        audit_log(actor=f"channel:{order.channel_account.code}", action="security.reverse.mismatch", target=order,
+                  data={"reason": str(exc), "channel_trade_no": result.channel_trade_no or "",
+                        "amount": result.amount, "sub_mchid": result.sub_mchid or ""})
+        order = _locked(order.pk)
     return order
 
 
