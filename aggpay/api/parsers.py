@@ -20,7 +20,7 @@ from __future__ import annotations
 import codecs
 import re
 
-from django.conf import settings
+from django.utils.http import parse_header_parameters
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 from rest_framework.utils import json
@@ -86,13 +86,31 @@ def _check(data, *, surrogates: bool) -> None:
                                  "\\ud800-\\udfff)", param=param)
 
 
+def _require_utf8(content_type: str) -> None:
+    """merchant-api.md "Conventions": JSON in, UTF-8 (RFC 8259 §8.1: JSON exchanged between systems is UTF-8). A body
+    declared in another charset (``Content-Type: application/json; charset=latin-1``) is refused, naming the header.
+    Bug: it was read in that charset, so the same signed bytes gave other text than the merchant's UTF-8 tools
+    show — a subject in Chinese came out as mojibake and went to the channel and into the statement — and an
+    unknown charset was silently read as UTF-8."""
+    charset = parse_header_parameters(content_type)[1].get("charset")
+    if charset is None:
+        return
+    try:
+        utf8 = codecs.lookup(charset).name == "utf-8"
+    except LookupError:
+        utf8 = False
+    if not utf8:
+        raise InvalidRequest(f"Content-Type: the body must be UTF-8 (application/json; charset=utf-8), not "
+                             f"charset={charset[:40]}")
+
+
 class StrictJSONParser(JSONParser):
     """``JSONParser`` that refuses repeated names, lone surrogates and nesting deeper than ``MAX_DEPTH``, each as
     ``invalid_request`` naming where."""
 
     def parse(self, stream, media_type=None, parser_context=None):
         parser_context = parser_context or {}
-        encoding = parser_context.get("encoding", settings.DEFAULT_CHARSET)
+        _require_utf8(media_type or "")
         duplicated = False
 
         def pairs_hook(pairs):
@@ -102,7 +120,7 @@ class StrictJSONParser(JSONParser):
             return obj
 
         try:
-            text = codecs.getreader(encoding)(stream).read()
+            text = codecs.getreader("utf-8")(stream).read()
             data = json.loads(text, object_pairs_hook=pairs_hook)
         except RecursionError:
             raise ParseError(f"JSON parse error - nested more than {MAX_DEPTH} levels deep") from None

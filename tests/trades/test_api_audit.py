@@ -82,6 +82,35 @@ def test_it_refuses_a_refund_amount_sent_twice_and_reserves_nothing(shop, signed
     assert Order.objects.get(pk=paid["id"]).refund_reserved == 0
 
 
+@pytest.mark.parametrize("charset", ["latin-1", "gbk", "utf-16", "no-such-charset"])
+def test_it_refuses_a_body_declared_in_another_charset_than_utf8(shop, signed_api, charset):
+    # The bytes are the UTF-8 of the subject: read as the header says, they were another subject (mojibake).
+    body = ('{' + ORDER.replace('"tea"', '"龙井茶"') + ',"amount":100}').encode()
+    response = signed_api(shop.app).request("POST", "/api/v1/orders", body=body,
+                                            content_type=f"application/json; charset={charset}")
+    error = _refused(response, None, app=shop.app)
+    assert "UTF-8" in error["message"] and charset in error["message"]
+    assert not Order.objects.filter(merchant=shop.merchant).exists()
+
+
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "application/json; charset=UTF8",
+                                          "application/json"])
+def test_it_takes_a_body_declared_utf8_or_with_no_charset(shop, signed_api, content_type):
+    body = ('{' + ORDER.replace('"tea"', '"龙井茶"') + ',"amount":100}').encode()
+    response = signed_api(shop.app).request("POST", "/api/v1/orders", body=body, content_type=content_type)
+    assert response.status_code == 201, response.content
+    assert response.json()["subject"] == "龙井茶"
+
+
+def test_it_refuses_a_client_ip_with_an_ipv6_zone(shop, signed_api):
+    response = signed_api(shop.app).post("/api/v1/orders", json={
+        "out_trade_no": "AUD00003", "amount": 100, "product": "wechat.native", "subject": "tea",
+        "client_ip": "fe80::1%eth0"})
+    error = _refused(response, "client_ip", app=shop.app)
+    assert "zone" in error["message"]
+    assert not Order.objects.filter(merchant=shop.merchant).exists()
+
+
 # --- negotiation: after authentication, and `format` is not a renderer switch ----------------------------------
 
 

@@ -125,9 +125,13 @@ class OrderCreateInputSerializer(StrictSerializer):
 
     def validate_client_ip(self, value):
         try:
-            ipaddress.ip_address(value)
+            address = ipaddress.ip_address(value)
         except ValueError:
             raise serializers.ValidationError("must be an IPv4 or IPv6 address") from None
+        if getattr(address, "scope_id", None):
+            # "fe80::1%eth0": a zone names an interface of the sender's own machine, meaningless to the channel
+            # (the payer's address, channel-protocols.md A.5 payer_client_ip); ipaddress takes it since 3.9.
+            raise serializers.ValidationError("must be an IPv4 or IPv6 address without a zone (%…)")
         return value
 
     def validate_payer(self, value):
