@@ -1,7 +1,8 @@
 """Read side of risk's queue of refused channel callbacks (issue 5 "Callbacks": refused and recorded as a security
 event visible to risk): the rows with their reason kind, the counts, the trade a refusal is about, and the stored
-notice as a person may read it (design §5 rule 10: secrets and PII masked). Nothing here writes; marking reviewed
-is channels.services.callback_reviews.
+notice as a person may read it (design §5 rule 10: secrets and PII masked). And the same for the channel answers to
+our own calls that the cross-check refused (the queue's second tab; see "refused channel answers" below). Nothing
+here writes; marking reviewed is channels.services.callback_reviews.
 """
 
 from __future__ import annotations
@@ -12,13 +13,16 @@ import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import CharField, Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Cast
 from django.urls import reverse
 from django.utils import timezone
 
 from aggpay import masking
+from aggpay.models import AuditLog
+from aggpay.money import format_yuan
 from channels.adapters.http import REDACT_KEYS, redact
-from channels.models import CallbackOutcome, ChannelCallback
+from channels.models import CallbackOutcome, ChannelAccount, ChannelCallback
 
 # --- why a callback was refused ---------------------------------------------------------------------------------
 UNVERIFIED, MISMATCH, UNKNOWN = "unverified", "mismatch", "unknown"
@@ -281,3 +285,221 @@ def notice(callback: ChannelCallback) -> Notice:
             masked = [(k, _mask_value(k, v)) for k, v in pairs]
             return Notice(headers, "\n".join(f"{k} = {v}" for k, v in masked), "form", False)
     return Notice(headers, redact(text, 20_000), "text", False)
+
+
+# --- refused channel answers ----------------------------------------------------------------------------------------
+# The same cross-check refuses a channel's signed answer to our own call (design §5 rule 4): a query's (an order's
+# sync — the merchant's GET, the staff "Sync now", the sweepers' ladder), a payment code's create, or a reverse that
+# found the trade paid (its account of the payment, trades.services.orders._paid_before_reverse). There is no
+# callback row then: trades.services.orders records it as an audit row on the order
+# (``security.<verb>.mismatch``, actor ``channel:<account code>``, data: reason, channel_trade_no, amount,
+# sub_mchid). It is the same security event as a refused callback, so it is in risk's queue too (issue 5
+# "Callbacks").
+#
+# Its review is its own audit row, ``security.<verb>.reviewed``, whose target is the mismatch row (audit rows are
+# append-only, so the mismatch row itself is never marked): no table and no migration, the review is its own audit
+# trail, and the (target_type, target_id) index finds it. Written once: channels.services.callback_reviews locks
+# the mismatch row and looks again before writing it.
+ANSWER_VERBS = {"security.query.mismatch": "query", "security.create.mismatch": "create",
+                "security.reverse.mismatch": "reverse"}
+ANSWER_REVIEWED = {verb: f"security.{verb}.reviewed" for verb in ANSWER_VERBS.values()}
+ANSWER_VERB_LABELS = {"query": "query", "create": "payment-code create", "reverse": "reverse (撤销)"}
+ANSWER_TARGET = AuditLog._meta.label_lower  # the review's target: the mismatch row
+CHANNEL_ACTOR = "channel:"
+
+# What did not match, by the words of trades.services.orders._cross_check (a field missing is a mismatch too).
+AMOUNT, CURRENCY, SUB_MERCHANT, TRADE_NO, OTHER = "amount", "currency", "sub_merchant", "trade_no", "other"
+ANSWER_FIELDS = (
+    (AMOUNT, "Amount"),
+    (CURRENCY, "Currency"),
+    (SUB_MERCHANT, "Sub-merchant"),
+    (TRADE_NO, "Trade number"),
+    (OTHER, "Other"),
+)
+ANSWER_FIELD_LABELS = dict(ANSWER_FIELDS)
+_FIELD_PREFIXES = {
+    AMOUNT: ("amount ", "the channel's success does not state the amount"),
+    CURRENCY: ("currency ",),
+    SUB_MERCHANT: ("sub-merchant ", "the channel's success does not name the sub-merchant"),
+    TRADE_NO: ("out_trade_no ", "the channel's success does not name the out_trade_no"),
+}
+
+
+def _field_q(prefixes) -> Q:
+    q = Q()
+    for prefix in prefixes:
+        q |= Q(data__reason__startswith=prefix)
+    return q
+
+
+def field_q(field: str) -> Q:
+    """The refused answers whose ``field`` did not match."""
+    if field == OTHER:
+        return ~_field_q([p for prefixes in _FIELD_PREFIXES.values() for p in prefixes])
+    if field in _FIELD_PREFIXES:
+        return _field_q(_FIELD_PREFIXES[field])
+    raise ValueError(f"unknown field {field!r}")
+
+
+def answer_field(row: AuditLog) -> str:
+    reason = str((row.data or {}).get("reason") or "")
+    return next((f for f, prefixes in _FIELD_PREFIXES.items() if reason.startswith(prefixes)), OTHER)
+
+
+def _reviews():
+    return AuditLog.objects.filter(action__in=ANSWER_REVIEWED.values(), target_type=ANSWER_TARGET,
+                                   target_id=Cast(OuterRef("pk"), CharField()))
+
+
+def refused_answers() -> QuerySet[AuditLog]:
+    """Every refused channel answer, each with ``review_id``: its review row, or None while nobody reviewed it."""
+    return (AuditLog.objects.filter(action__in=ANSWER_VERBS)
+            .annotate(review_id=Subquery(_reviews().order_by("pk").values("pk")[:1])))
+
+
+def filter_answers(answers: QuerySet[AuditLog], *, account: str = "", field: str = "", verb: str = "",
+                   review: str = "", date_from: dt.date | None = None,
+                   date_to: dt.date | None = None) -> QuerySet[AuditLog]:
+    if account:
+        answers = answers.filter(actor_label=CHANNEL_ACTOR + account)
+    if field:
+        answers = answers.filter(field_q(field))
+    if verb:
+        answers = answers.filter(action__in=[a for a, v in ANSWER_VERBS.items() if v == verb])
+    if review == "unreviewed":
+        answers = answers.filter(review_id__isnull=True)
+    elif review == "reviewed":
+        answers = answers.filter(review_id__isnull=False)
+    if date_from:
+        answers = answers.filter(created_at__gte=_start(date_from))
+    if date_to:
+        answers = answers.filter(created_at__lt=_start(date_to + dt.timedelta(days=1)))
+    return answers.order_by("-created_at", "-id")
+
+
+def answers_unreviewed_count() -> int:
+    """Refused channel answers nobody has marked reviewed yet (the queue's tab; a home tile could show it)."""
+    return AuditLog.objects.filter(action__in=ANSWER_VERBS).exclude(Exists(_reviews())).count()
+
+
+def answer_counts() -> dict:
+    """As ``counts``: unreviewed, the last 24 h, and per channel account and per field (total and unreviewed)."""
+    base = refused_answers()
+    open_ = Q(review_id__isnull=True)
+    fields = {}
+    for field, _ in ANSWER_FIELDS:
+        fields[f"{field}_total"] = Count("pk", filter=field_q(field))
+        fields[f"{field}_open"] = Count("pk", filter=field_q(field) & open_)
+    totals = base.aggregate(
+        unreviewed=Count("pk", filter=open_), reviewed=Count("pk", filter=~open_), all=Count("pk"),
+        last_day=Count("pk", filter=Q(created_at__gte=timezone.now() - dt.timedelta(hours=24))), **fields)
+    accounts = [Tally(row["actor_label"].removeprefix(CHANNEL_ACTOR), "", row["total"], row["unreviewed"])
+                for row in base.values("actor_label")
+                .annotate(total=Count("pk"), unreviewed=Count("pk", filter=open_)).order_by("actor_label")]
+    return {
+        "unreviewed": totals["unreviewed"], "last_day": totals["last_day"],
+        "review": {"unreviewed": totals["unreviewed"], "reviewed": totals["reviewed"], "all": totals["all"]},
+        "fields": [Tally(field, label, totals[f"{field}_total"], totals[f"{field}_open"])
+                   for field, label in ANSWER_FIELDS if field != OTHER or totals[f"{field}_total"]],
+        "accounts": accounts,
+    }
+
+
+@dataclass(frozen=True)
+class RefusedAnswer:
+    """One refused answer as risk's pages show it."""
+
+    row: AuditLog  # the security.<verb>.mismatch row
+    verb: str
+    verb_label: str
+    field: str
+    field_label: str
+    account_code: str
+    account: ChannelAccount | None
+    order: object | None  # trades.models.Order
+    url: str  # the support trade page, at this row of its timeline; "" when the user may not open it
+    merchant_url: str  # "" when the user may not open it
+    review: AuditLog | None  # the security.<verb>.reviewed row
+
+    @property
+    def reason(self) -> str:
+        return str((self.row.data or {}).get("reason") or "")
+
+    @property
+    def channel_trade_no(self) -> str:
+        return str((self.row.data or {}).get("channel_trade_no") or "")
+
+    @property
+    def amount_yuan(self) -> str:
+        """The amount the channel stated, as people read it ("" when it stated none)."""
+        amount = (self.row.data or {}).get("amount")
+        return format_yuan(amount) if isinstance(amount, int) and not isinstance(amount, bool) else ""
+
+    @property
+    def order_amount_yuan(self) -> str:
+        return format_yuan(self.order.amount) if self.order is not None else ""
+
+    @property
+    def sub_mchid(self) -> str:
+        return str((self.row.data or {}).get("sub_mchid") or "")
+
+
+def answer_rows(rows, user) -> list[RefusedAnswer]:
+    """The rows of ``refused_answers()`` with their account, order, trade links and review, in a few queries."""
+    from trades.models import Order
+
+    rows = list(rows)
+    codes = {r.actor_label.removeprefix(CHANNEL_ACTOR) for r in rows}
+    accounts = {a.code: a for a in ChannelAccount.objects.filter(code__in=codes)}
+    orders = {o.pk: o for o in Order.objects.filter(pk__in={r.target_id for r in rows if r.target_type ==
+                                                            "trades.order"}).select_related("merchant")}
+    reviews = {r.pk: r for r in AuditLog.objects.filter(pk__in={r.review_id for r in rows if r.review_id})
+               .select_related("actor")}
+    may_view_trades = user.has_perm("trades.view_order")
+    may_view_merchants = user.has_perm("merchants.view_merchant")
+    answers = []
+    for row in rows:
+        verb, field, code = ANSWER_VERBS[row.action], answer_field(row), row.actor_label.removeprefix(CHANNEL_ACTOR)
+        order = orders.get(row.target_id) if row.target_type == "trades.order" else None
+        answers.append(RefusedAnswer(
+            row=row, verb=verb, verb_label=ANSWER_VERB_LABELS[verb], field=field,
+            field_label=ANSWER_FIELD_LABELS[field], account_code=code, account=accounts.get(code), order=order,
+            # The trade timeline shows each audit row of the order at #audit-<pk> (trades.workbench.order_timeline).
+            url=reverse("trades:detail", args=[order.pk]) + f"#audit-{row.pk}" if order and may_view_trades else "",
+            merchant_url=(reverse("merchants:detail", args=[order.merchant.merchant_no])
+                          if order and may_view_merchants else ""),
+            review=reviews.get(row.review_id)))
+    return answers
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The channel's answer as stored with the call (already redacted), masked again as a notice is."""
+
+    body: str
+    format: str  # json, text, empty
+    call: object | None  # trades.models.ChannelCall
+
+
+def answer_call(row: AuditLog):
+    """The channel call recorded with the mismatch row: _answer_refused writes it just before, in one transaction."""
+    from trades.models import ChannelCall
+
+    if row.target_type != "trades.order":
+        return None
+    # A refused query or create is recorded with outcome "mismatch"; a reverse keeps its own outcome (the reversal
+    # stood, only the payment it found was refused): the latest call of the verb up to the row is the one.
+    return (ChannelCall.objects.filter(order_id=row.target_id, verb=ANSWER_VERBS[row.action],
+                                       created_at__lte=row.created_at).order_by("-created_at", "-id").first())
+
+
+def answer(row: AuditLog) -> Answer:
+    call = answer_call(row)
+    text = call.answer if call is not None else ""
+    if not text.strip():
+        return Answer("", "empty", call)
+    try:
+        data = json.loads(text)
+    except ValueError:  # cut short at 4000 characters when recorded, say
+        return Answer(redact(text, 20_000), "text", call)
+    return Answer(json.dumps(mask(data), ensure_ascii=False, indent=2), "json", call)

@@ -1,5 +1,5 @@
-"""Channel configuration pages for operations, and risk's refused callbacks, mounted at /staff/channels/ by
-aggpay/urls.py (namespace ``channels``)."""
+"""Channel configuration pages for operations, and risk's refused callbacks and answers, mounted at
+/staff/channels/ by aggpay/urls.py (namespace ``channels``)."""
 
 from django.urls import path
 
@@ -12,6 +12,10 @@ urlpatterns = [
     path("security/callbacks/", views_risk.refused_callbacks, name="refused_callbacks"),
     path("security/callbacks/review/", views_risk.refused_callbacks_review, name="refused_callbacks_review"),
     path("security/callbacks/<int:pk>/", views_risk.refused_callback_detail, name="refused_callback"),
+    # … and its second tab: channel answers to our queries that the same cross-check refused.
+    path("security/answers/", views_risk.refused_answers, name="refused_answers"),
+    path("security/answers/review/", views_risk.refused_answers_review, name="refused_answers_review"),
+    path("security/answers/<int:pk>/", views_risk.refused_answer_detail, name="refused_answer"),
     path("", views.account_list, name="account_list"),
     path("new/", views.account_create, name="account_create"),
     path("<slug:code>/", views.account_detail, name="account_detail"),

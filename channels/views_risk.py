@@ -1,6 +1,8 @@
 """Risk's pages for refused channel callbacks (拒绝的渠道回调), mounted under /staff/channels/security/ by
 channels/urls.py: the queue with its counts and filters, one callback's stored notice (masked), and marking them
-reviewed (issue 5 "Callbacks": a refused callback is a security event visible to risk).
+reviewed (issue 5 "Callbacks": a refused callback is a security event visible to risk). Its second tab holds the
+channel answers to our own calls (a query's, a payment code's create) the same cross-check refused (拒绝的渠道应答):
+the same event without a callback, recorded as an audit row on the order (channels.refused).
 
 Every page needs the risk section and ``channels.view_channelcallback``; marking also needs
 ``channels.review_channelcallback`` and goes through channels.services.callback_reviews, which checks it again and
@@ -23,7 +25,12 @@ from aggpay.querystring import query_without
 from aggpay.roles import SECTIONS_BY_SLUG, permission_required_403
 from channels import refused
 from channels.models import ChannelAccount
-from channels.services.callback_reviews import NOTE_MAX_LENGTH, REVIEW_PERM, callback_review_mark
+from channels.services.callback_reviews import (
+    NOTE_MAX_LENGTH,
+    REVIEW_PERM,
+    answer_review_mark,
+    callback_review_mark,
+)
 
 VIEW = "channels.view_channelcallback"
 RISK = SECTIONS_BY_SLUG["risk"].permission
@@ -54,6 +61,19 @@ class RefusedFilterForm(forms.Form):
         return chosen
 
 
+class AnswerFilterForm(RefusedFilterForm):
+    """The queue's filters for refused answers: what did not match instead of the reason, the call, and no remote
+    address (we called the channel: there is no sender to trace)."""
+
+    field_order = ["review", "account", "field", "verb", "date_from", "date_to"]
+    kind = None
+    remote_addr = None
+    field = forms.ChoiceField(required=False, label="Did not match",
+                              choices=[("", "anything"), *refused.ANSWER_FIELDS])
+    verb = forms.ChoiceField(required=False, label="Call",
+                             choices=[("", "any call"), *refused.ANSWER_VERB_LABELS.items()])
+
+
 class ReviewForm(forms.Form):
     note = forms.CharField(max_length=NOTE_MAX_LENGTH, widget=forms.Textarea(attrs={"rows": 2}))
 
@@ -70,11 +90,13 @@ def refused_callbacks(request):
     for row in rows:
         row["reason_label"] = refused.REASON_LABELS[row["reason"]]
         row["tone"] = refused.REASON_TONES[row["reason"]]
+    counts = refused.counts()
     return render(request, "channels/refused_callbacks.html", {
-        "form": form, "filters": filters, "page": page, "rows": rows, "counts": refused.counts(),
+        "form": form, "filters": filters, "page": page, "rows": rows, "counts": counts,
         "query": query_without(request, "page"), "tab_query": query_without(request, "page", "review"),
         "review_tabs": refused.REVIEW_STATES, "can_review": request.user.has_perm(REVIEW_PERM),
         "review_form": ReviewForm(), "next": request.get_full_path(),
+        "security_tabs": _security_tabs("callbacks", callbacks=counts["unreviewed"]),
     })
 
 
@@ -116,9 +138,72 @@ def refused_callbacks_review(request):
     return _back(request)
 
 
-def _back(request):
+def _back(request, default: str = "channels:refused_callbacks"):
     target = request.POST.get("next") or ""
     if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
                                                   require_https=request.is_secure()):
         return redirect(target)
-    return redirect(reverse("channels:refused_callbacks"))
+    return redirect(reverse(default))
+
+
+def _security_tabs(active: str, *, callbacks: int | None = None, answers: int | None = None) -> list[dict]:
+    """The queue's two tabs, each with its unreviewed count (the one already counted for the page is passed in)."""
+    return [
+        {"key": "callbacks", "label": "Refused callbacks", "url": reverse("channels:refused_callbacks"),
+         "n": refused.unreviewed_count() if callbacks is None else callbacks, "active": active == "callbacks"},
+        {"key": "answers", "label": "Refused query answers", "url": reverse("channels:refused_answers"),
+         "n": refused.answers_unreviewed_count() if answers is None else answers, "active": active == "answers"},
+    ]
+
+
+# --- refused channel answers (the queue's second tab) --------------------------------------------------------------
+@require_safe
+@permission_required_403(RISK, VIEW)
+def refused_answers(request):
+    form = AnswerFilterForm(request.GET or None)
+    filters = form.filters()
+    page = Paginator(refused.filter_answers(refused.refused_answers(), **filters),
+                     PAGE_SIZE).get_page(request.GET.get("page"))
+    counts = refused.answer_counts()
+    return render(request, "channels/refused_answers.html", {
+        "form": form, "filters": filters, "page": page, "rows": refused.answer_rows(page.object_list, request.user),
+        "counts": counts, "query": query_without(request, "page"),
+        "tab_query": query_without(request, "page", "review"), "review_tabs": refused.REVIEW_STATES,
+        "can_review": request.user.has_perm(REVIEW_PERM), "next": request.get_full_path(),
+        "security_tabs": _security_tabs("answers", answers=counts["unreviewed"]),
+    })
+
+
+@require_safe
+@permission_required_403(RISK, VIEW)
+def refused_answer_detail(request, pk: int):
+    (row,) = refused.answer_rows([get_object_or_404(refused.refused_answers(), pk=pk)], request.user)
+    return render(request, "channels/refused_answer_detail.html", {
+        "a": row, "answer": refused.answer(row.row), "can_review": request.user.has_perm(REVIEW_PERM),
+        "next": request.get_full_path(),
+    })
+
+
+@require_POST
+@permission_required_403(RISK, VIEW, REVIEW_PERM)
+def refused_answers_review(request):
+    form = ReviewForm(request.POST)
+    ids = request.POST.getlist("answer")
+    if not ids:
+        messages.error(request, "Choose at least one refused answer to mark reviewed.")
+    elif not form.is_valid():
+        messages.error(request, "Say what you found: a note is required to mark refused answers reviewed.")
+    else:
+        try:
+            result = answer_review_mark(answer_ids=ids, actor=request.user, note=form.cleaned_data["note"])
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+        else:
+            if result.reviewed:
+                n = len(result.reviewed)
+                messages.success(request, f"Marked {n} refused answer{'s' if n != 1 else ''} reviewed.")
+            if result.already_reviewed:
+                who = ", ".join(f"#{row.pk} by {result.reviews[row.pk].actor_label}"
+                                for row in result.already_reviewed)
+                messages.warning(request, f"Already reviewed, left as they were: {who}.")
+    return _back(request, "channels:refused_answers")

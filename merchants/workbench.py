@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from aggpay.models import AuditLog
-from channels.refused import unreviewed_count
+from channels.refused import answers_unreviewed_count, unreviewed_count
 from merchants.models import (
     ApplicationState,
     Contract,
@@ -417,6 +417,7 @@ def risk_home_queues() -> list[HomeQueue]:
     # Refused channel callbacks are security events for risk (issue 5 "Callbacks"); the queue opens on the
     # unreviewed ones, which is what the tile counts.
     refused = unreviewed_count()
+    answers = answers_unreviewed_count()  # the same event for our own calls' answers: the queue's second tab
     # Each link opens exactly the rows its count counts: the "Waiting" tab, the overdue filter of the open reviews.
     return [
         HomeQueue("Applications waiting for review", waiting_count, f"{base}?{urlencode({'state': 'submitted'})}",
@@ -428,6 +429,9 @@ def risk_home_queues() -> list[HomeQueue]:
         HomeQueue("Refused channel callbacks to review", refused,
                   f"{reverse('channels:refused_callbacks')}?{urlencode({'review': 'unreviewed'})}",
                   "bad" if refused else ""),
+        HomeQueue("Refused channel answers to review", answers,
+                  f"{reverse('channels:refused_answers')}?{urlencode({'review': 'unreviewed'})}",
+                  "bad" if answers else ""),
     ]
 
 

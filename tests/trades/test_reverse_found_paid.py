@@ -97,3 +97,22 @@ def test_a_found_payment_that_does_not_match_the_order_is_not_recorded_and_is_a_
     assert reversed_["state"] == "reversed" and reversed_["paid_at"] is None
     refused = AuditLog.objects.get(action="security.reverse.mismatch", target_id=order["id"])
     assert "amount" in refused.data["reason"] and refused.actor_label.startswith("channel:")
+
+
+def test_risk_sees_the_refused_payment_in_its_queue_of_refused_answers(shop, simulator_server, client, risk_zhao):
+    order, app_id = _confirming_code(shop, "RFP00005")
+    shop.sim("alipay", "/_payer/pay", out_trade_no=order["id"], app_id=app_id)
+    sim = simulator_server.app.apps["alipay"]
+    key = next(key for key, trade in sim.store.items(sim.TRADES) if trade["out_trade_no"] == order["id"])
+    sim.store.update(sim.TRADES, key, total_amount=1)
+    _reverse(shop, "RFP00005")
+    refused = AuditLog.objects.get(action="security.reverse.mismatch", target_id=order["id"])
+    client.force_login(risk_zhao)
+
+    page = client.get("/staff/channels/security/answers/", {"verb": "reverse"}).content.decode()
+
+    row = page[page.index(f'<tr data-answer="{refused.pk}"'):]
+    row = row[:row.index("</tr>")]
+    assert 'data-field="amount"' in row and "reverse" in row
+    detail = client.get(f"/staff/channels/security/answers/{refused.pk}/").content.decode()
+    assert "retry_flag" in detail  # the cancel's answer, as recorded with the call
