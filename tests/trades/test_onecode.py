@@ -343,7 +343,9 @@ def test_a_cashier_order_routed_to_one_wallet_cannot_be_paid_from_another(shop, 
     enter_amount(wechat, wechat.get(url, timeout=10), "")
     assert Order.objects.get(pk=created["id"]).channel_product == "wechat.jsapi"
     alipay_page = phone(UA_ALIPAY).get(url, timeout=10)
-    assert "/pay/" in alipay_page.url and 'id="standin"' in alipay_page.text  # the WeChat hand-off, not a new trade
+    # Refused, saying why — not a new trade, and never the WeChat payer's hand-off (its signed jsapi parameters).
+    assert alipay_page.status_code == 409 and 'data-reason="other_wallet"' in alipay_page.text
+    assert 'id="standin"' not in alipay_page.text
     assert Order.objects.get(pk=created["id"]).channel_product == "wechat.jsapi"
 
 

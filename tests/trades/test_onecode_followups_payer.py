@@ -105,7 +105,7 @@ def test_the_cashier_state_refusals_read_in_chinese_and_english(shop, live_serve
     for created, words in ((closed, "此订单已关闭"), (expired, "订单已过期")):
         with pytest.raises(ApplicationError) as caught:  # what order_cashier_pay says, in English
             order_cashier_pay(order_id=created["id"], wallet="wechat", payer_id=payer_id, account_id=account)
-        said = views_payer.cashier_refusal(order_id=created["id"], exc=caught.value)
+        said = views_payer.cashier_refusal(caught.value)
         assert words in said and _bilingual(said), said
 
 

@@ -19,13 +19,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
-from aggpay.errors import (
-    ApplicationError,
-    ChannelRefused,
-    IdempotencyConflict,
-    InvalidState,
-    ProductNotAvailable,
-)
+from aggpay.errors import ApplicationError, ChannelRefused, IdempotencyConflict
 from aggpay.money import format_yuan
 from channels.adapters.errors import ChannelError
 from channels.models import ChannelAccount
@@ -33,7 +27,16 @@ from merchants.models import MerchantState
 from trades.models import Order, OrderState
 from trades.onecode import services
 from trades.onecode.wallets import WECOM, detect_wallet
-from trades.services.cashier import cashier_order_id, cashier_token, order_cashier_pay
+from trades.services.cashier import (
+    CashierRefusal,
+    cashier_closed_reason,
+    cashier_is_payer,
+    cashier_order_id,
+    cashier_token,
+    cashier_wallet,
+    order_cashier_pay,
+    refusal_reason,
+)
 from trades.services.orders import order_sync
 
 WALLET_NAMES = {"wechat": "微信 WeChat", "alipay": "支付宝 Alipay", "unionpay": "云闪付 UnionPay"}
@@ -209,7 +212,35 @@ def _cashier_order(token: str) -> Order | None:
         order_id = cashier_order_id(token)
     except ApplicationError:
         return None
-    return Order.objects.select_related("merchant").filter(pk=order_id, product="cashier").first()
+    return Order.objects.select_related("merchant", "channel_account").filter(pk=order_id, product="cashier").first()
+
+
+def _is_cashier_payer(request: HttpRequest, order: Order) -> bool:
+    """Whether this browser's session learnt (through the wallet's OAuth, at the account the order was routed to)
+    the payer a routed cashier order belongs to. The cashier link is the merchant's to share — and its token is
+    also the pay page's — so anyone may hold it; only this payer gets the order's hand-off (channel-protocols.md §E:
+    a prepay id / trade no is tied to their openid / buyer id) and its result as theirs."""
+    wallet = cashier_wallet(order)
+    payer = _payer(request, "o:" + order.pk, wallet or "")
+    return (payer is not None and payer["a"] == order.channel_account_id
+            and cashier_is_payer(order=order, wallet=wallet, payer_id=payer["p"]))
+
+
+def _routed_cashier(request: HttpRequest, order: Order, token: str, wallet: str | None) -> HttpResponse:
+    """Someone opens a cashier order that a payer has already opened in their wallet (so it is routed to that
+    wallet, account and payer id, order_cashier_pay): its payer goes on to their hand-off, anyone else is told the
+    order is being paid by someone else (or has expired) — never handed another payer's parameters."""
+    if wallet != cashier_wallet(order):  # another wallet, WeCom, an ordinary browser: not this order's payer
+        return _refused(request, cashier_closed_reason(order) or CashierRefusal.OTHER_WALLET)
+    if _is_cashier_payer(request, order):
+        return redirect("onecode:order", token=token)
+    payer = _payer(request, "o:" + order.pk, wallet)
+    if payer is None or payer["a"] != order.channel_account_id:
+        # Who is this? Only an id from the account the order was routed to compares with its payer's (an openid is
+        # per appid, §E): the wallet's silent OAuth there tells the payer (a new session, another tab) from others.
+        return _start_oauth(request, wallet=wallet, account=order.channel_account, target="o:" + order.pk,
+                            return_url=reverse("onecode:cashier-oauth", args=[token]))
+    return _refused(request, cashier_closed_reason(order) or CashierRefusal.OTHER_PAYER)
 
 
 @never_cache  # a fresh attempt token (and state) on every load, Back button included
@@ -218,15 +249,17 @@ def cashier(request: HttpRequest, token: str) -> HttpResponse:
     order = _cashier_order(token)
     if order is None:
         return _sorry(request, "订单不存在。No such order.", 404)
-    if order.state != OrderState.PENDING or order.channel_account_id:
-        return redirect("onecode:order", token=token)
+    if order.state != OrderState.PENDING:
+        return redirect("onecode:order", token=token)  # its result, worded for whoever this is
+    wallet = detect_wallet(request.headers.get("User-Agent", ""))
+    if order.channel_account_id:
+        return _routed_cashier(request, order, token, wallet)
     if order.expires_at <= timezone.now():
         # Not closed yet (the expiry sweep runs every minute) but order_cashier_pay would refuse it: say so now,
         # not after the wallet's OAuth and a Pay button that cannot work.
-        return _sorry(request, "订单已过期，请联系商家重新下单。This order has expired; ask the shop for a new one.", 410)
+        return _refused(request, CashierRefusal.EXPIRED)
     if order.merchant.state != MerchantState.ACTIVE:
         return _not_trading(request)
-    wallet = detect_wallet(request.headers.get("User-Agent", ""))
     if wallet is None or wallet == WECOM:
         return _scan_with(request, wallet)
     target = "o:" + order.pk
@@ -243,7 +276,7 @@ def cashier(request: HttpRequest, token: str) -> HttpResponse:
         try:
             order_cashier_pay(order_id=order.pk, wallet=wallet, payer_id=payer["p"], account_id=payer["a"])
         except ApplicationError as exc:
-            context["error"] = cashier_refusal(order_id=order.pk, exc=exc)
+            context["error"] = cashier_refusal(exc)
             return render(request, "payer/amount.html", context, status=422)
         return redirect("onecode:order", token=token)
     return render(request, "payer/amount.html", context)
@@ -260,23 +293,35 @@ def payer_text(exc: ApplicationError) -> str:
     return f"付款未能完成。The payment could not be made: {exc.message}"
 
 
-def cashier_refusal(*, order_id: str, exc: ApplicationError) -> str:
-    """What the payer reads when order_cashier_pay refuses. Its messages are the merchant API's, in English; the
-    order's state at the refusal says which refusal it was, in both languages."""
-    if isinstance(exc, InvalidState):
-        order = Order.objects.filter(pk=order_id).first()
-        if order is None or order.state != OrderState.PENDING:
-            if order is not None and order.state == OrderState.SUCCEEDED:
-                return "此订单已付款。This order has already been paid."
-            return "此订单已关闭，无法付款。This order is closed and cannot be paid."
-        if order.expires_at <= timezone.now():
-            return "订单已过期，请联系商家重新下单。This order has expired; ask the shop for a new one."
-        if order.channel_account_id:
-            return "此订单已在用其他钱包付款。This order is already being paid from another wallet."
-    if isinstance(exc, ProductNotAvailable) and exc.param == "wallet":
-        return ("此订单暂不能用此钱包付款，请换一个钱包。"
-                "This order cannot be paid from this wallet right now; try another wallet.")
-    return payer_text(exc)
+# What the payer reads for each CashierRefusal: order_cashier_pay's messages are the merchant API's, in English.
+CASHIER_REFUSALS = {
+    CashierRefusal.NOT_CASHIER: "订单不存在。No such order.",
+    CashierRefusal.PAID: "此订单已付款。This order has already been paid.",
+    CashierRefusal.CLOSED: "此订单已关闭，无法付款。This order is closed and cannot be paid.",
+    CashierRefusal.EXPIRED: "订单已过期，请联系商家重新下单。This order has expired; ask the shop for a new one.",
+    CashierRefusal.OTHER_WALLET: "此订单已在其他钱包中发起付款，如需付款请联系商家。"
+                                 "This order is already being paid from another wallet; ask the shop if you meant "
+                                 "to pay it.",
+    CashierRefusal.OTHER_PAYER: "此订单已由他人发起付款，如需付款请联系商家。"
+                                "This order is already being paid by someone else; ask the shop if you meant to "
+                                "pay it.",
+    CashierRefusal.WALLET_UNAVAILABLE: "此订单暂不能用此钱包付款，请换一个钱包。"
+                                       "This order cannot be paid from this wallet right now; try another wallet.",
+}
+
+
+def cashier_refusal(exc: ApplicationError) -> str:
+    """What the payer reads when order_cashier_pay refuses: its reason's words, or the pipeline's (risk, routing,
+    the channel) with a Chinese lead."""
+    reason = refusal_reason(exc)
+    return CASHIER_REFUSALS[reason] if reason else payer_text(exc)
+
+
+def _refused(request: HttpRequest, reason: CashierRefusal) -> HttpResponse:
+    """The page for someone a cashier order will not be paid by (another payer, another wallet, too late)."""
+    status = 410 if reason == CashierRefusal.EXPIRED else 409
+    return render(request, "payer/message.html", {"title": "无法支付 Cannot pay", "message": CASHIER_REFUSALS[reason],
+                                                  "reason": reason}, status=status)
 
 
 @require_GET
@@ -337,6 +382,15 @@ def order_page(request: HttpRequest, token: str) -> HttpResponse:
     order = _order_for_token(token)
     if order is None:
         return _sorry(request, "订单不存在。No such order.", 404)
+    if order.product == "cashier" and order.channel_account_id and not _is_cashier_payer(request, order):
+        if order.state == OrderState.PENDING:
+            # The cashier page tells its payer (through the wallet's OAuth if this session does not know them yet)
+            # from anyone else holding the link, who is told it is being paid: never the hand-off here.
+            return redirect("onecode:cashier", token=token)
+        # Paid or closed: said as a fact about the order, not "支付成功" to someone who did not pay it.
+        context = {"order": order, "amount_yuan": format_yuan(order.amount), "merchant": order.merchant,
+                   "bystander": CASHIER_REFUSALS[cashier_closed_reason(order)]}
+        return render(request, "payer/result.html", context)
     context = {"order": order, "amount_yuan": format_yuan(order.amount), "merchant": order.merchant}
     # The hand-off needs the wallet's parameters: a cashier order's pay_params also hold its cashier_url, so after a
     # create whose outcome is unknown (a timeout, design §5 rule 2) they are not empty but have nothing to pay with.

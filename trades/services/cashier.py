@@ -9,6 +9,7 @@ once the wallet and payer are known — the same pipeline as ``order_create`` (d
 from __future__ import annotations
 
 import datetime as dt
+import enum
 
 from django.conf import settings
 from django.core import signing
@@ -40,6 +41,65 @@ PAYER_KEYS = {"wechat": "openid", "alipay": "buyer_id", "unionpay": "user_id"}
 _TOKEN_SALT = "aggpay.trades.cashier"
 # The payer pages' OAuth runs under the service provider's app (WeChat: sp_appid, an sp_openid; §E).
 OAUTH_PAYER_ID_KIND = "sp"
+
+
+class CashierRefusal(enum.StrEnum):
+    """Why ``order_cashier_pay`` (or the payer page, for someone it will not hand the order to) refuses a payer.
+
+    The payer pages word each reason in Chinese and English; the exceptions keep the merchant API's code, message
+    and param, so nothing a merchant reads changes (merchant-api.md "Errors")."""
+
+    NOT_CASHIER = "not_cashier"
+    PAID = "paid"
+    CLOSED = "closed"  # closed, failed or reversed: it cannot be paid any more
+    EXPIRED = "expired"  # past expires_at, not closed yet (the expiry sweep runs every minute)
+    OTHER_WALLET = "other_wallet"  # routed to another wallet's product
+    OTHER_PAYER = "other_payer"  # routed to this wallet, for another payer id
+    WALLET_UNAVAILABLE = "wallet_unavailable"  # no account of this wallet can take it right now
+
+
+class _Refused:
+    """Carries ``reason`` (a CashierRefusal) on one of the domain errors, which the API maps by code as before."""
+
+    def __init__(self, message: str, *, reason: CashierRefusal, **kwargs):
+        super().__init__(message, **kwargs)
+        self.reason = reason
+
+
+class CashierStateRefused(_Refused, InvalidState):
+    pass
+
+
+class CashierWalletRefused(_Refused, ProductNotAvailable):
+    pass
+
+
+def refusal_reason(exc: Exception) -> CashierRefusal | None:
+    """The reason of a refusal of this module; None for the pipeline's own (risk, routing, the channel)."""
+    return exc.reason if isinstance(exc, _Refused) else None
+
+
+def cashier_closed_reason(order: Order) -> CashierRefusal | None:
+    """PAID, CLOSED or EXPIRED if nobody can pay ``order`` any more, else None."""
+    if order.state == OrderState.SUCCEEDED:
+        return CashierRefusal.PAID
+    if order.state != OrderState.PENDING:
+        return CashierRefusal.CLOSED
+    if order.expires_at <= timezone.now():
+        return CashierRefusal.EXPIRED
+    return None
+
+
+def cashier_wallet(order: Order) -> str | None:
+    """The wallet a routed cashier order belongs to (None before a payer has opened it in one)."""
+    return next((wallet for wallet, product in WALLET_PRODUCTS.items() if product == order.channel_product), None)
+
+
+def cashier_is_payer(*, order: Order, wallet: str, payer_id: str) -> bool:
+    """Whether ``payer_id`` in ``wallet`` is the payer a routed cashier order belongs to: only they may be handed its
+    pay parameters (a prepay id or trade no is tied to their openid / buyer id, channel-protocols.md §E)."""
+    return (bool(order.channel_account_id) and wallet in WALLET_PRODUCTS and bool(payer_id)
+            and order.channel_product == WALLET_PRODUCTS[wallet] and order.payer == {PAYER_KEYS[wallet]: payer_id})
 
 
 def cashier_token(order_id: str) -> str:
@@ -98,6 +158,8 @@ def order_cashier_pay(*, order_id: str, wallet: str, payer_id: str, account_id: 
 
     Once routed, the order belongs to that wallet and payer: opening the page again returns the same pay
     parameters; another wallet or payer gets InvalidState (one channel trade per order, design §5 rule 5).
+
+    Its refusals carry a CashierRefusal (``refusal_reason``) for the payer page to word.
     """
     if wallet not in WALLET_PRODUCTS:
         raise InvalidRequest(f"unknown wallet {wallet}", param="wallet")
@@ -107,9 +169,10 @@ def order_cashier_pay(*, order_id: str, wallet: str, payer_id: str, account_id: 
     payer = {PAYER_KEYS[wallet]: payer_id}
     order = Order.objects.select_related("merchant").get(pk=order_id)
     if order.product != "cashier":
-        raise InvalidState("not a cashier order")
-    if order.state != OrderState.PENDING or order.expires_at <= timezone.now():
-        raise InvalidState(f"the order is {order.state if order.state != OrderState.PENDING else 'expired'}")
+        raise CashierStateRefused("not a cashier order", reason=CashierRefusal.NOT_CASHIER)
+    if reason := cashier_closed_reason(order):
+        raise CashierStateRefused(
+            f"the order is {order.state if order.state != OrderState.PENDING else 'expired'}", reason=reason)
     if order.channel_account_id:
         return _same_payer(order, product, payer)
 
@@ -118,15 +181,15 @@ def order_cashier_pay(*, order_id: str, wallet: str, payer_id: str, account_id: 
     check_trade(merchant=order.merchant, product=product, amount=order.amount, payer=payer)
     decision = choose(merchant=order.merchant, product=product, amount=order.amount, only_account_id=account_id)
     if decision.chosen is None:
-        raise ProductNotAvailable("this order cannot be paid from this wallet right now; try another wallet",
-                                  param="wallet")
+        raise CashierWalletRefused("this order cannot be paid from this wallet right now; try another wallet",
+                                   param="wallet", reason=CashierRefusal.WALLET_UNAVAILABLE)
     chosen = decision.chosen
     fees = fees_for_payment(amount=order.amount, merchant_rate=chosen.merchant_rate, cost_rate=chosen.cost_rate,
                             rebate_rate=chosen.rebate_rate)
     with transaction.atomic():
         order = _locked(order_id)
         if order.state != OrderState.PENDING:
-            raise InvalidState(f"the order is {order.state}")
+            raise CashierStateRefused(f"the order is {order.state}", reason=cashier_closed_reason(order))
         if order.channel_account_id:  # a concurrent open of the page routed it first
             return _same_payer(order, product, payer)
         order.channel_product, order.payer = product, payer
@@ -158,5 +221,7 @@ def order_cashier_pay(*, order_id: str, wallet: str, payer_id: str, account_id: 
 
 def _same_payer(order: Order, product: str, payer: dict) -> Order:
     if order.channel_product != product or order.payer != payer:
-        raise InvalidState("this order is already being paid from another wallet")
+        raise CashierStateRefused(
+            "this order is already being paid from another wallet",
+            reason=CashierRefusal.OTHER_WALLET if order.channel_product != product else CashierRefusal.OTHER_PAYER)
     return order
