@@ -19,7 +19,17 @@ from aggpay.money import format_yuan
 from channels.adapters.http import redact
 from channels.models import ChannelCallback
 from merchants.models import Contract, Merchant
-from trades.models import Delivery, DeliveryState, Event, LatePayment, Order, OrderState, Refund, SyncState
+from trades.models import (
+    Delivery,
+    DeliveryState,
+    EarlierRefundNumber,
+    Event,
+    LatePayment,
+    Order,
+    OrderState,
+    Refund,
+    SyncState,
+)
 from trades.services.late import late_payments_settleable, late_refund_no_split
 
 # How far before the order's creation a callback may be stamped (clock skew between the channel and us).
@@ -38,7 +48,8 @@ def search_orders(*, q: str = "", state: str = "", product: str = "", channel_ac
                   date_from: dt.date | None = None, date_to: dt.date | None = None,
                   sync_state: str = "") -> QuerySet[Order]:
     """Orders matching any number a caller may quote (exactly): our ord_/ref_ id, the merchant's out_trade_no or
-    out_refund_no, the channel's trade or refund number (a late payment's refund's too), the number on the payer's
+    out_refund_no, the channel's trade or refund number (a late payment's refund's too, and the number an earlier
+    attempt of a retried refund had: EarlierRefundNumber), the number on the payer's
     wallet receipt (WeChat 交易单号, Alipay 交易号, UnionPay order id: ``wallet_trade_no``, not the channel's own behind
     a bank), a number a late payment's refund went out under (``late_…``), or a merchant no (all its orders); or part
     of a merchant's legal or short name (all its orders); then the filters."""
@@ -72,11 +83,15 @@ def _order_ids_for_number(q: str) -> list[str]:
     ids.update(Order.objects.filter(wallet_trade_no=q).exclude(wallet_trade_no="").values_list("pk", flat=True))
     ids.update(Refund.objects.filter(pk=q).values_list("order_id", flat=True))
     ids.update(Refund.objects.filter(out_refund_no=q).values_list("order_id", flat=True))
-    # The channel's refund number: a merchant's refund's, or a late payment's (which has no Refund row) — one query,
-    # each side through its own index (the late payments' partial one with its condition spelled out).
+    # The channel's refund number: a merchant's refund's, or a late payment's (which has no Refund row), or one an
+    # earlier attempt had before the refund was retried (the channel numbers each attempt anew; the bill, its back
+    # office and the payer's complaint still name the old one) — one query, each side through its own index (the
+    # late payments' partial one with its condition spelled out).
     late_refunds = LatePayment.objects.filter(channel_refund_no=q).exclude(channel_refund_no="")
+    earlier = EarlierRefundNumber.objects.filter(channel_refund_no=q).order_by()
     ids.update(Refund.objects.filter(channel_refund_no=q).order_by().values_list("order_id", flat=True)
-               .union(late_refunds.values_list("order_id", flat=True)))
+               .union(late_refunds.values_list("order_id", flat=True),
+                      earlier.values_list("order_id", flat=True)))
     late = late_refund_no_split(q)
     if late is not None:
         # A late payment's refund has no Refund row: its numbers (late_<order id>, then late_<id>_<n> for each retry,

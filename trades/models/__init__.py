@@ -15,4 +15,5 @@ from trades.models.orders import (
 
 __all__ = ["ChannelCall", "Delivery", "DeliveryAttempt", "DeliveryState", "Event", "EventSequence", "LatePayment",
            "Order", "OrderState", "Refund", "RefundState", "SyncState", "new_order_id", "new_refund_id"]
+from trades.models.refund_numbers import EarlierRefundNumber  # noqa: E402,F401  earlier attempts' channel numbers
 from trades.models.store_codes import StoreCode  # noqa: E402,F401  one-code-pay (trades.onecode)

@@ -55,7 +55,7 @@ from channels.adapters.base import RefundState as ChannelRefundState
 from channels.adapters.errors import ChannelError, ChannelUnknown
 from channels.adapters.http import redact
 from channels.callbacks import callback_url
-from trades.models import ChannelCall, LatePayment
+from trades.models import ChannelCall, EarlierRefundNumber, LatePayment
 from trades.services.ladder import EARLY_SPAN, EARLY_STEP, FIRST, LATE_SPAN, LATE_STEP
 from trades.services.orders import _trade_ref
 
@@ -148,7 +148,10 @@ def late_payment_refund(*, late_payment_id: int, actor=None, audit: AuditNote | 
                 raise InvalidState(f"the late payment on {late.order_id} is held for a person: the channel reported "
                                    f"an earlier refund attempt as succeeded; settle it by hand")
             # Open again after a definite "no" (or never refunded): the channel keeps a failed number failed, so
-            # this is a new attempt under a new number (late_refund_no).
+            # this is a new attempt under a new number (late_refund_no). The channel's number of the attempt before
+            # is replaced by the new attempt's answer: kept where support searches (trades.workbench.search_orders).
+            EarlierRefundNumber.keep(order_id=late.order_id, refund_id=None, attempt=late_payment_attempt(late),
+                                     channel_refund_no=late.channel_refund_no)
             late.refund_start()
             late.save(update_fields=["state", "refund_attempts"])
         if audit is not None:
@@ -415,6 +418,8 @@ def _apply_earlier_attempt(late: LatePayment, *, attempt: int, result: RefundRes
                     "current_attempt": current, "current_channel_no": number, "state": late.state,
                     "amount": late.amount, "channel_refund_no": result.channel_refund_no,
                     "succeeded_at": result.succeeded_at.isoformat() if result.succeeded_at else ""})
+    EarlierRefundNumber.keep(order_id=late.order_id, refund_id=None, attempt=attempt,
+                             channel_refund_no=result.channel_refund_no)  # the number on the channel's bill
     late.abnormal = True
     late.resolution = _append(late.resolution, note)
     late.save(update_fields=["abnormal", "resolution"])

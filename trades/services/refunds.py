@@ -26,7 +26,7 @@ from channels.adapters.base import RefundState as ChannelRefundState
 from channels.adapters.errors import ChannelError, ChannelUnknown
 from channels.adapters.http import redact
 from channels.callbacks import callback_url
-from trades.models import ChannelCall, Order, OrderState, Refund, RefundState, SyncState
+from trades.models import ChannelCall, EarlierRefundNumber, Order, OrderState, Refund, RefundState, SyncState
 from trades.services.events import event_emit
 from trades.services.fees import fee_snapshot_of, fees_for_refund
 from trades.services.ladder import FIRST, next_query_at
@@ -138,6 +138,9 @@ def refund_create(*, order: Order, out_refund_no: str, amount: int, reason: str 
                 # ``channel_refund_no`` is the refund's number at the channel). The new attempt's answer fills it in;
                 # the old one stays on the timeline, in this row.
                 failed_channel_refund_no, refund.channel_refund_no = refund.channel_refund_no, ""
+                # ... and in EarlierRefundNumber, which support searches by (trades.workbench.search_orders).
+                EarlierRefundNumber.keep(order_id=refund.order_id, refund_id=refund.pk,
+                                         attempt=refund.channel_attempt - 1, channel_refund_no=failed_channel_refund_no)
                 _expect_answer(refund)
                 refund.save()
                 audit_log(actor=actor_label, action=RETRIED, target=refund,
@@ -396,6 +399,8 @@ def refund_apply_result(*, refund_id: str, result: RefundResult) -> Refund:
             _emit(refund, order, "refund.succeeded")
         elif state in (ChannelRefundState.FAILED, ChannelRefundState.CLOSED):
             refund.fail() if state == ChannelRefundState.FAILED else refund.close()
+            # The failed attempt's number, were its failure the first word about it: a retry keeps it for search.
+            refund.channel_refund_no = result.channel_refund_no or refund.channel_refund_no
             refund.failure_code = (result.failure_code or state)[:64]
             refund.failure_message = (result.failure_message or "")[:256]
             refund.sync_state, refund.next_query_at, refund.abnormal = SyncState.OK, None, held
@@ -478,6 +483,9 @@ def _apply_earlier_attempt(refund: Refund, *, attempt: int, result: RefundResult
                     "current_channel_no": current, "state": refund.state, "amount": refund.amount,
                     "channel_refund_no": result.channel_refund_no,
                     "succeeded_at": result.succeeded_at.isoformat() if result.succeeded_at else ""})
+    # The number the channel's bill shows for that refund: support searches by it (trades.workbench.search_orders).
+    EarlierRefundNumber.keep(order_id=refund.order_id, refund_id=refund.pk, attempt=attempt,
+                             channel_refund_no=result.channel_refund_no)
     refund.abnormal = True
     refund.save(update_fields=["abnormal", "updated_at"])
     logger.warning("refund %s: attempt %s succeeded at the channel while attempt %s is %s; flagged abnormal",
