@@ -197,14 +197,14 @@ def app_read(app_id: str, *, token: int | None = None):
 
 
 def merchant_products(merchant, *, token: int | None):
-    """``merchants.services.products.merchant_available_products`` for this merchant, remembered under ``token``
-    (the generation token this request read before any of its database reads); ``None`` reads without
-    remembering."""
-    from merchants.services.products import merchant_available_products
+    """What the merchant can order (``aggpay.api.merchant.merchant_orderable_products``: its contracts' products
+    and ``barcode`` / ``cashier`` derived from them) for this merchant, remembered under ``token`` (the generation
+    token this request read before any of its database reads); ``None`` reads without remembering."""
+    from aggpay.api.merchant import merchant_orderable_products
 
     products = _products.recall_current(merchant.pk, token)
     if products is None:
-        products = merchant_available_products(merchant)
+        products = merchant_orderable_products(merchant)
         if token is not None:
             _products.remember(merchant.pk, token, products)
     return products
