@@ -7,7 +7,8 @@
   the answer in a second short locked transaction (rule 7).
 - ``deliveries_due`` is the sweeper: it re-enqueues every due delivery, so neither a broker outage nor a worker
   killed mid-delivery loses a notification. It is also what dispatches retries (the beat runs it every minute), so
-  no hours-long ETA messages wait in the broker or in a worker's memory.
+  no hours-long ETA messages wait in the broker or in a worker's memory. Every enqueue marks the delivery's due
+  attempt as sent to the broker (``_mark_enqueued``), so a later sweep does not send it again while it waits there.
 - ``deliveries_resend`` is support's button.
 """
 
@@ -15,8 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import http.cookiejar
 import json
 import logging
+import os
 import re
 import socket
 import threading
@@ -29,6 +32,7 @@ import requests.adapters
 import urllib3
 import urllib3.connection
 from django.conf import settings
+from django.core.cache import caches
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -59,6 +63,19 @@ SNIPPET_BYTES = 1024
 # Longer than one attempt can take (connect + read timeouts and some slack): a live worker always finishes first.
 DEFAULT_LEASE_SECONDS = 60
 USER_AGENT = "aggpay-notify/1"
+
+# The sweeper reads due deliveries in batches of SWEEP_BATCH, oldest due first, and goes on with the next batch
+# until none is left or SWEEP_BUDGET_SECONDS have passed — well inside the beat's one-minute period, so that one
+# sweep is normally over before the next begins. After a broker outage at volume one sweep sends the whole backlog
+# instead of 500 a minute (20,000 took 40 minutes, the newest waiting behind each minute's new ones).
+SWEEP_BATCH = 500
+SWEEP_BUDGET_SECONDS = 45.0
+# How long an enqueued attempt is left to the broker before a sweep sends it again: longer than a busy notify
+# queue takes to reach a message, short enough that one the broker lost (a restart without persistence, a worker
+# killed before it claimed the delivery) is not late by much. A claim, an answer or a resend makes a new attempt
+# due, which the next sweep sends at once.
+DEFAULT_REENQUEUE_SECONDS = 600
+ENQUEUED_MARK_PREFIX = "trades:delivery-enqueued:"
 
 EVENT_TYPE_RE = re.compile(r"^[a-z][a-z_]*\.[a-z][a-z_]*$")
 
@@ -159,13 +176,68 @@ def _enqueue(delivery_id: int) -> None:
     tasks.deliver_event.delay(delivery_id)
 
 
-def _enqueue_after_commit(delivery_id: int) -> None:
+# --- what has been sent to the broker --------------------------------------------------------------------------------
+# A delivery's due attempt is (id, attempts, next_attempt_at): a claim (attempts + 1), a recorded answer (the next
+# retry's time) or a resend (due now) makes a new one. Once an attempt is enqueued, its key is set in the cache for
+# the re-enqueue interval: a sweep skips it while it is set — the message is in the broker, or a worker is on it —
+# and sets it with SET NX, so of two sweeps at once (a late beat tick, two workers on the default queue) only one
+# enqueues it. The sweeper used to mark nothing and rely on duplicates being harmless; that cost at most its 500 a
+# minute, but a sweep that drains the backlog would have sent every delivery still waiting in the broker again each
+# minute. The marks are only an economy: a cache that is down (or the demo's in-process one) means duplicates,
+# which the claim turns away, never a lost notification.
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _enqueued_key(delivery_id: int, attempts: int, next_attempt_at: dt.datetime) -> str:
+    micros = (next_attempt_at - _EPOCH) // dt.timedelta(microseconds=1)
+    return f"{ENQUEUED_MARK_PREFIX}{delivery_id}:{attempts}:{micros}"
+
+
+def _reenqueue_seconds() -> int:
+    return int(getattr(settings, "AGGPAY_DELIVERY_REENQUEUE_SECONDS", DEFAULT_REENQUEUE_SECONDS))
+
+
+def _mark_enqueued(keys: list[str]) -> list[bool]:
+    """SET NX each key for the re-enqueue interval; True where this caller set it (and so enqueues the attempt).
+    One round trip per batch on Redis. A cache that cannot be reached marks nothing and claims everything."""
+    from aggpay.cache import RedisCache
+
+    if not keys:
+        return []
+    backend, ttl = caches["default"], _reenqueue_seconds()
+    try:
+        if isinstance(backend, RedisCache):
+            pipe = backend.redis_client().pipeline(transaction=False)
+            for key in keys:
+                pipe.set(backend.make_and_validate_key(key), 1, nx=True, ex=ttl)
+            return [bool(claimed) for claimed in pipe.execute()]
+        return [backend.add(key, 1, timeout=ttl) for key in keys]
+    except Exception:  # noqa: BLE001 - an economy, not a guard (see above): enqueue rather than stall
+        logger.warning("could not mark enqueued deliveries in the cache; they may be enqueued again", exc_info=True)
+        return [True] * len(keys)
+
+
+def _unmark_enqueued(keys: list[str]) -> None:
+    """The enqueue failed (the broker is down): the next sweep must send these again, not wait for the marks."""
+    if not keys:
+        return
+    try:
+        caches["default"].delete_many(keys)
+    except Exception:  # noqa: BLE001
+        logger.warning("could not clear %s enqueue marks; those deliveries wait for the marks to lapse", len(keys),
+                       exc_info=True)
+
+
+def _enqueue_after_commit(delivery: Delivery) -> None:
     """Like ``delay_on_commit``, but robust: a broker that is down must not turn the caller's committed change
     into an error; the failure is logged and the sweeper enqueues the delivery once the broker is back
-    (design §5 rule 8)."""
+    (design §5 rule 8). A successful enqueue is marked, so a sweep does not send it again while it waits."""
+    delivery_id = delivery.pk
+    key = _enqueued_key(delivery_id, delivery.attempts, delivery.next_attempt_at)
 
     def enqueue_delivery() -> None:  # named: Django logs a failed robust callback by its __qualname__
         _enqueue(delivery_id)
+        _mark_enqueued([key])
 
     transaction.on_commit(enqueue_delivery, robust=True)
 
@@ -193,7 +265,7 @@ def event_emit(*, merchant: Merchant, type: str, obj_type: str, obj_id: str, dat
         now = timezone.now()
         for recipient, url in _recipients(merchant=merchant, event_type=type, app=app, notify_url=notify_url):
             delivery = Delivery.objects.create(event=event, app=recipient, url=url, next_attempt_at=now)
-            _enqueue_after_commit(delivery.pk)
+            _enqueue_after_commit(delivery)
     return event
 
 
@@ -224,13 +296,16 @@ def notification_post(url: str, *, body: bytes, headers: dict[str, str]) -> Post
     deadline = getattr(settings, "AGGPAY_DELIVERY_POST_SECONDS", CONNECT_TIMEOUT + READ_TIMEOUT)
     watchdog = threading.Timer(deadline, watch.cut)
     watchdog.daemon = True
+    _this_thread.watch = watch
     watchdog.start()
     try:
-        result = _post(url, body=body, headers=headers, session=_watched_session(watch), started=started)
+        result = _post(url, body=body, headers=headers, session=_thread_session(), started=started)
     finally:
         watchdog.cancel()
         watch.finish()
+        _this_thread.watch = None
     if watch.cut_off:
+        _forget_thread_session()  # a connection it cut is of no further use, pooled or not
         # Whatever was read before the cut is not an answer (http.client takes the closed socket for the end of
         # the headers): not an acknowledgement, a retry on the ladder.
         seen = f"; it had sent status {result.status_code}" if result.status_code is not None else ""
@@ -248,60 +323,107 @@ class _Sockets:
         self._finished = False
         self._lock = threading.Lock()
 
+    def add(self, sock: socket.socket) -> None:
+        with self._lock:
+            self.sockets.append(sock)
+            if self.cut_off and not self._finished:
+                _shut(sock)  # the deadline passed while this one was being opened (a slow DNS answer)
+
     def cut(self) -> None:
         with self._lock:
             if self._finished:
                 return
             self.cut_off = True
             for sock in self.sockets:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
+                _shut(sock)
 
     def finish(self) -> None:
         with self._lock:
             self._finished = True
 
 
-def _watched_session(watch: _Sockets) -> requests.Session:
-    """A session whose connections register their sockets with ``watch``.
+def _shut(sock: socket.socket) -> None:
+    # socket.socket's own shutdown, also for a TLS socket: SSLSocket.shutdown would drop its TLS state under the
+    # thread that is reading from it. Shut down, the reader sees the end of the stream at once.
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
-    requests' timeouts bound each wait for a packet, not the whole answer: a receiver that trickles its headers or
-    body a byte at a time holds the POST open for as long as it likes. That kept a Celery worker (which serves every
-    queue) busy indefinitely, and once the delivery's lease lapsed the sweeper handed the same delivery to another
-    worker — a second POST beside the first, then a third...
-    """
 
-    def registering(base):  # keeps the base's name: it appears in the errors logged with attempts
-        def _new_conn(self):
-            sock = base._new_conn(self)
-            watch.sockets.append(sock)
-            return sock
+# One requests session per thread, kept from one POST to the next. requests' timeouts bound each wait for a packet,
+# not the whole answer: a receiver that trickles its headers or body a byte at a time holds the POST open for as long
+# as it likes. That kept a Celery worker (which serves every queue) busy indefinitely, and once the delivery's lease
+# lapsed the sweeper handed the same delivery to another worker — a second POST beside the first, then a third...
+# So every socket a POST uses — opened for it, or kept alive from an earlier POST to the same receiver — is handed
+# to that POST's watchdog (``_this_thread.watch``), which shuts it down at the deadline.
+#
+# Keeping the session keeps its connections alive: the next POST to the same receiver (a backlog drained after an
+# outage is mostly that) skips the TCP and TLS handshakes. What a receiver could carry from one POST into the next
+# is ruled out: a connection goes back to the pool only when its whole answer was read (an answer longer than the
+# snippet is closed, not drained), urllib3 opens a new one when the kept one has anything to read or is closed, a
+# POST that was cut off drops the whole session, and no cookie is ever stored. Threads never share a session; a
+# forked worker process builds its own.
+_this_thread = threading.local()
 
-        return type(base.__name__, (base,), {"_new_conn": _new_conn})
 
-    pools = {
-        "http": type("HTTPConnectionPool", (urllib3.HTTPConnectionPool,),
-                     {"ConnectionCls": registering(urllib3.connection.HTTPConnection)}),
-        "https": type("HTTPSConnectionPool", (urllib3.HTTPSConnectionPool,),
-                      {"ConnectionCls": registering(urllib3.connection.HTTPSConnection)}),
-    }
+def _watching(sock: socket.socket | None) -> None:
+    watch = getattr(_this_thread, "watch", None)
+    if sock is not None and watch is not None:
+        watch.add(sock)
 
-    class Adapter(requests.adapters.HTTPAdapter):
-        def init_poolmanager(self, *args, **kwargs):
-            super().init_poolmanager(*args, **kwargs)
-            self.poolmanager.pool_classes_by_scheme = pools
 
-    session = requests.Session()
-    session.mount("http://", Adapter())
-    session.mount("https://", Adapter())
+def _registering(base):  # keeps the base's name: it appears in the errors logged with attempts
+    def _new_conn(self):
+        sock = base._new_conn(self)
+        _watching(sock)
+        return sock
+
+    return type(base.__name__, (base,), {"_new_conn": _new_conn})
+
+
+def _watched_pool(base, connection_cls):
+    def _get_conn(self, timeout=None):
+        conn = base._get_conn(self, timeout)
+        _watching(conn.sock)  # a kept-alive connection; a new one registers its socket when it opens it
+        return conn
+
+    return type(base.__name__, (base,), {"ConnectionCls": connection_cls, "_get_conn": _get_conn})
+
+
+_WATCHED_POOLS = {
+    "http": _watched_pool(urllib3.HTTPConnectionPool, _registering(urllib3.connection.HTTPConnection)),
+    "https": _watched_pool(urllib3.HTTPSConnectionPool, _registering(urllib3.connection.HTTPSConnection)),
+}
+
+
+class _WatchedAdapter(requests.adapters.HTTPAdapter):
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _WATCHED_POOLS
+
+
+def _thread_session() -> requests.Session:
+    session = getattr(_this_thread, "session", None)
+    if session is None or _this_thread.pid != os.getpid():
+        session = requests.Session()
+        # One receiver's cookies are not sent to the next (several merchants may share a receiving host).
+        session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+        session.mount("http://", _WatchedAdapter())
+        session.mount("https://", _WatchedAdapter())
+        _this_thread.session, _this_thread.pid = session, os.getpid()
     return session
+
+
+def _forget_thread_session() -> None:
+    session, _this_thread.session = getattr(_this_thread, "session", None), None
+    if session is not None:
+        session.close()
 
 
 def _post(url: str, *, body: bytes, headers: dict[str, str], session: requests.Session,
           started: float) -> PostResult:
     try:
-        with session, session.post(url, data=body, headers=headers, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
-                                   allow_redirects=False, stream=True) as response:
+        with session.post(url, data=body, headers=headers, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
+                          allow_redirects=False, stream=True) as response:
             status = response.status_code
             # The status line is the receiver's answer: a body it then breaks (a Content-Encoding it cannot back,
             # a connection closed short of Content-Length, a read timeout) is logged with it, not raised — an
@@ -349,15 +471,20 @@ def _claim(delivery_id: int, *, now: dt.datetime) -> tuple[Delivery, DeliveryAtt
             return None  # acknowledged or exhausted: a duplicate task sends nothing
         if delivery.claimed_until is not None and delivery.claimed_until > now:
             return None  # another worker's attempt is in flight
-        if delivery.next_attempt_at is not None and delivery.next_attempt_at > now:
-            return None  # not due: a stale duplicate of an earlier enqueue
-        # An attempt still open here belonged to a worker that died mid-delivery (its lease lapsed).
-        delivery.attempt_log.filter(finished_at__isnull=True).update(
-            finished_at=now, error="abandoned: the worker stopped before the answer was recorded")
-        delivery.attempts += 1
-        delivery.claimed_until = now + lease()
-        delivery.save(update_fields=["attempts", "claimed_until", "updated_at"])
-        attempt = DeliveryAttempt.objects.create(delivery=delivery, number=delivery.attempts, started_at=now)
+        due = delivery.next_attempt_at is None or delivery.next_attempt_at <= now
+        if due:
+            # An attempt still open here belonged to a worker that died mid-delivery (its lease lapsed).
+            delivery.attempt_log.filter(finished_at__isnull=True).update(
+                finished_at=now, error="abandoned: the worker stopped before the answer was recorded")
+            delivery.attempts += 1
+            delivery.claimed_until = now + lease()
+            delivery.save(update_fields=["attempts", "claimed_until", "updated_at"])
+            attempt = DeliveryAttempt.objects.create(delivery=delivery, number=delivery.attempts, started_at=now)
+    if not due:
+        # Not due: a stale duplicate of an earlier enqueue — or a sweep on a host whose clock runs ahead of this
+        # one's, whose mark would keep the next sweeps from sending the attempt until it lapsed.
+        _unmark_enqueued([_enqueued_key(delivery.pk, delivery.attempts, delivery.next_attempt_at)])
+        return None
     return Delivery.objects.select_related("event", "app").get(pk=delivery_id), attempt
 
 
@@ -416,22 +543,50 @@ def _apply(delivery_id: int, *, attempt_id: int, result: PostResult) -> Delivery
 
 
 # --- sweeping and resending ------------------------------------------------------------------------------------------
-def deliveries_due(*, now: dt.datetime | None = None, limit: int = 500) -> list[int]:
-    """Enqueue every pending delivery whose attempt is due and not in flight; returns their ids.
+def deliveries_due(*, now: dt.datetime | None = None, batch_size: int = SWEEP_BATCH,
+                   budget_seconds: float = SWEEP_BUDGET_SECONDS, clock=time.monotonic) -> list[int]:
+    """Enqueue the pending deliveries whose attempt is due and not in flight, oldest due first; returns the ids
+    enqueued.
 
     Run every minute by beat: it dispatches the retries of the ladder, re-sends what a broker outage kept from
-    being enqueued, and picks up deliveries whose worker died (their lease lapsed). Enqueuing one twice is
-    harmless: the second task finds the delivery claimed or not due.
+    being enqueued, and picks up deliveries whose worker died (their lease lapsed). It reads ``batch_size`` at a
+    time and goes on until nothing due is left or ``budget_seconds`` (measured by ``clock``) have passed; what is
+    left waits for the next sweep. Each batch is one query outside any transaction: no row is locked, nothing is
+    held from one batch to the next. The batches follow (next_attempt_at, id) from where the last one ended, with
+    ``now`` fixed when the sweep starts, so one sweep enqueues a delivery at most once — an attempt that fails
+    during the sweep is due after ``now``. An attempt already enqueued (by event_emit, a resend or another sweep)
+    is skipped until its mark lapses (``_mark_enqueued``). Enqueuing one twice is still harmless: the second task
+    finds the delivery claimed or not due.
     """
     now = now or timezone.now()
-    due = list(
-        Delivery.objects.filter(state=DeliveryState.PENDING, next_attempt_at__lte=now)
-        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lte=now))
-        .order_by("next_attempt_at").values_list("pk", flat=True)[:limit]
-    )
-    for delivery_id in due:
-        _enqueue(delivery_id)
-    return due
+    started = clock()
+    enqueued: list[int] = []
+    after: tuple[dt.datetime, int] | None = None
+    while True:
+        due = Delivery.objects.filter(state=DeliveryState.PENDING, next_attempt_at__lte=now).filter(
+            Q(claimed_until__isnull=True) | Q(claimed_until__lte=now))
+        if after is not None:  # the >= lets the index (state, next_attempt_at) start the scan at the cursor
+            due = due.filter(Q(next_attempt_at__gt=after[0]) | Q(next_attempt_at=after[0], pk__gt=after[1]),
+                             next_attempt_at__gte=after[0])
+        batch = list(due.order_by("next_attempt_at", "pk").values_list("pk", "attempts", "next_attempt_at")
+                     [:batch_size])
+        keys = [_enqueued_key(*row) for row in batch]
+        claimed = [(row[0], key) for row, key, mine in zip(batch, keys, _mark_enqueued(keys), strict=True) if mine]
+        for index, (delivery_id, _) in enumerate(claimed):
+            try:
+                _enqueue(delivery_id)
+            except Exception:
+                _unmark_enqueued([key for _, key in claimed[index:]])
+                raise
+            enqueued.append(delivery_id)
+        if len(batch) < batch_size:
+            return enqueued
+        elapsed = clock() - started
+        if elapsed >= budget_seconds:
+            logger.info("delivery sweep: %s enqueued in %.0f s; the rest waits for the next sweep", len(enqueued),
+                        elapsed)
+            return enqueued
+        after = (batch[-1][2], batch[-1][0])
 
 
 def deliveries_follow_notify_url(*, app_id: int, old_url: str, new_url: str) -> int:
@@ -484,5 +639,5 @@ def deliveries_resend(*, delivery_id: int | None = None, merchant: Merchant | No
             delivery.save()
             audit_log(actor=actor, action="trades.delivery.resent", target=delivery, reason=reason,
                       data={"from": before, "event": delivery.event.event_id, "url": delivery.url})
-            _enqueue_after_commit(delivery.pk)
+            _enqueue_after_commit(delivery)
     return deliveries
