@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
@@ -20,6 +20,7 @@ from channels.adapters.http import redact
 from channels.models import ChannelCallback
 from merchants.models import Contract, Merchant
 from trades.models import (
+    ChannelCall,
     Delivery,
     DeliveryState,
     EarlierRefundNumber,
@@ -259,8 +260,13 @@ def unknown_orders() -> QuerySet[Order]:
     """Pending orders whose outcome is unknown (on the ladder, or the ladder ran out), and every order in the manual
     queue whatever its state — a paid payment-code order whose reverse was never confirmed holds its whole amount
     (``refund_reserved``) until a person has the channel asked again. ``queue_reason`` says why each is here."""
+    # A close the channel refused or left unanswered (trades.services.orders._close_later) is why an expired pending
+    # order is here: its queries were answered, "not paid", but the close never was.
+    close_unsettled = ChannelCall.objects.filter(order_id=OuterRef("pk"), verb="close",
+                                                 outcome__in=("error", "unknown"))
     return (orders_base().filter(Q(state=OrderState.PENDING, sync_state__in=UNKNOWN_STATES)
-                                 | Q(sync_state=SyncState.MANUAL)).order_by("created_at"))
+                                 | Q(sync_state=SyncState.MANUAL))
+            .annotate(close_unsettled=Exists(close_unsettled)).order_by("created_at"))
 
 
 def queue_reason(order: Order) -> str:
@@ -271,6 +277,10 @@ def queue_reason(order: Order) -> str:
             return f"reverse not confirmed: the channel never answered{held}"
         return f"reverse under way: asked again on the ladder{held}"
     if order.state == OrderState.PENDING:
+        if getattr(order, "close_unsettled", False) and order.expires_at <= timezone.now():
+            if order.sync_state == SyncState.MANUAL:
+                return "close not confirmed: the channel refused or never answered it; the ladder ran out"
+            return "close not confirmed: asked again on the ladder"
         if order.sync_state == SyncState.MANUAL:
             return "outcome unknown: the query ladder ran out"
         return "outcome unknown: queried on the ladder"

@@ -106,7 +106,7 @@ def test_it_leaves_a_close_still_unanswered_after_the_last_rung_to_a_person_in_t
     assert _events(order["id"], "order.closed") == 0
 
     queued = unknown_orders().get(pk=order["id"])  # support's unknown-outcomes / manual queue lists it
-    assert queue_reason(queued) == "outcome unknown: the query ladder ran out"
+    assert queue_reason(queued) == "close not confirmed: the channel refused or never answered it; the ladder ran out"
 
 
 def test_it_closes_the_order_when_the_channel_answers_the_close_on_a_later_rung(shop):

@@ -13,6 +13,7 @@ from django.utils import timezone
 from channels.simulators import wechatpay as wechat_sim
 from trades.models import ChannelCall, Order, Refund
 from trades.tasks_orders import sync_due_orders
+from trades.workbench import queue_reason, unknown_orders
 
 pytestmark = pytest.mark.usefixtures("quiet_channels")
 
@@ -118,6 +119,24 @@ def test_a_close_the_channel_keeps_refusing_ends_in_the_manual_queue_not_in_a_ca
     for _ in range(3):
         sync_due_orders()
     assert _closes(order["id"]) == ["error", "error"]
+    queued = unknown_orders().get(pk=order["id"])  # support's manual queue says why it is there
+    assert queue_reason(queued) == "close not confirmed: the channel refused or never answered it; the ladder ran out"
+
+
+def test_the_queue_tells_a_close_waiting_for_its_rung_from_an_unknown_payment(shop):
+    refused, unknown = _create(shop, "SW000010"), _create(shop, "SW000011")
+    Order.objects.filter(pk=refused["id"]).update(expires_at=timezone.now() - dt.timedelta(minutes=2))
+    _fault(shop, "wechatpay", "business_error", code="TRADE_ERROR", message="交易错误", status=403,
+           match={"path": f"out-trade-no/{refused['id']}/close$"})
+    _unknown(unknown["id"])
+    _hold_callbacks(shop, unknown["id"])
+    _fault(shop, "wechatpay", "http_500", times=1, match={"path": f"out-trade-no/{unknown['id']}$"})
+
+    sync_due_orders()
+
+    reasons = {order.pk: queue_reason(order) for order in unknown_orders()}
+    assert reasons[refused["id"]] == "close not confirmed: asked again on the ladder"
+    assert reasons[unknown["id"]] == "outcome unknown: queried on the ladder"
 
 
 def _closes(order_id):
