@@ -1,4 +1,5 @@
-"""The demo data set: one staff user per role and one active merchant with a fixed API app.
+"""The demo data set: one staff user per role and one active merchant with a fixed API app (its trades:
+aggpay/management/demo_trades.py).
 
 FOR THE DEMO ONLY. These passwords and the app secret are published in README.md; a real deployment never runs
 ``seed_demo`` (``make up`` does not). ``seed_demo`` creates exactly this, ``demo_credentials`` prints it, and
@@ -29,7 +30,8 @@ DEMO_MERCHANT_SHORT_NAME = "Demo Tea House"
 DEMO_APP_ID = "app_demoteahouse0001"
 DEMO_APP_SECRET = "demo-tea-house-secret-not-for-production"
 DEMO_APP_SCOPES = ["payments"]
-# Nothing listens here in the demo: notifications show up as failing deliveries with their retry ladder.
+# The shop's order server. It listens only while seed_demo makes the demo trades (demo_trades.shop_order_server,
+# or README's "Take a payment" script): later notifications show up as failing deliveries with their retry ladder.
 DEMO_NOTIFY_URL = "http://127.0.0.1:8009/notify"
 
 # Audit label for rows the seed writes (aggpay.audit accepts a string actor for non-human callers).

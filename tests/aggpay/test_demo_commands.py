@@ -116,6 +116,24 @@ def test_the_readme_states_the_same_demo_credentials():
         assert f"| `{demo.DEMO_USERNAMES[role.slug]}` |" in readme, f"README.md has no demo login for {role.slug}"
 
 
+def test_the_readme_names_the_demo_trades_the_seed_makes():
+    from aggpay.management.demo_trades import SALES
+
+    readme = (REPO / "README.md").read_text()
+    assert f"`{SALES[0].no}` … `{SALES[-1].no}`" in readme
+
+
+@pytest.mark.django_db
+def test_without_channel_accounts_it_makes_no_trades(settings):
+    """``--skip-channels`` leaves the merchant without contracts: there is nothing to sell through."""
+    from trades.models import Order
+
+    settings.AGGPAY_SIMULATORS = True
+    output = _seed()
+    assert not Order.objects.exists()
+    assert "demo trades" not in output
+
+
 @pytest.mark.django_db(transaction=True)
 def test_the_readme_example_makes_a_signed_call_with_the_seeded_app(live_server):
     _seed("--skip-staff")

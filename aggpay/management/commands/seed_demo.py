@@ -1,19 +1,25 @@
 """python manage.py seed_demo — the demo data set (aggpay/management/demo.py), safe to run again and again.
 
 Creates what is missing and leaves what exists alone: one staff user per role, the active merchant
-"Demo Tea House" with its fixed HMAC payments app, and the demo channel accounts (when the channel
-configuration module is installed). Everything goes through the services, so each row has its audit entry.
+"Demo Tea House" with its fixed HMAC payments app, the demo channel accounts (when the channel
+configuration module is installed), and — on the demo's in-process simulators — a morning of the shop's trades
+(aggpay/management/demo_trades.py). Everything goes through the services, so each row has its audit entry; the
+trades go through the public interfaces only (the signed merchant API and the simulators' payer endpoints).
 """
 
 from __future__ import annotations
 
 import importlib
+import time
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.utils import timezone
 
-from aggpay.management import demo
+from aggpay.management import demo, demo_trades
 from merchants.models import Merchant, MerchantApp
 
 
@@ -22,7 +28,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--skip-staff", action="store_true", help="do not create the staff users")
-        parser.add_argument("--skip-channels", action="store_true", help="do not seed the demo channel accounts")
+        parser.add_argument("--skip-channels", action="store_true",
+                            help="do not seed the demo channel accounts (nor, then, the trades)")
+        parser.add_argument("--skip-trades", action="store_true", help="do not make the demo trades")
 
     def handle(self, *args, **options):
         with transaction.atomic():
@@ -33,6 +41,8 @@ class Command(BaseCommand):
         if not options["skip_channels"]:
             self._seed_channels()
             self._seed_contracts(merchant)
+            if not options["skip_trades"]:
+                self._seed_trades(merchant)
         self.stdout.write(self.style.SUCCESS("demo data ready — `python manage.py demo_credentials` prints the logins"))
 
     def _say(self, created: bool, what: str) -> None:
@@ -90,3 +100,59 @@ class Command(BaseCommand):
         lines = report.lines() if hasattr(report, "lines") else ["demo channel accounts seeded"]
         for line in lines:
             self.stdout.write(f"  {line}")
+
+    def _seed_trades(self, merchant: Merchant) -> None:
+        """The demo's trades, made over HTTP against this very application: the channel accounts call back to
+        AGGPAY_PUBLIC_BASE_URL and the adapters reach the simulators under it, and the seed runs before runserver,
+        so it serves that address itself (demo_trades.serving) while the traffic runs, and stops before runserver
+        starts. Only on the in-process simulators (``make demo``): elsewhere (``make seed``) nothing would serve
+        them."""
+        if not settings.AGGPAY_SIMULATORS:
+            self.stdout.write("  skipped demo trades: they are made on the in-process simulators (AGGPAY_SIMULATORS=1, "
+                              "`make demo`)")
+            return
+        have = demo_trades.existing_numbers(merchant)
+        if len(have) == len(demo_trades.SALES):
+            self._say(False, f"{len(have)} demo trades of {merchant.merchant_no}")
+            return
+        base_url = settings.AGGPAY_PUBLIC_BASE_URL.rstrip("/")
+        started = time.monotonic()
+        self.stdout.write(f"  making the demo trades against {base_url} (served by this command until done)")
+        try:
+            with demo_trades.quiet_logs(), demo_trades.serving(base_url), \
+                    demo_trades.shop_order_server(demo.DEMO_NOTIFY_URL) as listening:
+                if not listening:
+                    self.stdout.write(self.style.WARNING(
+                        f"  {urlsplit(demo.DEMO_NOTIFY_URL).netloc} is taken: the demo shop's notifications go to "
+                        "whatever listens there"))
+                report = demo_trades.demo_trades_seed(merchant=merchant, base_url=base_url,
+                                                      simulator_root=settings.AGGPAY_SIMULATOR_BASE_URL,
+                                                      say=self.stdout.write)
+        except demo_trades.PortInUse as exc:
+            port = urlsplit(base_url).port
+            raise CommandError(f"cannot make the demo trades: {exc}. Stop what listens there (an aggpay demo "
+                               f"already running?) or choose another port: PORT={(port or 8000) + 1} make demo") from None
+        except demo_trades.DemoTradesError as exc:
+            raise CommandError(f"the demo trades did not complete: {exc}. Running `make demo` again completes "
+                               "what is missing.") from None
+        self._trades_summary(merchant, report, time.monotonic() - started)
+
+    def _trades_summary(self, merchant: Merchant, report, seconds: float) -> None:
+        from trades import workbench
+        from trades.models import Order, Refund
+
+        orders = Order.objects.filter(merchant=merchant, out_trade_no__in=demo_trades.planned_numbers())
+        states = {}
+        for state in orders.values_list("state", flat=True):
+            states[state] = states.get(state, 0) + 1
+        refunds = Refund.objects.filter(order__in=orders)
+        self._say(True, f"{len(report.made)} demo trades in {seconds:.1f} s: "
+                        + ", ".join(f"{count} {state}" for state, count in sorted(states.items()))
+                        + f"; {refunds.count()} refunds")
+        counts = workbench.queue_counts()
+        self.stdout.write("  queues: " + ", ".join(f"{label.lower()} {counts[slug]}"
+                                                   for slug, label in workbench.QUEUE_LABELS.items()))
+        today = timezone.localdate().isoformat()
+        self.stdout.write(f"  finance's report shows closed days; today's trades: /staff/finance/?to={today}")
+        for note in report.notes:
+            self.stdout.write(self.style.WARNING(f"  {note}"))
