@@ -14,6 +14,7 @@ from decimal import Decimal
 from django.db import DEFAULT_DB_ALIAS
 
 from aggpay.api import credentials
+from channels.registry import adapter_class
 from channels.sql import converted_row, prepared_cursor
 
 
@@ -86,6 +87,14 @@ def _candidate_rows(merchant_id: int, product: str, token: int | None) -> list[t
     return rows
 
 
+@functools.cache
+def _needs_sub_appid(kind: str) -> frozenset[str]:
+    try:
+        return adapter_class(kind).needs_sub_appid
+    except ValueError:  # an account of a kind this build does not know: nothing to say about it here
+        return frozenset()
+
+
 def exact_rate(value) -> Decimal:
     """A rate column read by the raw query as the database hands it: PostgreSQL gives a Decimal, SQLite (the demo)
     a float or an int. ``Decimal(0.0038)`` is 0.00379999…, which rounds a fee down where 0.0038 rounds it up
@@ -125,6 +134,10 @@ def choose(*, merchant, product: str, amount: int, token: int | None = None,
             reason = "product not served"
         elif amount < min_amount or amount > max_amount:
             reason = f"amount outside {min_amount}–{max_amount} fen"
+        elif not row[14] and product in _needs_sub_appid(row[16]):
+            # The channel would refuse every such order (a definite PARAM_ERROR: the order failed); another
+            # account may take it. Ops see the reason in the order's routing record and set the contract's appid.
+            reason = "no sub_appid on the contract (the channel needs the merchant's WeChat appid)"
         seen.append({"account": code, "contract": contract_id, "eligible": reason is None, "reason": reason or ""})
         if reason is None:
             eligible.append((Candidate(contract_id=contract_id, account_id=account_id, account_code=code,

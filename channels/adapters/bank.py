@@ -145,6 +145,10 @@ class BankAdapter(ChannelAdapter):
         "settlement_modify", "settlement_modify_query", "oauth_authorize_url", "oauth_payer_id", "upload_image",
     })
     CONFIG_SECRET_FIELDS = ("private_key_pem",)
+    # bank.md §6.2: a WeChat JSAPI or mini-program trade names the merchant's appid (``sub_appid``) the payer's
+    # user_id (openid) belongs to; the bank refuses one without it.
+    needs_sub_appid = frozenset(product for product, (path, channel, _) in ROUTES.items()
+                                if path == "/api/pay/jsapi" and channel == "WECHAT")
 
     def __init__(self, config: BankConfig, *, base_url: str, connect_timeout: float | None = None,
                  read_timeout: float | None = None):

@@ -231,6 +231,10 @@ class ChannelAdapter:
     label: ClassVar[str] = ""
     products: ClassVar[tuple[str, ...]] = ()
     capabilities: ClassVar[frozenset[str]] = frozenset()
+    # Products this channel cannot create without the contract's ``sub_appid`` (the merchant's own WeChat appid that
+    # the payer's openid belongs to): routing does not choose such a contract without one (channels.routing.choose),
+    # since the channel would refuse every order of the product (a definite PARAM_ERROR, the order failed).
+    needs_sub_appid: ClassVar[frozenset[str]] = frozenset()
     config_class: ClassVar[type] = object
 
     def __init__(self, config, *, base_url: str):

@@ -37,6 +37,10 @@ ACTOR = "demo-seed"
 OFFLINE = {"wechat.native", "wechat.barcode", "alipay.qr", "alipay.barcode", "unionpay.qr", "unionpay.barcode"}
 
 
+# The demo merchant's WeChat official account (公众号) appid, as its bank contracts record it (demo only).
+DEMO_SUB_APPID = "wx5f2c8e1a9b7d4c3e"
+
+
 @dataclass(frozen=True)
 class DemoAccount:
     code: str
@@ -310,7 +314,10 @@ def demo_merchant_contracts_seed(*, merchant, simulator_root: str | None = None)
                 sub_mchid = resp.json()["mch_no"]
             rates = {p.product: DEMO_MERCHANT_RATES["offline" if p.product in OFFLINE else "online"]
                      for p in account.products.filter(enabled=True)}
+            # At a bank, WeChat JSAPI names the merchant's own official-account appid (bank.md §6.2): without one
+            # routing passes the bank over for wechat.jsapi (channels.routing.choose).
+            sub_appid = DEMO_SUB_APPID if account.kind == "bank" else ""
             contract_register_existing(merchant=merchant, account=account, sub_mchid=sub_mchid, rates=rates,
-                                       actor=ACTOR, reason="demo seed", app_auth_token=token)
+                                       actor=ACTOR, reason="demo seed", app_auth_token=token, sub_appid=sub_appid)
             done.append(account.code)
     return done

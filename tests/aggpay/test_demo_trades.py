@@ -220,3 +220,19 @@ def test_seed_demo_makes_no_trades_without_the_in_process_simulators(demo_mercha
     call_command("seed_demo", "--skip-staff", stdout=out)
     assert "skipped demo trades" in out.getvalue()
     assert not Order.objects.exists()
+
+
+def test_the_demo_merchant_can_take_wechat_jsapi_at_its_cheapest_bank(demo_merchant, live_server, settings):
+    """The demo's bank contracts carry the merchant's WeChat appid (bank.md §6.2): a wechat.jsapi order goes to the
+    cheapest account and gets its JS-bridge parameters. Without the appid every such order failed at the bank
+    ("sub_appid is required")."""
+    from aggpay.api.client import AggpayClient
+
+    settings.AGGPAY_PUBLIC_BASE_URL = live_server.url
+    client = AggpayClient(base_url=live_server.url, app_id=demo.DEMO_APP_ID, secret=demo.DEMO_APP_SECRET)
+    status, _, order = client.request("POST", "/api/v1/orders", json={
+        "out_trade_no": "DEMO-JSAPI-1", "amount": 1200, "product": "wechat.jsapi", "subject": "Longjing tea",
+        "payer": {"openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"}})
+    assert status == 201, order
+    assert order["state"] == "pending" and order["pay_params"]["jsapi"]["appId"] == "wx5f2c8e1a9b7d4c3e"
+    assert Order.objects.get(pk=order["id"]).channel_account.kind == "bank"

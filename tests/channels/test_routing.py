@@ -136,3 +136,28 @@ def test_a_rate_read_as_a_float_on_sqlite_becomes_the_stored_decimal_not_its_bin
     # order's fee 9.4999… fen, rounded down to 9 instead of half-up to 10.
     assert exact_rate(as_read) == Decimal(rate)
     assert str(exact_rate(as_read)) == rate
+
+
+def test_it_passes_over_a_bank_contract_without_the_sub_appid_that_wechat_jsapi_needs_there(merchant):
+    bank = ChannelAccountFactory(code="bank-cheap", kind="bank")
+    wechat = ChannelAccountFactory(code="wechat-isv", kind="wechatpay")
+    contract = _contract(merchant, bank, product="wechat.jsapi", cost="0.0020")
+    _contract(merchant, wechat, product="wechat.jsapi", cost="0.0060")
+
+    decision = choose(merchant=merchant, product="wechat.jsapi", amount=100)
+
+    assert decision.chosen.account_code == "wechat-isv"  # the bank would refuse every such order (bank.md §6.2)
+    reasons = {c["account"]: c["reason"] for c in decision.candidates}
+    assert reasons["bank-cheap"].startswith("no sub_appid on the contract")
+    # Native QR needs no appid at the bank: it keeps its cheapest account.
+    ChannelProduct.objects.create(account=bank, product="wechat.native", cost_rate=Decimal("0.0020"),
+                                  max_amount=5_000_000)
+    ContractRate.objects.create(contract=contract, product="wechat.native", rate=Decimal("0.0038"))
+    assert choose(merchant=merchant, product="wechat.native", amount=100).chosen.account_code == "bank-cheap"
+
+
+def test_a_bank_contract_with_its_sub_appid_takes_wechat_jsapi(merchant):
+    bank = ChannelAccountFactory(code="bank-cheap", kind="bank")
+    _contract(merchant, bank, product="wechat.jsapi", cost="0.0020")
+    Contract.objects.filter(channel_account=bank).update(sub_appid="wx5f2c8e1a9b7d4c3e")
+    assert choose(merchant=merchant, product="wechat.jsapi", amount=100).chosen.account_code == "bank-cheap"
