@@ -2,8 +2,10 @@
 channel's latest change whatever became of it — the one that accepted reads as accepted, the one that refused as the
 one needing action — and the application history tells each step in words, with the channel and its reason.
 
-The channels' answers come from a stand-in adapter (the flow over HTTP against the simulators is
-test_settlement_change_partly_refused.py); everything else goes through the services."""
+Against the simulators over HTTP: the Tea House is onboarded at WeChat Pay and Bank A, and each channel takes the
+change as its settings say — WeChat's ``settlement_review``, the bank's ``settlement_seconds`` and
+``settlement_outcome`` (bank.md §13.3) — read by our poll. test_settlement_change_partly_refused.py follows the same
+flow with the channels calling back to a live server."""
 
 from __future__ import annotations
 
@@ -11,70 +13,94 @@ import datetime as dt
 import re
 
 import pytest
+import requests
 from django.utils import timezone
 
-from channels.adapters.base import OnboardingResult, OnboardingState, SettlementChangeResult
 from channels.models import ChannelAccount
-from merchants.models import Merchant, SettlementChange
-from merchants.services.contracts import contract_apply_result
+from channels.simulators import bank as bank_sim
+from channels.simulators import wechatpay as wechat_sim
+from merchants.models import ContractState, Merchant, SettlementChange
+from merchants.services.contracts import contract_poll
 from merchants.services.onboarding import application_approve, application_review_start, application_submit
-from merchants.services.settlement import merchant_settlement_change, settlement_change_submit
-from tests.factories import ChannelAccountFactory
+from merchants.services.settlement import (
+    merchant_settlement_change,
+    settlement_change_poll,
+    settlement_change_submit,
+)
 from tests.merchants.conftest import offer
 
 pytestmark = pytest.mark.django_db
 
-REASON = "账户信息与开户名不符"
+REASON = "账户信息与开户名不符"  # the bank's words when it refuses a settlement account (its simulator's too)
 NEW_ACCOUNT = {"account_type": "corporate", "bank_name": "中国工商银行", "bank_branch": "杭州分行",
                "account_number": "6222000011112222333", "account_holder": "杭州西湖茶馆有限公司"}
 
+# What each channel does with the change, as its simulator's account settings (the channels decide; we poll).
+ACCEPTED, REFUSED, CHECKING = "accepts", "refuses", "checks"
+TAKES_IT = {
+    "wechatpay-isv": {ACCEPTED: {"settlement_review": {"delay_seconds": 0, "outcome": "approve"}},
+                      CHECKING: {"settlement_review": {"delay_seconds": 3600, "outcome": "approve"}}},
+    "bank-a": {ACCEPTED: {"settlement_seconds": 0, "settlement_outcome": "SUCCESS"},
+               REFUSED: {"settlement_seconds": 0, "settlement_outcome": "FAIL"},
+               CHECKING: {"settlement_seconds": 3600}},
+}
 
-class AnsweringChannel:
-    """A channel that answers every settlement change the same way."""
 
-    def __init__(self, answer: SettlementChangeResult):
-        self.answer = answer
+def _account(root: str, code: str, name: str, kind: str, config: dict) -> ChannelAccount:
+    return ChannelAccount.objects.create(code=code, kind=kind, name=name, base_url=f"{root}/{kind}", config=config,
+                                         enabled=True)
 
-    def settlement_modify(self, *, sub_mchid, account):
-        return self.answer
+
+def settings_url(root: str, account: ChannelAccount) -> str:
+    if account.kind == "wechatpay":
+        return f"{root}/wechatpay/_control/accounts/{account.config['sp_mchid']}/settings"
+    return f"{root}/bank/_control/accounts/{account.config['org_no']}/settings"
 
 
 @pytest.fixture
-def active_tea_house(clerk_wang, risk_zhao, drafted_tea_house) -> Merchant:
-    """The Tea House, approved and active at WeChat Pay and Bank A."""
-    offer(ChannelAccountFactory(kind="wechatpay", code="wechatpay-isv"), "wechat.native", "0.0038")
-    offer(ChannelAccountFactory(kind="bank", code="bank-a"), "unionpay.qr", "0.0020")
+def active_tea_house(simulator_server, request, clerk_wang, risk_zhao, drafted_tea_house,
+                     django_capture_on_commit_callbacks) -> Merchant:
+    """The Tea House, approved and active at WeChat Pay (which finishes its review at once) and Bank A (whose
+    reviewer approves it), each found active by our poll."""
+    root, name = simulator_server.base_url, request.node.name[:50]
+    wechat = _account(root, "wechatpay-isv", "Wechatpay Isv", "wechatpay", wechat_sim.provision(root, name=name))
+    requests.post(settings_url(root, wechat), json={"auto_review": {"delay_seconds": 0, "outcome": "finish"}},
+                  timeout=5).raise_for_status()
+    bank_a = _account(root, "bank-a", "Bank A", "bank", bank_sim.provision(root, name=name,
+                                                                          settings={"auto_review": None}))
+    offer(wechat, "wechat.native", "0.0038")
+    offer(bank_a, "unionpay.qr", "0.0020")
     application_submit(application_id=drafted_tea_house.pk, actor=clerk_wang)
     application_review_start(application_id=drafted_tea_house.pk, actor=risk_zhao)
-    application = application_approve(application_id=drafted_tea_house.pk, actor=risk_zhao)
+    with django_capture_on_commit_callbacks(execute=True):  # the submit tasks run (Celery is eager)
+        application = application_approve(application_id=drafted_tea_house.pk, actor=risk_zhao)
     contracts = list(application.contracts.select_related("channel_account"))
     assert sorted(c.channel_account.code for c in contracts) == ["bank-a", "wechatpay-isv"]
-    for n, contract in enumerate(contracts):
-        contract_apply_result(contract_id=contract.pk, source="channel", submitting=True,
-                              result=OnboardingResult(state=OnboardingState.SUBMITTED, application_id=f"APP{n}"))
-        contract_apply_result(contract_id=contract.pk, source="channel",
-                              result=OnboardingResult(state=OnboardingState.FINISHED, sub_mchid=f"SUB{n}"))
+    bank_contract = next(c for c in contracts if c.channel_account.code == "bank-a")
+    requests.post(f"{root}/bank/_control/applications/{bank_contract.channel_application_id}",
+                  json={"action": "approve"}, timeout=5).raise_for_status()
+    for contract in contracts:
+        assert contract_poll(contract_id=contract.pk).state == ContractState.ACTIVE
     return Merchant.objects.get(pk=application.merchant_id)
 
 
 @pytest.fixture
-def change_answered(monkeypatch, clerk_wang, active_tea_house):
-    """Asks the Tea House's settlement change; each channel answers as ``answers`` (by channel code) says."""
+def change_answered(simulator_server, clerk_wang, active_tea_house):
+    """Asks the Tea House's settlement change; each channel takes it as ``answers`` (by channel code) says, and our
+    poll reads what it decided."""
 
-    def ask(**answers: SettlementChangeResult) -> Merchant:
-        answers = {code.replace("_", "-"): answer for code, answer in answers.items()}
-        monkeypatch.setattr(ChannelAccount, "adapter", lambda account: AnsweringChannel(answers[account.code]))
+    def ask(**answers: str) -> Merchant:
+        for code, answer in answers.items():
+            account = ChannelAccount.objects.get(code=code.replace("_", "-"))
+            requests.post(settings_url(simulator_server.base_url, account), json=TAKES_IT[account.code][answer],
+                          timeout=5).raise_for_status()
         for change in merchant_settlement_change(merchant_id=active_tea_house.pk, actor=clerk_wang,
                                                  account=NEW_ACCOUNT):
             settlement_change_submit(change_id=change.pk)
+            settlement_change_poll(change_id=change.pk)
         return active_tea_house
 
     return ask
-
-
-ACCEPTED = SettlementChangeResult(state="succeeded")
-REFUSED = SettlementChangeResult(state="failed", message=REASON)
-CHECKING = SettlementChangeResult(state="auditing", application_no="APP-1")
 
 
 def channel_row(html: str, code: str) -> str:
