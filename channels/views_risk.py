@@ -116,26 +116,34 @@ def refused_callback_detail(request, pk: int):
 @require_POST
 @permission_required_403(RISK, VIEW, REVIEW_PERM)
 def refused_callbacks_review(request):
+    _mark_reviewed(request, field="callback", one="callback", many="callbacks", marked="refused callback",
+                   mark=lambda ids, note: callback_review_mark(callback_ids=ids, actor=request.user, note=note),
+                   by=lambda result, c: c.reviewed_by.get_username() if c.reviewed_by else "system")
+    return _back(request)
+
+
+def _mark_reviewed(request, *, field: str, one: str, many: str, marked: str, mark, by) -> None:
+    """The two queues' "Mark selected reviewed": the ids under ``field`` and the note, through ``mark`` (the
+    service, which checks the permission again and audits), its outcome told in messages; ``by`` names who had
+    reviewed one already."""
     form = ReviewForm(request.POST)
-    ids = request.POST.getlist("callback")
+    ids = request.POST.getlist(field)
     if not ids:
-        messages.error(request, "Choose at least one callback to mark reviewed.")
+        messages.error(request, f"Choose at least one {one} to mark reviewed.")
     elif not form.is_valid():
-        messages.error(request, "Say what you found: a note is required to mark callbacks reviewed.")
+        messages.error(request, f"Say what you found: a note is required to mark {many} reviewed.")
     else:
         try:
-            result = callback_review_mark(callback_ids=ids, actor=request.user, note=form.cleaned_data["note"])
+            result = mark(ids, form.cleaned_data["note"])
         except ApplicationError as exc:
             messages.error(request, exc.message)
         else:
             if result.reviewed:
                 n = len(result.reviewed)
-                messages.success(request, f"Marked {n} refused callback{'s' if n != 1 else ''} reviewed.")
+                messages.success(request, f"Marked {n} {marked}{'s' if n != 1 else ''} reviewed.")
             if result.already_reviewed:
-                who = ", ".join(f"#{c.pk} by {c.reviewed_by.get_username() if c.reviewed_by else 'system'}"
-                                for c in result.already_reviewed)
+                who = ", ".join(f"#{row.pk} by {by(result, row)}" for row in result.already_reviewed)
                 messages.warning(request, f"Already reviewed, left as they were: {who}.")
-    return _back(request)
 
 
 def _back(request, default: str = "channels:refused_callbacks"):
@@ -187,23 +195,7 @@ def refused_answer_detail(request, pk: int):
 @require_POST
 @permission_required_403(RISK, VIEW, REVIEW_PERM)
 def refused_answers_review(request):
-    form = ReviewForm(request.POST)
-    ids = request.POST.getlist("answer")
-    if not ids:
-        messages.error(request, "Choose at least one refused answer to mark reviewed.")
-    elif not form.is_valid():
-        messages.error(request, "Say what you found: a note is required to mark refused answers reviewed.")
-    else:
-        try:
-            result = answer_review_mark(answer_ids=ids, actor=request.user, note=form.cleaned_data["note"])
-        except ApplicationError as exc:
-            messages.error(request, exc.message)
-        else:
-            if result.reviewed:
-                n = len(result.reviewed)
-                messages.success(request, f"Marked {n} refused answer{'s' if n != 1 else ''} reviewed.")
-            if result.already_reviewed:
-                who = ", ".join(f"#{row.pk} by {result.reviews[row.pk].actor_label}"
-                                for row in result.already_reviewed)
-                messages.warning(request, f"Already reviewed, left as they were: {who}.")
+    _mark_reviewed(request, field="answer", one="refused answer", many="refused answers", marked="refused answer",
+                   mark=lambda ids, note: answer_review_mark(answer_ids=ids, actor=request.user, note=note),
+                   by=lambda result, row: result.reviews[row.pk].actor_label)
     return _back(request, "channels:refused_answers")
