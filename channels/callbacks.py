@@ -15,6 +15,7 @@ from collections.abc import Callable
 from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.views.decorators.csrf import csrf_exempt
 
@@ -50,11 +51,12 @@ def handler_for(kind: str) -> Callable | None:
     return import_string(dotted) if dotted else None
 
 
-def _store(*, account: ChannelAccount, request, outcome: str, message: str = "", event: CallbackEvent | None = None
-           ) -> ChannelCallback:
+def _store(*, account: ChannelAccount, request, received_at, outcome: str, message: str = "",
+           event: CallbackEvent | None = None) -> ChannelCallback:
     headers = {k: ("***" if "signature" in k.lower() or k.lower() == "authorization" else v)
                for k, v in request.headers.items()}
     return ChannelCallback.objects.create(
+        received_at=received_at,
         account=account, outcome=outcome, message=message[:2000], headers=headers,
         body=request.body.decode("utf-8", "replace"), kind=event.kind if event else "",
         event_id=event.event_id if event else "", remote_addr=request.META.get("REMOTE_ADDR") or None,
@@ -67,7 +69,9 @@ def _respond(ack) -> HttpResponse:
 
 @csrf_exempt
 def channel_callback(request, account_code: str):
+    received_at = timezone.now()  # the notice's row is written after it is handled: keep when it came in
     account = get_object_or_404(ChannelAccount, code=account_code)
+    store = functools.partial(_store, account=account, request=request, received_at=received_at)
     if request.method != "POST":
         return HttpResponse(status=405)
     adapter = account.adapter()
@@ -75,33 +79,31 @@ def channel_callback(request, account_code: str):
         event = adapter.parse_callback(headers=request.headers, body=request.body, path=request.get_full_path())
     except (SignatureError, ParseError) as exc:
         with transaction.atomic():
-            record = _store(account=account, request=request, outcome=CallbackOutcome.REJECTED, message=exc.message)
+            record = store(outcome=CallbackOutcome.REJECTED, message=exc.message)
             audit_log(actor=f"channel:{account.code}", action="security.callback.unverified", target=record,
                       data={"reason": exc.message, "body": redact(request.body.decode("utf-8", "replace"), 500)})
         logger.warning("callback to %s refused: %s", account.code, exc.message)
         return _respond(adapter.callback_ack(ok=False, message="verification failed"))
     handler = handler_for(event.kind)
     if handler is None:
-        _store(account=account, request=request, outcome=CallbackOutcome.IGNORED, event=event,
-               message=f"no handler for {event.kind} callbacks yet")
+        store(outcome=CallbackOutcome.IGNORED, event=event, message=f"no handler for {event.kind} callbacks yet")
         return _respond(adapter.callback_ack(ok=True))
     try:
         note = handler(account=account, event=event)
     except CallbackDuplicate as exc:
-        _store(account=account, request=request, outcome=CallbackOutcome.DUPLICATE, event=event, message=str(exc))
+        store(outcome=CallbackOutcome.DUPLICATE, event=event, message=str(exc))
         return _respond(adapter.callback_ack(ok=True))
     except CallbackRejected as exc:
         with transaction.atomic():
-            record = _store(account=account, request=request, outcome=CallbackOutcome.REJECTED, event=event,
-                            message=str(exc))
+            record = store(outcome=CallbackOutcome.REJECTED, event=event, message=str(exc))
             audit_log(actor=f"channel:{account.code}", action="security.callback.mismatch", target=record,
                       data={"reason": str(exc), "event_id": event.event_id, "kind": event.kind})
         return _respond(adapter.callback_ack(ok=False, message="does not match our records"))
     except (ApplicationError, ChannelError) as exc:
-        _store(account=account, request=request, outcome=CallbackOutcome.ERROR, event=event, message=str(exc))
+        store(outcome=CallbackOutcome.ERROR, event=event, message=str(exc))
         logger.warning("callback %s/%s could not be applied now: %s", account.code, event.event_id, exc)
         return _respond(_transient_ack(adapter))
-    _store(account=account, request=request, outcome=CallbackOutcome.APPLIED, event=event, message=note or "")
+    store(outcome=CallbackOutcome.APPLIED, event=event, message=note or "")
     return _respond(adapter.callback_ack(ok=True))
 
 

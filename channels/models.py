@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django_fsm import FSMField, FSMModelMixin, transition
 
 from aggpay.errors import InvalidRequest
@@ -293,7 +294,9 @@ class ChannelCallback(models.Model):
     """
 
     account = models.ForeignKey(ChannelAccount, on_delete=models.PROTECT, related_name="callbacks")
-    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # When the notice arrived — set by channels.callbacks when the request came in, not when its row was written
+    # after handling (a trade's timeline then put the order.succeeded a payment notice caused before the notice).
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
     kind = models.CharField(max_length=16, blank=True, help_text="payment, refund, onboarding, complaint, violation")
     event_id = models.CharField(max_length=128, blank=True, db_index=True)
     outcome = models.CharField(max_length=12, choices=CallbackOutcome.choices)
