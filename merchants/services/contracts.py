@@ -89,7 +89,11 @@ FOLLOWED_STATES = (ContractState.SUBMITTED, ContractState.AUDITING, ContractStat
 # it does not — every poll answer (A.13 applyment query, B.7 zftorder query and bank.md §9.4 carry no update time) —
 # the old verdict can only be recognised by being the same as the one the contract was resubmitted from, and only
 # while the resubmission may still be on its way to the channel: as long as a submission is given before it is
-# taken as lost (RESEND_AFTER). After that the channel has had it, and the same verdict is its verdict on it.
+# taken as lost (RESEND_AFTER). After that the channel has had it, and the same verdict is its verdict on it — unless
+# the channel never answered the resubmission (its call went unanswered, its worker died after recording it): then
+# the channel may still hold the application as it was before, with its old verdict, and will never say "no such
+# application" (``_follow_missing_submission`` cannot fire). The resubmission is sent again once instead
+# (``_unanswered_resubmission``); only the same verdict after that is applied, with a note asking a person to look.
 STALE_VERDICT_GRACE = RESEND_AFTER
 
 
@@ -243,7 +247,8 @@ def _send(contract_id: int, *, submission: int, actor) -> Contract:
             # Not a verdict on the application: the channel already holds it under this business_code. Follow it.
             return _note(contract_id, source="channel", retry=True,
                          message=f"the channel already holds this application ({exc.channel_code}: "
-                                 f"{exc.channel_message or exc.message}); following it")
+                                 f"{exc.channel_message or exc.message}); following it",
+                         data={"already_at_channel": exc.channel_code})
         result = OnboardingResult(state=OnboardingState.REJECTED, message=exc.channel_message or exc.message,
                                   rejections=[{"field": "", "reason": f"{exc.channel_code or exc.code}: "
                                                                       f"{exc.channel_message or exc.message}"}])
@@ -315,7 +320,9 @@ def contract_resubmit(*, contract_id: int, actor) -> Contract:
 
 def contract_poll(*, contract_id: int) -> Contract:
     """Ask the channel for a followed contract's review state (for channels without notifications). A submitted
-    contract the channel has no application for is sent again once it is clearly lost (``_follow_missing_submission``).
+    contract the channel has no application for is sent again once it is clearly lost (``_follow_missing_submission``);
+    so is a resubmission the channel never answered while it still gives the verdict the contract was resubmitted
+    from (``_unanswered_resubmission``).
     """
     contract = Contract.objects.select_related("channel_account").get(pk=contract_id)
     if contract.state not in FOLLOWED_STATES:
@@ -327,7 +334,12 @@ def contract_poll(*, contract_id: int) -> Contract:
         if contract.state == ContractState.SUBMITTED and _channel_has_no_application(contract.channel_account, exc):
             return _follow_missing_submission(contract_id, exc=exc)
         return _note(contract_id, source="channel", message=f"query failed, will retry: {exc.message}", retry=True)
-    return contract_apply_result(contract_id=contract_id, result=result, source="channel")
+    outcome = _apply_result(contract_id=contract_id, result=result, source="channel", submitting=False, actor=None,
+                            submission=None, event_time=None, may_resend=True)
+    if outcome.resend is not None:
+        # The resubmission the channel never received, recorded under the lock as sent again: send it, no lock held.
+        return _send(contract_id, submission=outcome.resend, actor=None)
+    return outcome.contract
 
 
 def _channel_has_no_application(account, exc: ChannelError) -> bool:
@@ -387,18 +399,18 @@ def _resend_record(contract_id: int, *, exc: ChannelError) -> int | None:
 
 def _last_sending(contract: Contract) -> ContractEvent | None:
     """The event that recorded the latest sending of the application: the move into ``submitted``
-    (``_submission_record``) or a re-sending (``_resend_record``)."""
+    (``_submission_record``) or a re-sending (``_resend_record``, ``_resend_resubmission``)."""
     return (contract.events.filter(Q(to_state=ContractState.SUBMITTED) & ~Q(from_state=ContractState.SUBMITTED)
                                    | Q(data__has_key="resend_of"))
             .order_by("-id").first())
 
 
-def _poll_later(contract: Contract, *, message: str, source: str = "channel") -> None:
+def _poll_later(contract: Contract, *, message: str, source: str = "channel", data: dict | None = None) -> None:
     """On the locked ``contract``: ask the channel again after the next backoff step, and say why."""
     contract.poll_attempts += 1
     contract.next_poll_at = timezone.now() + next_poll_delay(contract.poll_attempts)
     contract.save(update_fields=["poll_attempts", "next_poll_at", "updated_at"])
-    _event(contract, source=source, before=contract.state, message=message)
+    _event(contract, source=source, before=contract.state, message=message, data=data)
 
 
 def contract_refresh_by_staff(*, contract_id: int, actor) -> Contract:
@@ -413,13 +425,13 @@ def contract_refresh_by_staff(*, contract_id: int, actor) -> Contract:
     return contract
 
 
-def _note(contract_id: int, *, source: str, message: str, retry: bool) -> Contract:
+def _note(contract_id: int, *, source: str, message: str, retry: bool, data: dict | None = None) -> Contract:
     with transaction.atomic():
         contract = Contract.objects.select_for_update().get(pk=contract_id)
         if retry:
-            _poll_later(contract, source=source, message=message)
+            _poll_later(contract, source=source, message=message, data=data)
         else:
-            _event(contract, source=source, before=contract.state, message=message)
+            _event(contract, source=source, before=contract.state, message=message, data=data)
     return contract
 
 
@@ -437,13 +449,23 @@ def contract_apply_result(*, contract_id: int, result: OnboardingResult, source:
     the timeline and moves nothing.
     """
     return _apply_result(contract_id=contract_id, result=result, source=source, submitting=submitting, actor=actor,
-                         submission=submission, event_time=event_time)[0]
+                         submission=submission, event_time=event_time).contract
+
+
+@dataclass(frozen=True)
+class _Applied:
+    contract: Contract
+    not_applied: str = ""  # why the answer was not applied ("" when it was)
+    resend: int | None = None  # the ContractEvent recording that the resubmission is to be sent again, now
 
 
 def _apply_result(*, contract_id: int, result: OnboardingResult, source: str, submitting: bool, actor,
-                  submission: int | None, event_time: dt.datetime | None) -> tuple[Contract, str]:
-    """``contract_apply_result``, also saying why the answer was not applied ("" when it was)."""
+                  submission: int | None, event_time: dt.datetime | None, may_resend: bool = False) -> _Applied:
+    """``contract_apply_result``, also saying why the answer was not applied, and whether the caller is to send the
+    resubmission again (``may_resend``: the poll, which has no lock held and sends it; any other caller has the
+    poller do it — ``_unanswered_resubmission``)."""
     activated = False
+    unanswered = None
     with transaction.atomic():
         contract = Contract.objects.select_for_update().select_related("merchant", "channel_account").get(
             pk=contract_id)
@@ -455,7 +477,7 @@ def _apply_result(*, contract_id: int, result: OnboardingResult, source: str, su
                        message=f"answer to the submission ignored: {moved}",
                        data={"channel_state": result.state, "application_id": result.application_id,
                              "ignored": True})
-                return contract, moved
+                return _Applied(contract, moved)
         else:
             earlier = _earlier_answer(contract, result, event_time=event_time)
             if earlier:
@@ -466,7 +488,10 @@ def _apply_result(*, contract_id: int, result: OnboardingResult, source: str, su
                 if earlier.ask_again_at is not None:
                     contract.next_poll_at = earlier.ask_again_at
                     contract.save(update_fields=["next_poll_at", "updated_at"])
-                return contract, earlier.why
+                return _Applied(contract, earlier.why)
+            unanswered = _unanswered_resubmission(contract, result, event_time=event_time)
+            if unanswered is not None and "resend_of" not in unanswered.sending.data:
+                return _resend_resubmission(contract, result, unanswered, source=source, may_resend=may_resend)
         if submitting and submission is None and can_proceed(contract.submit) and (
                 result.state not in VERDICTS or before == ContractState.PENDING):
             contract.submit()  # an answer applied without contract_submit's record (pending: refused at the door)
@@ -506,12 +531,26 @@ def _apply_result(*, contract_id: int, result: OnboardingResult, source: str, su
             from aggpay.api.partner_resource import partner_event_emit
 
             partner_event_emit(merchant_id=contract.merchant_id, type="merchant.contract_updated")
+        if unanswered is not None and changed:
+            # Sent twice, answered neither time, and the channel still gives the old verdict: it is applied, since
+            # the channel may simply have refused the correction for the same reason — but it may equally never
+            # have had it, which only the channel can tell. A person asks.
+            account = contract.channel_account
+            logger.warning("contract %s: %s gives the old verdict after the resubmission was sent twice unanswered",
+                           contract.pk, account.code)
+            _event(contract, source="system", before=contract.state,
+                   message=f"{account.name} gives the verdict the contract was resubmitted from even after the "
+                           f"resubmission was sent again, and answered neither sending: it may not have received the "
+                           f"correction. Before resubmitting, a person must look — ask {account.name} what it holds "
+                           f"under {contract.business_code}",
+                   data={"correction_unconfirmed": True, "resubmission": unanswered.resubmission.pk,
+                         "resend": unanswered.sending.pk})
         activated = changed and contract.state == ContractState.ACTIVE
         if activated:
             from merchants.services.activation import merchant_activate_on_contract
 
             merchant_activate_on_contract(contract=contract)
-    return contract, ""
+    return _Applied(contract)
 
 
 def _verdict_reasons(account, result: OnboardingResult) -> list[dict]:
@@ -562,18 +601,97 @@ def _earlier_answer(contract: Contract, result: OnboardingResult, *, event_time:
         return None
     if not _same_reasons(_verdict_reasons(contract.channel_account, result), contract.rejection_reasons):
         return None  # a verdict for other reasons is about the resubmission
-    trusted_from = submitted_at + STALE_VERDICT_GRACE
+    # From the latest sending: a resubmission sent again (``_resend_resubmission``) is given the same time to arrive.
+    last = _last_sending(contract)
+    sent_at = max(submitted_at, last.created_at) if last is not None else submitted_at
+    trusted_from = sent_at + STALE_VERDICT_GRACE
     if timezone.now() >= trusted_from:
         return None
+    again = f", sent again at {_when(sent_at)}" if sent_at != submitted_at else ""
     return _Earlier(f"the channel still gives the verdict the contract was resubmitted from (resubmitted at "
-                    f"{_when(submitted_at)}) and may not have the resubmission yet; it is asked again from "
+                    f"{_when(submitted_at)}{again}) and may not have the resubmission yet; it is asked again from "
                     f"{_when(trusted_from)}, when the same answer is its verdict on the resubmission",
                     ask_again_at=trusted_from)
 
 
+@dataclass(frozen=True)
+class _Unanswered:
+    resubmission: ContractEvent  # the move rejected → submitted (``_submission_record``)
+    sending: ContractEvent  # its latest sending: itself, or its re-sending (``_resend_resubmission``)
+
+
+def _unanswered_resubmission(contract: Contract, result: OnboardingResult, *, event_time: dt.datetime | None
+                             ) -> _Unanswered | None:
+    """Whether the channel's answer ``result`` — read once the resubmission of the locked ``contract`` has had time to
+    arrive (``_earlier_answer`` let it through) — is still the verdict the contract was resubmitted from, while the
+    channel has never answered any sending of the resubmission. The channel may then never have received it: the
+    apply call timed out or was dropped before the channel stored it, or the worker died after recording it. Under
+    the same business code the channel still holds the earlier application and its verdict, so it never says "no
+    such application" as it would for a lost first submission (``_follow_missing_submission``); the old verdict is
+    all it can say. None when the answer is not that, or the channel did answer the resubmission (then it had it,
+    and the same verdict is its verdict on it)."""
+    if event_time is not None or contract.state != ContractState.SUBMITTED or result.state not in VERDICTS:
+        return None  # a dated notice is told by its date; a contract the channel moved on has been answered
+    resubmission = _current_submission(contract)
+    if resubmission is None or resubmission.from_state != ContractState.REJECTED:
+        return None
+    if "withdrawn_business_code" in resubmission.data:
+        return None  # a new business code: the channel says "no such application" if it never got it
+    if not _same_reasons(_verdict_reasons(contract.channel_account, result), contract.rejection_reasons):
+        return None
+    if _answered_since(contract, resubmission):
+        return None
+    return _Unanswered(resubmission=resubmission, sending=_last_sending(contract) or resubmission)
+
+
+def _answered_since(contract: Contract, event: ContractEvent) -> bool:
+    """Whether the channel has answered the contract since ``event``: an answer of its applied or ignored (it carries
+    the channel's state; an answer held back as an earlier one does not count), or its refusal of a sending because
+    it already holds the application. A sending left unanswered (``ChannelUnknown``) or lost with its worker leaves
+    neither."""
+    return (contract.events.filter(pk__gt=event.pk, source="channel").exclude(data__has_key="stale")
+            .filter(Q(data__has_key="channel_state") | Q(data__has_key="already_at_channel")).exists())
+
+
+def _resend_resubmission(contract: Contract, result: OnboardingResult, unanswered: _Unanswered, *, source: str,
+                         may_resend: bool) -> _Applied:
+    """On the locked, submitted ``contract``: the channel still gives the verdict it was resubmitted from and never
+    answered the resubmission (``_unanswered_resubmission``). The answer is not applied. For the poll
+    (``may_resend``), the re-sending is recorded here, under the lock, like ``_resend_record``'s — once, under the
+    same business code, which the channel de-duplicates by (A.13 ``business_code``, B.7 ``external_id``, bank.md
+    §9.3 ``apply_no``), so a copy that did arrive is answered, not doubled — and the poll sends it with no lock held
+    (design §5 rule 7). A second poller finds the re-sending recorded and holds the old verdict back again
+    (``_earlier_answer`` counts from the latest sending). Any other caller (a notice) has the poller do it now."""
+    now = timezone.now()
+    account = contract.channel_account
+    minutes = (now - unanswered.resubmission.created_at) // dt.timedelta(minutes=1)
+    said = {"channel_state": result.state, "rejections": result.rejections, "application_id": result.application_id,
+            "stale": True}
+    why = (f"{account.name} still gives the verdict the contract was resubmitted from, {minutes} min after the "
+           f"resubmission, and never answered the resubmission: it may never have received the correction (the "
+           f"call went unanswered, or its worker was lost)")
+    if not may_resend:
+        contract.next_poll_at = now  # the poller sends it again
+        contract.save(update_fields=["next_poll_at", "updated_at"])
+        _event(contract, source=source, before=contract.state,
+               message=f"answer not applied: {why}; the next poll sends it again", data=said)
+        return _Applied(contract, why)
+    contract.poll_attempts = 0
+    contract.next_poll_at = now + POLL_MAX  # should this sending be lost too, the poller comes back
+    contract.save(update_fields=["poll_attempts", "next_poll_at", "updated_at"])
+    event = ContractEvent.objects.create(
+        contract=contract, source="system", from_state=contract.state, to_state=contract.state,
+        message=f"answer not applied: {why} — re-sending it once under {contract.business_code}",
+        data={**said, "resend_of": unanswered.sending.pk})
+    audit_log(actor=None, action="merchants.contract.submission_resent", target=contract,
+              data={"business_code": contract.business_code, "resend_of": unanswered.sending.pk,
+                    "channel_answer": f"{result.state}: the verdict the contract was resubmitted from"})
+    return _Applied(contract, why, resend=event.pk)
+
+
 def _current_submission(contract: Contract) -> ContractEvent | None:
     """The event that recorded the current submission: the latest move into ``submitted`` (``_submission_record``;
-    a re-sending of a lost one, ``_resend_record``, is the same submission)."""
+    a re-sending of a lost one, ``_resend_record`` or ``_resend_resubmission``, is the same submission)."""
     return (contract.events.filter(to_state=ContractState.SUBMITTED).exclude(from_state=ContractState.SUBMITTED)
             .order_by("-id").first())
 
@@ -643,11 +761,11 @@ def contract_apply_callback(*, account, event) -> str:
         event_time = None  # a query's answer: the channel's state now
     else:
         event_time = _notice_time(account, event)
-    contract, not_applied = _apply_result(contract_id=contract.pk, result=result, source="channel",
-                                          submitting=False, actor=None, submission=None, event_time=event_time)
-    if not_applied:
-        return f"contract {contract.pk}: {before}, answer not applied: {not_applied}"
-    return f"contract {contract.pk}: {before} → {contract.state}"
+    outcome = _apply_result(contract_id=contract.pk, result=result, source="channel", submitting=False, actor=None,
+                            submission=None, event_time=event_time)
+    if outcome.not_applied:
+        return f"contract {contract.pk}: {before}, answer not applied: {outcome.not_applied}"
+    return f"contract {outcome.contract.pk}: {before} → {outcome.contract.state}"
 
 
 def _notice_time(account, event) -> dt.datetime | None:
