@@ -16,7 +16,10 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from trades.models import ChannelCall, Event, LatePayment, Order
+from tests.trades.order_steps import call_outcomes as _calls
+from tests.trades.order_steps import event_count as _events
+from tests.trades.order_steps import rung_due as _due
+from trades.models import LatePayment, Order
 from trades.tasks_orders import sync_due_orders
 from trades.workbench import queue_reason, unknown_orders
 
@@ -40,20 +43,6 @@ def _closes_unanswered(shop, order_id, fault="http_500", times=20):
     """The channel answers the order's queries but not its close (only that path, only this order)."""
     shop.sim("wechatpay", "/_control/faults", fault=fault, times=times,
              match={"path": f"out-trade-no/{order_id}/close$"})
-
-
-def _due(order_id):
-    """The ladder's next rung is due now (its wait skipped)."""
-    Order.objects.filter(pk=order_id).update(next_query_at=timezone.now() - dt.timedelta(seconds=1))
-
-
-def _calls(order_id, verb):
-    return list(ChannelCall.objects.filter(order_id=order_id, verb=verb).order_by("id").values_list("outcome",
-                                                                                                     flat=True))
-
-
-def _events(order_id, event_type):
-    return Event.objects.filter(object_id=order_id, type=event_type).count()
 
 
 @pytest.mark.parametrize("fault", ["http_500", "http_503"])

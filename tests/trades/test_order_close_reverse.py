@@ -18,8 +18,10 @@ import pytest
 from django.utils import timezone
 
 from merchants.models import Merchant
+from tests.trades.order_steps import event_count as _events
+from tests.trades.order_steps import rung_due as _due
 from tests.trades.wechat_flow import success_notice
-from trades.models import Event, Order, Refund
+from trades.models import Order, Refund
 from trades.tasks_orders import sync_due_orders
 
 pytestmark = pytest.mark.usefixtures("quiet_channels")
@@ -59,14 +61,6 @@ def _in_background(shop, path):
     thread = threading.Thread(target=run)
     thread.start()
     return thread, answer
-
-
-def _events(order_id, event_type):
-    return Event.objects.filter(object_id=order_id, type=event_type).count()
-
-
-def _due(order_id):
-    Order.objects.filter(pk=order_id).update(next_query_at=timezone.now() - dt.timedelta(seconds=1))
 
 
 # --- close ------------------------------------------------------------------------------------------------------

@@ -19,7 +19,10 @@ from django.utils import timezone
 
 from aggpay.models import AuditLog
 from channels.simulators import wechatpay as wechat_sim
-from trades.models import ChannelCall, Event, Order
+from tests.trades.order_steps import call_outcomes as _calls
+from tests.trades.order_steps import event_count as _events
+from tests.trades.order_steps import rung_due as _due
+from trades.models import ChannelCall, Order
 from trades.services.staff import order_sync_by_staff
 from trades.tasks_orders import sync_due_orders
 
@@ -35,20 +38,6 @@ def _create(shop, out_trade_no, product="wechat.native", amount=1500, **extra):
 
 def _fault(shop, kind, fault, **rule):
     shop.sim(kind, "/_control/faults", fault=fault, **rule)
-
-
-def _due(order_id):
-    """The ladder's next rung is due now (its wait skipped)."""
-    Order.objects.filter(pk=order_id).update(next_query_at=timezone.now() - dt.timedelta(seconds=1))
-
-
-def _calls(order_id, verb):
-    return list(ChannelCall.objects.filter(order_id=order_id, verb=verb).order_by("id").values_list("outcome",
-                                                                                                     flat=True))
-
-
-def _events(order_id, event_type):
-    return Event.objects.filter(object_id=order_id, type=event_type).count()
 
 
 # --- 1. a query answer that does not match the order ---------------------------------------------------------------

@@ -11,6 +11,7 @@ import pytest
 from django.utils import timezone
 
 from channels.simulators import wechatpay as wechat_sim
+from tests.trades.order_steps import call_outcomes
 from trades.models import ChannelCall, Order, Refund
 from trades.tasks_orders import sync_due_orders
 from trades.workbench import queue_reason, unknown_orders
@@ -140,8 +141,7 @@ def test_the_queue_tells_a_close_waiting_for_its_rung_from_an_unknown_payment(sh
 
 
 def _closes(order_id):
-    return list(ChannelCall.objects.filter(order_id=order_id, verb="close").order_by("id")
-                .values_list("outcome", flat=True))
+    return call_outcomes(order_id, "close")
 
 
 def _paid(shop, out_trade_no, amount):

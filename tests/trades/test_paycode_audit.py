@@ -14,8 +14,9 @@ import redis
 from django.core.cache import cache
 from django.utils import timezone
 
+from tests.trades.order_steps import call_outcomes as _calls
 from tests.trades.test_deliveries_worker import BROKER_URL, _new_prefix, publishing_to
-from trades.models import ChannelCall, Event, Order
+from trades.models import Event, Order
 from trades.services.orders import QUERY_CLAIM_PREFIX
 from trades.tasks_orders import sync_due_orders
 
@@ -41,11 +42,6 @@ def _ladder_over(order_id):
     old = timezone.now() - dt.timedelta(minutes=2)
     Order.objects.filter(pk=order_id).update(created_at=old, expires_at=old + dt.timedelta(seconds=60),
                                              next_query_at=timezone.now() - dt.timedelta(seconds=1))
-
-
-def _calls(order_id, verb):
-    return list(ChannelCall.objects.filter(order_id=order_id, verb=verb).order_by("id").values_list("outcome",
-                                                                                                     flat=True))
 
 
 # --- Alipay 10003: the payer confirms in the wallet, queried on the ladder -----------------------------------------
