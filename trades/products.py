@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 from aggpay.errors import InvalidRequest
-from channels.adapters.base import PRODUCTS
+from channels.adapters.base import BARCODE_PRODUCTS, PRODUCTS
+from merchants.services.products import AvailableProduct, merchant_available_products
 
 API_PRODUCTS = PRODUCTS + ("barcode", "cashier")
 JSAPI_PRODUCTS = {"wechat.jsapi", "wechat.mini", "alipay.jsapi"}
@@ -31,3 +32,27 @@ def barcode_product(auth_code: str) -> str:
 
 def wallet_of(product: str) -> str:
     return product.split(".", 1)[0]
+
+
+# The products of merchant-api.md "Orders" that no channel serves as such: order_create resolves each to a wallet's
+# own product when the order is made (trades.services.orders), so it can be ordered exactly when one of those can —
+# ``barcode`` to the wallet's payment-code product read from ``auth_code`` (trades.products.barcode_product),
+# ``cashier`` to the product the payer's wallet pays the hosted page with (trades.services.cashier).
+def _resolved_products() -> dict[str, tuple[str, ...]]:
+    # Late: the cashier service imports the order services, which import this module.
+    from trades.services.cashier import WALLET_PRODUCTS
+
+    return {"barcode": BARCODE_PRODUCTS, "cashier": tuple(WALLET_PRODUCTS.values())}
+
+
+def merchant_orderable_products(merchant) -> list[AvailableProduct]:
+    """What ``merchant`` can order now, sorted by product: the products of its active contracts
+    (merchants.services.products.merchant_available_products, one query), and ``barcode`` / ``cashier`` when one
+    of the wallet products they resolve to is among them. The merchant's rate for a resolved product is that of the wallet product the payer's wallet picks, so
+    the one shown is the highest among those it can resolve to: what such an order costs at most (each of them is
+    listed with its own rate too)."""
+    available = merchant_available_products(merchant)
+    rates = {p.product: p.rate for p in available}
+    resolved = [AvailableProduct(product=code, rate=max(rates[p] for p in via if p in rates))
+                for code, via in _resolved_products().items() if any(p in rates for p in via)]
+    return sorted([*available, *resolved], key=lambda p: p.product)

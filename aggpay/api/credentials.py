@@ -197,10 +197,10 @@ def app_read(app_id: str, *, token: int | None = None):
 
 
 def merchant_products(merchant, *, token: int | None):
-    """What the merchant can order (``aggpay.api.merchant.merchant_orderable_products``: its contracts' products
+    """What the merchant can order (``trades.products.merchant_orderable_products``: its contracts' products
     and ``barcode`` / ``cashier`` derived from them) for this merchant, remembered under ``token`` (the generation
     token this request read before any of its database reads); ``None`` reads without remembering."""
-    from aggpay.api.merchant import merchant_orderable_products
+    from trades.products import merchant_orderable_products
 
     products = _products.recall_current(merchant.pk, token)
     if products is None:

@@ -9,32 +9,7 @@ from aggpay.api.credentials import merchant_products
 from aggpay.api.schema import api_schema
 from aggpay.api.views import MerchantAPIView
 from aggpay.platform_keys import platform_key
-from channels.adapters.base import BARCODE_PRODUCTS
 from merchants.models import AppScope, MerchantState, SignType
-from merchants.services.products import AvailableProduct, merchant_available_products
-from trades.services.cashier import WALLET_PRODUCTS
-
-# The products of merchant-api.md "Orders" that no channel serves as such: order_create resolves each to a wallet's
-# own product when the order is made (trades.services.orders), so it can be ordered exactly when one of those can —
-# ``barcode`` to the wallet's payment-code product read from ``auth_code`` (trades.products.barcode_product),
-# ``cashier`` to the product the payer's wallet pays the hosted page with (trades.services.cashier).
-RESOLVED_PRODUCTS = {
-    "barcode": BARCODE_PRODUCTS,
-    "cashier": tuple(WALLET_PRODUCTS.values()),
-}
-
-
-def merchant_orderable_products(merchant) -> list[AvailableProduct]:
-    """What ``merchant`` can order now, sorted by product: the products of its active contracts
-    (merchants.services.products.merchant_available_products, one query) and each of RESOLVED_PRODUCTS one of them
-    can pay. The merchant's rate for a resolved product is that of the wallet product the payer's wallet picks, so
-    the one shown is the highest among those it can resolve to: what such an order costs at most (each of them is
-    listed with its own rate too)."""
-    available = merchant_available_products(merchant)
-    rates = {p.product: p.rate for p in available}
-    resolved = [AvailableProduct(product=code, rate=max(rates[p] for p in via if p in rates))
-                for code, via in RESOLVED_PRODUCTS.items() if any(p in rates for p in via)]
-    return sorted([*available, *resolved], key=lambda p: p.product)
 
 # Module-level output serializers with distinct names: drf-spectacular names components after the class, and
 # a second "OutputSerializer" elsewhere in the API would collide.
