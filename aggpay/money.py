@@ -14,6 +14,8 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 FEN_PER_YUAN = 100
 RATE_QUANTUM = Decimal("0.000001")  # rates are kept to 1e-6 (0.0001%)
+MAX_FEN = 2**63 - 1  # what a BigIntegerField of fen holds (design §5 rule 1)
+MAX_YUAN_DIGITS = len(str(MAX_FEN // FEN_PER_YUAN))  # a yuan amount of more integer digits than this never fits
 
 
 class MoneyError(ValueError):
@@ -66,12 +68,30 @@ def format_yuan(fen: int) -> str:
 
 
 def yuan_to_fen(text: str) -> int:
-    """Parse a yuan string such as '12.30' (as channels write bills) into fen, exactly."""
+    """Parse a yuan string such as '12.30' (as channels write bills, as staff type amounts) into fen, exactly.
+
+    Only a finite number that is a whole number of fen and fits a ``BigIntegerField`` is money. Decimal also reads
+    "Infinity", "sNaN" and "1e999999999": refused here as MoneyError, before any arithmetic, not escaping as
+    another exception (a 500 on the staff refund form) or building a million-digit integer. The fen are counted
+    from the digits, never through Decimal arithmetic, which rounds at 28 significant digits and would take
+    "1.0000000000000000000000000001" for 100 fen (design §5 rule 1: no rounding but the explicit one)."""
     try:
         value = Decimal(text.strip())
     except (InvalidOperation, AttributeError) as exc:
         raise MoneyError(f"{text!r} is not an amount in yuan") from exc
-    fen = value * FEN_PER_YUAN
-    if fen != fen.to_integral_value():
-        raise MoneyError(f"{text!r} has fractions of a fen")
-    return int(fen)
+    if not value.is_finite():
+        raise MoneyError(f"{text!r} is not an amount in yuan")
+    if not value:
+        return 0  # "0e999999999" too: no power of ten to build
+    if value.adjusted() >= MAX_YUAN_DIGITS:
+        raise MoneyError(f"{text!r} is too large an amount")
+    sign, digits, exponent = value.as_tuple()
+    shift = exponent + 2  # the power of ten of the last digit, counted in fen
+    if shift < 0:
+        if any(digits[shift:]):
+            raise MoneyError(f"{text!r} has fractions of a fen")
+        digits, shift = digits[:shift] or (0,), 0
+    fen = int("".join(map(str, digits))) * 10**shift
+    if fen > MAX_FEN:
+        raise MoneyError(f"{text!r} is too large an amount")
+    return -fen if sign else fen
