@@ -174,6 +174,8 @@ def _context(request, *, report_form: FeeReportForm | None = None,
         "report_totals": _cells(report.totals) if report else [],
         "report_columns": REPORT_COLUMNS,
         "report_open_day": bool(report and report.end >= today),
+        # Closed days are the default (their figures are final); a cashier's morning is one click away.
+        "report_today_query": urlencode({"from": today.isoformat(), "to": today.isoformat()}),
         "chart": profit_chart(report.daily) if report else None,
         "report_query": _query(request, REPORT_PARAMS, report_form),
         "statement_form": statement_form or StatementLookupForm(),

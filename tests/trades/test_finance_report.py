@@ -211,6 +211,21 @@ def test_the_page_opens_on_the_last_seven_closed_days(finance_client):
     assert b"No money moved in these days" in response.content
 
 
+def test_one_click_shows_today_so_far_marked_as_not_closed(finance_client, tea_house, bank_a):
+    # Finance opens on closed days; this morning's money is one link away, and the page says it still grows.
+    today = timezone.localdate()
+    paid(tea_house, "T1", account=bank_a, amount=10_000, rates=("0.0038", "0.0020", "0"),
+         paid_at=timezone.now())
+    html = finance_client.get(PAGE).content.decode()
+    link = f'href="?from={today.isoformat()}&amp;to={today.isoformat()}"'
+    assert link in html and "Today so far" in html
+
+    response = finance_client.get(PAGE, {"from": today.isoformat(), "to": today.isoformat()})
+
+    assert response.context["report"].totals.payment_amount == 10_000
+    assert b"includes a day that has not closed yet" in response.content
+
+
 def test_the_page_filters_by_account_and_product(finance_client, tea_house_week, bank_b):
     response = finance_client.get(PAGE, {"from": "2026-03-10", "to": "2026-03-11", "account": bank_b.pk,
                                          "product": "alipay.qr"})
