@@ -57,6 +57,24 @@ class StrictRegexField(serializers.RegexField):
         return super().to_internal_value(data)
 
 
+class IdentifierField(StrictRegexField):
+    """The merchant's own keys (out_trade_no, out_refund_no), taken exactly as sent: they name the request for
+    idempotency (design §5 rule 5) and come back in every answer and event, so a key that does not match the pattern
+    is refused (design §5 rule 12), never cleaned up. DRF trimmed surrounding whitespace before matching, and the
+    pattern's ``$`` also matches before a final newline: " T100001" or "T100001\\n" was stored as another key than the
+    merchant's own."""
+
+    def __init__(self, regex, **kwargs):
+        super().__init__(regex, trim_whitespace=False, **kwargs)
+        self.exact = re.compile(regex) if isinstance(regex, str) else regex
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not self.exact.fullmatch(value):
+            self.fail("invalid")
+        return value
+
+
 class StrictCharField(serializers.CharField):
     """Text fields are JSON strings: DRF would quietly turn 5 into "5" and true into "True"."""
 
@@ -75,8 +93,8 @@ class HttpUrlField(serializers.URLField):
 
 
 class OrderCreateInputSerializer(StrictSerializer):
-    out_trade_no = StrictRegexField(OUT_NO, help_text="6–32 chars [0-9A-Za-z_-], unique per merchant",
-                                    error_messages={"invalid": "must be 6–32 characters of 0-9 A-Z a-z _ -"})
+    out_trade_no = IdentifierField(OUT_NO, help_text="6–32 chars [0-9A-Za-z_-], unique per merchant",
+                                   error_messages={"invalid": "must be 6–32 characters of 0-9 A-Z a-z _ -"})
     amount = StrictIntegerField(min_value=1, max_value=10**11, help_text="fen, ≥ 1")
     currency = serializers.ChoiceField(choices=["CNY"], default="CNY")
     product = serializers.ChoiceField(choices=list(API_PRODUCTS))
@@ -178,8 +196,8 @@ class OrderListParamsSerializer(ListParamsSerializer):
 
 
 class RefundCreateInputSerializer(StrictSerializer):
-    out_refund_no = StrictRegexField(r"^[0-9A-Za-z_-]{1,64}$", help_text="unique per merchant",
-                                     error_messages={"invalid": "must be 1–64 characters of 0-9 A-Z a-z _ -"})
+    out_refund_no = IdentifierField(r"^[0-9A-Za-z_-]{1,64}$", help_text="unique per merchant",
+                                    error_messages={"invalid": "must be 1–64 characters of 0-9 A-Z a-z _ -"})
     amount = StrictIntegerField(min_value=1, max_value=10**11, help_text="fen")
     reason = StrictCharField(max_length=256, required=False, allow_blank=True)
     notify_url = HttpUrlField(max_length=512, required=False)
