@@ -13,12 +13,23 @@ from rest_framework import serializers
 from aggpay.errors import InvalidRequest
 
 
+class BoundedDateTimeField(serializers.DateTimeField):
+    """A time without an offset is read at +08:00 (settings.TIME_ZONE); near year 1 that conversion overflows, and
+    DRF lets the OverflowError out as a 500. It is a bad value of the field like any other."""
+
+    def enforce_timezone(self, value):
+        try:
+            return super().enforce_timezone(value)
+        except OverflowError:
+            self.fail("overflow")
+
+
 class ListParamsSerializer(serializers.Serializer):
     limit = serializers.IntegerField(min_value=1, max_value=100, default=20, help_text="1–100, default 20")
     starting_after = serializers.CharField(required=False, max_length=64,
                                            help_text="the id of the last object of the previous page")
-    created_gte = serializers.DateTimeField(required=False, help_text="created at or after (RFC 3339)")
-    created_lt = serializers.DateTimeField(required=False, help_text="created before (RFC 3339)")
+    created_gte = BoundedDateTimeField(required=False, help_text="created at or after (RFC 3339)")
+    created_lt = BoundedDateTimeField(required=False, help_text="created before (RFC 3339)")
 
 
 def parse_list_params(serializer_class: type[ListParamsSerializer], query_params) -> dict:
