@@ -98,3 +98,39 @@ def test_the_wallets_payment_sheet_opens_when_its_bridge_arrives_after_the_page(
             assert opened == [["tradePay", {"tradeNO": sent["trade_no"]}]]
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("how", ["store code", "cashier"])
+def test_a_double_tapped_pay_button_still_opens_the_wallet_hand_off(browser, shop, live_server, monkeypatch, how):  # noqa: F811
+    # The channel takes three seconds to answer the create; the payer taps Pay again meanwhile. The browser shows the
+    # second submit's answer — the same order (one order per form), whose hand-off is not there yet: the page it
+    # lands on must go on to the hand-off when it is, not poll for a minute and say "still processing".
+    monkeypatch.setattr(views_payer, "RESULT_POLL_INTERVAL_MS", 300)
+    shop.sim("wechatpay", "/_control/faults", fault="latency", seconds=3, times=1,
+             match={"path": "transactions/jsapi"})
+    context = browser.new_context(user_agent=UA_WECHAT, viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    try:
+        if how == "store code":
+            code = store_code_for(shop)
+            page.goto(f"{live_server.url}/c/{code.code}")
+            page.wait_for_url(re.compile(rf"/c/{code.code}/pay"))
+            page.fill("#amount", "7.70")
+        else:
+            status, _, created = shop.client.request("POST", "/api/v1/orders", json={
+                "out_trade_no": "TAP00001", "amount": 770, "product": "cashier", "subject": "Tea"})
+            assert status == 201, created
+            page.goto(created["pay_params"]["cashier_url"])
+            page.locator("#fixed-amount").wait_for()
+        # Two taps a second apart, from the page itself (as a person makes them: neither waits for an answer).
+        page.evaluate("""() => {
+            const pay = document.getElementById("pay");
+            setTimeout(() => pay.click(), 0);
+            setTimeout(() => pay.click(), 1000);
+        }""")
+        page.locator("#standin-pay").wait_for(state="visible", timeout=15_000)
+        order = Order.objects.get(merchant=shop.merchant)
+        assert order.amount == 770 and order.channel_calls.filter(verb="create").count() == 1
+        assert page.locator('#status[data-state="pending"]').is_visible()
+    finally:
+        context.close()

@@ -89,7 +89,7 @@ def test_a_wechat_payer_scans_pays_and_the_order_succeeds(shop, live_server):
     shop.wait_for(lambda: Order.objects.filter(pk=order.pk, state="succeeded").exists(), message="paid")
 
     status = payer.get(live_server.url + params["status_url"], timeout=10).json()
-    assert status == {"state": "succeeded", "amount": 1234}
+    assert status == {"state": "succeeded", "amount": 1234, "ready": False}  # nothing left to hand to the wallet
     result = payer.get(pay_page.url, timeout=10)
     assert 'data-state="succeeded"' in result.text and "12.34" in result.text
 

@@ -32,6 +32,7 @@ from trades.services.orders import order_create
 
 MAX_CODES_PER_STORE = 50
 MAX_AMOUNT_FEN = 100_000_000  # ¥1,000,000: far above any contract limit; routing applies the real ones
+_CODE = re.compile(r"[A-Za-z0-9]{1,24}")  # trades.models.store_codes.new_store_code, within the column's length
 _AMOUNT = re.compile(r"^(\d{1,9})(?:\.(\d{1,2}))?$")
 _STATE_SALT = "aggpay.trades.onecode.oauth"
 STATE_MAX_AGE = 600  # seconds a payer may take at the wallet's OAuth screen
@@ -74,8 +75,10 @@ def storecode_set_active(*, code_id: int, active: bool, actor, reason: str = "")
 
 # --- payer --------------------------------------------------------------------------------------------------
 def storecode_for_payer(code: str) -> StoreCode:
+    # Only what new_store_code makes is looked up: the path is anyone's to type, and a NUL byte in it made
+    # PostgreSQL refuse the query — the public page answered 500 instead of "not valid".
     found = (StoreCode.objects.select_related("merchant", "store").filter(code=code, active=True).first()
-             if code else None)
+             if _CODE.fullmatch(code or "") else None)
     if found is None:
         raise NotFound("no such store code", param="code")
     return found
@@ -112,6 +115,12 @@ def oauth_account(*, merchant: Merchant, wallet: str, amount: int | None = None)
     best = min(offers, key=lambda p: (-p.max_amount, p.min_amount, p.cost_rate - p.isv_rebate_rate,
                                       order[p.account.code]), default=None)
     return best.account if best is not None else None
+
+
+def account_takes(*, merchant: Merchant, wallet: str, account_id: int, amount: int) -> bool:
+    """Whether routing would send ``amount`` in ``wallet`` to ``account_id`` (the account a payer id came from)."""
+    product = WALLET_PRODUCTS[wallet]
+    return choose(merchant=merchant, product=product, amount=amount, only_account_id=account_id).chosen is not None
 
 
 def amount_limits_message(*, account_id: int, wallet: str, amount: int) -> str:

@@ -264,6 +264,13 @@ def cashier(request: HttpRequest, token: str) -> HttpResponse:
         return _scan_with(request, wallet)
     target = "o:" + order.pk
     payer = _payer(request, target, wallet)
+    if payer is not None and request.method == "GET" and not services.account_takes(
+            merchant=order.merchant, wallet=wallet, account_id=payer["a"], amount=order.amount):
+        # The id the session learnt is only valid at the account it came from (§E); once that account stops taking
+        # this order (product or account disabled, contract suspended), order_cashier_pay refused the payer with
+        # "try another wallet" for the rest of the session while this wallet could pay at another account. A fresh
+        # page logs them in again where the order can go, as a store code's does (_current_payer).
+        payer = None
     if payer is None:
         account = services.oauth_account(merchant=order.merchant, wallet=wallet, amount=order.amount)
         if account is None:
@@ -363,10 +370,20 @@ def _bridge(request: HttpRequest, order: Order, token: str) -> dict:
     return bridge
 
 
-def _poll(token: str, *, max_polls: int) -> dict:
-    """What a payer page's script needs to ask the order's status endpoint a bounded number of times."""
+def _poll(token: str, *, max_polls: int, until_ready: bool = False) -> dict:
+    """What a payer page's script needs to ask the order's status endpoint a bounded number of times; with
+    ``until_ready``, also to reload once the wallet hand-off is there (the page was shown before it was)."""
     return {"status_url": reverse("onecode:order-status", args=[token]), "interval_ms": RESULT_POLL_INTERVAL_MS,
-            "max_polls": max_polls}
+            "max_polls": max_polls, "until_ready": until_ready}
+
+
+def _hand_off_ready(order: Order) -> bool:
+    """Whether the pay page can hand ``order`` to the wallet: pending, routed, with the wallet's parameters. A
+    cashier order's pay_params also hold its cashier_url, so after a create whose outcome is unknown (a timeout,
+    design §5 rule 2), or while the create is still at the channel, they are not empty but have nothing to pay
+    with."""
+    wallet_params = {key for key in (order.pay_params or {}) if key != "cashier_url"}
+    return bool(order.state == OrderState.PENDING and order.channel_account_id and wallet_params)
 
 
 def _pay_polls(order: Order) -> int:
@@ -392,19 +409,17 @@ def order_page(request: HttpRequest, token: str) -> HttpResponse:
                    "bystander": CASHIER_REFUSALS[cashier_closed_reason(order)]}
         return render(request, "payer/result.html", context)
     context = {"order": order, "amount_yuan": format_yuan(order.amount), "merchant": order.merchant}
-    # The hand-off needs the wallet's parameters: a cashier order's pay_params also hold its cashier_url, so after a
-    # create whose outcome is unknown (a timeout, design §5 rule 2) they are not empty but have nothing to pay with.
-    wallet_params = {key for key in (order.pay_params or {}) if key != "cashier_url"}
-    ready = order.state == OrderState.PENDING and order.channel_account_id and wallet_params
-    if ready:
+    if _hand_off_ready(order):
         context["bridge"] = _bridge(request, order, token)
         context["poll"] = _poll(token, max_polls=_pay_polls(order))
         return render(request, "payer/pay.html", context)
     if order.state == OrderState.PENDING:
         # Still pending without a wallet hand-off (a create whose outcome is unknown, a cashier order not yet
         # routed): ask the status endpoint, which syncs with the channel, as the pay page does — a bounded number
-        # of times, then say so; reloading this page would only wait for the sync job.
-        context["poll"] = _poll(token, max_polls=RESULT_POLLS)
+        # of times, then say so; reloading this page would only wait for the sync job. It may also be the second
+        # tap of a double-tapped Pay button, which the browser shows while the first tap's create is still at the
+        # channel: the page reloads into the hand-off as soon as that create has answered.
+        context["poll"] = _poll(token, max_polls=RESULT_POLLS, until_ready=True)
     return render(request, "payer/result.html", context)
 
 
@@ -419,4 +434,5 @@ def order_status(request: HttpRequest, token: str) -> JsonResponse:
             order = order_sync(order_id=order.pk)  # rate-limited per order; callbacks usually win the race
         except (ApplicationError, ChannelError):
             pass
-    return JsonResponse({"state": order.state, "amount": order.amount})
+    # ``ready``: the pay page can hand the order to the wallet now (a result page shown before it could reloads).
+    return JsonResponse({"state": order.state, "amount": order.amount, "ready": _hand_off_ready(order)})
