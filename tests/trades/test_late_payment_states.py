@@ -1,7 +1,7 @@
 """A late payment's state moves only through its transitions (style.md §6): ``LatePayment.state`` is a protected
 FSMField, and trades.services.late calls the named transitions under the row's lock — refund_start (open →
 refunding), refund_succeeded (refunding or open → resolved), refund_refused (refunding → open), refund_never_received
-(refunding → open, flagged only), settle_by_hand (open → resolved) and settle_flagged_by_hand (resolved, flagged →
+and refund_held (refunding → open, flagged only), settle_by_hand (open → resolved) and settle_flagged_by_hand (resolved, flagged →
 resolved). A move the machine does not allow is refused by the services with their InvalidState, never a 500.
 """
 
@@ -39,7 +39,7 @@ def test_the_state_cannot_be_assigned(tea_house):
     ("open", False, {"refund_start", "refund_succeeded", "settle_by_hand"}),
     ("open", True, {"refund_succeeded", "settle_by_hand"}),  # no new attempt while flagged
     ("refunding", False, {"refund_succeeded", "refund_refused"}),
-    ("refunding", True, {"refund_succeeded", "refund_refused", "refund_never_received"}),
+    ("refunding", True, {"refund_succeeded", "refund_refused", "refund_never_received", "refund_held"}),
     ("resolved", False, set()),
     ("resolved", True, {"settle_flagged_by_hand"}),
 ])

@@ -108,10 +108,12 @@ def test_the_current_attempts_notices_still_apply_and_their_duplicates_change_no
     assert _reserved(retried) == 0  # released: the merchant may retry again
     with pytest.raises(CallbackDuplicate, match="already failed"):
         _notice(bank_account, retried, "failed", attempt=1)
-    with pytest.raises(CallbackDuplicate, match="already failed"):
-        _notice(bank_account, retried, "succeeded", attempt=1)  # as before the fix: the state machine is final
+    # The channel then says that attempt returned the money after all: the state machine is final (still failed,
+    # nothing reserved again), but the success is not dropped as a copy — flagged for a person (possible double
+    # refund; tests/trades/test_lifecycle_review_refund_words.py).
+    assert "needs a person" in _notice(bank_account, retried, "succeeded", attempt=1)
     retried.refresh_from_db()
-    assert (retried.state, _reserved(retried)) == ("failed", 0)
+    assert (retried.state, _reserved(retried), retried.abnormal) == ("failed", 0, True)
 
 
 def test_a_refund_number_we_never_gave_the_channel_is_refused(bank_account, retried):

@@ -339,6 +339,11 @@ class LatePayment(FSMModelMixin, models.Model):
         """The channel has no refund under the current attempt's number and, flagged, it is not sent again (it
         could return the money twice): back to the queue, still flagged, for a person to settle by hand."""
 
+    @transition(field=state, source="refunding", target="open", conditions=[_flagged])
+    def refund_held(self) -> None:
+        """The channel's answer about the current attempt names another amount than the late payment's: nothing is
+        booked on it; flagged, back to the queue for a person (trades.services.late._hold_for_amount)."""
+
     @transition(field=state, source="open", target="resolved")
     def settle_by_hand(self) -> None:
         """A person settled it outside aggpay (refunded by the channel's own back office, or kept by the merchant);

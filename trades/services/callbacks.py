@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from django.db import IntegrityError, transaction
 
+from aggpay.audit import audit_log
 from channels.adapters.base import RefundState as ChannelRefundState
+from channels.adapters.base import TradeState
 from channels.callbacks import CallbackDuplicate, CallbackRejected
 from trades.models import LatePayment, Order, OrderState, Refund
 from trades.services.late import (
@@ -21,6 +23,7 @@ from trades.services.late import (
 )
 from trades.services.orders import CrossCheckFailed, order_apply_result
 from trades.services.refunds import (
+    EARLIER_ATTEMPT_SUCCEEDED,
     RefundAmountMismatch,
     channel_refund_no,
     refund_apply_result,
@@ -57,6 +60,15 @@ def _payment_notice(*, account, result) -> str:
         if order is None:
             raise CallbackRejected(f"no order {result.out_trade_no} on account {account.code}")
         before = order.state
+        if result.state != TradeState.SUCCEEDED:
+            # A success is cross-checked by order_apply_result (every field required); any other word — Alipay's
+            # TRADE_CLOSED for an unpaid trade that timed out, a failure — closes or fails the order there with no
+            # check at all. Checked here on the fields it names, as a refund notice's trade is (_trade_mismatch):
+            # a notice about another total or sub-merchant is refused and recorded, never closes our order (design
+            # §5 rule 4). Bug: a signed TRADE_CLOSED naming 1 fen closed a 15-yuan order, and the merchant heard it.
+            mismatch = _trade_mismatch(order, result)
+            if mismatch:
+                raise CallbackRejected(f"order {order.pk}: {mismatch}")
         duplicate = ""
         if before == OrderState.SUCCEEDED and (not result.channel_trade_no or result.channel_trade_no ==
                                                order.channel_trade_no):
@@ -102,6 +114,8 @@ def refund_callback(*, account, event) -> str:
             if attempt != refund.channel_attempt:
                 return _earlier_attempt_notice(refund, attempt=attempt, result=result)
             if before != "pending":
+                if before in ("failed", "closed") and result.state == ChannelRefundState.SUCCEEDED:
+                    return _settled_refund_succeeded(refund, attempt=attempt, result=result)
                 raise CallbackDuplicate(f"refund {refund.pk} is already {before}")
             refund = refund_apply_result(refund_id=refund.pk, result=result)
         except ValueError as exc:
@@ -145,22 +159,56 @@ def _earlier_attempt_notice(refund: Refund, *, attempt: int, result) -> str:
     return f"{about}: money went back for attempt {attempt}, flagged abnormal for a person (possible double refund)"
 
 
+def _settled_refund_succeeded(refund: Refund, *, attempt: int, result) -> str:
+    """The channel says the refund's current attempt, which it had failed or closed, returned the money after all
+    (bank.md §7.3: a failed refund is "refundable again", so the channel's word is not final for the money; a notice
+    can also overtake the answer it contradicts). Called under the refund's lock. The success is never acknowledged
+    as a copy and dropped, as it was: the payer has the money while the merchant was told the refund failed, its
+    amount was released and may be refunded again — a possible double refund. As for an earlier attempt's success
+    (trades.services.refunds._apply_earlier_attempt), the refund keeps its state and is flagged abnormal for a person
+    (the abnormal queue), with an audit row on the trade timeline (the same action, so the refund's retry is held
+    until a person marks it handled: refund_create, _held_for_review); the same notice again is a copy."""
+    number = channel_refund_no(refund)
+    about = (f"refund {refund.pk}: the channel says attempt {attempt} ({result.out_refund_no}), {refund.state} here, "
+             f"succeeded")
+    if refund_earlier_success_noted(refund_id=refund.pk, attempt=attempt):
+        raise CallbackDuplicate(f"{about}: already flagged abnormal")
+    audit_log(actor=f"channel:{refund.order.channel_account.code}", action=EARLIER_ATTEMPT_SUCCEEDED, target=refund,
+              reason=(f"The channel says attempt {attempt} ({result.out_refund_no}) returned the money after all, but "
+                      f"the refund is recorded {refund.state} and its amount released: the merchant may refund it "
+                      f"again (a possible double refund). Check with the channel and settle it with the merchant."),
+              data={"attempt": attempt, "channel_no": result.out_refund_no, "current_attempt": refund.channel_attempt,
+                    "current_channel_no": number, "state": refund.state, "amount": refund.amount,
+                    "channel_refund_no": result.channel_refund_no,
+                    "succeeded_at": result.succeeded_at.isoformat() if result.succeeded_at else ""})
+    refund.abnormal = True
+    # The channel's number of the refund that went back: support searches by it (trades.workbench.search_orders).
+    refund.channel_refund_no = refund.channel_refund_no or result.channel_refund_no
+    refund.save(update_fields=["abnormal", "channel_refund_no", "updated_at"])
+    return f"{about}: money went back, flagged abnormal — needs a person (possible double refund)"
+
+
 def _late_refund_notice(*, account, result, trade) -> str:
     """The channel's word on the refund of a late payment (trades.services.late, out_refund_no ``late_<order id>``,
     or a retry's own number): applied to the late payment — a success resolves it; a failure, close or abnormal
     reopens it for a person (design §5 rule 3: a late payment is never lost); it is ours, so never a security event.
     Words that change nothing (the same notice again, a stale word about an earlier attempt) are acknowledged as
     duplicates; an earlier attempt's success flags it for a person (as _earlier_attempt_notice does for a refund).
-    A notice that puts the number on another trade is refused, as for any refund (``_trade_mismatch``).
+    A notice that puts the number on another trade, or names another amount than the late payment's (its refund
+    returns all of it), is refused, as for any refund (``_trade_mismatch``, refund_callback).
     The note names the order, so the callback shows on its trade timeline."""
     split = late_refund_no_split(result.out_refund_no)
     late = split and (LatePayment.objects.filter(order_id=split[0], order__channel_account=account)
-                      .select_related("order").only("pk", "order__id", "order__sub_mchid", "order__amount",
-                                                    "order__currency").first())
+                      .select_related("order").only("pk", "amount", "order__id", "order__sub_mchid",
+                                                    "order__amount", "order__currency").first())
     if not late:
         raise CallbackRejected(f"no late payment for {result.out_refund_no} on account {account.code}")
     order_id, attempt = split
     mismatch = _trade_mismatch(late.order, trade)
+    if not mismatch and result.amount is not None and result.amount != late.amount:
+        # The late payment's refund returns its whole amount (late_payment_refund): a word about another amount is
+        # not about our refund as we asked it, so nothing is booked on it (design §5 rule 4, as refund_callback).
+        mismatch = f"the refund's amount {result.amount} differs from the late payment's {late.amount}"
     if mismatch:
         raise CallbackRejected(f"late payment of {order_id}: {mismatch}")
     try:

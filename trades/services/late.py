@@ -17,7 +17,8 @@ A definite "no" from the channel (the refund failed, was closed, or the wallet c
 
 ``state`` is protected: it moves only through LatePayment's transitions (trades.models.orders), called here under
 the row's lock — ``refund_start`` (open → refunding), ``refund_succeeded`` (refunding or open → resolved),
-``refund_refused`` (refunding → open), ``refund_never_received`` (refunding → open, flagged only),
+``refund_refused`` (refunding → open), ``refund_never_received`` and ``refund_held`` (refunding → open, flagged
+only: the attempt never reached the channel; the channel's answer names another amount),
 ``settle_by_hand`` (open → resolved) and ``settle_flagged_by_hand`` (resolved, flagged → resolved).
 
 Attempts (as for a merchant's refund, trades.services.refunds): a channel keeps an out_refund_no it failed failed
@@ -211,6 +212,8 @@ def late_payment_apply_refund_result(*, late_payment_id: int, result: RefundResu
         attempt = late_attempt_of(late, result.out_refund_no)
         if attempt != late_payment_attempt(late):
             return _apply_earlier_attempt(late, attempt=attempt, result=result)
+        if result.amount is not None and result.amount != late.amount and late.state != RESOLVED:
+            return _hold_for_amount(late, attempt=attempt, result=result, actor=actor, source=source)
         # The channel's own number of the current attempt, whatever the answer does to the state: support searches
         # by it (trades.workbench.search_orders). Kept by the saves below; saved alone where nothing else changes.
         numbered = bool(result.channel_refund_no) and result.channel_refund_no != late.channel_refund_no
@@ -380,6 +383,36 @@ def _unsent_to_a_person(late_payment_id: int, *, asked: str, actor) -> LatePayme
     logger.warning("late payment %s: flagged, and the channel has no refund %s; back to the queue for a person",
                    late.pk, asked)
     return late
+
+
+def _hold_for_amount(late: LatePayment, *, attempt: int, result: RefundResult, actor,
+                     source: str) -> tuple[LatePayment, bool]:
+    """The channel's answer about the current refund attempt names another amount than the late payment's, whose
+    refund returns all of it (called under the row's lock). Something is wrong at one end (a bug, a mix-up of
+    numbers, a tampered answer), so no money is booked on it (design §5 rule 4) — in particular it never resolves
+    the late payment: a success of 1 fen did, leaving the payer short with nobody following the money. As for a
+    merchant's refund (trades.services.refunds._hold_for_amount) it goes to a person: flagged ``abnormal`` (no
+    further attempt is sent), off the sweeper's list (``refunding`` → ``open``, ``refund_held``), into the
+    late-payment queue where support checks with the channel and settles it by hand; audited on the trade timeline.
+    The same answer again (the sweeper asks once more) changes nothing. A callback saying so is refused before it
+    gets here (trades.services.callbacks)."""
+    note = (f"the channel's {result.state} of refund attempt {attempt} ({result.out_refund_no}) names amount "
+            f"{result.amount}, not the late payment's {late.amount} — nothing booked on it, needs a person")
+    if late.abnormal and note in late.resolution:
+        return late, False
+    before = late.state
+    late.abnormal = True
+    if before == REFUNDING:
+        late.refund_held()
+    late.resolution = _append(late.resolution, note)
+    late.save(update_fields=["state", "abnormal", "resolution"])
+    audit_log(actor=actor, action=AUDIT_ACTION, target=late.order, reason=f"needs a person: {note}",
+              data={"outcome": note, "from": before, "to": late.state, "channel_state": result.state,
+                    "out_refund_no": result.out_refund_no, "attempt": attempt, "amount": late.amount,
+                    "reported_amount": result.amount, "source": source})
+    logger.warning("late payment %s: the channel's answer names amount %s, not %s; held for a person", late.pk,
+                   result.amount, late.amount)
+    return late, True
 
 
 def _numbered(late: LatePayment, numbered: bool) -> LatePayment:
