@@ -7,9 +7,11 @@ agent must see are staged the way a channel causes them, with the simulators' fa
 (channels/simulators/core.py "Faults", bank_state.DEFAULT_SETTINGS): a bank that stops answering about one order
 (the unknown-outcome queue, design §5 rule 2), a bank that says "closed" while its trade is still open and then
 takes the payer's money (a late payment, rule 3, whose automatic refund the bank fails), and a refund the bank
-cannot return (the abnormal-refunds queue). Nothing here writes a row: every order has its channel calls,
-callbacks, events, deliveries and audit entries exactly as in real life. This module only reads the database, to
-know what exists and to wait until the callbacks and notifications have settled.
+cannot return (the abnormal-refunds queue). Two orders' notify URL refuses for a whole day, so their deliveries
+run through the retry ladder to its end (the exhausted-deliveries queue): the delivery service itself attempts
+each retry, its clock moved to the retry's due time (``_Shop.a_day_of_retries``). Nothing here writes a row: every
+order has its channel calls, callbacks, events, deliveries and audit entries exactly as in real life. This module
+only reads the database, to know what exists and to wait until the callbacks and notifications have settled.
 
 Idempotent: a sale whose out_trade_no the merchant already has is skipped, so running the seed again adds nothing
 (an interrupted run is completed by the next one).
@@ -46,7 +48,8 @@ UNIONPAY_CODE = "6212345678901234560"
 UNIONPAY_CODE_UNANSWERED = "6212348765432101239"
 
 # A notify URL nothing listens on (the discard port): the shop's old order server, switched off. Its orders'
-# notifications fail and wait on the retry ladder (merchant-api.md "Notifications and events").
+# notifications fail and wait on the retry ladder (merchant-api.md "Notifications and events"); those of the
+# sales marked ``notify_exhausted`` fail on every rung of it, a day of retries, and are exhausted.
 REFUSED_NOTIFY_URL = "http://127.0.0.1:9/tea-house/old-notify"
 
 # How long the seed waits for the channels' callbacks and the notifications to settle.
@@ -79,6 +82,7 @@ class Sale:
     refund_reason: str = ""
     abnormal_refund: bool = False  # the bank cannot return its refund (refund_outcome ABNORMAL)
     notify_refused: bool = False  # notify_url = REFUSED_NOTIFY_URL
+    notify_exhausted: bool = False  # …and it refuses the whole ladder's retries too: the delivery is exhausted
     extra: dict = field(default_factory=dict)
 
 
@@ -87,7 +91,8 @@ SALES: tuple[Sale, ...] = (
     Sale("DEMO-0001", "wechat.native", 1500, "Longjing tea 50 g", refunds=(500,),
          refund_reason="one tin returned unopened"),
     Sale("DEMO-0002", "wechat.native", 3800, "Pu'er cake 357 g"),
-    Sale("DEMO-0003", "wechat.native", 880, "Osmanthus oolong, one cup", notify_refused=True),
+    Sale("DEMO-0003", "wechat.native", 880, "Osmanthus oolong, one cup", notify_refused=True,
+         notify_exhausted=True),
     Sale("DEMO-0004", "wechat.native", 12800, "Celadon tea set", refunds=(12800,),
          refund_reason="cracked in transit: full refund"),
     Sale("DEMO-0005", "alipay.qr", 2600, "Tieguanyin 100 g"),
@@ -95,12 +100,12 @@ SALES: tuple[Sale, ...] = (
     Sale("DEMO-0007", "alipay.qr", 6800, "Gift box: West Lake Longjing"),
     Sale("DEMO-0008", "unionpay.qr", 4500, "Da Hong Pao 100 g", refunds=(1000, 1500),
          refund_reason="price adjustment"),
-    Sale("DEMO-0009", "unionpay.qr", 2200, "Tea cakes, box of six"),
+    Sale("DEMO-0009", "unionpay.qr", 2200, "Tea cakes, box of six", notify_refused=True),
     # The till scanning the payer's payment code ("barcode": the wallet is told by the code).
     Sale("DEMO-0010", "barcode", 1600, "Longjing tea 30 g", auth_code=WECHAT_CODE, extra=STORE),
     Sale("DEMO-0011", "barcode", 950, "Milk oolong, one cup", auth_code=WECHAT_CODE_2, extra=STORE),
     Sale("DEMO-0012", "barcode", 2400, "Black tea, Keemun 50 g", auth_code=ALIPAY_CODE, extra=STORE,
-         notify_refused=True),
+         notify_refused=True, notify_exhausted=True),
     Sale("DEMO-0013", "barcode", 700, "Green tea, one pot", auth_code=ALIPAY_CODE_2, extra=STORE),
     Sale("DEMO-0014", "barcode", 5200, "White tea, Baimudan 100 g", auth_code=UNIONPAY_CODE, extra=STORE),
     Sale("DEMO-0015", "barcode", 1800, "Chrysanthemum tea 50 g", auth_code=WECHAT_CODE_CONFIRMS, extra=STORE),
@@ -285,6 +290,7 @@ class _Shop:
             # Everything was asked; what is late arrives while the demo runs (the channels call back and retry,
             # the in-process beat queries and resends): no reason to stop the demo.
             self.notes.append(f"not all settled yet ({exc}); the running demo finishes it")
+        self.a_day_of_retries([sale for sale in sales if sale.notify_exhausted])
 
     def _make(self, sale: Sale) -> None:
         order = self.create(sale)
@@ -339,6 +345,39 @@ class _Shop:
                 order_id=order["id"], refund_attempts__gte=1).exists() else [sale.no])
         finally:
             self.bank_settings(order, **before)
+
+    def a_day_of_retries(self, sales: list[Sale]) -> None:
+        """The shop's old order server stays off all day: every retry of the ladder (merchant-api.md "Notifications
+        and events": 1 min, 5 min ×2, 10 min ×5, 1 h ×5, 6 h ×3) fails and the delivery is exhausted — support's
+        "Exhausted deliveries" queue. The seed cannot wait the day, so it plays it now: the delivery service attempts
+        each retry as the worker the beat's sweeper dispatches would, with its clock at the retry's due time, and
+        each attempt is a real POST that the notify URL refuses, claimed and recorded by the service. The retries
+        are therefore dated over the day after the order. Only the deliveries of orders made by this run."""
+        from trades.models import Delivery, DeliveryState
+        from trades.services.events import MAX_ATTEMPTS, delivery_attempt
+
+        ids = self._ids(sales)
+        if not ids:
+            return
+        deliveries = Delivery.objects.filter(event__object_type="order", event__object_id__in=ids,
+                                             url=REFUSED_NOTIFY_URL, state=DeliveryState.PENDING).order_by("pk")
+        exhausted = []
+        for delivery in deliveries:
+            for _ in range(MAX_ATTEMPTS):
+                if delivery.state != DeliveryState.PENDING:
+                    break
+                attempts = delivery.attempts
+                delivery = delivery_attempt(delivery_id=delivery.pk, now=delivery.next_attempt_at)
+                if delivery.attempts == attempts:  # in flight elsewhere: the running demo's ladder goes on with it
+                    break
+            if delivery.state == DeliveryState.EXHAUSTED:
+                exhausted.append(ids[delivery.event.object_id])
+            else:
+                self.notes.append(f"delivery {delivery.pk} to {delivery.url} is {delivery.state} after "
+                                  f"{delivery.attempts} attempts, not exhausted; the running demo retries it")
+        if exhausted:
+            self.say(f"  a day of retries refused by the shop's old notify URL: the notifications of "
+                     f"{', '.join(exhausted)} are exhausted")
 
     def _require_bank(self, sale: Sale, order: dict) -> None:
         kind = self._kind_of(order)

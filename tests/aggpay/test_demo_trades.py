@@ -1,16 +1,19 @@
 """The demo's trades (aggpay/management/demo_trades.py): ``seed_demo`` makes a morning of Demo Tea House's sales
 through the public interfaces only — signed merchant-API calls, the simulators' payer endpoints, their fault rules
 and settings — against the real application and simulators, so each order has its channel calls, callbacks,
-events and deliveries; the support agent's queues each hold their case; and running it again adds nothing.
+events and deliveries; the support agent's queues each hold their case — the exhausted deliveries after a day of
+real retries on the ladder — and running it again adds nothing.
 
 PostgreSQL here (the demo itself runs on SQLite: README.md), live HTTP, the simulators on their own port."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import socket
 from contextlib import closing
+from itertools import pairwise
 
 import pytest
 import requests
@@ -23,6 +26,7 @@ from channels.services.demo import demo_channel_accounts_seed, demo_merchant_con
 from merchants.models import Merchant
 from trades import workbench
 from trades.models import ChannelCall, Delivery, DeliveryAttempt, Event, LatePayment, Order, Refund
+from trades.services.events import MAX_ATTEMPTS, RETRY_DELAYS, deliveries_resend
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("quiet_channels")]
 
@@ -73,6 +77,7 @@ def test_it_makes_the_morning_through_the_public_interfaces_and_a_second_run_add
     every_sale_ends_in_the_state_of_its_story()
     each_paid_order_has_its_channel_calls_callback_events_and_notification(callback_receiver)
     the_refused_notify_url_shows_failing_attempts_on_the_retry_ladder()
+    the_shops_switched_off_server_exhausted_two_notifications_after_a_day_of_real_retries()
     its_refunds_are_partial_full_twice_partial_and_one_abnormal()
     the_support_agents_queues_each_hold_their_case()
     the_simulated_banks_answer_normally_again_afterwards(simulator_server)
@@ -107,7 +112,8 @@ def each_paid_order_has_its_channel_calls_callback_events_and_notification(callb
         assert "order.succeeded" in _event_types(order), sale.no
         delivery = Delivery.objects.get(event__object_id=order.pk, event__type="order.succeeded")
         assert delivery.attempt_log.exists(), sale.no
-        expected = "pending" if sale.notify_refused else "delivered"  # REFUSED_NOTIFY_URL: nothing listens
+        # REFUSED_NOTIFY_URL: nothing listens — on the retry ladder, or at its end after a day of retries.
+        expected = "exhausted" if sale.notify_exhausted else "pending" if sale.notify_refused else "delivered"
         assert delivery.state == expected, sale.no
         if sale.product != "barcode":  # paid by the payer after the create: the channel called back
             callbacks = workbench.order_callbacks(order, list(order.refunds.all()))
@@ -119,14 +125,41 @@ def each_paid_order_has_its_channel_calls_callback_events_and_notification(callb
 
 
 def the_refused_notify_url_shows_failing_attempts_on_the_retry_ladder():
-    refused = [sale.no for sale in demo_trades.SALES if sale.notify_refused]
-    assert len(refused) >= 2
+    refused = [sale.no for sale in demo_trades.SALES if sale.notify_refused and not sale.notify_exhausted]
+    assert len(refused) >= 1
     for no in refused:
         delivery = Delivery.objects.get(event__object_id=_order(no).pk)
         assert delivery.url == demo_trades.REFUSED_NOTIFY_URL
         assert delivery.state == "pending" and delivery.next_attempt_at is not None
         attempt = DeliveryAttempt.objects.get(delivery=delivery)
         assert attempt.status_code is None and attempt.error and attempt.finished_at
+
+
+def the_shops_switched_off_server_exhausted_two_notifications_after_a_day_of_real_retries():
+    """The seed plays the whole ladder of merchant-api.md "Notifications and events" for these orders through the
+    delivery service, its clock set to each retry's due time: every attempt a real POST the notify URL refused,
+    spaced exactly as the contract says, so the support agent's queue has deliveries to resend."""
+    exhausted = [sale.no for sale in demo_trades.SALES if sale.notify_exhausted]
+    assert len(exhausted) >= 2  # one to resend alone, and the rest of the merchant's with one click
+    assert all(sale.notify_refused for sale in demo_trades.SALES if sale.notify_exhausted)
+    for no in exhausted:
+        order = _order(no)
+        delivery = Delivery.objects.get(event__object_id=order.pk)
+        assert delivery.url == demo_trades.REFUSED_NOTIFY_URL
+        assert (delivery.state, delivery.attempts, delivery.next_attempt_at) == ("exhausted", MAX_ATTEMPTS, None)
+        attempts = list(delivery.attempt_log.order_by("number"))
+        assert [a.number for a in attempts] == list(range(1, MAX_ATTEMPTS + 1))
+        for attempt in attempts:  # refused at the TCP level: no status, the client's error, a recorded answer
+            assert attempt.status_code is None and "ConnectionError" in attempt.error, (no, attempt.number)
+            assert attempt.finished_at >= attempt.started_at, (no, attempt.number)
+        # Each retry started when the ladder said, after the previous answer.
+        waits = [later.started_at - earlier.finished_at for earlier, later in pairwise(attempts)]
+        assert waits == list(RETRY_DELAYS), no
+        # The first attempt was the real one, right after the payment; the day of retries follows it.
+        paid = Event.objects.get(object_id=order.pk, type="order.succeeded")
+        assert dt.timedelta(0) <= attempts[0].started_at - paid.created_at < dt.timedelta(minutes=1), no
+        assert attempts[-1].finished_at - attempts[0].started_at > dt.timedelta(hours=24), no
+    assert sorted(d.event.data["out_trade_no"] for d in workbench.exhausted_deliveries()) == exhausted
 
 
 def its_refunds_are_partial_full_twice_partial_and_one_abnormal():
@@ -164,7 +197,7 @@ def the_support_agents_queues_each_hold_their_case():
     assert AuditLog.objects.filter(action="trades.late_payment.refund", target_id=late[0].order_id).exists()
 
     assert [r.out_refund_no for r in workbench.abnormal_refunds()] == ["DEMO-0023-R1"]
-    assert workbench.queue_counts() == {"unknown": 1, "late": 1, "abnormal": 1, "exhausted": 0}
+    assert workbench.queue_counts() == {"unknown": 1, "late": 1, "abnormal": 1, "exhausted": 2}
 
 
 def the_simulated_banks_answer_normally_again_afterwards(simulator_server):
@@ -187,18 +220,44 @@ def test_seed_demo_serves_the_app_itself_on_the_public_address_for_the_traffic(d
     text = out.getvalue()
     assert f"making the demo trades against http://127.0.0.1:{port}" in text
     assert f"created {len(demo_trades.SALES)} demo trades" in text
-    assert "queues: unknown outcomes 1, late payments 1, abnormal refunds 1, exhausted deliveries 0" in text
+    assert "queues: unknown outcomes 1, late payments 1, abnormal refunds 1, exhausted deliveries 2" in text
     assert Order.objects.count() == len(demo_trades.SALES)
     # Every callback came to the command's own server, on the demo's port.
     assert ChannelCallback.objects.filter(outcome="applied").count() >= 10
     with closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", port))  # freed for runserver
+        # Freed for runserver, which binds as this does (SO_REUSEADDR): a connection the seed's server accepted
+        # may still be closing, and a plain bind would fail on it, though runserver would not.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        sock.listen()
 
     before = _footprint()
     out = io.StringIO()
     call_command("seed_demo", "--skip-staff", stdout=out)
     assert f"exists  {len(demo_trades.SALES)} demo trades" in out.getvalue()
     assert _footprint() == before
+
+
+def test_the_support_agent_can_resend_the_seeded_exhausted_deliveries_one_and_then_all_of_the_merchant(
+        demo_merchant, live_server, simulator_server, settings, callback_receiver, staff_member):
+    """What the demo's "Exhausted deliveries" queue is for: the agent resends one delivery, then the rest of the
+    merchant's. The notify URL still refuses, so each resend is a new round of the ladder with one failed attempt."""
+    settings.AGGPAY_PUBLIC_BASE_URL = live_server.url
+    demo_trades.demo_trades_seed(merchant=demo_merchant, base_url=live_server.url,
+                                 simulator_root=simulator_server.base_url, notify_url=callback_receiver.url)
+    agent = staff_member("support_agent")
+    first, *rest = workbench.exhausted_deliveries()
+    assert rest
+
+    deliveries_resend(delivery_id=first.pk, actor=agent, reason="the shop says its server is back")
+    first.refresh_from_db()
+    assert (first.state, first.attempts) == ("pending", 1) and first.next_attempt_at is not None
+    assert first.attempt_log.count() == MAX_ATTEMPTS + 1  # the day's attempts stay, the new round's follows
+    assert [d.pk for d in workbench.exhausted_deliveries()] == [d.pk for d in rest]
+
+    deliveries_resend(merchant=demo_merchant, actor=agent, reason="all of Demo Tea House's, once more")
+    assert not workbench.exhausted_deliveries().exists()
+    assert AuditLog.objects.filter(action="trades.delivery.resent").count() == 1 + len(rest)
 
 
 def test_seed_demo_says_clearly_when_the_demo_port_is_taken(demo_merchant, settings):

@@ -488,11 +488,15 @@ def _claim(delivery_id: int, *, now: dt.datetime) -> tuple[Delivery, DeliveryAtt
     return Delivery.objects.select_related("event", "app").get(pk=delivery_id), attempt
 
 
-def delivery_attempt(*, delivery_id: int) -> Delivery | None:
+def delivery_attempt(*, delivery_id: int, now: dt.datetime | None = None) -> Delivery | None:
     """POST a due delivery once and apply the answer: any 2xx acknowledges; otherwise the next retry is scheduled
     on the contract's ladder, or the delivery is exhausted after the last one. Idempotent: a delivery that is
-    acknowledged, exhausted, in flight elsewhere or not yet due is left alone."""
-    claimed = _claim(delivery_id, now=timezone.now())
+    acknowledged, exhausted, in flight elsewhere or not yet due is left alone.
+
+    ``now`` (default: the wall clock) is when the attempt starts; its answer is recorded as coming the POST's
+    duration later. Only the demo seed passes it, to play a day of the ladder at once (aggpay/management/
+    demo_trades.py): every attempt is still a real POST, claimed and recorded as a worker does."""
+    claimed = _claim(delivery_id, now=now or timezone.now())
     if claimed is None:
         return Delivery.objects.filter(pk=delivery_id).first()
     delivery, attempt = claimed
@@ -508,11 +512,12 @@ def delivery_attempt(*, delivery_id: int) -> Delivery | None:
         except Exception as exc:  # e.g. a URL the HTTP client cannot parse: a failed attempt, never an open one
             logger.exception("could not post delivery %s", delivery_id)
             result = PostResult(None, 0, error=_printable(f"could not post: {type(exc).__name__}: {exc}")[:300])
-    return _apply(delivery_id, attempt_id=attempt.pk, result=result)
+    answered_at = None if now is None else now + dt.timedelta(milliseconds=result.duration_ms)
+    return _apply(delivery_id, attempt_id=attempt.pk, result=result, now=answered_at)
 
 
-def _apply(delivery_id: int, *, attempt_id: int, result: PostResult) -> Delivery:
-    now = timezone.now()
+def _apply(delivery_id: int, *, attempt_id: int, result: PostResult, now: dt.datetime | None = None) -> Delivery:
+    now = now or timezone.now()
     with transaction.atomic():
         delivery = Delivery.objects.select_for_update().get(pk=delivery_id)
         attempt = DeliveryAttempt.objects.select_for_update().get(pk=attempt_id)
