@@ -155,6 +155,9 @@ AGGPAY_SIGNATURE_WINDOW_SECONDS = 300
 # Partner document uploads arrive base64 in JSON (merchant-api.md is JSON-only): 5 MB files need ~7 MB bodies.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
 AGGPAY_DELIVERY_LEASE_SECONDS = env_int("AGGPAY_DELIVERY_LEASE_SECONDS", 60)
+# Merchant notifications go to public addresses only (aggpay/notify_urls.py: a notify_url must not reach inside our
+# network); the demo and the tests post to receivers on 127.0.0.1, so DEBUG allows private ones.
+AGGPAY_NOTIFY_PRIVATE_ADDRESSES = env_bool("AGGPAY_NOTIFY_PRIVATE_ADDRESSES", DEBUG)
 # A payment that arrives after its order was closed is refunded automatically (design §5 rule 3); 0 queues it for
 # support instead.
 AGGPAY_LATE_PAYMENT_AUTO_REFUND = env_bool("AGGPAY_LATE_PAYMENT_AUTO_REFUND", True)

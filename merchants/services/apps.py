@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from aggpay.audit import audit_log
 from aggpay.errors import InvalidRequest, InvalidState, NotFound
+from aggpay.notify_urls import notify_url_refusal
 from aggpay.permissions import require_perm
 from merchants.models import AppScope, Merchant, MerchantApp, MerchantState, SignType
 
@@ -59,6 +60,9 @@ def clean_notify_url(value: str | None) -> str:
     except ValidationError:
         raise InvalidRequest("notify_url must be an http or https URL, such as https://shop.example.com/aggpay/notify",
                              param="notify_url")
+    refusal = notify_url_refusal(value)
+    if refusal:
+        raise InvalidRequest(f"notify_url: {refusal}", param="notify_url")
     return value
 
 

@@ -17,6 +17,7 @@ from aggpay.api.permissions import HasScope, IsMerchantApp, MerchantIsActive, Me
 from aggpay.api.schema import api_schema
 from aggpay.api.strict import StrictSerializer
 from aggpay.api.views import MerchantAPIView, api_actor
+from aggpay.notify_urls import notify_url_refusal
 from trades.models import Order, OrderState, Refund
 from trades.products import API_PRODUCTS
 from trades.services.orders import order_close, order_create, order_get, order_reverse, order_sync
@@ -92,6 +93,17 @@ class HttpUrlField(serializers.URLField):
         return value
 
 
+class NotifyUrlField(HttpUrlField):
+    """Where this order's or refund's notifications go: not inside aggpay's network (aggpay/notify_urls.py)."""
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        refusal = notify_url_refusal(value)
+        if refusal:
+            raise serializers.ValidationError(refusal)
+        return value
+
+
 class OrderCreateInputSerializer(StrictSerializer):
     out_trade_no = IdentifierField(OUT_NO, help_text="6–32 chars [0-9A-Za-z_-], unique per merchant",
                                    error_messages={"invalid": "must be 6–32 characters of 0-9 A-Z a-z _ -"})
@@ -101,7 +113,7 @@ class OrderCreateInputSerializer(StrictSerializer):
     subject = StrictCharField(max_length=128)
     description = StrictCharField(max_length=1024, required=False, allow_blank=True)
     metadata = serializers.DictField(required=False, help_text="JSON object ≤ 2 KB, echoed back")
-    notify_url = HttpUrlField(max_length=512, required=False)
+    notify_url = NotifyUrlField(max_length=512, required=False)
     return_url = HttpUrlField(max_length=512, required=False)
     expire_seconds = StrictIntegerField(min_value=60, max_value=86400, required=False)
     client_ip = StrictCharField(max_length=45, required=False)
@@ -200,7 +212,7 @@ class RefundCreateInputSerializer(StrictSerializer):
                                     error_messages={"invalid": "must be 1–64 characters of 0-9 A-Z a-z _ -"})
     amount = StrictIntegerField(min_value=1, max_value=10**11, help_text="fen")
     reason = StrictCharField(max_length=256, required=False, allow_blank=True)
-    notify_url = HttpUrlField(max_length=512, required=False)
+    notify_url = NotifyUrlField(max_length=512, required=False)
 
 
 class RefundOutputSerializer(serializers.Serializer):

@@ -40,6 +40,7 @@ from rest_framework import serializers
 
 from aggpay.audit import audit_log
 from aggpay.errors import InvalidRequest, NotFound
+from aggpay.notify_urls import REFUSED_HINT, address_refused
 from aggpay.permissions import require_perm
 from merchants.models import Merchant, MerchantApp
 from trades.models import Delivery, DeliveryAttempt, DeliveryState, Event, EventSequence
@@ -371,10 +372,30 @@ def _watching(sock: socket.socket | None) -> None:
         watch.add(sock)
 
 
+class _RefusedAddress(Exception):
+    """The connection reached an address notifications may not go to (aggpay/notify_urls.py)."""
+
+
+def _check_peer(conn, sock: socket.socket) -> None:
+    """Where the socket actually connected, whatever the URL's name resolved to (DNS rebinding included): a
+    private address gets no request (aggpay/notify_urls.py). Through a proxy the proxy is the peer, and it decides."""
+    if getattr(conn, "proxy", None) is not None:
+        return
+    try:
+        peer = sock.getpeername()[0]
+    except OSError:
+        return  # already closed: the request fails on its own
+    if address_refused(peer):
+        _shut(sock)
+        sock.close()
+        raise _RefusedAddress(f"refused: {conn.host} led to {peer}; {REFUSED_HINT}")
+
+
 def _registering(base):  # keeps the base's name: it appears in the errors logged with attempts
     def _new_conn(self):
         sock = base._new_conn(self)
         _watching(sock)
+        _check_peer(self, sock)
         return sock
 
     return type(base.__name__, (base,), {"_new_conn": _new_conn})
@@ -435,6 +456,8 @@ def _post(url: str, *, body: bytes, headers: dict[str, str], session: requests.S
                 raw, error = b"", f"reading the body: {type(exc).__name__}: {exc}"
     except requests.RequestException as exc:
         return PostResult(None, _elapsed_ms(started), error=_printable(f"{type(exc).__name__}: {exc}")[:300])
+    except _RefusedAddress as exc:  # nothing was sent: a failed attempt, the ladder goes on (the URL may be fixed)
+        return PostResult(None, _elapsed_ms(started), error=_printable(str(exc))[:300])
     return PostResult(status, _elapsed_ms(started), snippet=_printable(raw.decode("utf-8", errors="replace")),
                       error=_printable(error)[:300])
 
