@@ -242,6 +242,9 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         # The demo's in-process beat runs five jobs every few seconds: their success lines would drown the log.
         **({"celery.app.trace": {"level": "WARNING"}} if env_bool("AGGPAY_INPROCESS_BEAT", False) else {}),
+        # Eager Celery (no broker) still takes a producer from its pool to read the serializer, and building the
+        # pool logs "No hostname was supplied" for the unset broker URL, once a process; nothing connects.
+        **({"kombu.connection": {"level": "ERROR"}} if CELERY_BROKER_URL is None else {}),
     },
 }
 
