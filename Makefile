@@ -72,6 +72,7 @@ demo: $(STAMP) keys
 	$(DEMO_ENV) AGGPAY_INPROCESS_BEAT=1 $(PY) manage.py runserver --noreload 127.0.0.1:$(PORT)
 
 # Seeds and prints the demo data of whatever database the environment points at (`make up` does not seed).
+seed: export AGGPAY_NOTIFY_PRIVATE_ADDRESSES := $(or $(AGGPAY_NOTIFY_PRIVATE_ADDRESSES),1)
 seed: $(STAMP) keys
 	$(PY) manage.py seed_demo
 	$(PY) manage.py demo_credentials
@@ -99,6 +100,9 @@ up: export AGGPAY_PUBLIC_BASE_URL := $(or $(AGGPAY_PUBLIC_BASE_URL),http://127.0
 up: export AGGPAY_SIMULATOR_BASE_URL := $(or $(AGGPAY_SIMULATOR_BASE_URL),http://127.0.0.1:$(SIMULATOR_PORT))
 up: export WEB_PORT := $(PORT)
 up: export SIMULATOR_PORT := $(SIMULATOR_PORT)
+# Every party of `make up` lives on this machine, the merchants' notification receivers too (README's script
+# listens on 127.0.0.1): a real deployment leaves this off (aggpay/notify_urls.py).
+up: export AGGPAY_NOTIFY_PRIVATE_ADDRESSES := $(or $(AGGPAY_NOTIFY_PRIVATE_ADDRESSES),1)
 up: $(STAMP) keys secret-key
 	@$(PY) .ci/check_services.py --create-database
 	@if [ -z "$$SECRET_KEY$$SECRET_KEY_FILE" ]; then export SECRET_KEY_FILE="$(SECRET_KEY_PATH)"; fi; \

@@ -97,6 +97,8 @@ def server_env() -> dict:
         # stays on (its counter is part of what a call costs) but out of reach.
         AGGPAY_API_RATE_LIMIT_PER_SECOND="1000000",
         LOG_LEVEL="WARNING",
+        # The seeded demo app's notify URL is on 127.0.0.1 (aggpay/management/demo.py); nothing is delivered here.
+        AGGPAY_NOTIFY_PRIVATE_ADDRESSES="1",
     )
     env.pop("CELERY_BROKER_URL", None)
     return env
