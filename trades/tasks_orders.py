@@ -39,7 +39,27 @@ def sync_due_orders() -> int:
     # Late payments whose refund is not settled yet (processing, unanswered, or never sent: design §5 rule 3).
     for late_id in late_payments_refunding():
         _guarded("query late payment refund", late_id, late_payment_refund_sync, late_payment_id=late_id)
+    # ... and those whose automatic refund was never enqueued (the broker was down at commit: design §5 rule 8).
+    _enqueue_lost_late_refunds()
     return len(due)
+
+
+def _enqueue_lost_late_refunds() -> None:
+    """Enqueue the automatic refund of late payments it was lost for (late_payments_never_refunded). Enqueued, not
+    run here: the refund calls the channel, and a sweep must not wait on it. Running twice refunds once
+    (late_payment_refund_automatically). A broker still down stops this part of the sweep (the next one tries)."""
+    from kombu.exceptions import OperationalError
+
+    from trades.services.orders import late_payments_never_refunded
+
+    for late_id in late_payments_never_refunded():
+        try:
+            refund_late_payment.delay(late_id)
+        except OperationalError:
+            logger.warning("sweeper: the broker is unreachable; late payment refunds wait for the next sweep")
+            return
+        except Exception:  # noqa: BLE001 - as _guarded: one item never stops the sweep
+            logger.exception("sweeper: refund of late payment %s failed; going on with the others", late_id)
 
 
 def _guarded(what: str, item_id: str, service, **kwargs) -> None:
@@ -51,6 +71,8 @@ def _guarded(what: str, item_id: str, service, **kwargs) -> None:
 
 @shared_task(acks_late=True, ignore_result=True)
 def refund_late_payment(late_payment_id: int) -> None:
-    from trades.services.late import late_payment_refund
+    """The automatic refund of a late payment (design §5 rule 3): enqueued when it is recorded, and by the sweeper
+    when that enqueue was lost. Refunds only one never refunded, so two enqueues refund once."""
+    from trades.services.orders import late_payment_refund_automatically
 
-    late_payment_refund(late_payment_id=late_payment_id)
+    late_payment_refund_automatically(late_payment_id=late_payment_id)

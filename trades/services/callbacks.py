@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from django.db import IntegrityError, transaction
 
-from aggpay.audit import audit_log
 from channels.adapters.base import RefundState as ChannelRefundState
 from channels.adapters.base import TradeState
 from channels.callbacks import CallbackDuplicate, CallbackRejected
@@ -23,12 +22,12 @@ from trades.services.late import (
 )
 from trades.services.orders import CrossCheckFailed, order_apply_result
 from trades.services.refunds import (
-    EARLIER_ATTEMPT_SUCCEEDED,
     RefundAmountMismatch,
     channel_refund_no,
     refund_apply_result,
     refund_attempt_of,
     refund_earlier_success_noted,
+    refund_flag_settled_success,
     refund_for_channel_no,
     refund_lock_with_order,
 )
@@ -75,6 +74,8 @@ def _payment_notice(*, account, result) -> str:
             duplicate = f"order {order.pk} is already succeeded"
         elif before in (OrderState.CLOSED, OrderState.FAILED) and LatePayment.objects.filter(order=order).exists():
             duplicate = f"order {order.pk} is {before}; its late payment is already recorded"
+        elif before == OrderState.REVERSED and order.paid_at is not None:
+            duplicate = f"order {order.pk} is reversed; its payment is already recorded"
         try:
             # Applied even when it looks like a copy: a copy changes nothing there, but a success is cross-checked
             # first, so one that names another amount or sub-merchant is refused and recorded whatever the order's
@@ -160,31 +161,14 @@ def _earlier_attempt_notice(refund: Refund, *, attempt: int, result) -> str:
 
 
 def _settled_refund_succeeded(refund: Refund, *, attempt: int, result) -> str:
-    """The channel says the refund's current attempt, which it had failed or closed, returned the money after all
-    (bank.md §7.3: a failed refund is "refundable again", so the channel's word is not final for the money; a notice
-    can also overtake the answer it contradicts). Called under the refund's lock. The success is never acknowledged
-    as a copy and dropped, as it was: the payer has the money while the merchant was told the refund failed, its
-    amount was released and may be refunded again — a possible double refund. As for an earlier attempt's success
-    (trades.services.refunds._apply_earlier_attempt), the refund keeps its state and is flagged abnormal for a person
-    (the abnormal queue), with an audit row on the trade timeline (the same action, so the refund's retry is held
-    until a person marks it handled: refund_create, _held_for_review); the same notice again is a copy."""
-    number = channel_refund_no(refund)
+    """The channel says the refund's current attempt, which it had failed or closed, returned the money after all:
+    never acknowledged as a copy and dropped (a possible double refund) — flagged abnormal for a person by
+    refunds.refund_flag_settled_success, as a query's answer saying so is. Called under the refund's lock; the same
+    notice again is a copy."""
     about = (f"refund {refund.pk}: the channel says attempt {attempt} ({result.out_refund_no}), {refund.state} here, "
              f"succeeded")
-    if refund_earlier_success_noted(refund_id=refund.pk, attempt=attempt):
+    if not refund_flag_settled_success(refund=refund, attempt=attempt, result=result):
         raise CallbackDuplicate(f"{about}: already flagged abnormal")
-    audit_log(actor=f"channel:{refund.order.channel_account.code}", action=EARLIER_ATTEMPT_SUCCEEDED, target=refund,
-              reason=(f"The channel says attempt {attempt} ({result.out_refund_no}) returned the money after all, but "
-                      f"the refund is recorded {refund.state} and its amount released: the merchant may refund it "
-                      f"again (a possible double refund). Check with the channel and settle it with the merchant."),
-              data={"attempt": attempt, "channel_no": result.out_refund_no, "current_attempt": refund.channel_attempt,
-                    "current_channel_no": number, "state": refund.state, "amount": refund.amount,
-                    "channel_refund_no": result.channel_refund_no,
-                    "succeeded_at": result.succeeded_at.isoformat() if result.succeeded_at else ""})
-    refund.abnormal = True
-    # The channel's number of the refund that went back: support searches by it (trades.workbench.search_orders).
-    refund.channel_refund_no = refund.channel_refund_no or result.channel_refund_no
-    refund.save(update_fields=["abnormal", "channel_refund_no", "updated_at"])
     return f"{about}: money went back, flagged abnormal — needs a person (possible double refund)"
 
 

@@ -378,6 +378,11 @@ def refund_apply_result(*, refund_id: str, result: RefundResult) -> Refund:
         if attempt != refund.channel_attempt:
             return _apply_earlier_attempt(refund, attempt=attempt, result=result)
         if refund.state != "pending":
+            if refund.state in ("failed", "closed") and result.state == ChannelRefundState.SUCCEEDED:
+                # A query (or our refund call's slow answer) crossed the FAIL / CLOSED that settled the refund, and
+                # the channel now says the money went back: flagged for a person, as such a notice is. Bug: dropped
+                # here as "no longer pending" — the merchant, told it failed, could refund it again.
+                refund_flag_settled_success(refund=refund, attempt=attempt, result=result)
             return refund
         state = result.state
         # A flag for an earlier attempt's success, or for an answer with another amount, stays whatever this attempt
@@ -421,6 +426,38 @@ def refund_apply_result(*, refund_id: str, result: RefundResult) -> Refund:
             refund.next_query_at = at
             refund.save()
         return refund
+
+
+def refund_flag_settled_success(*, refund: Refund, attempt: int, result: RefundResult) -> bool:
+    """The channel says the refund's current attempt, which it had failed or closed, returned the money after all
+    (bank.md §7.3: a failed refund is "refundable again", so the channel's word is not final for the money; a notice
+    can overtake the answer it contradicts, and a query in flight — no lock is held across it, design §5 rule 7 —
+    can cross the notice that failed the refund). Called under the refund's lock (refund_lock_with_order), from a
+    callback (trades.services.callbacks) and from refund_apply_result (a query's or a call's answer). The success
+    is never dropped: the payer has the money while the merchant was told the refund failed, its amount was released
+    and may be refunded again — a possible double refund. As for an earlier attempt's success
+    (``_apply_earlier_attempt``), the refund keeps its state and is flagged abnormal for a person (the abnormal
+    queue), with an audit row on the trade timeline (the same action, so the refund's retry is held until a person
+    marks it handled: refund_create, _held_for_review). Returns False, changing nothing, when this attempt's success
+    was flagged already (a copy of the word, or the notice after the query)."""
+    if refund_earlier_success_noted(refund_id=refund.pk, attempt=attempt):
+        return False
+    number = channel_refund_no(refund)
+    audit_log(actor=f"channel:{refund.order.channel_account.code}", action=EARLIER_ATTEMPT_SUCCEEDED, target=refund,
+              reason=(f"The channel says attempt {attempt} ({result.out_refund_no}) returned the money after all, but "
+                      f"the refund is recorded {refund.state} and its amount released: the merchant may refund it "
+                      f"again (a possible double refund). Check with the channel and settle it with the merchant."),
+              data={"attempt": attempt, "channel_no": result.out_refund_no, "current_attempt": refund.channel_attempt,
+                    "current_channel_no": number, "state": refund.state, "amount": refund.amount,
+                    "channel_refund_no": result.channel_refund_no,
+                    "succeeded_at": result.succeeded_at.isoformat() if result.succeeded_at else ""})
+    refund.abnormal = True
+    # The channel's number of the refund that went back: support searches by it (trades.workbench.search_orders).
+    refund.channel_refund_no = refund.channel_refund_no or result.channel_refund_no
+    refund.save(update_fields=["abnormal", "channel_refund_no", "updated_at"])
+    logger.warning("refund %s: the channel says attempt %s succeeded, recorded %s here; flagged abnormal", refund.pk,
+                   attempt, refund.state)
+    return True
 
 
 def _held_for_review(refund_id: str) -> bool:
