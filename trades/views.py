@@ -115,6 +115,15 @@ def _error(request, exc: ApplicationError) -> None:
     messages.error(request, exc.message)
 
 
+def _back_order(request) -> str | None:
+    """The trade page a form was on (its hidden ``order``), if that order exists. Looked up after the action is done,
+    so a value no order can have (a NUL byte, which PostgreSQL refuses) must not turn a done action into a 500."""
+    back = request.POST.get("order", "")
+    if back and "\x00" not in back and Order.objects.filter(pk=back).exists():
+        return back
+    return None
+
+
 # --- search ---------------------------------------------------------------------------------------------------
 @require_safe
 @permission_required_403(VIEW)
@@ -256,8 +265,8 @@ def delivery_resend(request, delivery_id: int):
         resent = []
     else:
         messages.success(request, f"Notification #{delivery_id} will be sent again now.")
-    back = request.POST.get("order")
-    if back and Order.objects.filter(pk=back).exists():
+    back = _back_order(request)
+    if back:
         return redirect(reverse("trades:detail", args=[back]) + (f"#delivery-{resent[0].pk}" if resent else ""))
     return redirect("trades:queue", "exhausted")
 
@@ -289,8 +298,8 @@ def late_refund(request, late_payment_id: int):
 
 def _back(request, default_queue: str):
     """Back to the trade page the form was on (``order``), else to the queue."""
-    back = request.POST.get("order")
-    if back and Order.objects.filter(pk=back).exists():
+    back = _back_order(request)
+    if back:
         return redirect("trades:detail", back)
     return redirect("trades:queue", default_queue)
 

@@ -189,8 +189,14 @@ def order_audit(order: Order, refunds: list[Refund], deliveries: list[Delivery])
     return AuditLog.objects.filter(targets).select_related("actor").order_by("created_at", "id")
 
 
+# Audit-row data keys whose values are fen (design §5 rule 1): ours, the channel's figure beside it when they differ
+# (trades.services.refunds / late: "reported", "reported_amount"), and a reverse's hold (trades.services.staff).
+# Each is shown in yuan: "reported: 1499 · amount: 15.00 yuan" read as if the channel had said 1499 yuan.
+FEN_KEYS = frozenset({"amount", "reported", "reported_amount", "held"})
+
+
 def _audit_value(key: str, value) -> str:
-    if key == "amount" and isinstance(value, int) and not isinstance(value, bool):
+    if key in FEN_KEYS and isinstance(value, int) and not isinstance(value, bool):
         return f"{format_yuan(value)} yuan"  # staff audit rows keep fen; people read yuan
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
 

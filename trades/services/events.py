@@ -644,6 +644,8 @@ def deliveries_resend(*, delivery_id: int | None = None, merchant: Merchant | No
     reason = (reason or "").strip()
     if not reason:
         raise InvalidRequest("a reason is required to resend notifications", param="reason")
+    if "\x00" in reason:  # PostgreSQL refuses it in the audit row's text: refused before anything is resent
+        raise InvalidRequest("the reason contains a NUL character: type it again", param="reason")
     now = timezone.now()
     locked = Delivery.objects.select_related("event").select_for_update(of=("self",))
     with transaction.atomic():

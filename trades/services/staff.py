@@ -44,10 +44,19 @@ def _order(order_id: str) -> Order:
 
 
 def _reason(reason: str | None, what: str) -> str:
-    reason = (reason or "").strip()
-    if not reason:
-        raise InvalidRequest(f"a reason is required to {what}", param="reason")
-    return reason
+    return _text(reason, f"a reason is required to {what}", param="reason")
+
+
+def _text(value: str | None, required: str, *, param: str) -> str:
+    """A person's note or reason, stripped: ``required`` (the message) when empty. A NUL byte is refused naming the
+    field (design §5 rule 12) before anything is done: PostgreSQL refuses it in a text column, so the audit row — the
+    last write, after a close had already reached the channel — failed with a 500."""
+    value = (value or "").strip()
+    if not value:
+        raise InvalidRequest(required, param=param)
+    if "\x00" in value:
+        raise InvalidRequest(f"the {param} contains a NUL character: type it again", param=param)
+    return value
 
 
 def staff_out_refund_no() -> str:
@@ -190,9 +199,7 @@ def late_payment_settle_by_staff(*, late_payment_id: int, actor, outcome: str, n
     cleared, audited in the same transaction (late_payment_resolve_by_hand); refused while the channel is refunding
     it."""
     require_perm(actor, REFUND_PERM)
-    note = (note or "").strip()
-    if not note:
-        raise InvalidRequest("a note is required to settle a late payment by hand", param="note")
+    note = _text(note, "a note is required to settle a late payment by hand", param="note")
     return late_payment_resolve_by_hand(
         late_payment_id=late_payment_id, outcome=outcome, note=note,
         audit=AuditNote(actor=actor, action="trades.late_payment.settled_by_hand", reason=note))
@@ -205,9 +212,7 @@ def refund_abnormal_resolve(*, refund_id: str, actor, note: str) -> Refund:
     query ladder (asked at the next sweep), so the channel's own answer settles it; should the channel still call it
     abnormal, it is flagged again."""
     require_perm(actor, REFUND_PERM)
-    note = (note or "").strip()
-    if not note:
-        raise InvalidRequest("a note is required to mark an abnormal refund handled", param="note")
+    note = _text(note, "a note is required to mark an abnormal refund handled", param="note")
     with transaction.atomic():
         refund = Refund.objects.select_for_update(no_key=True).filter(pk=refund_id).first()
         if refund is None:
@@ -278,9 +283,7 @@ def order_manual_resolve(*, order_id: str, actor, note: str) -> Order:
     paid is settled only by the channel's answer: "Sync now", or "Ask again from now") and while a reverse hold is
     in place ("Ask the channel again"). Audited in the same transaction with the state and sync state before."""
     require_perm(actor, REFUND_PERM)
-    note = (note or "").strip()
-    if not note:
-        raise InvalidRequest("a note is required to mark an order handled", param="note")
+    note = _text(note, "a note is required to mark an order handled", param="note")
     with transaction.atomic():
         order = _manual_order(order_id)
         if order.state == OrderState.PENDING:
@@ -302,9 +305,7 @@ def order_manual_requery(*, order_id: str, actor, note: str, channel_said: str) 
     answer then settles it; one that still does not come sends it back here. Never changes the state, amounts or
     holds. Audited in the same transaction with what was said, the state and sync state before."""
     require_perm(actor, REFUND_PERM)
-    note = (note or "").strip()
-    if not note:
-        raise InvalidRequest("a note is required to ask the channel again", param="note")
+    note = _text(note, "a note is required to ask the channel again", param="note")
     if channel_said not in CHANNEL_SAID:
         raise InvalidRequest("say what the channel told you about the order", param="channel_said")
     if channel_said == "paid":
