@@ -18,31 +18,18 @@ from django.utils import timezone
 
 from aggpay.models import AuditLog
 from channels.models import CallbackOutcome, ChannelCallback
+from tests.trades.order_steps import confirming_alipay_code
 from trades.models import Event, Order
 from trades.services.statements import statement_get
 
 pytestmark = pytest.mark.usefixtures("quiet_channels")
 
-NEVER = 600  # seconds: the simulator's payer does not confirm by itself within the test
-
-
-def _confirming_code(shop, out_trade_no, amount=1500):
-    """An Alipay payment code whose payer is still confirming (10003), and whose payment notice will be held."""
-    app_id = shop.accounts["alipay"].config["app_id"]
-    shop.sim("alipay", f"/_control/accounts/{app_id}/settings", user_paying_seconds=NEVER)
-    status, _, order = shop.client.request("POST", "/api/v1/orders", json={
-        "out_trade_no": out_trade_no, "amount": amount, "product": "barcode", "subject": "tea",
-        "auth_code": "281234567890123456"})  # ending 6: 10003, the payer confirms later
-    assert status == 201 and order["state"] == "pending", order
-    shop.sim("alipay", "/_control/faults", fault="out_of_order_callback", phase="callback", seconds=NEVER,
-             match={"contains": order["id"]})  # the channel knows the trade by our order id
-    return order, app_id
 
 
 def _paid_then_reversed(shop, out_trade_no, amount=1500):
     """The payer confirms (the notice held back); the merchant's reverse refunds the payment at Alipay, and the
     query for the payment's facts after the cancel goes unanswered: reversed here, no ``paid_at``."""
-    order, app_id = _confirming_code(shop, out_trade_no, amount)
+    order, app_id = confirming_alipay_code(shop, out_trade_no, amount)
     shop.sim("alipay", "/_payer/pay", out_trade_no=order["id"], app_id=app_id)
     shop.sim("alipay", "/_control/faults", fault="http_503", match={"contains": "alipay.trade.query"})
     status, _, reversed_ = shop.client.request("POST", f"/api/v1/orders/{out_trade_no}/reverse", json={})

@@ -12,25 +12,12 @@ import pytest
 from django.utils import timezone
 
 from aggpay.models import AuditLog
+from tests.trades.order_steps import confirming_alipay_code
 from trades.models import Event, Order
 from trades.services.statements import statement_get
 
 pytestmark = pytest.mark.usefixtures("quiet_channels")
 
-NEVER = 600  # seconds: the simulator's payer does not confirm by itself within the test
-
-
-def _confirming_code(shop, out_trade_no, amount=1500):
-    """An Alipay payment code whose payer is still confirming (10003), and whose payment notice will be held."""
-    app_id = shop.accounts["alipay"].config["app_id"]
-    shop.sim("alipay", f"/_control/accounts/{app_id}/settings", user_paying_seconds=NEVER)
-    status, _, order = shop.client.request("POST", "/api/v1/orders", json={
-        "out_trade_no": out_trade_no, "amount": amount, "product": "barcode", "subject": "tea",
-        "auth_code": "281234567890123456"})  # ending 6: 10003, the payer confirms later
-    assert status == 201 and order["state"] == "pending", order
-    shop.sim("alipay", "/_control/faults", fault="out_of_order_callback", phase="callback", seconds=600,
-             match={"contains": order["id"]})  # the channel knows the trade by our order id
-    return order, app_id
 
 
 def _reverse(shop, out_trade_no):
@@ -45,7 +32,7 @@ def _statement(shop):
 
 
 def test_it_records_the_payment_a_reverse_found_before_the_reversal(shop):
-    order, app_id = _confirming_code(shop, "RFP00001")
+    order, app_id = confirming_alipay_code(shop, "RFP00001")
     shop.sim("alipay", "/_payer/pay", out_trade_no=order["id"], app_id=app_id)  # the payer confirms now
 
     reversed_ = _reverse(shop, "RFP00001")
@@ -59,7 +46,7 @@ def test_it_records_the_payment_a_reverse_found_before_the_reversal(shop):
 
 
 def test_the_statement_shows_the_payment_and_its_reversal(shop):
-    order, app_id = _confirming_code(shop, "RFP00002", amount=2000)
+    order, app_id = confirming_alipay_code(shop, "RFP00002", amount=2000)
     shop.sim("alipay", "/_payer/pay", out_trade_no=order["id"], app_id=app_id)
     _reverse(shop, "RFP00002")
 
@@ -72,7 +59,7 @@ def test_the_statement_shows_the_payment_and_its_reversal(shop):
 
 
 def test_a_code_reversed_before_anyone_paid_still_moves_no_money(shop):
-    order, _ = _confirming_code(shop, "RFP00003")
+    order, _ = confirming_alipay_code(shop, "RFP00003")
 
     reversed_ = _reverse(shop, "RFP00003")
 
@@ -84,7 +71,7 @@ def test_a_code_reversed_before_anyone_paid_still_moves_no_money(shop):
 
 def test_a_found_payment_that_does_not_match_the_order_is_not_recorded_and_is_a_security_event(
         shop, simulator_server):
-    order, app_id = _confirming_code(shop, "RFP00004")
+    order, app_id = confirming_alipay_code(shop, "RFP00004")
     shop.sim("alipay", "/_payer/pay", out_trade_no=order["id"], app_id=app_id)
     # The channel's record of the trade then states another amount: its signed account of the payment the cancel
     # refunded is one that does not match the order (design §5 rule 4).
@@ -100,7 +87,7 @@ def test_a_found_payment_that_does_not_match_the_order_is_not_recorded_and_is_a_
 
 
 def test_risk_sees_the_refused_payment_in_its_queue_of_refused_answers(shop, simulator_server, client, risk_zhao):
-    order, app_id = _confirming_code(shop, "RFP00005")
+    order, app_id = confirming_alipay_code(shop, "RFP00005")
     shop.sim("alipay", "/_payer/pay", out_trade_no=order["id"], app_id=app_id)
     sim = simulator_server.app.apps["alipay"]
     key = next(key for key, trade in sim.store.items(sim.TRADES) if trade["out_trade_no"] == order["id"])

@@ -442,15 +442,10 @@ def refund_flag_settled_success(*, refund: Refund, attempt: int, result: RefundR
     was flagged already (a copy of the word, or the notice after the query)."""
     if refund_earlier_success_noted(refund_id=refund.pk, attempt=attempt):
         return False
-    number = channel_refund_no(refund)
-    audit_log(actor=f"channel:{refund.order.channel_account.code}", action=EARLIER_ATTEMPT_SUCCEEDED, target=refund,
-              reason=(f"The channel says attempt {attempt} ({result.out_refund_no}) returned the money after all, but "
-                      f"the refund is recorded {refund.state} and its amount released: the merchant may refund it "
-                      f"again (a possible double refund). Check with the channel and settle it with the merchant."),
-              data={"attempt": attempt, "channel_no": result.out_refund_no, "current_attempt": refund.channel_attempt,
-                    "current_channel_no": number, "state": refund.state, "amount": refund.amount,
-                    "channel_refund_no": result.channel_refund_no,
-                    "succeeded_at": result.succeeded_at.isoformat() if result.succeeded_at else ""})
+    _audit_channel_success(refund, attempt=attempt, result=result, reason=(
+        f"The channel says attempt {attempt} ({result.out_refund_no}) returned the money after all, but the refund is "
+        f"recorded {refund.state} and its amount released: the merchant may refund it again (a possible double "
+        f"refund). Check with the channel and settle it with the merchant."))
     refund.abnormal = True
     # The channel's number of the refund that went back: support searches by it (trades.workbench.search_orders).
     refund.channel_refund_no = refund.channel_refund_no or result.channel_refund_no
@@ -458,6 +453,18 @@ def refund_flag_settled_success(*, refund: Refund, attempt: int, result: RefundR
     logger.warning("refund %s: the channel says attempt %s succeeded, recorded %s here; flagged abnormal", refund.pk,
                    attempt, refund.state)
     return True
+
+
+def _audit_channel_success(refund: Refund, *, attempt: int, result: RefundResult, reason: str) -> None:
+    """The audit row of a success the channel reports for an attempt the refund's state does not reflect (an earlier
+    attempt, or the current one after it failed): the action that holds the refund's retry for a person
+    (_held_for_review), with both attempts' numbers for support to check with the channel."""
+    audit_log(actor=f"channel:{refund.order.channel_account.code}", action=EARLIER_ATTEMPT_SUCCEEDED, target=refund,
+              reason=reason,
+              data={"attempt": attempt, "channel_no": result.out_refund_no, "current_attempt": refund.channel_attempt,
+                    "current_channel_no": channel_refund_no(refund), "state": refund.state, "amount": refund.amount,
+                    "channel_refund_no": result.channel_refund_no,
+                    "succeeded_at": result.succeeded_at.isoformat() if result.succeeded_at else ""})
 
 
 def _held_for_review(refund_id: str) -> bool:
@@ -511,15 +518,10 @@ def _apply_earlier_attempt(refund: Refund, *, attempt: int, result: RefundResult
         logger.info("refund %s: %s answer about attempt %s ignored (current attempt %s)", refund.pk, result.state,
                     attempt, refund.channel_attempt)
         return refund
-    current = channel_refund_no(refund)
-    audit_log(actor=f"channel:{refund.order.channel_account.code}", action=EARLIER_ATTEMPT_SUCCEEDED, target=refund,
-              reason=(f"The channel says attempt {attempt} ({result.out_refund_no}) returned the money, but the refund "
-                      f"was retried as attempt {refund.channel_attempt} ({current}), now {refund.state}: a possible "
-                      f"double refund. Check both numbers with the channel and settle it with the merchant."),
-              data={"attempt": attempt, "channel_no": result.out_refund_no, "current_attempt": refund.channel_attempt,
-                    "current_channel_no": current, "state": refund.state, "amount": refund.amount,
-                    "channel_refund_no": result.channel_refund_no,
-                    "succeeded_at": result.succeeded_at.isoformat() if result.succeeded_at else ""})
+    _audit_channel_success(refund, attempt=attempt, result=result, reason=(
+        f"The channel says attempt {attempt} ({result.out_refund_no}) returned the money, but the refund was retried "
+        f"as attempt {refund.channel_attempt} ({channel_refund_no(refund)}), now {refund.state}: a possible double "
+        f"refund. Check both numbers with the channel and settle it with the merchant."))
     # The number the channel's bill shows for that refund: support searches by it (trades.workbench.search_orders).
     EarlierRefundNumber.keep(order_id=refund.order_id, refund_id=refund.pk, attempt=attempt,
                              channel_refund_no=result.channel_refund_no)
