@@ -155,9 +155,14 @@ class AlipayAdapter(ChannelAdapter):
         )
         inner = self._verified(response.status, response.body, method)
         code = str(inner.get("code", ""))
-        # alipay.system.oauth.token answers success without any code (§E); errors always carry one.
-        if code in ok_codes or (not code and not inner.get("sub_code")):
+        if code in ok_codes:
             return inner
+        if not code and not inner.get("sub_code"):
+            # alipay.system.oauth.token answers success without any code (§E); errors always carry one. Any other
+            # method's success says code 10000 (B.3): one that says nothing does not say paid or refunded.
+            if method == "alipay.system.oauth.token":
+                return inner
+            raise ChannelUnknown(f"Alipay's {method} answer carries no code", http_status=response.status)
         raise self._error(inner, http_status=response.status)
 
     def _verified(self, status: int, body: bytes, method: str) -> dict[str, Any]:

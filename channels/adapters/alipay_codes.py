@@ -78,7 +78,10 @@ CODE_CLASSES: dict[str, tuple[str, bool]] = {
 
 
 def classify(code: str, sub_code: str) -> tuple[str, bool]:
-    """(normalised code, permanent) for an Alipay ``code``/``sub_code`` pair."""
+    """(normalised code, permanent) for an Alipay ``code``/``sub_code`` pair.
+
+    A ``code`` outside B.3's classes with a ``sub_code`` we do not know either is an answer we cannot read: unknown
+    (design §5 rule 2), not a refusal that would fail the order or the refund."""
     if sub_code in CODES:
         return CODES[sub_code]
-    return CODE_CLASSES.get(code, ("channel_error", True))
+    return CODE_CLASSES.get(code, ("channel_unknown", False))

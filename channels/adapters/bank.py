@@ -364,8 +364,11 @@ class BankAdapter(ChannelAdapter):
         if resp.status == 429:
             raise ChannelError("bank answered HTTP 429", code="rate_limited", permanent=False, http_status=429)
         if resp.status != 200:
-            # §2: the gateway answers 200 to everything it processed; other statuses come from in front of it.
-            raise ChannelError(f"bank answered HTTP {resp.status}", http_status=resp.status)
+            # §2: the gateway answers 200 to everything it processed; other statuses (a redirect, a 404 or 413) come
+            # from in front of it, unsigned. §3.4: an answer is usable only if it is HTTP 200 and signed — anything
+            # else is no answer, "treat like a timeout: unknown, query later" (design §5 rule 2), never a refusal
+            # that fails an order or a refund. (429 stays a retryable rate limit, above: it says when to come back.)
+            raise ChannelUnknown(f"bank answered HTTP {resp.status}", http_status=resp.status)
         data = self._verified(resp.body, nonce)
         code, sub_code = data.get("code"), data.get("sub_code") or ""
         if code == "SUCCESS":

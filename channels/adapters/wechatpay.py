@@ -208,8 +208,14 @@ class WechatPayAdapter(WechatPayMerchantVerbs, ChannelAdapter):
         if resp.headers.get("Wechatpay-Signature"):
             self._verify_answer(resp.headers, resp.body)
         data = _loads_or_empty(resp.body)
-        raise channel_error(str(data.get("code") or f"HTTP_{resp.status}"), str(data.get("message") or ""),
-                            resp.status)
+        code = data.get("code")
+        if not 400 <= resp.status < 500 or not isinstance(code, str) or not code:
+            # A.6: WeChat Pay refuses with a 4xx carrying its {"code", "message"} object. A redirect (we follow
+            # none), or a 4xx page without that code (a proxy's 404 or 413, a load balancer's 408), is not WeChat
+            # Pay's answer: the request may or may not have reached it — unknown, never a refusal (design §5 rule 2).
+            raise ChannelUnknown(f"wechatpay answered HTTP {resp.status} without a WeChat Pay error code",
+                                 http_status=resp.status)
+        raise channel_error(code, str(data.get("message") or ""), resp.status)
 
     def _verify_answer(self, headers, body: bytes) -> None:
         try:
