@@ -248,10 +248,18 @@ class WechatPayAdapter(WechatPayMerchantVerbs, ChannelAdapter):
         with _CERT_LOCK:
             fetched_at, cached = _CERT_CACHE.get(cache_key, (None, None))
         recent = fetched_at is not None and time.monotonic() - fetched_at < CERTIFICATE_REFETCH_SECONDS
-        if cached is None or (refresh and not recent):
+        if (cached is None or refresh) and not recent:
+            # The attempt's time is kept whether it succeeds or not: a download that fails is tried again after
+            # CERTIFICATE_REFETCH_SECONDS, not for every answer meanwhile (each order's answer would otherwise
+            # add a call to a gateway that is already failing). What was held before stays in use.
+            with _CERT_LOCK:
+                _CERT_CACHE[cache_key] = (time.monotonic(), cached)
             cached = self._download_certificates()
             with _CERT_LOCK:
                 _CERT_CACHE[cache_key] = (time.monotonic(), cached)
+        if cached is None:
+            raise ChannelUnknown("wechatpay platform certificates unavailable: the last download failed; the next "
+                                 f"is tried {CERTIFICATE_REFETCH_SECONDS:g} s after it")
         return {**keys, **cached}
 
     def _download_certificates(self) -> dict[str, str]:

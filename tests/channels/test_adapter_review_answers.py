@@ -420,3 +420,29 @@ def test_a_bank_refund_query_for_a_refund_it_never_received_is_not_found(bank):
     merchant = open_merchant(bank)
     assert bank.query_refund(trade=bank_ref(merchant, out_no()), out_refund_no=out_no("R")).state == \
         RefundState.NOT_FOUND
+
+
+def test_a_failing_certificate_download_is_not_retried_for_every_answer(raw_channel):
+    """A.3 mode 1: while /v3/certificates fails, each answer we cannot verify is unknown — but the download is tried
+    at most once per CERTIFICATE_REFETCH_SECONDS, not once per answer (every order's answer would otherwise double
+    the calls to a gateway that is already struggling)."""
+    key = sim_crypto.new_key_pem()
+    pem, serial = sim_crypto.self_signed_certificate(key, "platform")
+    config = WechatPayConfig(sp_mchid="19" + secrets.token_hex(4), sp_appid="wx8888888888888888",
+                             private_key_pem=sim_crypto.new_key_pem(), serial_no="5157F09E",
+                             apiv3_key="0123456789abcdef0123456789ABCDEF")
+    adapter = WechatPayAdapter(config, base_url=raw_channel.base_url, read_timeout=3)
+    transaction = {"trade_state": "NOTPAY", "out_trade_no": "T1", "sub_mchid": "1900000109", "amount": {"total": 1}}
+
+    def wechat(method, path, body):
+        if path.startswith("/v3/certificates"):
+            return 500, {"Content-Type": "application/json"}, b'{"code":"SYSTEM_ERROR","message":"busy"}'
+        return wechat_signed({"platform": key}, 200, transaction, serial=serial)
+
+    raw_channel.route = wechat
+    for _ in range(3):
+        with pytest.raises(ChannelUnknown):
+            adapter.query_payment(TradeRef(sub_merchant=WECHAT_SUB, out_trade_no="T1"))
+
+    downloads = [path for _, path, _ in raw_channel.requests if path.startswith("/v3/certificates")]
+    assert len(downloads) == 1
