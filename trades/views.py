@@ -116,10 +116,9 @@ def _error(request, exc: ApplicationError) -> None:
 
 
 def _back_order(request) -> str | None:
-    """The trade page a form was on (its hidden ``order``), if that order exists. Looked up after the action is done,
-    so a value no order can have (a NUL byte, which PostgreSQL refuses) must not turn a done action into a 500."""
+    """The trade page a form was on (its hidden ``order``), if that order exists."""
     back = request.POST.get("order", "")
-    if back and "\x00" not in back and Order.objects.filter(pk=back).exists():
+    if back and Order.objects.filter(pk=back).exists():
         return back
     return None
 
