@@ -107,9 +107,10 @@ def exact_rate(value) -> Decimal:
 def choose(*, merchant, product: str, amount: int, token: int | None = None,
            only_account_id: int | None = None) -> RoutingDecision:
     """Eligible = an active contract of the merchant on an enabled account that serves ``product`` (enabled)
-    within its per-transaction limits, with the merchant's rate for it. Priority: the cheapest cost to us, then the
-    oldest contract (stable). One query whatever the data size, none when ``token`` (the merchant API's generation
-    token this request read before any database read) is the one the merchant's rows were last read under.
+    within its per-transaction limits, with the merchant's rate for it. Priority: the cheapest net cost to us (cost
+    less rebate), then the oldest contract (stable); each eligible candidate's record says why it won or lost.
+    One query whatever the data size, none when ``token`` (the merchant API's generation token this request read
+    before any database read) is the one the merchant's rows were last read under.
 
     ``only_account_id`` restricts the choice to that channel account (the other contracts are recorded as dropped,
     reason "not the payer's account"): a payer id learnt through one account's OAuth is only valid there (a WeChat
@@ -119,7 +120,7 @@ def choose(*, merchant, product: str, amount: int, token: int | None = None,
 
     rows = _candidate_rows(merchant.pk, product, token)
     seen: list[dict] = []
-    eligible: list[tuple[Candidate, tuple]] = []
+    eligible: list[tuple[Candidate, tuple, dict]] = []
     for row in rows:
         (contract_id, account_id, code, account_enabled, state, sub_mchid, rate, offer_id, offer_enabled,
          min_amount, max_amount, cost_rate, rebate_rate) = row[:13]
@@ -132,22 +133,49 @@ def choose(*, merchant, product: str, amount: int, token: int | None = None,
             reason = "account disabled"
         elif offer_id is None or not offer_enabled:
             reason = "product not served"
-        elif amount < min_amount or amount > max_amount:
-            reason = f"amount outside {min_amount}–{max_amount} fen"
         elif not row[14] and product in _needs_sub_appid(row[16]):
             # The channel would refuse every such order (a definite PARAM_ERROR: the order failed); another
             # account may take it. Ops see the reason in the order's routing record and set the contract's appid.
+            # Checked before the amount: "amount outside" must mean that only the amount stands in the way, since
+            # one-code-pay may log a payer in at such an account for other amounts (trades.onecode.services
+            # .oauth_account) — never at one that can take no amount at all.
             reason = "no sub_appid on the contract (the channel needs the merchant's WeChat appid)"
+        elif amount < min_amount or amount > max_amount:
+            reason = f"amount outside {min_amount}–{max_amount} fen"
         seen.append({"account": code, "contract": contract_id, "eligible": reason is None, "reason": reason or ""})
         if reason is None:
             eligible.append((Candidate(contract_id=contract_id, account_id=account_id, account_code=code,
                                        product=product, merchant_rate=exact_rate(rate), cost_rate=exact_rate(cost_rate),
-                                       rebate_rate=exact_rate(rebate_rate), sub_mchid=sub_mchid), row))
+                                       rebate_rate=exact_rate(rebate_rate), sub_mchid=sub_mchid), row,
+                             seen[-1]))
     if not eligible:
         return RoutingDecision(chosen=None, layer="priority", candidates=seen)
-    chosen, row = min(eligible, key=lambda pair: (pair[0].cost_rate - pair[0].rebate_rate, pair[0].contract_id))
+    # Rows come oldest contract first (created_at, id: the order merchants.services.products shows rates in), and
+    # min keeps the first of equals, so a tie on net cost goes to the oldest contract.
+    chosen, row, _ = min(eligible, key=lambda item: item[0].cost_rate - item[0].rebate_rate)
+    _record_priority(chosen, eligible)
     contract = _contract(row)
     return RoutingDecision(chosen=chosen, layer="priority", candidates=seen, contract=contract)
+
+
+def _percent(rate: Decimal) -> str:
+    return f"{(rate * 100).normalize():f}%"
+
+
+def _record_priority(chosen: Candidate, eligible: list[tuple[Candidate, tuple, dict]]) -> None:
+    """Say in each eligible candidate's record why it won or lost (issue 5: every order records why its account
+    was chosen): its net cost to us (cost − rebate) against the chosen one's, and the contract age on a tie."""
+    best = chosen.cost_rate - chosen.rebate_rate
+    ties = sum(1 for candidate, _row, _seen in eligible if candidate.cost_rate - candidate.rebate_rate == best)
+    for candidate, _row, seen in eligible:
+        net = candidate.cost_rate - candidate.rebate_rate
+        if candidate is chosen:
+            seen["reason"] = f"chosen: lowest net cost {_percent(net)}" + (
+                ", the oldest contract at that cost" if ties > 1 else "")
+        elif net == best:
+            seen["reason"] = f"net cost {_percent(net)}, as the chosen one, which is an older contract"
+        else:
+            seen["reason"] = f"net cost {_percent(net)}, above the chosen {_percent(best)}"
 
 
 def _contract(row: tuple):
