@@ -88,7 +88,8 @@ def _candidate_rows(merchant_id: int, product: str, token: int | None) -> list[t
 
 
 @functools.cache
-def _needs_sub_appid(kind: str) -> frozenset[str]:
+def needs_sub_appid(kind: str) -> frozenset[str]:
+    """The products an account of ``kind`` can take only from a contract carrying the merchant's WeChat appid."""
     try:
         return adapter_class(kind).needs_sub_appid
     except ValueError:  # an account of a kind this build does not know: nothing to say about it here
@@ -133,7 +134,7 @@ def choose(*, merchant, product: str, amount: int, token: int | None = None,
             reason = "account disabled"
         elif offer_id is None or not offer_enabled:
             reason = "product not served"
-        elif not row[14] and product in _needs_sub_appid(row[16]):
+        elif not row[14] and product in needs_sub_appid(row[16]):
             # The channel would refuse every such order (a definite PARAM_ERROR: the order failed); another
             # account may take it. Ops see the reason in the order's routing record and set the contract's appid.
             # Checked before the amount: "amount outside" must mean that only the amount stands in the way, since
