@@ -23,3 +23,19 @@ def in_threads(count: int, work):
 
     with ThreadPoolExecutor(max_workers=count) as pool:
         return list(pool.map(run, range(count)))
+
+
+def retrying_resets(call):
+    """``call()``, again if the connection was reset before the request was read: a test server's listen backlog is
+    small when many threads connect at once. Safe only for idempotent requests (an order's out_trade_no, a refund's
+    out_refund_no, a channel notice's id), which is all a race test sends."""
+    import time
+
+    import requests
+
+    for _ in range(20):
+        try:
+            return call()
+        except requests.ConnectionError:
+            time.sleep(0.05)
+    return call()

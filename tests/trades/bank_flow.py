@@ -106,9 +106,9 @@ def succeeded_after_all(shop, simulator_server, number: str) -> None:
     shop.sim("bank", "/_control/flush")
 
 
-def paid_after_close(shop, simulator_server, out_trade_no: str, amount: int = 1500) -> LatePayment:
-    """An order closed here and at the bank, which then says the payer paid it after all (a race at the bank): a
-    late payment, refunded at once if AGGPAY_LATE_PAYMENT_AUTO_REFUND."""
+def bank_pays_after_close(shop, simulator_server, out_trade_no: str, amount: int = 1500):
+    """An order closed here and at the bank, which then records the payer's payment after all (a race at the bank):
+    the order (as the API returned it) and a function that sends the bank's payment notice."""
     status, _, order = shop.client.request("POST", "/api/v1/orders", json={
         "out_trade_no": out_trade_no, "amount": amount, "product": "unionpay.qr", "subject": "tea"})
     assert status == 201, order
@@ -118,7 +118,14 @@ def paid_after_close(shop, simulator_server, out_trade_no: str, amount: int = 15
     account = bank.account(org)
     trade = bank.store.get(ns("trades", org), order["id"])
     trade = bank._update_trade(account, trade, resolve=None, **bank._paid_fields(account, trade, at=time.time()))
-    bank.notify(account, trade["notify_url"], "PAY_RESULT", _view(trade, TRADE_VIEW))
+    return order, lambda: bank.notify(account, trade["notify_url"], "PAY_RESULT", _view(trade, TRADE_VIEW))
+
+
+def paid_after_close(shop, simulator_server, out_trade_no: str, amount: int = 1500) -> LatePayment:
+    """bank_pays_after_close, and its notice handled: a late payment, refunded at once if
+    AGGPAY_LATE_PAYMENT_AUTO_REFUND."""
+    order, notify = bank_pays_after_close(shop, simulator_server, out_trade_no, amount)
+    notify()
     shop.sim("bank", "/_control/flush")
     return shop.wait_for(lambda: LatePayment.objects.filter(order_id=order["id"]).first(), message="a late payment")
 

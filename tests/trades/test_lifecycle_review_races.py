@@ -12,7 +12,6 @@ connection, as tests/trades/test_races.py does), with the Alipay simulator holdi
 from __future__ import annotations
 
 import datetime as dt
-import time
 from urllib.parse import parse_qsl
 
 import pytest
@@ -20,22 +19,11 @@ import requests
 from django.utils import timezone
 
 from channels.models import CallbackOutcome, ChannelCallback
-from tests.race_condition import in_threads
+from tests.race_condition import in_threads, retrying_resets
 from trades.models import ChannelCall, Event, LatePayment, Order
 from trades.services.orders import order_expire
 
 pytestmark = pytest.mark.usefixtures("quiet_channels")
-
-
-def _send(call):
-    """The test server's listen backlog is small: a connection reset before the request was read is retried, as the
-    channel would (safe: each copy is the same notify)."""
-    for _ in range(20):
-        try:
-            return call()
-        except requests.ConnectionError:
-            time.sleep(0.05)
-    return call()
 
 
 def _paid_with_notify_held(shop, simulator_server, out_trade_no: str) -> tuple[dict, str, str]:
@@ -53,7 +41,7 @@ def _paid_with_notify_held(shop, simulator_server, out_trade_no: str) -> tuple[d
 
 
 def _post(url: str, body: str):
-    return _send(lambda: requests.post(url, data=body.encode("ascii"), timeout=30, headers={
+    return retrying_resets(lambda: requests.post(url, data=body.encode("ascii"), timeout=30, headers={
         "Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}))
 
 

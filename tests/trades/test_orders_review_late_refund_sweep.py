@@ -10,14 +10,11 @@ Over HTTP against Bank A's simulator; the broker is "down" by publishing to a po
 from __future__ import annotations
 
 import datetime as dt
-import time
 
 import pytest
 
 from channels.models import CallbackOutcome, ChannelCallback
-from channels.simulators.bank_state import ns
-from channels.simulators.bank_trades import TRADE_VIEW, _view
-from tests.trades.bank_flow import at_the_bank, bank_refunds, bank_simulator
+from tests.trades.bank_flow import at_the_bank, bank_pays_after_close, bank_refunds
 from tests.trades.test_deliveries_worker import DEAD_BROKER_URL, publishing_to
 from trades.models import LatePayment
 from trades.services.late import late_refund_no
@@ -29,17 +26,9 @@ pytestmark = pytest.mark.usefixtures("quiet_channels")
 def _late_payment_while_the_broker_is_down(shop, simulator_server, out_trade_no: str) -> LatePayment:
     """An order closed here and at the bank, which then says the payer paid it after all; its notice is handled
     while the broker cannot be reached, so the automatic refund's enqueue fails (and is logged)."""
-    status, _, order = shop.client.request("POST", "/api/v1/orders", json={
-        "out_trade_no": out_trade_no, "amount": 1500, "product": "unionpay.qr", "subject": "tea"})
-    assert status == 201, order
-    status, _, closed = shop.client.request("POST", f"/api/v1/orders/{out_trade_no}/close")
-    assert status == 200 and closed["state"] == "closed", closed
-    bank, org = bank_simulator(simulator_server), shop.accounts["bank"].config["org_no"]
-    account = bank.account(org)
-    trade = bank.store.get(ns("trades", org), order["id"])
-    trade = bank._update_trade(account, trade, resolve=None, **bank._paid_fields(account, trade, at=time.time()))
+    order, notify = bank_pays_after_close(shop, simulator_server, out_trade_no)
     with publishing_to(DEAD_BROKER_URL, "aggpay-late-sweep-test-dead:"):
-        bank.notify(account, trade["notify_url"], "PAY_RESULT", _view(trade, TRADE_VIEW))
+        notify()
         shop.sim("bank", "/_control/flush")
         # The callback is recorded after its transaction committed and its on-commit enqueue was tried.
         shop.wait_for(lambda: ChannelCallback.objects.filter(account=shop.accounts["bank"], kind="payment",

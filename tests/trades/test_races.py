@@ -23,7 +23,7 @@ from django.db.models import Sum
 
 from aggpay.api.client import AggpayClient
 from channels.models import CallbackOutcome, ChannelCallback
-from tests.race_condition import in_threads
+from tests.race_condition import in_threads, retrying_resets
 from trades.models import Event, Order, Refund
 
 pytestmark = pytest.mark.usefixtures("quiet_channels")
@@ -31,17 +31,6 @@ pytestmark = pytest.mark.usefixtures("quiet_channels")
 
 def _client(shop, live_server):
     return AggpayClient(live_server.url, shop.app.app_id, secret=shop.app.secret)
-
-
-def _send(call):
-    """The test server's listen backlog is small: a connection reset before the request was read is retried, as a
-    merchant would (safe: every request here is idempotent by its out_trade_no / out_refund_no / notify_id)."""
-    for _ in range(20):
-        try:
-            return call()
-        except requests.ConnectionError:
-            time.sleep(0.05)
-    return call()
 
 
 def _paid_wechat_order(shop, out_trade_no: str, amount: int) -> Order:
@@ -57,7 +46,7 @@ def test_fifty_concurrent_refunds_never_exceed_the_paid_amount(shop, live_server
     order = _paid_wechat_order(shop, "RACE0001", 1000)
 
     def refund(i):
-        return _send(lambda: _client(shop, live_server).request(
+        return retrying_resets(lambda: _client(shop, live_server).request(
             "POST", "/api/v1/orders/RACE0001/refunds", json={"out_refund_no": f"RR{i:04d}", "amount": 30}))
 
     answers = in_threads(50, refund)
@@ -77,7 +66,7 @@ def test_twenty_concurrent_identical_creates_give_one_order(shop, live_server):
     body = {"out_trade_no": "RACE0002", "amount": 888, "product": "alipay.qr", "subject": "tea"}
 
     def create(_):
-        return _send(lambda: _client(shop, live_server).request("POST", "/api/v1/orders", json=body))
+        return retrying_resets(lambda: _client(shop, live_server).request("POST", "/api/v1/orders", json=body))
 
     answers = in_threads(20, create)
     assert all(status in (200, 201) for status, _, _ in answers), [(s, b) for s, _, b in answers]
@@ -108,7 +97,7 @@ def test_ten_copies_of_one_callback_give_one_transition_and_one_event(shop, simu
     assert Order.objects.get(pk=order["id"]).state == "pending"
 
     def post(_):
-        return _send(lambda: requests.post(url, data=body.encode("ascii"), timeout=30, headers={
+        return retrying_resets(lambda: requests.post(url, data=body.encode("ascii"), timeout=30, headers={
             "Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}))
 
     answers = in_threads(10, post)
@@ -147,7 +136,7 @@ def test_one_out_refund_no_on_two_orders_at_once_is_one_refund_and_one_conflict(
     def refund(order):
         gate.wait()
         try:
-            return _send(lambda: _client(shop, live_server).request(
+            return retrying_resets(lambda: _client(shop, live_server).request(
                 "POST", f"/api/v1/orders/{order.out_trade_no}/refunds", json={"out_refund_no": "RSAME01",
                                                                                "amount": 100}))
         finally:
