@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.race_condition import in_threads
+from tests.race_condition import in_threads, retrying_resets
 from tests.trades.onecode_flow import (
     UA_WECHAT,
     bridge,
@@ -21,7 +21,7 @@ from tests.trades.onecode_flow import (
     scan_and_authorise,
     store_code_for,
 )
-from tests.trades.test_races import _client, _send
+from tests.trades.test_races import _client
 from trades.models import ChannelCall, Order
 
 pytestmark = pytest.mark.usefixtures("payer_on_plain_http", "quiet_channels")
@@ -47,7 +47,7 @@ def test_parallel_status_polls_of_one_unpaid_order_ask_the_channel_once(shop, li
     assert order.state == "pending" and _queries(order) == 0  # the payer has not paid: only the channel can tell
     _slow_queries(shop, order.pk)
 
-    answers = in_threads(POLLS, lambda i: _send(lambda: requests.get(status_url, timeout=20)))
+    answers = in_threads(POLLS, lambda i: retrying_resets(lambda: requests.get(status_url, timeout=20)))
 
     assert [a.status_code for a in answers] == [200] * POLLS
     assert {a.json()["state"] for a in answers} == {"pending"}
@@ -62,7 +62,7 @@ def test_parallel_merchant_queries_of_one_pending_order_ask_the_channel_once(sho
     order = Order.objects.get(pk=created["id"])
     _slow_queries(shop, order.pk)
 
-    answers = in_threads(POLLS, lambda i: _send(lambda: _client(shop, live_server).request(
+    answers = in_threads(POLLS, lambda i: retrying_resets(lambda: _client(shop, live_server).request(
         "GET", "/api/v1/orders/POLL0001")))
 
     assert [status for status, _, _ in answers] == [200] * POLLS, answers

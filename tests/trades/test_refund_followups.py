@@ -21,9 +21,9 @@ from django.test import Client
 from django.urls import reverse
 
 from aggpay.models import AuditLog
-from tests.race_condition import in_threads
+from tests.race_condition import in_threads, retrying_resets
 from tests.trades.bank_flow import bank_refunds, paid_at_the_bank, refund, refund_in_state
-from tests.trades.test_races import _client, _send
+from tests.trades.test_races import _client
 from tests.trades.test_staff_refunds import _paid
 from trades.models import ChannelCall, Order, Refund
 from trades.services.refunds import RETRIED
@@ -171,7 +171,7 @@ def test_parallel_merchant_queries_of_one_pending_refund_ask_the_channel_once(sh
     shop.sim("bank", "/_control/faults", fault="latency", seconds=1.5, times=POLLS,
              match={"path": "/api/refund/query", "contains": created["id"]})
 
-    answers = in_threads(POLLS, lambda i: _send(lambda: _client(shop, live_server).request(
+    answers = in_threads(POLLS, lambda i: retrying_resets(lambda: _client(shop, live_server).request(
         "GET", "/api/v1/refunds/R-FU-POLL-1")))
 
     assert [status for status, _, _ in answers] == [200] * POLLS, answers
