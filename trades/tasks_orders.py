@@ -50,7 +50,7 @@ def _enqueue_lost_late_refunds() -> None:
     (late_payment_refund_automatically). A broker still down stops this part of the sweep (the next one tries)."""
     from kombu.exceptions import OperationalError
 
-    from trades.services.orders import late_payments_never_refunded
+    from trades.services.late import late_payments_never_refunded
 
     for late_id in late_payments_never_refunded():
         try:
@@ -73,6 +73,6 @@ def _guarded(what: str, item_id: str, service, **kwargs) -> None:
 def refund_late_payment(late_payment_id: int) -> None:
     """The automatic refund of a late payment (design §5 rule 3): enqueued when it is recorded, and by the sweeper
     when that enqueue was lost. Refunds only one never refunded, so two enqueues refund once."""
-    from trades.services.orders import late_payment_refund_automatically
+    from trades.services.late import late_payment_refund_automatically
 
     late_payment_refund_automatically(late_payment_id=late_payment_id)

@@ -667,53 +667,6 @@ def _late_payment(order: Order, result: PaymentResult) -> None:
         transaction.on_commit(lambda: tasks.refund_late_payment.delay(late.pk), robust=True)
 
 
-# The sweeper's rescue of a lost automatic refund (late_payments_never_refunded): the enqueue made at commit gets this
-# long to start the refund first.
-LATE_REFUND_GRACE = dt.timedelta(minutes=1)
-# + late payment id: the claim an automatic refund holds while it runs (late_payment_refund_automatically).
-LATE_REFUND_CLAIM_PREFIX = "trades:late-auto-refund:"
-LATE_REFUND_CLAIM_SECONDS = 600  # longer than any refund call; a worker that died lets go of it after this
-
-
-def late_payments_never_refunded(*, limit: int = 200) -> list[int]:
-    """Late payments whose automatic refund was never started, for the sweeper to enqueue (trades.tasks_orders
-    .sync_due_orders): ``open``, never refunded (``refund_attempts`` 0: nobody asked the channel), not flagged, and
-    detected more than LATE_REFUND_GRACE ago — when AGGPAY_LATE_PAYMENT_AUTO_REFUND is on (off: they wait for
-    support, design §5 rule 3). The refund is enqueued when the success commits (``_late_payment``); a broker that
-    is down then only logs it, and the payer's money stayed with us with nothing to send it back (bug). Design §5
-    rule 8: a broker outage delays, loses nothing. Those under way (``refunding``) are followed by
-    late_payments_refunding; one a person or the channel already moved on (an attempt made, a flag) is theirs."""
-    if not getattr(settings, "AGGPAY_LATE_PAYMENT_AUTO_REFUND", True):
-        return []
-    return list(LatePayment.objects.filter(state="open", refund_attempts=0, abnormal=False,
-                                           detected_at__lte=timezone.now() - LATE_REFUND_GRACE)
-                .order_by("detected_at", "pk").values_list("pk", flat=True)[:limit])
-
-
-def late_payment_refund_automatically(*, late_payment_id: int) -> LatePayment:
-    """The automatic refund of a late payment (the task enqueued at commit by ``_late_payment``, and by the sweeper
-    for one whose enqueue was lost): refund it only if nobody ever has (``open``, ``refund_attempts`` 0, not
-    flagged), so any number of enqueues refund once. A second run while the first's refund is under way would
-    only ask the channel about the same number (late_payment_refund on ``refunding``: idempotent there); but one
-    after the channel refused the first attempt (back to ``open`` for a person) would start another attempt under a
-    new number on its own — and should the first succeed after all, return the money twice. Runs are serialised by
-    a claim (SET NX, as the rate-limited queries: _claim_query), so the check and late_payment_refund's own locked
-    ``refund_start`` cannot be overtaken by a whole other run in between; a run that finds it claimed does
-    nothing — the one holding it refunds, or, if it died, the next sweep after the claim lapses."""
-    from trades.services.late import late_payment_refund
-
-    claim = f"{LATE_REFUND_CLAIM_PREFIX}{late_payment_id}"
-    if not cache.add(claim, 1, timeout=LATE_REFUND_CLAIM_SECONDS):
-        return LatePayment.objects.get(pk=late_payment_id)
-    try:
-        late = LatePayment.objects.get(pk=late_payment_id)
-        if late.state != "open" or late.refund_attempts or late.abnormal:
-            return late  # refunded or under way already, or a person's now (the late-payment queue)
-        return late_payment_refund(late_payment_id=late_payment_id)
-    finally:
-        cache.delete(claim)
-
-
 # --- query, close, expire, reverse ------------------------------------------------------------------------------
 def order_get(*, merchant, out_trade_no: str) -> Order:
     order = (Order.objects.select_related("merchant", "channel_account", "contract")
