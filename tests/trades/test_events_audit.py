@@ -12,6 +12,7 @@ import pytest
 from django.db import connection, transaction
 
 from tests.factories import MerchantAppFactory, MerchantFactory
+from tests.trades.events_feed import new_events
 from trades.models import Event
 from trades.services.events import event_emit
 
@@ -36,20 +37,6 @@ def _until(condition, what: str) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"never {what}")
         time.sleep(0.02)
-
-
-def _new_events(api, seen: set[str]) -> list[dict]:
-    """The merchant's catch-up: read newest first, page by page, until an event already seen."""
-    found, cursor = [], None
-    while True:
-        page = api.get("/api/v1/events?limit=100" + (f"&starting_after={cursor}" if cursor else "")).json()
-        for item in page["data"]:
-            if item["id"] in seen:
-                return found
-            found.append(item)
-        if not page["has_more"]:
-            return found
-        cursor = page["data"][-1]["id"]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -90,7 +77,7 @@ def test_an_event_committed_after_a_newer_one_is_not_skipped_by_a_merchant_catch
         fast_thread.start()
         _until(lambda: fast_done.is_set() or _waiting_for_a_lock(), "committed or waited")
 
-        seen = {item["id"] for item in _new_events(api, set())}  # the merchant reads what is there now
+        seen = {item["id"] for item in new_events(api, set())}  # the merchant reads what is there now
         newest_seen = api.get("/api/v1/events?limit=1").json()["data"]
     finally:
         release_slow.set()
@@ -101,7 +88,7 @@ def test_an_event_committed_after_a_newer_one_is_not_skipped_by_a_merchant_catch
 
     everything = set(Event.objects.filter(merchant=app.merchant).values_list("event_id", flat=True))
     assert len(everything) == 2
-    caught_up = seen | {item["id"] for item in _new_events(api, seen)}
+    caught_up = seen | {item["id"] for item in new_events(api, seen)}
     assert caught_up == everything
     if newest_seen:  # or by time: everything created at or after the newest event it had read
         since = quote(newest_seen[0]["created_at"])

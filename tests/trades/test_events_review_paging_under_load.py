@@ -14,6 +14,7 @@ import pytest
 from django.db import connection, transaction
 
 from tests.factories import MerchantAppFactory, MerchantFactory
+from tests.trades.events_feed import new_events
 from trades.models import Event
 from trades.services.events import event_emit
 
@@ -29,21 +30,6 @@ def _walk(api, *, limit: int) -> list[str]:
         assert response.status_code == 200, response.content
         page = response.json()
         found += [item["id"] for item in page["data"]]
-        if not page["has_more"]:
-            return found
-        cursor = page["data"][-1]["id"]
-
-
-def _catch_up(api, seen: set[str], *, limit: int) -> list[str]:
-    """The merchant's catch-up: newest first, page by page, until an event it has already seen."""
-    found, cursor = [], None
-    while True:
-        target = f"/api/v1/events?limit={limit}" + (f"&starting_after={cursor}" if cursor else "")
-        page = api.get(target).json()
-        for item in page["data"]:
-            if item["id"] in seen:
-                return found
-            found.append(item["id"])
         if not page["has_more"]:
             return found
         cursor = page["data"][-1]["id"]
@@ -79,7 +65,7 @@ def test_paging_while_events_are_written_concurrently_neither_repeats_nor_misses
         start.wait(30)
         rounds = 0
         while any(thread.is_alive() for thread in threads):
-            seen |= set(_catch_up(api, seen, limit=2))
+            seen |= {item["id"] for item in new_events(api, seen, limit=2)}
             if rounds % 4 == 0:
                 before = set(Event.objects.filter(merchant=app.merchant).values_list("event_id", flat=True))
                 walks.append((before, _walk(api, limit=5)))
@@ -95,5 +81,5 @@ def test_paging_while_events_are_written_concurrently_neither_repeats_nor_misses
     for committed_before, listed in walks:
         assert len(listed) == len(set(listed)), "a page repeated an event"
         assert committed_before <= set(listed), "a walk missed an event committed before it began"
-    seen |= set(_catch_up(api, seen, limit=2))
+    seen |= {item["id"] for item in new_events(api, seen, limit=2)}
     assert seen == everything
