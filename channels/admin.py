@@ -125,7 +125,11 @@ class ChannelAccountAdmin(_ReadOnlyChangeView, admin.ModelAdmin):
                             account_services.channel_account_disable(account_id=obj.pk, actor=request.user,
                                                                      reason=reason))
 
-    @admin.action(description="Start an interface evaluation", permissions=["change"])
+    def has_start_evaluation_permission(self, request):
+        # What the ops page asks to start one (channels.views.evaluation_start), not the account's "change".
+        return request.user.has_perm("channels.add_interfaceevaluation")
+
+    @admin.action(description="Start an interface evaluation", permissions=["start_evaluation"])
     def start_evaluations(self, request, queryset):
         return _with_reason(self, request, queryset, title="Start interface evaluations", required=False,
                             run=lambda obj, reason: evaluation_services.interface_evaluation_start(
@@ -147,6 +151,11 @@ class ChannelProductAdminForm(forms.ModelForm):
         account = data.get("account") or getattr(self.instance, "account", None)
         product = data.get("product") or self.instance.product
         if self.errors or account is None:
+            return data
+        if not self.instance.pk and ChannelProduct.objects.filter(account=account, product=product).exists():
+            # The model's unique check is skipped (_post_clean), and the service would change the existing product:
+            # an "add" that silently rewrote its rates, or said "added" beside "not saved".
+            self.add_error("product", f"{account.code} already serves {product}: change that product instead.")
             return data
         try:
             channel_product_prepare(

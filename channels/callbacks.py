@@ -46,19 +46,34 @@ HANDLERS: dict[str, str] = {
 }
 
 
+# A channel's notice is a few KB (the largest, an Alipay payment notice with its fund bill list, stays under 10 KB).
+# What is more is refused unread and kept only in part: a forged body of megabytes (the request limit is
+# DATA_UPLOAD_MAX_MEMORY_SIZE, 8 MB, for document uploads) was stored whole, and risk's queue of refused
+# callbacks decrypts and scans the bodies of a page of them (channels.refused).
+MAX_CALLBACK_BYTES = 256 * 1024
+OVERSIZED_KEPT_BYTES = 4096
+
+
 def handler_for(kind: str) -> Callable | None:
     dotted = HANDLERS.get(kind)
     return import_string(dotted) if dotted else None
 
 
+def _storable(text: str) -> str:
+    """PostgreSQL's text and jsonb columns cannot hold NUL: a forged notice carrying one in a header or past the
+    part ``redact`` inspects failed its own security record — a 500, the refused row and its audit row rolled
+    back (design §5 rule 4: mismatches are recorded). The encrypted body keeps the bytes as they came."""
+    return text.replace("\x00", "\ufffd")
+
+
 def _store(*, account: ChannelAccount, request, received_at, outcome: str, message: str = "",
-           event: CallbackEvent | None = None) -> ChannelCallback:
-    headers = {k: ("***" if "signature" in k.lower() or k.lower() == "authorization" else v)
+           event: CallbackEvent | None = None, body: bytes | None = None) -> ChannelCallback:
+    headers = {_storable(k): ("***" if "signature" in k.lower() or k.lower() == "authorization" else _storable(v))
                for k, v in request.headers.items()}
     return ChannelCallback.objects.create(
         received_at=received_at,
-        account=account, outcome=outcome, message=message[:2000], headers=headers,
-        body=request.body.decode("utf-8", "replace"), kind=event.kind if event else "",
+        account=account, outcome=outcome, message=_storable(message[:2000]), headers=headers,
+        body=(request.body if body is None else body).decode("utf-8", "replace"), kind=event.kind if event else "",
         event_id=event.event_id if event else "", remote_addr=request.META.get("REMOTE_ADDR") or None,
     )
 
@@ -75,15 +90,15 @@ def channel_callback(request, account_code: str):
     if request.method != "POST":
         return HttpResponse(status=405)
     adapter = account.adapter()
+    if len(request.body) > MAX_CALLBACK_BYTES:
+        return _refuse_unverified(
+            adapter, account, store, request,
+            f"a notice of {len(request.body)} bytes, over the {MAX_CALLBACK_BYTES} any channel sends: refused "
+            f"unread, its first {OVERSIZED_KEPT_BYTES} bytes kept", body=request.body[:OVERSIZED_KEPT_BYTES])
     try:
         event = adapter.parse_callback(headers=request.headers, body=request.body, path=request.get_full_path())
     except (SignatureError, ParseError) as exc:
-        with transaction.atomic():
-            record = store(outcome=CallbackOutcome.REJECTED, message=exc.message)
-            audit_log(actor=f"channel:{account.code}", action="security.callback.unverified", target=record,
-                      data={"reason": exc.message, "body": redact(request.body.decode("utf-8", "replace"), 500)})
-        logger.warning("callback to %s refused: %s", account.code, exc.message)
-        return _respond(adapter.callback_ack(ok=False, message="verification failed"))
+        return _refuse_unverified(adapter, account, store, request, exc.message)
     handler = handler_for(event.kind)
     if handler is None:
         store(outcome=CallbackOutcome.IGNORED, event=event, message=f"no handler for {event.kind} callbacks yet")
@@ -105,6 +120,18 @@ def channel_callback(request, account_code: str):
         return _respond(_transient_ack(adapter))
     store(outcome=CallbackOutcome.APPLIED, event=event, message=note or "")
     return _respond(adapter.callback_ack(ok=True))
+
+
+def _refuse_unverified(adapter, account: ChannelAccount, store, request, reason: str, *,
+                       body: bytes | None = None) -> HttpResponse:
+    """Refuse a notice that failed verification (or was too large to try) and record it as a security event."""
+    text = (request.body if body is None else body).decode("utf-8", "replace")
+    with transaction.atomic():
+        record = store(outcome=CallbackOutcome.REJECTED, message=reason, body=body)
+        audit_log(actor=f"channel:{account.code}", action="security.callback.unverified", target=record,
+                  data={"reason": _storable(reason), "body": _storable(redact(text, 500))})
+    logger.warning("callback to %s refused: %s", account.code, reason)
+    return _respond(adapter.callback_ack(ok=False, message="verification failed"))
 
 
 def _transient_ack(adapter):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator, validate_slug
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from aggpay.errors import InvalidRequest, InvalidState, NotFound
 from channels.models import DEFAULT_MODE, ChannelAccount, ChannelMode
@@ -72,10 +72,14 @@ def channel_account_create(
     with transaction.atomic():
         if ChannelAccount.objects.filter(code=code).exists():
             raise InvalidRequest(f"a channel account with code {code!r} exists", param="code")
-        account = ChannelAccount.objects.create(
-            kind=kind, code=code, name=name, mode=mode, base_url=base_url, config=config_as_dict(typed),
-            enabled=enabled, notes=notes,
-        )
+        try:
+            with transaction.atomic():
+                account = ChannelAccount.objects.create(
+                    kind=kind, code=code, name=name, mode=mode, base_url=base_url, config=config_as_dict(typed),
+                    enabled=enabled, notes=notes,
+                )
+        except IntegrityError:  # the unique code: someone created it since the check above (it was a 500)
+            raise InvalidRequest(f"a channel account with code {code!r} exists", param="code") from None
         record_change(actor=actor, account=account, target=account, target_type="account", action="account.created",
                       changes=diff({}, _snapshot(account), secret=secret), reason=reason)
     return account

@@ -17,6 +17,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from aggpay.masking import mask_secret
 from channels.models import ChannelConfigInvalid
@@ -126,17 +127,22 @@ def _check_pem(name: str, value: str) -> None:
     data = text.encode()
     try:
         if "PRIVATE KEY" in header:
-            serialization.load_pem_private_key(data, password=None)
+            key = serialization.load_pem_private_key(data, password=None)
         elif "PUBLIC KEY" in header:
-            serialization.load_pem_public_key(data)
+            key = serialization.load_pem_public_key(data)
         elif "CERTIFICATE" in header:
-            x509.load_pem_x509_certificate(data)
+            key = x509.load_pem_x509_certificate(data).public_key()
         else:
             raise ValueError(f"unexpected PEM type {header!r}")
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         # The exception text never contains the key material itself.
         raise ChannelConfigInvalid(f"{name} is not a valid PEM key or certificate: {type(exc).__name__}",
                                    param=param) from exc
+    if not isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
+        # Every kind signs and verifies with RSA (channel-protocols.md A.2 and B.2, bank.md §3.2): an EC key passed
+        # this check and was saved, and every call on the account then failed at signing or verifying.
+        raise ChannelConfigInvalid(f"{name} must be an RSA key, not {type(key).__name__.removeprefix('_')}",
+                                   param=param)
 
 
 def build_config(kind: str, data: dict[str, Any]):

@@ -11,7 +11,7 @@ from decimal import Decimal
 from django.db import transaction
 
 from aggpay.errors import InvalidRequest, NotFound
-from aggpay.money import RATE_QUANTUM, MoneyError, parse_rate, to_fen
+from aggpay.money import MAX_FEN, RATE_QUANTUM, MoneyError, format_yuan, parse_rate, to_fen
 from channels.adapters.base import PRODUCTS
 from channels.models import ChannelAccount, ChannelConfigInvalid, ChannelProduct
 from channels.services.history import UNSET, diff, record_change
@@ -22,8 +22,9 @@ PRODUCT_FIELDS = ("cost_rate", "isv_rebate_rate", "min_amount", "max_amount", "d
 
 def _rate(value, *, param: str) -> Decimal:
     try:
-        # Quantized to the column's 6 places so history shows "0.002300" → "0.002500", as stored.
-        return parse_rate(value).quantize(RATE_QUANTUM)
+        # Quantized to the column's 6 places so history shows "0.002300" → "0.002500", as stored. abs(): "-0" is
+        # not below 0, so parse_rate takes it, and the history read "-0.000000" where 0 is stored.
+        return abs(parse_rate(value).quantize(RATE_QUANTUM))
     except MoneyError as exc:
         raise InvalidRequest(f"{param}: {exc}", param=param)
 
@@ -37,6 +38,9 @@ def _fen(value, *, param: str, nullable: bool = False) -> int | None:
         raise InvalidRequest(f"{param}: {exc}", param=param)
     if fen < 1:
         raise InvalidRequest(f"{param} must be at least 1 fen", param=param)
+    if fen > MAX_FEN:
+        # The column is a bigint: beyond it PostgreSQL refused the INSERT (a DataError, a 500), not the field.
+        raise InvalidRequest(f"{param} must be at most {format_yuan(MAX_FEN)} yuan", param=param)
     return fen
 
 
