@@ -207,6 +207,16 @@ class AlipayAdapter(ChannelAdapter):
     def _error(inner: Mapping[str, Any], *, http_status: int | None = None) -> ChannelError:
         code, sub_code = str(inner.get("code", "")), str(inner.get("sub_code", "") or "")
         ours, permanent = classify(code, sub_code)
+        # alipay.trade.cancel answers a failure with ``retry_flag`` (B.5, 是否需要重试): Alipay's own word on whether
+        # the same cancel may still go through, which outranks our table of sub_codes. Y: not a verdict — unknown,
+        # and the reversal is tried again (trades' reverse ladder, design §5 rule 2). N: a definite refusal.
+        retry_flag = inner.get("retry_flag")
+        if retry_flag == "Y":
+            ours = "channel_unknown"
+        elif retry_flag == "N":
+            permanent = True
+            if ours == "channel_unknown":
+                ours = "channel_error"
         message = str(inner.get("sub_msg") or inner.get("msg") or "")
         text = f"Alipay refused: {code} {sub_code} {message}".strip()
         kwargs = {"channel_code": sub_code or code, "channel_message": message, "http_status": http_status}
@@ -455,11 +465,10 @@ class AlipayAdapter(ChannelAdapter):
         if not url.startswith(("http://", "https://")):
             raise ChannelUnknown("Alipay returned no usable bill_download_url")
         response = channel_request("GET", url, kind=KIND, **self.timeouts)
-        if response.status >= 500:
-            raise ChannelUnknown(f"bill download answered HTTP {response.status}", http_status=response.status)
         if response.status != 200:
-            raise ChannelError(f"bill download answered HTTP {response.status}", permanent=False,
-                               http_status=response.status)
+            # The file URL answers with the zip or not at all (B.8): a status page, 4xx or 5xx carries no Alipay
+            # code and says nothing about the bill — unknown, ask again (design §5 rule 2), never a refusal.
+            raise ChannelUnknown(f"bill download answered HTTP {response.status}", http_status=response.status)
         return parse_bill_zip(response.body)
 
     # --- 直付通 onboarding (B.7) -------------------------------------------------------------------------

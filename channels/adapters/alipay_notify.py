@@ -169,6 +169,9 @@ def _message_event(params: dict[str, str], event_id: str, raw: dict[str, Any]) -
         raise ParseError("message biz_content is not JSON") from exc
     if not isinstance(content, dict) or not content.get("order_id"):
         raise ParseError("message biz_content lacks order_id")
+    if state == OnboardingState.FINISHED and not content.get("smid"):
+        # B.7: the passed message names the smid the merchant trades under; without it, it cannot activate anything.
+        raise ParseError("zft.passed message biz_content lacks smid")
     reason = str(content.get("reason") or content.get("memo") or "")
     data = {
         "application_id": str(content["order_id"]), "state": state, "sub_mchid": str(content.get("smid") or ""),

@@ -138,7 +138,11 @@ def onboarding_result(inner: dict[str, Any], *, order_id: str) -> OnboardingResu
     result = OnboardingResult(state=AUDITING, application_id=str(order.get("order_id", order_id)),
                               message=reason, raw=order)
     if status == "99":
-        result.state, result.sub_mchid = OnboardingState.FINISHED, str(order.get("smid", ""))
+        if not order.get("smid"):
+            # B.7: status 99 = 已完结, the smid usable. Without the smid there is nothing to trade under: an
+            # answer we cannot act on, not an activation (design §5 rule 2).
+            raise ChannelUnknown("Alipay's 直付通 order is finished (99) but names no smid")
+        result.state, result.sub_mchid = OnboardingState.FINISHED, str(order["smid"])
     elif status == "-1":
         result.state = OnboardingState.REJECTED
         result.rejections = [{"field": "", "reason": reason or "rejected"}]

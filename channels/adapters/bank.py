@@ -277,11 +277,10 @@ class BankAdapter(ChannelAdapter):
             raise ChannelUnknown("bank bill answer lacks download_url/file_sha256")
         resp = channel_request("GET", url, kind=self.kind, connect_timeout=self.connect_timeout,
                                read_timeout=self.read_timeout)
-        if resp.status >= 500:
-            raise ChannelUnknown(f"bank bill download answered HTTP {resp.status}", http_status=resp.status)
         if resp.status != 200:
-            raise ChannelError(f"bank bill download answered HTTP {resp.status}", permanent=False,
-                               http_status=resp.status)
+            # §3.4 as for the gateway: only a signed HTTP 200 is the bank's answer; the unsigned file URL's 4xx or
+            # 5xx page says nothing about the bill — unknown, ask again (design §5 rule 2), never a refusal.
+            raise ChannelUnknown(f"bank bill download answered HTTP {resp.status}", http_status=resp.status)
         # §8.2: the file itself is unsigned; its SHA-256 came in the signed answer.
         if hashlib.sha256(resp.body).hexdigest() != digest.lower():
             raise ChannelUnknown("bank bill file does not match the file_sha256 of the signed answer")

@@ -160,6 +160,9 @@ def onboarding_result(data: Mapping[str, Any]) -> OnboardingResult:
     state = data.get("apply_state")
     if not isinstance(state, str) or state not in APPLY_STATES:
         raise ParseError(f"bank apply_state {state!r} is not one of bank.md §9.5")
+    if state == "FINISHED" and not data.get("mch_no"):
+        # bank.md §9.5: FINISHED carries the merchant's mch_no; without it there is nothing to trade under.
+        raise ParseError("bank apply_state FINISHED without mch_no")
     reasons = data.get("reject_reasons") or []
     if not isinstance(reasons, list) or not all(isinstance(r, dict) for r in reasons):
         raise ParseError("bank reject_reasons must be a list of objects")

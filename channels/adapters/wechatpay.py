@@ -19,7 +19,7 @@ import time
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import quote, urlencode, urlsplit
 
 from channels.adapters import wechatpay_crypto as wx
@@ -189,10 +189,6 @@ class WechatPayAdapter(WechatPayMerchantVerbs, ChannelAdapter):
         return self._interpret(resp)
 
     def _interpret(self, resp) -> tuple[int, dict]:
-        if resp.status >= 500:
-            data = _loads_or_empty(resp.body)
-            raise ChannelUnknown(f"wechatpay answered HTTP {resp.status}", http_status=resp.status,
-                                 channel_code=data.get("code"), channel_message=data.get("message"))
         if 200 <= resp.status < 300:
             self._verify_answer(resp.headers, resp.body)
             if not resp.body:
@@ -204,6 +200,14 @@ class WechatPayAdapter(WechatPayMerchantVerbs, ChannelAdapter):
             if not isinstance(data, dict):
                 raise ChannelUnknown("wechatpay sent a verified 2xx that is not a JSON object")
             return resp.status, data
+        self._raise_for_answer(resp)
+
+    def _raise_for_answer(self, resp) -> NoReturn:
+        """An answer that is not a success: WeChat Pay's refusal when it says so with its code, else unknown."""
+        if resp.status >= 500:
+            data = _loads_or_empty(resp.body)
+            raise ChannelUnknown(f"wechatpay answered HTTP {resp.status}", http_status=resp.status,
+                                 channel_code=data.get("code"), channel_message=data.get("message"))
         # 4xx: a definite refusal (A.6). SDKs verify only 2xx; an error that carries a signature must verify.
         if resp.headers.get("Wechatpay-Signature"):
             self._verify_answer(resp.headers, resp.body)
@@ -534,12 +538,11 @@ class WechatPayAdapter(WechatPayMerchantVerbs, ChannelAdapter):
         if _origin(url) != _origin(self.base_url):
             raise ChannelUnknown(f"wechatpay bill download_url points outside the gateway: {_origin(url)}")
         resp = self._send("GET", url)
-        if resp.status >= 500:
-            raise ChannelUnknown(f"wechatpay bill download answered HTTP {resp.status}")
         if resp.status != 200:
-            data = _loads_or_empty(resp.body)
-            raise channel_error(str(data.get("code") or f"HTTP_{resp.status}"), str(data.get("message") or ""),
-                                resp.status)
+            # A.6 as for any call: only a WeChat Pay error code is its refusal. A 5xx, or a page without that code
+            # (a proxy's 404 or 403, a redirect), is not WeChat Pay saying anything about the bill: unknown, ask
+            # again. Bug: such a page became a definite ChannelError "HTTP_404".
+            self._raise_for_answer(resp)
         content = resp.body
         if content[:2] == b"\x1f\x8b":
             try:

@@ -173,6 +173,10 @@ def onboarding_result(data: dict) -> OnboardingResult:
     state = APPLYMENT_STATES.get(data.get("applyment_state"))  # type: ignore[arg-type]
     if state is None:
         raise ChannelUnknown(f"wechatpay applyment_state {data.get('applyment_state')!r} is unknown")
+    if state == OnboardingState.FINISHED and not data.get("sub_mchid"):
+        # A.13: a finished applyment names its sub_mchid. One that does not is an answer we cannot act on, not a
+        # usable sub-merchant: the contract would go active with nothing to trade under (design §5 rule 2).
+        raise ChannelUnknown("wechatpay applyment is FINISHED but names no sub_mchid")
     details = data.get("audit_detail") if isinstance(data.get("audit_detail"), list) else []
     return OnboardingResult(
         state=state,

@@ -36,7 +36,16 @@ from cryptography.hazmat.primitives import serialization
 from channels.simulators import alipay_keys as keys
 from channels.simulators.alipay_bills import BillsMixin
 from channels.simulators.alipay_gateway import AlipayFault, Call, answer, check_common, read_params, render
-from channels.simulators.alipay_trades import TradesMixin, digits, fmt, form_body, now_bj, signed_params, yuan
+from channels.simulators.alipay_trades import (
+    TradesMixin,
+    cancel_retry_flag,
+    digits,
+    fmt,
+    form_body,
+    now_bj,
+    signed_params,
+    yuan,
+)
 from channels.simulators.alipay_zft import ZftMixin
 from channels.simulators.core import SimRequest, SimResponse, SimulatorApp
 from channels.simulators.notifier import Notifier
@@ -172,7 +181,9 @@ class AlipaySimulator(TradesMixin, BillsMixin, ZftMixin, SimulatorApp):
 
     def business_error(self, request: SimRequest, rule: dict) -> SimResponse:
         """Fault ``business_error``: ``code`` (an Alipay code class or a sub_code), ``sub_code``, ``message``,
-        ``extra`` (merged into the answer, e.g. {"retry_flag": "Y"} for cancel)."""
+        ``extra`` (merged into the answer). A failed alipay.trade.cancel carries ``retry_flag`` as Alipay's does
+        (B.5): the rule's ``retry_flag`` ("Y" = try the cancel again, "N" = don't), else Y for a system error and N
+        for any other refusal (alipay_trades.cancel_retry_flag)."""
         try:
             params, _files = read_params(request)
         except (ValueError, UnicodeDecodeError):
@@ -181,7 +192,10 @@ class AlipaySimulator(TradesMixin, BillsMixin, ZftMixin, SimulatorApp):
         sub_code = str(rule.get("sub_code", "ACQ.SYSTEM_ERROR"))
         if not code.isdigit():
             code, sub_code = "40004", code
-        fault = AlipayFault(sub_code, str(rule.get("message", "")), code=code, extra=rule.get("extra"))
+        extra = dict(rule.get("extra") or {})
+        if params.get("method") == "alipay.trade.cancel":
+            extra.setdefault("retry_flag", cancel_retry_flag(sub_code, rule.get("retry_flag")))
+        fault = AlipayFault(sub_code, str(rule.get("message", "")), code=code, extra=extra)
         return answer(params.get("method") or None, fault.inner(), self._app(params.get("app_id", "")))
 
     def finalize(self, request: SimRequest, response: SimResponse) -> SimResponse:

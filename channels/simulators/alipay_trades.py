@@ -10,7 +10,9 @@ Lifecycle (B.5, B.9 item 4):
       cancelled); 8 ``ACQ.BUYER_BALANCE_NOT_ENOUGH``; 9 ``ACQ.PAYMENT_AUTH_CODE_INVALID``. A code that is not
       2[5-9]/30 + 14–22 digits is ``ACQ.PAYMENT_AUTH_CODE_INVALID`` too;
   * unpaid trades close at ``time_expire``; full refunds close a trade (``TRADE_CLOSED``); cancel closes or
-    refunds (``action`` close/refund).
+    refunds (``action`` close/refund). Every cancel answer carries ``retry_flag`` (B.5; a required field of the
+    answer, failures included): ``N`` for the simulator's own refusals; the ``business_error`` fault answers ``Y``
+    for a system error unless its rule says otherwise (``cancel_retry_flag``).
 Notifies go to the order's ``notify_url``: payment success, and refunds as trade_status_sync with ``out_biz_no``.
 """
 
@@ -35,6 +37,17 @@ BEIJING = ZoneInfo("Asia/Shanghai")
 AUTH_CODE = re.compile(r"^(2[5-9]|30)\d{14,22}$")
 PAID = ("TRADE_SUCCESS", "TRADE_FINISHED")
 OPEN = ("PRECREATED", "WAIT_BUYER_PAY")
+# Cancel failures Alipay asks to try again (retry_flag=Y). Which sub_codes do is [UNVERIFIED]: its cancel page says
+# of ACQ.SYSTEM_ERROR "retry after a while" and of AQC.SYSTEM_ERROR "call again with the same parameters"; a fault
+# rule's ``retry_flag`` overrides this guess.
+CANCEL_RETRY_SUB_CODES = frozenset({"ACQ.SYSTEM_ERROR", "AQC.SYSTEM_ERROR", "isp.unknow-error", "aop.unknow-error"})
+
+
+def cancel_retry_flag(sub_code: str, rule_flag: Any = None) -> str:
+    """The ``retry_flag`` of a failed alipay.trade.cancel: the fault rule's, else Y for a system error, else N."""
+    if rule_flag in ("Y", "N"):
+        return str(rule_flag)
+    return "Y" if sub_code in CANCEL_RETRY_SUB_CODES else "N"
 
 
 def now_bj() -> dt.datetime:
@@ -329,7 +342,11 @@ class TradesMixin:
         return ok(trade_no=trade["trade_no"], out_trade_no=trade["out_trade_no"])
 
     def m_cancel(self, call: Call) -> dict:
-        trade = self._find_trade(call, visible_only=False)
+        try:
+            trade = self._find_trade(call, visible_only=False)
+        except AlipayFault as fault:
+            fault.extra.setdefault("retry_flag", cancel_retry_flag(fault.sub_code))  # B.5: failures carry it too
+            raise
         if trade["status"] in PAID:
             action = "refund"
             remaining = trade["total_amount"] - trade["refund_fee"]

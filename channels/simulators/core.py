@@ -4,7 +4,8 @@ Faults (design §6): a rule ``{"match": {...}, "fault": ..., "times": n}`` regis
 ``POST /<kind>/_control/faults`` applies to the next ``n`` matching requests. Matches: ``path`` (regex on the path),
 ``method``, ``contains`` (substring of body or query — e.g. an out_trade_no or sub_mchid). Faults:
 ``latency`` (``seconds``, then answer normally), ``timeout`` (sleep ``seconds``, default 30, then drop),
-``http_500``, ``http_503``, ``bad_signature`` (sign the answer wrongly), ``signtest`` (WeChat's
+``http_500``, ``http_503``, ``html_error`` (an HTML error page with ``status``, default 404, as a proxy or load
+balancer in front of the channel answers: no channel code, no signature), ``bad_signature`` (sign the answer wrongly), ``signtest`` (WeChat's
 ``WECHATPAY/SIGNTEST/`` probe signature), ``business_error`` (``code``/``message``/``status`` in the kind's format),
 and for callbacks ``duplicate_callback``, ``out_of_order_callback``, ``callback_bad_signature`` (Alipay also
 ``stale_callback``: a correctly signed notify stamped ``seconds`` in the past).
@@ -179,6 +180,10 @@ class SimulatorApp:
                     return SimResponse(504, b"")  # the client has long given up
                 elif rule["fault"] in ("http_500", "http_503"):
                     return SimResponse.text("simulated server error", int(rule["fault"][-3:]))
+                elif rule["fault"] == "html_error":
+                    status = int(rule.get("status", 404))
+                    return SimResponse.html(f"<html><body><h1>{status} {REASONS.get(status, 'Error')}</h1>"
+                                            "<hr><center>nginx</center></body></html>", status)
                 elif rule["fault"] == "business_error":
                     return self.finalize(request, self.business_error(request, rule))
         allowed = []

@@ -20,7 +20,10 @@ import pytest
 from channels.adapters import wechatpay as wechatpay_module
 from channels.adapters.alipay import AlipayAdapter, AlipayConfig
 from channels.adapters.alipay_sign import load_private_key, rsa2_sign
+from channels.adapters.bank import BankAdapter, BankConfig
+from channels.adapters.bank_wire import sign as bank_sign
 from channels.adapters.base import (
+    OnboardingState,
     PaymentRequest,
     RefundRequest,
     RefundState,
@@ -446,3 +449,47 @@ def test_a_failing_certificate_download_is_not_retried_for_every_answer(raw_chan
 
     downloads = [path for _, path, _ in raw_channel.requests if path.startswith("/v3/certificates")]
     assert len(downloads) == 1
+
+
+# --- onboarding: "finished" without the sub-merchant id (design §5 rule 2) ---------------------------------------
+# Finished with no id to trade under is not an activation: the contract would go active with an empty sub_mchid and
+# every order routed to it would be refused. Unknown: the contract is polled again.
+def test_a_wechat_applyment_finished_without_a_sub_mchid_is_unknown_not_active(raw_channel, wechat_keys):
+    # A.13: APPLYMENT_STATE_FINISHED names the sub_mchid the merchant trades under.
+    raw_channel.answers.append(wechat_signed(wechat_keys, 200, {
+        "applyment_id": 2000002124775691, "applyment_state": "APPLYMENT_STATE_FINISHED", "business_code": "B1"}))
+    with pytest.raises(ChannelUnknown):
+        wechat_adapter(raw_channel, wechat_keys).onboarding_query(application_id="2000002124775691")
+
+
+def test_a_wechat_applyment_finished_with_its_sub_mchid_is_active(raw_channel, wechat_keys):
+    raw_channel.answers.append(wechat_signed(wechat_keys, 200, {
+        "applyment_id": 2000002124775691, "applyment_state": "APPLYMENT_STATE_FINISHED", "sub_mchid": "1900006491"}))
+    result = wechat_adapter(raw_channel, wechat_keys).onboarding_query(application_id="2000002124775691")
+    assert (result.state, result.sub_mchid) == (OnboardingState.FINISHED, "1900006491")
+
+
+def test_an_alipay_zft_order_finished_without_a_smid_is_unknown_not_active(raw_channel, alipay_keys):
+    # B.7: status 99 = 已完结, and the smid is valid only then.
+    raw_channel.answers.append(alipay_signed(alipay_keys, "ant.merchant.expand.indirect.zftorder.query", {
+        "code": "10000", "msg": "Success", "orders": [{"order_id": "2021001", "status": "99", "external_id": "B1"}]}))
+    with pytest.raises(ChannelUnknown):
+        alipay_adapter(raw_channel, alipay_keys).onboarding_query(application_id="2021001")
+
+
+def test_a_bank_apply_finished_without_a_mch_no_is_unknown_not_active(raw_channel):
+    # bank.md §9.5: FINISHED carries mch_no. The raw channel answers as the bank would: signed, our nonce echoed.
+    ours, _ours_public = new_key_pair()
+    bank_private, bank_public = new_key_pair()
+    config = BankConfig(org_no="ORG0001", key_id="k1", private_key_pem=ours, bank_key_id="bk1",
+                        bank_public_key_pem=bank_public)
+
+    def bank_answers(method, path, body):
+        answer = {"code": "SUCCESS", "msg": "OK", "org_no": "ORG0001", "nonce": json.loads(body)["nonce"],
+                  "key_id": "bk1", "sign_type": "RSA2", "apply_id": "AP1", "apply_no": "B1", "apply_state": "FINISHED"}
+        answer["sign"] = bank_sign(answer, bank_private)
+        return 200, {"Content-Type": "application/json"}, json.dumps(answer).encode()
+
+    raw_channel.route = bank_answers
+    with pytest.raises(ChannelUnknown):
+        BankAdapter(config, base_url=raw_channel.base_url, read_timeout=3).onboarding_query(application_id="AP1")

@@ -224,6 +224,42 @@ def test_a_cancel_alipay_asks_to_retry_is_unknown(alipay_adapter, alipay_merchan
         alipay_adapter.reverse_payment(ref(alipay_merchant, "R3"))
 
 
+@pytest.mark.parametrize(("sub_code", "rule"), [
+    ("AQC.SYSTEM_ERROR", {}),  # the simulator answers a system error with retry_flag=Y by itself
+    ("ACQ.REASON_TRADE_BEEN_FREEZEN", {"retry_flag": "Y"}),  # a refusal by our table, but Alipay says retry
+])
+def test_a_failed_cancel_alipay_asks_to_retry_is_unknown_whatever_its_sub_code(
+        alipay_adapter, alipay_merchant, alipay_config, simulator_server, sub_code, rule):
+    out_trade_no = "R4" + sub_code[-6:]
+    alipay_adapter.create_payment(order(alipay_merchant, out_trade_no, "alipay.barcode", auth_code=SUCCESS_CODE))
+    sim(simulator_server, "/_control/faults", {"fault": "business_error", "code": sub_code, **rule,
+                                               "match": {"contains": "alipay.trade.cancel"}})
+    with pytest.raises(ChannelUnknown) as caught:
+        alipay_adapter.reverse_payment(ref(alipay_merchant, out_trade_no))
+    assert caught.value.retryable and caught.value.channel_code == sub_code
+    # The failed cancel moved nothing; the retry Alipay asked for goes through.
+    assert alipay_adapter.query_payment(ref(alipay_merchant, out_trade_no)).state == TradeState.SUCCEEDED
+    assert alipay_adapter.reverse_payment(ref(alipay_merchant, out_trade_no)).state == TradeState.REVERSED
+
+
+def test_a_failed_cancel_alipay_says_not_to_retry_is_a_definite_refusal(alipay_adapter, alipay_merchant,
+                                                                        simulator_server):
+    alipay_adapter.create_payment(order(alipay_merchant, "R5", "alipay.barcode", auth_code=SUCCESS_CODE))
+    sim(simulator_server, "/_control/faults", {"fault": "business_error", "code": "ACQ.SYSTEM_ERROR",
+                                               "retry_flag": "N", "match": {"contains": "alipay.trade.cancel"}})
+    with pytest.raises(ChannelError) as caught:
+        alipay_adapter.reverse_payment(ref(alipay_merchant, "R5"))
+    assert not isinstance(caught.value, ChannelUnknown)
+    assert caught.value.permanent and caught.value.channel_code == "ACQ.SYSTEM_ERROR"
+
+
+def test_cancelling_a_trade_alipay_never_saw_is_order_not_found(alipay_adapter, alipay_merchant):
+    with pytest.raises(ChannelError) as caught:
+        alipay_adapter.reverse_payment(ref(alipay_merchant, "R6-never-created"))
+    assert not isinstance(caught.value, ChannelUnknown)
+    assert (caught.value.code, caught.value.permanent) == ("order_not_found", True)
+
+
 # --- refunds ----------------------------------------------------------------------------------------------------
 def paid_trade(adapter, sub, out_trade_no) -> TradeRef:
     adapter.create_payment(order(sub, out_trade_no, "alipay.barcode", auth_code=SUCCESS_CODE))

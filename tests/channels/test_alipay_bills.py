@@ -11,7 +11,7 @@ import requests
 
 from channels.adapters.alipay_bill import _member_name, parse_bill_zip
 from channels.adapters.base import PaymentRequest, RefundRequest, TradeRef
-from channels.adapters.errors import ChannelError, ParseError
+from channels.adapters.errors import ChannelError, ChannelUnknown, ParseError
 
 BEIJING = dt.timezone(dt.timedelta(hours=8))
 
@@ -121,3 +121,22 @@ def test_the_simulators_zip_is_gbk_named_like_alipays(alipay_adapter, alipay_mer
     detail = zipfile.ZipFile(io.BytesIO(data)).read(infos[0]).decode("gbk")
     assert detail.startswith("#支付宝业务明细查询\r\n") and "BILL-Z\t," in detail
     assert requests.get(url.replace("fileId=", "fileId=x"), timeout=10).status_code == 404
+
+
+@pytest.mark.parametrize("status", [403, 404])
+def test_a_bill_file_answered_by_a_page_is_unknown_and_asked_again(alipay_adapter, alipay_merchant, simulator_server,
+                                                                   status):
+    # B.8: the file URL answers the zip. A proxy's page carries no Alipay code and says nothing about the bill
+    # (design §5 rule 2): unknown, and the next download gets the bill.
+    alipay_adapter.create_payment(PaymentRequest(
+        product="alipay.barcode", sub_merchant=alipay_merchant, out_trade_no=f"BILL-P{status}", amount=100,
+        subject="茶", notify_url="", expires_at=dt.datetime.now(dt.UTC), auth_code="281234567890123450"))
+    response = requests.post(simulator_server.base_url + "/alipay/_control/faults", timeout=10, json={
+        "fault": "html_error", "status": status, "match": {"path": "^/downloadBillFile"}})
+    assert response.status_code == 201
+    today = dt.datetime.now(BEIJING).date()
+    with pytest.raises(ChannelUnknown) as caught:
+        alipay_adapter.download_bill(bill_date=today, app_auth_token=alipay_merchant.app_auth_token)
+    assert caught.value.retryable and caught.value.http_status == status
+    lines = alipay_adapter.download_bill(bill_date=today, app_auth_token=alipay_merchant.app_auth_token)
+    assert [line.out_trade_no for line in lines] == [f"BILL-P{status}"]

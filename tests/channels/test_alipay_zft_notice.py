@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from channels.adapters.alipay_notify import _message_event
 from channels.adapters.base import CallbackKind, OnboardingState
+from channels.adapters.errors import ParseError
 
 
 def test_a_zft_passed_message_carries_our_business_code():
@@ -25,3 +28,11 @@ def test_a_zft_message_without_external_id_has_an_empty_business_code():
 
     assert event.data["business_code"] == ""
     assert event.data["rejections"] == [{"field": "", "reason": "照片模糊"}]
+
+
+def test_a_zft_passed_message_without_a_smid_is_refused_as_malformed():
+    # B.7: the passed message names the smid the merchant trades under; without it nothing can be activated (the
+    # notice is answered "fail", Alipay sends it again, and the contract's poll tells the truth meanwhile).
+    with pytest.raises(ParseError, match="smid"):
+        _message_event({"msg_method": "ant.merchant.expand.indirect.zft.passed",
+                        "biz_content": json.dumps({"order_id": "2021001", "external_id": "B1"})}, "ev3", {})

@@ -99,3 +99,13 @@ def test_a_failed_file_download_is_unknown(bank):
     fault(bank, "http_503", match={"path": "^/bill/file$"})
     with pytest.raises(ChannelUnknown):
         bank.download_bill(bill_date=today())
+
+
+@pytest.mark.parametrize("status", [403, 404])
+def test_a_file_download_answered_by_a_page_is_unknown_too(simulator_server, status):
+    # §3.4: only a signed HTTP 200 is the bank's answer; the file URL's 4xx page says nothing about the bill.
+    bank = new_bank(simulator_server)
+    fault(bank, "html_error", status=status, match={"path": "^/bill/file$"})
+    with pytest.raises(ChannelUnknown) as caught:
+        bank.download_bill(bill_date=today())
+    assert caught.value.retryable and caught.value.http_status == status

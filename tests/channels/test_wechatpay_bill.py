@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from channels.adapters.base import RefundRequest, TradeRef
-from channels.adapters.errors import ParseError, SignatureError
+from channels.adapters.errors import ChannelError, ChannelUnknown, ParseError, SignatureError
 from channels.adapters.wechatpay_bill import parse_trade_bill
 from tests.channels.test_wechatpay_faults import fault
 from tests.channels.test_wechatpay_payments import SUB, otn, payment, sim
@@ -130,3 +130,28 @@ def test_it_refuses_a_bill_file_that_does_not_match_its_hash(simulator_server, f
     fault(simulator_server, {"fault": "bad_signature", "match": {"path": "^/v3/billdownload/file$"}})
     with pytest.raises(SignatureError, match="hash_value"):
         adapter.download_bill(bill_date=_today())
+
+
+@pytest.mark.parametrize("status", [403, 404, 302])
+def test_a_bill_download_answered_by_a_page_without_a_wechat_code_is_unknown_and_can_be_asked_again(
+        simulator_server, fresh_wechatpay_adapter, status):
+    # A.6: only a WeChat Pay error code is its refusal; a proxy's page says nothing about the bill (design §5 rule 2).
+    adapter = fresh_wechatpay_adapter
+    paid = payment("wechat.barcode", auth_code="134567890123456781")
+    adapter.create_payment(paid)
+    fault(simulator_server, {"fault": "html_error", "status": status, "match": {"path": "^/v3/billdownload/file$"}})
+    with pytest.raises(ChannelUnknown) as caught:
+        adapter.download_bill(bill_date=_today())
+    assert caught.value.retryable and caught.value.http_status == status
+    assert paid.out_trade_no in {line.out_trade_no for line in adapter.download_bill(bill_date=_today())}
+
+
+def test_a_bill_download_refused_with_a_wechat_code_stays_that_refusal(simulator_server, fresh_wechatpay_adapter):
+    adapter = fresh_wechatpay_adapter
+    adapter.create_payment(payment("wechat.barcode", auth_code="134567890123456781"))
+    fault(simulator_server, {"fault": "business_error", "code": "NO_AUTH", "message": "无权下载该账单", "status": 403,
+                             "match": {"path": "^/v3/billdownload/file$"}})
+    with pytest.raises(ChannelError) as caught:
+        adapter.download_bill(bill_date=_today())
+    assert not isinstance(caught.value, ChannelUnknown)
+    assert (caught.value.channel_code, caught.value.http_status) == ("NO_AUTH", 403)
