@@ -6,6 +6,7 @@ Each returns the normalised value or raises ``InvalidRequest`` naming the field,
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from aggpay.errors import InvalidRequest
 
@@ -15,9 +16,18 @@ _USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 # GB 11643-1999 resident ID: 17 digits + mod-11 check character.
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
-_MOBILE = re.compile(r"^1[3-9]\d{9}$")
-_LANDLINE = re.compile(r"^(0\d{2,3}-?)?\d{7,8}$|^400-?\d{3}-?\d{4}$|^95\d{3,6}$")
+# re.ASCII: Python's \d also matches full-width and other scripts' digits (０-９, ٠-٩); a number written with them
+# would pass, be stored as typed and be refused by the channel — or, for an ID number, escape the duplicate check.
+_MOBILE = re.compile(r"^1[3-9]\d{9}$", re.ASCII)
+_LANDLINE = re.compile(r"^(0\d{2,3}-?)?\d{7,8}$|^400-?\d{3}-?\d{4}$|^95\d{3,6}$", re.ASCII)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
+
+
+def _halfwidth(value: str | None) -> str:
+    """The value with full-width forms made plain (NFKC: ９１３３ → 9133, ＡＢ → AB, － → -): a Chinese input method
+    or a copy from a scanned licence types them, and a clerk cannot see the difference. Other scripts' digits stay as
+    they are and are refused by the ASCII-only patterns below."""
+    return unicodedata.normalize("NFKC", value or "")
 
 
 def uscc_check_char(first17: str) -> str:
@@ -26,7 +36,7 @@ def uscc_check_char(first17: str) -> str:
 
 
 def validate_licence_no(value: str, *, field: str = "licence_no") -> str:
-    code = (value or "").strip().upper()
+    code = _halfwidth(value).strip().upper()
     if len(code) != 18:
         raise InvalidRequest(f"{field}: a unified social credit code has 18 characters, got {len(code)}", param=field)
     bad = sorted({ch for ch in code if ch not in _USCC_ALPHABET})
@@ -43,12 +53,12 @@ def id_card_check_char(first17: str) -> str:
 
 
 def validate_id_number(value: str, *, id_type: str = "id_card", field: str = "legal_person_id_number") -> str:
-    number = (value or "").strip().upper()
+    number = _halfwidth(value).strip().upper()
     if id_type != "id_card":
         if not re.fullmatch(r"[A-Z0-9()-]{5,20}", number):
             raise InvalidRequest(f"{field}: 5–20 letters or digits expected for this document type", param=field)
         return number
-    if not re.fullmatch(r"\d{17}[\dX]", number):
+    if not re.fullmatch(r"\d{17}[\dX]", number, re.ASCII):
         raise InvalidRequest(f"{field}: a resident ID number has 17 digits and a final digit or X", param=field)
     if id_card_check_char(number[:17]) != number[17]:
         raise InvalidRequest(f"{field}: the check digit does not match — a digit was mistyped", param=field)
@@ -56,7 +66,7 @@ def validate_id_number(value: str, *, id_type: str = "id_card", field: str = "le
 
 
 def validate_mobile(value: str, *, field: str = "contact_phone") -> str:
-    phone = re.sub(r"[\s-]", "", value or "")
+    phone = re.sub(r"[\s-]", "", _halfwidth(value))
     if phone.startswith("+86"):
         phone = phone[3:]
     if not _MOBILE.match(phone):
@@ -65,7 +75,7 @@ def validate_mobile(value: str, *, field: str = "contact_phone") -> str:
 
 
 def validate_service_phone(value: str, *, field: str = "service_phone") -> str:
-    phone = (value or "").strip()
+    phone = _halfwidth(value).strip()
     if not (_MOBILE.match(phone.replace("-", "")) or _LANDLINE.match(phone)):
         raise InvalidRequest(f"{field}: give a mobile, a landline with area code, or a 400/95 number", param=field)
     return phone
@@ -79,21 +89,21 @@ def validate_email(value: str, *, field: str = "contact_email") -> str:
 
 
 def validate_account_number(value: str, *, field: str = "account_number") -> str:
-    number = re.sub(r"\s", "", value or "")
-    if not re.fullmatch(r"\d{8,30}", number):
+    number = re.sub(r"\s", "", _halfwidth(value))
+    if not re.fullmatch(r"\d{8,30}", number, re.ASCII):
         raise InvalidRequest(f"{field}: a bank account number has 8 to 30 digits", param=field)
     return number
 
 
 def validate_mcc(value: str, *, field: str = "mcc") -> str:
-    code = (value or "").strip()
-    if not re.fullmatch(r"\d{4}", code):
+    code = _halfwidth(value).strip()
+    if not re.fullmatch(r"\d{4}", code, re.ASCII):
         raise InvalidRequest(f"{field}: an MCC has 4 digits", param=field)
     return code
 
 
 def validate_area_code(value: str, *, field: str = "area_code") -> str:
-    code = (value or "").strip()
-    if not re.fullmatch(r"[1-8]\d{5}", code):
+    code = _halfwidth(value).strip()
+    if not re.fullmatch(r"[1-8]\d{5}", code, re.ASCII):
         raise InvalidRequest(f"{field}: an administrative division code has 6 digits", param=field)
     return code

@@ -172,7 +172,8 @@ def submit(request, job_id: int):
     job = get_object_or_404(ImportJob, pk=job_id)
     row_ids = None
     if request.POST.get("all") != "1":
-        row_ids = [int(value) for value in request.POST.getlist("rows") if value.isdigit()]
+        # isascii: str.isdigit() is also true of "²" and other digits int() refuses (a 500 on a tampered form).
+        row_ids = [int(value) for value in request.POST.getlist("rows") if value.isascii() and value.isdigit()]
         if not row_ids:
             messages.error(request, "Select the drafts to submit, or use “Submit all drafts of this batch”.")
             return redirect("merchants_batch:job", job.pk)

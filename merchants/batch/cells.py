@@ -22,6 +22,10 @@ _DATE_FORMS = (r"(\d{4})[/.年](\d{1,2})[/.月](\d{1,2})日?", r"(\d{4})(\d{2})(
 _LIST_SPLIT = re.compile(r"[,，;；、\s]+")
 _SCENARIO_SPLIT = re.compile(r"[;；\n]+")
 _EXCEL_DIGITS = 15  # IEEE doubles keep 15 significant decimal digits; Excel shows and stores no more
+# What Excel shows (and saves, in .xlsx and .csv alike) in a cell whose formula failed — a VLOOKUP that found nothing,
+# a reference to a deleted sheet. Never a value: read as text, "#N/A" would pass as a merchant's name or address.
+EXCEL_ERRORS = frozenset({"#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A", "#GETTING_DATA",
+                          "#SPILL!", "#CALC!", "#FIELD!", "#BLOCKED!", "#CONNECT!", "#BUSY!", "#UNKNOWN!"})
 
 
 class CellError(ValueError):
@@ -50,6 +54,9 @@ def text(value) -> str | None:
             return str(int(value))
         return repr(value)
     result = str(value).strip()
+    if result.upper() in EXCEL_ERRORS:
+        raise CellError(f"the cell shows Excel's error {result.upper()}: its formula failed, so it holds no value; "
+                        "fix the formula or type the value")
     return result or None
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
@@ -56,7 +57,9 @@ class DocumentsZip:
         try:
             archive = zipfile.ZipFile(io.BytesIO(content))
             infos = archive.infolist()
-        except zipfile.BadZipFile:
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError):
+            # A damaged directory can point outside the file (ValueError: negative seek): the clerk's file to fix,
+            # named as such, not a server error (design §5 rule 12).
             raise InvalidRequest("the documents file is not a ZIP archive", param="documents")
         if len(infos) > MAX_ENTRIES:
             raise InvalidRequest(f"the documents ZIP holds more than {MAX_ENTRIES} files", param="documents")
@@ -99,7 +102,8 @@ class DocumentsZip:
                 head = handle.read(16)
                 while handle.read(1024 * 1024):
                     pass
-        except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError, EOFError):
+        except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, ValueError, OSError, EOFError):
+            # A damaged deflated file fails in zlib before zipfile can compare its CRC: the same damage, same words.
             return self._problem(ref, f"{name}: the file is damaged and cannot be unpacked")
         if not any(head.startswith(magic) for magic in DOCUMENT_CONTENT_TYPES.values()):
             return self._problem(ref, f"{name}: the content is not a JPEG, PNG or PDF file")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,13 @@ HEADER_SEARCH_ROWS = 5  # a title line or two above the header row is tolerated
 MIN_HEADER_MATCHES = 3
 # An .xlsx is a ZIP of XML parts: refuse one that would inflate past this before parsing it (zip bombs).
 MAX_XLSX_INFLATED_BYTES = 200 * 1024 * 1024
+# What a damaged workbook raises while it is opened or while its rows are read (openpyxl parses rows lazily): a ZIP
+# whose directory points outside the file (ValueError: negative seek), a truncated or garbled XML part
+# (ElementTree's ParseError and lxml's XMLSyntaxError are SyntaxErrors), a part the workbook names but the ZIP lacks
+# (KeyError), a damaged deflated part (zlib.error). The file is the clerk's to fix: one clear message naming it,
+# never a server error (design §5 rule 12).
+_DAMAGED = (zipfile.BadZipFile, zlib.error, KeyError, ValueError, TypeError, OSError, EOFError, SyntaxError)
+_UNREADABLE_XLSX = "the file is not a readable Excel workbook (.xlsx)"
 
 
 @dataclass
@@ -55,15 +63,15 @@ def _xlsx_records(content: bytes):
     try:
         with zipfile.ZipFile(io.BytesIO(content)) as archive:
             inflated = sum(info.file_size for info in archive.infolist())
-    except zipfile.BadZipFile:
-        raise InvalidRequest("the file is not a readable Excel workbook (.xlsx)", param="sheet")
+    except _DAMAGED:
+        raise InvalidRequest(_UNREADABLE_XLSX, param="sheet")
     if inflated > MAX_XLSX_INFLATED_BYTES:
         raise InvalidRequest("the workbook unpacks to more than 200 MB; split the batch into smaller files",
                              param="sheet")
     try:
         book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
-    except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError, OSError):
-        raise InvalidRequest("the file is not a readable Excel workbook (.xlsx)", param="sheet")
+    except (InvalidFileException, *_DAMAGED):
+        raise InvalidRequest(_UNREADABLE_XLSX, param="sheet")
     try:
         # The merchants sheet is the first one whose top rows hold the template's headers — not necessarily the
         # active one (a clerk may save the workbook while looking at the instructions).
@@ -74,6 +82,8 @@ def _xlsx_records(content: bytes):
                     yield number, list(row)
                 return
         yield from ()
+    except _DAMAGED:
+        raise InvalidRequest(_UNREADABLE_XLSX, param="sheet")
     finally:
         book.close()
 

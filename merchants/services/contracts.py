@@ -21,7 +21,7 @@ from django_fsm import can_proceed
 
 from aggpay.audit import audit_log
 from aggpay.errors import InvalidRequest, InvalidState
-from aggpay.money import parse_rate
+from aggpay.money import MoneyError, parse_rate
 from aggpay.permissions import require_perm
 from channels.adapters.base import OnboardingResult, OnboardingState
 from channels.adapters.errors import ChannelError, ChannelUnknown
@@ -97,6 +97,15 @@ FOLLOWED_STATES = (ContractState.SUBMITTED, ContractState.AUDITING, ContractStat
 STALE_VERDICT_GRACE = RESEND_AFTER
 
 
+def _rate(value, *, param: str) -> Decimal:
+    """``parse_rate``'s answer, its refusal (not a decimal, a float, outside [0, 1), past 6 places) as an
+    InvalidRequest naming the field (design §5 rules 1 and 12): a bare ValueError reaches the caller as a 500."""
+    try:
+        return parse_rate(value)
+    except MoneyError as exc:
+        raise InvalidRequest(f"{param}: {exc}", param=param) from exc
+
+
 def default_rate(product: str) -> Decimal:
     return DEFAULT_ONLINE_RATE if product in ONLINE_PRODUCTS else DEFAULT_OFFLINE_RATE
 
@@ -141,7 +150,7 @@ def contracts_create_for_application(*, application_id: int, actor, rates: dict[
                 defaults={"application": application, "business_code": _business_code()},
             )
             for offer in offers_of_account:
-                rate = parse_rate(rates.get(offer.product, default_rate(offer.product)))
+                rate = _rate(rates.get(offer.product, default_rate(offer.product)), param=f"rates.{offer.product}")
                 if rate < offer.cost_rate:
                     raise InvalidRequest(
                         f"rates.{offer.product}: {rate:%} is below {account.name}'s cost {offer.cost_rate:%}",
@@ -189,7 +198,8 @@ def contract_set_rate(*, contract_id: int, actor, product: str, rate: str, below
                       ) -> ContractRate:
     """Change a merchant rate. Below the account's cost only with ``channels`` override permission and a reason."""
     require_perm(actor, "merchants.change_contract")
-    value = parse_rate(rate)
+    value = _rate(rate, param="rate")
+    below_cost_reason = (below_cost_reason or "").strip()  # a blank reason is none (the audit row says why)
     with transaction.atomic():
         contract = Contract.objects.select_for_update().select_related("channel_account").get(pk=contract_id)
         offer = ChannelProduct.objects.filter(account=contract.channel_account, product=product).first()
@@ -417,6 +427,7 @@ def contract_refresh_by_staff(*, contract_id: int, actor) -> Contract:
     """"Refresh from channel" on the merchant page: ``contract_poll`` now instead of at the next scheduled poll.
     The channel decides any change (its ContractEvent says so); the audit row records who asked and what came of
     it (design §5 rule 9), as "Sync now" does for an order."""
+    require_perm(actor, "merchants.change_contract")  # the page's button needs it; so does the service (rule 11)
     before = Contract.objects.only("state").get(pk=contract_id).state
     contract = contract_poll(contract_id=contract_id)
     with transaction.atomic():
@@ -799,7 +810,7 @@ def contract_register_existing(*, merchant, account, sub_mchid: str, rates: dict
                                            business_code=_business_code(), sub_mchid=sub_mchid,
                                            sub_appid=sub_appid, app_auth_token=app_auth_token)
         for product, rate in rates.items():
-            value = parse_rate(rate)
+            value = _rate(rate, param=f"rates.{product}")
             if value < offers[product].cost_rate:
                 raise InvalidRequest(f"rates.{product}: {value:%} is below the cost {offers[product].cost_rate:%}",
                                      param=f"rates.{product}")

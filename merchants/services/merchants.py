@@ -20,6 +20,7 @@ def new_merchant_no() -> str:
 
 
 def merchant_create(*, actor, legal_name: str, short_name: str, merchant_no: str | None = None) -> Merchant:
+    require_perm(actor, "merchants.add_merchant")  # the admin's add page needs it; so does the service (rule 11)
     if not legal_name or len(legal_name) > 128:
         raise InvalidRequest("legal_name is required (at most 128 characters)", param="legal_name")
     if not short_name or len(short_name) > 64:

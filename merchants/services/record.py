@@ -188,11 +188,17 @@ def check_record(data: dict[str, Any], *, partial_settlement_ok: bool = False) -
         # The number's format depends on the document type: not judged while the type is unknown.
         id_number = _BAD if id_type is _BAD else check(v.validate_id_number, id_number, id_type=id_type)
     m["legal_person_id_number"] = id_number
-    m["legal_person_id_valid_from"] = check(_date, data, "legal_person_id_valid_from", required=True)
+    id_from = m["legal_person_id_valid_from"] = check(_date, data, "legal_person_id_valid_from", required=True)
     id_until = m["legal_person_id_valid_until"] = check(_date, data, "legal_person_id_valid_until", required=False)
-    if id_until not in (_BAD, None) and id_until < today:
-        found.add(f"legal_person_id_valid_until: the document expired on {id_until:%Y-%m-%d}",
-                  param="legal_person_id_valid_until")
+    if id_until not in (_BAD, None):
+        # As for the licence: a document valid until before it was issued is a mistyped date (channel-protocols.md
+        # A.13 id_card_info: card_period_end follows card_period_begin).
+        if id_from not in (_BAD, None) and id_until <= id_from:
+            found.add("legal_person_id_valid_until must be after legal_person_id_valid_from",
+                      param="legal_person_id_valid_until")
+        elif id_until < today:
+            found.add(f"legal_person_id_valid_until: the document expired on {id_until:%Y-%m-%d}",
+                      param="legal_person_id_valid_until")
     m["contact_name"] = check(_req, data, "contact_name", max_len=64)
     m["contact_phone"] = check(lambda: v.validate_mobile(_req(data, "contact_phone", max_len=20)))
     m["contact_email"] = check(v.validate_email, data["contact_email"]) if data.get("contact_email") else ""
