@@ -279,6 +279,10 @@ def forbidden(request, *, missing: str):
 def _check(request, perms: tuple[str, ...]):
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
+    if not request.user.is_staff:
+        # Only staff accounts open the back office (aggpay.staff.forms.StaffAuthenticationForm): an account whose
+        # staff status was taken away loses its pages at once, as in the Django admin, not when its session ends.
+        return forbidden(request, missing="staff status")
     missing = [perm for perm in perms if not request.user.has_perm(perm)]
     if missing:
         return forbidden(request, missing=", ".join(missing))
@@ -298,6 +302,16 @@ def permission_required_403(*perms: str):
         return wrapped
 
     return decorator
+
+
+def staff_required(view):
+    """View decorator for pages every role opens (the home page): anonymous → login page; not staff → 403."""
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        return _check(request, ()) or view(request, *args, **kwargs)
+
+    return wrapped
 
 
 def section_required(slug: str):

@@ -48,17 +48,19 @@ INSTALLED_APPS = [
     "risk.apps.RiskConfig",
 ]
 
+# The staff pages' session, CSRF, user, messages and htmx are skipped for /api/, which authenticates each call by its
+# signature (aggpay/staff/outside_api.py says which of these the API still gets, and why).
 MIDDLEWARE = [
     "aggpay.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "aggpay.staff.outside_api.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "aggpay.staff.outside_api.CsrfViewMiddleware",
+    "aggpay.staff.outside_api.AuthenticationMiddleware",
+    "aggpay.staff.outside_api.MessageMiddleware",
     "aggpay.staff.nul_guard.StaffNulGuardMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_htmx.middleware.HtmxMiddleware",
+    "aggpay.staff.outside_api.HtmxMiddleware",
 ]
 
 if not DEBUG:

@@ -37,6 +37,7 @@ urlpatterns = [
 ]
 
 # JSON error envelope for /api/ paths outside the DRF views; HTML pages elsewhere.
+handler400 = "aggpay.api.errors.handler400"
 handler404 = "aggpay.api.errors.handler404"
 handler500 = "aggpay.api.errors.handler500"
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from django.views.defaults import page_not_found
@@ -130,6 +130,12 @@ def _translate(exc: Exception) -> tuple[int, dict, dict]:
         return 400, {"code": "invalid_request", "message": f"malformed request body: {exc.detail}"}, {}
     if isinstance(exc, RequestDataTooBig):
         return 400, {"code": "invalid_request", "message": "request body too large"}, {}
+    # Django's refusals of a malformed request (e.g. more query parameters than DATA_UPLOAD_MAX_NUMBER_FIELDS, read
+    # by content negotiation before authentication): the caller's mistake, a 400 — not a 500 logged as our failure.
+    if isinstance(exc, TooManyFieldsSent):
+        return 400, {"code": "invalid_request", "message": "too many query parameters"}, {}
+    if isinstance(exc, SuspiciousOperation):
+        return 400, {"code": "invalid_request", "message": "malformed request"}, {}
     if isinstance(exc, exceptions.APIException) and 400 <= exc.status_code < 500:
         return exc.status_code, {"code": "invalid_request", "message": str(exc.detail)}, {}
     return 500, {"code": "internal_error", "message": "internal error; quote the request_id to support"}, {}
@@ -159,6 +165,17 @@ def handler500(request):
                         request_id=getattr(request, "request_id", None))
         return JsonResponse(body, status=500, content_type=JSON_CONTENT_TYPE)
     return server_error(request)
+
+
+def handler400(request, exception=None):
+    """Root URLconf ``handler400``: Django's refusals outside DRF (a Host header not in ALLOWED_HOSTS, checked by
+    CommonMiddleware) answer in the envelope under /api/, with Django's page elsewhere."""
+    from django.views.defaults import bad_request
+
+    if request.path.startswith("/api/"):
+        body = envelope("invalid_request", "malformed request", request_id=getattr(request, "request_id", None))
+        return JsonResponse(body, status=400, content_type=JSON_CONTENT_TYPE)
+    return bad_request(request, exception)
 
 
 def handler404(request, exception=None):

@@ -8,14 +8,20 @@ today and say so plainly where a later issue brings the data.
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
 from aggpay.models import AuditLog
 from aggpay.querystring import query_without
-from aggpay.roles import ROLES, permission_required_403, section_required, staff_sections, user_roles
+from aggpay.roles import (
+    ROLES,
+    permission_required_403,
+    section_required,
+    staff_required,
+    staff_sections,
+    user_roles,
+)
 from aggpay.staff.forms import AuditFilterForm
 from aggpay.staff.queues import section_queues
 
@@ -28,7 +34,7 @@ def _page(request, queryset, size: int):
 
 
 @require_safe
-@login_required
+@staff_required
 def home(request):
     sections = [{**section, "queues": section_queues(section["slug"], request.user)}
                 for section in staff_sections(request.user)]

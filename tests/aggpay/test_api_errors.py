@@ -266,6 +266,41 @@ def test_a_failure_outside_the_api_keeps_djangos_page(db):
     assert not response["Content-Type"].startswith("application/json")
 
 
+def test_more_query_parameters_than_django_reads_is_400_not_a_logged_500(client, db, caplog):
+    # Content negotiation reads the query before authentication, so this needs no key: it must not be a 500 that
+    # logs a traceback for anyone who sends a long query.
+    query = "&".join(f"p{i}=1" for i in range(1001))
+
+    with caplog.at_level(logging.ERROR):
+        response = client.get(f"/api/v1/merchant?{query}")
+
+    assert assert_envelope(response, 400, "invalid_request")["message"] == "too many query parameters"
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+@pytest.mark.urls("aggpay.urls")  # the root URLconf's handler400
+def test_a_host_outside_allowed_hosts_is_refused_in_the_envelope_under_the_api(db, settings):
+    from django.test import Client
+
+    settings.ALLOWED_HOSTS = ["pay.example.com"]
+
+    response = Client(HTTP_HOST="elsewhere.example.com").get("/api/v1/merchant")
+
+    assert_envelope(response, 400, "invalid_request")
+
+
+@pytest.mark.urls("aggpay.urls")
+def test_a_host_outside_allowed_hosts_keeps_djangos_page_outside_the_api(db, settings):
+    from django.test import Client
+
+    settings.ALLOWED_HOSTS = ["pay.example.com"]
+
+    response = Client(HTTP_HOST="elsewhere.example.com").get("/staff/login/")
+
+    assert response.status_code == 400
+    assert not response["Content-Type"].startswith("application/json")
+
+
 def test_the_payments_scope_is_required_for_payment_operations(signed_api, tea_house):
     partner_app = MerchantAppFactory(merchant=tea_house, scopes=["onboarding"])
     error = assert_envelope(signed_api(partner_app).get("/api/v1/pay"), 403, "forbidden")

@@ -167,6 +167,19 @@ def test_accounts_that_are_not_staff_cannot_sign_in(client, django_user_model):
     assert client.get("/staff/").status_code == 302
 
 
+def test_an_account_whose_staff_status_is_taken_away_loses_the_workbench_at_once(client, signed_in, staff_member):
+    from aggpay.staff.services import staff_user_update
+
+    agent = signed_in("support_agent")
+    assert client.get("/staff/support/").status_code == 200
+
+    staff_user_update(actor=staff_member("admin"), user_id=agent.pk, changes={"is_staff": False})
+
+    # The session is still valid (only deactivation ends it); the pages must not be, as in the Django admin.
+    for path in ("/staff/", "/staff/support/", "/staff/trades/"):
+        assert client.get(path).status_code == 403, path
+
+
 def test_signing_out_needs_a_post(client, signed_in):
     signed_in("finance")
     assert client.get(reverse("staff:logout")).status_code == 405
