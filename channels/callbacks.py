@@ -21,7 +21,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from aggpay.audit import audit_log
 from aggpay.errors import ApplicationError
-from channels.adapters.base import CallbackEvent
+from channels.adapters.base import CallbackAck, CallbackEvent
 from channels.adapters.errors import ChannelError, ParseError, SignatureError
 from channels.adapters.http import redact
 from channels.models import CallbackOutcome, ChannelAccount, ChannelCallback
@@ -89,7 +89,10 @@ def channel_callback(request, account_code: str):
     store = functools.partial(_store, account=account, request=request, received_at=received_at)
     if request.method != "POST":
         return HttpResponse(status=405)
-    adapter = account.adapter()
+    try:
+        adapter = account.adapter()
+    except Exception as exc:  # noqa: BLE001 - whatever the stored config or the constructor raises: see below
+        return _unbuildable(account, store, request, exc)
     if len(request.body) > MAX_CALLBACK_BYTES:
         return _refuse_unverified(
             adapter, account, store, request,
@@ -132,6 +135,42 @@ def _refuse_unverified(adapter, account: ChannelAccount, store, request, reason:
                   data={"reason": _storable(reason), "body": _storable(redact(text, 500))})
     logger.warning("callback to %s refused: %s", account.code, reason)
     return _respond(adapter.callback_ack(ok=False, message="verification failed"))
+
+
+def _unbuildable(account: ChannelAccount, store, request, exc: Exception) -> HttpResponse:
+    """The account's adapter cannot be built (its stored config no longer loads, its adapter is missing…): the notice
+    cannot be verified now, so it is kept as it came (an error row ops can see) and the channel is asked to retry —
+    it sends the notice again once the account is fixed (style.md §8: 5xx only for transient failures)."""
+    reason = f"adapter of {account.code} cannot be built: {type(exc).__name__}: {exc}"
+    body = request.body
+    if len(body) > MAX_CALLBACK_BYTES:
+        body = body[:OVERSIZED_KEPT_BYTES]
+        reason += f" (a notice of {len(request.body)} bytes: its first {OVERSIZED_KEPT_BYTES} bytes kept)"
+    store(outcome=CallbackOutcome.ERROR, message=reason, body=body)
+    logger.error("callback to %s not handled, the channel is asked to retry: %s", account.code, reason)
+    try:
+        ack = _transient_ack(_bare_adapter(account))
+    except AttributeError:  # an adapter whose answer needs its config after all
+        ack = _AnyChannelRetryAck().callback_ack(ok=False)
+    return _respond(ack)
+
+
+class _AnyChannelRetryAck:
+    """Used when not even the adapter class loads: a 5xx that is no channel's success answer, which each retries on
+    (channel-protocols.md A.4: 4xx/5xx; B.4: a body other than ``success``; bank.md §11.3: other than ``SUCCESS``)."""
+
+    def callback_ack(self, *, ok: bool, message: str = "", transient: bool = False):
+        return CallbackAck(status=503, body=b"FAIL", content_type="text/plain; charset=utf-8")
+
+
+def _bare_adapter(account: ChannelAccount):
+    """An adapter instance without config, good only for ``callback_ack``: every adapter builds its answer from
+    its arguments alone (the channel's fixed success/failure format), never from the account's credentials."""
+    try:
+        cls = account.adapter_class
+    except ApplicationError:
+        return _AnyChannelRetryAck()
+    return cls.__new__(cls)
 
 
 def _transient_ack(adapter):

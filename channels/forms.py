@@ -33,10 +33,13 @@ class ReasonForm(forms.Form):
                              help_text="Why — kept in the history and the audit log.")
 
 
+_PEM_ATTRS = {"rows": 4, "class": "mono", "autocomplete": "off", "spellcheck": "false"}
+
+
 class PemListField(forms.CharField):
     """Several PEM blocks pasted one after the other, cleaned to a list of blocks."""
 
-    widget = forms.Textarea(attrs={"rows": 4, "class": "mono", "autocomplete": "off", "spellcheck": "false"})
+    widget = forms.Textarea(attrs=_PEM_ATTRS)
 
     def to_python(self, value):
         text = super().to_python(value)
@@ -46,6 +49,18 @@ class PemListField(forms.CharField):
         if not blocks:
             raise forms.ValidationError("Paste one or more PEM blocks (-----BEGIN … -----END …).")
         return blocks
+
+
+class WriteOnlyTextarea(forms.Textarea):
+    """A textarea that never renders a value: a key pasted into a form the page rejects is not echoed back into its
+    HTML (design: credentials are write-only, never shown) — the ops user pastes it again."""
+
+    def format_value(self, value):
+        return None
+
+
+def _pem_widget(spec: ConfigField) -> forms.Textarea:
+    return (WriteOnlyTextarea if spec.write_only else forms.Textarea)(attrs=_PEM_ATTRS)
 
 
 class _ConfigFieldsMixin:
@@ -60,19 +75,23 @@ class _ConfigFieldsMixin:
             elif spec.type == "int":
                 field = forms.IntegerField(required=False, label=spec.label)
             elif spec.type == "list":
-                field = PemListField(required=False, label=spec.label)
+                field = PemListField(required=False, label=spec.label, widget=_pem_widget(spec))
             elif spec.pem:
-                field = forms.CharField(required=False, label=spec.label, strip=False,
-                                        widget=forms.Textarea(attrs={"rows": 4, "class": "mono",
-                                                                     "autocomplete": "off", "spellcheck": "false"}))
+                field = forms.CharField(required=False, label=spec.label, strip=False, widget=_pem_widget(spec))
             elif spec.secret:
                 field = forms.CharField(required=False, label=spec.label,
                                         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}))
             else:
                 field = forms.CharField(required=False, label=spec.label, max_length=2000)
             if spec.write_only:
-                field.widget.attrs["placeholder"] = "•••••• stored — leave blank to keep" if current and current.get(
-                    spec.name) else "paste here"
+                if self.is_bound and self.data.get(name):
+                    # Shown only when the form is refused: what was pasted is not sent back, so say so.
+                    field.widget.attrs["placeholder"] = "not shown back — paste it again" + (
+                        " (blank keeps the stored one)" if current and current.get(spec.name) else "")
+                elif current and current.get(spec.name):
+                    field.widget.attrs["placeholder"] = "•••••• stored — leave blank to keep"
+                else:
+                    field.widget.attrs["placeholder"] = "paste here"
                 field.help_text = "write-only: never shown again after saving"
             elif current is not None:
                 field.initial = current.get(spec.name)

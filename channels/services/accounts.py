@@ -20,8 +20,10 @@ _url = URLValidator(schemes=["http", "https"])
 RESERVED_CODES = frozenset({"new"})
 
 
-def _check_common(*, name=UNSET, base_url=UNSET, mode=UNSET, code=UNSET) -> None:
+def _check_common(*, name=UNSET, base_url=UNSET, mode=UNSET, code=UNSET, notes=UNSET) -> None:
     if code is not UNSET:
+        if not isinstance(code, str):  # validate_slug checks str(code): 123 passed it, then len() failed
+            raise InvalidRequest("code must be a text", param="code")
         try:
             validate_slug(code)
         except ValidationError:
@@ -30,8 +32,11 @@ def _check_common(*, name=UNSET, base_url=UNSET, mode=UNSET, code=UNSET) -> None
             raise InvalidRequest("code must be at most 40 characters", param="code")
         if code in RESERVED_CODES:
             raise InvalidRequest(f"{code!r} is reserved (it is a page of /staff/channels/)", param="code")
-    if name is not UNSET and (not name or len(name) > 100):
-        raise InvalidRequest("name is required (at most 100 characters)", param="name")
+    if name is not UNSET and (not isinstance(name, str) or not name.strip() or len(name) > 100):
+        # The page strips what is typed; admin actions and APIs call this directly, so "   " is refused here too.
+        raise InvalidRequest("name is required (a text of at most 100 characters, not only spaces)", param="name")
+    if notes is not UNSET and not isinstance(notes, str):
+        raise InvalidRequest("notes must be a text", param="notes")
     if base_url is not UNSET:
         try:
             _url(base_url)
@@ -66,7 +71,7 @@ def channel_account_create(
     """Create an account. ``config`` must build the kind's typed config; errors name ``config.<field>``."""
     kind_adapter(kind)
     mode = mode or DEFAULT_MODE[kind]
-    _check_common(code=code, name=name, base_url=base_url, mode=mode)
+    _check_common(code=code, name=name, base_url=base_url, mode=mode, notes=notes)
     typed = build_config(kind, config)
     secret = {f"config.{f.name}" for f in config_fields(kind) if f.write_only}
     with transaction.atomic():
@@ -103,12 +108,14 @@ def channel_account_update(
     """
     if not reason or not reason.strip():
         raise InvalidRequest("a reason is required to change a channel account", param="reason")
-    _check_common(name=name, base_url=base_url, mode=mode)
+    _check_common(name=name, base_url=base_url, mode=mode, notes=notes)
     with transaction.atomic():
         account = _locked(account_id)
         before = _snapshot(account)
         specs = config_fields(account.kind)
         if config is not None:
+            if not isinstance(config, dict):
+                raise InvalidRequest("config must be a mapping of field names to values", param="config")
             unknown = sorted(set(config) - {spec.name for spec in specs})
             if unknown:
                 raise InvalidRequest(f"{unknown[0]} is not a {account.kind} config field", param=f"config.{unknown[0]}")

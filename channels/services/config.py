@@ -50,6 +50,8 @@ class ConfigField:
 
 def kind_adapter(kind: str):
     """The adapter class of ``kind``, or a clear ChannelConfigInvalid if it is unknown or not installed."""
+    if not isinstance(kind, str):
+        raise ChannelConfigInvalid("kind must be a text", param="kind")
     try:
         return adapter_class(kind)
     except ValueError as exc:
@@ -152,6 +154,8 @@ def build_config(kind: str, data: dict[str, Any]):
     """
     cls = kind_adapter(kind)
     specs = {spec.name: spec for spec in config_fields(kind)}
+    if not isinstance(data, dict):
+        raise ChannelConfigInvalid("config must be a mapping of field names to values", param="config")
     for key in data:
         if key not in specs:
             raise ChannelConfigInvalid(f"{key} is not a {kind} config field", param=f"config.{key}")
@@ -162,6 +166,7 @@ def build_config(kind: str, data: dict[str, Any]):
                 raise ChannelConfigInvalid(f"{name} is required", param=f"config.{name}")
             continue
         value = data[name]
+        _check_type(spec, value)
         if spec.type == "list":
             if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
                 raise ChannelConfigInvalid(f"{name} must be a list of texts", param=f"config.{name}")
@@ -178,9 +183,26 @@ def build_config(kind: str, data: dict[str, Any]):
         raise ChannelConfigInvalid(f"invalid {kind} config: {exc}", param="config") from exc
 
 
+# What each ConfigField.type must hold. The dataclasses do not check their annotations, so without this a number
+# or a dict sent for a text field (by an admin action or an API; the page only sends texts) was stored as it came.
+_TYPE_CHECKS = {
+    "str": (lambda v: isinstance(v, str), "a text"),
+    "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "a whole number"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+}
+
+
+def _check_type(spec: ConfigField, value: Any) -> None:
+    check = _TYPE_CHECKS.get(spec.type)
+    if check is not None and not check[0](value):
+        raise ChannelConfigInvalid(f"{spec.name} must be {check[1]}, not {type(value).__name__}",
+                                   param=f"config.{spec.name}")
+
+
 def is_blank(value: Any) -> bool:
-    """No input: None, an empty text or an empty list (a write-only field left blank keeps its stored value)."""
-    return value is None or value == "" or value == [] or value == ()
+    """No input: None, a text of only spaces, or an empty list (a write-only field left blank keeps its stored
+    value). The pages strip what is typed, so a field of spaces is blank there; the services say the same."""
+    return value is None or (isinstance(value, str) and not value.strip()) or value == [] or value == ()
 
 
 def split_pem_blocks(text: str) -> list[str]:
