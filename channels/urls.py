@@ -1,5 +1,5 @@
-"""Channel configuration pages for operations, and risk's refused callbacks and answers, mounted at
-/staff/channels/ by aggpay/urls.py (namespace ``channels``)."""
+"""Channel configuration pages and the queue of callbacks not processed for operations, and risk's refused callbacks
+and answers, mounted at /staff/channels/ by aggpay/urls.py (namespace ``channels``)."""
 
 from django.urls import path
 
@@ -16,6 +16,9 @@ urlpatterns = [
     path("security/answers/", views_risk.refused_answers, name="refused_answers"),
     path("security/answers/review/", views_risk.refused_answers_review, name="refused_answers_review"),
     path("security/answers/<int:pk>/", views_risk.refused_answer_detail, name="refused_answer"),
+    # Operations' queue of callbacks we did not process (views.unprocessed_callbacks); two segments, the second no
+    # account page's, so no account code is shadowed.
+    path("callbacks/unprocessed/", views.unprocessed_callbacks, name="unprocessed_callbacks"),
     path("", views.account_list, name="account_list"),
     path("new/", views.account_create, name="account_create"),
     path("<slug:code>/", views.account_detail, name="account_detail"),

@@ -3,12 +3,14 @@
 Every page needs the operations section permission plus the model permission of what it changes (design §5
 rule 11); every POST goes through ``channels.services``. Credentials are never rendered: the config is shown
 through ``config_display`` (ids visible, secrets masked, PEM blocks as fingerprints) and forms never pre-fill them.
+The queue of callbacks not processed (channels.unprocessed) shows each notice's start masked, never the whole.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
+from django import forms
 from django.contrib import messages
 from django.core.exceptions import FieldDoesNotExist
 from django.core.paginator import Paginator
@@ -20,7 +22,9 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from aggpay.errors import ApplicationError
 from aggpay.money import format_yuan
+from aggpay.querystring import query_without
 from aggpay.roles import forbidden, permission_required_403, section_required
+from channels import unprocessed
 from channels.forms import (
     AccountCreateForm,
     AccountEditForm,
@@ -48,6 +52,9 @@ from channels.services.history import UNSET
 from channels.services.products import account_products, channel_product_set
 
 HISTORY_PAGE_SIZE = 50
+UNPROCESSED_PAGE_SIZE = 25
+# Callbacks are their own model: reading them (bodies included, masked) is a permission of its own.
+VIEW_CALLBACKS = "channels.view_channelcallback"
 
 # Which verdict/lifecycle buttons an evaluation shows in each state (issue 3's state machine).
 EVALUATION_ACTIONS = {
@@ -173,6 +180,7 @@ def account_list(request):
     kinds = [{"kind": kind, "label": label, "available": kind_available(kind)} for kind, label in KIND_CHOICES]
     return render(request, "channels/account_list.html", {
         "rows": rows, "kinds": kinds, "can_add": request.user.has_perm("channels.add_channelaccount"),
+        "can_view_callbacks": request.user.has_perm(VIEW_CALLBACKS),
     })
 
 
@@ -228,6 +236,8 @@ def account_detail(request, code: str):
         "can_change": request.user.has_perm("channels.change_channelaccount"),
         "can_change_products": request.user.has_perm("channels.change_channelproduct"),
         "can_add_products": request.user.has_perm("channels.add_channelproduct"),
+        "unprocessed": ({"n": unprocessed.account_count(account), "url": unprocessed.queue_url(account=account.code)}
+                        if request.user.has_perm(VIEW_CALLBACKS) else None),
     })
 
 
@@ -444,3 +454,43 @@ def evaluation_transition(request, code: str, pk: int, action: str):
     else:
         messages.success(request, f"Evaluation of {account.code} is now {evaluation.get_state_display().lower()}.")
     return redirect("channels:evaluation_detail", code=account.code, pk=evaluation.pk)
+
+
+# --- callbacks not processed (未处理的渠道回调) -----------------------------------------------------------------
+
+
+class UnprocessedFilterForm(forms.Form):
+    account = forms.ChoiceField(required=False, label="Channel account")
+    outcome = forms.ChoiceField(required=False, label="Outcome", choices=[("", "any outcome"), *unprocessed.OUTCOMES])
+    state = forms.ChoiceField(required=False, label="Since", choices=[("", "either"), *unprocessed.STATES])
+    date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["account"].choices = [("", "any account"), *ChannelAccount.objects.order_by("code")
+                                          .values_list("code", "code")]
+
+    def filters(self) -> dict:
+        """The valid filters; an invalid one is shown with its error and left out, the others still apply."""
+        if not self.is_bound:
+            return {}
+        self.is_valid()
+        return {name: value for name, value in self.cleaned_data.items() if value not in ("", None)}
+
+
+@require_safe
+@section_required("operations")
+@permission_required_403("channels.view_channelaccount", VIEW_CALLBACKS)
+def unprocessed_callbacks(request):
+    """Notices an account received that we did not process (channels.unprocessed): an account silently dropping
+    them — a broken stored config, a failing handler, a kind we have no handler for — shows here."""
+    form = UnprocessedFilterForm(request.GET or None)
+    filters = form.filters()
+    callbacks = unprocessed.filter_unprocessed(unprocessed.unprocessed(), **filters)
+    page = Paginator(callbacks, UNPROCESSED_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "channels/unprocessed_callbacks.html", {
+        "form": form, "filters": filters, "page": page, "rows": unprocessed.rows(page.object_list),
+        "counts": unprocessed.counts(), "query": query_without(request, "page"),
+        "excerpt_chars": unprocessed.EXCERPT_CHARS,
+    })
