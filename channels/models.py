@@ -319,6 +319,10 @@ class ChannelCallback(models.Model):
             # table that keeps every callback ever received.
             models.Index(fields=["reviewed_at", "-received_at"], condition=Q(outcome="rejected"),
                          name="channel_callback_refused"),
+            # Operations' queue of callbacks not processed (channels.unprocessed) and its account counts: the same
+            # kind of sliver, newest first.
+            models.Index(fields=["account", "-received_at"], condition=Q(outcome__in=["error", "ignored"]),
+                         name="channel_callback_unprocessed"),
         ]
         permissions = [("review_channelcallback", "Can mark refused channel callbacks reviewed")]
 
