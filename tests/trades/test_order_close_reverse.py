@@ -127,7 +127,7 @@ def test_a_reverse_the_channel_does_not_answer_is_200_and_retried_until_the_orde
     sync_due_orders()  # the barcode ladder's next rung asks the channel again
     reversed_ = Order.objects.get(pk=order["id"])
     assert reversed_.state == "reversed" and reversed_.reverse_requested_at is None
-    assert reversed_.refund_reserved == 0 and reversed_.sync_state == "ok"
+    assert reversed_.refund_reserved == reversed_.refunded_amount == 1500 and reversed_.sync_state == "ok"
     assert _events(order["id"], "order.reversed") == 1
     assert not Refund.objects.filter(order_id=order["id"]).exists()
 
@@ -168,7 +168,7 @@ def test_a_refund_asked_while_the_reverse_is_at_the_channel_is_refused(shop):
     assert status == 409 and refund["error"]["code"] == "invalid_state", refund
     assert answer["status"] == 200 and answer["body"]["state"] == "reversed", answer
     stored = Order.objects.get(pk=order["id"])
-    assert stored.state == "reversed" and stored.refund_reserved == 0
+    assert stored.state == "reversed" and stored.refund_reserved == stored.refunded_amount == 1500  # all given back
     assert not Refund.objects.filter(order_id=order["id"]).exists()
 
 

@@ -68,7 +68,7 @@ def test_a_success_notice_for_a_reversed_code_records_the_payment_on_the_reverse
     stored = Order.objects.get(pk=order["id"])
     assert stored.state == "reversed" and stored.paid_at is not None
     assert stored.channel_trade_no and stored.wallet_trade_no
-    assert stored.refund_reserved == 0 and stored.reverse_requested_at is None
+    assert stored.refunded_amount == stored.refund_reserved == 1500 and stored.reverse_requested_at is None
     status, _, shown = shop.client.request("GET", "/api/v1/orders/ORR00001")
     assert status == 200 and shown["state"] == "reversed" and shown["paid_at"] is not None
     applied = ChannelCallback.objects.filter(account=shop.accounts["alipay"], kind="payment",

@@ -40,7 +40,7 @@ def test_it_records_the_payment_a_reverse_found_before_the_reversal(shop):
     assert reversed_["state"] == "reversed" and reversed_["paid_at"] is not None
     stored = Order.objects.get(pk=order["id"])
     assert stored.state == "reversed" and stored.paid_at is not None and stored.wallet_trade_no
-    assert stored.refund_reserved == 0 and stored.reverse_requested_at is None
+    assert stored.refunded_amount == stored.refund_reserved == 1500 and stored.reverse_requested_at is None
     types = list(Event.objects.filter(object_id=order["id"]).order_by("id").values_list("type", flat=True))
     assert types == ["order.succeeded", "order.reversed"]
 

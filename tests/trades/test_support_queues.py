@@ -151,7 +151,8 @@ def test_asking_the_channel_again_needs_a_reason_then_reverses_and_releases_the_
     assert response.url == reverse("trades:detail", args=[held.pk])
     reversed_ = Order.objects.get(pk=held.pk)
     assert reversed_.state == "reversed" and reversed_.reverse_requested_at is None
-    assert reversed_.refund_reserved == 0 and reversed_.sync_state == "ok"
+    # The hold is gone; the reversal refunded the whole payment (trades.services.orders._reversal_refunded).
+    assert reversed_.refund_reserved == reversed_.refunded_amount == 1500 and reversed_.sync_state == "ok"
     row = AuditLog.objects.get(action="trades.order.staff_reverse_retried", target_id=held.pk)
     assert row.actor == agent and row.reason == "payer at the counter asked for the money back"
     assert row.data["state"] == "succeeded" and row.data["held"] == 1500

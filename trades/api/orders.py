@@ -190,7 +190,9 @@ class OrderOutputSerializer(serializers.Serializer):
     pay_params = serializers.DictField(help_text="code_url / jsapi / app / h5_url / wap_url / cashier_url")
     channel_trade_no = serializers.CharField(allow_null=True)
     paid_at = serializers.DateTimeField(allow_null=True)
-    refunded_amount = serializers.IntegerField()
+    # merchant-api.md "Orders": reverse "refunds it if paid" — that money went back too (_reversal_refunded).
+    refunded_amount = serializers.IntegerField(
+        help_text="fen given back: the succeeded refunds, or the whole amount of a paid order that was reversed")
     refundable_amount = serializers.IntegerField()
     expires_at = serializers.DateTimeField()
     created_at = serializers.DateTimeField()

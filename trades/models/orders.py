@@ -113,8 +113,11 @@ class Order(FSMModelMixin, models.Model):
     rebate = models.BigIntegerField(default=0)
     profit = models.BigIntegerField(default=0)
 
-    refunded_amount = models.BigIntegerField(default=0, help_text="sum of succeeded refunds, fen")
-    refund_reserved = models.BigIntegerField(default=0, help_text="sum of non-failed refunds, fen (design §5 rule 6)")
+    # A reversal (撤销) of a paid order refunds the whole amount: it counts here as a succeeded refund would
+    # (trades.services.orders._reversal_refunded; merchant-api.md "Orders": reverse "refunds it if paid").
+    refunded_amount = models.BigIntegerField(default=0, help_text="sum of succeeded refunds (or the reversal), fen")
+    refund_reserved = models.BigIntegerField(default=0, help_text="sum of non-failed refunds (or the reversal), fen "
+                                                                  "(design §5 rule 6)")
     refund_state = models.CharField(max_length=8, choices=RefundState.choices, default=RefundState.NONE)
     # A reverse (撤销) asked of the channel and not yet settled (trades.services.orders.order_reverse). While it is
     # set, the whole amount is held in refund_reserved — a reverse of a paid order refunds all of it (design §5

@@ -483,10 +483,25 @@ def notification_headers(delivery: Delivery, body: bytes) -> dict[str, str]:
     }
 
 
+# A delivery whose app is deactivated is held: not posted — the notification would be signed with the key of an app
+# the merchant API now refuses as unknown (merchant-api.md "Authentication and signing": an inactive app is
+# "unknown app", 401), and merchants.services.apps.merchant_app_deactivate promises "it gets no notifications" — and
+# not counted as an attempt either: the ladder ("retries after 1 min, … then marks the delivery exhausted",
+# merchant-api.md "Notifications and events") counts the receiver's failures, and a receiver we chose not to call
+# has not failed, so a long deactivation never exhausts what is owed. It stays pending, out of the sweeper's reach
+# (deliveries_due reads active apps' only), and resumes where its ladder stood on the first sweep after the app is
+# reactivated; meanwhile the events are in the merchant's pull feed (GET /api/v1/events, "for merchants who miss
+# notifications"), which the app reads again once reactivated. The spec itself says nothing about deactivated apps.
+# A rotated secret needs nothing held: every attempt is signed when it is sent, with the app's secret as read by
+# that attempt's claim (notification_headers), so after a rotation even a retry of an older event carries the
+# signature the merchant can verify with the secret it now has (merchant-api.md: "signed as above", app_secret).
+
+
 def _claim(delivery_id: int, *, now: dt.datetime) -> tuple[Delivery, DeliveryAttempt] | None:
     with transaction.atomic():
         try:
-            delivery = Delivery.objects.select_for_update().get(pk=delivery_id)
+            # The app is read with it (not locked: only the delivery's row is) to know whether it is held.
+            delivery = Delivery.objects.select_for_update(of=("self",)).select_related("app").get(pk=delivery_id)
         except Delivery.DoesNotExist:
             logger.warning("delivery %s does not exist; nothing to send", delivery_id)
             return None
@@ -494,7 +509,8 @@ def _claim(delivery_id: int, *, now: dt.datetime) -> tuple[Delivery, DeliveryAtt
             return None  # acknowledged or exhausted: a duplicate task sends nothing
         if delivery.claimed_until is not None and delivery.claimed_until > now:
             return None  # another worker's attempt is in flight
-        due = delivery.next_attempt_at is None or delivery.next_attempt_at <= now
+        held = not delivery.app.active
+        due = not held and (delivery.next_attempt_at is None or delivery.next_attempt_at <= now)
         if due:
             # An attempt still open here belonged to a worker that died mid-delivery (its lease lapsed).
             delivery.attempt_log.filter(finished_at__isnull=True).update(
@@ -505,7 +521,9 @@ def _claim(delivery_id: int, *, now: dt.datetime) -> tuple[Delivery, DeliveryAtt
             attempt = DeliveryAttempt.objects.create(delivery=delivery, number=delivery.attempts, started_at=now)
     if not due:
         # Not due: a stale duplicate of an earlier enqueue — or a sweep on a host whose clock runs ahead of this
-        # one's, whose mark would keep the next sweeps from sending the attempt until it lapsed.
+        # one's, whose mark would keep the next sweeps from sending the attempt until it lapsed. Or held: the
+        # delivery's app is deactivated (the note above) — nothing is posted or counted, and the mark goes
+        # so that the first sweep after a reactivation sends it.
         _unmark_enqueued([_enqueued_key(delivery.pk, delivery.attempts, delivery.next_attempt_at)])
         return None
     return Delivery.objects.select_related("event", "app").get(pk=delivery_id), attempt
@@ -514,7 +532,8 @@ def _claim(delivery_id: int, *, now: dt.datetime) -> tuple[Delivery, DeliveryAtt
 def delivery_attempt(*, delivery_id: int, now: dt.datetime | None = None) -> Delivery | None:
     """POST a due delivery once and apply the answer: any 2xx acknowledges; otherwise the next retry is scheduled
     on the contract's ladder, or the delivery is exhausted after the last one. Idempotent: a delivery that is
-    acknowledged, exhausted, in flight elsewhere or not yet due is left alone.
+    acknowledged, exhausted, in flight elsewhere or not yet due is left alone, and one whose app is deactivated is
+    held, neither posted nor counted (the note above ``_claim``).
 
     ``now`` (default: the wall clock) is when the attempt starts; its answer is recorded as coming the POST's
     duration later. Only the demo seed passes it, to play a day of the ladder at once (aggpay/management/
@@ -591,8 +610,8 @@ def deliveries_due(*, now: dt.datetime | None = None, batch_size: int = SWEEP_BA
     enqueued: list[int] = []
     after: tuple[dt.datetime, int] | None = None
     while True:
-        due = Delivery.objects.filter(state=DeliveryState.PENDING, next_attempt_at__lte=now).filter(
-            Q(claimed_until__isnull=True) | Q(claimed_until__lte=now))
+        due = Delivery.objects.filter(state=DeliveryState.PENDING, next_attempt_at__lte=now, app__active=True).filter(
+            Q(claimed_until__isnull=True) | Q(claimed_until__lte=now))  # an inactive app's are held (_claim)
         if after is not None:  # the >= lets the index (state, next_attempt_at) start the scan at the cursor
             due = due.filter(Q(next_attempt_at__gt=after[0]) | Q(next_attempt_at=after[0], pk__gt=after[1]),
                              next_attempt_at__gte=after[0])

@@ -43,7 +43,7 @@ from channels.models import ChannelAccount
 from channels.routing import RoutingDecision, choose
 from channels.sql import prepared_cursor
 from merchants.models import Contract, MerchantState
-from trades.models import ChannelCall, LatePayment, Order, OrderState, SyncState
+from trades.models import ChannelCall, LatePayment, Order, OrderState, RefundState, SyncState
 from trades.products import JSAPI_PRODUCTS, barcode_product
 from trades.services.events import event_emit
 from trades.services.fees import fees_for_payment
@@ -602,6 +602,7 @@ def order_apply_result(*, order_id: str, result: PaymentResult, source: str, loc
         elif state in (TradeState.CLOSED, TradeState.REVERSED):
             getattr(order, "close" if state == TradeState.CLOSED else "reverse")()
             _end_reverse(order)
+            _reversal_refunded(order)  # a pending order has no paid_at: nothing went back (the rule kept in one place)
             order.sync_state, order.next_query_at = SyncState.OK, None
             order.save()
             _emit(order, "order.closed" if state == TradeState.CLOSED else "order.reversed")
@@ -641,12 +642,15 @@ def _paid_after_reverse(order: Order, result: PaymentResult) -> None:
     sequence and, ordered by sequence per object (merchant-api.md "Notifications and events"), read as the order's
     latest state — paid — after a reversal that gave the money back: a merchant could hand over the goods. Nor is
     ``order.reversed`` sent again: the state did not change, and the merchant's own record (reversed, no money kept)
-    is already right. The payment shows where money is accounted for: the order (``paid_at`` in GET /orders), the
-    statement, and the channel call / callback on the trade timeline."""
+    is already right. The payment shows where money is accounted for: the order (``paid_at``, and ``refunded_amount``
+    = the amount the reverse gave back, in GET /orders: _reversal_refunded), the statement, and the channel call /
+    callback on the trade timeline."""
     order.channel_trade_no = order.channel_trade_no or result.channel_trade_no
     order.wallet_trade_no = order.wallet_trade_no or result.wallet_trade_no
     order.paid_at = result.paid_at or timezone.now()
-    order.save(update_fields=["channel_trade_no", "wallet_trade_no", "paid_at", "updated_at"])
+    _reversal_refunded(order)  # the reverse refunded this payment: the whole amount went back
+    order.save(update_fields=["channel_trade_no", "wallet_trade_no", "paid_at", "refunded_amount", "refund_reserved",
+                              "refund_state", "updated_at"])
     logger.warning("order %s: reversed while unpaid here, but the channel says it was paid (%s): payment recorded",
                    order.pk, result.channel_trade_no)
 
@@ -899,10 +903,31 @@ def _reverse_send(order_id: str, *, retry: bool) -> Order:
             order = _paid_before_reverse(order, result)
         order.reverse()
         _end_reverse(order)
+        _reversal_refunded(order)
         order.sync_state, order.next_query_at = SyncState.OK, None
         order.save()
         _emit(order, "order.reversed")
     return order
+
+
+def _reversal_refunded(order: Order) -> None:
+    """A paid order the channel reversed gave the whole payment back: it says so in its refund aggregates.
+
+    merchant-api.md "Orders": reverse "closes it if unpaid, refunds it if paid", and the order object's
+    ``refunded_amount`` is what went back to the payer; design §4: ``succeeded → reversed`` only through the
+    channel's reverse "(which refunds)". So a reversed order with ``paid_at`` has ``refunded_amount`` = its amount,
+    ``refund_state`` full, and ``refund_reserved`` = its amount (the reversal's refund did not fail; the CHECK
+    refunded ≤ reserved, design §5 rule 6). Bug: the order kept ``refunded_amount`` 0 — the merchant's GET and its
+    ``order.reversed`` notification said nothing went back while the statement's reversal line took the whole
+    amount off. An order reversed before anyone paid moved no money and keeps 0.
+
+    The fee snapshot is not touched: the order keeps what was charged, and the reversal gives all of it back where
+    money is counted — the statement's reversal line and the fee report's reversed columns (trades.services
+    .statements.reversals_in; no Refund row, so no ``*_refunded`` shares): those read the snapshot and the
+    ``order.reversed`` event, never ``refunded_amount``, so nothing is counted twice."""
+    if order.state == OrderState.REVERSED and order.paid_at is not None:
+        order.refund_reserved = order.refunded_amount = order.amount
+        order.refund_state = RefundState.FULL
 
 
 def _paid_before_reverse(order: Order, result: PaymentResult) -> Order:
