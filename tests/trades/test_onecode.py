@@ -413,3 +413,18 @@ def test_codes_are_only_for_the_merchants_own_stores_and_staff_with_permission(s
     assert client.get(f"/staff/store-codes/merchants/{shop.merchant.pk}/").status_code == 403
     client.logout()
     assert client.get("/staff/store-codes/").status_code == 302
+
+
+def test_an_account_whose_staff_status_is_taken_away_loses_the_store_code_pages(shop, client, staff_member):
+    from aggpay.staff.services import staff_user_update
+
+    clerk = staff_member("operations")
+    client.force_login(clerk)
+    assert client.get("/staff/store-codes/").status_code == 200
+
+    staff_user_update(actor=staff_member("admin"), user_id=clerk.pk, changes={"is_staff": False})
+
+    # The roles and the session remain; the back office does not (aggpay.roles._check).
+    assert client.get("/staff/store-codes/").status_code == 403
+    assert client.post(f"/staff/store-codes/merchants/{shop.merchant.pk}/",
+                       {"stores": [], "per_store": "1"}).status_code == 403

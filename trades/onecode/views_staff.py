@@ -35,7 +35,9 @@ MERCHANTS_PAGE_SIZE = 50
 
 
 def may_manage_codes(user) -> bool:
-    return user.is_authenticated and any(user.has_perm(perm) for perm in PERMISSIONS)
+    # is_staff as in aggpay.roles._check: an account whose staff status was taken away keeps its roles and its
+    # session, but not the back office.
+    return user.is_authenticated and user.is_staff and any(user.has_perm(perm) for perm in PERMISSIONS)
 
 
 def codes_permission(view):
