@@ -6,12 +6,15 @@ from django.contrib import admin
 from django.utils.text import Truncator
 
 from aggpay.models import AuditLog, PlatformKey
+from aggpay.staff.forms import AdminLoginForm
 
 admin.site.site_header = "aggpay back office"
 admin.site.site_title = "aggpay back office"
 admin.site.index_title = "Administration"
 # The staff workbench, not the admin index, is where people start (design §8).
 admin.site.site_url = "/staff/"
+# Failed sign-ins are throttled here as on /staff/login/ (aggpay/staff/login_throttle.py).
+admin.site.login_form = AdminLoginForm
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

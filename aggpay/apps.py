@@ -20,6 +20,13 @@ class AggpayConfig(AppConfig):
 
         credentials.connect_signals()
 
+        # A staff session ends a fixed time after its sign-in (aggpay/staff/session_age.py).
+        from django.contrib.auth.signals import user_logged_in
+
+        from aggpay.staff.session_age import session_stamp_sign_in
+
+        user_logged_in.connect(session_stamp_sign_in, dispatch_uid="aggpay.staff.session_age.stamp")
+
         from django.conf import settings
 
         if settings.AGGPAY_INPROCESS_BEAT:

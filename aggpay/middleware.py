@@ -8,7 +8,10 @@ import re
 import secrets
 
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("aggpay_request_id", default="-")
-_VALID_INCOMING = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+# An incoming id is written into responses, logs and audit rows (AuditLog.request_id holds 64): 8–64 characters of
+# a safe set, the whole value — ``fullmatch``, since ``$`` also matches before a trailing newline, which let
+# "id\n" through to be refused by the response header (a 500) and split a log line.
+_VALID_INCOMING = re.compile(r"[A-Za-z0-9._-]{8,64}")
 
 
 def current_request_id() -> str:
@@ -27,7 +30,7 @@ class RequestIdMiddleware:
 
     def __call__(self, request):
         incoming = request.headers.get("X-Request-Id", "")
-        request_id = incoming if _VALID_INCOMING.match(incoming) else new_request_id()
+        request_id = incoming if _VALID_INCOMING.fullmatch(incoming) else new_request_id()
         request.request_id = request_id
         token = _request_id.set(request_id)
         try:

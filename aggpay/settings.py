@@ -7,6 +7,7 @@ AGGPAY_ENCRYPTION_KEYS and ALLOWED_HOSTS.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -57,11 +58,16 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "aggpay.staff.outside_api.CsrfViewMiddleware",
     "aggpay.staff.outside_api.AuthenticationMiddleware",
+    "aggpay.staff.session_age.SessionMaxAgeMiddleware",
     "aggpay.staff.outside_api.MessageMiddleware",
     "aggpay.staff.nul_guard.StaffNulGuardMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "aggpay.staff.outside_api.HtmxMiddleware",
 ]
+# `check --deploy`'s security.W003 looks for Django's CSRF middleware by its dotted name only; the subclass above is
+# that middleware outside /api/ (tests/aggpay/test_staff_outside_api.py proves a staff POST without a token is still
+# refused), so the warning is wrong here.
+SILENCED_SYSTEM_CHECKS = ["security.W003"]
 
 if not DEBUG:
     # Static files served by the app itself in `make up` (collected into STATIC_ROOT) without a proxy in front;
@@ -255,3 +261,47 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
+
+
+def _proxy_ssl_header(value: str | None) -> tuple[str, str] | None:
+    """``X-Forwarded-Proto`` (meaning ``X-Forwarded-Proto: https``) or ``Name=value`` → SECURE_PROXY_SSL_HEADER."""
+    if not value:
+        return None
+    name, _, expected = value.partition("=")
+    name, expected = name.strip(), expected.strip() or "https"
+    if not re.fullmatch(r"[A-Za-z0-9-]+", name):
+        raise ConfigError(f"SECURE_PROXY_SSL_HEADER={value!r} must be a header name, optionally =value")
+    return "HTTP_" + name.upper().replace("-", "_"), expected
+
+
+# HTTPS. A deployment served over HTTPS (SECURE_COOKIES, on unless DEBUG) redirects plain HTTP to it and sends HSTS
+# for a year; `make up` and the demo serve plain HTTP on loopback, so their SECURE_COOKIES=0 / DEBUG turn both off.
+# Behind a TLS-terminating proxy, SECURE_PROXY_SSL_HEADER names the header by which it says the request was HTTPS
+# (without it the redirect would loop). /healthz stays reachable over plain HTTP for load-balancer probes.
+SECURE_PROXY_SSL_HEADER = _proxy_ssl_header(env_str("SECURE_PROXY_SSL_HEADER"))
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", SESSION_COOKIE_SECURE and not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if SESSION_COOKIE_SECURE and not DEBUG else 0)
+# Subdomains and preload bind other hosts of the domain (and, preloaded, every browser for months): the operator's call.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+
+# --- staff sessions and sign-in -------------------------------------------------------------------------
+# A back office that moves money must not stay open on an unattended screen: a session ends after
+# AGGPAY_SESSION_IDLE_SECONDS without a request (PCI DSS v4.0 req. 8.2.8 asks for re-authentication after 15 idle
+# minutes) — Django's SESSION_COOKIE_AGE, renewed by saving the session on every staff request (one small UPDATE per
+# page, nothing next to the page's own queries; /api/ has no session) — and in any case AGGPAY_SESSION_MAX_AGE_SECONDS
+# after its sign-in (12 h, a working shift: aggpay/staff/session_age.py), so a stolen cookie kept busy dies too.
+SESSION_COOKIE_AGE = env_int("AGGPAY_SESSION_IDLE_SECONDS", 15 * 60)
+SESSION_SAVE_EVERY_REQUEST = True
+AGGPAY_SESSION_MAX_AGE_SECONDS = env_int("AGGPAY_SESSION_MAX_AGE_SECONDS", 12 * 3600)
+# Failed sign-ins on /staff/login/ and /admin/login/ (aggpay/staff/login_throttle.py): after this many within the
+# window, the user name (or client address: higher, as colleagues may share one NAT) is refused for the lockout. 0 = off.
+AGGPAY_LOGIN_MAX_FAILURES_PER_USERNAME = env_int("AGGPAY_LOGIN_MAX_FAILURES_PER_USERNAME", 5)
+AGGPAY_LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("AGGPAY_LOGIN_MAX_FAILURES_PER_ADDRESS", 20)
+AGGPAY_LOGIN_FAILURE_WINDOW_SECONDS = env_int("AGGPAY_LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60)
+AGGPAY_LOGIN_LOCKOUT_SECONDS = env_int("AGGPAY_LOGIN_LOCKOUT_SECONDS", 15 * 60)
+# Behind a proxy every client has the proxy's REMOTE_ADDR: name the header it puts the client's address in (e.g.
+# X-Real-IP, or X-Forwarded-For whose last entry is the one it appended). Unset: REMOTE_ADDR. Only set it when the
+# proxy overwrites or appends that header, else a client chooses its own address.
+AGGPAY_CLIENT_ADDRESS_HEADER = env_str("AGGPAY_CLIENT_ADDRESS_HEADER", "")

@@ -87,6 +87,8 @@ def server_env() -> dict:
     env.update(
         DJANGO_SETTINGS_MODULE="aggpay.settings",
         DEBUG="0",
+        # Plain HTTP on loopback, as `make up`: no secure-only cookies, no redirect to HTTPS, no HSTS.
+        SECURE_COOKIES="0",
         SECRET_KEY=secrets.token_urlsafe(50),
         ALLOWED_HOSTS="127.0.0.1",
         DATABASE_URL=DATABASE_URL + ("&" if "?" in DATABASE_URL else "?") + "pool=true",

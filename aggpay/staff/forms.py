@@ -5,12 +5,34 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 
 from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
 from django.db.models import Q
 from django.utils import timezone
 
+from aggpay.staff.login_throttle import login_failure_record, login_locked_message, login_success_record
 
-class StaffAuthenticationForm(AuthenticationForm):
+
+class ThrottledLoginMixin:
+    """Failed sign-ins are counted and a locked name or address is refused before its password is checked
+    (aggpay/staff/login_throttle.py); both sign-in pages' forms use it."""
+
+    def clean(self):
+        username = str(self.data.get("username") or "")
+        if message := login_locked_message(self.request, username):
+            raise forms.ValidationError(message, code="locked")
+        try:
+            cleaned = super().clean()
+        except forms.ValidationError as error:
+            if getattr(error, "code", None) == "invalid_login":
+                login_failure_record(self.request, username)
+            raise
+        if self.get_user() is not None:  # not a form missing its password, which never reached authenticate()
+            login_success_record(self.request, username)
+        return cleaned
+
+
+class StaffAuthenticationForm(ThrottledLoginMixin, AuthenticationForm):
     """Only staff accounts open the back office; merchants use the API, never this page."""
 
     error_messages = {
@@ -22,6 +44,10 @@ class StaffAuthenticationForm(AuthenticationForm):
         super().confirm_login_allowed(user)
         if not user.is_staff:
             raise forms.ValidationError(self.error_messages["not_staff"], code="not_staff")
+
+
+class AdminLoginForm(ThrottledLoginMixin, AdminAuthenticationForm):
+    """/admin/login/ (``admin.site.login_form``): the same throttle as the staff sign-in page."""
 
 
 def _day_start(day):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.db import transaction
 from django.http import HttpResponse
@@ -95,3 +97,26 @@ def test_outside_a_request_the_request_id_is_left_blank():
     with transaction.atomic():
         row = audit_log(actor=None, action="aggpay.test.no_request")
     assert row.request_id == ""
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("incoming", [
+    "lb-0123456789abcdef\n",  # "$" matched before the newline: a 500 from the response header, a split log line
+    "lb-0123456789abcdef\nforged log line",
+    "x" * 65,  # longer than AuditLog.request_id
+    "lb-01234567 89",
+    "lb-0123456789<script>",
+    "short",
+], ids=["trailing-newline", "newline", "too-long", "space", "markup", "too-short"])
+def test_an_incoming_request_id_that_is_not_a_short_safe_token_is_replaced(incoming):
+    written = {}
+
+    def view(request):
+        with transaction.atomic():
+            written["row"] = audit_log(actor=None, action="aggpay.test.request")
+        return HttpResponse("ok")
+
+    response = RequestIdMiddleware(view)(RequestFactory().get("/", HTTP_X_REQUEST_ID=incoming))
+
+    assert re.fullmatch(r"req_[0-9a-f]{24}", response["X-Request-Id"])
+    assert AuditLog.objects.get(pk=written["row"].pk).request_id == response["X-Request-Id"]

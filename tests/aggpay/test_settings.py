@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from aggpay.env import ConfigError, env_bool, env_int, env_list, env_str
-from aggpay.settings import _database_from_url
+from aggpay.settings import _database_from_url, _proxy_ssl_header
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -112,6 +113,98 @@ def test_a_misspelt_debug_flag_stops_start_up():
 def test_production_settings_start_with_a_secret_key():
     result = _import_settings(DEBUG="0", SECRET_KEY="x" * 50, DATABASE_URL="postgres://u@h:5432/d?pool=true")
     assert result.returncode == 0, result.stderr
+
+
+_OURS = ("DEBUG", "SECRET_KEY", "DATABASE_URL", "SECURE_", "AGGPAY_SESSION_", "AGGPAY_LOGIN_", "ALLOWED_HOSTS",
+         "AGGPAY_VAR_DIR")
+
+
+def _settings_under(names: list[str], **env) -> dict:
+    """The values of ``names`` in aggpay.settings imported in a fresh process under ``env`` (and none of the test
+    run's own DEBUG / SECURE_COOKIES / … variables)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(_OURS)}
+    base.update(env)
+    code = f"import json, aggpay.settings as s; print(json.dumps({{n: getattr(s, n) for n in {names!r}}}))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=base, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+HTTPS = ["SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS", "SECURE_HSTS_INCLUDE_SUBDOMAINS", "SECURE_HSTS_PRELOAD",
+         "SECURE_PROXY_SSL_HEADER", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"]
+
+
+def test_production_redirects_to_https_and_sends_hsts_for_a_year_by_default():
+    values = _settings_under(HTTPS, DEBUG="0", SECRET_KEY="x" * 50)
+    assert values == {"SECURE_SSL_REDIRECT": True, "SECURE_HSTS_SECONDS": 31536000,
+                      "SECURE_HSTS_INCLUDE_SUBDOMAINS": False, "SECURE_HSTS_PRELOAD": False,
+                      "SECURE_PROXY_SSL_HEADER": None, "SESSION_COOKIE_SECURE": True, "CSRF_COOKIE_SECURE": True}
+
+
+@pytest.mark.parametrize("env", [{"DEBUG": "1"}, {"DEBUG": "1", "SECURE_COOKIES": "1"},
+                                 {"DEBUG": "0", "SECRET_KEY": "x" * 50, "SECURE_COOKIES": "0"}],
+                         ids=["demo", "debug-with-secure-cookies", "make-up-plain-http"])
+def test_debug_and_plain_http_deployments_neither_redirect_nor_send_hsts(env):
+    values = _settings_under(HTTPS, **env)
+    assert (values["SECURE_SSL_REDIRECT"], values["SECURE_HSTS_SECONDS"]) == (False, 0)
+
+
+def test_the_https_settings_come_from_the_environment():
+    values = _settings_under(HTTPS, DEBUG="0", SECRET_KEY="x" * 50, SECURE_SSL_REDIRECT="0", SECURE_HSTS_SECONDS="600",
+                             SECURE_HSTS_INCLUDE_SUBDOMAINS="yes", SECURE_HSTS_PRELOAD="on",
+                             SECURE_PROXY_SSL_HEADER="X-Forwarded-Proto")
+    assert values["SECURE_SSL_REDIRECT"] is False and values["SECURE_HSTS_SECONDS"] == 600
+    assert values["SECURE_HSTS_INCLUDE_SUBDOMAINS"] is True and values["SECURE_HSTS_PRELOAD"] is True
+    assert values["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
+
+
+@pytest.mark.parametrize(("raw", "parsed"), [
+    ("X-Forwarded-Proto", ("HTTP_X_FORWARDED_PROTO", "https")),
+    (" X-Forwarded-Ssl = on ", ("HTTP_X_FORWARDED_SSL", "on")),
+    (None, None),
+])
+def test_it_reads_the_proxys_https_header(raw, parsed):
+    assert _proxy_ssl_header(raw) == parsed
+
+
+def test_it_refuses_a_proxy_https_header_that_is_no_header_name():
+    with pytest.raises(ConfigError, match="SECURE_PROXY_SSL_HEADER='X Forwarded: https' must be a header name"):
+        _proxy_ssl_header("X Forwarded: https")
+
+
+def test_a_bad_hsts_value_stops_start_up():
+    result = _import_settings(DEBUG="0", SECRET_KEY="x" * 50, SECURE_HSTS_SECONDS="a year")
+    assert result.returncode != 0 and "SECURE_HSTS_SECONDS='a year' is not an integer" in result.stderr
+
+
+def test_staff_session_and_sign_in_limits_come_from_the_environment():
+    values = _settings_under(
+        ["SESSION_COOKIE_AGE", "SESSION_SAVE_EVERY_REQUEST", "AGGPAY_SESSION_MAX_AGE_SECONDS",
+         "AGGPAY_LOGIN_MAX_FAILURES_PER_USERNAME", "AGGPAY_LOGIN_MAX_FAILURES_PER_ADDRESS",
+         "AGGPAY_LOGIN_FAILURE_WINDOW_SECONDS", "AGGPAY_LOGIN_LOCKOUT_SECONDS"],
+        DEBUG="1", AGGPAY_SESSION_IDLE_SECONDS="600", AGGPAY_SESSION_MAX_AGE_SECONDS="28800",
+        AGGPAY_LOGIN_MAX_FAILURES_PER_USERNAME="3", AGGPAY_LOGIN_MAX_FAILURES_PER_ADDRESS="0",
+        AGGPAY_LOGIN_FAILURE_WINDOW_SECONDS="300", AGGPAY_LOGIN_LOCKOUT_SECONDS="1800")
+    assert values == {"SESSION_COOKIE_AGE": 600, "SESSION_SAVE_EVERY_REQUEST": True,
+                      "AGGPAY_SESSION_MAX_AGE_SECONDS": 28800, "AGGPAY_LOGIN_MAX_FAILURES_PER_USERNAME": 3,
+                      "AGGPAY_LOGIN_MAX_FAILURES_PER_ADDRESS": 0, "AGGPAY_LOGIN_FAILURE_WINDOW_SECONDS": 300,
+                      "AGGPAY_LOGIN_LOCKOUT_SECONDS": 1800}
+
+
+def test_the_deploy_check_finds_nothing_to_fix_in_a_production_configuration(tmp_path):
+    # What a production deployment behind a TLS-terminating proxy sets (README "Settings"); the HSTS subdomain and
+    # preload flags are the operator's to turn on, and without them Django says so (W005, W021) — nothing else.
+    # Not the test run's settings module, nor its DJANGO_ALLOW_ASYNC_UNSAFE (a test-only switch, async.E001 here).
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(_OURS + ("CACHE_URL", "REDIS_URL", "DJANGO_ALLOW_ASYNC_UNSAFE"))}
+    env.update(DJANGO_SETTINGS_MODULE="aggpay.settings", DEBUG="0", SECRET_KEY="k7-" + "Qz9xV2pL" * 7, ALLOWED_HOSTS="pay.example.com",
+               SECURE_PROXY_SSL_HEADER="X-Forwarded-Proto", SECURE_HSTS_INCLUDE_SUBDOMAINS="1",
+               SECURE_HSTS_PRELOAD="1", AGGPAY_VAR_DIR=str(tmp_path))
+    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], cwd=REPO,
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
 
 
 def test_the_readme_settings_table_names_every_variable_settings_reads():

@@ -39,3 +39,21 @@ def test_the_bench_seeds_the_demo_app_under_its_servers_settings(settings, monke
     call_command("seed_demo", "--skip-staff", "--skip-channels", stdout=io.StringIO())
 
     assert MerchantApp.objects.get(app_id=demo.DEMO_APP_ID).notify_url.startswith("http://127.0.0.1")
+
+
+def test_the_bench_server_serves_plain_http_without_redirecting_to_https(monkeypatch):
+    # DEBUG off turns on the redirect to HTTPS (aggpay/settings.py) unless SECURE_COOKIES is off, as in `make up`:
+    # the bench's gunicorn listens on plain HTTP on loopback, so every measured call would be a 301.
+    import json
+    import subprocess
+    import sys
+
+    for name in ("SECURE_COOKIES", "SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS"):  # the test run's own (test_settings)
+        monkeypatch.delenv(name, raising=False)
+    env = _server_env()
+    code = ("import json, aggpay.settings as s; "
+            "print(json.dumps([s.SECURE_SSL_REDIRECT, s.SECURE_HSTS_SECONDS, s.SESSION_COOKIE_SECURE]))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=BENCH.parent, env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [False, 0, False]
