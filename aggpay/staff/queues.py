@@ -61,9 +61,23 @@ def trade_queues(user) -> list:
     return workbench.home_queues()
 
 
+def operations_queues(user) -> list:
+    """Operations works the trade queues, and the callbacks its channel accounts received and did not process
+    (channels.unprocessed): a broken account answers every notice "try again" until someone looks."""
+    queues = list(trade_queues(user))
+    if user.has_perm("channels.view_channelcallback"):
+        from channels import unprocessed
+
+        n = unprocessed.open_today_count()
+        queues.append(Queue("Callbacks not processed today", n,
+                            unprocessed.queue_url(state="open", date_from=timezone.localdate().isoformat()),
+                            "bad" if n else ""))
+    return queues
+
+
 QUEUES = {
     "support": trade_queues,
-    "operations": trade_queues,
+    "operations": operations_queues,
     "onboarding": onboarding_queues,
     "risk": risk_queues,
     "admin": admin_queues,

@@ -219,3 +219,14 @@ def test_the_home_tile_count_is_the_queue_it_would_link_to(client, ops, callback
 
     assert unprocessed.open_today_count() == len(listed) > 0
     assert callbacks["retried"].pk not in listed and callbacks["old"].pk not in listed
+
+
+def test_operations_home_shows_todays_callbacks_not_processed_and_links_to_them(client, ops, callbacks):
+    from channels import unprocessed
+
+    client.force_login(ops)
+    home = client.get("/staff/").content.decode()
+
+    assert "Callbacks not processed today" in home
+    link = unprocessed.queue_url(state="open", date_from=timezone.localdate().isoformat())
+    assert link.replace("&", "&amp;") in home
