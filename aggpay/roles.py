@@ -89,7 +89,9 @@ _DECISIONS = ("-merchants.review_*", "-merchants.approve_*", "-merchants.reject_
               "-merchants.freeze_*", "-merchants.unfreeze_*")
 # Making a merchant a partner (its apps may onboard merchants, merchant-api.md "Partner onboarding") is not a
 # clerk's either: no role holds it, superusers do (merchants/services/apps.py ``PARTNER_PERM``).
-_NOT_CLERKS = ("-merchants.designate_*",)
+# Clerks submit and correct; designating and pricing below cost (an operator's override with a reason, issue 4
+# "Contract") are others' decisions.
+_NOT_CLERKS = ("-merchants.designate_*", "-merchants.override_*")
 
 ROLES: tuple[Role, ...] = (
     Role("onboarding_clerk", "Onboarding clerk", "进件专员",
@@ -116,7 +118,10 @@ ROLES: tuple[Role, ...] = (
          # risk's: they are security events (issue 5 "Callbacks").
          permissions=("channels.*", "-channels.review_channelcallback",
                       "trades.view_order", "trades.view_refund", "trades.view_storecode",
-                      "trades.generate_storecode")),
+                      "trades.generate_storecode",
+                      # Operations owns rates: a merchant's rate below the account's cost only by its override,
+                      # with a reason (issue 4 "Contract"; merchants.services.contracts.contract_set_rate).
+                      "merchants.override_contract_rate")),
     Role("finance", "Finance", "财务",
          "Fees, bills, reconciliation, discrepancies, statements, profit reports.",
          section="finance",

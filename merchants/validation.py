@@ -95,6 +95,15 @@ def validate_account_number(value: str, *, field: str = "account_number") -> str
     return number
 
 
+def validate_branch_code(value: str, *, field: str = "bank_branch_code") -> str:
+    """A bank branch's CNAPS code (联行号, 大额支付系统行号): 12 digits — what WeChat's ``bank_branch_id`` (A.13)
+    and the bank's ``bank_branch_no`` (bank.md §9.3) take. Empty when the record gives none (it is optional)."""
+    code = re.sub(r"\s", "", _halfwidth(value or ""))
+    if code and not re.fullmatch(r"\d{12}", code, re.ASCII):
+        raise InvalidRequest(f"{field}: a branch code (CNAPS, 联行号) has 12 digits", param=field)
+    return code
+
+
 def validate_mcc(value: str, *, field: str = "mcc") -> str:
     code = _halfwidth(value).strip()
     if not re.fullmatch(r"\d{4}", code, re.ASCII):
@@ -107,3 +116,13 @@ def validate_area_code(value: str, *, field: str = "area_code") -> str:
     if not re.fullmatch(r"[1-8]\d{5}", code, re.ASCII):
         raise InvalidRequest(f"{field}: an administrative division code has 6 digits", param=field)
     return code
+
+
+def required_reason(reason, *, verb: str, field: str = "reason") -> str:
+    """A staff action's reason, trimmed; refused naming ``field`` when missing or only spaces. The forms strip it,
+    but services are called by admin actions and APIs too (design §5 rules 9 and 12: an audit row says why)."""
+    text = reason.strip() if isinstance(reason, str) else ""
+    if not text:
+        where = f" ({field})" if field != "reason" else ""  # the pages show the message after "Not <verb>ed: "
+        raise InvalidRequest(f"a reason is required to {verb}{where}", param=field)
+    return text

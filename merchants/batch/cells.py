@@ -18,7 +18,10 @@ from merchants.batch.columns import SCENARIO_TYPES
 
 LONG_TERM = "长期"
 _LONG_TERM_WORDS = {"长期", "long_term", "long-term", "longterm", "永久", "长期有效"}
-_DATE_FORMS = (r"(\d{4})[/.年](\d{1,2})[/.月](\d{1,2})日?", r"(\d{4})(\d{2})(\d{2})")
+# 2020-1-1, 2020/1/1, 2020.1.1 (one separator throughout), 2020年1月1日, 20200101: the ways a clerk writes a date.
+# Anything else goes to validate_record as written, which refuses it naming the column's field.
+_DATE_FORMS = (r"(\d{4})([-/.])(\d{1,2})\2(\d{1,2})", r"(\d{4})(年)(\d{1,2})月(\d{1,2})日?",
+               r"(\d{4})()(\d{2})(\d{2})")
 _LIST_SPLIT = re.compile(r"[,，;；、\s]+")
 _SCENARIO_SPLIT = re.compile(r"[;；\n]+")
 _EXCEL_DIGITS = 15  # IEEE doubles keep 15 significant decimal digits; Excel shows and stores no more
@@ -73,7 +76,7 @@ def date_value(value):
         match = re.fullmatch(form, raw)
         if match:
             try:
-                return dt.date(*(int(part) for part in match.groups()))
+                return dt.date(int(match[1]), int(match[3]), int(match[4]))
             except ValueError:
                 return raw
     return raw

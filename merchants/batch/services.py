@@ -388,24 +388,37 @@ def import_job_bulk_submit(*, job_id: int, actor, row_ids: list[int] | None = No
     if not rows:
         raise InvalidRequest("no draft of this batch was selected", param="rows")
     now = timezone.now()
+    done, already = [], 0
     for row in rows:
-        try:
-            application_submit(application_id=row.application_id, actor=actor)
-        except ApplicationError as exc:
-            row.submit_outcome, row.submit_message = SubmitOutcome.REFUSED, exc.message
-        else:
-            row.submit_outcome, row.submit_message = SubmitOutcome.SUBMITTED, ""
-        row.submit_at = now
-        row.save(update_fields=["submit_outcome", "submit_message", "submit_at"])
+        with transaction.atomic():
+            # Locked and read again: a row submitted meanwhile — by this clerk pressing again, or by another clerk
+            # submitting the same rows at the same moment — keeps its result. Submitting it again could only be
+            # refused ("the application is submitted"), and that refusal would hide that it went through.
+            row = ImportRow.objects.select_for_update(of=("self",)).select_related("application", "merchant").get(pk=row.pk)
+            if row.submit_outcome == SubmitOutcome.SUBMITTED:
+                already += 1
+                done.append(row)
+                continue
+            try:
+                application_submit(application_id=row.application_id, actor=actor)
+            except ApplicationError as exc:
+                row.submit_outcome, row.submit_message = SubmitOutcome.REFUSED, exc.message
+            else:
+                row.submit_outcome, row.submit_message = SubmitOutcome.SUBMITTED, ""
+            row.submit_at = now
+            row.save(update_fields=["submit_outcome", "submit_message", "submit_at"])
+            done.append(row)
     with transaction.atomic():
         locked = _locked(job_id)
         locked.last_submit_at = now
         locked.save(update_fields=["last_submit_at", "updated_at"])
-        submitted = sum(1 for row in rows if row.submit_outcome == SubmitOutcome.SUBMITTED)
-        audit_log(actor=actor, action="merchants.batch.bulk_submitted", target=locked,
-                  data={"selected": len(rows), "submitted": submitted, "refused": len(rows) - submitted,
-                        "all_drafts": row_ids is None})
-    return rows
+        submitted = sum(1 for row in done if row.submit_outcome == SubmitOutcome.SUBMITTED) - already
+        data = {"selected": len(done), "submitted": submitted, "refused": len(done) - submitted - already,
+                "all_drafts": row_ids is None}
+        if already:
+            data["already_submitted"] = already
+        audit_log(actor=actor, action="merchants.batch.bulk_submitted", target=locked, data=data)
+    return done
 
 
 def import_job_export(*, job_id: int, actor, fmt: str) -> bytes:

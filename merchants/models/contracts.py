@@ -53,6 +53,9 @@ class Contract(FSMModelMixin, models.Model):
             models.UniqueConstraint(fields=["channel_account", "sub_mchid"], condition=~models.Q(sub_mchid=""),
                                     name="unique_sub_mchid_per_account"),
         ]
+        # Pricing a merchant below the account's cost is an operator's override with a reason (issue 4 "Contract";
+        # merchants.services.contracts ``contract_set_rate``), not a clerk's rate change.
+        permissions = [("override_contract_rate", "Can set a contract rate below the channel account's cost")]
 
     def __str__(self) -> str:
         return f"{self.merchant_id}@{self.channel_account_id} ({self.state})"

@@ -32,8 +32,10 @@ from merchants.models import (
     ContractEvent,
     ContractRate,
     ContractState,
+    Merchant,
     OnboardingApplication,
 )
+from merchants.validation import required_reason
 
 logger = logging.getLogger(__name__)
 
@@ -194,10 +196,17 @@ def _code_for_resubmission(contract: Contract) -> str:
     return contract.business_code
 
 
+OVERRIDE_RATE_PERM = "merchants.override_contract_rate"  # Contract.Meta.permissions
+
+
 def contract_set_rate(*, contract_id: int, actor, product: str, rate: str, below_cost_reason: str = ""
                       ) -> ContractRate:
-    """Change a merchant rate. Below the account's cost only with ``channels`` override permission and a reason."""
-    require_perm(actor, "merchants.change_contract")
+    """Change a merchant rate (``merchants.change_contract``). Below the account's cost only with the override
+    permission (OVERRIDE_RATE_PERM, an operator's — issue 4 "Contract": "unless an operator overrides with a reason")
+    and a reason, both audited; whoever holds the override may set the rate at or above cost too."""
+    may_override = actor is None or isinstance(actor, str) or actor.has_perm(OVERRIDE_RATE_PERM)
+    if not may_override:
+        require_perm(actor, "merchants.change_contract")
     value = _rate(rate, param="rate")
     below_cost_reason = (below_cost_reason or "").strip()  # a blank reason is none (the audit row says why)
     with transaction.atomic():
@@ -206,15 +215,16 @@ def contract_set_rate(*, contract_id: int, actor, product: str, rate: str, below
         if offer is None:
             raise InvalidRequest(f"{contract.channel_account.name} does not serve {product}", param="product")
         if value < offer.cost_rate:
-            require_perm(actor, "merchants.override_contract_rate")
+            require_perm(actor, OVERRIDE_RATE_PERM)
             if not below_cost_reason:
                 raise InvalidRequest("a reason is required to price below cost", param="below_cost_reason")
         old = ContractRate.objects.filter(contract=contract, product=product).first()
         obj, _ = ContractRate.objects.update_or_create(
             contract=contract, product=product,
             defaults={"rate": value, "below_cost_reason": below_cost_reason if value < offer.cost_rate else ""})
+        below = {"below_cost": str(offer.cost_rate)} if value < offer.cost_rate else {}
         audit_log(actor=actor, action="merchants.contract.rate_changed", target=contract, reason=below_cost_reason,
-                  data={"product": product, "from": str(old.rate) if old else None, "to": str(value)})
+                  data={"product": product, "from": str(old.rate) if old else None, "to": str(value), **below})
     return obj
 
 
@@ -259,6 +269,15 @@ def _send(contract_id: int, *, submission: int, actor) -> Contract:
                          message=f"the channel already holds this application ({exc.channel_code}: "
                                  f"{exc.channel_message or exc.message}); following it",
                          data={"already_at_channel": exc.channel_code})
+        if exc.retryable:  # after that: the bank's APPLY_IN_REVIEW is retryable too
+            # Turned away at the door (WeChat 429 FREQUENCY_LIMITED, the bank's RATE_LIMITED, Alipay's "too fast"):
+            # not the channel's verdict on the merchant, and the channel stored nothing (design §6: ``permanent``
+            # says whether retrying can help). The contract stays submitted and is followed like an unanswered
+            # submission: the poll finds no application and sends it again (``_resend_record``).
+            return _note(contract_id, source="channel", retry=True,
+                         message=f"the channel asked to be tried again later ({_refusal(exc)}); not a verdict on "
+                                 "the application, which is sent again on the poll schedule",
+                         data={"retryable_refusal": exc.channel_code or exc.code})
         result = OnboardingResult(state=OnboardingState.REJECTED, message=exc.channel_message or exc.message,
                                   rejections=[{"field": "", "reason": f"{exc.channel_code or exc.code}: "
                                                                       f"{exc.channel_message or exc.message}"}])
@@ -386,7 +405,7 @@ def _resend_record(contract_id: int, *, exc: ChannelError) -> int | None:
             _poll_later(contract, message=f"the channel has no application yet ({answer}); the submission may still "
                                           "be on its way")
             return None
-        if last is not None and "resend_of" in last.data:
+        if last is not None and "resend_of" in last.data and not _turned_away(contract, last):
             logger.warning("contract %s: %s has no application %s even after it was sent again", contract.pk,
                            contract.channel_account.code, contract.business_code)
             _poll_later(contract, message=f"the channel still has no application under {contract.business_code} "
@@ -413,6 +432,16 @@ def _last_sending(contract: Contract) -> ContractEvent | None:
     return (contract.events.filter(Q(to_state=ContractState.SUBMITTED) & ~Q(from_state=ContractState.SUBMITTED)
                                    | Q(data__has_key="resend_of"))
             .order_by("-id").first())
+
+
+def _turned_away(contract: Contract, sending: ContractEvent) -> bool:
+    """Whether the channel refused ``sending`` with a retryable refusal (``_send``): it never stored it, so sending it
+    again is not sending it twice, and the once-only limit on re-sending a lost submission does not count it."""
+    return contract.events.filter(pk__gt=sending.pk, data__has_key="retryable_refusal").exists()
+
+
+def _refusal(exc: ChannelError) -> str:
+    return f"{exc.channel_code or exc.code}: {exc.channel_message or exc.message}"
 
 
 def _poll_later(contract: Contract, *, message: str, source: str = "channel", data: dict | None = None) -> None:
@@ -797,11 +826,21 @@ def contract_register_existing(*, merchant, account, sub_mchid: str, rates: dict
     """Record a contract the merchant already holds at the channel (signed outside aggpay, or migrated from another
     system): active at once with its sub-merchant id. Rates follow the same floor as on approval."""
     require_perm(actor, "merchants.add_contract")
-    if not reason:
-        raise InvalidRequest("a reason is required to register an existing contract", param="reason")
+    reason = required_reason(reason, verb="register an existing contract")
     if not sub_mchid:
         raise InvalidRequest("sub_mchid is required", param="sub_mchid")
     with transaction.atomic():
+        # One contract per merchant and account (``one_contract_per_account``): asked under the merchant's lock, so
+        # two registrations at once cannot both pass and the second end in an IntegrityError (a 500).
+        Merchant.objects.select_for_update().only("pk").get(pk=merchant.pk)
+        existing = Contract.objects.filter(merchant=merchant, channel_account=account).first()
+        if existing is not None:
+            raise InvalidRequest(f"{merchant.merchant_no} already has a contract on {account.name} ({existing.state}"
+                                 f"{', sub-merchant ' + existing.sub_mchid if existing.sub_mchid else ''}); change "
+                                 "that one instead", param="account")
+        if Contract.objects.filter(channel_account=account, sub_mchid=sub_mchid).exists():  # unique per account
+            raise InvalidRequest(f"sub_mchid: {sub_mchid} is another merchant's contract on {account.name}",
+                                 param="sub_mchid")
         offers = {o.product: o for o in ChannelProduct.objects.filter(account=account, product__in=list(rates))}
         missing = sorted(set(rates) - set(offers))
         if missing:

@@ -11,7 +11,8 @@ from django_fsm import can_proceed
 from aggpay.audit import audit_log
 from aggpay.errors import InvalidRequest, InvalidState
 from aggpay.permissions import require_perm
-from merchants.models import Merchant
+from merchants.models import Contract, ContractState, Merchant
+from merchants.validation import required_reason
 
 
 def new_merchant_no() -> str:
@@ -47,8 +48,24 @@ def _transition(*, merchant_id: int, actor, name: str, reason: str = "") -> Merc
     return merchant
 
 
+# Activating by hand is risk's decision: the admin action is gated on it (merchants.admin ``risk_decision``).
+ACTIVATE_PERM = "aggpay.access_risk"
+
+
 def merchant_activate(*, merchant_id: int, actor, reason: str = "") -> Merchant:
-    return _transition(merchant_id=merchant_id, actor=actor, name="activate", reason=reason)
+    """Activate an onboarding merchant by hand. A merchant is active when at least one of its contracts is (issue 4
+    "Flow", MerchantState.ACTIVE): ``merchant_activate_on_contract`` does it on the first active contract, so a person
+    only needs this for one whose contract became active another way (``contract_register_existing``), and is refused
+    for one with none — it could not trade. System callers (fixtures, the demo seed) set a merchant up before its
+    contracts and are trusted by their caller, as ``require_perm`` trusts them."""
+    require_perm(actor, ACTIVATE_PERM)
+    staff = actor is not None and not isinstance(actor, str)
+    if staff:
+        reason = required_reason(reason, verb="activate a merchant")
+    with transaction.atomic():
+        if staff and not Contract.objects.filter(merchant_id=merchant_id, state=ContractState.ACTIVE).exists():
+            raise InvalidState("the merchant has no active contract; it becomes active when a channel contract does")
+        return _transition(merchant_id=merchant_id, actor=actor, name="activate", reason=reason)
 
 
 FREEZE_PERM, UNFREEZE_PERM = "merchants.freeze_merchant", "merchants.unfreeze_merchant"
@@ -56,13 +73,11 @@ FREEZE_PERM, UNFREEZE_PERM = "merchants.freeze_merchant", "merchants.unfreeze_me
 
 def merchant_freeze(*, merchant_id: int, actor, reason: str) -> Merchant:
     require_perm(actor, FREEZE_PERM)
-    if not reason:
-        raise InvalidRequest("a reason is required to freeze a merchant", param="reason")
+    reason = required_reason(reason, verb="freeze a merchant")
     return _transition(merchant_id=merchant_id, actor=actor, name="freeze", reason=reason)
 
 
 def merchant_unfreeze(*, merchant_id: int, actor, reason: str) -> Merchant:
     require_perm(actor, UNFREEZE_PERM)
-    if not reason:
-        raise InvalidRequest("a reason is required to unfreeze a merchant", param="reason")
+    reason = required_reason(reason, verb="unfreeze a merchant")
     return _transition(merchant_id=merchant_id, actor=actor, name="unfreeze", reason=reason)

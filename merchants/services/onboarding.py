@@ -35,6 +35,7 @@ from merchants.services.record import (
     required_documents,
     validate_record,
 )
+from merchants.validation import required_reason
 
 MAX_DOCUMENT_BYTES = 5 * 1024 * 1024  # WeChat media upload limit (A.13 image upload)
 DOCUMENT_CONTENT_TYPES = {"image/jpeg": b"\xff\xd8\xff", "image/png": b"\x89PNG\r\n\x1a\n", "application/pdf": b"%PDF-"}
@@ -355,6 +356,8 @@ def application_return(*, application_id: int, actor, reasons: list[dict]) -> On
     require_perm(actor, "merchants.review_application")
     if not reasons or not all(isinstance(r, dict) and r.get("reason") for r in reasons):
         raise InvalidRequest("give at least one reason (field and reason) for the clerk", param="reasons")
+    reasons = [{**r, "reason": required_reason(r["reason"], verb="return an application", field=f"reasons[{i}].reason")}
+               for i, r in enumerate(reasons)]
 
     def decide(application):
         application.returned_reasons = [{"field": r.get("field", ""), "reason": r["reason"]} for r in reasons]
@@ -373,8 +376,7 @@ def application_return(*, application_id: int, actor, reasons: list[dict]) -> On
 
 def application_reject(*, application_id: int, actor, reason: str) -> OnboardingApplication:
     require_perm(actor, "merchants.review_application")
-    if not reason:
-        raise InvalidRequest("a reason is required to reject an application", param="reason")
+    reason = required_reason(reason, verb="reject an application")
 
     def decide(application):
         application.review_notes = reason

@@ -60,6 +60,13 @@ def _opt(data: dict, key: str, *, max_len: int, prefix: str = "") -> str:
     return _req(data, key, max_len=max_len, prefix=prefix)
 
 
+def _branch_code(data: dict, key: str, *, prefix: str = "") -> str:
+    value = data.get(key)
+    if value is not None and not isinstance(value, str):
+        raise v.InvalidRequest(f"{prefix + key} must be text", param=prefix + key)
+    return v.validate_branch_code(value or "", field=prefix + key)
+
+
 def _date(data: dict, key: str, *, required: bool, prefix: str = "") -> dt.date | None:
     value = data.get(key)
     name = prefix + key
@@ -316,7 +323,7 @@ def _check_settlement(found: _Problems, raw: Any, *, subject_type: Any, legal_na
         "account_type": account_type,
         "bank_name": check(_req, raw, "bank_name", max_len=64, prefix=prefix),
         "bank_branch": check(_opt, raw, "bank_branch", max_len=128, prefix=prefix),
-        "bank_branch_code": check(_opt, raw, "bank_branch_code", max_len=16, prefix=prefix),
+        "bank_branch_code": check(_branch_code, raw, "bank_branch_code", prefix=prefix),
         "account_number": check(v.validate_account_number, raw.get("account_number", ""),
                                 field=prefix + "account_number"),
     }

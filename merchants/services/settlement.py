@@ -20,7 +20,7 @@ from django.utils import timezone
 from django_fsm import can_proceed
 
 from aggpay.audit import actor_label_for, audit_log
-from aggpay.errors import InvalidRequest, InvalidState
+from aggpay.errors import InvalidState
 from aggpay.permissions import require_perm
 from channels.adapters.errors import ChannelError, ChannelUnknown
 from merchants.models import (
@@ -34,6 +34,7 @@ from merchants.models import (
 )
 from merchants.services.contracts import next_poll_delay
 from merchants.services.record import validate_settlement_account
+from merchants.validation import required_reason
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +92,12 @@ def settlement_change_submit(*, change_id: int) -> SettlementChange:
     except ChannelUnknown as exc:
         return _reschedule(change_id, f"no answer, will retry: {exc.message}")
     except ChannelError as exc:
+        if exc.retryable:
+            # A rate limit or "busy" (design §6 ``permanent=False``) is no verdict on the new account: the change stays
+            # pending and the poll (``settlement_change_poll``) submits it again after the backoff.
+            return _reschedule(change_id, f"the channel asked to be tried again later "
+                                          f"({exc.channel_code or exc.code}: {exc.channel_message or exc.message}); "
+                                          "it is submitted again")
         return _apply(change_id, state="failed", message=exc.channel_message or exc.message)
     return _apply(change_id, state=result.state, message=result.message, application_no=result.application_no)
 
@@ -242,8 +249,7 @@ def _contract_staff_transition(*, contract_id: int, actor, reason: str, name: st
     from merchants.models import Contract, ContractEvent
 
     require_perm(actor, "merchants.change_contract")
-    if not reason:
-        raise InvalidRequest(f"a reason is required to {name} a contract", param="reason")
+    reason = required_reason(reason, verb=f"{name} a contract")
     with transaction.atomic():
         contract = Contract.objects.select_for_update().get(pk=contract_id)
         method = getattr(contract, name)

@@ -48,6 +48,14 @@ def test_clerks_get_merchant_permissions_but_not_deleting_or_deciding():
     assert {p for p in perms if p.startswith("trades.")} == {"trades.generate_storecode", "trades.view_storecode"}
 
 
+def test_only_operations_may_price_a_merchant_below_the_accounts_cost():
+    # Issue 4 "Contract": a rate below cost "unless an operator overrides with a reason"; clerks' merchants.* stops
+    # short of it.
+    roles_sync()
+    holders = {role.slug for role in ROLES if "merchants.override_contract_rate" in group_perms(role.slug)}
+    assert holders == {"operations"}
+
+
 def test_risk_officers_review_and_only_view_merchants():
     roles_sync()
     perms = group_perms("risk_officer")

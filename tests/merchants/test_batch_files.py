@@ -100,6 +100,8 @@ def test_a_long_number_excel_has_rounded_is_refused_rather_than_guessed():
 @pytest.mark.parametrize(("value", "expected"), [
     ("2020/1/2", dt.date(2020, 1, 2)), ("2020年1月2日", dt.date(2020, 1, 2)), ("20200102", dt.date(2020, 1, 2)),
     ("长期", None), ("", None), ("02-01-2020", "02-01-2020"), ("2020/13/40", "2020/13/40"),
+    ("2020-1-2", dt.date(2020, 1, 2)), ("2020-01-02", dt.date(2020, 1, 2)), ("2020.1.2", dt.date(2020, 1, 2)),
+    ("2020-1/2", "2020-1/2"),  # separators mixed: not one of the usual ways, validation names the field
 ])
 def test_dates_are_read_in_the_usual_ways_and_anything_else_is_left_for_validation(value, expected):
     assert cells.date_value(value) == expected

@@ -313,8 +313,12 @@ def test_bulk_submit_submits_complete_drafts_and_refuses_the_others_with_their_r
     # "All drafts" again only picks what is still a draft; chosen rows can be named.
     again = services.import_job_bulk_submit(job_id=job.pk, actor=clerk)
     assert [row.row_number for row in again] == [3]
+    # A submitted row chosen again keeps its result: it went through, and a refusal would hide that.
     chosen = services.import_job_bulk_submit(job_id=job.pk, actor=clerk, row_ids=[job.rows.get(row_number=2).pk])
-    assert chosen[0].submit_outcome == "refused" and "submitted" in chosen[0].submit_message
+    assert (chosen[0].submit_outcome, chosen[0].submit_message) == ("submitted", "")
+    assert job.rows.get(row_number=2).submit_outcome == "submitted"
+    last = AuditLog.objects.filter(action="merchants.batch.bulk_submitted").latest("id")
+    assert last.data == {"selected": 1, "submitted": 0, "refused": 0, "all_drafts": False, "already_submitted": 1}
 
 
 def test_the_job_moves_through_its_states_with_progress_counters(clerk, django_capture_on_commit_callbacks, batch):
@@ -446,3 +450,17 @@ def test_a_row_that_fails_unexpectedly_rolls_the_whole_import_back(batch, settin
     assert Merchant.objects.count() == 0 and OnboardingApplication.objects.count() == 0
     assert job.rows.filter(outcome=RowOutcome.VALID).count() == 3  # the report still says what was valid
     assert any(record.getMessage().startswith(f"batch {job.pk} row 2:") for record in caplog.records)
+
+
+def test_dates_written_with_dashes_import_and_a_bad_branch_code_is_named_in_the_report(clerk, batch):
+    rows = example_rows(3)
+    rows[0]["licence_valid_from"], rows[0]["legal_person_id_valid_from"] = "2018-1-2", "2025-9-1"
+    rows[1]["settlement_bank_branch_code"] = "10233010000"  # 11 digits
+    rows[2]["legal_person_id_valid_from"] = "2025-9/1"
+
+    report = problems(batch.create(rows))
+
+    assert 2 not in report
+    assert report[3] == [("联行号 Branch code (CNAPS)",
+                          "“联行号 Branch code (CNAPS)”: a branch code (CNAPS, 联行号) has 12 digits", "invalid")]
+    assert [label for label, _reason, _kind in report[4]] == ["证件起始日 ID valid from"]

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from aggpay.errors import InvalidRequest
+from aggpay.errors import Forbidden, InvalidRequest
 from aggpay.models import AuditLog
 from merchants.models import ContractRate
 from merchants.services.contracts import contract_set_rate
@@ -48,7 +48,7 @@ def test_a_rate_that_is_not_a_decimal_rate_is_refused_naming_the_field(bank_a_co
 def test_pricing_below_cost_needs_a_reason_that_says_something(bank_a_contract):
     from tests.factories import UserFactory
 
-    overrider = UserFactory(is_staff=True, is_superuser=True)  # no role holds merchants.override_contract_rate
+    overrider = UserFactory(is_staff=True, is_superuser=True)
 
     with pytest.raises(InvalidRequest) as refused:
         contract_set_rate(contract_id=bank_a_contract.pk, actor=overrider, product="unionpay.qr", rate="0.0010",
@@ -59,3 +59,51 @@ def test_pricing_below_cost_needs_a_reason_that_says_something(bank_a_contract):
                              below_cost_reason=" launch promotion, contract 2026-17 ")
     assert (rate.rate, rate.below_cost_reason) == (Decimal("0.0010"), "launch promotion, contract 2026-17")
     assert AuditLog.objects.get(action="merchants.contract.rate_changed").reason == "launch promotion, contract 2026-17"
+
+
+def _holding(*codenames: str):
+    """A staff user holding exactly these merchants permissions (the role that should hold the override is
+    aggpay/roles.py's to say; the service's rule is about the permission)."""
+    from django.contrib.auth.models import Permission
+
+    from tests.factories import UserFactory
+
+    user = UserFactory(is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="merchants", codename__in=codenames))
+    assert user.user_permissions.count() == len(codenames)
+    return type(user).objects.get(pk=user.pk)  # a fresh instance: permissions are cached per instance
+
+
+def test_a_user_holding_the_override_permission_prices_below_cost_with_a_reason_and_it_is_audited(
+        bank_a_contract):
+    operator = _holding("override_contract_rate")
+
+    rate = contract_set_rate(contract_id=bank_a_contract.pk, actor=operator, product="unionpay.qr", rate="0.0010",
+                             below_cost_reason="launch promotion, contract 2026-17")
+
+    assert (rate.rate, rate.below_cost_reason) == (Decimal("0.0010"), "launch promotion, contract 2026-17")
+    audit = AuditLog.objects.get(action="merchants.contract.rate_changed")
+    assert (audit.actor_id, audit.reason) == (operator.pk, "launch promotion, contract 2026-17")
+    assert audit.data == {"product": "unionpay.qr", "from": "0.003800", "to": "0.0010", "below_cost": "0.002000"}
+
+
+def test_the_override_still_needs_a_reason(bank_a_contract):
+    with pytest.raises(InvalidRequest) as refused:
+        contract_set_rate(contract_id=bank_a_contract.pk, actor=_holding("override_contract_rate"),
+                          product="unionpay.qr", rate="0.0010", below_cost_reason="  ")
+
+    assert refused.value.param == "below_cost_reason"
+    assert ContractRate.objects.get(contract=bank_a_contract, product="unionpay.qr").rate == Decimal("0.0038")
+
+
+def test_a_user_who_may_change_contracts_but_not_override_cannot_price_below_cost(bank_a_contract):
+    clerk_like = _holding("change_contract")
+
+    with pytest.raises(Forbidden):
+        contract_set_rate(contract_id=bank_a_contract.pk, actor=clerk_like, product="unionpay.qr", rate="0.0010",
+                          below_cost_reason="launch promotion")
+
+    assert ContractRate.objects.get(contract=bank_a_contract, product="unionpay.qr").rate == Decimal("0.0038")
+    assert not AuditLog.objects.filter(action="merchants.contract.rate_changed").exists()
+    assert contract_set_rate(contract_id=bank_a_contract.pk, actor=clerk_like, product="unionpay.qr",
+                             rate="0.0040").rate == Decimal("0.0040")  # at or above cost it may

@@ -128,3 +128,23 @@ def test_check_characters_follow_the_national_standards():
     # GB 11643 sample ID and a GB 32100 code computed independently.
     assert validation.id_card_check_char("11010519491231002") == "X"
     assert validation.uscc_check_char("91350100M000100Y4") == "3"
+
+
+@pytest.mark.parametrize("code", ["30833101234", "3083310123456", "30833101234X", "308-331-012345"])
+def test_a_branch_code_that_is_not_twelve_digits_is_refused_naming_the_field(code):
+    data = record()
+    data["settlement_account"] = dict(data["settlement_account"], bank_branch_code=code)
+
+    with pytest.raises(InvalidRequest) as excinfo:
+        validate_record(data)
+
+    assert excinfo.value.param == "settlement_account.bank_branch_code" and "12 digits" in excinfo.value.message
+
+
+@pytest.mark.parametrize(("code", "kept"), [("308331012345", "308331012345"), ("３０８３３１０１２３４５", "308331012345"),
+                                            (" 308331012345 ", "308331012345"), ("", "")])
+def test_a_twelve_digit_branch_code_is_kept_plain_and_none_is_fine(code, kept):
+    data = record()
+    data["settlement_account"] = dict(data["settlement_account"], bank_branch_code=code)
+
+    assert validate_record(data).settlement["bank_branch_code"] == kept
