@@ -60,7 +60,7 @@ from channels.adapters.base import (
     alipay_jsapi_pay_params,
 )
 from channels.adapters.errors import ChannelError, ChannelUnknown
-from channels.adapters.http import channel_request
+from channels.adapters.http import channel_request, without_nul
 
 __all__ = ["CODES", "AlipayAdapter", "AlipayConfig", "trade_state"]
 
@@ -194,7 +194,7 @@ class AlipayAdapter(ChannelAdapter):
         inner = json.loads(raw_inner)
         if not isinstance(inner, dict):
             raise ChannelUnknown("Alipay's answer is not an object", http_status=status)
-        return inner
+        return without_nul(inner)
 
     def _alipay_key(self):
         try:

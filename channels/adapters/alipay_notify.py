@@ -29,6 +29,7 @@ from channels.adapters.base import (
     RefundState,
 )
 from channels.adapters.errors import ParseError, SignatureError
+from channels.adapters.http import without_nul
 
 MAX_BODY = 64 * 1024
 
@@ -85,6 +86,7 @@ def parse_notify(*, body: bytes, headers: Mapping[str, str], app_id: str, alipay
     if params.get("app_id") != app_id:
         raise SignatureError("notify is addressed to another app_id")
     check_fresh(params, now=now)
+    params = without_nul(params)  # a %00 in a verified notify's value: stored text holds no NUL
     raw = {k: v for k, v in params.items() if k != "sign"}
     event_id = params.get("notify_id", "")
     if not event_id:
@@ -164,7 +166,7 @@ def _message_event(params: dict[str, str], event_id: str, raw: dict[str, Any]) -
     if state is None:
         raise ParseError(f"unsupported message {params['msg_method']!r}")
     try:
-        content = json.loads(params.get("biz_content", ""))
+        content = without_nul(json.loads(params.get("biz_content", "")))
     except ValueError as exc:
         raise ParseError("message biz_content is not JSON") from exc
     if not isinstance(content, dict) or not content.get("order_id"):

@@ -18,9 +18,19 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from cryptography.exceptions import UnsupportedAlgorithm
+
 from channels.adapters import bank_onboarding
 from channels.adapters.bank_bill import parse_bill
-from channels.adapters.bank_wire import format_time, new_nonce, parse_time, sign, verify
+from channels.adapters.bank_wire import (
+    format_time,
+    load_private_key,
+    load_public_key,
+    new_nonce,
+    parse_time,
+    sign,
+    verify,
+)
 from channels.adapters.base import (
     BillLine,
     CallbackAck,
@@ -39,7 +49,7 @@ from channels.adapters.base import (
     alipay_jsapi_pay_params,
 )
 from channels.adapters.errors import ChannelError, ChannelUnknown, ParseError, SignatureError
-from channels.adapters.http import channel_request
+from channels.adapters.http import channel_request, without_nul
 
 VERSION = "1.0"
 UNIONPAY_USER_AUTH_URL = "https://qr.95516.com/qrcGtwWeb-web/api/userAuth"  # channel-protocols.md C
@@ -235,6 +245,7 @@ class BankAdapter(ChannelAdapter):
             raise SignatureError("bank notify signature did not verify")
         if data.get("org_no") != self.config.org_no:
             raise SignatureError("bank notify is for another org_no")
+        data = without_nul(data)  # only once verified: the signature covers the values as sent
         notify_id, notify_type = data.get("notify_id"), data.get("notify_type")
         if not isinstance(notify_id, str) or not notify_id:
             raise ParseError("bank notify has no notify_id")
@@ -301,6 +312,7 @@ class BankAdapter(ChannelAdapter):
         return file_id
 
     def onboarding_submit(self, *, application: dict[str, Any]) -> OnboardingResult:
+        self._check_keys()  # the apply body is encrypted under the bank's key before _call would check it
         body = bank_onboarding.apply_body(application, bank_public_key_pem=self.config.bank_public_key_pem)
         return self._onboarding(self._call("/api/merchant/apply", body))
 
@@ -313,6 +325,7 @@ class BankAdapter(ChannelAdapter):
         modify_no (reuse it to retry idempotently), otherwise one is generated."""
         modify_no = account.get("request_no") or "SM" + dt.datetime.now(dt.UTC).strftime("%Y%m%d") + \
             secrets.token_hex(8).upper()
+        self._check_keys()  # the account is encrypted under the bank's key before _call would check it
         enc = bank_onboarding.encryptor(self.config.bank_public_key_pem)
         data = self._call("/api/merchant/settlement/modify", {
             "mch_no": sub_mchid, "modify_no": modify_no,
@@ -338,9 +351,23 @@ class BankAdapter(ChannelAdapter):
         return user_id
 
     # --- the envelope (§3, §5) ----------------------------------------------------------------------------
+    def _check_keys(self) -> None:
+        """Both keys load as RSA keys (bank.md §3.2), or nothing is sent. A config stored before the config check
+        refused other keys (channels.services.config) fails here as the account's own fault — a ChannelError of
+        the config kind (invalid_params), as Alipay's adapter reports a key that does not load — not a ValueError
+        at signing (a 500 to the merchant), nor, for the bank's key, an answer we could not verify (unknown,
+        after the request went). The keys are parsed once per process (bank_wire's lru_cache)."""
+        for name, load in (("private_key_pem", load_private_key), ("bank_public_key_pem", load_public_key)):
+            try:
+                load(getattr(self.config, name))
+            except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+                raise ChannelError(f"the bank account's {name} is not a usable RSA key: {type(exc).__name__}",
+                                   code="invalid_params") from exc
+
     def _call(self, path: str, params: Mapping[str, Any], *, accept: tuple[str, ...] = ()) -> dict[str, Any]:
         """POST one signed request; return the verified answer if code is SUCCESS (or FAIL with an accepted
         sub_code). Raises ChannelUnknown for no definite answer and ChannelError for a definite refusal."""
+        self._check_keys()
         nonce = new_nonce()
         body: dict[str, Any] = {
             "version": VERSION,
@@ -398,7 +425,7 @@ class BankAdapter(ChannelAdapter):
             raise ChannelUnknown("bank answer signature did not verify")
         if data.get("nonce") != nonce or data.get("org_no") != self.config.org_no:
             raise ChannelUnknown("bank answer is not for this request (nonce/org_no differ)")
-        return data
+        return without_nul(data)  # only once verified: the signature covers the values as sent
 
     # --- object mapping -----------------------------------------------------------------------------------
     def _trade_params(self, ref: TradeRef) -> dict[str, Any]:

@@ -78,7 +78,27 @@ def redact(text: str, limit: int = 2000) -> str:
         return f"<{len(text)} characters of binary content>"  # bills (zip/gzip), pictures: nothing to read
     text = _REDACT_JSON.sub(r'\1"***"', text)
     text = _REDACT_FORM.sub(r"\1***", text)
-    return text[:limit] + ("…" if len(text) > limit else "")
+    # A NUL past the part looked at above (a channel's answer, a forged notice) is text, not a file: what is
+    # returned is stored (a channel call's answer, an audit row), and PostgreSQL's text and jsonb hold no NUL.
+    # Masking ran first, so a NUL inside a secret's value cannot keep it from being masked.
+    return without_nul(text[:limit] + ("…" if len(text) > limit else ""))
+
+
+def without_nul(value):
+    """``value`` (a channel's parsed answer: str, or dicts and lists of them) with every NUL replaced by U+FFFD.
+
+    A channel's JSON may carry ``\\u0000`` in any string; whatever an adapter returns from it is stored
+    (ChannelCall.message, an order's failure_message, pay_params, payer), and PostgreSQL's text and jsonb
+    columns cannot hold NUL — the INSERT failed and the merchant got a 500 instead of the channel's answer.
+    Adapters pass each answer through this once its signature is verified (the signature covers the bytes sent).
+    """
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {without_nul(key): without_nul(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [without_nul(item) for item in value]
+    return value
 
 
 @dataclass

@@ -38,7 +38,7 @@ from channels.adapters.base import (
     TradeState,
 )
 from channels.adapters.errors import ChannelError, ChannelUnknown, ParseError, SignatureError
-from channels.adapters.http import channel_request
+from channels.adapters.http import channel_request, without_nul
 from channels.adapters.wechatpay_bill import parse_trade_bill
 from channels.adapters.wechatpay_merchant import WechatPayMerchantVerbs
 
@@ -166,12 +166,16 @@ class WechatPayAdapter(WechatPayMerchantVerbs, ChannelAdapter):
         parts = urlsplit(url)
         target = parts.path + ("?" + parts.query if parts.query else "")  # A.2: as sent, without host
         cfg = self.config
-        headers = {
-            "Accept": "application/json",
-            "Authorization": wx.authorization(mchid=cfg.sp_mchid, serial_no=cfg.serial_no,
-                                              private_key_pem=cfg.private_key_pem, method=method, target=target,
-                                              body=body if sign_body is None else sign_body),
-        }
+        try:
+            authorization = wx.authorization(mchid=cfg.sp_mchid, serial_no=cfg.serial_no,
+                                             private_key_pem=cfg.private_key_pem, method=method, target=target,
+                                             body=body if sign_body is None else sign_body)
+        except wx.CryptoError as exc:
+            # A stored key that is not an RSA key (saved before the config check refused such keys): the account's
+            # configuration at fault, nothing sent — a ChannelError as Alipay's and the bank's adapters report it,
+            # not a CryptoError escaping to the caller (a 500 to the merchant).
+            raise ChannelError(f"the WeChat Pay private_key_pem is not usable: {exc}", code="invalid_params") from exc
+        headers = {"Accept": "application/json", "Authorization": authorization}
         if body:
             headers["Content-Type"] = content_type
         if cfg.wechatpay_public_key_id:
@@ -199,7 +203,7 @@ class WechatPayAdapter(WechatPayMerchantVerbs, ChannelAdapter):
                 raise ChannelUnknown("wechatpay sent a verified 2xx that is not JSON", http_status=resp.status)
             if not isinstance(data, dict):
                 raise ChannelUnknown("wechatpay sent a verified 2xx that is not a JSON object")
-            return resp.status, data
+            return resp.status, without_nul(data)
         self._raise_for_answer(resp)
 
     def _raise_for_answer(self, resp) -> NoReturn:
@@ -492,6 +496,8 @@ class WechatPayAdapter(WechatPayMerchantVerbs, ChannelAdapter):
             raise ParseError("decrypted wechatpay resource is not JSON") from None
         if not isinstance(data, dict):
             raise ParseError("decrypted wechatpay resource is not a JSON object")
+        # Verified above over its bytes, the resource decrypted as sent: only now are NULs replaced (stored text).
+        envelope, data = without_nul(envelope), without_nul(data)
         event_id, event_type = envelope.get("id"), envelope.get("event_type")
         if not isinstance(event_id, str) or not event_id or not isinstance(event_type, str):
             raise ParseError("wechatpay callback lacks id or event_type")
@@ -543,15 +549,19 @@ class WechatPayAdapter(WechatPayMerchantVerbs, ChannelAdapter):
             # (a proxy's 404 or 403, a redirect), is not WeChat Pay saying anything about the bill: unknown, ask
             # again. Bug: such a page became a definite ChannelError "HTTP_404".
             self._raise_for_answer(resp)
+        # A.12: the download is unsigned; the SHA1 of the uncompressed file from the signed answer vouches for it.
+        # Bytes that do not decompress or do not match it are a download cut short or damaged on the way, not
+        # WeChat Pay's word on the bill (its signed answer vouched for a whole file): unknown, ask again (design §5
+        # rule 2) — as the bank's adapter treats a file that misses its signed file_sha256 (bank.md §8). Only a
+        # file that matches and still does not parse is the channel's own (ParseError, in parse_trade_bill).
         content = resp.body
         if content[:2] == b"\x1f\x8b":
             try:
                 content = gzip.decompress(content)
             except (OSError, EOFError, zlib.error):
-                raise ParseError("wechatpay bill is not a valid gzip file") from None
-        # A.12: the download is unsigned; the SHA1 of the uncompressed file from the signed answer vouches for it.
+                raise ChannelUnknown("wechatpay bill download is not a whole gzip file") from None
         if hashlib.sha1(content).hexdigest() != expected:  # noqa: S324 - the channel's algorithm
-            raise SignatureError("wechatpay bill does not match the hash_value of the signed answer")
+            raise ChannelUnknown("wechatpay bill does not match the hash_value of the signed answer")
         return parse_trade_bill(content)
 
 
@@ -658,7 +668,7 @@ def _loads_or_empty(body: bytes) -> dict:
         data = json.loads(body.decode("utf-8")) if body else {}
     except (UnicodeDecodeError, ValueError):
         return {}
-    return data if isinstance(data, dict) else {}
+    return without_nul(data) if isinstance(data, dict) else {}
 
 
 def _origin(url: str) -> str:

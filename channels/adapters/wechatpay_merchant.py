@@ -18,7 +18,7 @@ from channels.adapters import wechatpay_crypto as wx
 from channels.adapters.base import OnboardingResult, OnboardingState, SettlementChangeResult
 from channels.adapters.base_onboarding import OnboardingApplication
 from channels.adapters.errors import ChannelError, ChannelUnknown
-from channels.adapters.http import channel_request
+from channels.adapters.http import channel_request, without_nul
 
 SUBJECT_TYPES = {
     "enterprise": "SUBJECT_TYPE_ENTERPRISE", "individual": "SUBJECT_TYPE_INDIVIDUAL",
@@ -321,6 +321,7 @@ class WechatPayMerchantVerbs:
             raise ChannelUnknown("wechat oauth answer is not JSON") from None
         if not isinstance(data, dict):
             raise ChannelUnknown("wechat oauth answer is not a JSON object")
+        data = without_nul(data)
         if data.get("errcode"):
             # e.g. 40029 invalid code, 40163 code been used: the payer must authorise again.
             raise ChannelError(f"wechat oauth {data.get('errcode')}: {data.get('errmsg')}", code="invalid_params",

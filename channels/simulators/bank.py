@@ -271,7 +271,10 @@ class BankSimulator(TradeHandlers, MerchantHandlers, SimulatorApp):
         item = self.store.get(BILL_FILES, request.query.get("token", ""))
         if item is None or item["expires"] < time.time():
             return SimResponse.text("download token unknown or expired", 404)
-        return SimResponse(200, item["content"].encode("utf-8"), {"Content-Type": "text/csv; charset=utf-8"})
+        content = item["content"].encode("utf-8")
+        if request.fault("truncated_file"):  # a download cut short on the way: half the file, framed as whole
+            content = content[:len(content) // 2]
+        return SimResponse(200, content, {"Content-Type": "text/csv; charset=utf-8"})
 
     # --- control API (§13.3) ------------------------------------------------------------------------------
     def control_account_create(self, request: SimRequest) -> SimResponse:

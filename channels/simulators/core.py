@@ -7,7 +7,8 @@ Faults (design §6): a rule ``{"match": {...}, "fault": ..., "times": n}`` regis
 ``http_500``, ``http_503``, ``html_error`` (an HTML error page with ``status``, default 404, as a proxy or load
 balancer in front of the channel answers: no channel code, no signature), ``bad_signature`` (sign the answer wrongly), ``signtest`` (WeChat's
 ``WECHATPAY/SIGNTEST/`` probe signature), ``business_error`` (``code``/``message``/``status`` in the kind's format),
-and for callbacks ``duplicate_callback``, ``out_of_order_callback``, ``callback_bad_signature`` (Alipay also
+``truncated_file`` (a bill download cut short: half the file, its Content-Length saying that is all), and for
+callbacks ``duplicate_callback``, ``out_of_order_callback``, ``callback_bad_signature`` (Alipay also
 ``stale_callback``: a correctly signed notify stamped ``seconds`` in the past).
 """
 

@@ -588,7 +588,10 @@ class WechatPayMerchantRoutes:
         content = bill["content"].encode("utf-8")
         if request.fault("bad_signature"):  # the file's only guarantee is hash_value: corrupt it
             content = content.replace(b"SUCCESS", b"SUCCESZ", 1)
-        return SimResponse(200, gzip.compress(content), {"Content-Type": "application/octet-stream"})
+        body = gzip.compress(content)
+        if request.fault("truncated_file"):  # a download cut short on the way: half the gzip, framed as whole
+            body = body[:len(body) // 2]
+        return SimResponse(200, body, {"Content-Type": "application/octet-stream"})
 
     # ================================================================== snsapi_base OAuth (§E)
     def oauth_authorize(self, request: SimRequest) -> SimResponse:

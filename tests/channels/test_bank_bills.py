@@ -109,3 +109,19 @@ def test_a_file_download_answered_by_a_page_is_unknown_too(simulator_server, sta
     with pytest.raises(ChannelUnknown) as caught:
         bank.download_bill(bill_date=today())
     assert caught.value.retryable and caught.value.http_status == status
+
+
+def test_a_file_download_cut_short_is_unknown_and_can_be_asked_again(simulator_server):
+    # §8: the file is vouched for by the signed answer's file_sha256; half of it is a download gone wrong, not the
+    # bank's word on the bill — unknown, as WeChat Pay's file that misses its hash_value (test_wechatpay_bill).
+    bank = new_bank(simulator_server)
+    merchant = open_merchant(bank)
+    qr = payment(merchant, amount=1250)
+    bank.create_payment(qr)
+    pay(bank, qr.out_trade_no)
+    fault(bank, "truncated_file", match={"path": "^/bill/file$"})
+    with pytest.raises(ChannelUnknown, match="file_sha256") as caught:
+        bank.download_bill(bill_date=today(), sub_mchid=merchant.sub_mchid)
+    assert caught.value.retryable
+    assert [line.out_trade_no for line in bank.download_bill(bill_date=today(), sub_mchid=merchant.sub_mchid)] == [
+        qr.out_trade_no]

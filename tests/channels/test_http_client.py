@@ -457,3 +457,13 @@ def test_it_masks_the_payer_under_every_name_the_channels_give_it():
                    "2088102177846880", "张三"):
         assert secret not in masked
     assert '"total":1' in masked and "total_amount=0.01" in masked and '"amount":100' in masked
+
+
+def test_it_leaves_no_nul_in_a_redacted_text_and_still_masks_a_secret_past_the_part_it_checks_for_binary():
+    from channels.adapters.http import redact
+
+    # What redact() returns is stored (a channel call's answer, an audit row's jsonb), which holds no NUL.
+    text = '{"message":"' + "x" * 300 + '\x00tail","sign":"c2VjcmV0\x00c2lnbg==","total":1}'
+    masked = redact(text)
+    assert "\x00" not in masked and "c2VjcmV0" not in masked
+    assert "\ufffdtail" in masked and '"total":1' in masked
