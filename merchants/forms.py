@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from decimal import Decimal
 
 from django import forms
 
 from aggpay.errors import ApplicationError, InvalidRequest
 from aggpay.masking import mask_bank_account, mask_email, mask_id_number, mask_phone
 from channels.adapters.base import PRODUCTS
+from channels.forms import percent_to_rate, rate_to_percent
 from merchants import validation as v
 from merchants.models import (
     AccountType,
@@ -507,3 +509,73 @@ class PartnerForm(forms.Form):
     is_partner = forms.BooleanField(required=False)
     reason = forms.CharField(max_length=2000, label="Reason",
                              error_messages={"required": "A reason is required (for example the agreement's number)."})
+
+
+# --- contract rates (issue 4 "Contract") ------------------------------------------------------------------------
+RATE_PLACES = Decimal("0.000001")  # ContractRate.rate's decimal_places
+
+
+def percent_text(rate: Decimal) -> str:
+    """Decimal("0.0038") → "0.38%" (exact: rates are Decimals, design §5 rule 1; at least two decimals)."""
+    whole, _, frac = format(rate_to_percent(rate), "f").partition(".")
+    return f"{whole}.{frac.ljust(2, '0')}%"
+
+
+class ContractRateForm(forms.Form):
+    """Change one product's merchant rate on a contract (``contract_set_rate``). Typed in percent, as every rate on
+    the staff pages is (channels.forms.ProductForm: ops think "0.38%"), and handed on as the exact decimal fraction.
+    Below the account's cost only with the override permission and a reason (issue 4 "Contract"): the form says so
+    beside the field before the service refuses it."""
+
+    product = forms.CharField(widget=forms.HiddenInput)
+    rate = forms.DecimalField(label="New rate (%)", min_value=0, max_digits=10, decimal_places=4,
+                              widget=forms.NumberInput(attrs={"step": "0.0001", "min": "0", "max": "99.9999"}))
+    reason = forms.CharField(required=False, max_length=256, label="Reason",
+                             widget=forms.TextInput(attrs={"size": 32}))
+
+    def __init__(self, *args, contract_id: int, product: str, cost_rate: Decimal, may_override: bool, **kwargs):
+        # One form per contract and product on a page: ids unique to both, so each label finds its input.
+        slug = re.sub(r"[^a-z0-9]+", "_", product.lower())
+        super().__init__(*args, auto_id=f"id_rate_{contract_id}_{slug}_%s", **kwargs)
+        self.contract_id, self.product = contract_id, product
+        self.cost_rate, self.may_override = cost_rate, may_override
+        self.fields["product"].initial = product
+        cost = percent_text(cost_rate)
+        self.fields["rate"].help_text = f"in percent, e.g. 0.38 for 0.38%; the channel's cost is {cost}"
+        if may_override:
+            self.fields["reason"].help_text = (f"required below the cost ({cost}): your override is audited; "
+                                               "optional otherwise, kept in the history")
+        else:
+            self.fields["reason"].help_text = "optional, kept in the history"
+
+    def clean_product(self):
+        if self.cleaned_data["product"] != self.fields["product"].initial:
+            raise forms.ValidationError("The form is for another product; reload the page.")
+        return self.cleaned_data["product"]
+
+    def clean_rate(self):
+        # Four places of a percent are six of the rate (parse_rate's limit): quantizing is exact, and gives the
+        # stored column's form ("0.002000"), as the history's "from" has it.
+        value = percent_to_rate(self.cleaned_data["rate"]).quantize(RATE_PLACES)
+        if value >= 1:
+            raise forms.ValidationError("A rate must be below 100%.")
+        if value < self.cost_rate and not self.may_override:
+            raise forms.ValidationError(
+                f"{percent_text(value)} is below the channel's cost {percent_text(self.cost_rate)}. Only "
+                "operations may price below cost (the below-cost override permission), with a reason.")
+        return value
+
+    def clean(self):
+        data = super().clean()
+        rate, reason = data.get("rate"), (data.get("reason") or "").strip()
+        if rate is not None and rate < self.cost_rate and not reason:
+            self.add_error("reason", f"A reason is required to price below the channel's cost "
+                                     f"({percent_text(self.cost_rate)}).")
+        data["reason"] = reason
+        return data
+
+    def service_kwargs(self) -> dict:
+        """``contract_set_rate``'s arguments: the rate as a decimal string (its parse_rate takes no float), and the
+        reason, which it audits on every change and keeps on the rate only below cost."""
+        return {"product": self.cleaned_data["product"], "rate": str(self.cleaned_data["rate"]),
+                "below_cost_reason": self.cleaned_data["reason"]}

@@ -9,6 +9,7 @@ message. Pages show PII masked only (design §5 rule 10): see ``workbench.record
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from functools import wraps
 
 import segno
@@ -16,6 +17,7 @@ from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
 from django.db import transaction
+from django.db.models import Count, Q
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
@@ -30,6 +32,7 @@ from aggpay.models import AuditLog
 from aggpay.platform_keys import platform_key
 from aggpay.querystring import query_without
 from aggpay.roles import SECTIONS_BY_SLUG, forbidden
+from channels.forms import rate_to_percent
 from channels.models import ChannelAccount, ChannelProduct
 from merchants import workbench
 from merchants.forms import (
@@ -39,6 +42,7 @@ from merchants.forms import (
     AppReasonForm,
     ApproveForm,
     ClerkQueueForm,
+    ContractRateForm,
     DocumentUploadForm,
     PartnerForm,
     RecordForms,
@@ -46,6 +50,8 @@ from merchants.forms import (
     ReturnReasonFormSet,
     ReviewQueueForm,
     add_service_error,
+    field_message,
+    percent_text,
     return_field_choices,
     return_reasons,
 )
@@ -74,18 +80,25 @@ DOC_LABELS = dict(DocumentType.choices)
 
 
 # --- access -------------------------------------------------------------------------------------------------
-def staff_view(*perms: str, sections: tuple[str, ...] = ("onboarding",)):
-    """Anonymous → login; signed in without one of ``sections`` or any of ``perms`` → 403 page."""
+def staff_view(*perms: str, sections: tuple[str, ...] = ("onboarding",), any_of: tuple[str, ...] = ()):
+    """Anonymous → login; signed in without staff status, without one of ``sections``, without any of ``perms`` or
+    (when given) without at least one of ``any_of`` → 403 page."""
 
     def decorator(view):
         @wraps(view)
         def wrapped(request, *args, **kwargs):
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
+            if not request.user.is_staff:
+                # As everywhere in the back office (aggpay.roles._check): an account whose staff status was taken
+                # away loses these pages at once, not when its session ends.
+                return forbidden(request, missing="staff status")
             section_perms = [SECTIONS_BY_SLUG[slug].permission for slug in sections]
             if not any(request.user.has_perm(perm) for perm in section_perms):
                 return forbidden(request, missing=" or ".join(section_perms))
             missing = [perm for perm in perms if not request.user.has_perm(perm)]
+            if any_of and not any(request.user.has_perm(perm) for perm in any_of):
+                missing.append(" or ".join(any_of))
             if missing:
                 return forbidden(request, missing=", ".join(missing))
             return view(request, *args, **kwargs)
@@ -298,27 +311,75 @@ def _returned_reasons(application: OnboardingApplication | None) -> list[dict]:
 
 
 # --- the merchant page ------------------------------------------------------------------------------------------
-def _percent(rate) -> str:
-    """Decimal("0.0038") → "0.38%" (exact: rates are Decimals, design §5 rule 1)."""
-    text = format((rate * 100).normalize(), "f")
-    whole, _, frac = text.partition(".")
-    return f"{whole}.{frac.ljust(2, '0')}%"
-
-
 def _qr_svg(url: str) -> str:
     # segno draws only paths from the URL's bits; no text of ours or the channel's is embedded in the SVG.
     return mark_safe(segno.make(url, error="m").svg_inline(scale=4, border=2, title="sign URL"))  # noqa: S308
 
 
-def _contract_context(contract: Contract, user) -> dict:
+# Who may change a merchant's rate (contract_set_rate): a clerk by merchants.change_contract, operations by the
+# below-cost override, which covers rates at or above cost too. Operations is not given the merchant page (the
+# record, documents, apps, settlement: onboarding's and risk's, merchants.view_merchant): it opens only the
+# merchant's rates page (``merchant_rates``), which its override permission itself admits it to.
+RATE_PERMS = ("merchants.change_contract", contract_services.OVERRIDE_RATE_PERM)
+RATE_SECTIONS = ("onboarding", "operations")
+RATE_HISTORY_ACTION = "merchants.contract.rate_changed"  # contract_set_rate's audit row
+
+
+def _may_change_rates(user) -> bool:
+    return any(user.has_perm(perm) for perm in RATE_PERMS) and any(
+        user.has_perm(SECTIONS_BY_SLUG[slug].permission) for slug in RATE_SECTIONS)
+
+
+def _may_open_merchant_page(user) -> bool:  # merchant_detail's own check
+    return user.has_perm("merchants.view_merchant") and (
+        user.has_perm("aggpay.access_onboarding") or user.has_perm("aggpay.access_risk"))
+
+
+def _shown_rate(value) -> str:
+    return percent_text(Decimal(value)) if value not in (None, "") else "—"
+
+
+def _rate_history(contract: Contract) -> dict[str, list[dict]]:
+    """Each product's rate changes, newest first, from contract_set_rate's audit rows (the rate row keeps only its
+    current value): who, when, old → new, the reason, and the cost it was below, if it was."""
+    history: dict[str, list[dict]] = {}
+    rows = AuditLog.objects.filter(action=RATE_HISTORY_ACTION, target_type=Contract._meta.label_lower,
+                                   target_id=str(contract.pk)).order_by("-created_at", "-id")
+    for row in rows:
+        data = row.data or {}
+        history.setdefault(data.get("product", ""), []).append({
+            "at": row.created_at, "who": row.actor_label, "old": _shown_rate(data.get("from")),
+            "new": _shown_rate(data.get("to")), "reason": row.reason,
+            "below_cost": _shown_rate(data["below_cost"]) if data.get("below_cost") else ""})
+    return history
+
+
+def _rate_rows(contract: Contract, user, *, bound: ContractRateForm | None = None) -> list[dict]:
+    """The contract's rates beside the account's cost, each with its history and, for those who may change it, its
+    "Change rate" form (``bound``: the one just posted with its errors, for its contract and product)."""
     offers = {o.product: o for o in ChannelProduct.objects.filter(account=contract.channel_account_id)}
-    rates = []
+    history = _rate_history(contract)
+    may_change = _may_change_rates(user)
+    may_override = user.has_perm(contract_services.OVERRIDE_RATE_PERM)
+    rows = []
     for rate in contract.rates.all():
         offer = offers.get(rate.product)
-        rates.append({"product": rate.product, "rate": _percent(rate.rate),
-                      "cost": _percent(offer.cost_rate) if offer else "—",
-                      "margin": _percent(rate.rate - offer.cost_rate) if offer else "",
-                      "below_cost_reason": rate.below_cost_reason})
+        form = None
+        if bound is not None and bound.contract_id == contract.pk and bound.product == rate.product:
+            form = bound
+        elif may_change and offer is not None:
+            form = ContractRateForm(contract_id=contract.pk, product=rate.product, cost_rate=offer.cost_rate,
+                                    may_override=may_override, initial={"rate": rate_to_percent(rate.rate)})
+        rows.append({"product": rate.product, "rate": percent_text(rate.rate),
+                     "cost": percent_text(offer.cost_rate) if offer else "—",
+                     "margin": percent_text(rate.rate - offer.cost_rate) if offer else "",
+                     "below_cost_reason": rate.below_cost_reason, "history": history.get(rate.product, []),
+                     "form": form, "may_override": may_override})
+    return rows
+
+
+def _contract_context(contract: Contract, user, *, rate_form: ContractRateForm | None = None) -> dict:
+    rates = _rate_rows(contract, user, bound=rate_form)
     can_change = user.has_perm("merchants.change_contract") and user.has_perm("aggpay.access_onboarding")
     state = contract.state
     can_correct = (state == ContractState.REJECTED and can_change and user.has_perm("merchants.change_merchant")
@@ -327,6 +388,7 @@ def _contract_context(contract: Contract, user) -> dict:
         "contract": contract,
         "timeline": workbench.contract_timeline(contract),
         "rates": rates,
+        "rate_page": "merchant",
         "qr": _qr_svg(contract.sign_url) if contract.sign_url and state in workbench.CONTRACT_ACTION_STATES
         else "",
         "can_resubmit": can_change and state == ContractState.REJECTED,
@@ -352,7 +414,7 @@ def merchant_detail(request, merchant_no: str):
     return render(request, "merchants/merchant_detail.html", _detail_context(request, merchant))
 
 
-def _detail_context(request, merchant: Merchant, **extra) -> dict:
+def _detail_context(request, merchant: Merchant, *, rate_form: ContractRateForm | None = None, **extra) -> dict:
     user = request.user
     application = _application(merchant)
     clerk = user.has_perm("aggpay.access_onboarding")
@@ -373,7 +435,7 @@ def _detail_context(request, merchant: Merchant, **extra) -> dict:
         "missing": [DOC_LABELS.get(d, d) for d in onboarding.missing_documents(merchant)],
         "timeline": workbench.application_timeline(application) if application else [],
         "returned": _returned_reasons(application) if state == ApplicationState.RETURNED else [],
-        "contracts": [_contract_context(c, user) for c in contracts],
+        "contracts": [_contract_context(c, user, rate_form=rate_form) for c in contracts],
         **apps,
         "settlement_changes": list(merchant.settlement_changes.select_related("contract__channel_account",
                                                                               "new_account")[:20]),
@@ -572,6 +634,81 @@ def contract_sign_qr(request, merchant_no: str, contract_id: int):
     svg.save(response, kind="svg", scale=8, border=4)
     response["Content-Disposition"] = f'inline; filename="sign-{merchant_no}-{contract.channel_account.code}.svg"'
     return response
+
+
+# --- merchant rates (issue 4 "Contract": the rate per product, ≥ the account's cost unless operations overrides) ---
+LOOKUP_LIMIT = 20
+
+
+@require_safe
+@staff_view(sections=RATE_SECTIONS, any_of=RATE_PERMS)
+def rates_lookup(request):
+    """Operations' way to a merchant's rates: by merchant number or name (no record, no PII)."""
+    q = request.GET.get("q", "").strip()
+    found = []
+    if q:
+        found = list(Merchant.objects.filter(Q(merchant_no__iexact=q) | Q(short_name__icontains=q)
+                                             | Q(legal_name__icontains=q))
+                     .annotate(contract_count=Count("contracts")).order_by("merchant_no")[:LOOKUP_LIMIT])
+    return render(request, "merchants/rates_lookup.html", {"q": q, "found": found, "limit": LOOKUP_LIMIT})
+
+
+def _rates_page(request, merchant: Merchant, *, rate_form: ContractRateForm | None = None, status: int = 200):
+    user = request.user
+    contracts = merchant.contracts.select_related("channel_account").order_by("channel_account__code")
+    return render(request, "merchants/merchant_rates.html", {
+        "merchant": merchant, "may_open_merchant": _may_open_merchant_page(user),
+        "contracts": [{"contract": c, "rates": _rate_rows(c, user, bound=rate_form), "rate_page": "rates"}
+                      for c in contracts]}, status=status)
+
+
+@require_safe
+@staff_view(sections=RATE_SECTIONS, any_of=RATE_PERMS)
+def merchant_rates(request, merchant_no: str):
+    """A merchant's contract rates beside each account's cost, with their history and the "Change rate" forms —
+    the one merchant page operations opens (see RATE_PERMS)."""
+    return _rates_page(request, _merchant(merchant_no))
+
+
+@require_POST
+@staff_view(sections=RATE_SECTIONS, any_of=RATE_PERMS)
+def contract_rate(request, merchant_no: str, contract_id: int):
+    """Change one product's rate (``contract_set_rate``). A refused change shows the page it came from again with
+    the error beside the field it names; nothing is written."""
+    contract = _contract(merchant_no, contract_id)
+    product = request.POST.get("product", "")
+    rate = contract.rates.filter(product=product).first()
+    offer = ChannelProduct.objects.filter(account=contract.channel_account_id, product=product).first()
+    if rate is None or offer is None:
+        raise Http404("the contract has no rate for that product on this account")
+    form = ContractRateForm(request.POST, contract_id=contract.pk, product=product, cost_rate=offer.cost_rate,
+                            may_override=request.user.has_perm(contract_services.OVERRIDE_RATE_PERM))
+    if form.is_valid():
+        try:
+            changed = contract_services.contract_set_rate(contract_id=contract.pk, actor=request.user,
+                                                          **form.service_kwargs())
+        except ApplicationError as exc:
+            # The service names its fields as its parameters; the form calls the reason "reason".
+            field = {"below_cost_reason": "reason"}.get(exc.param or "", exc.param or "")
+            form.add_error(field if field in form.fields else None, field_message(exc.message, exc.param or ""))
+        else:
+            below = f" — below the cost {percent_text(offer.cost_rate)}: {changed.below_cost_reason}" \
+                if changed.below_cost_reason else ""
+            messages.success(request, f"{contract.channel_account.name} {product}: {percent_text(rate.rate)} → "
+                             f"{percent_text(changed.rate)}{below}. New orders are priced at it.")
+            return _after_rate_change(request, contract)
+    merchant = contract.merchant
+    if request.POST.get("page") == "merchant" and _may_open_merchant_page(request.user):
+        return render(request, "merchants/merchant_detail.html",
+                      _detail_context(request, merchant, rate_form=form), status=400)
+    return _rates_page(request, merchant, rate_form=form, status=400)
+
+
+def _after_rate_change(request, contract: Contract):
+    args = [contract.merchant.merchant_no]
+    if request.POST.get("page") == "merchant" and _may_open_merchant_page(request.user):
+        return redirect(reverse("merchants:detail", args=args) + f"#contract-{contract.pk}")
+    return redirect(reverse("merchants:rates", args=args) + f"#contract-{contract.pk}")
 
 
 # --- API apps (merchant-api.md "Authentication and signing") ----------------------------------------------------
