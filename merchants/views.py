@@ -359,7 +359,8 @@ def _rate_rows(contract: Contract, user, *, bound: ContractRateForm | None = Non
     "Change rate" form (``bound``: the one just posted with its errors, for its contract and product)."""
     offers = {o.product: o for o in ChannelProduct.objects.filter(account=contract.channel_account_id)}
     history = _rate_history(contract)
-    may_change = _may_change_rates(user)
+    # A terminated contract's rates are kept as they were (contract_set_rate refuses them): no form to offer.
+    may_change = _may_change_rates(user) and contract.state != ContractState.TERMINATED
     may_override = user.has_perm(contract_services.OVERRIDE_RATE_PERM)
     rows = []
     for rate in contract.rates.all():

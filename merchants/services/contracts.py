@@ -211,6 +211,10 @@ def contract_set_rate(*, contract_id: int, actor, product: str, rate: str, below
     below_cost_reason = (below_cost_reason or "").strip()  # a blank reason is none (the audit row says why)
     with transaction.atomic():
         contract = Contract.objects.select_for_update().select_related("channel_account").get(pk=contract_id)
+        if contract.state == ContractState.TERMINATED:
+            # Terminated is final (design §4): no order is priced on it again, so a new rate would only rewrite the
+            # record of what the merchant was charged.
+            raise InvalidState("the contract is terminated: its rates are kept as they were")
         offer = ChannelProduct.objects.filter(account=contract.channel_account, product=product).first()
         if offer is None:
             raise InvalidRequest(f"{contract.channel_account.name} does not serve {product}", param="product")

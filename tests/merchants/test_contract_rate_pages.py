@@ -218,3 +218,14 @@ def test_an_account_whose_staff_status_is_taken_away_loses_the_merchant_pages(cl
         assert response.status_code == 403 and b"staff status" in response.content, path
     assert _post_rate(client, contract, "0.50").status_code == 403
     assert _rate(contract).rate == Decimal("0.0038")
+
+
+def test_a_terminated_contract_shows_its_rates_without_a_form_and_refuses_a_change(client, clerk_wang, contract):
+    Contract.objects.filter(pk=contract.pk).update(state="terminated")
+    client.force_login(clerk_wang)
+
+    page = client.get(_merchant_page(contract))
+    assert _row(page)["form"] is None and 'data-role="rate-form"' not in page.content.decode()
+    refused = _post_rate(client, contract, "0.50")
+    assert refused.status_code in (400, 409) and "terminated" in refused.content.decode()
+    assert _rate(contract).rate == Decimal("0.0038") and not _changes(contract).exists()

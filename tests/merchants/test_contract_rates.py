@@ -107,3 +107,15 @@ def test_a_user_who_may_change_contracts_but_not_override_cannot_price_below_cos
     assert not AuditLog.objects.filter(action="merchants.contract.rate_changed").exists()
     assert contract_set_rate(contract_id=bank_a_contract.pk, actor=clerk_like, product="unionpay.qr",
                              rate="0.0040").rate == Decimal("0.0040")  # at or above cost it may
+
+
+def test_a_terminated_contracts_rates_stay_as_they_were(bank_a_contract, clerk_wang):
+    from aggpay.errors import InvalidState
+    from merchants.models import Contract, ContractState
+
+    Contract.objects.filter(pk=bank_a_contract.pk).update(state=ContractState.TERMINATED)
+
+    with pytest.raises(InvalidState, match="terminated"):
+        contract_set_rate(contract_id=bank_a_contract.pk, actor=clerk_wang, product="unionpay.qr", rate="0.0045")
+    assert ContractRate.objects.get(contract=bank_a_contract, product="unionpay.qr").rate == Decimal("0.003800")
+    assert not AuditLog.objects.filter(action="merchants.contract.rate_changed").exists()
