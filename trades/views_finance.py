@@ -25,6 +25,8 @@ from channels.adapters.base import PRODUCTS
 from channels.models import ChannelAccount
 from merchants.models import Merchant
 from trades.services.finance import (
+    LAST_DAY,
+    LAST_DAY_MESSAGE,
     REPORT_MAX_DAYS,
     FeeFigures,
     FeeReport,
@@ -73,6 +75,8 @@ class FeeReportForm(forms.Form):
             self.add_error("to", "must not be before From")
         elif (end - start).days + 1 > REPORT_MAX_DAYS:
             self.add_error("from", f"a report covers at most {REPORT_MAX_DAYS} days; choose a later From")
+        elif end >= LAST_DAY:
+            self.add_error("to", LAST_DAY_MESSAGE)
         return cleaned
 
 

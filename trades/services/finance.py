@@ -39,11 +39,14 @@ from django.db.models.functions import Coalesce, NullIf, TruncDate
 from django.utils import timezone
 
 from aggpay.errors import InvalidRequest
+from merchants.batch.export import safe_cell
 from trades.models import Order, Refund
 from trades.services.statements import reversals_in, statement_day_window
 
 REPORT_DEFAULT_DAYS = 7
 REPORT_MAX_DAYS = 366  # a year and a day: enough for a yearly comparison, small enough for one page and one chart
+LAST_DAY = dt.date.max  # 9999-12-31 has no next 00:00 to end its window (statement_day_window)
+LAST_DAY_MESSAGE = f"a report must end before {LAST_DAY.isoformat()}"
 
 
 @dataclass
@@ -138,6 +141,9 @@ def fee_report(*, start: dt.date, end: dt.date, account_id: int | None = None,
         raise InvalidRequest("the end of the range must not be before its start", param="to")
     if (end - start).days + 1 > REPORT_MAX_DAYS:
         raise InvalidRequest(f"a report covers at most {REPORT_MAX_DAYS} days", param="from")
+    if end >= LAST_DAY:
+        # Its day window would end on a day the calendar does not have (an OverflowError, a 500): design §5 rule 12.
+        raise InvalidRequest(LAST_DAY_MESSAGE, param="to")
     window_start = statement_day_window(day=start)[0]
     window_end = statement_day_window(day=end)[1]
 
@@ -235,14 +241,19 @@ def yuan_plain(fen: int) -> str:
 
 def fee_report_as_csv(report: FeeReport) -> bytes:
     """UTF-8 with a BOM, RFC 4180 (CRLF). A header, one row per group, then one ``total`` row. Money in integer fen
-    (columns ending ``_fen``: exact, and they add up), plus the net profit in yuan for people."""
+    (columns ending ``_fen``: exact, and they add up), plus the net profit in yuan for people.
+
+    The text cells — an account's code and name, typed by operations, and the product — go through ``safe_cell``
+    (merchants.batch.export): finance opens this file in Excel, where a name such as ``=HYPERLINK(...)`` or a
+    code such as ``-1-1`` would run as a formula (CSV injection). Only text: the numbers stay numbers."""
     out = io.StringIO()
     out.write(UTF8_BOM)
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_HEADER)
     for row in report.rows:
         figures = row.figures.as_dict()
-        writer.writerow([row.day.isoformat(), row.account_code, row.account_name, row.product,
+        writer.writerow([row.day.isoformat(), safe_cell(row.account_code), safe_cell(row.account_name),
+                         safe_cell(row.product),
                          *(figures[name] for name in FIGURE_COLUMNS), yuan_plain(row.figures.net_profit)])
     totals = report.totals.as_dict()
     writer.writerow([CSV_TOTAL, "", "", "", *(totals[name] for name in FIGURE_COLUMNS),
