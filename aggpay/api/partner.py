@@ -58,7 +58,7 @@ from merchants.services.onboarding import document_add
 from merchants.services.partner import PARTNER_REFERENCE_RE, partner_merchant_correct, partner_merchant_create
 from merchants.services.record import SCENARIO_TYPES
 from merchants.services.settlement import merchant_settlement_change
-from trades.api.orders import StrictRegexField  # identifiers are JSON strings, as out_trade_no
+from trades.api.orders import IdentifierField, StrictCharField, StrictRegexField
 
 # A name the file storage keeps as it is (Django's get_valid_filename would reject '.', '..' or '???').
 FILENAME_RE = re.compile(r"^\w[\w .()-]{0,99}$")
@@ -75,12 +75,23 @@ PARTNER_PERMISSIONS = [IsMerchantApp, HasScope("onboarding"), IsPartnerApp]
 
 
 # --- input ------------------------------------------------------------------------------------------------------
+# Text and identifiers are JSON strings, as in an order: DRF's own fields took 13800138000 for "13800138000" (and
+# 12.5 for a legal name "12.5"), and trimmed " WL-1 " into another partner_reference than the partner sent.
 def _text(**kwargs):
-    return serializers.CharField(trim_whitespace=False, **kwargs)
+    return StrictCharField(trim_whitespace=False, **kwargs)
 
 
 def _optional_text(**kwargs):
-    return serializers.CharField(trim_whitespace=False, required=False, allow_blank=True, allow_null=True, **kwargs)
+    return StrictCharField(trim_whitespace=False, required=False, allow_blank=True, allow_null=True, **kwargs)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """``submit`` is a JSON boolean: DRF would read "yes", "false", 1 or 0 as one (design §5 rule 12)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
 
 
 class PartnerScenarioInputSerializer(StrictSerializer):
@@ -136,9 +147,9 @@ class PartnerRecordInputSerializer(StrictSerializer):
 
 class PartnerDocumentInputSerializer(StrictSerializer):
     doc_type = serializers.ChoiceField(choices=DocumentType.choices)
-    filename = serializers.RegexField(FILENAME_RE, max_length=100,
-                                      help_text="e.g. `licence.jpg`: letters, digits, space, `.`, `(`, `)`, `-`")
-    content_base64 = serializers.CharField(help_text="the file, base64; JPEG, PNG or PDF up to 5 MB")
+    filename = StrictRegexField(FILENAME_RE, max_length=100,
+                                help_text="e.g. `licence.jpg`: letters, digits, space, `.`, `(`, `)`, `-`")
+    content_base64 = StrictCharField(help_text="the file, base64; JPEG, PNG or PDF up to 5 MB")
 
     def validate_content_base64(self, value: str) -> bytes:
         try:
@@ -148,7 +159,7 @@ class PartnerDocumentInputSerializer(StrictSerializer):
 
 
 def _partner_reference(**kwargs):
-    return StrictRegexField(PARTNER_REFERENCE_RE, max_length=64, min_length=1, **kwargs)
+    return IdentifierField(PARTNER_REFERENCE_RE, max_length=64, min_length=1, **kwargs)
 
 
 class PartnerMerchantCreateInputSerializer(PartnerRecordInputSerializer):
@@ -159,14 +170,14 @@ class PartnerMerchantCreateInputSerializer(PartnerRecordInputSerializer):
                                   "idempotency_conflict`. Set once: it cannot be patched")
     documents = PartnerDocumentInputSerializer(many=True, required=False,
                                                help_text="documents to attach at once (or upload them later)")
-    submit = serializers.BooleanField(default=False, help_text="submit for review at once (all required "
-                                                               "documents must be attached)")
+    submit = StrictBooleanField(default=False, help_text="submit for review at once (all required "
+                                                         "documents must be attached)")
 
 
 class PartnerMerchantPatchInputSerializer(PartnerRecordInputSerializer):
     """Validated with ``partial=True``: only the fields sent are checked; null removes an optional field."""
 
-    submit = serializers.BooleanField(required=False, help_text="(re)submit for review after the corrections")
+    submit = StrictBooleanField(required=False, help_text="(re)submit for review after the corrections")
 
 
 class PartnerMerchantListParamsSerializer(ListParamsSerializer):
@@ -364,7 +375,7 @@ class PartnerMerchantDetailView(PartnerAPIView):
         actor = api_actor(request)
         if merchant.state == MerchantState.ONBOARDING:
             partner_merchant_correct(merchant=merchant, actor=actor, changed=bool(patch), submit=submit,
-                                     record=lambda: merge_patch(current_record(merchant), patch))
+                                     record=lambda locked: merge_patch(current_record(locked), patch))
         else:
             _change_settlement(merchant, patch=patch, submit=submit, actor=actor)
         return Response(self.resource(request, merchant_no))

@@ -22,6 +22,7 @@ from django.db import IntegrityError, transaction
 from aggpay.errors import IdempotencyConflict, InvalidRequest, InvalidState
 from merchants.models import ApplicationState, Merchant
 from merchants.services.onboarding import (
+    _locked_application,
     application_submit,
     document_add,
     merchant_onboard_draft,
@@ -69,7 +70,8 @@ def partner_merchant_create(*, partner: Merchant, actor, data: dict, partner_ref
     ``IdempotencyConflict`` naming ``partner_reference`` when it is not. A bad document is an ``InvalidRequest``
     whose param is ``documents.<index>.<param of document_add>``.
     """
-    if partner_reference and not PARTNER_REFERENCE_RE.match(partner_reference):
+    # fullmatch: the pattern's $ also matches before a final newline, and "WL-1\n" is not the partner's key
+    if partner_reference and not PARTNER_REFERENCE_RE.fullmatch(partner_reference):
         raise InvalidRequest("partner_reference must be 1–64 characters of A-Z, a-z, 0-9, '_' and '-'",
                              param="partner_reference")
     print_ = request_fingerprint(data=data, documents=documents, submit=submit) if partner_reference else ""
@@ -105,13 +107,20 @@ def partner_merchant_create(*, partner: Merchant, actor, data: dict, partner_ref
 @transaction.atomic
 def partner_merchant_correct(*, merchant: Merchant, actor, record, changed: bool, submit: bool) -> None:
     """PATCH of an onboarding merchant: replace its open application's record and, if ``submit``, (re)submit it —
-    both or neither. ``record()`` gives the whole corrected record; ``changed`` says whether the partner changed any
-    of it. A returned application reopens through the record update even when only documents changed."""
-    application = next((a for a in merchant.applications.all()
-                        if a.state not in (ApplicationState.REJECTED, ApplicationState.COMPLETED)), None)
+    both or neither. ``record(merchant)`` gives the whole corrected record from the merchant as it is under the lock;
+    ``changed`` says whether the partner changed any of it. A returned application reopens through the record update
+    even when only documents changed.
+
+    The patch is merged into the record read under the application's and merchant's lock, not into a copy read
+    before it: two PATCHes at once (one changes the phone, the other the short name) each keep the other's change,
+    where the second used to write back the first one's field as it was before (a lost update)."""
+    application = (merchant.applications.exclude(state__in=[ApplicationState.REJECTED, ApplicationState.COMPLETED])
+                   .order_by("-created_at", "-id").first())
     if application is None:
         raise InvalidState("this merchant has no open application to correct")
+    application = _locked_application(application.pk)  # locks its merchant too, in merchant_record_update's order
     if changed or (submit and application.state == ApplicationState.RETURNED):
-        merchant_record_update(application_id=application.pk, actor=actor, data=record(), partner=merchant.partner)
+        merchant_record_update(application_id=application.pk, actor=actor, data=record(application.merchant),
+                               partner=merchant.partner)
     if submit:
         application_submit(application_id=application.pk, actor=actor)
