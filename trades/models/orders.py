@@ -12,6 +12,7 @@ import string
 
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django_fsm import FSMField, FSMModelMixin, transition
 
 _ALPHABET = string.ascii_letters + string.digits
@@ -252,6 +253,12 @@ class Refund(FSMModelMixin, models.Model):
     def retry(self) -> None:
         """A failed refund retried with the same out_refund_no."""
 
+    @transition(field=state, source="failed", target="succeeded")
+    def succeed_after_failure(self) -> None:
+        """The channel, asked again, says a refund it had failed returned the money after all (bank.md §7.3: its
+        "fail" is not final). Only from support's "Ask the channel and record as refunded", on the channel's own
+        answer (trades.services.refunds.refund_record_channel_success)."""
+
     @transition(field=state, source="pending", target="closed")
     def close(self) -> None:
         """The channel closed the refund (REFUND.CLOSED)."""
@@ -303,12 +310,23 @@ class LatePayment(FSMModelMixin, models.Model):
     # (trades.services.late.late_payment_apply_refund_result); an earlier attempt's stays in the resolution notes.
     channel_refund_no = models.CharField(max_length=64, blank=True,
                                          help_text="the channel's number of the latest refund attempt it numbered")
+    # When the money moved at the channel, so the statement and the fee report date it as the channel's bill does
+    # (trades.services.statements): the channel's payment time from the late success (set where the late payment is
+    # recorded, trades.services.orders._late_payment), and the time the money went back — the channel's success time
+    # of the refund, or when a person said it was refunded outside aggpay (trades.services.late). ``refunded_at`` is
+    # empty while the money is with the merchant: not refunded yet, or kept by the merchant.
+    paid_at = models.DateTimeField(default=timezone.now, help_text="when the payer paid, as the channel says")
+    refunded_at = models.DateTimeField(null=True, blank=True, help_text="when the money went back to the payer")
 
     class Meta:
         # Partial: only a late payment the channel gave a refund number is written into it (trades.workbench
         # searches with the same condition).
         indexes = [models.Index(fields=["channel_refund_no"], condition=~Q(channel_refund_no=""),
-                                name="latepayment_channel_refund_no")]
+                                name="latepayment_channel_refund_no"),
+                   # The statements' and the fee report's day windows (trades.services.statements, .finance).
+                   models.Index(fields=["paid_at"], name="latepayment_paid_at"),
+                   models.Index(fields=["refunded_at"], condition=Q(refunded_at__isnull=False),
+                                name="latepayment_refunded_at")]
 
     def __str__(self) -> str:
         return f"late payment on {self.order_id}"

@@ -8,21 +8,24 @@ A read-only selector: it changes nothing and writes no audit row (reading is not
 - **Money moves on the day it moved**, by the statements' rules: a *payment* counts on ``Order.paid_at``; a *refund*
   counts on ``Refund.succeeded_at`` (state ``succeeded`` only); a *reversal* (撤销 of a paid payment-code order,
   which gives the whole payment back) counts on the time of its ``order.reversed`` event. Refunds and reversals are
-  reported together as money given back ("refunds"), as in the statement summary.
+  reported together as money given back ("refunds"), as in the statement summary. A *late payment* (design §5 rule
+  3, paid after we closed the order) counts as a payment on ``LatePayment.paid_at`` and, once its money went back,
+  as a refund on ``LatePayment.refunded_at`` (one the merchant kept: the payment only), by the statements' rule.
 - **Figures** come from the fee snapshot taken when the order was created (trades.services.fees): ``merchant_fee``
   (what we charge), ``channel_cost`` (what the channel charges us), ``rebate`` (what the channel pays back to us,
   ISV 返佣), and ``profit = merchant_fee - channel_cost + rebate`` (the definition of ``fees_for_payment``). A refund
   reverses the share of the snapshot it was given when it succeeded (``Refund.merchant_fee_refunded``,
   ``channel_cost_refunded``, ``rebate_refunded``; its profit reversed is ``fee - cost + rebate`` of those); a
-  reversal reverses the whole snapshot. ``net_profit = profit - profit_reversed``.
+  reversal reverses the whole snapshot. A late payment carries the closed order's snapshot (taken when the order was
+  created) and its refund reverses the whole of it. ``net_profit = profit - profit_reversed``.
 - **Sign convention**: every column is a non-negative magnitude; the "reversed" columns are subtracted. Integer fen
   throughout (design §5 rule 1).
 - **Grouping**: day × channel account × product, where the product is what the channel was asked for
   (``Order.channel_product``: a "barcode" order shows as wechat.barcode or alipay.barcode, the products the
   channels' rates are set for), falling back to the requested product for an order that never got that far.
 
-Aggregation happens in the database: three grouped queries (payments, refunds, reversals), whatever the number of
-trades. None of them is served by a merchant-leading index (the report is across merchants); on a large deployment
+Aggregation happens in the database: three grouped queries (payments with late payments, refunds with late
+payments' refunds — each pair one ``UNION ALL`` of its grouped parts — and reversals), whatever the number of trades. None of them is served by a merchant-leading index (the report is across merchants); on a large deployment
 run it on a read replica (design §3).
 """
 
@@ -41,7 +44,7 @@ from django.utils import timezone
 from aggpay.errors import InvalidRequest
 from merchants.batch.export import safe_cell
 from trades.models import Order, Refund
-from trades.services.statements import reversals_in, statement_day_window
+from trades.services.statements import late_payments_in, reversals_in, statement_day_window
 
 REPORT_DEFAULT_DAYS = 7
 REPORT_MAX_DAYS = 366  # a year and a day: enough for a yearly comparison, small enough for one page and one chart
@@ -148,12 +151,14 @@ def fee_report(*, start: dt.date, end: dt.date, account_id: int | None = None,
     window_end = statement_day_window(day=end)[1]
 
     rows: dict[tuple, FeeRow] = {}
-    for row in _grouped(_payments(window_start, window_end), account_id, product):
+    payments = (_payments(window_start, window_end), _late_payments(window_start, window_end))
+    for row in _grouped(*payments, account_id=account_id, product=product):
         _row(rows, row).figures.add(FeeFigures(
             payment_count=row["n"], payment_amount=row["amount"], merchant_fee=row["fee"],
             channel_cost=row["cost"], rebate=row["rebate"]))
-    for source in (_refunds(window_start, window_end), _reversals(window_start, window_end)):
-        for row in _grouped(source, account_id, product):
+    for sources in ((_refunds(window_start, window_end), _late_payments(window_start, window_end, refunds=True)),
+                    (_reversals(window_start, window_end),)):
+        for row in _grouped(*sources, account_id=account_id, product=product):
             _row(rows, row).figures.add(FeeFigures(
                 refund_count=row["n"], refund_amount=row["amount"], merchant_fee_reversed=row["fee"],
                 channel_cost_reversed=row["cost"], rebate_reversed=row["rebate"]))
@@ -202,18 +207,33 @@ def _reversals(start: dt.datetime, end: dt.datetime) -> QuerySet:
                       r_fee=F("merchant_fee"), r_cost=F("channel_cost"), r_rebate=F("rebate")))
 
 
-def _grouped(queryset: QuerySet, account_id: int | None, product: str | None) -> Iterable[dict]:
-    if account_id is not None:
-        queryset = queryset.filter(r_account=account_id)
-    if product:
-        queryset = queryset.filter(r_product=product)
+def _late_payments(start: dt.datetime, end: dt.datetime, *, refunds: bool = False) -> QuerySet:
+    """Late payments paid in the window (or, with ``refunds``, whose money went back in it), dated as the statements
+    date them (trades.services.statements.late_payments_in): the closed order's whole fee snapshot is charged on the
+    payment and reversed on the refund."""
+    return (late_payments_in(start, end, refunds=refunds)
+            .annotate(r_time=F("refunded_at" if refunds else "paid_at"), **_account("order__"),
+                      r_product=_product("order__"), r_amount=F("amount"), r_fee=F("order__merchant_fee"),
+                      r_cost=F("order__channel_cost"), r_rebate=F("order__rebate")))
+
+
+def _grouped(*querysets: QuerySet, account_id: int | None, product: str | None) -> Iterable[dict]:
+    """Each source grouped by local day × account × product; several sources are one ``UNION ALL`` (one query) whose
+    rows may share a group — the caller adds them up (``_row``)."""
     zone = timezone.get_default_timezone()
-    return (queryset.order_by()
-            .annotate(r_day=TruncDate("r_time", tzinfo=zone))
-            .values("r_day", "r_account", "r_account_code", "r_account_name", "r_product")
-            .annotate(n=Count("pk"), amount=Sum("r_amount"), fee=Sum("r_fee"), cost=Sum("r_cost"),
-                      rebate=Sum("r_rebate"))
-            .order_by())
+    parts = []
+    for queryset in querysets:
+        if account_id is not None:
+            queryset = queryset.filter(r_account=account_id)
+        if product:
+            queryset = queryset.filter(r_product=product)
+        parts.append(queryset.order_by()
+                     .annotate(r_day=TruncDate("r_time", tzinfo=zone))
+                     .values("r_day", "r_account", "r_account_code", "r_account_name", "r_product")
+                     .annotate(n=Count("pk"), amount=Sum("r_amount"), fee=Sum("r_fee"), cost=Sum("r_cost"),
+                               rebate=Sum("r_rebate"))
+                     .order_by())
+    return parts[0].union(*parts[1:], all=True) if len(parts) > 1 else parts[0]
 
 
 def _row(rows: dict[tuple, FeeRow], row: dict) -> FeeRow:

@@ -15,6 +15,12 @@ channel's refund under a reserved out_refund_no (``late_<order id>``; a retry af
 A definite "no" from the channel (the refund failed, was closed, or the wallet could not take the money back —
 ``abnormal``) reopens it for a person, with the channel's words on it.
 
+Dated like any money movement (the statement and the fee report: trades.services.statements, .finance): ``paid_at``
+is the channel's payment time from the late success; ``refunded_at`` when the money went back — the channel's
+success time of the refund (or of an earlier attempt it reports succeeded), or when a person says the channel's own
+back office refunded it. It stays empty while the money is with the merchant: a refund not done yet, or one a person
+settled as kept by the merchant.
+
 ``state`` is protected: it moves only through LatePayment's transitions (trades.models.orders), called here under
 the row's lock — ``refund_start`` (open → refunding), ``refund_succeeded`` (refunding or open → resolved),
 ``refund_refused`` (refunding → open), ``refund_never_received`` and ``refund_held`` (refunding → open, flagged
@@ -235,11 +241,12 @@ def late_payment_apply_refund_result(*, late_payment_id: int, result: RefundResu
         before = late.state
         if target == RESOLVED:
             late.refund_succeeded()
+            _money_back(late, result.succeeded_at)
         elif target == OPEN:
             late.refund_refused()
         # (processing while refunding: it stays refunding, the sweeper asks again; only the note is added)
         late.resolution = _append(late.resolution, note)
-        late.save(update_fields=["state", "resolution", "channel_refund_no"])
+        late.save(update_fields=["state", "resolution", "channel_refund_no", "refunded_at"])
         audit_log(actor=actor, action=AUDIT_ACTION, target=late.order,
                   reason=f"needs a person: {note}" if target == OPEN else "",
                   data={"outcome": note, "from": before, "to": target, "channel_state": result.state,
@@ -276,8 +283,10 @@ def late_payment_resolve_by_hand(*, late_payment_id: int, outcome: str, note: st
             raise InvalidState(f"the late payment on {late.order_id} is already {late.state}")
         before, flagged = late.state, late.abnormal
         settle()  # resolved, the flag cleared
+        if outcome == "refunded_outside":
+            _money_back(late, None)  # the channel's back office returned it; we learn of it now
         late.resolution = _append(late.resolution, f"settled by hand: {BY_HAND_OUTCOMES[outcome]} — {note}")
-        late.save(update_fields=["state", "abnormal", "resolution"])
+        late.save(update_fields=["state", "abnormal", "resolution", "refunded_at"])
         audit.write(late.order, late_payment=late.pk, outcome=outcome, amount=late.amount,
                     channel_trade_no=late.channel_trade_no, **{"from": before, "to": RESOLVED},
                     **({"abnormal": True} if flagged else {}))
@@ -501,8 +510,9 @@ def _apply_earlier_attempt(late: LatePayment, *, attempt: int, result: RefundRes
     EarlierRefundNumber.keep(order_id=late.order_id, refund_id=None, attempt=attempt,
                              channel_refund_no=result.channel_refund_no)  # the number on the channel's bill
     late.abnormal = True
+    _money_back(late, result.succeeded_at)  # that attempt's money went back, whatever the current one does
     late.resolution = _append(late.resolution, note)
-    late.save(update_fields=["abnormal", "resolution"])
+    late.save(update_fields=["abnormal", "resolution", "refunded_at"])
     logger.warning("late payment %s: refund attempt %s succeeded at the channel while attempt %s is %s; flagged",
                    late.pk, attempt, current, late.state)
     return late, True
@@ -558,6 +568,15 @@ def _record(late: LatePayment, verb: str, outcome: str, started: float, *, resul
         answer=redact(json.dumps(result.raw if result else {}, ensure_ascii=False, default=str), 4000),
         elapsed_ms=int((time.perf_counter() - started) * 1000),
     )
+
+
+def _money_back(late: LatePayment, at: dt.datetime | None) -> None:
+    """Date the money's return (``refunded_at``, the statement's refund line: trades.services.statements): the
+    channel's success time of the refund when it gives one, else now, when we learn of it (as a merchant's refund's
+    ``succeeded_at``, trades.services.refunds). The first return only: the money goes back once on our books — a
+    second success (a possible double refund, flagged ``abnormal``) is for a person to settle with the channel."""
+    if late.refunded_at is None:
+        late.refunded_at = at or timezone.now()
 
 
 def _append(resolution: str, note: str) -> str:

@@ -660,7 +660,7 @@ def _late_payment(order: Order, result: PaymentResult) -> None:
     payment on their receipt and will quote it: it goes on the (closed) order, as for any paid one, so support finds
     the order by it (trades.workbench.search_orders)."""
     late = LatePayment.objects.create(order=order, channel_trade_no=result.channel_trade_no,
-                                      amount=result.amount or order.amount)
+                                      amount=result.amount or order.amount, paid_at=result.paid_at or timezone.now())
     if result.wallet_trade_no and not order.wallet_trade_no:
         order.wallet_trade_no = result.wallet_trade_no
         order.save(update_fields=["wallet_trade_no", "updated_at"])

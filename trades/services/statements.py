@@ -8,6 +8,14 @@ movements — payments, refunds and reversals — with the merchant's fee on eac
   (``Order.paid_at``); a *refund* when the refund succeeded (``Refund.succeeded_at``); a *reversal* (撤销 of a
   paid payment-code order, which gives the whole payment back) when the order was reversed (the time of its
   ``order.reversed`` event). An order reversed before anyone paid moved no money and has no line.
+- **Late payments** (design §5 rule 3: the payer paid after we closed the order, ``LatePayment``) moved money at
+  the channel like any other, and the channel's bill shows it: a *payment* line on the day the payer paid
+  (``LatePayment.paid_at``) and, once the money went back (refunded by aggpay, or by the channel's back office as a
+  person recorded), a *refund* line on that day (``LatePayment.refunded_at``) — one the merchant kept shows only the
+  payment. Both lines carry the closed order's id, out_trade_no and the channel's trade number of the late payment;
+  the refund has no ``out_refund_no`` (the merchant never asked for it) and the channel's refund number. The fee is
+  the order's snapshot (taken when the order was created, so a closed order has one), charged on the payment and
+  given back whole on the refund, as for a reversal.
 - **Sign convention**: every amount is signed from the merchant's side — money coming to the merchant is
   positive. A payment has ``amount > 0`` and ``fee >= 0``; a refund or reversal has ``amount < 0`` and the fee it
   gives back as ``fee <= 0``. ``net = amount - fee`` on every line, so every total is the plain sum of its lines.
@@ -16,8 +24,9 @@ movements — payments, refunds and reversals — with the merchant's fee on eac
   whole ``merchant_fee`` (a paid order with refunds cannot be reversed). Only the merchant's fee: our channel
   cost, rebate and profit never leave aggpay.
 
-Integer fen throughout (design §5 rule 1). One SQL query per statement, whatever the number of lines: the three
-kinds of line are one ``UNION ALL`` read with a server-side cursor (``.iterator()``).
+Integer fen throughout (design §5 rule 1). One SQL query per statement, whatever the number of lines: every
+source of lines (payments, refunds, reversals, late payments and their refunds) is one part of a ``UNION ALL`` read
+with a server-side cursor (``.iterator()``).
 """
 
 from __future__ import annotations
@@ -32,7 +41,7 @@ from django.db.models import CharField, DateTimeField, F, OuterRef, QuerySet, Su
 from django.utils import timezone
 
 from aggpay.errors import InvalidState
-from trades.models import Event, Order, OrderState, Refund
+from trades.models import Event, LatePayment, Order, OrderState, Refund
 
 CURRENCY = "CNY"
 LINE_TYPES = ("payment", "refund", "reversal")  # reversal: 撤销 of a paid payment-code order (the whole amount)
@@ -190,9 +199,31 @@ def _reversals(merchant, start, end):
                     s_time=F("reversed_at"), s_amount=F("amount"), s_fee=F("merchant_fee")))
 
 
+def late_payments_in(start: dt.datetime, end: dt.datetime, *, merchant=None, refunds: bool = False) -> QuerySet:
+    """Late payments whose money moved in [start, end) — paid then (``paid_at``), or, with ``refunds``, gone back
+    then (``refunded_at``; empty while the merchant has the money) — of one merchant, or of all. Statements and the
+    finance report date them alike."""
+    when = "refunded_at" if refunds else "paid_at"
+    rows = LatePayment.objects.filter(**{f"{when}__gte": start, f"{when}__lt": end})
+    return rows.filter(order__merchant=merchant) if merchant is not None else rows
+
+
+def _late_payments(merchant, start, end, *, refunds: bool = False):
+    return (late_payments_in(start, end, merchant=merchant, refunds=refunds)
+            .order_by()
+            .values(s_type=Value("refund" if refunds else "payment", output_field=CharField()), s_id=F("order_id"),
+                    s_out_trade_no=F("order__out_trade_no"), s_out_refund_no=_NO_TEXT, s_product=F("order__product"),
+                    s_channel_trade_no=F("channel_trade_no"),
+                    s_channel_refund_no=F("channel_refund_no") if refunds else _NO_TEXT,
+                    s_time=F("refunded_at" if refunds else "paid_at"), s_amount=F("amount"),
+                    s_fee=F("order__merchant_fee")))
+
+
 def _lines(*, merchant, start: dt.datetime, end: dt.datetime) -> Iterable[StatementLine]:
     query = (_payments(merchant, start, end)
-             .union(_refunds(merchant, start, end), _reversals(merchant, start, end), all=True)
+             .union(_refunds(merchant, start, end), _reversals(merchant, start, end),
+                    _late_payments(merchant, start, end), _late_payments(merchant, start, end, refunds=True),
+                    all=True)
              .order_by("s_time", "s_type", "s_id"))
     zone = timezone.get_default_timezone()
     for row in query.iterator(chunk_size=ITERATOR_CHUNK):
