@@ -14,6 +14,7 @@ urlpatterns = [
     path("late-payments/<int:late_payment_id>/refund/", views.late_refund, name="late-refund"),
     path("late-payments/<int:late_payment_id>/settle/", views.late_settle, name="late-settle"),
     path("refunds/<str:refund_id>/handled/", views.refund_abnormal_handled, name="refund-handled"),
+    path("refunds/<str:refund_id>/record-refunded/", views.refund_record_refunded, name="refund-record-refunded"),
     path("<str:order_id>/", views.detail, name="detail"),
     path("<str:order_id>/refund/", views.refund, name="refund"),
     path("<str:order_id>/sync/", views.sync, name="sync"),

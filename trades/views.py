@@ -150,7 +150,7 @@ def _detail_context(request, order: Order, *, refund_form=None) -> dict:
     if late is not None:
         workbench.with_yuan([late], "amount")
     return {
-        "order": order, "timeline": timeline["entries"], "refunds": workbench.with_yuan(timeline["refunds"], "amount"),
+        "order": order, "timeline": timeline["entries"], "refunds": workbench.with_refund_actions(workbench.with_yuan(timeline["refunds"], "amount")),
         "deliveries": timeline["deliveries"],
         "late_payment": late,
         "routing": order.routing or {},
@@ -318,6 +318,22 @@ def refund_abnormal_handled(request, refund_id: str):
 
 @require_POST
 @permission_required_403(VIEW, REFUND)
+def refund_record_refunded(request, refund_id: str):
+    """"Ask the channel and record as refunded" on a failed refund flagged because the channel said it went back."""
+    try:
+        refund = staff_services.refund_abnormal_record_refunded(refund_id=refund_id, actor=request.user,
+                                                                note=request.POST.get("note", ""))
+    except ApplicationError as exc:
+        _error(request, exc)
+    else:
+        messages.success(request, f"The channel confirmed refund {refund.pk}: {format_yuan(refund.amount)} yuan went "
+                                  f"back to the payer. It is recorded succeeded on the order, its fee given back, and "
+                                  f"the merchant is told (refund.succeeded).")
+    return _back(request, "abnormal")
+
+
+@require_POST
+@permission_required_403(VIEW, REFUND)
 def reverse_retry(request, order_id: str):
     order = _order(order_id)
     try:
@@ -397,6 +413,8 @@ def queue(request, slug: str):
         page = _page(request, workbench.open_late_payments() if slug == "late" else workbench.abnormal_refunds())
         workbench.with_yuan(page.object_list, "amount")
         context.update(page=page)
+        if slug == "abnormal":
+            workbench.with_refund_actions(page.object_list)
         if slug == "late":
             for late in page.object_list:
                 late.can_refund_again = late_payment_can_refund_again(late)

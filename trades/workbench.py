@@ -32,6 +32,7 @@ from trades.models import (
     SyncState,
 )
 from trades.services.late import late_payments_settleable, late_refund_no_split
+from trades.services.refunds import refund_can_record_channel_success
 
 # How far before the order's creation a callback may be stamped (clock skew between the channel and us).
 CALLBACK_SKEW = dt.timedelta(minutes=1)
@@ -341,8 +342,16 @@ def abnormal_refunds() -> QuerySet[Refund]:
     """Flagged refunds, whatever their state: a pending one the channel could not return, and one whose earlier
     attempt succeeded at the channel after it was retried (possibly twice refunded, or recorded failed while the
     money went back) — trades.services.refunds clears the flag when the channel settles the first kind; a person clears
-    it with "Mark handled" (trades.services.staff.refund_abnormal_resolve)."""
+    it with "Mark handled" (trades.services.staff.refund_abnormal_resolve) or, for a failed one the channel says went
+    back, "Ask the channel and record as refunded" (trades.services.staff.refund_abnormal_record_refunded)."""
     return Refund.objects.select_related("order", "merchant").filter(abnormal=True).order_by("created_at")
+
+
+def with_refund_actions(refunds):
+    """Mark the refunds "Ask the channel and record as refunded" applies to (``can_record_refunded``)."""
+    for refund in refunds:
+        refund.can_record_refunded = refund_can_record_channel_success(refund)
+    return refunds
 
 
 def exhausted_deliveries() -> QuerySet[Delivery]:

@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import time
+from typing import NoReturn
 
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
@@ -390,18 +391,7 @@ def refund_apply_result(*, refund_id: str, result: RefundResult) -> Refund:
         held = refund.abnormal and _held_for_review(refund.pk)
         if state == ChannelRefundState.SUCCEEDED:
             refund.succeed()
-            refund.channel_refund_no = result.channel_refund_no or refund.channel_refund_no
-            refund.succeeded_at = result.succeeded_at or timezone.now()
-            refund.sync_state, refund.next_query_at, refund.abnormal = SyncState.OK, None, held
-            back = fees_for_refund(snapshot=fee_snapshot_of(order), paid=order.amount, refund=refund.amount,
-                                   already_refunded=order.refunded_amount)
-            refund.merchant_fee_refunded, refund.channel_cost_refunded, refund.rebate_refunded = (
-                back.merchant_fee, back.channel_cost, back.rebate)
-            refund.save()
-            order.refunded_amount += refund.amount
-            order.refund_state = RefundState.FULL if order.refunded_amount == order.amount else RefundState.PARTIAL
-            order.save(update_fields=["refunded_amount", "refund_state", "updated_at"])
-            _emit(refund, order, "refund.succeeded")
+            _apply_success(order, refund, result=result, abnormal=held)
         elif state in (ChannelRefundState.FAILED, ChannelRefundState.CLOSED):
             refund.fail() if state == ChannelRefundState.FAILED else refund.close()
             # The failed attempt's number, were its failure the first word about it: a retry keeps it for search.
@@ -426,6 +416,25 @@ def refund_apply_result(*, refund_id: str, result: RefundResult) -> Refund:
             refund.next_query_at = at
             refund.save()
         return refund
+
+
+def _apply_success(order: Order, refund: Refund, *, result: RefundResult, abnormal: bool) -> None:
+    """Record the money gone back for ``refund``, just moved to ``succeeded`` by the caller's transition, both locked
+    (refund_lock_with_order) with the amount reserved: its part of the fee snapshot, the order's refunded amount, and
+    the merchant's ``refund.succeeded``. The one place a success is applied — the channel's answer
+    (refund_apply_result) and a person's "record as refunded" on the channel's word (refund_record_channel_success)."""
+    refund.channel_refund_no = result.channel_refund_no or refund.channel_refund_no
+    refund.succeeded_at = result.succeeded_at or timezone.now()
+    refund.sync_state, refund.next_query_at, refund.abnormal = SyncState.OK, None, abnormal
+    back = fees_for_refund(snapshot=fee_snapshot_of(order), paid=order.amount, refund=refund.amount,
+                           already_refunded=order.refunded_amount)
+    refund.merchant_fee_refunded, refund.channel_cost_refunded, refund.rebate_refunded = (
+        back.merchant_fee, back.channel_cost, back.rebate)
+    refund.save()
+    order.refunded_amount += refund.amount
+    order.refund_state = RefundState.FULL if order.refunded_amount == order.amount else RefundState.PARTIAL
+    order.save(update_fields=["refunded_amount", "refund_state", "updated_at"])
+    _emit(refund, order, "refund.succeeded")
 
 
 def refund_flag_settled_success(*, refund: Refund, attempt: int, result: RefundResult) -> bool:
@@ -530,6 +539,154 @@ def _apply_earlier_attempt(refund: Refund, *, attempt: int, result: RefundResult
     logger.warning("refund %s: attempt %s succeeded at the channel while attempt %s is %s; flagged abnormal",
                    refund.pk, attempt, refund.channel_attempt, refund.state)
     return refund
+
+
+# --- a flagged failed refund the channel says it returned: recorded on the channel's answer -------------------------
+# Support's "Ask the channel and record as refunded" (trades.services.staff.refund_abnormal_record_refunded) on a
+# refund recorded failed whose money the channel later said went back (refund_flag_settled_success,
+# _apply_earlier_attempt): without it that money never reached the order, its fees, the merchant's events or the
+# statement. A person's word alone moves no money (design §5 rules 2 and 4): the channel is asked again, and only its
+# own answer of success records the refund.
+CHANNEL_SUCCESS_RECORDED = "trades.refund.channel_success_recorded"
+# The same press, when the channel's answer (or the order) refused it: the channel's words and the person's note.
+CHANNEL_SUCCESS_NOT_RECORDED = "trades.refund.channel_success_not_recorded"
+
+
+class RefundSuccessNotRecorded(InvalidState):
+    """"Record as refunded" changed nothing (the refund stays failed and flagged). ``outcome``: ``settled`` (no longer
+    a flagged failed refund — a second press), ``double`` (two attempts returned the money), ``unknown`` (the channel
+    did not answer, or is still processing), ``not_refunded`` (it says the money did not go back), ``mismatch`` (its
+    answer names another refund or amount), ``no_room`` (other refunds now hold what the order paid)."""
+
+    def __init__(self, message: str, *, outcome: str):
+        super().__init__(message, param="refund_id")
+        self.outcome = outcome
+
+
+def refund_can_record_channel_success(refund: Refund) -> bool:
+    """Whether "record as refunded" applies: a failed refund flagged for a person."""
+    return refund.state == "failed" and refund.abnormal
+
+
+def refund_record_channel_success(*, refund_id: str, actor, note: str) -> Refund:
+    """Ask the channel about the attempt of a flagged failed refund it said returned the money, and on its answer of
+    success record the refund succeeded as its own answer would have (``_apply_success``: the order's refunded
+    amount, the fee snapshot's part, ``refund.succeeded`` after the ``refund.failed`` the merchant had — the event
+    sequence orders them), the flag cleared, audited with the person's ``note``. No lock is held while the channel
+    answers (rule 7); then, under the order's and the refund's locks, it is checked again that the refund is still a
+    flagged failed one and still fits in what the order paid: its amount was released when it failed, and another
+    refund may have taken that room since. Anything else changes nothing and raises RefundSuccessNotRecorded;
+    what the channel said, or why it was refused, is audited (except ``settled`` / ``double``, where nothing was
+    asked) and its call is on the trade timeline."""
+    refund = (Refund.objects.select_related("order__channel_account", "order__contract").filter(pk=refund_id)
+              .first())
+    if refund is None:
+        raise NotFound(f"no refund {refund_id}", param="refund_id")
+    _check_recordable(refund)
+    attempt = _attempt_said_succeeded(refund)
+    asked = _refund_no_at(refund.pk, attempt)
+    started = time.perf_counter()
+    try:
+        adapter = refund.order.channel_account.adapter()
+        result = adapter.query_refund(trade=_trade_ref(refund.order), out_refund_no=asked)
+    except ChannelError as exc:  # a timeout is unknown, never "not refunded"; an error tells nothing either
+        unknown = isinstance(exc, ChannelUnknown)
+        with transaction.atomic():
+            _record(refund, "query_refund", "unknown" if unknown else "error", started, error=exc)
+        what = "did not answer about" if unknown else "answered with an error about"
+        _not_recorded(refund, actor=actor, note=note, outcome="unknown", asked=asked, said=exc.message, message=(
+            f"The channel {what} refund {asked} ({exc.message}): nothing was changed. Ask again later; the refund "
+            f"stays failed and flagged."))
+    with transaction.atomic():
+        _record(refund, "query_refund", result.state, started, result=result)
+    _check_answer(refund, actor=actor, note=note, asked=asked, result=result)
+    with transaction.atomic():
+        order, refund = refund_lock_with_order(refund_id=refund.pk)
+        _check_recordable(refund)
+        conflict = _no_room(order, refund)
+        if conflict is None:
+            _reserve(order, refund.amount)  # released when it failed (refund_apply_result); it holds it again
+            refund.succeed_after_failure()
+            _apply_success(order, refund, result=result, abnormal=False)
+            audit_log(actor=actor, action=CHANNEL_SUCCESS_RECORDED, target=refund, reason=note, data={
+                "order": order.pk, "amount": refund.amount, "attempt": attempt, "channel_no": asked,
+                "channel_refund_no": refund.channel_refund_no, "succeeded_at": refund.succeeded_at.isoformat(),
+                "merchant_fee_refunded": refund.merchant_fee_refunded, "refunded_amount": order.refunded_amount})
+            logger.warning("refund %s: recorded succeeded on the channel's answer about %s (by %s)", refund.pk, asked,
+                           actor)
+            return refund
+    _not_recorded(refund, actor=actor, note=note, outcome="no_room", asked=asked, said=result.state, message=conflict)
+
+
+def _check_recordable(refund: Refund) -> None:
+    if not refund_can_record_channel_success(refund):
+        flag = "flagged" if refund.abnormal else "not flagged"
+        raise RefundSuccessNotRecorded(
+            f"refund {refund.pk} is {refund.state} and {flag}: only a failed refund flagged for a person can be "
+            f"recorded as refunded (already recorded or handled?)", outcome="settled")
+
+
+def _attempt_said_succeeded(refund: Refund) -> int:
+    """The attempt the channel said returned the money, flagged since a person last marked the refund handled (the
+    flag's audit rows, _audit_channel_success); the current attempt when the flag is for something else (an answer
+    naming another amount): the channel's answer is what decides, whichever attempt it is asked about."""
+    rows = AuditLog.objects.filter(target_type="trades.refund", target_id=refund.pk)
+    handled = rows.filter(action=ABNORMAL_RESOLVED).order_by("-pk").values_list("pk", flat=True).first()
+    said = rows.filter(action=EARLIER_ATTEMPT_SUCCEEDED, **({"pk__gt": handled} if handled else {}))
+    attempts = sorted({row["attempt"] for row in said.values_list("data", flat=True)
+                       if isinstance(row, dict) and isinstance(row.get("attempt"), int)})
+    if len(attempts) > 1:
+        numbers = " and ".join(_refund_no_at(refund.pk, a) for a in attempts)
+        raise RefundSuccessNotRecorded(
+            f"the channel said {numbers} each returned the money: a double refund, which cannot be recorded as one "
+            f"refund. Settle it with the channel and the merchant, then mark it handled.", outcome="double")
+    return attempts[0] if attempts else refund.channel_attempt
+
+
+def _check_answer(refund: Refund, *, actor, note: str, asked: str, result: RefundResult) -> None:
+    """Only the channel's own success, about the attempt asked and for our amount, records the refund."""
+    words = f"{result.state}{f' ({result.failure_message})' if result.failure_message else ''}"
+    if result.state == ChannelRefundState.SUCCEEDED:
+        if result.out_refund_no and result.out_refund_no != asked:
+            _not_recorded(refund, actor=actor, note=note, outcome="mismatch", asked=asked, said=result.state,
+                          message=f"The channel answered about refund {result.out_refund_no}, not {asked}: nothing "
+                                  f"was changed; the refund stays flagged for a person.")
+        if result.amount is not None and result.amount != refund.amount:
+            _not_recorded(refund, actor=actor, note=note, outcome="mismatch", asked=asked, said=result.state,
+                          message=f"The channel says refund {asked} returned {result.amount} fen; ours is "
+                                  f"{refund.amount} fen: nothing was changed; settle it with the channel by hand.")
+        return
+    if result.state in (ChannelRefundState.PROCESSING, ChannelRefundState.NOT_FOUND):
+        _not_recorded(refund, actor=actor, note=note, outcome="unknown", asked=asked, said=result.state,
+                      message=f"The channel gave no final answer about refund {asked} (it says {words}): nothing was "
+                              f"changed. Ask again later; the refund stays failed and flagged.")
+    _not_recorded(refund, actor=actor, note=note, outcome="not_refunded", asked=asked, said=result.state,
+                  message=f"The channel says refund {asked} did not return the money (it says {words}): nothing was "
+                          f"changed; the refund stays failed and flagged for a person.")
+
+
+def _no_room(order: Order, refund: Refund) -> str | None:
+    """Why the refund no longer fits in the order (under both locks), or None. Its amount was released when it
+    failed (design §5 rule 6: refunds never exceed the paid amount), so what other refunds hold now decides."""
+    if order.state != OrderState.SUCCEEDED or order.reverse_requested_at is not None:
+        why = "a reverse of it is under way" if order.reverse_requested_at is not None else f"it is {order.state}"
+        return (f"Order {order.pk} cannot take refund {refund.pk} back: {why}. Nothing was changed; the refund stays "
+                f"flagged — the money may have gone back twice: settle it with the merchant.")
+    if order.refund_reserved + refund.amount <= order.amount:
+        return None
+    holding = ", ".join(f"{other.out_refund_no} ({other.amount} fen, {other.state})" for other in
+                        order.refunds.exclude(pk=refund.pk).exclude(state__in=("failed", "closed")).order_by("created_at"))
+    return (f"Refund {refund.pk} ({refund.amount} fen) no longer fits in order {order.pk}: other refunds hold "
+            f"{order.refund_reserved} of the {order.amount} fen paid ({holding or 'a reverse'}), so only "
+            f"{order.amount - order.refund_reserved} fen is left. Nothing was changed: the refund stays flagged — "
+            f"should those succeed too, the payer has more back than was paid: settle it with the merchant.")
+
+
+def _not_recorded(refund: Refund, *, actor, note: str, outcome: str, asked: str, said: str, message: str) -> NoReturn:
+    with transaction.atomic():
+        audit_log(actor=actor, action=CHANNEL_SUCCESS_NOT_RECORDED, target=refund, reason=note,
+                  data={"outcome": outcome, "channel_no": asked, "channel_said": said, "message": message})
+    raise RefundSuccessNotRecorded(message, outcome=outcome)
 
 
 def _emit(refund: Refund, order: Order, event_type: str) -> None:

@@ -1,8 +1,9 @@
 """What support and operations do to a trade from the staff pages (issue 5 "Staff pages"): refund, sync now, close,
-refund a late payment or settle it by hand, mark an abnormal refund handled, ask the channel again about a reverse,
-and clear the manual queue ("Mark handled", or "Ask again from now" for an order still pending). Thin wrappers over
-the merchant-facing services, adding what staff actions need on top: a permission check inside the service (design
-§5 rule 11, behind the views' checks), a required reason, and an audit row (rule 9).
+refund a late payment or settle it by hand, mark an abnormal refund handled or record it refunded on the channel's
+word, ask the channel again about a reverse, and clear the manual queue ("Mark handled", or "Ask again from now" for
+an order still pending). Thin wrappers over the merchant-facing services, adding what staff actions need on top: a
+permission check inside the service (design §5 rule 11, behind the views' checks), a required reason, and an audit
+row (rule 9).
 
 The wrapped services commit their own short transactions around the channel call (rule 7: no lock is held while the
 channel answers), so the audit row is written in a transaction right after the change it describes; on a channel
@@ -24,7 +25,7 @@ from aggpay.permissions import require_perm
 from trades.models import LatePayment, Order, OrderState, Refund, SyncState
 from trades.services.late import late_payment_refund, late_payment_resolve_by_hand
 from trades.services.orders import order_barcode_step, order_close, order_sync
-from trades.services.refunds import refund_create
+from trades.services.refunds import refund_create, refund_record_channel_success
 
 REFUND_PERM = "trades.refund_order"
 # Closing an order is a support action on a trade the payer abandoned; there is no separate model permission for
@@ -230,6 +231,18 @@ def refund_abnormal_resolve(*, refund_id: str, actor, note: str) -> Refund:
                         "channel_refund_no": refund.channel_refund_no, "channel_attempt": refund.channel_attempt,
                         "requeried": refund.state == "pending"})
     return refund
+
+
+def refund_abnormal_record_refunded(*, refund_id: str, actor, note: str) -> Refund:
+    """"Ask the channel and record as refunded": a failed refund flagged because the channel later said the money
+    went back (refund_flag_settled_success). The channel is asked again and only its own answer of success records
+    the refund succeeded — the order's refunded amount, the fee given back, ``refund.succeeded`` to the merchant, the
+    statement — and clears the flag (trades.services.refunds.refund_record_channel_success). Unlike "Mark handled",
+    money is recorded here, so a person's note alone never does it. Raises Forbidden, InvalidRequest (``note``),
+    NotFound, or RefundSuccessNotRecorded (an InvalidState) saying why nothing changed."""
+    require_perm(actor, REFUND_PERM)
+    note = _text(note, "a note is required to record a refund as refunded", param="note")
+    return refund_record_channel_success(refund_id=refund_id, actor=actor, note=note)
 
 
 def order_reverse_retry(*, order_id: str, actor, reason: str) -> Order:
