@@ -40,6 +40,17 @@ def test_an_api_answer_to_a_browser_with_staff_cookies_keeps_its_request_id_and_
     assert signing.verify_response(response.headers, response.content, secret=tea_house_app.secret)
 
 
+def test_the_health_probe_from_a_browser_with_staff_cookies_neither_reads_nor_renews_the_session(staff_browser):
+    # A probe has no user or form: the staff middleware is skipped, so a signed-in browser's session is not loaded,
+    # saved or renewed (SESSION_SAVE_EVERY_REQUEST) by it, and `make bench` measures a signed call against a probe
+    # that pays no more middleware than the API does.
+    response = staff_browser.get("/healthz")
+
+    assert response.status_code == 200
+    assert not response.cookies
+    assert "Cookie" not in response.get("Vary", "")
+
+
 def test_a_staff_session_does_not_authenticate_an_api_call(staff_browser):
     response = staff_browser.get("/api/v1/merchant")
 
