@@ -45,6 +45,20 @@ class MerchantAppFactory(factory.django.DjangoModelFactory):
 # --- channel configuration (H4): typed per-kind configs built from fresh keys, and account rows ----------------
 
 
+def ec_pem(*, private: bool) -> str:
+    """A fresh EC (P-256) key as PEM — private PKCS#8 or public SPKI: a key that loads but is not the RSA every
+    channel signs with (channels.services.config._check_pem, the adapters' key checks)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    if private:
+        return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                 serialization.NoEncryption()).decode()
+    return key.public_key().public_bytes(serialization.Encoding.PEM,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
 def _rsa_pem_pair(label: str) -> tuple[str, str]:
     """An RSA-2048 key pair (private PKCS#8 PEM, public SPKI PEM), one per label per test session."""
     cached = _RSA_PAIRS.get(label)

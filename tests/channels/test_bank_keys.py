@@ -10,22 +10,12 @@ import dataclasses
 import secrets
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from channels.adapters.bank import BankAdapter
 from channels.adapters.base import TradeState
 from channels.adapters.errors import ChannelError, ChannelUnknown
 from tests.channels.test_bank_helpers import new_bank, open_merchant, payment, ref
-
-
-def _ec_pem(*, private: bool) -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
-    if private:
-        return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                 serialization.NoEncryption()).decode()
-    return key.public_key().public_bytes(serialization.Encoding.PEM,
-                                         serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+from tests.factories import ec_pem
 
 
 def _with(bank: BankAdapter, **config) -> BankAdapter:
@@ -41,7 +31,7 @@ def test_a_payment_on_an_account_with_a_key_that_is_not_rsa_is_a_config_error_an
     request = payment(sub)
 
     with pytest.raises(ChannelError) as caught:
-        _with(bank, **{field: _ec_pem(private=private)}).create_payment(request)
+        _with(bank, **{field: ec_pem(private=private)}).create_payment(request)
 
     assert not isinstance(caught.value, ChannelUnknown)
     assert caught.value.code == "invalid_params" and caught.value.permanent and field in caught.value.message
@@ -53,7 +43,7 @@ def test_a_payment_on_an_account_with_a_key_that_is_not_rsa_is_a_config_error_an
 def test_a_settlement_change_on_an_account_whose_bank_key_is_not_rsa_is_a_config_error(simulator_server):
     bank = new_bank(simulator_server)
     sub = open_merchant(bank)
-    broken = _with(bank, bank_public_key_pem=_ec_pem(private=False))
+    broken = _with(bank, bank_public_key_pem=ec_pem(private=False))
 
     with pytest.raises(ChannelError) as caught:
         broken.settlement_modify(sub_mchid=sub.sub_mchid, account={
@@ -68,7 +58,7 @@ def test_a_wechat_payment_on_an_account_whose_private_key_is_not_rsa_is_a_config
     from channels.adapters.wechatpay import WechatPayAdapter
     from tests.channels.test_wechatpay_payments import payment as wechat_payment
 
-    broken = WechatPayAdapter(dataclasses.replace(wechatpay_adapter.config, private_key_pem=_ec_pem(private=True)),
+    broken = WechatPayAdapter(dataclasses.replace(wechatpay_adapter.config, private_key_pem=ec_pem(private=True)),
                               base_url=wechatpay_adapter.base_url)
 
     with pytest.raises(ChannelError) as caught:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import threading
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from django.db import connection, transaction
 
 from aggpay.errors import InvalidRequest
@@ -16,7 +14,7 @@ from channels.models import ChannelAccount, ChannelConfigChange, ChannelConfigIn
 from channels.services.accounts import channel_account_create
 from channels.services.products import channel_product_set
 from tests.channels.test_evaluation import _blocked_on_locks
-from tests.factories import ChannelAccountFactory, channel_config
+from tests.factories import ChannelAccountFactory, channel_config, ec_pem
 
 
 @pytest.mark.django_db
@@ -77,15 +75,6 @@ def test_two_ops_creating_the_same_account_code_at_once_get_one_account_and_a_cl
     assert ChannelConfigChange.objects.filter(action="account.created").count() == 1
 
 
-def _ec_pem(*, private: bool) -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
-    if private:
-        return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                 serialization.NoEncryption()).decode()
-    return key.public_key().public_bytes(serialization.Encoding.PEM,
-                                         serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-
-
 @pytest.mark.django_db
 @pytest.mark.parametrize(("kind", "field", "private"), [
     ("wechatpay", "private_key_pem", True), ("wechatpay", "wechatpay_public_key_pem", False),
@@ -96,7 +85,7 @@ def test_a_key_that_loads_but_is_not_rsa_is_refused_naming_the_field(kind, field
     # Accepted before, the account then failed every call at signing or verifying, once enabled.
     with pytest.raises(ChannelConfigInvalid) as refused:
         channel_account_create(actor="test", kind=kind, code=f"{kind}-ec", name="EC keys",
-                               base_url="http://127.0.0.1:9/x", config=channel_config(kind, **{field: _ec_pem(
+                               base_url="http://127.0.0.1:9/x", config=channel_config(kind, **{field: ec_pem(
                                    private=private)}))
 
     assert refused.value.param == f"config.{field}"
