@@ -26,6 +26,18 @@ def _front_door_starts_cold():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _no_sign_in_failures_on_the_loopback():
+    """Each test starts with no failed sign-ins counted against the test client's address (aggpay.staff
+    .login_throttle): the counters live in the test run's Redis cache for 15 minutes, so the few failed sign-ins of
+    each run (a non-staff account refused, …) would add up over runs in a row and lock the address for later ones."""
+    from django.core.cache import cache
+
+    from aggpay.staff.login_throttle import cache_keys
+
+    cache.delete_many([*cache_keys("address", "127.0.0.1")])
+
+
 @pytest.fixture
 def tea_house(db):
     """Persona: an active merchant, 'Tea House', with an HMAC payments app."""
