@@ -22,6 +22,8 @@ import base64
 import binascii
 import re
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.core.files.uploadedfile import SimpleUploadedFile
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
@@ -55,9 +57,14 @@ from merchants.models import (
     SubjectType,
 )
 from merchants.services.onboarding import document_add
-from merchants.services.partner import PARTNER_REFERENCE_RE, partner_merchant_correct, partner_merchant_create
+from merchants.services.partner import (
+    MAX_CREATE_DOCUMENTS,
+    PARTNER_REFERENCE_RE,
+    partner_merchant_correct,
+    partner_merchant_create,
+    partner_settlement_change,
+)
 from merchants.services.record import SCENARIO_TYPES
-from merchants.services.settlement import merchant_settlement_change
 from trades.api.orders import IdentifierField, StrictCharField, StrictRegexField
 
 # A name the file storage keeps as it is (Django's get_valid_filename would reject '.', '..' or '???').
@@ -168,8 +175,10 @@ class PartnerMerchantCreateInputSerializer(PartnerRecordInputSerializer):
                                   "unique among your merchants. A create retried with it returns the merchant it "
                                   "made (200, `Idempotent-Replayed: true`); other content under it is a `409 "
                                   "idempotency_conflict`. Set once: it cannot be patched")
-    documents = PartnerDocumentInputSerializer(many=True, required=False,
-                                               help_text="documents to attach at once (or upload them later)")
+    documents = PartnerDocumentInputSerializer(
+        many=True, required=False, max_length=MAX_CREATE_DOCUMENTS,
+        help_text=f"documents to attach at once (or upload them later), at most {MAX_CREATE_DOCUMENTS}; the whole "
+                  "body is at most 8 MB")
     submit = StrictBooleanField(default=False, help_text="submit for review at once (all required "
                                                          "documents must be attached)")
 
@@ -274,6 +283,16 @@ def _add_document(*, merchant_id: int, actor: str, document: dict) -> Document:
 # --- views ------------------------------------------------------------------------------------------------------
 class PartnerAPIView(MerchantAPIView):
     permission_classes = PARTNER_PERMISSIONS
+    # (param, advice) for a POST body over DATA_UPLOAD_MAX_MEMORY_SIZE: Django refuses it while authentication reads
+    # the body to check the signature, before any serializer, so errors.py alone can only say "too large".
+    too_large: tuple[str, str] | None = None
+
+    def handle_exception(self, exc):
+        if isinstance(exc, RequestDataTooBig) and self.too_large and self.request.method == "POST":
+            param, advice = self.too_large
+            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE // 1024 // 1024
+            exc = InvalidRequest(f"the request body is over the {limit} MB limit: {advice}", param=param)
+        return super().handle_exception(exc)
 
     def get_merchant(self, request, merchant_no: str) -> Merchant:
         merchant = partner_merchant(partner=request.auth.merchant, merchant_no=merchant_no)
@@ -290,6 +309,9 @@ REPLAYED = {"Idempotent-Replayed": "true"}
 
 
 class PartnerMerchantListView(PartnerAPIView):
+    too_large = ("documents", "send fewer documents in it and add the others one by one with "
+                              "POST /api/v1/merchants/{merchant_no}/documents")
+
     @api_schema(
         operation_id="partner_merchants_list",
         summary="List your merchants",
@@ -388,11 +410,14 @@ def _change_settlement(merchant: Merchant, *, patch: dict, submit: bool, actor: 
                            param=other[0])
     if "settlement_account" not in patch:
         return
-    account = merge_patch(current_settlement(merchant) or {}, patch["settlement_account"])
-    merchant_settlement_change(merchant_id=merchant.pk, actor=actor, account=account)
+    partner_settlement_change(merchant=merchant, actor=actor,
+                              account=lambda locked: merge_patch(current_settlement(locked) or {},
+                                                                 patch["settlement_account"]))
 
 
 class PartnerMerchantDocumentsView(PartnerAPIView):
+    too_large = ("content_base64", "a document is up to 5 MB (under 7 MB as base64)")
+
     @api_schema(
         operation_id="partner_merchant_documents_create",
         summary="Upload a document",

@@ -28,9 +28,14 @@ from merchants.services.onboarding import (
     merchant_onboard_draft,
     merchant_record_update,
 )
+from merchants.services.settlement import merchant_settlement_change
 
 # The character rules of out_trade_no (merchant-api.md "Orders"), 1–64 long.
 PARTNER_REFERENCE_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+# Documents one create may carry inline (docs/api.md "Partner onboarding"): all the required ones with a few store
+# photos to spare; more go one by one through POST /merchants/{merchant_no}/documents.
+MAX_CREATE_DOCUMENTS = 20
 
 
 def request_fingerprint(*, data: dict, documents: Sequence[tuple[str, UploadedFile]], submit: bool) -> str:
@@ -74,6 +79,9 @@ def partner_merchant_create(*, partner: Merchant, actor, data: dict, partner_ref
     if partner_reference and not PARTNER_REFERENCE_RE.fullmatch(partner_reference):
         raise InvalidRequest("partner_reference must be 1–64 characters of A-Z, a-z, 0-9, '_' and '-'",
                              param="partner_reference")
+    if len(documents) > MAX_CREATE_DOCUMENTS:
+        raise InvalidRequest(f"a create carries at most {MAX_CREATE_DOCUMENTS} documents; add the others one by one "
+                             "with POST /api/v1/merchants/{merchant_no}/documents", param="documents")
     print_ = request_fingerprint(data=data, documents=documents, submit=submit) if partner_reference else ""
     if partner_reference:
         existing = _existing(partner=partner, partner_reference=partner_reference)
@@ -124,3 +132,18 @@ def partner_merchant_correct(*, merchant: Merchant, actor, record, changed: bool
                                partner=merchant.partner)
     if submit:
         application_submit(application_id=application.pk, actor=actor)
+
+
+@transaction.atomic
+def partner_settlement_change(*, merchant: Merchant, actor, account) -> None:
+    """PATCH of an active merchant's ``settlement_account``: ask its channels to switch to the account that
+    ``account(merchant)`` gives from the merchant as it is under the lock (``merchant_settlement_change``).
+
+    Merged under the lock, as in ``partner_merchant_correct`` and in its order (the latest application, then the
+    merchant): a PATCH that waited while an earlier change became the current account (every channel accepted it,
+    ``_promote_if_complete``) used to merge into the account read before it waited and ask for that earlier
+    change's fields back (a lost update)."""
+    application = merchant.applications.order_by("-created_at", "-id").first()
+    locked = (_locked_application(application.pk).merchant if application is not None
+              else Merchant.objects.select_for_update().get(pk=merchant.pk))
+    merchant_settlement_change(merchant_id=locked.pk, actor=actor, account=account(locked))
