@@ -80,9 +80,10 @@ def demo_data(django_db_setup, django_db_blocker, simulator_server):
 
 
 def _submit_sample_application() -> None:
-    """``seed_demo`` stores no personal data (Demo Tea House has no legal person, contact or settlement account),
-    so the demo clerk also drafts and submits the sample Tea House record (tests/merchants/records.py) with its
-    documents: its ID number, phone and account are what the pages must mask, and it fills risk's queue."""
+    """Demo Tea House has no legal person, contact or settlement account; the seed's applicants
+    (aggpay/management/demo_onboarding.py) have, and so has the sample Tea House record (tests/merchants/records.py)
+    the demo clerk drafts and submits here with its documents, the one the merchant tests know: every such ID number,
+    phone and account is what the pages must mask."""
     from django.contrib.auth import get_user_model
 
     from merchants.services.onboarding import application_submit, document_add, merchant_onboard_draft

@@ -2,7 +2,8 @@
 
 Creates what is missing and leaves what exists alone: one staff user per role, the active merchant
 "Demo Tea House" with its fixed HMAC payments app, the demo channel accounts (when the channel
-configuration module is installed), and — on the demo's in-process simulators — a morning of the shop's trades
+configuration module is installed), five applicants at the onboarding desk (aggpay/management/demo_onboarding.py),
+and — on the demo's in-process simulators — a morning of the shop's trades
 (aggpay/management/demo_trades.py). Everything goes through the services, so each row has its audit entry; the
 trades go through the public interfaces only (the signed merchant API and the simulators' payer endpoints).
 """
@@ -31,6 +32,8 @@ class Command(BaseCommand):
         parser.add_argument("--skip-channels", action="store_true",
                             help="do not seed the demo channel accounts (nor, then, the trades)")
         parser.add_argument("--skip-trades", action="store_true", help="do not make the demo trades")
+        parser.add_argument("--skip-onboarding", action="store_true",
+                            help="do not add the applicants waiting at the onboarding desk")
 
     def handle(self, *args, **options):
         with transaction.atomic():
@@ -41,8 +44,10 @@ class Command(BaseCommand):
         if not options["skip_channels"]:
             self._seed_channels()
             self._seed_contracts(merchant)
-            if not options["skip_trades"]:
-                self._seed_trades(merchant)
+        if not options["skip_onboarding"]:
+            self._seed_onboarding()
+        if not options["skip_channels"] and not options["skip_trades"]:
+            self._seed_trades(merchant)
         self.stdout.write(self.style.SUCCESS("demo data ready — `python manage.py demo_credentials` prints the logins"))
 
     def _say(self, created: bool, what: str) -> None:
@@ -80,6 +85,12 @@ class Command(BaseCommand):
                                 notify_url=demo.DEMO_NOTIFY_URL, app_id=demo.DEMO_APP_ID,
                                 secret=demo.DEMO_APP_SECRET, name="demo")
         self._say(not exists, f"API app {demo.DEMO_APP_ID} (HMAC, scopes {', '.join(demo.DEMO_APP_SCOPES)})")
+
+    def _seed_onboarding(self) -> None:
+        from aggpay.management.demo_onboarding import demo_onboarding_seed
+
+        for line in demo_onboarding_seed():
+            self.stdout.write(f"  {line}")
 
     def _seed_contracts(self, merchant: Merchant) -> None:
         from channels.services.demo import demo_merchant_contracts_seed
