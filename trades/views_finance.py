@@ -180,6 +180,7 @@ def _context(request, *, report_form: FeeReportForm | None = None,
         "report_open_day": bool(report and report.end >= today),
         # Closed days are the default (their figures are final); a cashier's morning is one click away.
         "report_today_query": urlencode({"from": today.isoformat(), "to": today.isoformat()}),
+        "today_so_far": _today_so_far(report, today),
         "chart": profit_chart(report.daily) if report else None,
         "report_query": _query(request, REPORT_PARAMS, report_form),
         "statement_form": statement_form or StatementLookupForm(),
@@ -192,6 +193,16 @@ def _context(request, *, report_form: FeeReportForm | None = None,
         "statement_hidden": [(n, request.GET[n]) for n in REPORT_PARAMS if request.GET.get(n)],
         "report_hidden": [(n, request.GET[n]) for n in STATEMENT_PARAMS if request.GET.get(n)],
     }
+
+
+def _today_so_far(report: FeeReport | None, today: dt.date) -> FeeFigures | None:
+    """Today's figures (same account and product) when the closed days shown moved no money but today has: on a
+    first day — or in the demo, whose trades are all this morning's — an empty table alone reads as "nothing
+    happened". Only then is today's report made (one more aggregate); None otherwise."""
+    if report is None or report.rows or report.end >= today:
+        return None
+    figures = fee_report(start=today, end=today, account_id=report.account_id, product=report.product).totals
+    return figures if figures.payment_count or figures.refund_count else None
 
 
 def _query(request, names, form: FeeReportForm | None = None) -> str:

@@ -226,6 +226,43 @@ def test_one_click_shows_today_so_far_marked_as_not_closed(finance_client, tea_h
     assert b"includes a day that has not closed yet" in response.content
 
 
+def test_empty_closed_days_point_to_the_money_today_has_moved(finance_client, tea_house, bank_a):
+    # A first day (or the demo, whose trades are all this morning's): the empty table says today has money.
+    today = timezone.localdate()
+    order = paid(tea_house, "T1", account=bank_a, amount=10_000, rates=("0.0038", "0.0020", "0"),
+                 paid_at=timezone.now())
+    paid(tea_house, "T2", account=bank_a, amount=2_000, rates=("0.0038", "0.0020", "0"), paid_at=timezone.now())
+    refunded(order, "R1", amount=100, succeeded_at=timezone.now())
+
+    html = finance_client.get(PAGE).content.decode()
+
+    hint = html[html.index('id="fees-today-hint"'):]
+    assert "2 payments and 1 refund or reversal so far" in hint
+    assert f'href="?from={today.isoformat()}&amp;to={today.isoformat()}&amp;account={bank_a.pk}"' not in hint
+    assert f'href="?from={today.isoformat()}&amp;to={today.isoformat()}">show today' in hint
+
+
+def test_the_pointer_to_today_keeps_the_filter_and_counts_only_what_it_matches(finance_client, tea_house, bank_a,
+                                                                               bank_b):
+    today = timezone.localdate()
+    paid(tea_house, "T1", account=bank_a, amount=10_000, rates=("0.0038", "0.0020", "0"), paid_at=timezone.now())
+
+    on_a = finance_client.get(PAGE, {"account": bank_a.pk, "product": "wechat.native"}).content.decode()
+    on_b = finance_client.get(PAGE, {"account": bank_b.pk}).content.decode()
+
+    assert "1 payment and 0 refunds or reversals so far" in on_a
+    assert (f'?from={today.isoformat()}&amp;to={today.isoformat()}&amp;account={bank_a.pk}&amp;product=wechat.native'
+            in on_a)
+    assert "fees-today-hint" not in on_b  # nothing moved on Bank B today either
+
+
+def test_empty_closed_days_say_nothing_of_today_when_today_is_empty_too(finance_client):
+    response = finance_client.get(PAGE)
+
+    assert response.context["today_so_far"] is None
+    assert b"fees-today-hint" not in response.content
+
+
 def test_the_page_filters_by_account_and_product(finance_client, tea_house_week, bank_b):
     response = finance_client.get(PAGE, {"from": "2026-03-10", "to": "2026-03-11", "account": bank_b.pk,
                                          "product": "alipay.qr"})
