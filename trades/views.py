@@ -319,7 +319,8 @@ def refund_abnormal_handled(request, refund_id: str):
 @require_POST
 @permission_required_403(VIEW, REFUND)
 def refund_record_refunded(request, refund_id: str):
-    """"Ask the channel and record as refunded" on a failed refund flagged because the channel said it went back."""
+    """"Ask the channel and record as refunded" on a failed or closed refund flagged because the channel said it went
+    back."""
     try:
         refund = staff_services.refund_abnormal_record_refunded(refund_id=refund_id, actor=request.user,
                                                                 note=request.POST.get("note", ""))

@@ -340,10 +340,11 @@ def refunding_late_payments() -> QuerySet[LatePayment]:
 
 def abnormal_refunds() -> QuerySet[Refund]:
     """Flagged refunds, whatever their state: a pending one the channel could not return, and one whose earlier
-    attempt succeeded at the channel after it was retried (possibly twice refunded, or recorded failed while the
-    money went back) — trades.services.refunds clears the flag when the channel settles the first kind; a person clears
-    it with "Mark handled" (trades.services.staff.refund_abnormal_resolve) or, for a failed one the channel says went
-    back, "Ask the channel and record as refunded" (trades.services.staff.refund_abnormal_record_refunded)."""
+    attempt succeeded at the channel after it was retried (possibly twice refunded, or recorded failed or closed
+    while the money went back) — trades.services.refunds clears the flag when the channel settles the first kind; a
+    person clears it with "Mark handled" (trades.services.staff.refund_abnormal_resolve) or, for a failed or closed
+    one the channel says went back, "Ask the channel and record as refunded"
+    (trades.services.staff.refund_abnormal_record_refunded)."""
     return Refund.objects.select_related("order", "merchant").filter(abnormal=True).order_by("created_at")
 
 

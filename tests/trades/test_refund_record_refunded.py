@@ -1,6 +1,6 @@
-"""Support's "Ask the channel and record as refunded" on a refund the channel failed and later said it returned
-(trades.services.staff.refund_abnormal_record_refunded; bank.md §7.3: a failed refund is "refundable again", so the
-channel's "fail" is not final for the money).
+"""Support's "Ask the channel and record as refunded" on a refund the channel failed (or closed) and later said it
+returned (trades.services.staff.refund_abnormal_record_refunded; bank.md §7.3: a failed or closed refund is
+"refundable again", so the channel's "fail" or "closed" is not final for the money).
 
 Before it, such a refund stayed ``failed`` and flagged abnormal, and "Mark handled" moved no money: the order, the
 fee reversal, the merchant's events and statement all said the merchant kept money that went back to the payer. The
@@ -46,20 +46,23 @@ PAID = 100_000  # fen: the 0.38 % merchant fee is 380, so a quarter refunded giv
 BACK = 25_000
 
 
-def _failed_then_said_refunded(shop, simulator_server, out_trade_no: str, *, bank_keeps_it: bool = True):
+def _failed_then_said_refunded(shop, simulator_server, out_trade_no: str, *, bank_keeps_it: bool = True,
+                               bank_says: str = "FAIL"):
     """A refund of BACK fen the bank failed (its FAIL notice applied: ``refund.failed`` to the merchant, the amount
     released), then a SUCCESS notice for it: flagged abnormal for a person. ``bank_keeps_it``: the bank's own record
-    says SUCCESS too (a query confirms it); else it still says FAIL (the notice was wrong)."""
+    says SUCCESS too (a query confirms it); else it still says FAIL (the notice was wrong). ``bank_says="CLOSED"``:
+    the bank closed it instead (bank.md §7.3, ``refund.closed`` to the merchant), and everything else is the same."""
+    state = {"FAIL": "failed", "CLOSED": "closed"}[bank_says]
     order = paid_at_the_bank(shop, out_trade_no, amount=PAID)
-    bank_refunds(shop, refund_outcome="FAIL", refund_seconds=600)
+    bank_refunds(shop, refund_outcome=bank_says, refund_seconds=600)
     status, body = refund(shop, order, f"{out_trade_no}-R", BACK)
     assert status == 201 and body["state"] == "pending", body
     settle_now(shop, simulator_server, body["id"])
-    refund_in_state(shop, body["id"], "failed")
+    refund_in_state(shop, body["id"], state)
     if bank_keeps_it:
         _bank_changes_its_mind(shop, simulator_server, body["id"])
     succeeded_after_all(shop, simulator_server, body["id"])
-    flagged = shop.wait_for(lambda: Refund.objects.filter(pk=body["id"], state="failed", abnormal=True).first(),
+    flagged = shop.wait_for(lambda: Refund.objects.filter(pk=body["id"], state=state, abnormal=True).first(),
                             message="flagged abnormal")
     assert Order.objects.get(pk=order.pk).refund_reserved == 0
     return Order.objects.get(pk=order.pk), flagged
@@ -161,9 +164,10 @@ def test_it_refuses_when_another_refund_took_the_room_and_names_it(shop, simulat
     assert AuditLog.objects.get(action=CHANNEL_SUCCESS_NOT_RECORDED, target_id=kept.pk).data["outcome"] == "no_room"
 
 
+@pytest.mark.parametrize("bank_says", ["FAIL", "CLOSED"])
 @pytest.mark.parametrize("role", ["finance", "operations"])
-def test_a_user_who_may_not_refund_cannot_record_it(shop, simulator_server, client, staff_member, role):
-    order, flagged = _failed_then_said_refunded(shop, simulator_server, f"RRR-{role}")
+def test_a_user_who_may_not_refund_cannot_record_it(shop, simulator_server, client, staff_member, role, bank_says):
+    order, flagged = _failed_then_said_refunded(shop, simulator_server, f"RRR-{role}-{bank_says}", bank_says=bank_says)
     user = staff_member(role)
     client.force_login(user)
 
@@ -171,7 +175,7 @@ def test_a_user_who_may_not_refund_cannot_record_it(shop, simulator_server, clie
     assert "record-refunded" not in client.get(reverse("trades:queue", args=["abnormal"])).content.decode()
     with pytest.raises(Forbidden):
         refund_abnormal_record_refunded(refund_id=flagged.pk, actor=user, note="x")
-    assert Refund.objects.get(pk=flagged.pk).state == "failed"
+    assert Refund.objects.get(pk=flagged.pk).state == flagged.state
     assert not ChannelCall.objects.filter(refund_id=flagged.pk, verb="query_refund").exists()  # never asked
 
 
@@ -183,7 +187,7 @@ def test_a_second_press_finds_it_recorded_and_records_nothing_more(shop, simulat
     _press(client, flagged)
     again = _press(client, flagged).content.decode()
 
-    assert "only a failed refund flagged for a person" in again
+    assert "only a failed or closed refund flagged for a person" in again
     paid = Order.objects.get(pk=order.pk)
     assert (paid.refunded_amount, paid.refund_reserved) == (BACK, BACK)
     assert [t for _, t in _events(flagged)] == ["refund.failed", "refund.succeeded"]
@@ -218,3 +222,107 @@ def test_two_presses_at_once_record_it_once(shop, simulator_server, staff_member
     paid = Order.objects.get(pk=order.pk)
     assert (paid.refunded_amount, paid.refund_reserved) == (BACK, BACK)
     assert [t for _, t in _events(flagged)] == ["refund.failed", "refund.succeeded"]
+
+
+# --- a refund the bank closed (bank.md §7.3 CLOSED, "refundable again"), then said it returned ----------------------
+# Before issue #5 the action started only from ``failed``: a flagged closed refund was never offered it, and pressed
+# anyway it was refused as "settled", so its money reached no order total, fee reversal, event or statement.
+
+
+def _closed_then_said_refunded(shop, simulator_server, out_trade_no: str, *, bank_keeps_it: bool = True):
+    return _failed_then_said_refunded(shop, simulator_server, out_trade_no, bank_keeps_it=bank_keeps_it,
+                                      bank_says="CLOSED")
+
+
+def test_it_records_a_flagged_closed_refund_the_channel_confirms_on_the_order_fees_events_and_statement(
+        shop, simulator_server, agent):
+    order, flagged = _closed_then_said_refunded(shop, simulator_server, "RRC00001")
+    assert [t for _, t in _events(flagged)] == ["refund.closed"]
+
+    done = refund_abnormal_record_refunded(refund_id=flagged.pk, actor=agent, note="bank: it went back after all")
+
+    assert (done.state, done.abnormal) == ("succeeded", False)
+    assert Refund.objects.get(pk=flagged.pk).state == "succeeded"
+    assert done.channel_refund_no == at_the_bank(shop, simulator_server, flagged.pk)["refund_no"]
+    paid = Order.objects.get(pk=order.pk)
+    assert (paid.refunded_amount, paid.refund_reserved, paid.refund_state) == (BACK, BACK, "partial")
+    assert done.merchant_fee_refunded == 95  # its quarter of the 380 fen fee snapshot
+    # The merchant was told it closed; now it is told it succeeded, after, in the refund's own sequence.
+    assert [t for _, t in _events(done)] == ["refund.closed", "refund.succeeded"]
+    status, _, shown = shop.client.request("GET", f"/api/v1/refunds/{done.out_refund_no}")
+    assert status == 200 and shown["state"] == "succeeded"
+    day = timezone.localdate(done.succeeded_at)
+    statement = statement_get(merchant=shop.merchant, day=day, now=timezone.now() + dt.timedelta(days=2))
+    (line,) = [x for x in statement.lines if x.type == "refund"]
+    assert (line.id, line.amount, line.fee) == (done.pk, -BACK, -95)
+    row = AuditLog.objects.get(action=CHANNEL_SUCCESS_RECORDED, target_id=done.pk)
+    assert row.actor == agent and row.reason == "bank: it went back after all"
+    assert (row.data["was"], row.data["channel_no"], row.data["refunded_amount"]) == ("closed", flagged.pk, BACK)
+
+
+def test_the_support_pages_offer_it_for_a_flagged_closed_refund_and_run_it(shop, simulator_server, client, agent):
+    order, flagged = _closed_then_said_refunded(shop, simulator_server, "RRC00002")
+    queue = client.get(reverse("trades:queue", args=["abnormal"])).content.decode()
+    detail = client.get(reverse("trades:detail", args=[order.pk])).content.decode()
+    assert f'data-record-refunded="{flagged.pk}"' in queue and f'data-record-refunded="{flagged.pk}"' in detail
+
+    page = _press(client, flagged).content.decode()
+
+    assert "The channel confirmed refund" in page
+    assert Refund.objects.get(pk=flagged.pk).state == "succeeded"
+    assert Order.objects.get(pk=order.pk).refunded_amount == BACK
+    assert f'data-refund="{flagged.pk}"' not in client.get(reverse("trades:queue", args=["abnormal"])).content.decode()
+
+
+def test_it_refuses_a_closed_refund_whose_room_another_refund_took_and_names_it(shop, simulator_server, client,
+                                                                                agent):
+    order, flagged = _closed_then_said_refunded(shop, simulator_server, "RRC00003")
+    # Told the refund closed, the merchant refunded the whole order under another number: it is fully held.
+    status, other = refund(shop, order, "RRC00003-AGAIN", PAID)
+    assert status == 201 and other["state"] == "pending", other
+
+    page = _press(client, flagged).content.decode()
+
+    assert "no longer fits" in page and "RRC00003-AGAIN" in page
+    kept = Refund.objects.get(pk=flagged.pk)
+    assert (kept.state, kept.abnormal) == ("closed", True)
+    paid = Order.objects.get(pk=order.pk)
+    assert (paid.refunded_amount, paid.refund_reserved) == (0, PAID)
+    assert [t for _, t in _events(kept)] == ["refund.closed"]
+    assert AuditLog.objects.get(action=CHANNEL_SUCCESS_NOT_RECORDED, target_id=kept.pk).data["outcome"] == "no_room"
+
+
+def test_a_channel_that_says_the_refund_is_closed_leaves_it_closed_and_flagged_and_says_so(
+        shop, simulator_server, client, agent):
+    order, flagged = _closed_then_said_refunded(shop, simulator_server, "RRC00004", bank_keeps_it=False)
+
+    page = _press(client, flagged).content.decode()
+
+    assert "did not return the money (it says closed" in page and "stays closed and flagged" in page
+    kept = Refund.objects.get(pk=flagged.pk)
+    assert (kept.state, kept.abnormal) == ("closed", True)
+    paid = Order.objects.get(pk=order.pk)
+    assert (paid.refunded_amount, paid.refund_reserved) == (0, 0)
+    assert [t for _, t in _events(kept)] == ["refund.closed"]
+    asked = ChannelCall.objects.filter(refund_id=kept.pk, verb="query_refund").values_list("outcome", flat=True)
+    assert list(asked) == ["closed"]
+    row = AuditLog.objects.get(action=CHANNEL_SUCCESS_NOT_RECORDED, target_id=kept.pk)
+    assert (row.data["outcome"], row.data["channel_said"], row.actor) == ("not_refunded", "closed", agent)
+    queue = client.get(reverse("trades:queue", args=["abnormal"])).content.decode()
+    assert f'data-record-refunded="{kept.pk}"' in queue  # still offered: the channel may say otherwise later
+
+
+def test_a_channel_that_does_not_answer_about_a_closed_refund_changes_nothing_and_says_so(
+        shop, simulator_server, client, agent, settings):
+    order, flagged = _closed_then_said_refunded(shop, simulator_server, "RRC00005")
+    settings.AGGPAY_CHANNEL_READ_TIMEOUT = 1.0
+    shop.sim("bank", "/_control/faults", fault="timeout", seconds=2.0, match={"path": "refund/query"})
+
+    page = _press(client, flagged).content.decode()
+
+    assert "did not answer" in page and "stays closed and flagged" in page
+    kept = Refund.objects.get(pk=flagged.pk)
+    assert (kept.state, kept.abnormal) == ("closed", True)
+    assert Order.objects.get(pk=order.pk).refunded_amount == 0
+    assert [t for _, t in _events(kept)] == ["refund.closed"]
+    assert AuditLog.objects.get(action=CHANNEL_SUCCESS_NOT_RECORDED, target_id=kept.pk).data["outcome"] == "unknown"

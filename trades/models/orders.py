@@ -259,6 +259,13 @@ class Refund(FSMModelMixin, models.Model):
         "fail" is not final). Only from support's "Ask the channel and record as refunded", on the channel's own
         answer (trades.services.refunds.refund_record_channel_success)."""
 
+    @transition(field=state, source="closed", target="succeeded")
+    def succeed_after_close(self) -> None:
+        """The channel, asked again, says a refund it had closed returned the money after all (bank.md §7.3: a
+        ``CLOSED`` refund is "refundable again", as a ``FAIL`` one is, so its close is not final either). As
+        ``succeed_after_failure``: only from support's "Ask the channel and record as refunded", on the channel's own
+        answer (trades.services.refunds.refund_record_channel_success)."""
+
     @transition(field=state, source="pending", target="closed")
     def close(self) -> None:
         """The channel closed the refund (REFUND.CLOSED)."""

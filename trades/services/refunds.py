@@ -422,7 +422,8 @@ def _apply_success(order: Order, refund: Refund, *, result: RefundResult, abnorm
     """Record the money gone back for ``refund``, just moved to ``succeeded`` by the caller's transition, both locked
     (refund_lock_with_order) with the amount reserved: its part of the fee snapshot, the order's refunded amount, and
     the merchant's ``refund.succeeded``. The one place a success is applied — the channel's answer
-    (refund_apply_result) and a person's "record as refunded" on the channel's word (refund_record_channel_success)."""
+    (refund_apply_result) and a person's "record as refunded" on the channel's word (refund_record_channel_success),
+    from ``failed`` or ``closed``."""
     refund.channel_refund_no = result.channel_refund_no or refund.channel_refund_no
     refund.succeeded_at = result.succeeded_at or timezone.now()
     refund.sync_state, refund.next_query_at, refund.abnormal = SyncState.OK, None, abnormal
@@ -541,22 +542,26 @@ def _apply_earlier_attempt(refund: Refund, *, attempt: int, result: RefundResult
     return refund
 
 
-# --- a flagged failed refund the channel says it returned: recorded on the channel's answer -------------------------
+# --- a flagged failed or closed refund the channel says it returned: recorded on the channel's answer ---------------
 # Support's "Ask the channel and record as refunded" (trades.services.staff.refund_abnormal_record_refunded) on a
-# refund recorded failed whose money the channel later said went back (refund_flag_settled_success,
+# refund recorded failed or closed whose money the channel later said went back (refund_flag_settled_success,
 # _apply_earlier_attempt): without it that money never reached the order, its fees, the merchant's events or the
 # statement. A person's word alone moves no money (design §5 rules 2 and 4): the channel is asked again, and only its
-# own answer of success records the refund.
+# own answer of success records the refund. Closed is settled as failed is: bank.md §7.3 calls both "refundable
+# again" (the amount was released, refund_apply_result), and either may be contradicted by a later answer.
 CHANNEL_SUCCESS_RECORDED = "trades.refund.channel_success_recorded"
 # The same press, when the channel's answer (or the order) refused it: the channel's words and the person's note.
 CHANNEL_SUCCESS_NOT_RECORDED = "trades.refund.channel_success_not_recorded"
+# The states "record as refunded" starts from: the channel's final word that the money stayed with the merchant.
+RECORDABLE_STATES = ("failed", "closed")
 
 
 class RefundSuccessNotRecorded(InvalidState):
-    """"Record as refunded" changed nothing (the refund stays failed and flagged). ``outcome``: ``settled`` (no longer
-    a flagged failed refund — a second press), ``double`` (two attempts returned the money), ``unknown`` (the channel
-    did not answer, or is still processing), ``not_refunded`` (it says the money did not go back), ``mismatch`` (its
-    answer names another refund or amount), ``no_room`` (other refunds now hold what the order paid)."""
+    """"Record as refunded" changed nothing (the refund stays failed or closed, and flagged). ``outcome``: ``settled``
+    (no longer a flagged failed or closed refund — a second press), ``double`` (two attempts returned the money),
+    ``unknown`` (the channel did not answer, or is still processing), ``not_refunded`` (it says the money did not go
+    back), ``mismatch`` (its answer names another refund or amount), ``no_room`` (other refunds now hold what the
+    order paid)."""
 
     def __init__(self, message: str, *, outcome: str):
         super().__init__(message, param="refund_id")
@@ -564,20 +569,20 @@ class RefundSuccessNotRecorded(InvalidState):
 
 
 def refund_can_record_channel_success(refund: Refund) -> bool:
-    """Whether "record as refunded" applies: a failed refund flagged for a person."""
-    return refund.state == "failed" and refund.abnormal
+    """Whether "record as refunded" applies: a failed or closed refund flagged for a person."""
+    return refund.state in RECORDABLE_STATES and refund.abnormal
 
 
 def refund_record_channel_success(*, refund_id: str, actor, note: str) -> Refund:
-    """Ask the channel about the attempt of a flagged failed refund it said returned the money, and on its answer of
-    success record the refund succeeded as its own answer would have (``_apply_success``: the order's refunded
-    amount, the fee snapshot's part, ``refund.succeeded`` after the ``refund.failed`` the merchant had — the event
-    sequence orders them), the flag cleared, audited with the person's ``note``. No lock is held while the channel
-    answers (rule 7); then, under the order's and the refund's locks, it is checked again that the refund is still a
-    flagged failed one and still fits in what the order paid: its amount was released when it failed, and another
-    refund may have taken that room since. Anything else changes nothing and raises RefundSuccessNotRecorded;
-    what the channel said, or why it was refused, is audited (except ``settled`` / ``double``, where nothing was
-    asked) and its call is on the trade timeline."""
+    """Ask the channel about the attempt of a flagged failed or closed refund it said returned the money, and on its
+    answer of success record the refund succeeded as its own answer would have (``_apply_success``: the order's
+    refunded amount, the fee snapshot's part, ``refund.succeeded`` after the ``refund.failed`` or ``refund.closed``
+    the merchant had — the event sequence orders them), the flag cleared, audited with the person's ``note``. No lock
+    is held while the channel answers (rule 7); then, under the order's and the refund's locks, it is checked again
+    that the refund is still a flagged failed or closed one and still fits in what the order paid: its amount was
+    released when it failed or closed, and another refund may have taken that room since. Anything else changes
+    nothing and raises RefundSuccessNotRecorded; what the channel said, or why it was refused, is audited (except
+    ``settled`` / ``double``, where nothing was asked) and its call is on the trade timeline."""
     refund = (Refund.objects.select_related("order__channel_account", "order__contract").filter(pk=refund_id)
               .first())
     if refund is None:
@@ -596,7 +601,7 @@ def refund_record_channel_success(*, refund_id: str, actor, note: str) -> Refund
         what = "did not answer about" if unknown else "answered with an error about"
         _not_recorded(refund, actor=actor, note=note, outcome="unknown", asked=asked, said=exc.message, message=(
             f"The channel {what} refund {asked} ({exc.message}): nothing was changed. Ask again later; the refund "
-            f"stays failed and flagged."))
+            f"stays {refund.state} and flagged."))
     with transaction.atomic():
         _record(refund, "query_refund", result.state, started, result=result)
     _check_answer(refund, actor=actor, note=note, asked=asked, result=result)
@@ -605,15 +610,20 @@ def refund_record_channel_success(*, refund_id: str, actor, note: str) -> Refund
         _check_recordable(refund)
         conflict = _no_room(order, refund)
         if conflict is None:
-            _reserve(order, refund.amount)  # released when it failed (refund_apply_result); it holds it again
-            refund.succeed_after_failure()
+            # Released when it failed or closed (refund_apply_result); it holds it again.
+            _reserve(order, refund.amount)
+            was = refund.state
+            if was == "closed":
+                refund.succeed_after_close()
+            else:
+                refund.succeed_after_failure()
             _apply_success(order, refund, result=result, abnormal=False)
             audit_log(actor=actor, action=CHANNEL_SUCCESS_RECORDED, target=refund, reason=note, data={
-                "order": order.pk, "amount": refund.amount, "attempt": attempt, "channel_no": asked,
+                "order": order.pk, "amount": refund.amount, "was": was, "attempt": attempt, "channel_no": asked,
                 "channel_refund_no": refund.channel_refund_no, "succeeded_at": refund.succeeded_at.isoformat(),
                 "merchant_fee_refunded": refund.merchant_fee_refunded, "refunded_amount": order.refunded_amount})
-            logger.warning("refund %s: recorded succeeded on the channel's answer about %s (by %s)", refund.pk, asked,
-                           actor)
+            logger.warning("refund %s: recorded succeeded (was %s) on the channel's answer about %s (by %s)",
+                           refund.pk, was, asked, actor)
             return refund
     _not_recorded(refund, actor=actor, note=note, outcome="no_room", asked=asked, said=result.state, message=conflict)
 
@@ -622,8 +632,8 @@ def _check_recordable(refund: Refund) -> None:
     if not refund_can_record_channel_success(refund):
         flag = "flagged" if refund.abnormal else "not flagged"
         raise RefundSuccessNotRecorded(
-            f"refund {refund.pk} is {refund.state} and {flag}: only a failed refund flagged for a person can be "
-            f"recorded as refunded (already recorded or handled?)", outcome="settled")
+            f"refund {refund.pk} is {refund.state} and {flag}: only a failed or closed refund flagged for a person "
+            f"can be recorded as refunded (already recorded or handled?)", outcome="settled")
 
 
 def _attempt_said_succeeded(refund: Refund) -> int:
@@ -659,23 +669,24 @@ def _check_answer(refund: Refund, *, actor, note: str, asked: str, result: Refun
     if result.state in (ChannelRefundState.PROCESSING, ChannelRefundState.NOT_FOUND):
         _not_recorded(refund, actor=actor, note=note, outcome="unknown", asked=asked, said=result.state,
                       message=f"The channel gave no final answer about refund {asked} (it says {words}): nothing was "
-                              f"changed. Ask again later; the refund stays failed and flagged.")
+                              f"changed. Ask again later; the refund stays {refund.state} and flagged.")
     _not_recorded(refund, actor=actor, note=note, outcome="not_refunded", asked=asked, said=result.state,
                   message=f"The channel says refund {asked} did not return the money (it says {words}): nothing was "
-                          f"changed; the refund stays failed and flagged for a person.")
+                          f"changed; the refund stays {refund.state} and flagged for a person.")
 
 
 def _no_room(order: Order, refund: Refund) -> str | None:
     """Why the refund no longer fits in the order (under both locks), or None. Its amount was released when it
-    failed (design §5 rule 6: refunds never exceed the paid amount), so what other refunds hold now decides."""
+    failed or closed (design §5 rule 6: refunds never exceed the paid amount), so what other refunds hold now
+    decides."""
     if order.state != OrderState.SUCCEEDED or order.reverse_requested_at is not None:
         why = "a reverse of it is under way" if order.reverse_requested_at is not None else f"it is {order.state}"
         return (f"Order {order.pk} cannot take refund {refund.pk} back: {why}. Nothing was changed; the refund stays "
                 f"flagged — the money may have gone back twice: settle it with the merchant.")
     if order.refund_reserved + refund.amount <= order.amount:
         return None
-    holding = ", ".join(f"{other.out_refund_no} ({other.amount} fen, {other.state})" for other in
-                        order.refunds.exclude(pk=refund.pk).exclude(state__in=("failed", "closed")).order_by("created_at"))
+    others = order.refunds.exclude(pk=refund.pk).exclude(state__in=("failed", "closed")).order_by("created_at")
+    holding = ", ".join(f"{other.out_refund_no} ({other.amount} fen, {other.state})" for other in others)
     return (f"Refund {refund.pk} ({refund.amount} fen) no longer fits in order {order.pk}: other refunds hold "
             f"{order.refund_reserved} of the {order.amount} fen paid ({holding or 'a reverse'}), so only "
             f"{order.amount - order.refund_reserved} fen is left. Nothing was changed: the refund stays flagged — "

@@ -234,12 +234,12 @@ def refund_abnormal_resolve(*, refund_id: str, actor, note: str) -> Refund:
 
 
 def refund_abnormal_record_refunded(*, refund_id: str, actor, note: str) -> Refund:
-    """"Ask the channel and record as refunded": a failed refund flagged because the channel later said the money
-    went back (refund_flag_settled_success). The channel is asked again and only its own answer of success records
-    the refund succeeded — the order's refunded amount, the fee given back, ``refund.succeeded`` to the merchant, the
-    statement — and clears the flag (trades.services.refunds.refund_record_channel_success). Unlike "Mark handled",
-    money is recorded here, so a person's note alone never does it. Raises Forbidden, InvalidRequest (``note``),
-    NotFound, or RefundSuccessNotRecorded (an InvalidState) saying why nothing changed."""
+    """"Ask the channel and record as refunded": a failed or closed refund flagged because the channel later said the
+    money went back (refund_flag_settled_success). The channel is asked again and only its own answer of success
+    records the refund succeeded — the order's refunded amount, the fee given back, ``refund.succeeded`` to the
+    merchant, the statement — and clears the flag (trades.services.refunds.refund_record_channel_success). Unlike
+    "Mark handled", money is recorded here, so a person's note alone never does it. Raises Forbidden, InvalidRequest
+    (``note``), NotFound, or RefundSuccessNotRecorded (an InvalidState) saying why nothing changed."""
     require_perm(actor, REFUND_PERM)
     note = _text(note, "a note is required to record a refund as refunded", param="note")
     return refund_record_channel_success(refund_id=refund_id, actor=actor, note=note)
