@@ -8,21 +8,28 @@ from django_fsm import can_proceed
 
 from aggpay.audit import audit_log
 from aggpay.errors import InvalidState
-from merchants.models import Contract, Merchant, MerchantApp, MerchantState, OnboardingApplication
+from merchants.models import Contract, Merchant, MerchantApp, MerchantState
 from merchants.services.apps import merchant_app_create
+from merchants.services.locks import lock_application, lock_merchant
 
 
 def merchant_activate_on_contract(*, contract: Contract) -> Merchant:
     """Called inside the transaction that activated ``contract``: completes the application, activates the
-    merchant and issues its payments app (HMAC; the secret is revealed once to staff — ``app_secret_reveal``)."""
-    merchant = Merchant.objects.select_for_update().get(pk=contract.merchant_id)
+    merchant and issues its payments app (HMAC; the secret is revealed once to staff — ``app_secret_reveal``).
+
+    The caller locked the contract after its application and merchant (``locks.lock_contract``), so taking them
+    again here waits for nothing; locking them only now, after the contract, would deadlock with a clerk's action
+    on the application (merchants/services/locks.py)."""
     if contract.application_id:
-        application = OnboardingApplication.objects.select_for_update().get(pk=contract.application_id)
+        application = lock_application(contract.application_id)
+        merchant = application.merchant
         if can_proceed(application.complete):
             application.complete()
             application.save()
             audit_log(actor=None, action="merchants.application.completed", target=application,
                       data={"first_active_contract": contract.pk})
+    else:
+        merchant = lock_merchant(contract.merchant_id)
     if merchant.state == MerchantState.ONBOARDING:
         merchant.activate()
         merchant.save()

@@ -25,6 +25,7 @@ from aggpay.errors import InvalidRequest, InvalidState, NotFound
 from aggpay.notify_urls import notify_url_refusal
 from aggpay.permissions import require_perm
 from merchants.models import AppScope, Merchant, MerchantApp, MerchantState, SignType
+from merchants.services.locks import lock_app
 
 ISSUE_PERM = "merchants.add_merchantapp"
 CHANGE_PERM = "merchants.change_merchantapp"
@@ -107,7 +108,7 @@ def _clean_scopes(scopes) -> list[str]:
 
 def _locked_app(app_id: str) -> MerchantApp:
     try:
-        return MerchantApp.objects.select_for_update().select_related("merchant").get(app_id=app_id)
+        return lock_app(app_id)  # after its merchant (merchants/services/locks.py)
     except MerchantApp.DoesNotExist:
         raise NotFound(f"no app {app_id}", param="app_id")
 

@@ -35,6 +35,7 @@ from merchants.models import (
     Merchant,
     OnboardingApplication,
 )
+from merchants.services.locks import lock_application, lock_contract
 from merchants.validation import required_reason
 
 logger = logging.getLogger(__name__)
@@ -130,8 +131,7 @@ def contracts_create_for_application(*, application_id: int, actor, rates: dict[
     """
     rates = rates or {}
     with transaction.atomic():
-        application = OnboardingApplication.objects.select_for_update().select_related("merchant").get(
-            pk=application_id)
+        application = lock_application(application_id)
         if not can_proceed(application.start_contracting):
             raise InvalidState(f"the application is {application.state}; contracts follow approval")
         merchant = application.merchant
@@ -511,8 +511,8 @@ def _apply_result(*, contract_id: int, result: OnboardingResult, source: str, su
     activated = False
     unanswered = None
     with transaction.atomic():
-        contract = Contract.objects.select_for_update().select_related("merchant", "channel_account").get(
-            pk=contract_id)
+        # After its application and merchant: activating it completes the application (merchants/services/locks.py).
+        contract = lock_contract(contract_id)
         before = contract.state
         if submitting:
             moved = _moved_since_submission(contract, submission)

@@ -28,6 +28,7 @@ from merchants.models import (
     Store,
 )
 from merchants.services.contracts import contracts_create_for_application
+from merchants.services.locks import lock_application
 from merchants.services.merchants import new_merchant_no
 from merchants.services.record import (
     RecordInput,
@@ -113,7 +114,7 @@ def merchant_onboard_draft(*, actor, data: dict, partner: Merchant | None = None
 
 def _locked_application(application_id: int) -> OnboardingApplication:
     try:
-        return OnboardingApplication.objects.select_for_update().select_related("merchant").get(pk=application_id)
+        return lock_application(application_id)  # and its merchant: merchants/services/locks.py
     except OnboardingApplication.DoesNotExist:
         raise NotFound(f"no application {application_id}")
 

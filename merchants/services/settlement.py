@@ -33,6 +33,7 @@ from merchants.models import (
     SettlementChangeState,
 )
 from merchants.services.contracts import next_poll_delay
+from merchants.services.locks import lock_settlement_change
 from merchants.services.record import validate_settlement_account
 from merchants.validation import required_reason
 
@@ -128,7 +129,7 @@ def _reschedule(change_id: int, message: str) -> SettlementChange:
 
 def _apply(change_id: int, *, state: str, message: str = "", application_no: str = "") -> SettlementChange:
     with transaction.atomic():
-        change = SettlementChange.objects.select_for_update().select_related("merchant").get(pk=change_id)
+        change = lock_settlement_change(change_id)  # after its merchant (merchants/services/locks.py)
         before = change.state
         if application_no:
             change.application_no = application_no
