@@ -21,6 +21,7 @@ urlpatterns = [
     path("staff/onboarding/batch/", include("merchants.urls_batch")),
     path("staff/merchants/", include("merchants.urls")),
     path("staff/trades/", include("trades.urls")),
+    path("staff/risk/notices/", include("risk.urls")),
     path("api/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
     path(
         "api/docs/",

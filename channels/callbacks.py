@@ -43,6 +43,7 @@ HANDLERS: dict[str, str] = {
     "onboarding": "merchants.services.contracts.contract_apply_callback",
     "payment": "trades.services.callbacks.payment_callback",
     "refund": "trades.services.callbacks.refund_callback",
+    "violation": "trades.services.callbacks.violation_callback",
 }
 
 

@@ -310,6 +310,13 @@ class ChannelCallback(models.Model):
     reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
                                     related_name="+")
     review_note = models.TextField(blank=True)
+    # A notice we did not process (outcome error or ignored) stays in operations' queue (channels.unprocessed) until
+    # an operator marks it handled with a note (channels.services.callback_handling). Set once, never changed: the
+    # audit row beside it is the history. A refused callback's review above is risk's, not this.
+    handled_at = models.DateTimeField(null=True, blank=True)
+    handled_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+")
+    handled_note = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-received_at", "-id"]
@@ -319,12 +326,18 @@ class ChannelCallback(models.Model):
             # table that keeps every callback ever received.
             models.Index(fields=["reviewed_at", "-received_at"], condition=Q(outcome="rejected"),
                          name="channel_callback_refused"),
-            # Operations' queue of callbacks not processed (channels.unprocessed) and its account counts: the same
-            # kind of sliver, newest first.
-            models.Index(fields=["account", "-received_at"], condition=Q(outcome__in=["error", "ignored"]),
-                         name="channel_callback_unprocessed"),
+            # Operations' queue of callbacks not processed (channels.unprocessed): the open ones (its default list,
+            # its account counts, the home tile) and the handled ones are two slivers, newest first, so the open
+            # queue's index holds only what is left to look at however many have been handled.
+            models.Index(fields=["account", "-received_at"],
+                         condition=Q(outcome__in=["error", "ignored"], handled_at__isnull=True),
+                         name="channel_callback_open"),
+            models.Index(fields=["account", "-received_at"],
+                         condition=Q(outcome__in=["error", "ignored"], handled_at__isnull=False),
+                         name="channel_callback_handled"),
         ]
-        permissions = [("review_channelcallback", "Can mark refused channel callbacks reviewed")]
+        permissions = [("review_channelcallback", "Can mark refused channel callbacks reviewed"),
+                       ("handle_channelcallback", "Can mark channel callbacks not processed handled")]
 
     def __str__(self) -> str:
         return f"{self.account_id} {self.kind} {self.event_id} {self.outcome}"

@@ -1,6 +1,6 @@
 """Read side of operations' queue of channel callbacks we did not process (未处理的渠道回调): the notices an account
 received and dropped, with their counts, filters and a masked excerpt of each (design §5 rule 10). Nothing here
-writes.
+writes: marking them handled is channels.services.callback_handling.
 
 Which outcomes are "not processed" (channels.callbacks, where each is set):
 
@@ -13,6 +13,18 @@ Which outcomes are "not processed" (channels.callbacks, where each is set):
 ``applied`` and ``duplicate`` were processed; ``rejected`` is risk's queue of refused callbacks (channels.refused).
 An ``error`` notice the channel sent again and we then applied (a later row of the same account and event id,
 applied or duplicate) is shown as "applied on a retry": nothing was lost.
+
+Each one is in one state (``STATES``); the queue opens on the open ones, and its counts and the operations home
+tile count only those:
+
+- open — nobody has marked it handled and no retry has applied it: someone should look;
+- applied on a retry — it left the open list by itself, without a mark: the channel's retry did what the first
+  notice could not, so there is nothing to do, and marking each by hand would be busywork that buries the rest.
+  Nothing is written when the retry lands (the callback path does not know this queue; the later row is the
+  evidence), so "handled by" stays a person's answer. An ``ignored`` notice is acknowledged and never retried, and
+  an ``error`` without an event id (its account's adapter could not be built) cannot be matched to a retry: both
+  stay open until someone marks them;
+- handled — an operator marked it with a note (who, when and the note are kept on the row and in the audit log).
 """
 
 from __future__ import annotations
@@ -30,14 +42,15 @@ from channels.adapters.http import redact
 from channels.models import CallbackOutcome, ChannelAccount, ChannelCallback
 
 OUTCOMES = (
-    (CallbackOutcome.ERROR.value, "Error — not handled, the channel was asked to retry"),
+    (CallbackOutcome.ERROR.value, "Error — our side failed, the channel was asked to retry"),
     (CallbackOutcome.IGNORED.value, "Ignored — no handler for its kind, acknowledged"),
 )
 OUTCOME_VALUES = tuple(value for value, _ in OUTCOMES)
 OUTCOME_TONES = {CallbackOutcome.ERROR.value: "bad", CallbackOutcome.IGNORED.value: "warn"}
 # What a later row of the same notice (account and event id) means it went through after all.
 _SETTLED = (CallbackOutcome.APPLIED, CallbackOutcome.DUPLICATE)
-STATES = (("open", "Not applied since"), ("settled", "Applied on a retry"))
+STATES = (("open", "Open"), ("settled", "Applied on a retry"), ("handled", "Handled"), ("all", "All"))
+DEFAULT_STATE = "open"
 
 # A list shows the start of each stored notice; the whole one stays in the database (it may carry PII).
 EXCERPT_CHARS = 240
@@ -45,12 +58,25 @@ _SECRET = "***"
 _MIN_SECRET = 6  # shorter config values are not searched for: they would mask ordinary words
 
 
-def unprocessed() -> QuerySet[ChannelCallback]:
-    later_applied = ChannelCallback.objects.filter(
+def _applied_later() -> Exists:
+    """A later row of the same notice (account and event id) that was applied: the channel's retry went through."""
+    return Exists(ChannelCallback.objects.filter(
         account_id=OuterRef("account_id"), event_id=OuterRef("event_id"), outcome__in=_SETTLED,
-        received_at__gte=OuterRef("received_at")).exclude(event_id="")
-    return (ChannelCallback.objects.filter(outcome__in=OUTCOME_VALUES).select_related("account")
-            .annotate(settled=Exists(later_applied)))
+        received_at__gte=OuterRef("received_at")).exclude(event_id=""))
+
+
+def unprocessed() -> QuerySet[ChannelCallback]:
+    return (ChannelCallback.objects.filter(outcome__in=OUTCOME_VALUES).select_related("account", "handled_by")
+            .annotate(settled=_applied_later()))
+
+
+def _unhandled() -> QuerySet[ChannelCallback]:
+    # Spelled as the condition of the partial index channel_callback_open (ChannelCallback.Meta), so it is used.
+    return ChannelCallback.objects.filter(outcome__in=OUTCOME_VALUES, handled_at__isnull=True)
+
+
+def _open() -> QuerySet[ChannelCallback]:
+    return _unhandled().filter(~_applied_later())
 
 
 def _start(day: dt.date) -> dt.datetime:
@@ -65,9 +91,11 @@ def filter_unprocessed(callbacks: QuerySet[ChannelCallback], *, account: str = "
     if outcome:
         callbacks = callbacks.filter(outcome=outcome)
     if state == "open":
-        callbacks = callbacks.filter(settled=False)
+        callbacks = callbacks.filter(handled_at__isnull=True, settled=False)
     elif state == "settled":
-        callbacks = callbacks.filter(settled=True)
+        callbacks = callbacks.filter(handled_at__isnull=True, settled=True)
+    elif state == "handled":
+        callbacks = callbacks.filter(handled_at__isnull=False)
     if date_from:
         callbacks = callbacks.filter(received_at__gte=_start(date_from))
     if date_to:
@@ -88,24 +116,31 @@ class AccountTally:
 
 
 def counts() -> dict:
-    """All of them, the last 24 h, per outcome, and per channel account and outcome (two queries)."""
-    base = ChannelCallback.objects.filter(outcome__in=OUTCOME_VALUES)
+    """The open ones: all, the last 24 h, per outcome, and per channel account and outcome; and how many each state
+    holds, for the page's tabs (three queries; the handled ones are only counted, on their own index)."""
+    applied = _applied_later()
+    open_ = Q(~applied)
+    totals = _unhandled().aggregate(
+        open=Count("pk", filter=open_), settled=Count("pk", filter=Q(applied)),
+        last_day=Count("pk", filter=open_ & Q(received_at__gte=timezone.now() - dt.timedelta(hours=24))),
+        **{value: Count("pk", filter=open_ & Q(outcome=value)) for value in OUTCOME_VALUES})
+    handled = ChannelCallback.objects.filter(outcome__in=OUTCOME_VALUES, handled_at__isnull=False).count()
     per_outcome = {value: Count("pk", filter=Q(outcome=value)) for value in OUTCOME_VALUES}
-    totals = base.aggregate(
-        all=Count("pk"), last_day=Count("pk", filter=Q(received_at__gte=timezone.now() - dt.timedelta(hours=24))),
-        **per_outcome)
     accounts = [AccountTally(row["account__code"], row["account__name"], row["error"], row["ignored"])
-                for row in base.values("account__code", "account__name").annotate(**per_outcome)
+                for row in _open().values("account__code", "account__name").annotate(**per_outcome)
                 .order_by("account__code")]
     return {
-        "all": totals["all"], "last_day": totals["last_day"],
+        "all": totals["open"], "last_day": totals["last_day"],
         "outcomes": [{"key": value, "label": label, "n": totals[value]} for value, label in OUTCOMES],
         "accounts": accounts,
+        "states": {"open": totals["open"], "settled": totals["settled"], "handled": handled,
+                   "all": totals["open"] + totals["settled"] + handled},
     }
 
 
 def account_count(account: ChannelAccount) -> int:
-    """What the channel account's page shows beside its link to the queue."""
+    """What the channel account's page shows beside its link to the queue: every one it received, handled or not
+    (that page says "error or ignored", not "open")."""
     return ChannelCallback.objects.filter(account=account, outcome__in=OUTCOME_VALUES).count()
 
 
@@ -114,9 +149,10 @@ def queue_url(**params) -> str:
     return f"{url}?{urlencode(params)}" if params else url
 
 
-def open_today_count() -> int:
-    """For a home-page tile: today's notices we did not process and that no retry has applied since."""
-    return filter_unprocessed(unprocessed(), state="open", date_from=timezone.localdate()).count()
+def open_count() -> int:
+    """For the operations home tile: the open ones, what the queue opens on. Not only today's: one left open since
+    yesterday is still to look at, and marking them handled is what brings the count down."""
+    return _open().count()
 
 
 # --- what a row shows (design §5 rule 10: secrets and PII masked) -------------------------------------------------

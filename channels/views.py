@@ -3,7 +3,8 @@
 Every page needs the operations section permission plus the model permission of what it changes (design §5
 rule 11); every POST goes through ``channels.services``. Credentials are never rendered: the config is shown
 through ``config_display`` (ids visible, secrets masked, PEM blocks as fingerprints) and forms never pre-fill them.
-The queue of callbacks not processed (channels.unprocessed) shows each notice's start masked, never the whole.
+The queue of callbacks not processed (channels.unprocessed) shows each notice's start masked, never the whole;
+operations mark them handled there (channels.services.callback_handling).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from channels.models import (
 from channels.registry import KIND_CHOICES
 from channels.services import accounts as account_services
 from channels.services import evaluations as evaluation_services
+from channels.services.callback_handling import HANDLE_PERM, NOTE_MAX_LENGTH, callback_record_mark_handled
 from channels.services.config import config_display, config_fields, kind_available
 from channels.services.history import UNSET
 from channels.services.products import account_products, channel_product_set
@@ -460,9 +462,10 @@ def evaluation_transition(request, code: str, pk: int, action: str):
 
 
 class UnprocessedFilterForm(forms.Form):
+    # Chosen by the page's tabs; the queue opens on the open ones (it is a work queue, channels.unprocessed).
+    state = forms.ChoiceField(required=False, choices=unprocessed.STATES, widget=forms.HiddenInput)
     account = forms.ChoiceField(required=False, label="Channel account")
     outcome = forms.ChoiceField(required=False, label="Outcome", choices=[("", "any outcome"), *unprocessed.OUTCOMES])
-    state = forms.ChoiceField(required=False, label="Since", choices=[("", "either"), *unprocessed.STATES])
     date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
 
@@ -473,18 +476,26 @@ class UnprocessedFilterForm(forms.Form):
 
     def filters(self) -> dict:
         """The valid filters; an invalid one is shown with its error and left out, the others still apply."""
-        if not self.is_bound:
-            return {}
-        self.is_valid()
-        return {name: value for name, value in self.cleaned_data.items() if value not in ("", None)}
+        chosen = {}
+        if self.is_bound:
+            self.is_valid()
+            chosen = {name: value for name, value in self.cleaned_data.items() if value not in ("", None)}
+        chosen.setdefault("state", unprocessed.DEFAULT_STATE)
+        return chosen
 
 
-@require_safe
+@require_http_methods(["GET", "HEAD", "POST"])
 @section_required("operations")
 @permission_required_403("channels.view_channelaccount", VIEW_CALLBACKS)
 def unprocessed_callbacks(request):
     """Notices an account received that we did not process (channels.unprocessed): an account silently dropping
-    them — a broken stored config, a failing handler, a kind we have no handler for — shows here."""
+    them — a broken stored config, a failing handler, a kind we have no handler for — shows here. A POST marks the
+    chosen ones handled with a note, then shows the same list again (its filters are in the URL it posts to)."""
+    if request.method == "POST":
+        if not request.user.has_perm(HANDLE_PERM):
+            return forbidden(request, missing=HANDLE_PERM)
+        _mark_handled(request)
+        return redirect(request.get_full_path())
     form = UnprocessedFilterForm(request.GET or None)
     filters = form.filters()
     callbacks = unprocessed.filter_unprocessed(unprocessed.unprocessed(), **filters)
@@ -492,5 +503,20 @@ def unprocessed_callbacks(request):
     return render(request, "channels/unprocessed_callbacks.html", {
         "form": form, "filters": filters, "page": page, "rows": unprocessed.rows(page.object_list),
         "counts": unprocessed.counts(), "query": query_without(request, "page"),
-        "excerpt_chars": unprocessed.EXCERPT_CHARS,
+        "tab_query": query_without(request, "page", "state"), "states": unprocessed.STATES,
+        "excerpt_chars": unprocessed.EXCERPT_CHARS, "can_handle": request.user.has_perm(HANDLE_PERM),
+        "note_max_length": NOTE_MAX_LENGTH,
     })
+
+
+def _mark_handled(request) -> None:
+    """The queue's "Mark handled": the chosen callbacks and the note go to the service as they came (it names what
+    is wrong with them, and checks the permission again and audits), its answer told in a message."""
+    try:
+        records = callback_record_mark_handled(record_ids=request.POST.getlist("record"), actor=request.user,
+                                               note=request.POST.get("note", ""))
+    except ApplicationError as exc:
+        messages.error(request, capfirst(exc.message) + ".")
+    else:
+        n = len(records)
+        messages.success(request, f"Marked {n} callback{'s' if n != 1 else ''} handled.")

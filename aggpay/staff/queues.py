@@ -48,7 +48,18 @@ def onboarding_queues(user) -> list:
 def risk_queues(user) -> list:
     from merchants import workbench
 
-    return workbench.risk_home_queues()
+    return [*workbench.risk_home_queues(), *channel_risk_queues(user)]
+
+
+def channel_risk_queues(user) -> list[Queue]:
+    """The channels' risk notices about our sub-merchants no risk officer has handled yet (risk.notice_queue): the
+    tile opens the queue on exactly those."""
+    if not user.has_perm("risk.view_channelrisknotice"):
+        return []
+    from risk import notice_queue
+
+    n = notice_queue.new_count()
+    return [Queue("Channel risk notices to handle", n, notice_queue.queue_url(), "bad" if n else "")]
 
 
 def trade_queues(user) -> list:
@@ -63,14 +74,14 @@ def trade_queues(user) -> list:
 
 def operations_queues(user) -> list:
     """Operations works the trade queues, and the callbacks its channel accounts received and did not process
-    (channels.unprocessed): a broken account answers every notice "try again" until someone looks."""
+    (channels.unprocessed): a broken account answers every notice "try again" until someone looks. The tile counts
+    the open ones, what the queue opens on: marking them handled there brings it down."""
     queues = list(trade_queues(user))
     if user.has_perm("channels.view_channelcallback"):
         from channels import unprocessed
 
-        n = unprocessed.open_today_count()
-        queues.append(Queue("Callbacks not processed today", n,
-                            unprocessed.queue_url(state="open", date_from=timezone.localdate().isoformat()),
+        n = unprocessed.open_count()
+        queues.append(Queue("Callbacks not processed, open", n, unprocessed.queue_url(state="open"),
                             "bad" if n else ""))
     return queues
 

@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from channels.adapters.base import RefundState as ChannelRefundState
 from channels.adapters.base import TradeState
 from channels.callbacks import CallbackDuplicate, CallbackRejected
+from risk.services.channel_notices import NoticeUnreadable, channel_risk_notice_record
 from trades.models import LatePayment, Order, OrderState, Refund
 from trades.services.late import (
     LATE_PREFIX,
@@ -212,4 +213,20 @@ def _late_refund_notice(*, account, result, trade) -> str:
     return f"late payment of {order_id}: refund {result.state} → {late.state}"
 
 
-__all__ = ["Refund", "payment_callback", "refund_callback"]
+def violation_callback(*, account, event) -> str:
+    """A channel's merchant violation notice (channel-protocols.md A.15: ``VIOLATION.PUNISH`` / ``INTERCEPT`` /
+    ``APPEAL``): recorded for risk's queue (risk.services.channel_notices), matched to our contract by its sub-merchant
+    when one has it. The same record sent again is a duplicate: acknowledged with the channel's success answer and
+    nothing changes (design §5 rule 4). A notice we cannot record — no record id, a type A.15 does not list — is
+    refused and kept on risk's queue of refused callbacks rather than acknowledged and lost."""
+    try:
+        recorded = channel_risk_notice_record(account=account, event_type=event.data.get("event_type", ""),
+                                              event_id=event.event_id, data=event.data)
+    except NoticeUnreadable as exc:
+        raise CallbackRejected(str(exc)) from None
+    if not recorded.created:
+        raise CallbackDuplicate(recorded.note)
+    return recorded.note
+
+
+__all__ = ["Refund", "payment_callback", "refund_callback", "violation_callback"]

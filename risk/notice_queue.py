@@ -1,0 +1,149 @@
+"""Read side of risk's queue of channel risk notices (渠道风险通知): the new ones first, their counts by kind and by
+channel account, the filters, and what a notice shows (design §5 rule 10: personal data masked). Nothing here
+writes; handling is risk.services.channel_notices.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
+from django.urls import reverse
+from django.utils import timezone
+
+from aggpay import masking
+from merchants.models import ContractState, MerchantState
+from merchants.services.contract_risk import LIMIT_PERM
+from merchants.services.merchants import FREEZE_PERM
+from risk.models import ChannelRiskAction, ChannelRiskNotice, ChannelRiskNoticeKind, ChannelRiskNoticeState
+
+STATES = (("new", "New"), ("handled", "Handled"), ("all", "All"))
+MATCHES = (("matched", "Matched to a contract"), ("unmatched", "No contract of ours"))
+
+
+def notices() -> QuerySet[ChannelRiskNotice]:
+    return ChannelRiskNotice.objects.select_related("channel_account", "contract", "merchant", "handled_by")
+
+
+def _start(day: dt.date) -> dt.datetime:
+    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+
+
+def filter_notices(queryset: QuerySet[ChannelRiskNotice], *, state: str = "new", kind: str = "", account: str = "",
+                   match: str = "", q: str = "", date_from: dt.date | None = None,
+                   date_to: dt.date | None = None) -> QuerySet[ChannelRiskNotice]:
+    """The queue opens on the new notices, newest first; "all" still puts the new ones before the handled."""
+    if state in (ChannelRiskNoticeState.NEW, ChannelRiskNoticeState.HANDLED):
+        queryset = queryset.filter(state=state)
+    if kind:
+        queryset = queryset.filter(kind=kind)
+    if account:
+        queryset = queryset.filter(channel_account__code=account)
+    if match == "matched":
+        queryset = queryset.filter(contract__isnull=False)
+    elif match == "unmatched":
+        queryset = queryset.filter(contract__isnull=True)
+    if q:
+        queryset = queryset.filter(Q(record_id__iexact=q) | Q(sub_mchid=q) | Q(merchant__merchant_no__iexact=q)
+                                   | Q(company_name__icontains=q) | Q(merchant__short_name__icontains=q))
+    if date_from:
+        queryset = queryset.filter(received_at__gte=_start(date_from))
+    if date_to:
+        queryset = queryset.filter(received_at__lt=_start(date_to + dt.timedelta(days=1)))
+    new_first = Case(When(state=ChannelRiskNoticeState.NEW, then=Value(0)), default=Value(1),
+                     output_field=IntegerField())
+    return queryset.order_by(new_first, "-received_at", "-id")
+
+
+@dataclass(frozen=True)
+class AccountTally:
+    code: str
+    name: str
+    new: int
+    total: int
+
+
+def counts() -> dict:
+    """New notices in all, by kind and by channel account (with each account's total), and the handled ones: two
+    queries."""
+    base = ChannelRiskNotice.objects.all()
+    new = Q(state=ChannelRiskNoticeState.NEW)
+    per_kind = {value: Count("pk", filter=new & Q(kind=value)) for value in ChannelRiskNoticeKind.values}
+    totals = base.aggregate(new=Count("pk", filter=new), handled=Count("pk", filter=~new),
+                            unmatched=Count("pk", filter=new & Q(contract__isnull=True)), **per_kind)
+    accounts = [AccountTally(row["channel_account__code"], row["channel_account__name"], row["new"], row["total"])
+                for row in base.values("channel_account__code", "channel_account__name")
+                .annotate(new=Count("pk", filter=new), total=Count("pk")).order_by("-new", "channel_account__code")]
+    return {
+        "new": totals["new"], "handled": totals["handled"], "unmatched": totals["unmatched"],
+        "kinds": [{"key": value, "label": label, "n": totals[value]} for value, label in ChannelRiskNoticeKind.choices],
+        "accounts": accounts,
+    }
+
+
+def new_count() -> int:
+    """For the risk officer's home tile: the notices no one has handled yet (what the queue opens on)."""
+    return ChannelRiskNotice.objects.filter(state=ChannelRiskNoticeState.NEW).count()
+
+
+def queue_url(**params) -> str:
+    url = reverse("risk:notices")
+    return f"{url}?{urlencode(params)}" if params else url
+
+
+# --- what a notice shows (design §5 rule 10) ----------------------------------------------------------------------
+# The channel's descriptions are free text: should one quote a person's ID number, a bank card or a mobile number,
+# the page shows it masked as the record pages do (aggpay.masking). Digits not standing alone (a longer number, an
+# id inside a word) are left as they are.
+_ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
+_CARD_NUMBER = re.compile(r"(?<![0-9A-Za-z])\d{15,19}(?![0-9A-Za-z])")
+_MOBILE = re.compile(r"(?<![0-9A-Za-z])1[3-9]\d{9}(?![0-9A-Za-z])")
+
+
+def mask_text(text: str) -> str:
+    if not text:
+        return ""
+    text = _ID_NUMBER.sub(lambda m: masking.mask_id_number(m.group()), text)
+    text = _CARD_NUMBER.sub(lambda m: masking.mask_bank_account(m.group()), text)
+    return _MOBILE.sub(lambda m: masking.mask_phone(m.group()), text)
+
+
+@dataclass(frozen=True)
+class NoticeView:
+    notice: ChannelRiskNotice
+    punish_plan: str
+    punish_description: str
+    risk_description: str
+    tone: str  # the kind's badge colour
+
+
+KIND_TONES = {ChannelRiskNoticeKind.PUNISH: "bad", ChannelRiskNoticeKind.INTERCEPT: "warn",
+              ChannelRiskNoticeKind.APPEAL: ""}
+
+
+def view(notice: ChannelRiskNotice) -> NoticeView:
+    return NoticeView(notice=notice, punish_plan=mask_text(notice.punish_plan),
+                      punish_description=mask_text(notice.punish_description),
+                      risk_description=mask_text(notice.risk_description), tone=KIND_TONES.get(notice.kind, ""))
+
+
+def rows(page) -> list[NoticeView]:
+    return [view(notice) for notice in page]
+
+
+def available_actions(notice: ChannelRiskNotice, user) -> list[tuple[str, str]]:
+    """The actions the handle form offers for ``notice``: those its contract's or merchant's state allows and the
+    user may take (the service checks both again under its locks)."""
+    actions = [(ChannelRiskAction.NONE.value, ChannelRiskAction.NONE.label)]
+    contract, merchant = notice.contract, notice.merchant
+    may_limit = user.has_perm(LIMIT_PERM)
+    if contract is not None and may_limit and contract.state == ContractState.ACTIVE:
+        actions.append((ChannelRiskAction.LIMIT.value, ChannelRiskAction.LIMIT.label))
+    if contract is not None and may_limit and contract.state == ContractState.LIMITED:
+        actions.append((ChannelRiskAction.LIFT.value, ChannelRiskAction.LIFT.label))
+    if merchant is not None and user.has_perm(FREEZE_PERM) and merchant.state == MerchantState.ACTIVE:
+        actions.append((ChannelRiskAction.FREEZE.value, ChannelRiskAction.FREEZE.label))
+    return actions
