@@ -238,9 +238,16 @@ def account_detail(request, code: str):
         "can_change": request.user.has_perm("channels.change_channelaccount"),
         "can_change_products": request.user.has_perm("channels.change_channelproduct"),
         "can_add_products": request.user.has_perm("channels.add_channelproduct"),
-        "unprocessed": ({"n": unprocessed.account_count(account), "url": unprocessed.queue_url(account=account.code)}
-                        if request.user.has_perm(VIEW_CALLBACKS) else None),
+        "unprocessed": (_open_unprocessed(account) if request.user.has_perm(VIEW_CALLBACKS) else None),
     })
+
+
+def _open_unprocessed(account: ChannelAccount) -> dict:
+    """The account's open callbacks not processed and the link to them: the count is the list that link opens (the
+    queue's own filter, channels.unprocessed), so the number and the rows agree — those a retry applied or an
+    operator marked handled are in neither."""
+    return {"n": unprocessed.filter_unprocessed(unprocessed.unprocessed(), account=account.code, state="open").count(),
+            "url": unprocessed.queue_url(account=account.code, state="open")}
 
 
 @require_http_methods(["GET", "HEAD", "POST"])

@@ -4,7 +4,8 @@ Creates what is missing and leaves what exists alone: one staff user per role, t
 "Demo Tea House" with its fixed HMAC payments app, the demo channel accounts (when the channel
 configuration module is installed), five applicants at the onboarding desk (aggpay/management/demo_onboarding.py),
 and — on the demo's in-process simulators — a morning of the shop's trades
-(aggpay/management/demo_trades.py). Everything goes through the services, so each row has its audit entry; the
+(aggpay/management/demo_trades.py), after which WeChat Pay's simulator sends one violation notice about the shop
+(aggpay/management/demo_risk.py). Everything goes through the services, so each row has its audit entry; the
 trades go through the public interfaces only (the signed merchant API and the simulators' payer endpoints).
 """
 
@@ -20,7 +21,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from aggpay.management import demo, demo_trades
+from aggpay.management import demo, demo_risk, demo_trades
 from merchants.models import Merchant, MerchantApp
 
 
@@ -123,12 +124,17 @@ class Command(BaseCommand):
                               "`make demo`)")
             return
         have = demo_trades.existing_numbers(merchant)
-        if len(have) == len(demo_trades.SALES):
+        trades_done = len(have) == len(demo_trades.SALES)
+        if trades_done:
             self._say(False, f"{len(have)} demo trades of {merchant.merchant_no}")
-            return
+            found = demo_risk.demo_risk_notice_found(merchant)
+            if found is not None:
+                self._say(False, found.line)
+                return
         base_url = settings.AGGPAY_PUBLIC_BASE_URL.rstrip("/")
         started = time.monotonic()
-        self.stdout.write(f"  making the demo trades against {base_url} (served by this command until done)")
+        self.stdout.write(f"  making the demo {'channel risk notice' if trades_done else 'trades'} against "
+                          f"{base_url} (served by this command until done)")
         try:
             with demo_trades.quiet_logs(), demo_trades.serving(base_url), \
                     demo_trades.shop_order_server(demo.DEMO_NOTIFY_URL) as listening:
@@ -139,6 +145,9 @@ class Command(BaseCommand):
                 report = demo_trades.demo_trades_seed(merchant=merchant, base_url=base_url,
                                                       simulator_root=settings.AGGPAY_SIMULATOR_BASE_URL,
                                                       say=self.stdout.write)
+                # After the trades, WeChat Pay's simulator sends one violation notice about the shop (demo_risk).
+                risk = demo_risk.demo_risk_notice_seed(merchant=merchant,
+                                                       simulator_root=settings.AGGPAY_SIMULATOR_BASE_URL)
         except demo_trades.PortInUse as exc:
             port = urlsplit(base_url).port
             raise CommandError(f"cannot make the demo trades: {exc}. Stop what listens there (an aggpay demo "
@@ -146,7 +155,11 @@ class Command(BaseCommand):
         except demo_trades.DemoTradesError as exc:
             raise CommandError(f"the demo trades did not complete: {exc}. Running `make demo` again completes "
                                "what is missing.") from None
-        self._trades_summary(merchant, report, time.monotonic() - started)
+        if not trades_done:
+            self._trades_summary(merchant, report, time.monotonic() - started)
+        self._say(risk.created, risk.line)
+        if risk.note:
+            self.stdout.write(self.style.WARNING(f"  {risk.note}"))
 
     def _trades_summary(self, merchant: Merchant, report, seconds: float) -> None:
         from trades import workbench
