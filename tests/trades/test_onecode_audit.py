@@ -90,6 +90,24 @@ def test_a_cashier_page_of_a_frozen_merchant_says_so_before_the_wallet_login(sho
     assert not page.history and shop.merchant.merchant_no not in page.text
 
 
+def test_a_pay_page_reopened_after_the_merchant_was_frozen_hands_nothing_to_the_wallet(shop, live_server):
+    # The order was created and routed while the shop could trade; risk froze it before the payer confirmed. The pay
+    # page is ours: it no longer hands the wallet what it needs to pay (design §4: a frozen merchant may not trade).
+    code = store_code_for(shop)
+    payer = phone(UA_WECHAT)
+    pay_page = enter_amount(payer, scan_and_authorise(payer, live_server.url, code.code), "8.00")
+    assert pay_page.status_code == 200 and "/pay/" in pay_page.url and "prepay_id" in pay_page.text
+    Merchant.objects.filter(pk=shop.merchant.pk).update(state="frozen")
+
+    again = payer.get(pay_page.url, timeout=10)
+
+    assert again.status_code == 403 and "This shop is not taking payments right now" in again.text
+    assert "prepay_id" not in again.text and "paySign" not in again.text
+    assert shop.merchant.merchant_no not in again.text and "frozen" not in again.text
+    Merchant.objects.filter(pk=shop.merchant.pk).update(state="active")  # unfrozen: the same order can be paid
+    assert "prepay_id" in payer.get(pay_page.url, timeout=10).text
+
+
 # --- the cashier link of an order past its expiry -----------------------------------------------------------------
 def test_a_cashier_link_past_the_orders_expiry_says_it_expired_before_the_wallet_login(shop, live_server):
     _, _, created = shop.client.request("POST", "/api/v1/orders", json={

@@ -408,6 +408,11 @@ def order_page(request: HttpRequest, token: str) -> HttpResponse:
         context = {"order": order, "amount_yuan": format_yuan(order.amount), "merchant": order.merchant,
                    "bystander": CASHIER_REFUSALS[cashier_closed_reason(order)]}
         return render(request, "payer/result.html", context)
+    if order.state == OrderState.PENDING and order.merchant.state != MerchantState.ACTIVE:
+        # Routed and created while the shop could trade, frozen (or closed) since: this page is what hands the wallet
+        # the parameters to pay with, so it hands none (design §4: a frozen merchant may not trade). Unfrozen, the
+        # same order can be paid again; a payment already made still arrives by callback or sync.
+        return _not_trading(request)
     context = {"order": order, "amount_yuan": format_yuan(order.amount), "merchant": order.merchant}
     if _hand_off_ready(order):
         context["bridge"] = _bridge(request, order, token)
