@@ -98,7 +98,7 @@ def filter_unprocessed(callbacks: QuerySet[ChannelCallback], *, account: str = "
         callbacks = callbacks.filter(handled_at__isnull=False)
     if date_from:
         callbacks = callbacks.filter(received_at__gte=_start(date_from))
-    if date_to:
+    if date_to and date_to < dt.date.max:  # the last day there is has no next one to stop before: no bound
         callbacks = callbacks.filter(received_at__lt=_start(date_to + dt.timedelta(days=1)))
     return callbacks.order_by("-received_at", "-id")
 

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from aggpay import masking
 from merchants.models import ContractState, MerchantState
-from merchants.services.contract_risk import LIMIT_PERM
+from merchants.services.contract_risk import LIMIT_PERM, limit_event, limited_for
 from merchants.services.merchants import FREEZE_PERM
 from risk.models import ChannelRiskAction, ChannelRiskNotice, ChannelRiskNoticeKind, ChannelRiskNoticeState
 
@@ -51,7 +51,7 @@ def filter_notices(queryset: QuerySet[ChannelRiskNotice], *, state: str = "new",
                                    | Q(company_name__icontains=q) | Q(merchant__short_name__icontains=q))
     if date_from:
         queryset = queryset.filter(received_at__gte=_start(date_from))
-    if date_to:
+    if date_to and date_to < dt.date.max:  # the last day there is has no next one to stop before: no bound
         queryset = queryset.filter(received_at__lt=_start(date_to + dt.timedelta(days=1)))
     new_first = Case(When(state=ChannelRiskNoticeState.NEW, then=Value(0)), default=Value(1),
                      output_field=IntegerField())
@@ -97,18 +97,26 @@ def queue_url(**params) -> str:
 # --- what a notice shows (design §5 rule 10) ----------------------------------------------------------------------
 # The channel's descriptions are free text: should one quote a person's ID number, a bank card or a mobile number,
 # the page shows it masked as the record pages do (aggpay.masking). Digits not standing alone (a longer number, an
-# id inside a word) are left as they are.
+# id inside a word) are left as they are. People write card numbers in groups of four and mobiles as 138-1234-5678,
+# 138 1234 5678 or with the country code (+86 / 86): those are found too.
 _ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
-_CARD_NUMBER = re.compile(r"(?<![0-9A-Za-z])\d{15,19}(?![0-9A-Za-z])")
-_MOBILE = re.compile(r"(?<![0-9A-Za-z])1[3-9]\d{9}(?![0-9A-Za-z])")
+_CARD_NUMBER = re.compile(r"(?<![0-9A-Za-z])(?:\d{15,19}|\d{4}(?:[ -]\d{4}){2,3}(?:[ -]\d{1,4})?)(?![0-9A-Za-z])")
+_MOBILE = re.compile(r"(?<![0-9A-Za-z])(?P<cc>\+?86[ -]?)?(?P<number>1[3-9]\d(?:[ -]?\d{4}){2})(?![0-9A-Za-z])")
+_NOT_DIGIT = re.compile(r"\D")
+
+
+def _card(match: re.Match) -> str:
+    digits = _NOT_DIGIT.sub("", match.group())
+    return masking.mask_bank_account(digits) if 15 <= len(digits) <= 19 else match.group()
 
 
 def mask_text(text: str) -> str:
     if not text:
         return ""
     text = _ID_NUMBER.sub(lambda m: masking.mask_id_number(m.group()), text)
-    text = _CARD_NUMBER.sub(lambda m: masking.mask_bank_account(m.group()), text)
-    return _MOBILE.sub(lambda m: masking.mask_phone(m.group()), text)
+    text = _CARD_NUMBER.sub(_card, text)
+    return _MOBILE.sub(lambda m: (m.group("cc") or "") + masking.mask_phone(_NOT_DIGIT.sub("", m.group("number"))),
+                       text)
 
 
 @dataclass(frozen=True)
@@ -134,16 +142,28 @@ def rows(page) -> list[NoticeView]:
     return [view(notice) for notice in page]
 
 
-def available_actions(notice: ChannelRiskNotice, user) -> list[tuple[str, str]]:
+def current_limit(notice: ChannelRiskNotice):
+    """The timeline entry that limited the notice's contract, while it is limited (else None): the page says whose
+    limit it is and for which record."""
+    contract = notice.contract
+    if contract is None or contract.state != ContractState.LIMITED:
+        return None
+    return limit_event(contract)
+
+
+def available_actions(notice: ChannelRiskNotice, user, *, limit=None) -> list[tuple[str, str]]:
     """The actions the handle form offers for ``notice``: those its contract's or merchant's state allows and the
-    user may take (the service checks both again under its locks)."""
+    user may take (the service checks both again under its locks). Lifting only a limit set for this notice's record
+    (``limit``: ``current_limit``, read here when not given)."""
     actions = [(ChannelRiskAction.NONE.value, ChannelRiskAction.NONE.label)]
     contract, merchant = notice.contract, notice.merchant
     may_limit = user.has_perm(LIMIT_PERM)
     if contract is not None and may_limit and contract.state == ContractState.ACTIVE:
         actions.append((ChannelRiskAction.LIMIT.value, ChannelRiskAction.LIMIT.label))
     if contract is not None and may_limit and contract.state == ContractState.LIMITED:
-        actions.append((ChannelRiskAction.LIFT.value, ChannelRiskAction.LIFT.label))
+        limit = limit if limit is not None else current_limit(notice)
+        if limited_for(limit) == notice.record_id:
+            actions.append((ChannelRiskAction.LIFT.value, ChannelRiskAction.LIFT.label))
     if merchant is not None and user.has_perm(FREEZE_PERM) and merchant.state == MerchantState.ACTIVE:
         actions.append((ChannelRiskAction.FREEZE.value, ChannelRiskAction.FREEZE.label))
     return actions

@@ -85,13 +85,14 @@ def notices(request):
 def _detail(request, pk: int, *, form: HandleForm | None = None, status: int = 200):
     notice = get_object_or_404(notice_queue.notices(), pk=pk)
     can_handle = request.user.has_perm(HANDLE_PERM) and notice.state == ChannelRiskNoticeState.NEW
+    limit = notice_queue.current_limit(notice)
     if can_handle and form is None:
-        form = HandleForm(actions=notice_queue.available_actions(notice, request.user))
+        form = HandleForm(actions=notice_queue.available_actions(notice, request.user, limit=limit))
     callback = notice.source_callback()
     return render(request, "risk/notice_detail.html", {
         "n": notice_queue.view(notice), "notice": notice, "callback": callback,
         "callback_refused": callback is not None and callback.outcome == CallbackOutcome.REJECTED,
-        "can_handle": can_handle, "form": form if can_handle else None,
+        "can_handle": can_handle, "form": form if can_handle else None, "limit": limit,
         "can_view_merchants": request.user.has_perm("merchants.view_merchant"),
     }, status=status)
 

@@ -143,13 +143,28 @@ def test_its_filters_narrow_the_list(client, ops, callbacks):
     assert ids(state="bogus") == ids()
 
 
-def test_the_account_page_links_to_its_callbacks_not_processed(client, ops, callbacks):
+def test_the_last_day_there_is_as_the_end_of_the_range_lists_up_to_now(client, ops, callbacks):
+    # 9999-12-31 is a date the field accepts; the day after it is none (it was an OverflowError, a 500).
+    client.force_login(ops)
+
+    assert _ids(client.get(QUEUE, {"date_to": "9999-12-31"})) == _ids(client.get(QUEUE))
+
+
+def test_the_account_page_counts_its_open_callbacks_not_processed_and_links_to_that_list(client, ops, callbacks):
+    # The number beside the link is what the link lists: the account's open ones (the queue opens on those), not
+    # the error a retry applied nor one an operator marked handled.
+    from channels.services.callback_handling import callback_record_mark_handled
+
+    callback_record_mark_handled(record_ids=[callbacks["old"].pk], actor=ops, note="looked: a test notice")
     client.force_login(ops)
 
     html = client.get("/staff/channels/wx-main/").content.decode()
 
-    assert 'href="/staff/channels/callbacks/unprocessed/?account=wx-main"' in html
-    assert 'data-count="4"' in html
+    link = re.search(r'<a href="([^"]*/callbacks/unprocessed/[^"]*)">See its', html).group(1).replace("&amp;", "&")
+    assert link == "/staff/channels/callbacks/unprocessed/?account=wx-main&state=open"
+    listed = _ids(client.get(link))
+    assert listed == [callbacks["failing"].pk, callbacks["ignored"].pk]
+    assert f'data-count="{len(listed)}"' in html
     assert 'id="unprocessed-link"' in client.get("/staff/channels/").content.decode()
 
 

@@ -73,15 +73,49 @@ def test_limiting_the_contract_routes_the_next_order_for_the_product_elsewhere(w
                                    data__action="limit").exists()
 
 
-def test_lifting_the_limit_makes_the_contract_routable_again(wx, tea_contract, bank_contract, risk_zhao):
-    contract_limit(contract_id=tea_contract.pk, actor=risk_zhao, reason="punished")
-    notice = _notice(wx, record_id="VR-2")
+def _appeal(wx, *, record_id, event_id="EV-APPEAL") -> ChannelRiskNotice:
+    """An appeal update: sent about the punished record, under its own callback id (A.15)."""
+    return channel_risk_notice_record(account=wx, event_type="VIOLATION.APPEAL", event_id=event_id,
+                                      data={"record_id": record_id, "sub_mchid": TEA_SUB}).notice
 
-    channel_risk_notice_handle(notice_id=notice.pk, actor=risk_zhao, action="lift", note="appeal approved")
+
+def test_lifting_the_limit_makes_the_contract_routable_again(wx, tea_contract, bank_contract, risk_zhao):
+    punished = _notice(wx, record_id="VR-2")
+    channel_risk_notice_handle(notice_id=punished.pk, actor=risk_zhao, action="limit", note="payments closed")
+    appeal = _appeal(wx, record_id="VR-2")
+
+    channel_risk_notice_handle(notice_id=appeal.pk, actor=risk_zhao, action="lift", note="appeal approved")
 
     tea_contract.refresh_from_db()
     assert tea_contract.state == ContractState.ACTIVE and _routed(tea_contract.merchant) == tea_contract.pk
     assert AuditLog.objects.filter(action="merchants.contract.lift_limit", target_id=str(tea_contract.pk)).exists()
+
+
+def test_a_notice_about_another_record_cannot_lift_the_limit_set_for_a_punishment(wx, tea_contract, staff_member):
+    # Zhao limited the contract for record VR-1 (fraud); Qian's notice is another record's appeal: approving that
+    # appeal does not end VR-1's punishment.
+    zhao, qian = staff_member("risk_officer", username="zhao.risk"), staff_member("risk_officer", username="qian")
+    channel_risk_notice_handle(notice_id=_notice(wx, record_id="VR-1").pk, actor=zhao, action="limit",
+                               note="fraud: payments closed by WeChat")
+    other = _appeal(wx, record_id="VR-7")
+
+    with pytest.raises(InvalidState, match="limited by zhao.risk on .* for channel record VR-1, not for VR-7") as no:
+        channel_risk_notice_handle(notice_id=other.pk, actor=qian, action="lift", note="appeal approved")
+
+    assert no.value.param == "action"
+    assert Contract.objects.get(pk=tea_contract.pk).state == ContractState.LIMITED
+    assert ChannelRiskNotice.objects.get(pk=other.pk).state == "new"
+    assert not AuditLog.objects.filter(action="merchants.contract.lift_limit").exists()
+
+
+def test_a_limit_set_otherwise_than_on_a_notice_is_not_a_notices_to_lift(wx, tea_contract, risk_zhao):
+    contract_limit(contract_id=tea_contract.pk, actor=risk_zhao, reason="the account manager asked us to")
+    notice = _appeal(wx, record_id="VR-8")
+
+    with pytest.raises(InvalidState, match="not on a channel notice, not for VR-8"):
+        channel_risk_notice_handle(notice_id=notice.pk, actor=risk_zhao, action="lift", note="appeal approved")
+
+    assert Contract.objects.get(pk=tea_contract.pk).state == ContractState.LIMITED
 
 
 def test_freezing_the_merchant_refuses_its_payments(wx, tea_contract, risk_zhao):

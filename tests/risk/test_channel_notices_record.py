@@ -149,3 +149,12 @@ def test_copies_arriving_together_make_one_notice(wx, tea_contract):
 
     assert sorted(in_threads(4, record)) == [False, False, False, True]
     assert ChannelRiskNotice.objects.count() == 1
+
+
+def test_the_audit_row_masks_personal_data_the_punish_plan_quotes(wx, tea_contract):
+    # The audit log is a page too (design §5 rule 10): the channel's free text is masked there as on the queue.
+    channel_risk_notice_record(account=wx, event_type="VIOLATION.PUNISH", event_id="EV-PII", data={
+        "record_id": "VR-0009", "sub_mchid": TEA_SUB, "punish_plan": "关闭收款，联系法人 13812345678"})
+
+    row = AuditLog.objects.get(action="risk.channel_notice.received")
+    assert row.data["punish_plan"] == "关闭收款，联系法人 138****5678"

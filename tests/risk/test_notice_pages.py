@@ -170,3 +170,44 @@ def test_other_roles_are_refused_every_page_and_the_handling(client, desk, staff
     assert Contract.objects.get(pk=desk["contract"].pk).state == ContractState.ACTIVE
     tiles = [q.label for s in client.get("/staff/").context["sections"] for q in s["queues"]]
     assert "Channel risk notices to handle" not in tiles
+
+
+def test_the_page_offers_lifting_only_on_a_notice_about_the_record_the_limit_was_set_for(client, desk, risk_zhao):
+    client.force_login(risk_zhao)
+    d = desk
+    client.post(f"{QUEUE}{d['punish'].pk}/handle/", {"action": "limit", "note": "payments closed by WeChat"})
+    own_appeal = _record(d["wx"], "VR-P", event="APPEAL")  # an update of the appeal against VR-P
+
+    other = client.get(f"{QUEUE}{d['intercept'].pk}/").content.decode()
+    own = client.get(f"{QUEUE}{own_appeal.pk}/").content.decode()
+    refused = client.post(f"{QUEUE}{d['intercept'].pk}/handle/", {"action": "lift", "note": "intercepts ended"})
+
+    assert 'value="lift"' not in other and 'value="lift"' in own
+    assert re.search(r'id="limit">limited by zhao.risk on [\d-]+ [\d:]+ for record <span class="mono">VR-P</span>'
+                     r" — not this notice's to lift", other)
+    assert refused.status_code == 400 and refused.context["form"].errors["action"]
+    assert Contract.objects.get(pk=d["contract"].pk).state == ContractState.LIMITED
+    assert ChannelRiskNotice.objects.get(pk=d["intercept"].pk).state == "new"
+
+
+@pytest.mark.parametrize(("written", "masked"), [
+    ("卡号 6222 0212 3456 7890 123。", "卡号 ***************0123。"),
+    ("银行卡6222-0212-3456-7890", "银行卡************7890"),
+    ("联系电话 138-1234-5678", "联系电话 138****5678"),
+    ("联系电话 138 1234 5678", "联系电话 138****5678"),
+    ("联系电话+8613812345678", "联系电话+86138****5678"),
+    ("联系电话 +86 13812345678", "联系电话 +86 138****5678"),
+])
+def test_card_numbers_and_mobiles_as_people_write_them_are_masked_too(client, desk, risk_zhao, written, masked):
+    notice = _record(desk["wx"], "VR-M", risk_description=written)
+    client.force_login(risk_zhao)
+
+    html = client.get(f"{QUEUE}{notice.pk}/").content.decode()
+
+    assert f'<dd id="risk-description" class="notice-text">{masked}</dd>' in html
+
+
+def test_the_last_day_there_is_as_the_end_of_the_range_lists_up_to_now(client, desk, risk_zhao):
+    client.force_login(risk_zhao)
+
+    assert _ids(client.get(QUEUE, {"date_to": "9999-12-31"})) == _ids(client.get(QUEUE))
