@@ -92,7 +92,7 @@ def filter_refused(callbacks: QuerySet[ChannelCallback], *, account: str = "", k
         callbacks = callbacks.filter(reviewed_at__isnull=False)
     if date_from:
         callbacks = callbacks.filter(received_at__gte=_start(date_from))
-    if date_to:
+    if date_to and date_to < dt.date.max:  # the last day there is has no next one to stop before: no bound
         callbacks = callbacks.filter(received_at__lt=_start(date_to + dt.timedelta(days=1)))
     if remote_addr:
         callbacks = callbacks.filter(remote_addr__startswith=remote_addr)
@@ -372,7 +372,7 @@ def filter_answers(answers: QuerySet[AuditLog], *, account: str = "", field: str
         answers = answers.filter(review_id__isnull=False)
     if date_from:
         answers = answers.filter(created_at__gte=_start(date_from))
-    if date_to:
+    if date_to and date_to < dt.date.max:  # the last day there is has no next one to stop before: no bound
         answers = answers.filter(created_at__lt=_start(date_to + dt.timedelta(days=1)))
     return answers.order_by("-created_at", "-id")
 

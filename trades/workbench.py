@@ -70,7 +70,7 @@ def search_orders(*, q: str = "", state: str = "", product: str = "", channel_ac
         orders = orders.filter(sync_state=sync_state)
     if date_from:
         orders = orders.filter(created_at__gte=_start(date_from))
-    if date_to:
+    if date_to and date_to < dt.date.max:  # the last day there is has no next one to stop before: no bound
         orders = orders.filter(created_at__lt=_start(date_to + dt.timedelta(days=1)))
     return orders.order_by("-created_at", "-pk")
 

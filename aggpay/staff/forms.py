@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
@@ -90,6 +90,6 @@ class AuditFilterForm(forms.Form):
         # Dates are the staff's local calendar days (TIME_ZONE), not UTC ones.
         if data.get("date_from"):
             queryset = queryset.filter(created_at__gte=_day_start(data["date_from"]))
-        if data.get("date_to"):
+        if data.get("date_to") and data["date_to"] < date.max:  # the last day there is: no next day, no bound
             queryset = queryset.filter(created_at__lt=_day_start(data["date_to"] + timedelta(days=1)))
         return queryset
