@@ -139,8 +139,10 @@ def channel_account_update(
 
 
 def _locked(account_id: int) -> ChannelAccount:
+    # FOR NO KEY UPDATE: a second change of the account waits as it would for FOR UPDATE, but the orders, contracts and
+    # notices that keep being inserted on the account (their foreign key takes FOR KEY SHARE on it) do not.
     try:
-        return ChannelAccount.objects.select_for_update().get(pk=account_id)
+        return ChannelAccount.objects.select_for_update(no_key=True).get(pk=account_id)
     except ChannelAccount.DoesNotExist:
         raise NotFound(f"no channel account {account_id}", param="account_id")
 

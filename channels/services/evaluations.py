@@ -31,7 +31,10 @@ def _user(actor):
 
 def _locked(evaluation_id: int) -> InterfaceEvaluation:
     try:
-        return InterfaceEvaluation.objects.select_for_update().select_related("account").get(pk=evaluation_id)
+        # The evaluation only (its account is read, not locked), FOR NO KEY UPDATE: an order on the account must
+        # not wait for a reviewer's click.
+        return (InterfaceEvaluation.objects.select_for_update(of=("self",), no_key=True).select_related("account")
+                .get(pk=evaluation_id))
     except InterfaceEvaluation.DoesNotExist:
         raise NotFound(f"no interface evaluation {evaluation_id}", param="evaluation_id")
 
@@ -40,7 +43,8 @@ def interface_evaluation_start(*, account_id: int, actor, reason: str = "") -> I
     """Open an evaluation of the account; refused while another one is open (not rejected)."""
     with transaction.atomic():
         try:
-            account = ChannelAccount.objects.select_for_update().get(pk=account_id)
+            # One opening at a time per account; FOR NO KEY UPDATE lets the orders on the account through.
+            account = ChannelAccount.objects.select_for_update(no_key=True).get(pk=account_id)
         except ChannelAccount.DoesNotExist:
             raise NotFound(f"no channel account {account_id}", param="account_id")
         current = account.evaluations.exclude(state=EvaluationState.REJECTED).first()

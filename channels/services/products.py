@@ -127,7 +127,10 @@ def channel_product_set(
     ) if value is not UNSET}
     with transaction.atomic():
         try:
-            account = ChannelAccount.objects.select_for_update().get(pk=account_id)
+            # The account, FOR NO KEY UPDATE: one change of its products at a time, and a merchant rate checked
+            # against its cost (merchants.services.contracts ``contract_set_rate`` locks the account too) waits for
+            # this change or this change for it — while orders on the account are inserted meanwhile.
+            account = ChannelAccount.objects.select_for_update(no_key=True).get(pk=account_id)
         except ChannelAccount.DoesNotExist:
             raise NotFound(f"no channel account {account_id}", param="account_id")
         existing = ChannelProduct.objects.filter(account=account, product=product).first()

@@ -51,7 +51,7 @@ def app_secret_reveal(*, app_id: str, actor) -> str:
 
     require_perm(actor, "merchants.change_merchantapp")
     with transaction.atomic():
-        app = MerchantApp.objects.select_for_update().get(app_id=app_id)
+        app = MerchantApp.objects.select_for_update(no_key=True).get(app_id=app_id)
         if app.secret_revealed_at is not None:
             raise InvalidState(f"the secret of {app_id} was already shown on {app.secret_revealed_at:%Y-%m-%d %H:%M}"
                                "; rotate it to issue a new one")

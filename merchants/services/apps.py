@@ -25,7 +25,7 @@ from aggpay.errors import InvalidRequest, InvalidState, NotFound
 from aggpay.notify_urls import notify_url_refusal
 from aggpay.permissions import require_perm
 from merchants.models import AppScope, Merchant, MerchantApp, MerchantState, SignType
-from merchants.services.locks import lock_app
+from merchants.services.locks import lock_app, lock_merchant
 
 ISSUE_PERM = "merchants.add_merchantapp"
 CHANGE_PERM = "merchants.change_merchantapp"
@@ -175,7 +175,7 @@ def merchant_app_issue(
         raise InvalidRequest(f"name is required (at most {NAME_MAX} characters)", param="name")
     scopes = _clean_scopes(scopes)
     with transaction.atomic():
-        merchant = Merchant.objects.select_for_update().get(pk=merchant_id)
+        merchant = lock_merchant(merchant_id)
         if merchant.state == MerchantState.CLOSED:
             raise InvalidState(f"merchant {merchant.merchant_no} is closed; it gets no new apps", param="merchant")
         if AppScope.ONBOARDING in scopes and not merchant.is_partner:
@@ -272,7 +272,7 @@ def merchant_app_reactivate(*, app_id: str, actor, reason: str = "") -> Merchant
         app = _locked_app(app_id)
         if app.active:
             raise InvalidState(f"{app_id} is already active", param="app_id")
-        merchant = Merchant.objects.select_for_update().get(pk=app.merchant_id)
+        merchant = lock_merchant(app.merchant_id)  # held already (lock_app)
         if merchant.state == MerchantState.CLOSED:
             raise InvalidState(f"merchant {merchant.merchant_no} is closed; its apps stay inactive", param="app_id")
         app.active = True
@@ -290,7 +290,7 @@ def merchant_partner_set(*, merchant_id: int, actor, is_partner: bool, reason: s
     if not reason:
         raise InvalidRequest("reason is required (for example the partner agreement's number)", param="reason")
     with transaction.atomic():
-        merchant = Merchant.objects.select_for_update().get(pk=merchant_id)
+        merchant = lock_merchant(merchant_id)
         if merchant.is_partner == bool(is_partner):
             raise InvalidState(f"{merchant.merchant_no} is {'already' if is_partner else 'not'} a partner",
                                param="is_partner")

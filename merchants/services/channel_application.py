@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from merchants.models import Contract, Document, Merchant, SubjectType
+from merchants.services.locks import lock_contract_alone
 
 # Our subject types → base_onboarding.SUBJECT_TYPES.
 SUBJECT_TYPE_MAP = {
@@ -52,7 +53,7 @@ def upload_documents(*, contract: Contract, adapter) -> dict[str, str]:
         media[doc_type] = fresh[document.sha256] = media_id
     if fresh:
         with transaction.atomic():
-            locked = Contract.objects.select_for_update().get(pk=contract.pk)
+            locked = lock_contract_alone(contract.pk)
             locked.media_ids = {**(locked.media_ids or {}), **fresh}
             locked.save(update_fields=["media_ids", "updated_at"])
     return media

@@ -32,10 +32,15 @@ from merchants.models import (
     ContractEvent,
     ContractRate,
     ContractState,
-    Merchant,
     OnboardingApplication,
 )
-from merchants.services.locks import lock_application, lock_contract
+from merchants.services.locks import (
+    lock_application,
+    lock_contract,
+    lock_contract_alone,
+    lock_contract_with_account,
+    lock_merchant,
+)
 from merchants.validation import required_reason
 
 logger = logging.getLogger(__name__)
@@ -210,7 +215,8 @@ def contract_set_rate(*, contract_id: int, actor, product: str, rate: str, below
     value = _rate(rate, param="rate")
     below_cost_reason = (below_cost_reason or "").strip()  # a blank reason is none (the audit row says why)
     with transaction.atomic():
-        contract = Contract.objects.select_for_update().select_related("channel_account").get(pk=contract_id)
+        # With its account: a cost change (channels.services.products) waits for this check, or it for the change.
+        contract = lock_contract_with_account(contract_id)
         if contract.state == ContractState.TERMINATED:
             # Terminated is final (design §4): no order is priced on it again, so a new rate would only rewrite the
             # record of what the merchant was charged.
@@ -293,7 +299,7 @@ def _submission_record(contract_id: int, *, actor, resubmission: bool) -> int | 
     """The first short transaction of a submission: lock, re-check, ``submit()``. Returns the id of the
     ContractEvent that marks this submission, or None when another submission got there first."""
     with transaction.atomic():
-        contract = Contract.objects.select_for_update().get(pk=contract_id)
+        contract = lock_contract_alone(contract_id)
         expected = ContractState.REJECTED if resubmission else ContractState.PENDING
         if contract.state != expected or not can_proceed(contract.submit):
             if resubmission and contract.state not in FOLLOWED_STATES:
@@ -401,7 +407,7 @@ def _resend_record(contract_id: int, *, exc: ChannelError) -> int | None:
     now = timezone.now()
     answer = f"{exc.channel_code or exc.code}: {exc.channel_message or exc.message}"
     with transaction.atomic():
-        contract = Contract.objects.select_for_update().get(pk=contract_id)
+        contract = lock_contract_alone(contract_id)
         if contract.state != ContractState.SUBMITTED:
             return None  # an answer got there first
         last = _last_sending(contract)
@@ -471,7 +477,7 @@ def contract_refresh_by_staff(*, contract_id: int, actor) -> Contract:
 
 def _note(contract_id: int, *, source: str, message: str, retry: bool, data: dict | None = None) -> Contract:
     with transaction.atomic():
-        contract = Contract.objects.select_for_update().get(pk=contract_id)
+        contract = lock_contract_alone(contract_id)
         if retry:
             _poll_later(contract, source=source, message=message, data=data)
         else:
@@ -836,7 +842,7 @@ def contract_register_existing(*, merchant, account, sub_mchid: str, rates: dict
     with transaction.atomic():
         # One contract per merchant and account (``one_contract_per_account``): asked under the merchant's lock, so
         # two registrations at once cannot both pass and the second end in an IntegrityError (a 500).
-        Merchant.objects.select_for_update().only("pk").get(pk=merchant.pk)
+        lock_merchant(merchant.pk)
         existing = Contract.objects.filter(merchant=merchant, channel_account=account).first()
         if existing is not None:
             raise InvalidRequest(f"{merchant.merchant_no} already has a contract on {account.name} ({existing.state}"

@@ -12,6 +12,7 @@ from aggpay.audit import audit_log
 from aggpay.errors import InvalidRequest, InvalidState
 from aggpay.permissions import require_perm
 from merchants.models import Contract, ContractState, Merchant
+from merchants.services.locks import lock_merchant
 from merchants.validation import required_reason
 
 
@@ -36,7 +37,7 @@ def merchant_create(*, actor, legal_name: str, short_name: str, merchant_no: str
 
 def _transition(*, merchant_id: int, actor, name: str, reason: str = "") -> Merchant:
     with transaction.atomic():
-        merchant = Merchant.objects.select_for_update().get(pk=merchant_id)
+        merchant = lock_merchant(merchant_id)
         method = getattr(merchant, name)
         if not can_proceed(method):
             raise InvalidState(f"merchant {merchant.merchant_no} is {merchant.state}; cannot {name}")

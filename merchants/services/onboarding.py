@@ -28,7 +28,7 @@ from merchants.models import (
     Store,
 )
 from merchants.services.contracts import contracts_create_for_application
-from merchants.services.locks import lock_application
+from merchants.services.locks import lock_application, lock_merchant
 from merchants.services.merchants import new_merchant_no
 from merchants.services.record import (
     RecordInput,
@@ -132,7 +132,7 @@ def merchant_record_update(*, application_id: int, actor, data: dict,
         application = _locked_application(application_id)
         if application.state not in EDITABLE_STATES:
             raise InvalidState(f"the application is {application.state}; only draft or returned ones can be edited")
-        merchant = Merchant.objects.select_for_update().get(pk=application.merchant_id)
+        merchant = lock_merchant(application.merchant_id)
         if _identity_changes(merchant, record):
             refuse_record_duplicates(merchant=record.merchant, exclude_merchant_id=merchant.pk, partner=partner)
         before = application.state
@@ -179,7 +179,7 @@ def merchant_record_correct(*, application_id: int, actor, data: dict) -> Onboar
     record = validate_record(data)
     with transaction.atomic():
         application = _locked_application(application_id)
-        merchant = Merchant.objects.select_for_update().get(pk=application.merchant_id)
+        merchant = lock_merchant(application.merchant_id)
         rejected = rejected_contracts(merchant)
         if application.state not in CORRECTABLE_STATES or not rejected:
             raise InvalidState(f"the application is {application.state} and no channel rejected a contract: only a "
@@ -243,7 +243,7 @@ def document_add(*, merchant_id: int, actor, doc_type: str, uploaded_file) -> Do
     uploaded_file.seek(0)
     with transaction.atomic():
         # The merchant's row lock also waits for a transition of its application (_locked_application locks both).
-        merchant = Merchant.objects.select_for_update().get(pk=merchant_id)
+        merchant = lock_merchant(merchant_id)
         refusal = documents_refusal(merchant)
         if refusal is not None:
             raise InvalidState(refusal)

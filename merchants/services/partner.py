@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 
 from aggpay.errors import IdempotencyConflict, InvalidRequest, InvalidState
 from merchants.models import ApplicationState, Merchant
+from merchants.services.locks import lock_merchant
 from merchants.services.onboarding import (
     _locked_application,
     application_submit,
@@ -145,5 +146,5 @@ def partner_settlement_change(*, merchant: Merchant, actor, account) -> None:
     change's fields back (a lost update)."""
     application = merchant.applications.order_by("-created_at", "-id").first()
     locked = (_locked_application(application.pk).merchant if application is not None
-              else Merchant.objects.select_for_update().get(pk=merchant.pk))
+              else lock_merchant(merchant.pk))
     merchant_settlement_change(merchant_id=locked.pk, actor=actor, account=account(locked))

@@ -33,7 +33,7 @@ from merchants.models import (
     SettlementChangeState,
 )
 from merchants.services.contracts import next_poll_delay
-from merchants.services.locks import lock_settlement_change
+from merchants.services.locks import lock_contract_alone, lock_merchant, lock_settlement_change
 from merchants.services.record import validate_settlement_account
 from merchants.validation import required_reason
 
@@ -46,7 +46,7 @@ def merchant_settlement_change(*, merchant_id: int, actor, account: dict) -> lis
     """Ask every active channel contract to move the merchant's settlement to ``account``."""
     require_perm(actor, "merchants.change_merchant")
     with transaction.atomic():
-        merchant = Merchant.objects.select_for_update().get(pk=merchant_id)
+        merchant = lock_merchant(merchant_id)
         if merchant.state not in (MerchantState.ACTIVE, MerchantState.FROZEN):
             raise InvalidState(f"the merchant is {merchant.state}; before activation edit the application instead")
         if SettlementChange.objects.filter(merchant=merchant, state__in=OPEN_STATES).exists():
@@ -119,7 +119,7 @@ def settlement_change_poll(*, change_id: int) -> SettlementChange:
 
 def _reschedule(change_id: int, message: str) -> SettlementChange:
     with transaction.atomic():
-        change = SettlementChange.objects.select_for_update().get(pk=change_id)
+        change = SettlementChange.objects.select_for_update(no_key=True).get(pk=change_id)
         change.poll_attempts += 1
         change.next_poll_at = timezone.now() + next_poll_delay(change.poll_attempts)
         change.message = message
@@ -157,7 +157,7 @@ def _promote_if_complete(change: SettlementChange) -> None:
     siblings = SettlementChange.objects.filter(new_account_id=change.new_account_id)
     if siblings.exclude(state=SettlementChangeState.SUCCEEDED).exists():
         return
-    merchant = Merchant.objects.select_for_update().get(pk=change.merchant_id)
+    merchant = lock_merchant(change.merchant_id)  # held already (lock_settlement_change)
     merchant.settlement_accounts.filter(current=True).exclude(pk=change.new_account_id).update(current=False)
     SettlementAccount.objects.filter(pk=change.new_account_id).update(current=True)
     audit_log(actor=None, action="merchants.settlement.account_switched", target=merchant,
@@ -247,12 +247,12 @@ def contract_terminate(*, contract_id: int, actor, reason: str):
 
 
 def _contract_staff_transition(*, contract_id: int, actor, reason: str, name: str):
-    from merchants.models import Contract, ContractEvent
+    from merchants.models import ContractEvent
 
     require_perm(actor, "merchants.change_contract")
     reason = required_reason(reason, verb=f"{name} a contract")
     with transaction.atomic():
-        contract = Contract.objects.select_for_update().get(pk=contract_id)
+        contract = lock_contract_alone(contract_id)
         method = getattr(contract, name)
         if not can_proceed(method):
             raise InvalidState(f"the contract is {contract.state}; it cannot {name}")

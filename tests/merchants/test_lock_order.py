@@ -27,6 +27,7 @@ from merchants.models import (
 )
 from merchants.services import activation
 from merchants.services.contracts import contract_apply_result
+from merchants.services.locks import lock_merchant
 from merchants.services.onboarding import (
     application_approve,
     application_review_start,
@@ -160,8 +161,9 @@ def test_it_lets_a_channels_repeated_answer_wait_for_a_settlement_account_change
         clerk_wang, risk_zhao, drafted_tea_house, onboarding_accounts):
     """Wang asks the active Tea House's channels to pay to a new account while Bank A's "finished" notice comes
     again (a channel re-sends a notice until it is acknowledged). The change locks the merchant and then records a
-    SettlementChange for each active contract, which waits for that contract's row lock; the answer used to lock
-    the contract and then the merchant."""
+    SettlementChange for each active contract; the answer used to lock the contract and then the merchant, and
+    while the contract's lock was FOR UPDATE that insert waited for it. The answer now queues behind the change at
+    the merchant, whose lock (FOR NO KEY UPDATE, as ``lock_merchant`` takes it) still keeps it out."""
     contracts = _contracting(drafted_tea_house, clerk_wang, risk_zhao)
     _answer(contracts["bank-a"], OnboardingState.FINISHED, application_id="B-1", sub_mchid="BANKA0001")
     merchant_id = drafted_tea_house.merchant_id
@@ -169,7 +171,7 @@ def test_it_lets_a_channels_repeated_answer_wait_for_a_settlement_account_change
 
     def wang_changes_the_account():
         with transaction.atomic():
-            Merchant.objects.select_for_update().get(pk=merchant_id)  # the change's first lock, as it takes it
+            lock_merchant(merchant_id)  # the change's first lock, as it takes it
             staged.pause()
             merchant_settlement_change(merchant_id=merchant_id, actor=clerk_wang, account={
                 **record()["settlement_account"], "account_number": "6222020200112233445"})
