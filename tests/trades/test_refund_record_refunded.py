@@ -114,18 +114,21 @@ def test_the_channels_confirmation_records_the_refund_on_the_order_fees_events_a
     assert f'data-refund="{done.pk}"' not in client.get(reverse("trades:queue", args=["abnormal"])).content.decode()
 
 
-def test_a_channel_that_does_not_answer_changes_nothing_and_says_so(shop, simulator_server, client, agent, settings):
-    order, flagged = _failed_then_said_refunded(shop, simulator_server, "RRR00002")
+@pytest.mark.parametrize("state", ["failed", "closed"])
+def test_a_channel_that_does_not_answer_changes_nothing_and_says_so(shop, simulator_server, client, agent, settings,
+                                                                    state):
+    said_refunded = {"failed": _failed_then_said_refunded, "closed": _closed_then_said_refunded}[state]
+    order, flagged = said_refunded(shop, simulator_server, f"RR{state[0].upper()}00002")
     settings.AGGPAY_CHANNEL_READ_TIMEOUT = 1.0
     shop.sim("bank", "/_control/faults", fault="timeout", seconds=2.0, match={"path": "refund/query"})
 
     page = _press(client, flagged).content.decode()
 
-    assert "did not answer" in page and "nothing was changed" in page
+    assert "did not answer" in page and "nothing was changed" in page and f"stays {state} and flagged" in page
     kept = Refund.objects.get(pk=flagged.pk)
-    assert (kept.state, kept.abnormal) == ("failed", True)
+    assert (kept.state, kept.abnormal) == (state, True)
     assert Order.objects.get(pk=order.pk).refunded_amount == 0
-    assert [t for _, t in _events(kept)] == ["refund.failed"]
+    assert [t for _, t in _events(kept)] == [f"refund.{state}"]
     row = AuditLog.objects.get(action=CHANNEL_SUCCESS_NOT_RECORDED, target_id=kept.pk)
     assert row.data["outcome"] == "unknown" and row.actor == agent
     assert not AuditLog.objects.filter(action=CHANNEL_SUCCESS_RECORDED).exists()
@@ -147,20 +150,24 @@ def test_a_channel_that_says_the_refund_failed_leaves_it_failed_and_flagged(shop
     assert f'data-refund="{kept.pk}"' in client.get(reverse("trades:queue", args=["abnormal"])).content.decode()
 
 
-def test_it_refuses_when_another_refund_took_the_room_and_names_it(shop, simulator_server, client, agent):
-    order, flagged = _failed_then_said_refunded(shop, simulator_server, "RRR00004")
-    # Told the refund failed, the merchant refunded the rest under another number: the order is fully held.
-    status, other = refund(shop, order, "RRR00004-AGAIN", PAID)
+@pytest.mark.parametrize("state", ["failed", "closed"])
+def test_it_refuses_when_another_refund_took_the_room_and_names_it(shop, simulator_server, client, agent, state):
+    said_refunded = {"failed": _failed_then_said_refunded, "closed": _closed_then_said_refunded}[state]
+    number = f"RR{state[0].upper()}00004"
+    order, flagged = said_refunded(shop, simulator_server, number)
+    # Told the refund failed (or closed), the merchant refunded the rest under another number: the order is fully
+    # held.
+    status, other = refund(shop, order, f"{number}-AGAIN", PAID)
     assert status == 201 and other["state"] == "pending", other
 
     page = _press(client, flagged).content.decode()
 
-    assert "no longer fits" in page and "RRR00004-AGAIN" in page
+    assert "no longer fits" in page and f"{number}-AGAIN" in page
     kept = Refund.objects.get(pk=flagged.pk)
-    assert (kept.state, kept.abnormal) == ("failed", True)
+    assert (kept.state, kept.abnormal) == (state, True)
     paid = Order.objects.get(pk=order.pk)
     assert (paid.refunded_amount, paid.refund_reserved) == (0, PAID)
-    assert [t for _, t in _events(kept)] == ["refund.failed"]
+    assert [t for _, t in _events(kept)] == [f"refund.{state}"]
     assert AuditLog.objects.get(action=CHANNEL_SUCCESS_NOT_RECORDED, target_id=kept.pk).data["outcome"] == "no_room"
 
 
@@ -274,24 +281,6 @@ def test_the_support_pages_offer_it_for_a_flagged_closed_refund_and_run_it(shop,
     assert f'data-refund="{flagged.pk}"' not in client.get(reverse("trades:queue", args=["abnormal"])).content.decode()
 
 
-def test_it_refuses_a_closed_refund_whose_room_another_refund_took_and_names_it(shop, simulator_server, client,
-                                                                                agent):
-    order, flagged = _closed_then_said_refunded(shop, simulator_server, "RRC00003")
-    # Told the refund closed, the merchant refunded the whole order under another number: it is fully held.
-    status, other = refund(shop, order, "RRC00003-AGAIN", PAID)
-    assert status == 201 and other["state"] == "pending", other
-
-    page = _press(client, flagged).content.decode()
-
-    assert "no longer fits" in page and "RRC00003-AGAIN" in page
-    kept = Refund.objects.get(pk=flagged.pk)
-    assert (kept.state, kept.abnormal) == ("closed", True)
-    paid = Order.objects.get(pk=order.pk)
-    assert (paid.refunded_amount, paid.refund_reserved) == (0, PAID)
-    assert [t for _, t in _events(kept)] == ["refund.closed"]
-    assert AuditLog.objects.get(action=CHANNEL_SUCCESS_NOT_RECORDED, target_id=kept.pk).data["outcome"] == "no_room"
-
-
 def test_a_channel_that_says_the_refund_is_closed_leaves_it_closed_and_flagged_and_says_so(
         shop, simulator_server, client, agent):
     order, flagged = _closed_then_said_refunded(shop, simulator_server, "RRC00004", bank_keeps_it=False)
@@ -310,19 +299,3 @@ def test_a_channel_that_says_the_refund_is_closed_leaves_it_closed_and_flagged_a
     assert (row.data["outcome"], row.data["channel_said"], row.actor) == ("not_refunded", "closed", agent)
     queue = client.get(reverse("trades:queue", args=["abnormal"])).content.decode()
     assert f'data-record-refunded="{kept.pk}"' in queue  # still offered: the channel may say otherwise later
-
-
-def test_a_channel_that_does_not_answer_about_a_closed_refund_changes_nothing_and_says_so(
-        shop, simulator_server, client, agent, settings):
-    order, flagged = _closed_then_said_refunded(shop, simulator_server, "RRC00005")
-    settings.AGGPAY_CHANNEL_READ_TIMEOUT = 1.0
-    shop.sim("bank", "/_control/faults", fault="timeout", seconds=2.0, match={"path": "refund/query"})
-
-    page = _press(client, flagged).content.decode()
-
-    assert "did not answer" in page and "stays closed and flagged" in page
-    kept = Refund.objects.get(pk=flagged.pk)
-    assert (kept.state, kept.abnormal) == ("closed", True)
-    assert Order.objects.get(pk=order.pk).refunded_amount == 0
-    assert [t for _, t in _events(kept)] == ["refund.closed"]
-    assert AuditLog.objects.get(action=CHANNEL_SUCCESS_NOT_RECORDED, target_id=kept.pk).data["outcome"] == "unknown"
