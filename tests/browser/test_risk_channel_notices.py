@@ -18,12 +18,11 @@ from aggpay.models import AuditLog
 from channels import routing
 from merchants.models import Contract, ContractState, Merchant
 from risk.models import ChannelRiskNotice
-from tests.risk.violations import contract_on, post_violation, wechat_account
+from tests.risk.violations import TEA_SUB, contract_on, post_violation, wechat_account
 from trades.models import Order
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-TEA_SUB = "1900000109"  # Tea House's WeChat sub-merchant
 STRANGER_SUB = "1900009999"  # a sub-merchant no contract of ours has
 
 

@@ -20,6 +20,7 @@ from aggpay.staff.queues import operations_queues
 from channels import unprocessed
 from channels.models import CallbackOutcome, ChannelCallback
 from channels.services.callback_handling import callback_record_mark_handled
+from tests.channels.test_unprocessed_callbacks import _html_row, _ids
 from tests.factories import ChannelAccountFactory
 from tests.race_condition import in_threads
 
@@ -58,17 +59,6 @@ def queue():
         "old": _row(bank, CallbackOutcome.ERROR, minutes_ago=2 * 24 * 60, event_id="EV-O"),
     }
     return {"wx": wx, "bank": bank, **rows}
-
-
-def _ids(response) -> list[int]:
-    assert response.status_code == 200
-    return [int(pk) for pk in re.findall(r'<tr data-callback="(\d+)"', response.content.decode())]
-
-
-def _html_row(response, callback) -> str:
-    html = response.content.decode()
-    start = html.index(f'<tr data-callback="{callback.pk}"')
-    return html[start:html.index("</tr>", start)]
 
 
 def _tile(user):

@@ -16,22 +16,9 @@ from risk.models import ChannelRiskNotice
 from risk.services.channel_notices import channel_risk_notice_handle, channel_risk_notice_record
 from tests.factories import ChannelAccountFactory
 from tests.race_condition import in_threads
-from tests.risk.violations import contract_on, wechat_account
+from tests.risk.violations import TEA_SUB, contract_on
 
 pytestmark = pytest.mark.django_db
-
-TEA_SUB = "1900000109"
-
-
-@pytest.fixture
-def wx():
-    return wechat_account()
-
-
-@pytest.fixture
-def tea_contract(wx, tea_house):
-    return contract_on(wx, tea_house, sub_mchid=TEA_SUB)
-
 
 @pytest.fixture
 def bank_contract(tea_house, tea_contract):

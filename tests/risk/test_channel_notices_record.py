@@ -14,22 +14,9 @@ from channels.models import CallbackOutcome, ChannelCallback
 from risk.models import ChannelRiskNotice
 from risk.services.channel_notices import channel_risk_notice_record
 from tests.race_condition import in_threads
-from tests.risk.violations import contract_on, post_violation, wechat_account
+from tests.risk.violations import TEA_SUB, contract_on, post_violation, wechat_account
 
 pytestmark = pytest.mark.django_db
-
-TEA_SUB = "1900000109"
-
-
-@pytest.fixture
-def wx():
-    return wechat_account()
-
-
-@pytest.fixture
-def tea_contract(wx, tea_house):
-    return contract_on(wx, tea_house, sub_mchid=TEA_SUB)
-
 
 def _callbacks(account):
     return list(ChannelCallback.objects.filter(account=account).order_by("received_at", "id"))

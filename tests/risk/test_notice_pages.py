@@ -14,12 +14,11 @@ from aggpay.models import AuditLog
 from merchants.models import Contract, ContractState
 from risk.models import ChannelRiskNotice
 from risk.services.channel_notices import channel_risk_notice_handle, channel_risk_notice_record
-from tests.risk.violations import contract_on, wechat_account
+from tests.risk.violations import TEA_SUB, contract_on, wechat_account
 
 pytestmark = pytest.mark.django_db
 
 QUEUE = "/staff/risk/notices/"
-TEA_SUB = "1900000109"
 ID_NUMBER, PHONE = "110101199003071234", "13812345678"
 
 

@@ -20,6 +20,7 @@ PLATFORM_KEY = sim_crypto.new_key_pem()
 PLATFORM_KEY_ID = "PUB_KEY_ID_0119000001002026112700000000000042"
 APIV3_KEY = "c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8"
 PUNISHED_AT = "2026-11-27T09:30:00+08:00"
+TEA_SUB = "1900000109"  # the Tea House's WeChat sub-merchant id in these tests
 
 
 def wechat_account(code: str = "wx-risk"):
