@@ -507,12 +507,16 @@ def unprocessed_callbacks(request):
     filters = form.filters()
     callbacks = unprocessed.filter_unprocessed(unprocessed.unprocessed(), **filters)
     page = Paginator(callbacks, UNPROCESSED_PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = unprocessed.rows(page.object_list)
+    # The note and "Mark handled" only where a row can still be chosen: on the Handled tab (or a page of handled
+    # ones) they could only answer "choose at least one".
+    can_handle = request.user.has_perm(HANDLE_PERM)
     return render(request, "channels/unprocessed_callbacks.html", {
-        "form": form, "filters": filters, "page": page, "rows": unprocessed.rows(page.object_list),
+        "form": form, "filters": filters, "page": page, "rows": rows,
+        "markable": can_handle and any(row.callback.handled_at is None for row in rows),
         "counts": unprocessed.counts(), "query": query_without(request, "page"),
         "tab_query": query_without(request, "page", "state"), "states": unprocessed.STATES,
-        "excerpt_chars": unprocessed.EXCERPT_CHARS, "can_handle": request.user.has_perm(HANDLE_PERM),
-        "note_max_length": NOTE_MAX_LENGTH,
+        "excerpt_chars": unprocessed.EXCERPT_CHARS, "can_handle": can_handle, "note_max_length": NOTE_MAX_LENGTH,
     })
 
 

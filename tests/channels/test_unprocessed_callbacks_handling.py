@@ -269,6 +269,9 @@ def test_the_handled_filter_lists_the_handled_ones_with_who_when_and_the_note(cl
     # The tabs say how many each holds.
     tabs = handled.content.decode()
     assert re.search(r'data-state="handled">Handled\s*<span class="n">1</span>', tabs)
+    # Nothing on it can be chosen, so no note box, "Mark handled" or "select all" that could only answer "choose one".
+    assert 'id="mark-handled"' not in tabs and 'id="select-all"' not in tabs
+    assert 'id="mark-handled"' in client.get(QUEUE).content.decode()
 
 
 def test_the_home_tile_counts_the_open_ones_only(client, ops_amy, queue):
