@@ -30,6 +30,10 @@ urlpatterns = [
     path("<str:merchant_no>/contracts/<int:contract_id>/rate/", views.contract_rate, name="contract_rate"),
     path("<str:merchant_no>/contracts/<int:contract_id>/sign-qr.svg", views.contract_sign_qr,
          name="contract_sign_qr"),
+    # Risk's (merchants.views ``contract_limit``); before the clerk's transitions, whose ``action`` would match them.
+    path("<str:merchant_no>/contracts/<int:contract_id>/limit/", views.contract_limit, name="contract_limit"),
+    path("<str:merchant_no>/contracts/<int:contract_id>/lift-limit/", views.contract_lift_limit,
+         name="contract_lift_limit"),
     path("<str:merchant_no>/contracts/<int:contract_id>/<slug:action>/", views.contract_transition,
          name="contract_transition"),
     path("<str:merchant_no>/partner/", views.merchant_partner, name="partner"),

@@ -68,9 +68,9 @@ from merchants.models import (
     SignType,
 )
 from merchants.services import apps as app_services
+from merchants.services import contract_risk, onboarding
 from merchants.services import contracts as contract_services
 from merchants.services import merchants as merchant_services
-from merchants.services import onboarding
 from merchants.services import settlement as settlement_services
 from merchants.services.activation import app_secret_reveal
 
@@ -379,10 +379,38 @@ def _rate_rows(contract: Contract, user, *, bound: ContractRateForm | None = Non
     return rows
 
 
-def _contract_context(contract: Contract, user, *, rate_form: ContractRateForm | None = None) -> dict:
+def _may_limit(user) -> bool:
+    """Limiting a contract and lifting its limit are risk's (design §8; contract_risk ``LIMIT_PERM``)."""
+    return user.has_perm(contract_risk.LIMIT_PERM) and user.has_perm(SECTIONS_BY_SLUG["risk"].permission)
+
+
+def _limit_shown(contract: Contract, user) -> dict:
+    """What the card says of a limited contract's limit: when, by whom and why (the timeline entry that set it,
+    contract_risk ``limit_event``), and the channel notice it was set on, if it was — linked for those who may open
+    risk's notices. The notice's free text is masked as on its own page (design §5 rule 10)."""
+    event = contract_risk.limit_event(contract)
+    if event is None:  # limited before limits were recorded on the timeline: nothing to say but that it is
+        return {"recorded": False}
+    data = event.data or {}
+    shown = {"recorded": True, "at": event.created_at, "by": data.get("by") or event.source, "reason": event.message,
+             "record_id": contract_risk.limited_for(event), "notice": None, "notice_url": ""}
+    notice = contract.risk_notices.filter(pk=data["channel_notice"]).first() if data.get("channel_notice") else None
+    if notice is not None:
+        from risk.notice_queue import mask_text
+
+        shown["notice"] = {"kind": notice.get_kind_display(), "received_at": notice.received_at,
+                           "punish_plan": mask_text(notice.punish_plan)}
+        if user.has_perm("risk.view_channelrisknotice") and user.has_perm(SECTIONS_BY_SLUG["risk"].permission):
+            shown["notice_url"] = reverse("risk:notice", args=[notice.pk])
+    return shown
+
+
+def _contract_context(contract: Contract, user, *, rate_form: ContractRateForm | None = None,
+                      limit_error: str = "") -> dict:
     rates = _rate_rows(contract, user, bound=rate_form)
     can_change = user.has_perm("merchants.change_contract") and user.has_perm("aggpay.access_onboarding")
     state = contract.state
+    may_limit = _may_limit(user)
     can_correct = (state == ContractState.REJECTED and can_change and user.has_perm("merchants.change_merchant")
                    and onboarding.record_correctable(_application(contract.merchant)))
     return {
@@ -397,6 +425,15 @@ def _contract_context(contract: Contract, user, *, rate_form: ContractRateForm |
         "can_refresh": can_change and state in workbench.CONTRACT_FOLLOWED_STATES,
         "can_suspend": can_change and state in (ContractState.ACTIVE, ContractState.LIMITED),
         "can_resume": can_change and state == ContractState.SUSPENDED,
+        # Resuming brings back the limit it was suspended under (settlement ``contract_resume``): the card says so.
+        "resumes_limited": state == ContractState.SUSPENDED
+        and settlement_services.suspended_from(contract) == ContractState.LIMITED,
+        "limit": _limit_shown(contract, user) if state == ContractState.LIMITED else None,
+        # The way out of a limit no notice will end (the channel never sent the appeal's outcome, or it was cleared
+        # with the account manager): risk lifts whatever limit is in force, with a reason (contract_lift_limit).
+        "can_lift": may_limit and state == ContractState.LIMITED,
+        "can_limit": may_limit and state == ContractState.ACTIVE,
+        "limit_error": limit_error,
         "needs_merchant": state in (ContractState.TO_BE_CONFIRMED, ContractState.TO_BE_SIGNED),
     }
 
@@ -415,7 +452,9 @@ def merchant_detail(request, merchant_no: str):
     return render(request, "merchants/merchant_detail.html", _detail_context(request, merchant))
 
 
-def _detail_context(request, merchant: Merchant, *, rate_form: ContractRateForm | None = None, **extra) -> dict:
+def _detail_context(request, merchant: Merchant, *, rate_form: ContractRateForm | None = None,
+                    limit_error: tuple[int, str] | None = None, **extra) -> dict:
+    """``limit_error``: (contract id, message) of a limit or lift just refused for its reason, shown at its form."""
     user = request.user
     application = _application(merchant)
     clerk = user.has_perm("aggpay.access_onboarding")
@@ -436,7 +475,9 @@ def _detail_context(request, merchant: Merchant, *, rate_form: ContractRateForm 
         "missing": [DOC_LABELS.get(d, d) for d in onboarding.missing_documents(merchant)],
         "timeline": workbench.application_timeline(application) if application else [],
         "returned": _returned_reasons(application) if state == ApplicationState.RETURNED else [],
-        "contracts": [_contract_context(c, user, rate_form=rate_form) for c in contracts],
+        "contracts": [_contract_context(c, user, rate_form=rate_form,
+                                        limit_error=limit_error[1] if limit_error and limit_error[0] == c.pk else "")
+                      for c in contracts],
         **apps,
         "settlement_changes": list(merchant.settlement_changes.select_related("contract__channel_account",
                                                                               "new_account")[:20]),
@@ -621,6 +662,42 @@ def contract_transition(request, merchant_no: str, contract_id: int, action: str
         messages.success(request, f"Contract with {contract.channel_account.name} is now "
                          f"{contract.get_state_display().lower()}.")
     return _contract_response(request, contract)
+
+
+# --- a contract's risk limit (design §4 ``active ⇄ limited``, §8) ---------------------------------------------------
+# Risk limits a contract on a channel's risk action and lifts the limit when the channel does — usually from the
+# channel's notice (risk.views). Here, on the merchant's page, whatever limit is in force is lifted (no ``record_id``):
+# for the limit no notice will end. The services check the permission again and audit.
+
+
+def _contract_limit_change(request, merchant_no: str, contract_id: int, *, service, verb: str, done: str):
+    """Call ``service`` with the typed reason; refused, the page again with the error at the card's form, unchanged."""
+    contract = _contract(merchant_no, contract_id)
+    try:
+        contract = service(contract_id=contract.pk, actor=request.user, reason=request.POST.get("reason", ""))
+    except ApplicationError as exc:
+        _error(request, exc, f"Not {verb}: ")
+        context = _detail_context(request, contract.merchant, limit_error=(
+            contract.pk, exc.message if exc.param == "reason" else ""))
+        return render(request, "merchants/merchant_detail.html", context, status=exc.status)
+    messages.success(request, done.format(account=contract.channel_account.name))
+    return redirect(reverse("merchants:detail", args=[merchant_no]) + f"#contract-{contract.pk}")
+
+
+@require_POST
+@staff_view("merchants.view_merchant", contract_risk.LIMIT_PERM, sections=("risk",))
+def contract_limit(request, merchant_no: str, contract_id: int):
+    return _contract_limit_change(request, merchant_no, contract_id, service=contract_risk.contract_limit,
+                                  verb="limited", done="Contract with {account} limited: it takes no new orders "
+                                  "until risk lifts the limit.")
+
+
+@require_POST
+@staff_view("merchants.view_merchant", contract_risk.LIMIT_PERM, sections=("risk",))
+def contract_lift_limit(request, merchant_no: str, contract_id: int):
+    return _contract_limit_change(request, merchant_no, contract_id, service=contract_risk.contract_lift_limit,
+                                  verb="lifted", done="The limit of the contract with {account} is lifted: "
+                                  "routing may choose it again.")
 
 
 @require_safe

@@ -102,7 +102,13 @@ class Contract(FSMModelMixin, models.Model):
 
     @transition(field=state, source=ContractState.SUSPENDED, target=ContractState.ACTIVE)
     def resume(self) -> None:
-        """Suspension lifted."""
+        """Suspension lifted, of a contract suspended while active."""
+
+    @transition(field=state, source=ContractState.SUSPENDED, target=ContractState.LIMITED)
+    def resume_limited(self) -> None:
+        """Suspension lifted, of a contract suspended while limited: it goes back to its limit, which only risk
+        lifts (``lift_limit``) — a suspension must not launder a channel risk action (design §4, §8). The service
+        picks this or ``resume`` from the state the timeline says it was suspended from."""
 
     @transition(field=state, source=ContractState.SUSPENDED, target=ContractState.TERMINATED)
     def terminate(self) -> None:

@@ -4,7 +4,10 @@
 A limited contract takes no new orders: routing only chooses active contracts (channels.routing ``choose``), so the
 merchant's traffic for the products it served goes to its other contracts, or is refused when there are none. Its
 orders already placed, their refunds and callbacks go on as before. A risk officer does this from a channel risk
-notice (risk.services.channel_notices); the permission is risk's (``risk.limit_contract``).
+notice (risk.services.channel_notices), or on the merchant's page (merchants.views ``contract_limit``,
+``contract_lift_limit``: there, whatever limit is in force is lifted); the permission is risk's
+(``risk.limit_contract``). A clerk's suspension keeps the limit: resumed, the contract is limited again
+(merchants.services.settlement ``contract_resume``).
 """
 
 from __future__ import annotations
@@ -41,8 +44,11 @@ def contract_lift_limit(*, contract_id: int, actor, reason: str, data: dict | No
 
 
 def limit_event(contract: Contract) -> ContractEvent | None:
-    """The timeline entry that put ``contract`` in its limit: the latest move to limited (None if it never was)."""
-    return contract.events.filter(to_state=ContractState.LIMITED).order_by("-created_at", "-id").first()
+    """The timeline entry that put ``contract`` in its limit: the latest ``active → limited`` (None if it never was).
+    A contract suspended while limited and resumed comes back to the same limit (``suspended → limited``,
+    merchants.services.settlement ``contract_resume``): that entry is not a new limit and does not say whose it is."""
+    return (contract.events.filter(from_state=ContractState.ACTIVE, to_state=ContractState.LIMITED)
+            .order_by("-created_at", "-id").first())
 
 
 def limited_for(event: ContractEvent | None) -> str:

@@ -239,7 +239,19 @@ def contract_suspend(*, contract_id: int, actor, reason: str):
 
 
 def contract_resume(*, contract_id: int, actor, reason: str):
+    """Lift our suspension: the contract goes back to the state it was suspended from (``suspended_from``). One
+    suspended while limited comes back limited — the limit is risk's decision on a channel's risk action and only
+    risk lifts it (merchants.services.contract_risk); a clerk's suspend and resume must not end it (design §4, §8)."""
     return _contract_staff_transition(contract_id=contract_id, actor=actor, reason=reason, name="resume")
+
+
+def suspended_from(contract: Contract) -> str:
+    """The state a suspended contract was suspended from: its latest move to suspended on the timeline (every
+    suspension writes one, ``_contract_staff_transition``). Active when none is recorded — the machine's own
+    ``suspended → active``."""
+    event = (contract.events.filter(to_state=ContractState.SUSPENDED).order_by("-created_at", "-id")
+             .values_list("from_state", flat=True).first())
+    return event or ContractState.ACTIVE
 
 
 def contract_terminate(*, contract_id: int, actor, reason: str):
@@ -256,6 +268,9 @@ def _contract_staff_transition(*, contract_id: int, actor, reason: str, name: st
         method = getattr(contract, name)
         if not can_proceed(method):
             raise InvalidState(f"the contract is {contract.state}; it cannot {name}")
+        if name == "resume" and suspended_from(contract) == ContractState.LIMITED:
+            # Read under the contract's lock: its timeline grows only with its state, which the lock holds still.
+            method = contract.resume_limited
         before = contract.state
         method()
         contract.save()
