@@ -32,7 +32,8 @@ class EventOutputSerializer(serializers.Serializer):
     type = serializers.CharField(help_text="`order.succeeded`, `order.failed`, `order.closed`, `order.reversed`, "
                                            "`refund.succeeded`, `refund.failed`, `refund.closed`; partners also "
                                            "`merchant.submitted`, `merchant.returned`, `merchant.rejected`, "
-                                           "`merchant.contract_updated`, `merchant.activated`")
+                                           "`merchant.contract_updated`, `merchant.activated`, `merchant.frozen`, "
+                                           "`merchant.unfrozen`")
     created_at = serializers.DateTimeField()
     sequence = serializers.IntegerField(min_value=1, help_text="increases with each event of the same object: "
                                                                "order the events of an object by it")

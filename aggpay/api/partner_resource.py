@@ -30,7 +30,7 @@ SUB_MERCHANT_ID_STATES = (ContractState.ACTIVE, ContractState.LIMITED, ContractS
                           ContractState.TERMINATED)
 SIGN_URL_STATES = (ContractState.TO_BE_CONFIRMED, ContractState.TO_BE_SIGNED)
 MERCHANT_EVENT_TYPES = ("merchant.submitted", "merchant.returned", "merchant.rejected",
-                        "merchant.contract_updated", "merchant.activated")
+                        "merchant.contract_updated", "merchant.activated", "merchant.frozen", "merchant.unfrozen")
 
 
 # --- output serializers (documentation and rendering) ---------------------------------------------------------
@@ -344,7 +344,7 @@ def partner_event_emit(*, merchant_id: int, type: str):
     """Tell the partner that onboarded ``merchant_id`` about a change, in the caller's transaction.
 
     Called from the onboarding services at the points merchant-api.md names (submitted, returned, rejected, each
-    contract state change, activated). The event belongs to the partner (its apps with the ``onboarding`` scope receive
+    contract state change, activated), and when risk freezes or unfreezes the merchant (frozen, unfrozen). The event belongs to the partner (its apps with the ``onboarding`` scope receive
     and list it); its object is the merchant, so ``sequence`` orders all of one merchant's events.
     """
     from trades.services.events import event_emit

@@ -46,7 +46,17 @@ def _transition(*, merchant_id: int, actor, name: str, reason: str = "") -> Merc
         merchant.save()
         audit_log(actor=actor, action=f"merchants.merchant.{name}", target=merchant, reason=reason,
                   data={"from": before, "to": merchant.state})
+        if name in PARTNER_TOLD and merchant.partner_id:
+            # The partner runs the merchant it onboarded: it hears that it stopped (or may again) take payments —
+            # the state, not risk's reason (docs/api.md "Partner onboarding").
+            from aggpay.api.partner_resource import partner_event_emit
+
+            partner_event_emit(merchant_id=merchant.pk, type=PARTNER_TOLD[name])
     return merchant
+
+
+# The transitions a partner is told of, with their event (aggpay.api.partner_resource.MERCHANT_EVENT_TYPES).
+PARTNER_TOLD = {"freeze": "merchant.frozen", "unfreeze": "merchant.unfrozen"}
 
 
 # Activating by hand is risk's decision: the admin action is gated on it (merchants.admin ``risk_decision``).
