@@ -25,7 +25,7 @@ from aggpay.money import MoneyError, parse_rate
 from aggpay.permissions import require_perm
 from channels.adapters.base import OnboardingResult, OnboardingState
 from channels.adapters.errors import ChannelError, ChannelUnknown
-from channels.models import ChannelProduct
+from channels.models import ChannelAccount, ChannelProduct
 from merchants.models import (
     ApplicationState,
     Contract,
@@ -140,9 +140,13 @@ def contracts_create_for_application(*, application_id: int, actor, rates: dict[
         if not can_proceed(application.start_contracting):
             raise InvalidState(f"the application is {application.state}; contracts follow approval")
         merchant = application.merchant
-        offers = (ChannelProduct.objects.filter(product__in=merchant.requested_products, enabled=True,
+        offered = ChannelProduct.objects.filter(product__in=merchant.requested_products, enabled=True,
                                                 onboards_merchants=True, account__enabled=True)
-                  .select_related("account").order_by("account_id", "product"))
+        # The costs the rates are checked against are read with their accounts locked, after the application and
+        # merchant (merchants/services/locks.py): a cost change (channels.services.products) waits for this check,
+        # or it for the change and then reads the new cost, as for ``contract_set_rate``.
+        locked = _lock_accounts(offered.values_list("account_id", flat=True))
+        offers = offered.filter(account_id__in=locked).select_related("account").order_by("account_id", "product")
         by_account: dict[int, list[ChannelProduct]] = {}
         for offer in offers:
             by_account.setdefault(offer.account_id, []).append(offer)
@@ -176,6 +180,13 @@ def contracts_create_for_application(*, application_id: int, actor, rates: dict[
         for contract in contracts:
             tasks.submit_contract.delay_on_commit(contract.pk)
     return contracts
+
+
+def _lock_accounts(account_ids) -> list[int]:
+    """Lock these channel accounts (FOR NO KEY UPDATE, in id order, so two lockers of several queue up rather than
+    deadlock) and return the ids of those that exist. Costs read after this are the ones in force until commit."""
+    return list(ChannelAccount.objects.select_for_update(no_key=True).filter(pk__in=set(account_ids))
+                .order_by("pk").values_list("pk", flat=True))
 
 
 def _business_code() -> str:
@@ -851,6 +862,7 @@ def contract_register_existing(*, merchant, account, sub_mchid: str, rates: dict
         if Contract.objects.filter(channel_account=account, sub_mchid=sub_mchid).exists():  # unique per account
             raise InvalidRequest(f"sub_mchid: {sub_mchid} is another merchant's contract on {account.name}",
                                  param="sub_mchid")
+        _lock_accounts([account.pk])  # before its costs are read: see contracts_create_for_application
         offers = {o.product: o for o in ChannelProduct.objects.filter(account=account, product__in=list(rates))}
         missing = sorted(set(rates) - set(offers))
         if missing:

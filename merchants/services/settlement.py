@@ -248,9 +248,10 @@ def contract_resume(*, contract_id: int, actor, reason: str):
 def suspended_from(contract: Contract) -> str:
     """The state a suspended contract was suspended from: its latest move to suspended on the timeline (every
     suspension writes one, ``_contract_staff_transition``). Active when none is recorded — the machine's own
-    ``suspended → active``."""
-    event = (contract.events.filter(to_state=ContractState.SUSPENDED).order_by("-created_at", "-id")
-             .values_list("from_state", flat=True).first())
+    ``suspended → active``. A move, not a note: what the timeline records while it is suspended (a channel's late
+    answer, ``contracts._event``) is ``suspended → suspended`` and says nothing of where the suspension came from."""
+    event = (contract.events.filter(to_state=ContractState.SUSPENDED).exclude(from_state=ContractState.SUSPENDED)
+             .order_by("-created_at", "-id").values_list("from_state", flat=True).first())
     return event or ContractState.ACTIVE
 
 

@@ -9,8 +9,10 @@ import pytest
 
 from aggpay.models import AuditLog
 from channels import routing
+from channels.adapters.base import OnboardingResult, OnboardingState
 from merchants.models import Contract, ContractState, Merchant
 from merchants.services.contract_risk import contract_lift_limit, contract_limit, limit_event, limited_for
+from merchants.services.contracts import contract_apply_result
 from merchants.services.settlement import contract_resume, contract_suspend
 from risk.services.channel_notices import channel_risk_notice_handle, channel_risk_notice_record
 from tests.factories import ChannelAccountFactory
@@ -111,3 +113,21 @@ def test_the_merchant_page_says_resuming_brings_the_limit_back_and_the_clerks_re
                            {"reason": "merchant is back"}, follow=True)
     assert "Contract with WeChat Pay wx-risk is now limited." in response.content.decode()
     assert state_of(tea_contract) == ContractState.LIMITED
+
+
+def test_a_channel_answer_noted_while_suspended_does_not_make_the_resume_forget_the_limit(
+        tea_contract, bank_contract, risk_zhao, clerk_wang):
+    """A late answer to a submission reaches the suspended contract and is only noted on its timeline (suspended →
+    suspended, "answer to the submission ignored"). The suspension is still the one from *limited*: resumed, the
+    contract is limited again — not active, taking orders the channel stopped."""
+    contract_limit(contract_id=tea_contract.pk, actor=risk_zhao, reason="WeChat closed its payments")
+    contract_suspend(contract_id=tea_contract.pk, actor=clerk_wang, reason="merchant asked for a pause")
+    contract_apply_result(contract_id=tea_contract.pk, source="channel", submitting=True,
+                          result=OnboardingResult(state=OnboardingState.FINISHED, sub_mchid=TEA_SUB))
+    note = Contract.objects.get(pk=tea_contract.pk).events.last()
+    assert (note.from_state, note.to_state) == ("suspended", "suspended")
+
+    resumed = contract_resume(contract_id=tea_contract.pk, actor=clerk_wang, reason="merchant is back")
+
+    assert resumed.state == ContractState.LIMITED and state_of(tea_contract) == ContractState.LIMITED
+    assert routed(tea_contract.merchant) == bank_contract.pk
