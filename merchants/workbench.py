@@ -351,6 +351,11 @@ def _audit_source(row: AuditLog) -> str:
     return "api" if row.actor_label.startswith("api:") else "system"
 
 
+# Audited contract actions that are state changes, each with its own ContractEvent row (merchants.services.settlement
+# and .contract_risk write both): the timeline shows the event, not the audit row again.
+STATE_CHANGE_VERBS = ("suspend", "resume", "terminate", "limit", "lift_limit")
+
+
 def contract_timeline(contract: Contract) -> list[ContractEntry]:
     """Every ContractEvent (state changes and the channel's answers) plus the audited actions on the contract that
     are not themselves state changes — staff's (resubmission requests, rate changes) and the system's (a lost
@@ -365,7 +370,7 @@ def contract_timeline(contract: Contract) -> list[ContractEntry]:
         ))
     state_actions = {f"merchants.contract.{state}" for state in ContractState.values}
     for row in AuditLog.objects.filter(target_type="merchants.contract", target_id=str(contract.pk)):
-        if row.action in state_actions or row.action.rsplit(".", 1)[-1] in ("suspend", "resume", "terminate"):
+        if row.action in state_actions or row.action.rsplit(".", 1)[-1] in STATE_CHANGE_VERBS:
             continue  # the ContractEvent row already tells it
         entries.append(ContractEntry(at=row.created_at, source=_audit_source(row), from_state="", to_state="",
                                      message=row.action.rsplit(".", 1)[-1].replace("_", " ") +

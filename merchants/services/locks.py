@@ -23,9 +23,11 @@ it. So an insert does not count as locking what it references (under FOR UPDATE 
 foreign key may point at (a unique one: a contract's ``business_code``, renewed by ``_submission_record``) or a
 DELETE takes FOR UPDATE, and then for that short transaction only.
 
-The channel account is locked by the merchants services only where it is meant: ``contract_set_rate`` checks a rate
-against the account's cost, and takes the account with the contract so that it waits for a cost change
-(channels.services.products ``channel_product_set`` locks the account) or the change waits for it. A channel's answer
+The channel account is locked by the merchants services only where a rate is checked against the account's cost, so
+that it waits for a cost change (channels.services.products ``channel_product_set`` locks the account) or the change
+waits for it: ``contract_set_rate`` takes the account with the contract; ``contracts_create_for_application`` and
+``contract_register_existing``, which make contracts at their rates, take the accounts (in id order) after the
+application and merchant, then read the costs. A channel's answer
 about a contract reads its account but does not lock it. Rows the merchant owns and that nothing else locks first
 (documents, settlement accounts, contract rates and events, new apps) are written under these locks; the partner's
 event feed and sequence (``partner_event_emit``, trades.services.events) come after all of them, at the end of the
@@ -34,9 +36,10 @@ transaction.
 The paths, by what they lock (→ = then):
 
 * application (+ merchant): ``_locked_application`` (onboarding transitions, ``merchant_record_update`` /
-  ``_correct``, ``partner_merchant_correct``, ``partner_settlement_change`` → ``merchant_settlement_change``),
-  ``contracts_create_for_application``.
-* merchant: ``merchant_settlement_change``, ``contract_register_existing``.
+  ``_correct``, ``partner_merchant_correct``, ``partner_settlement_change`` → ``merchant_settlement_change``).
+* application (+ merchant) → channel accounts: ``contracts_create_for_application``.
+* merchant: ``merchant_settlement_change``.
+* merchant → channel account: ``contract_register_existing``.
 * application → merchant → contract: a channel's answer (``contract_apply_result`` and its poll and notice callers,
   ``lock_contract``) → on activation ``merchant_activate_on_contract`` (application and merchant again, already
   held).

@@ -186,3 +186,16 @@ def test_a_risk_officer_limits_an_active_contract_on_the_page_and_its_orders_go_
     assert routed(tea_contract.merchant) == bank_contract.pk
     row = AuditLog.objects.get(action="merchants.contract.limit")
     assert (row.actor, row.reason) == (risk_zhao, "Bank A's risk desk reports chargebacks on WeChat")
+
+
+def test_the_contract_timeline_tells_a_limit_and_its_lift_once_each(tea_contract, limited_on_notice, risk_zhao):
+    from merchants.services.contract_risk import contract_lift_limit
+    from merchants.workbench import contract_timeline
+
+    contract_lift_limit(contract_id=tea_contract.pk, actor=risk_zhao, reason="cleared with WeChat by phone")
+
+    entries = contract_timeline(Contract.objects.get(pk=tea_contract.pk))
+    moves = [(e.from_state, e.to_state) for e in entries if e.to_state]
+    assert moves[-2:] == [("active", "limited"), ("limited", "active")]
+    # The audit rows of the two actions are not told again as notes ("limit: …", "lift limit: …").
+    assert not [e.message for e in entries if not e.to_state and e.message.startswith(("limit", "lift limit"))]
