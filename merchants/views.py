@@ -411,6 +411,7 @@ def _contract_context(contract: Contract, user, *, rate_form: ContractRateForm |
     can_change = user.has_perm("merchants.change_contract") and user.has_perm("aggpay.access_onboarding")
     state = contract.state
     may_limit = _may_limit(user)
+    held = contract_risk.resumes_limited(contract)  # suspended, with a limit its resume brings back
     can_correct = (state == ContractState.REJECTED and can_change and user.has_perm("merchants.change_merchant")
                    and onboarding.record_correctable(_application(contract.merchant)))
     return {
@@ -425,14 +426,15 @@ def _contract_context(contract: Contract, user, *, rate_form: ContractRateForm |
         "can_refresh": can_change and state in workbench.CONTRACT_FOLLOWED_STATES,
         "can_suspend": can_change and state in (ContractState.ACTIVE, ContractState.LIMITED),
         "can_resume": can_change and state == ContractState.SUSPENDED,
-        # Resuming brings back the limit it was suspended under (settlement ``contract_resume``): the card says so.
-        "resumes_limited": state == ContractState.SUSPENDED
-        and settlement_services.suspended_from(contract) == ContractState.LIMITED,
-        "limit": _limit_shown(contract, user) if state == ContractState.LIMITED else None,
+        # Resuming brings back the limit it was suspended under, or risk set while it was suspended (settlement
+        # ``contract_resume``): the card says so, and shows that limit as it shows one in force.
+        "resumes_limited": held,
+        "limit": _limit_shown(contract, user) if state == ContractState.LIMITED or held else None,
         # The way out of a limit no notice will end (the channel never sent the appeal's outcome, or it was cleared
-        # with the account manager): risk lifts whatever limit is in force, with a reason (contract_lift_limit).
-        "can_lift": may_limit and state == ContractState.LIMITED,
-        "can_limit": may_limit and state == ContractState.ACTIVE,
+        # with the account manager): risk lifts whatever limit is in force, with a reason (contract_lift_limit). On a
+        # suspended contract risk limits or lifts too; it stays suspended (contract_risk).
+        "can_lift": may_limit and (state == ContractState.LIMITED or held),
+        "can_limit": may_limit and (state == ContractState.ACTIVE or (state == ContractState.SUSPENDED and not held)),
         "limit_error": limit_error,
         "needs_merchant": state in (ContractState.TO_BE_CONFIRMED, ContractState.TO_BE_SIGNED),
     }
@@ -670,8 +672,10 @@ def contract_transition(request, merchant_no: str, contract_id: int, action: str
 # for the limit no notice will end. The services check the permission again and audit.
 
 
-def _contract_limit_change(request, merchant_no: str, contract_id: int, *, service, verb: str, done: str):
-    """Call ``service`` with the typed reason; refused, the page again with the error at the card's form, unchanged."""
+def _contract_limit_change(request, merchant_no: str, contract_id: int, *, service, verb: str, done: str,
+                           done_suspended: str):
+    """Call ``service`` with the typed reason; refused, the page again with the error at the card's form, unchanged.
+    ``done_suspended``: the message when the contract was suspended, and stays so (contract_risk)."""
     contract = _contract(merchant_no, contract_id)
     try:
         contract = service(contract_id=contract.pk, actor=request.user, reason=request.POST.get("reason", ""))
@@ -680,7 +684,8 @@ def _contract_limit_change(request, merchant_no: str, contract_id: int, *, servi
         context = _detail_context(request, contract.merchant, limit_error=(
             contract.pk, exc.message if exc.param == "reason" else ""))
         return render(request, "merchants/merchant_detail.html", context, status=exc.status)
-    messages.success(request, done.format(account=contract.channel_account.name))
+    message = done_suspended if contract.state == ContractState.SUSPENDED else done
+    messages.success(request, message.format(account=contract.channel_account.name))
     return redirect(reverse("merchants:detail", args=[merchant_no]) + f"#contract-{contract.pk}")
 
 
@@ -689,7 +694,10 @@ def _contract_limit_change(request, merchant_no: str, contract_id: int, *, servi
 def contract_limit(request, merchant_no: str, contract_id: int):
     return _contract_limit_change(request, merchant_no, contract_id, service=contract_risk.contract_limit,
                                   verb="limited", done="Contract with {account} limited: it takes no new orders "
-                                  "until risk lifts the limit.")
+                                  "until risk lifts the limit.",
+                                  done_suspended="Limit recorded on the suspended contract with {account}: it stays "
+                                  "suspended, and resumed it comes back limited, taking no new orders until risk "
+                                  "lifts the limit.")
 
 
 @require_POST
@@ -697,7 +705,9 @@ def contract_limit(request, merchant_no: str, contract_id: int):
 def contract_lift_limit(request, merchant_no: str, contract_id: int):
     return _contract_limit_change(request, merchant_no, contract_id, service=contract_risk.contract_lift_limit,
                                   verb="lifted", done="The limit of the contract with {account} is lifted: "
-                                  "routing may choose it again.")
+                                  "routing may choose it again.",
+                                  done_suspended="The limit of the suspended contract with {account} is lifted: "
+                                  "it stays suspended, and resumed it comes back active.")
 
 
 @require_safe

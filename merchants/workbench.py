@@ -360,12 +360,22 @@ def contract_timeline(contract: Contract) -> list[ContractEntry]:
     """Every ContractEvent (state changes and the channel's answers) plus the audited actions on the contract that
     are not themselves state changes — staff's (resubmission requests, rate changes) and the system's (a lost
     submission sent again) — each labelled by who did it, oldest first."""
+    from merchants.services.settlement import RISK_LIMIT_KEY, RISK_LIMIT_SET
+
     entries = []
     for event in contract.events.all():
         data = event.data or {}
+        message = event.message
+        if data.get(RISK_LIMIT_KEY):
+            # Risk's decision on a suspended contract's limit is no move ("suspended (no change)"): say what it was,
+            # and what the resume now brings back (merchants.services.contract_risk).
+            decision = ("limited while suspended — resuming brings it back limited"
+                        if data[RISK_LIMIT_KEY] == RISK_LIMIT_SET
+                        else "limit lifted while suspended — resuming brings it back active")
+            message = f"{decision}: {message}" if message else decision
         entries.append(ContractEntry(
             at=event.created_at, source=event.source, from_state=event.from_state, to_state=event.to_state,
-            message=event.message, rejections=data.get("rejections") or [], channel_state=data.get("channel_state", ""),
+            message=message, rejections=data.get("rejections") or [], channel_state=data.get("channel_state", ""),
             ids={k: data[k] for k in ("application_id", "sub_mchid") if data.get(k)},
         ))
     state_actions = {f"merchants.contract.{state}" for state in ContractState.values}

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from aggpay import masking
 from merchants.models import ContractState, MerchantState
-from merchants.services.contract_risk import LIMIT_PERM, limit_event, limited_for
+from merchants.services.contract_risk import LIMIT_PERM, limit_event, limited_for, resumes_limited
 from merchants.services.merchants import FREEZE_PERM
 from risk.models import ChannelRiskAction, ChannelRiskNotice, ChannelRiskNoticeKind, ChannelRiskNoticeState
 
@@ -143,27 +143,39 @@ def rows(page) -> list[NoticeView]:
 
 
 def current_limit(notice: ChannelRiskNotice):
-    """The timeline entry that limited the notice's contract, while it is limited (else None): the page says whose
-    limit it is and for which record."""
+    """The timeline entry that limited the notice's contract, while it is limited or suspended with a limit its
+    resume brings back (else None): the page says whose limit it is and for which record."""
     contract = notice.contract
-    if contract is None or contract.state != ContractState.LIMITED:
+    if contract is None or not (contract.state == ContractState.LIMITED or resumes_limited(contract)):
         return None
     return limit_event(contract)
+
+
+# On a suspended contract the actions say what becomes of the clerk's suspension (contract_risk: it goes on, and the
+# resume brings back what risk decided).
+LIMIT_SUSPENDED_LABEL = "Limit the contract — it stays suspended; resumed, it comes back limited (no new orders)"
+LIFT_SUSPENDED_LABEL = "Lift the contract's limit — it stays suspended; resumed, it comes back active"
 
 
 def available_actions(notice: ChannelRiskNotice, user, *, limit=None) -> list[tuple[str, str]]:
     """The actions the handle form offers for ``notice``: those its contract's or merchant's state allows and the
     user may take (the service checks both again under its locks). Lifting only a limit set for this notice's record
-    (``limit``: ``current_limit``, read here when not given)."""
+    (``limit``: ``current_limit``, read here when not given). A suspended contract may be limited, or its limit
+    lifted, as an active or limited one is: it stays suspended (merchants.services.contract_risk)."""
     actions = [(ChannelRiskAction.NONE.value, ChannelRiskAction.NONE.label)]
     contract, merchant = notice.contract, notice.merchant
     may_limit = user.has_perm(LIMIT_PERM)
-    if contract is not None and may_limit and contract.state == ContractState.ACTIVE:
-        actions.append((ChannelRiskAction.LIMIT.value, ChannelRiskAction.LIMIT.label))
-    if contract is not None and may_limit and contract.state == ContractState.LIMITED:
-        limit = limit if limit is not None else current_limit(notice)
-        if limited_for(limit) == notice.record_id:
-            actions.append((ChannelRiskAction.LIFT.value, ChannelRiskAction.LIFT.label))
+    if contract is not None and may_limit:
+        suspended = contract.state == ContractState.SUSPENDED
+        held = suspended and resumes_limited(contract)
+        if contract.state == ContractState.ACTIVE or (suspended and not held):
+            actions.append((ChannelRiskAction.LIMIT.value,
+                            LIMIT_SUSPENDED_LABEL if suspended else ChannelRiskAction.LIMIT.label))
+        if contract.state == ContractState.LIMITED or held:
+            limit = limit if limit is not None else current_limit(notice)
+            if limited_for(limit) == notice.record_id:
+                actions.append((ChannelRiskAction.LIFT.value,
+                                LIFT_SUSPENDED_LABEL if suspended else ChannelRiskAction.LIFT.label))
     if merchant is not None and user.has_perm(FREEZE_PERM) and merchant.state == MerchantState.ACTIVE:
         actions.append((ChannelRiskAction.FREEZE.value, ChannelRiskAction.FREEZE.label))
     return actions

@@ -96,6 +96,18 @@ class Contract(FSMModelMixin, models.Model):
     def lift_limit(self) -> None:
         """The channel lifted its limit."""
 
+    @transition(field=state, source=ContractState.SUSPENDED, target=ContractState.SUSPENDED)
+    def limit_while_suspended(self) -> None:
+        """Channel risk action on a contract we hold suspended: it stays suspended (the clerk's suspension is not
+        ended by risk), and the limit is recorded on its timeline for the resume to bring back (``resume_limited``).
+        No state changes; the service writes the timeline entry the resume reads
+        (merchants.services.contract_risk, settlement ``suspended_from``)."""
+
+    @transition(field=state, source=ContractState.SUSPENDED, target=ContractState.SUSPENDED)
+    def lift_limit_while_suspended(self) -> None:
+        """The channel lifted its limit while we hold the contract suspended: it stays suspended, and resumed it
+        goes back active. No state changes; recorded on the timeline as ``limit_while_suspended`` is."""
+
     @transition(field=state, source=[ContractState.ACTIVE, ContractState.LIMITED], target=ContractState.SUSPENDED)
     def suspend(self) -> None:
         """Stopped by us or the channel."""
@@ -106,9 +118,10 @@ class Contract(FSMModelMixin, models.Model):
 
     @transition(field=state, source=ContractState.SUSPENDED, target=ContractState.LIMITED)
     def resume_limited(self) -> None:
-        """Suspension lifted, of a contract suspended while limited: it goes back to its limit, which only risk
-        lifts (``lift_limit``) — a suspension must not launder a channel risk action (design §4, §8). The service
-        picks this or ``resume`` from the state the timeline says it was suspended from."""
+        """Suspension lifted, of a contract suspended while limited, or limited by risk while suspended
+        (``limit_while_suspended``): it goes back to its limit, which only risk lifts (``lift_limit``) — a suspension
+        must not launder a channel risk action (design §4, §8). The service picks this or ``resume`` from what the
+        timeline says the suspension holds (settlement ``suspended_from``)."""
 
     @transition(field=state, source=ContractState.SUSPENDED, target=ContractState.TERMINATED)
     def terminate(self) -> None:

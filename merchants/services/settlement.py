@@ -16,6 +16,7 @@ import secrets
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django_fsm import can_proceed
 
@@ -240,19 +241,35 @@ def contract_suspend(*, contract_id: int, actor, reason: str):
 
 def contract_resume(*, contract_id: int, actor, reason: str):
     """Lift our suspension: the contract goes back to the state it was suspended from (``suspended_from``). One
-    suspended while limited comes back limited — the limit is risk's decision on a channel's risk action and only
-    risk lifts it (merchants.services.contract_risk); a clerk's suspend and resume must not end it (design §4, §8)."""
+    suspended while limited, or limited by risk while suspended, comes back limited — the limit is risk's decision on
+    a channel's risk action and only risk lifts it (merchants.services.contract_risk); a clerk's suspend and resume
+    must not end it, nor make risk wait for the resume to act (design §4, §8)."""
     return _contract_staff_transition(contract_id=contract_id, actor=actor, reason=reason, name="resume")
 
 
+# Risk's decision on the limit of a contract a clerk holds suspended (merchants.services.contract_risk: limited, or
+# its limit lifted, while suspended) is a ``suspended → suspended`` timeline entry whose data carries this key, with
+# RISK_LIMIT_SET or RISK_LIMIT_LIFTED: the suspension goes on, and the resume goes back to what the latest one says.
+RISK_LIMIT_KEY = "risk_limit"
+RISK_LIMIT_SET, RISK_LIMIT_LIFTED = "set", "lifted"
+
+
 def suspended_from(contract: Contract) -> str:
-    """The state a suspended contract was suspended from: its latest move to suspended on the timeline (every
-    suspension writes one, ``_contract_staff_transition``). Active when none is recorded — the machine's own
-    ``suspended → active``. A move, not a note: what the timeline records while it is suspended (a channel's late
-    answer, ``contracts._event``) is ``suspended → suspended`` and says nothing of where the suspension came from."""
-    event = (contract.events.filter(to_state=ContractState.SUSPENDED).exclude(from_state=ContractState.SUSPENDED)
-             .order_by("-created_at", "-id").values_list("from_state", flat=True).first())
-    return event or ContractState.ACTIVE
+    """The state a suspended contract goes back to when resumed: the state of its latest move to suspended on the
+    timeline (every suspension writes one, ``_contract_staff_transition``) — unless risk limited it or lifted its
+    limit since, while it was suspended (``RISK_LIMIT_KEY``): then the latest of those decides, limited or active.
+    Active when nothing is recorded — the machine's own ``suspended → active``. Any other ``suspended → suspended``
+    entry (a channel's late answer, ``contracts._event``) is a note that says nothing of where the suspension came
+    from, and is passed over."""
+    entry = (contract.events.filter(to_state=ContractState.SUSPENDED)
+             .filter(~Q(from_state=ContractState.SUSPENDED) | Q(data__has_key=RISK_LIMIT_KEY))
+             .order_by("-created_at", "-id").values_list("from_state", "data").first())
+    if entry is None:
+        return ContractState.ACTIVE
+    from_state, data = entry
+    if from_state == ContractState.SUSPENDED:
+        return ContractState.LIMITED if (data or {}).get(RISK_LIMIT_KEY) == RISK_LIMIT_SET else ContractState.ACTIVE
+    return from_state
 
 
 def contract_terminate(*, contract_id: int, actor, reason: str):

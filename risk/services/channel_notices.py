@@ -9,7 +9,9 @@ however many copies arrive at once.
 
 ``channel_risk_notice_handle`` closes a new notice with a note and one action: none (noted), limit the matched
 contract (routing stops choosing it), lift that limit, or freeze the merchant — each through its own service, which
-checks its own permission and writes its own audit row, all in the one transaction with the notice's.
+checks its own permission and writes its own audit row, all in the one transaction with the notice's. A contract we
+hold suspended may be limited or lifted too: it stays suspended, and its resume brings back what was decided
+(merchants.services.contract_risk).
 """
 
 from __future__ import annotations
