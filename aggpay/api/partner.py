@@ -156,7 +156,7 @@ class PartnerDocumentInputSerializer(StrictSerializer):
     doc_type = serializers.ChoiceField(choices=DocumentType.choices)
     filename = StrictRegexField(FILENAME_RE, max_length=100,
                                 help_text="e.g. `licence.jpg`: letters, digits, space, `.`, `(`, `)`, `-`")
-    content_base64 = StrictCharField(help_text="the file, base64; JPEG, PNG or PDF up to 5 MB")
+    content_base64 = StrictCharField(help_text="the file, base64; a whole JPEG, PNG or PDF up to 5 MB")
 
     def validate_content_base64(self, value: str) -> bytes:
         try:
@@ -421,8 +421,8 @@ class PartnerMerchantDocumentsView(PartnerAPIView):
     @api_schema(
         operation_id="partner_merchant_documents_create",
         summary="Upload a document",
-        description="A licence, ID side, store photo, bank card or site screenshot as base64 (JPEG, PNG or PDF "
-                    "by content, up to 5 MB). Allowed while the application is a draft or returned, or when a "
+        description="A licence, ID side, store photo, bank card or site screenshot as base64 (a whole JPEG, PNG "
+                    "or PDF by content, up to 5 MB). Allowed while the application is a draft or returned, or when a "
                     "channel rejected a contract and wants a new picture.",
         request=PartnerDocumentInputSerializer,
         responses={201: PartnerDocumentOutputSerializer},

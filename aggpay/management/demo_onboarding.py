@@ -11,14 +11,13 @@ Idempotent: an applicant whose licence (or, for a 小微 merchant, ID) number is
 from __future__ import annotations
 
 import copy
-import struct
-import zlib
 from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from aggpay.management import demo
+from merchants.documents import one_colour_png
 from merchants.models import Merchant
 from merchants.validation import id_card_check_char, uscc_check_char
 
@@ -114,21 +113,6 @@ def _record(applicant: Applicant) -> dict:
     return copy.deepcopy(data)
 
 
-def _png(seed: int, width: int = 160, height: int = 100) -> bytes:
-    """A small, valid PNG of one colour (made here, so the demo needs no imaging library); the colour depends on
-    ``seed``, so each document has its own bytes and digest."""
-    red, green, blue = (seed * 53) % 200 + 40, (seed * 97) % 200 + 40, (seed * 151) % 200 + 40
-    row = b"\x00" + bytes((red, green, blue)) * width
-    raw = row * height
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9))
-            + chunk(b"IEND", b""))
-
-
 def _staff(username: str):
     """The demo user a visitor can sign in as, or the seed's label when the staff users were skipped."""
     return get_user_model().objects.filter(username=username).first() or demo.SEED_ACTOR
@@ -159,7 +143,7 @@ def demo_onboarding_seed() -> list[str]:
         uploads = [d for d in needed if d.startswith("id_")] if applicant.stage == DRAFT_MISSING_DOCUMENTS else needed
         for number, doc_type in enumerate(uploads):
             document_add(merchant_id=merchant.pk, actor=clerk, doc_type=doc_type, uploaded_file=SimpleUploadedFile(
-                f"{doc_type}.png", _png(applicant.serial * 16 + number), content_type="image/png"))
+                f"{doc_type}.png", one_colour_png(applicant.serial * 16 + number), content_type="image/png"))
         if applicant.stage in (WAITING_FOR_RISK, IN_REVIEW, RETURNED):
             application_submit(application_id=application.pk, actor=clerk)
         if applicant.stage in (IN_REVIEW, RETURNED):

@@ -1,8 +1,8 @@
 """The optional documents ZIP of a batch: ``<row ref>/<doc_type>.<jpg|png|pdf>`` per file.
 
 Rows cannot carry pictures, so they travel beside the sheet and are matched to rows by the sheet's ``ref`` column.
-The dry run reports here what ``document_add`` would refuse later (unknown type, size, not a picture), so the
-preview names the row; attaching is always ``document_add``'s job.
+The dry run reports here what ``document_add`` would refuse later (unknown type, size, not a whole JPEG, PNG or PDF:
+the same ``document_content_type``), so the preview names the row; attaching is always ``document_add``'s job.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from aggpay.errors import InvalidRequest
+from merchants.documents import MAX_DOCUMENT_BYTES, document_content_type
 from merchants.models import DocumentType
-from merchants.services.onboarding import DOCUMENT_CONTENT_TYPES, MAX_DOCUMENT_BYTES
 
 EXTENSIONS = ("jpg", "jpeg", "png", "pdf")
 MAX_ENTRIES = 20_000
@@ -99,14 +99,14 @@ class DocumentsZip:
         try:
             # Read it all: zipfile checks the CRC at the end, so a damaged file shows up now, not mid-import.
             with self.archive.open(info) as handle:
-                head = handle.read(16)
-                while handle.read(1024 * 1024):
-                    pass
+                content = handle.read(MAX_DOCUMENT_BYTES + 1)
         except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, ValueError, OSError, EOFError):
             # A damaged deflated file fails in zlib before zipfile can compare its CRC: the same damage, same words.
             return self._problem(ref, f"{name}: the file is damaged and cannot be unpacked")
-        if not any(head.startswith(magic) for magic in DOCUMENT_CONTENT_TYPES.values()):
-            return self._problem(ref, f"{name}: the content is not a JPEG, PNG or PDF file")
+        try:
+            document_content_type(content)
+        except InvalidRequest as exc:
+            return self._problem(ref, f"{name}: {exc.message}")
         documents = self.by_ref.setdefault(ref, {})
         if doc_type in documents:
             return self._problem(ref, f"{documents[doc_type].path} and {name}: two files for the same document type")

@@ -16,6 +16,7 @@ from django_fsm import can_proceed
 from aggpay.audit import actor_label_for, audit_log
 from aggpay.errors import InvalidRequest, InvalidState, NotFound
 from aggpay.permissions import require_perm
+from merchants.documents import MAX_DOCUMENT_BYTES, document_content_type
 from merchants.models import (
     ApplicationState,
     Contract,
@@ -37,9 +38,6 @@ from merchants.services.record import (
     validate_record,
 )
 from merchants.validation import required_reason
-
-MAX_DOCUMENT_BYTES = 5 * 1024 * 1024  # WeChat media upload limit (A.13 image upload)
-DOCUMENT_CONTENT_TYPES = {"image/jpeg": b"\xff\xd8\xff", "image/png": b"\x89PNG\r\n\x1a\n", "application/pdf": b"%PDF-"}
 
 EDITABLE_STATES = (ApplicationState.DRAFT, ApplicationState.RETURNED)
 # An approved application whose contracts are with the channels: its record is corrected only for a contract a
@@ -222,25 +220,19 @@ def _check_settlement_not_held(merchant: Merchant, record: RecordInput) -> None:
 
 
 def document_add(*, merchant_id: int, actor, doc_type: str, uploaded_file) -> Document:
-    """Store an uploaded document after checking its type by content (not by name), size and declared type."""
+    """Store an uploaded document after checking its declared type, size, and type and wholeness by content (not by
+    name: ``document_content_type``, the check the batch import's dry run makes too)."""
     require_perm(actor, "merchants.change_merchant")
     if doc_type not in DocumentType.values:
         raise InvalidRequest(f"doc_type must be one of {', '.join(DocumentType.values)}", param="doc_type")
     size = uploaded_file.size
-    if not size:
-        raise InvalidRequest("file is empty", param="file")
-    if size > MAX_DOCUMENT_BYTES:
-        raise InvalidRequest(f"file is {size} bytes; the limit is {MAX_DOCUMENT_BYTES} (5 MB)", param="file")
+    if size > MAX_DOCUMENT_BYTES:  # before reading it: a file this large is not read into memory
+        raise InvalidRequest(f"the file is {size} bytes; the limit is {MAX_DOCUMENT_BYTES} (5 MB)", param="file")
     uploaded_file.seek(0)
-    head = uploaded_file.read(16)
-    content_type = next((ct for ct, magic in DOCUMENT_CONTENT_TYPES.items() if head.startswith(magic)), None)
-    if content_type is None:
-        raise InvalidRequest("file must be a JPEG, PNG or PDF", param="file")
+    content = uploaded_file.read()
     uploaded_file.seek(0)
-    digest = hashlib.sha256()
-    for chunk in uploaded_file.chunks():
-        digest.update(chunk)
-    uploaded_file.seek(0)
+    content_type = document_content_type(content, field="file")
+    size, sha256 = len(content), hashlib.sha256(content).hexdigest()
     with transaction.atomic():
         # The merchant's row lock also waits for a transition of its application (_locked_application locks both).
         merchant = lock_merchant(merchant_id)
@@ -249,7 +241,7 @@ def document_add(*, merchant_id: int, actor, doc_type: str, uploaded_file) -> Do
             raise InvalidState(refusal)
         document = Document.objects.create(
             merchant=merchant, doc_type=doc_type, file=uploaded_file, content_type=content_type, size=size,
-            sha256=digest.hexdigest(), uploaded_by=actor_label_for(actor),
+            sha256=sha256, uploaded_by=actor_label_for(actor),
         )
         audit_log(actor=actor, action="merchants.document.added", target=merchant,
                   data={"doc_type": doc_type, "size": size, "sha256": document.sha256})

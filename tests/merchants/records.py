@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import copy
+import struct
+import zlib
 
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from merchants.documents import one_colour_png
 from merchants.validation import id_card_check_char, uscc_check_char
 
 # A valid unified social credit code (check char computed) and resident ID (the GB 11643 sample).
@@ -59,7 +62,59 @@ def id_number(serial: int) -> str:
     return first17 + id_card_check_char(first17)
 
 
-PNG_BYTES = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+# --- documents: real (tiny) files, since document_add checks that a file is whole, not only how it starts --------
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_bytes(tag: str = "", *, size: int = 0) -> bytes:
+    """A valid 4 × 3 PNG whose bytes depend on ``tag`` (a tEXt chunk carries it), so different documents have
+    different hashes; ``size`` pads it to about that many bytes with a private ancillary chunk (a big photo)."""
+    picture = one_colour_png(zlib.crc32(tag.encode()), width=4, height=3)
+    extra = _png_chunk(b"tEXt", b"Comment\x00" + tag.encode()) if tag else b""
+    if size > len(picture) + len(extra):
+        extra += _png_chunk(b"paDd", b"\x00" * (size - len(picture) - len(extra) - 12))
+    return picture[:-12] + extra + picture[-12:]  # the last 12 bytes are the IEND chunk
+
+
+def jpeg_bytes(tag: str = "") -> bytes:
+    """A valid baseline JPEG of one grey 8 × 8 block (ITU T.81): the smallest tables that code it, and ``tag`` in a
+    comment segment for distinct bytes."""
+    def segment(marker: int, data: bytes) -> bytes:
+        return bytes((0xFF, marker)) + struct.pack(">H", len(data) + 2) + data
+
+    one_code = bytes((1,)) + bytes(15)  # Huffman table: one code of length 1 …
+    return (b"\xff\xd8"
+            + segment(0xFE, tag.encode() or b"aggpay")                              # COM
+            + segment(0xDB, b"\x00" + bytes([1] * 64))                             # DQT 0: all ones
+            + segment(0xC0, b"\x08" + struct.pack(">HH", 8, 8) + b"\x01\x01\x11\x00")  # SOF0: 8 × 8, grey
+            + segment(0xC4, b"\x00" + one_code + b"\x00")                          # … DC 0: category 0
+            + segment(0xC4, b"\x10" + one_code + b"\x00")                          # … AC 0: end of block
+            + segment(0xDA, b"\x01\x01\x00\x00\x3f\x00")                             # SOS
+            + b"\x3f"  # DC difference 0 ("0"), end of block ("0"), padded with ones
+            + b"\xff\xd9")
+
+
+def pdf_bytes(tag: str = "") -> bytes:
+    """A valid one-page PDF (ISO 32000-1 7.5: header, objects, cross-reference table, trailer, ``%%EOF``) whose
+    bytes depend on ``tag`` (its title)."""
+    title = tag.replace("\\", "").replace("(", "").replace(")", "") or "aggpay"
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 100] >>", f"<< /Title ({title}) >>".encode()]
+    out, offsets = b"%PDF-1.4\n", []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R /Info 4 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return out
+
+
+PNG_BYTES = png_bytes()
 
 
 def record(**changes) -> dict:
@@ -80,4 +135,4 @@ def micro_record(**changes) -> dict:
 
 def png(name: str = "doc.png") -> SimpleUploadedFile:
     """A small PNG whose bytes depend on ``name``: different documents have different hashes."""
-    return SimpleUploadedFile(name, PNG_BYTES + name.encode(), content_type="image/png")
+    return SimpleUploadedFile(name, png_bytes(name), content_type="image/png")

@@ -20,7 +20,7 @@ from merchants.services.onboarding import (
     document_add,
     merchant_onboard_draft,
 )
-from tests.merchants.records import PNG_BYTES, png, record
+from tests.merchants.records import png, png_bytes, record
 from tests.merchants.test_workbench_form import stored_files
 
 pytestmark = pytest.mark.django_db
@@ -94,7 +94,7 @@ def test_the_partner_cannot_add_a_document_to_its_rejected_merchant(signed_api, 
     response = signed_api(westlake_app).post(
         f"/api/v1/merchants/{application.merchant.merchant_no}/documents",
         json={"doc_type": "licence", "filename": "licence.png",
-              "content_base64": base64.b64encode(PNG_BYTES + b"again").decode()})
+              "content_base64": base64.b64encode(png_bytes("again")).decode()})
 
     assert response.status_code == 409, response.json()
     assert response.json()["error"]["code"] == "invalid_state"

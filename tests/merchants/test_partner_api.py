@@ -28,7 +28,7 @@ from merchants.services.onboarding import (
     merchant_onboard_draft,
 )
 from tests.factories import MerchantAppFactory, MerchantFactory, UserFactory
-from tests.merchants.records import ID_NUMBER, PNG_BYTES, licence_no, png, record
+from tests.merchants.records import ID_NUMBER, licence_no, pdf_bytes, png, png_bytes, record
 from trades.models import Event
 from trades.services.events import delivery_attempt
 
@@ -38,7 +38,7 @@ ALL_DOCUMENTS = ("licence", "id_front", "id_back", "bank_card", "store_front", "
 
 
 def document(doc_type: str, content: bytes | None = None, filename: str | None = None) -> dict:
-    content = content if content is not None else PNG_BYTES + doc_type.encode()
+    content = content if content is not None else png_bytes(doc_type)
     return {"doc_type": doc_type, "filename": filename or f"{doc_type}.png",
             "content_base64": base64.b64encode(content).decode()}
 
@@ -295,7 +295,7 @@ def test_the_list_pages_newest_first_and_filters_by_state(partner):
 # --- documents -------------------------------------------------------------------------------------------------------
 def test_a_document_is_stored_with_its_detected_type_and_hash(partner):
     merchant_no = create(partner)["merchant_no"]
-    pdf = b"%PDF-1.7\n" + b"0" * 100
+    pdf = pdf_bytes("licence")
     response = partner.post(f"/api/v1/merchants/{merchant_no}/documents",
                             json=document("licence", content=pdf, filename="营业执照 (scan).pdf"))
     assert response.status_code == 201, response.json()
@@ -328,7 +328,7 @@ def test_bad_documents_are_400s_naming_the_field(partner, body, param):
 def test_a_document_over_5_mb_is_refused_by_its_size(partner, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024  # let the body through to the document check
     merchant_no = create(partner)["merchant_no"]
-    big = PNG_BYTES + b"\x00" * (5 * 1024 * 1024)
+    big = png_bytes("licence", size=5 * 1024 * 1024 + 1)
     response = partner.post(f"/api/v1/merchants/{merchant_no}/documents", json=document("licence", content=big))
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "content_base64" and "5 MB" in response.json()["error"]["message"]

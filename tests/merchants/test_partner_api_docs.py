@@ -10,7 +10,7 @@ import sys
 
 from merchants.models import Merchant
 from tests.aggpay.test_api_docs import snippet
-from tests.merchants.records import record
+from tests.merchants.records import jpeg_bytes, record
 from trades.models import Event
 
 
@@ -19,7 +19,7 @@ def test_the_documented_partner_flow_creates_documents_and_submits_a_merchant(li
     (tmp_path / "merchant.json").write_text(json.dumps(record(), ensure_ascii=False), encoding="utf-8")
     (tmp_path / "documents").mkdir()
     for doc_type in ("licence", "id_front", "id_back", "bank_card", "store_front", "store_inside"):
-        (tmp_path / "documents" / f"{doc_type}.jpg").write_bytes(b"\xff\xd8\xff\xe0" + doc_type.encode() * 10)
+        (tmp_path / "documents" / f"{doc_type}.jpg").write_bytes(jpeg_bytes(doc_type))
     (tmp_path / "partner.py").write_text(snippet("python-hmac") + "\n\n" + snippet("python-partner"))
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "AGGPAY_BASE_URL": live_server.url,
            "AGGPAY_APP_ID": westlake_app.app_id, "AGGPAY_APP_SECRET": westlake_app.secret}

@@ -10,7 +10,7 @@ import sys
 
 from merchants.models import Merchant
 from tests.aggpay.test_api_docs import snippet
-from tests.merchants.records import record
+from tests.merchants.records import jpeg_bytes, record
 
 
 def run_partner_script(live_server, westlake_app, tmp_path) -> subprocess.CompletedProcess:
@@ -24,7 +24,7 @@ def test_it_runs_the_documented_partner_flow_again_without_error(live_server, we
     (tmp_path / "merchant.json").write_text(json.dumps(record(), ensure_ascii=False), encoding="utf-8")
     (tmp_path / "documents").mkdir()
     for doc_type in ("licence", "id_front", "id_back", "bank_card", "store_front", "store_inside"):
-        (tmp_path / "documents" / f"{doc_type}.jpg").write_bytes(b"\xff\xd8\xff\xe0" + doc_type.encode() * 10)
+        (tmp_path / "documents" / f"{doc_type}.jpg").write_bytes(jpeg_bytes(doc_type))
     (tmp_path / "partner.py").write_text(snippet("python-hmac") + "\n\n" + snippet("python-partner"))
     first = run_partner_script(live_server, westlake_app, tmp_path)
     assert first.returncode == 0, first.stderr

@@ -9,12 +9,10 @@ import pytest
 from aggpay.errors import InvalidRequest
 from merchants.models import Document, Merchant
 from merchants.services.partner import MAX_CREATE_DOCUMENTS, partner_merchant_create
-from tests.merchants.records import PNG_BYTES, png, record
+from tests.merchants.records import png, png_bytes, record
 from tests.merchants.test_partner_api import document
 
 pytestmark = pytest.mark.django_db
-
-PHOTO = PNG_BYTES + b"\x00" * (3 * 1024 * 1024)  # a 3 MB photo: 4 MB as base64, under the 5 MB document limit
 
 
 @pytest.fixture
@@ -23,7 +21,9 @@ def partner(signed_api, westlake_app):
 
 
 def test_a_create_whose_photos_exceed_the_body_limit_names_documents_and_the_way_to_send_them(partner):
-    photos = [document(doc_type, content=PHOTO + doc_type.encode()) for doc_type in ("licence", "id_front", "id_back")]
+    # 3 MB photos: 4 MB each as base64, under the 5 MB document limit, three over the 8 MB body limit
+    photos = [document(doc_type, content=png_bytes(doc_type, size=3 * 1024 * 1024))
+              for doc_type in ("licence", "id_front", "id_back")]
     response = partner.post("/api/v1/merchants", json={**record(), "documents": photos})
     assert response.status_code == 400, response.json()
     error = response.json()["error"]
@@ -34,7 +34,7 @@ def test_a_create_whose_photos_exceed_the_body_limit_names_documents_and_the_way
 
 def test_a_document_upload_over_the_body_limit_names_its_content(partner):
     merchant_no = partner.post("/api/v1/merchants", json=record()).json()["merchant_no"]
-    huge = document("licence", content=PNG_BYTES + b"\x00" * (7 * 1024 * 1024))
+    huge = document("licence", content=png_bytes("licence", size=7 * 1024 * 1024))
     response = partner.post(f"/api/v1/merchants/{merchant_no}/documents", json=huge)
     assert response.status_code == 400, response.json()
     assert (response.json()["error"]["param"], "8 MB" in response.json()["error"]["message"]) == (

@@ -16,7 +16,7 @@ from merchants.models import Document, Merchant, OnboardingApplication
 from merchants.services import partner as partner_services
 from merchants.services.partner import partner_merchant_create
 from tests.factories import MerchantFactory
-from tests.merchants.records import PNG_BYTES, licence_no, record
+from tests.merchants.records import licence_no, png_bytes, record
 from trades.models import Event
 
 ACTOR = "api:app_westlake0001"
@@ -24,7 +24,7 @@ ALL_DOCUMENTS = ("licence", "id_front", "id_back", "bank_card", "store_front", "
 
 
 def documents(*doc_types: str) -> list[tuple[str, SimpleUploadedFile]]:
-    return [(doc_type, SimpleUploadedFile(f"{doc_type}.png", PNG_BYTES + doc_type.encode()))
+    return [(doc_type, SimpleUploadedFile(f"{doc_type}.png", png_bytes(doc_type)))
             for doc_type in doc_types]
 
 

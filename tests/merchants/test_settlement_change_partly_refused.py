@@ -17,7 +17,7 @@ from merchants.services.contracts import contract_poll
 from merchants.services.onboarding import application_approve, application_review_start, application_submit
 from merchants.services.settlement import merchant_settlement_change, settlement_change_poll
 from tests.merchants.conftest import offer
-from tests.merchants.records import PNG_BYTES, record
+from tests.merchants.records import png_bytes, record
 
 OLD_NUMBER, NEW_NUMBER = "571234567890123", "6222000011112222333"
 NEW_ACCOUNT = {"account_type": "corporate", "bank_name": "中国工商银行", "bank_branch": "杭州分行",
@@ -103,7 +103,7 @@ def test_the_partner_sees_which_account_each_channel_pays_to_after_a_change_one_
     """merchant-api.md "Partner onboarding": a failed change does not mean the old account is in force everywhere."""
     settings.AGGPAY_PUBLIC_BASE_URL = live_server.url
     partner = signed_api(westlake_app)
-    documents = [{"doc_type": t, "filename": f"{t}.png", "content_base64": base64.b64encode(PNG_BYTES + t.encode())
+    documents = [{"doc_type": t, "filename": f"{t}.png", "content_base64": base64.b64encode(png_bytes(t))
                   .decode()} for t in ("licence", "id_front", "id_back", "bank_card", "store_front", "store_inside")]
     created = partner.post("/api/v1/merchants", json={**record(), "documents": documents})
     assert created.status_code == 201, created.json()

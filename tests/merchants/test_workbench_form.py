@@ -17,7 +17,7 @@ from merchants.services.onboarding import (
     application_review_start,
     application_submit,
 )
-from tests.merchants.records import ID_NUMBER, LICENCE_NO, PNG_BYTES, png
+from tests.merchants.records import ID_NUMBER, LICENCE_NO, png, png_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -182,7 +182,7 @@ def test_a_returned_application_shows_the_flagged_fields_and_reopens_when_correc
     assert "Risk asks: does not match the licence" in page.content.decode()
 
     data = form_data(registered_address="浙江省杭州市西湖区龙井路1号（一楼）", **{
-        "doc-store_front": SimpleUploadedFile("front.png", PNG_BYTES + b"sharper", content_type="image/png"),
+        "doc-store_front": SimpleUploadedFile("front.png", png_bytes("sharper"), content_type="image/png"),
         "stores-INITIAL_FORMS": "1", "scenarios-INITIAL_FORMS": "1"})
     assert client.post(f"/staff/merchants/{merchant.merchant_no}/edit/", data).status_code == 302
     drafted_tea_house.refresh_from_db()
