@@ -106,7 +106,7 @@ def exact_rate(value) -> Decimal:
 
 
 def choose(*, merchant, product: str, amount: int, token: int | None = None,
-           only_account_id: int | None = None) -> RoutingDecision:
+           only_account_id: int | None = None, exclude_contract_id: int | None = None) -> RoutingDecision:
     """Eligible = an active contract of the merchant on an enabled account that serves ``product`` (enabled)
     within its per-transaction limits, with the merchant's rate for it. Priority: the cheapest net cost to us (cost
     less rebate), then the oldest contract (stable); each eligible candidate's record says why it won or lost.
@@ -116,7 +116,11 @@ def choose(*, merchant, product: str, amount: int, token: int | None = None,
     ``only_account_id`` restricts the choice to that channel account (the other contracts are recorded as dropped,
     reason "not the payer's account"): a payer id learnt through one account's OAuth is only valid there (a WeChat
     openid belongs to one appid, channel-protocols.md §E), so one-code-pay routes its orders this way. Eligibility,
-    limits and rates apply as usual; the restriction is a comparison on rows already read, no query."""
+    limits and rates apply as usual; the restriction is a comparison on rows already read, no query.
+
+    ``exclude_contract_id`` chooses as if that contract could not be chosen (recorded as dropped, reason
+    "excluded"): risk's preview of what limiting it moves (risk.traffic_preview, design §7 "a preview of what
+    moves") asks routing itself rather than a copy of its rules. Also a comparison on the rows read, no query."""
     from merchants.models import ContractState
 
     rows = _candidate_rows(merchant.pk, product, token)
@@ -126,7 +130,9 @@ def choose(*, merchant, product: str, amount: int, token: int | None = None,
         (contract_id, account_id, code, account_enabled, state, sub_mchid, rate, offer_id, offer_enabled,
          min_amount, max_amount, cost_rate, rebate_rate) = row[:13]
         reason = None
-        if only_account_id is not None and account_id != only_account_id:
+        if exclude_contract_id is not None and contract_id == exclude_contract_id:
+            reason = "excluded"
+        elif only_account_id is not None and account_id != only_account_id:
             reason = "not the payer's account"
         elif state != ContractState.ACTIVE:
             reason = f"contract {state}"

@@ -414,6 +414,15 @@ def _contract_context(contract: Contract, user, *, rate_form: ContractRateForm |
     held = contract_risk.resumes_limited(contract)  # suspended, with a limit its resume brings back
     can_correct = (state == ContractState.REJECTED and can_change and user.has_perm("merchants.change_merchant")
                    and onboarding.record_correctable(_application(contract.merchant)))
+    can_lift = may_limit and (state == ContractState.LIMITED or held)
+    can_limit = may_limit and (state == ContractState.ACTIVE or (state == ContractState.SUSPENDED and not held))
+    # Before risk limits an active contract, what that moves; on a limited one, where its orders go now (design §7
+    # "a preview of what moves"; risk.traffic_preview asks routing). A suspended contract takes no orders: none.
+    preview = None
+    if (can_limit and state == ContractState.ACTIVE) or (can_lift and state == ContractState.LIMITED):
+        from risk.traffic_preview import traffic_preview
+
+        preview = traffic_preview(contract)
     return {
         "contract": contract,
         "timeline": workbench.contract_timeline(contract),
@@ -433,8 +442,9 @@ def _contract_context(contract: Contract, user, *, rate_form: ContractRateForm |
         # The way out of a limit no notice will end (the channel never sent the appeal's outcome, or it was cleared
         # with the account manager): risk lifts whatever limit is in force, with a reason (contract_lift_limit). On a
         # suspended contract risk limits or lifts too; it stays suspended (contract_risk).
-        "can_lift": may_limit and (state == ContractState.LIMITED or held),
-        "can_limit": may_limit and (state == ContractState.ACTIVE or (state == ContractState.SUSPENDED and not held)),
+        "can_lift": can_lift,
+        "can_limit": can_limit,
+        "preview": preview,
         "limit_error": limit_error,
         "needs_merchant": state in (ContractState.TO_BE_CONFIRMED, ContractState.TO_BE_SIGNED),
     }

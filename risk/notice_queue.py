@@ -19,6 +19,7 @@ from merchants.models import ContractState, MerchantState
 from merchants.services.contract_risk import LIMIT_PERM, limit_event, limited_for, resumes_limited
 from merchants.services.merchants import FREEZE_PERM
 from risk.models import ChannelRiskAction, ChannelRiskNotice, ChannelRiskNoticeKind, ChannelRiskNoticeState
+from risk.traffic_preview import TrafficPreview, traffic_preview
 
 STATES = (("new", "New"), ("handled", "Handled"), ("all", "All"))
 MATCHES = (("matched", "Matched to a contract"), ("unmatched", "No contract of ours"))
@@ -179,3 +180,16 @@ def available_actions(notice: ChannelRiskNotice, user, *, limit=None) -> list[tu
     if merchant is not None and user.has_perm(FREEZE_PERM) and merchant.state == MerchantState.ACTIVE:
         actions.append((ChannelRiskAction.FREEZE.value, ChannelRiskAction.FREEZE.label))
     return actions
+
+
+def traffic(notice: ChannelRiskNotice, *, actions: list[tuple[str, str]]) -> TrafficPreview | None:
+    """What the "Ours" panel says of the contract's orders (design §7: a preview of what moves): for an active
+    contract the handle form offers to limit (``actions``: its choices), what limiting it moves; for a limited one,
+    where its orders go now (risk.traffic_preview). None otherwise: nothing to decide on, or nothing routed."""
+    contract = notice.contract
+    if contract is None:
+        return None
+    offers_limit = any(value == ChannelRiskAction.LIMIT.value for value, _label in actions)
+    if contract.state == ContractState.LIMITED or (contract.state == ContractState.ACTIVE and offers_limit):
+        return traffic_preview(contract)
+    return None

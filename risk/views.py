@@ -89,11 +89,13 @@ def _detail(request, pk: int, *, form: HandleForm | None = None, status: int = 2
     if can_handle and form is None:
         form = HandleForm(actions=notice_queue.available_actions(notice, request.user, limit=limit))
     callback = notice.source_callback()
+    actions = form.fields["action"].choices if can_handle else []
     return render(request, "risk/notice_detail.html", {
         "n": notice_queue.view(notice), "notice": notice, "callback": callback,
         "callback_refused": callback is not None and callback.outcome == CallbackOutcome.REJECTED,
         "can_handle": can_handle, "form": form if can_handle else None, "limit": limit,
         "can_view_merchants": request.user.has_perm("merchants.view_merchant"),
+        "preview": notice_queue.traffic(notice, actions=actions),
     }, status=status)
 
 
