@@ -5,7 +5,9 @@ Each applicant goes through the same services a clerk and a risk officer use (me
 the demo users ``clerk`` and ``risk`` when they exist, so every step has its audit row under a name a visitor can
 sign in as. Nothing here calls a channel: approval (which submits contracts) is left to the visitor.
 
-Idempotent: an applicant whose licence (or, for a 小微 merchant, ID) number is already on file is skipped.
+Idempotent: an applicant already on file is skipped — found by its licence (or, for a 小微 merchant, owner's ID)
+number or by its name, whichever a visitor left as the seed made it: the returned applicant is there to be corrected,
+and onboarding the business again under the number it still has would be refused as a duplicate.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db.models import Q
 
 from aggpay.management import demo
 from merchants.documents import one_colour_png
-from merchants.models import Merchant
+from merchants.models import Merchant, SubjectType
+from merchants.models.merchant import id_number_digest
 from merchants.validation import id_card_check_char, uscc_check_char
 
 
@@ -113,6 +117,16 @@ def _record(applicant: Applicant) -> dict:
     return copy.deepcopy(data)
 
 
+def _on_file(applicant: Applicant) -> Merchant | None:
+    """The merchant the seed made for ``applicant``, however it was corrected since (any state: one risk rejected is
+    the visitor's work too, not a gap to fill)."""
+    if applicant.micro:
+        identity = Q(subject_type=SubjectType.MICRO, legal_person_id_digest=id_number_digest(applicant.identity))
+    else:
+        identity = Q(licence_no=applicant.identity)
+    return Merchant.objects.filter(identity | Q(legal_name=applicant.legal_name)).order_by("pk").first()
+
+
 def _staff(username: str):
     """The demo user a visitor can sign in as, or the seed's label when the staff users were skipped."""
     return get_user_model().objects.filter(username=username).first() or demo.SEED_ACTOR
@@ -132,7 +146,7 @@ def demo_onboarding_seed() -> list[str]:
     clerk, risk = _staff(demo.DEMO_USERNAMES["onboarding_clerk"]), _staff(demo.DEMO_USERNAMES["risk_officer"])
     lines = []
     for applicant in APPLICANTS:
-        existing = Merchant.objects.filter(legal_name=applicant.legal_name).first()
+        existing = _on_file(applicant)
         if existing is not None:
             lines.append(f"exists  applicant {existing.merchant_no} {applicant.short_name!r} ({applicant.stage})")
             continue

@@ -859,10 +859,13 @@ def contract_register_existing(*, merchant, account, sub_mchid: str, rates: dict
             raise InvalidRequest(f"{merchant.merchant_no} already has a contract on {account.name} ({existing.state}"
                                  f"{', sub-merchant ' + existing.sub_mchid if existing.sub_mchid else ''}); change "
                                  "that one instead", param="account")
-        if Contract.objects.filter(channel_account=account, sub_mchid=sub_mchid).exists():  # unique per account
+        _lock_accounts([account.pk])  # before its costs are read: see contracts_create_for_application
+        # Unique per account (``unique_sub_mchid_per_account``), across merchants: asked under the account's lock,
+        # which another merchant's registration holds until it commits, so the second of two at once is refused here
+        # rather than ending in an IntegrityError (a 500).
+        if Contract.objects.filter(channel_account=account, sub_mchid=sub_mchid).exists():
             raise InvalidRequest(f"sub_mchid: {sub_mchid} is another merchant's contract on {account.name}",
                                  param="sub_mchid")
-        _lock_accounts([account.pk])  # before its costs are read: see contracts_create_for_application
         offers = {o.product: o for o in ChannelProduct.objects.filter(account=account, product__in=list(rates))}
         missing = sorted(set(rates) - set(offers))
         if missing:

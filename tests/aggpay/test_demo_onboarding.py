@@ -7,13 +7,15 @@ import io
 from collections import Counter
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client
 
 from aggpay.management import demo, demo_onboarding
 from aggpay.models import AuditLog
 from merchants.models import Merchant, OnboardingApplication
-from merchants.services.onboarding import missing_documents
+from merchants.services.onboarding import merchant_record_update, missing_documents
+from tests.merchants.records import licence_no
 
 pytestmark = pytest.mark.django_db
 
@@ -91,3 +93,25 @@ def test_the_clerk_and_the_risk_officer_open_their_home_on_work():
     assert risk_queue.status_code == 200
     page = risk_queue.content.decode()
     assert "拱墅便民超市" in page and "滨江健身" in page
+
+
+@pytest.mark.parametrize("corrected", ["legal_name", "licence_no"])
+def test_running_it_again_after_the_clerk_corrected_an_applicant_keeps_it_and_adds_none(corrected):
+    """The returned applicant is there to be corrected; a rename made the next `make demo` onboard the business
+    again, which its licence number refuses (an InvalidRequest out of seed_demo)."""
+    _seed()
+    returned = demo_onboarding.APPLICANTS[4]
+    application = OnboardingApplication.objects.get(merchant__legal_name=returned.legal_name)
+    data = demo_onboarding._record(returned)
+    if corrected == "legal_name":
+        data["legal_name"] = data["settlement_account"]["account_holder"] = "杭州上城烘焙食品有限公司"
+    else:
+        data["licence_no"] = licence_no(99)
+    clerk = get_user_model().objects.get(username=demo.DEMO_USERNAMES["onboarding_clerk"])
+    merchant_record_update(application_id=application.pk, actor=clerk, data=data)
+    before = Merchant.objects.count()
+
+    output = _seed()
+
+    assert Merchant.objects.count() == before
+    assert output.count("exists  applicant") == len(demo_onboarding.APPLICANTS)
