@@ -95,6 +95,12 @@ _DECISIONS = ("-merchants.review_*", "-merchants.approve_*", "-merchants.reject_
 # "Contract") are others' decisions.
 _NOT_CLERKS = ("-merchants.designate_*", "-merchants.override_*")
 
+# A channel risk notice is the channel's word (risk.ChannelRiskNotice): its callback records it and only
+# risk.services.channel_notices changes it, checking handle_channelrisknotice and auditing. The model's add, change
+# and delete permissions serve nothing, so no role holds them (least privilege).
+_NOTICES_NOT_EDITED = ("-risk.add_channelrisknotice", "-risk.change_channelrisknotice",
+                       "-risk.delete_channelrisknotice")
+
 ROLES: tuple[Role, ...] = (
     Role("onboarding_clerk", "Onboarding clerk", "进件专员",
          "Creates and edits merchants and applications, imports batches, submits to channels, answers returns.",
@@ -105,9 +111,9 @@ ROLES: tuple[Role, ...] = (
          "Reviews applications, maintains lists and limits, acts on channel risk events, freezes merchants.",
          section="risk",
          # "risk.*" holds the channel risk notices: reading, handling them and limiting a contract on one
-         # (risk.ChannelRiskNotice: handle_channelrisknotice, limit_contract).
-         permissions=("risk.*", "merchants.view_*", "merchants.review_*", "merchants.approve_*",
-                      "merchants.reject_*", "merchants.freeze_*", "merchants.unfreeze_*",
+         # (risk.ChannelRiskNotice: handle_channelrisknotice, limit_contract); not writing one by hand.
+         permissions=("risk.*", *_NOTICES_NOT_EDITED, "merchants.view_*", "merchants.review_*",
+                      "merchants.approve_*", "merchants.reject_*", "merchants.freeze_*", "merchants.unfreeze_*",
                       # Refused channel callbacks are security events for risk (issue 5 "Callbacks").
                       "channels.view_channelcallback", "channels.review_channelcallback")),
     Role("support_agent", "Support agent", "客服专员",

@@ -511,11 +511,16 @@ def unprocessed_callbacks(request):
     # The note and "Mark handled" only where a row can still be chosen: on the Handled tab (or a page of handled
     # ones) they could only answer "choose at least one".
     can_handle = request.user.has_perm(HANDLE_PERM)
+    # A tab counts what it lists under the other filters ("Handled 12" above a filtered list of 2 misled); the
+    # panels stay the whole queue's open ones.
+    state_counts = unprocessed.state_counts(**filters)
+    tabs = [{"key": key, "label": label, "active": filters["state"] == key, "n": state_counts[key]}
+            for key, label in unprocessed.STATES]
     return render(request, "channels/unprocessed_callbacks.html", {
         "form": form, "filters": filters, "page": page, "rows": rows,
         "markable": can_handle and any(row.callback.handled_at is None for row in rows),
         "counts": unprocessed.counts(), "query": query_without(request, "page"),
-        "tab_query": query_without(request, "page", "state"), "states": unprocessed.STATES,
+        "tab_query": query_without(request, "page", "state"), "tabs": tabs,
         "excerpt_chars": unprocessed.EXCERPT_CHARS, "can_handle": can_handle, "note_max_length": NOTE_MAX_LENGTH,
     })
 

@@ -33,12 +33,10 @@ def _start(day: dt.date) -> dt.datetime:
     return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
 
 
-def filter_notices(queryset: QuerySet[ChannelRiskNotice], *, state: str = "new", kind: str = "", account: str = "",
-                   match: str = "", q: str = "", date_from: dt.date | None = None,
-                   date_to: dt.date | None = None) -> QuerySet[ChannelRiskNotice]:
-    """The queue opens on the new notices, newest first; "all" still puts the new ones before the handled."""
-    if state in (ChannelRiskNoticeState.NEW, ChannelRiskNoticeState.HANDLED):
-        queryset = queryset.filter(state=state)
+def _narrow(queryset: QuerySet[ChannelRiskNotice], *, kind: str = "", account: str = "", match: str = "",
+            q: str = "", date_from: dt.date | None = None,
+            date_to: dt.date | None = None) -> QuerySet[ChannelRiskNotice]:
+    """The queue's filters but its state (the tabs choose that)."""
     if kind:
         queryset = queryset.filter(kind=kind)
     if account:
@@ -54,9 +52,26 @@ def filter_notices(queryset: QuerySet[ChannelRiskNotice], *, state: str = "new",
         queryset = queryset.filter(received_at__gte=_start(date_from))
     if date_to and date_to < dt.date.max:  # the last day there is has no next one to stop before: no bound
         queryset = queryset.filter(received_at__lt=_start(date_to + dt.timedelta(days=1)))
+    return queryset
+
+
+def filter_notices(queryset: QuerySet[ChannelRiskNotice], *, state: str = "new",
+                   **filters) -> QuerySet[ChannelRiskNotice]:
+    """The queue opens on the new notices, newest first; "all" still puts the new ones before the handled."""
+    if state in (ChannelRiskNoticeState.NEW, ChannelRiskNoticeState.HANDLED):
+        queryset = queryset.filter(state=state)
     new_first = Case(When(state=ChannelRiskNoticeState.NEW, then=Value(0)), default=Value(1),
                      output_field=IntegerField())
-    return queryset.order_by(new_first, "-received_at", "-id")
+    return _narrow(queryset, **filters).order_by(new_first, "-received_at", "-id")
+
+
+def tab_counts(*, state: str = "", **filters) -> dict[str, int]:
+    """How many notices each state tab lists with the page's other filters as they are (``state`` is the tab: it
+    plays no part), so the number on a tab is what clicking it shows: one query. The panels above (``counts``)
+    stay the whole queue's."""
+    return _narrow(ChannelRiskNotice.objects.all(), **filters).aggregate(
+        new=Count("pk", filter=Q(state=ChannelRiskNoticeState.NEW)),
+        handled=Count("pk", filter=Q(state=ChannelRiskNoticeState.HANDLED)))
 
 
 @dataclass(frozen=True)

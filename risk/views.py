@@ -72,8 +72,10 @@ def notices(request):
     page = Paginator(notice_queue.filter_notices(notice_queue.notices(), **filters),
                      PAGE_SIZE).get_page(request.GET.get("page"))
     counts = notice_queue.counts()
-    tabs = [{"key": key, "label": label, "active": filters["state"] == key,
-             "n": counts["new"] if key == "new" else counts["handled"] if key == "handled" else None}
+    # A tab counts what it lists under the other filters ("Handled 12" above a filtered list of 2 misled); the
+    # "All" tab has no number, as before.
+    tab_counts = notice_queue.tab_counts(**filters)
+    tabs = [{"key": key, "label": label, "active": filters["state"] == key, "n": tab_counts.get(key)}
             for key, label in notice_queue.STATES]
     return render(request, "risk/notices.html", {
         "form": form, "filters": filters, "page": page, "rows": notice_queue.rows(page.object_list),

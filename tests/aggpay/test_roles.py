@@ -64,6 +64,32 @@ def test_risk_officers_review_and_only_view_merchants():
     assert "merchants.add_merchant" not in perms
 
 
+NOTICE_WRITES = ("add_channelrisknotice", "change_channelrisknotice", "delete_channelrisknotice")
+
+
+def test_risk_officers_read_and_handle_channel_risk_notices_but_never_write_one_by_hand():
+    # The channel's callback records a notice and risk.services.channel_notices changes it (checking
+    # handle_channelrisknotice, audited): the model's add/change/delete serve nothing, so "risk.*" stops short.
+    roles_sync()
+    perms = group_perms("risk_officer")
+    assert {"risk.view_channelrisknotice", "risk.handle_channelrisknotice", "risk.limit_contract"} <= perms
+    writes = {f"risk.{codename}" for codename in NOTICE_WRITES}
+    assert not any(writes & group_perms(role.slug) for role in ROLES)
+
+
+def test_a_deployment_whose_risk_officers_could_write_notices_loses_that_on_the_next_migrate():
+    # Roles live in code: the post_migrate re-sync takes back what the table no longer grants (no data migration).
+    roles_sync()
+    Group.objects.get(name="risk_officer").permissions.add(
+        *Permission.objects.filter(content_type__app_label="risk", codename__in=NOTICE_WRITES))
+
+    emit_post_migrate_signal(verbosity=0, interactive=False, db="default")
+
+    perms = group_perms("risk_officer")
+    assert not {f"risk.{codename}" for codename in NOTICE_WRITES} & perms
+    assert "risk.handle_channelrisknotice" in perms
+
+
 def test_operations_get_every_channel_permission_but_reviewing_refused_callbacks_and_admins_get_users_and_audit():
     roles_sync()
     channel_perms = {
