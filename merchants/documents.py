@@ -5,17 +5,25 @@ garbage after them still starts right. Such a file used to be stored and failed 
 upload verified the picture (channel-protocols.md A.13, ``/v3/merchant/media/upload``) or a reviewer could not open
 it. So the structure is checked too — cheaply, without an imaging library: where each format says the file ends.
 One check for every way in: the merchant page, the partner API and the batch import's documents ZIP.
+
+What we store is not all that every channel takes: WeChat Pay's media upload takes JPEG, PNG or BMP up to 2 MB and
+Alipay's image upload no PDF (each adapter's ``accepted_documents``). ``channel_refusal`` says, in a clerk's words,
+why the channels that will receive a document cannot take it; onboarding asks it at submission
+(merchants.services.onboarding.unusable_documents), before risk review rather than from a refused contract.
 """
 
 from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Mapping
 
 from aggpay.errors import InvalidRequest
 
-MAX_DOCUMENT_BYTES = 5 * 1024 * 1024  # WeChat media upload limit (A.13 image upload)
+# Ours, for every channel; a channel may take less (WeChat's media upload: 2 MB), see ``channel_refusal``.
+MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
 DOCUMENT_CONTENT_TYPES = {"image/jpeg": b"\xff\xd8\xff", "image/png": b"\x89PNG\r\n\x1a\n", "application/pdf": b"%PDF-"}
+FORMAT_NAMES = {"image/jpeg": "JPEG", "image/png": "PNG", "application/pdf": "PDF"}
 
 _PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the empty IEND chunk with its CRC: the last 12 bytes of every PNG
 # What a picture the channels and a reviewer's browser can open may measure; also JPEG's own limit (16-bit sizes).
@@ -119,6 +127,45 @@ def _pdf_problem(content: bytes) -> str | None:
 
 
 _PROBLEMS = {"image/jpeg": _jpeg_problem, "image/png": _png_problem, "application/pdf": _pdf_problem}
+
+
+def channel_refusal(*, doc_type: str, content_type: str, size: int,
+                    channels: Mapping[str, Mapping[str, int]]) -> str | None:
+    """Why channels would refuse this document, naming it and them, or None when all of them take it.
+
+    ``channels``: channel account name → its adapter's ``accepted_documents`` (content type → largest file in bytes).
+    A format a channel does not take is said first (a smaller file of it would not help); else a size over a
+    channel's limit. Channels with the same rule are named together: "WeChat Pay ISV and Alipay ISV take only JPEG
+    or PNG pictures"."""
+    by_formats: dict[tuple[str, ...], list[str]] = {}
+    by_limit: dict[int, list[str]] = {}
+    for name, accepted in channels.items():
+        if content_type not in accepted:
+            ours = tuple(FORMAT_NAMES[kind] for kind in DOCUMENT_CONTENT_TYPES if kind in accepted)
+            by_formats.setdefault(ours, []).append(name)
+        elif size > accepted[content_type]:
+            by_limit.setdefault(accepted[content_type], []).append(name)
+    kind = FORMAT_NAMES.get(content_type, content_type)
+    if by_formats:
+        rules = [f"{_names(names)} {_verb(names)} only {' or '.join(formats)} pictures" if formats else
+                 f"{_names(names)} {_verb(names)} no document we can store" for formats, names in by_formats.items()]
+        advice = ("upload a photo or an image of the scan" if content_type == "application/pdf" else
+                  "upload it in one of those formats")
+        return f"{doc_type} is a {kind}: {'; '.join(rules)}; {advice}"
+    if by_limit:
+        rules = [f"{_names(names)} {_verb(names)} pictures up to {most // (1024 * 1024)} MB ({most} bytes)"
+                 for most, names in sorted(by_limit.items())]
+        return (f"{doc_type} is {size} bytes: {'; '.join(rules)}; upload a smaller {kind}, e.g. a photo at a lower "
+                "resolution")
+    return None
+
+
+def _names(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _verb(names: list[str]) -> str:
+    return "takes" if len(names) == 1 else "take"
 
 
 def one_colour_png(seed: int, *, width: int = 160, height: int = 100) -> bytes:

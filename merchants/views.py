@@ -484,7 +484,9 @@ def _detail_context(request, merchant: Merchant, *, rate_form: ContractRateForm 
         "sections": workbench.record_sections(merchant),
         "scenarios": merchant.scenarios or [], "stores": list(merchant.stores.all()),
         "documents": _documents(merchant),
-        "missing": [DOC_LABELS.get(d, d) for d in onboarding.missing_documents(merchant)],
+        # Beside the missing documents, a draft's documents a channel will refuse: application_submit's two checks.
+        "missing": [DOC_LABELS.get(d, d) for d in onboarding.missing_documents(merchant)]
+        + (onboarding.unusable_documents(merchant) if state == ApplicationState.DRAFT else []),
         "timeline": workbench.application_timeline(application) if application else [],
         "returned": _returned_reasons(application) if state == ApplicationState.RETURNED else [],
         "contracts": [_contract_context(c, user, rate_form=rate_form,

@@ -298,6 +298,9 @@ class BankAdapter(ChannelAdapter):
         return parse_bill(resp.body)
 
     # --- onboarding (§9) ----------------------------------------------------------------------------------
+    # bank.md §9.1 file upload: JPEG, PNG or PDF, 1 byte to 2 MiB decoded.
+    accepted_documents = dict.fromkeys(("image/jpeg", "image/png", "application/pdf"), 2 * 1024 * 1024)
+
     def upload_image(self, *, filename: str, content: bytes, file_type: str = "OTHER") -> str:
         """§9.1: upload a picture; returns the bank's file id for the apply body."""
         data = self._call("/api/merchant/file/upload", {

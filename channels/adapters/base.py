@@ -235,6 +235,12 @@ class ChannelAdapter:
     # the payer's openid belongs to): routing does not choose such a contract without one (channels.routing.choose),
     # since the channel would refuse every order of the product (a definite PARAM_ERROR, the order failed).
     needs_sub_appid: ClassVar[frozenset[str]] = frozenset()
+    # What the channel's picture upload (``upload_image``) takes of our onboarding documents (merchants/documents.py):
+    # content type → the largest file in bytes. None = every document we accept (JPEG, PNG, PDF up to 5 MB). A
+    # submission whose documents a channel onboarding the requested products cannot take is refused naming the
+    # document (merchants.services.onboarding.unusable_documents): the clerk hears it before risk review, not as
+    # the channel's refusal of the contract after approval.
+    accepted_documents: ClassVar[Mapping[str, int] | None] = None
     config_class: ClassVar[type] = object
 
     def __init__(self, config, *, base_url: str):

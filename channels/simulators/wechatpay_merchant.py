@@ -29,6 +29,10 @@ from channels.simulators.core import SimRequest, SimResponse
 
 CST = dt.timezone(dt.timedelta(hours=8))
 NS_MEDIA = "wechatpay:media"
+# What /v3/merchant/media/upload takes (see media_upload): "2M" read as 2 MiB, the page gives no byte count.
+MEDIA_SUFFIXES = ("jpg", "jpeg", "bmp", "png")
+MEDIA_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"BM")
+MEDIA_MAX_BYTES = 2 * 1024 * 1024
 NS_APPLYMENTS = "wechatpay:applyments"  # applyment_id → record; "bc:<sp>:<business_code>" → applyment_id
 NS_SETTLEMENTS = "wechatpay:settlements"  # "<sp>:<application_no>" → record; "current:<sp>:<sub>" → account
 NS_COMPLAINTS = "wechatpay:complaints"
@@ -152,7 +156,11 @@ class WechatPayMerchantRoutes:
         for chunk in request.body.split(b"--" + match.group(1).encode())[1:]:
             if chunk.startswith(b"--"):
                 break
-            head, _, content = chunk.strip(b"\r\n").partition(b"\r\n\r\n")
+            # Each part is CRLF, headers, CRLF CRLF, content, CRLF (RFC 7578 / 2046 §5.1.1): cut exactly those
+            # CRLFs. Stripping every CR and LF at the ends took a file's own last newline (a PDF ends "%%EOF\n"), so
+            # its sha256 no longer matched the meta and it was refused for that instead of for what it is.
+            head, _, content = chunk.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+            content = content.removesuffix(b"\r\n")
             name = re.search(rb'name="([^"]+)"', head)
             filename = re.search(rb'filename="([^"]*)"', head)
             if name:
@@ -170,6 +178,16 @@ class WechatPayMerchantRoutes:
         content = parts["file"][0]
         if meta.get("sha256") != hashlib.sha256(content).hexdigest():
             return _error("PARAM_ERROR", "文件 sha256 与 meta 不符")
+        # The picture rules of the 特约商户进件 media upload: JPG, BMP or PNG, at most 2M, the filename ending in one
+        # of them (https://pay.weixin.qq.com/docs/partner/apis/contracted-merchant-application/upload.html). WeChat
+        # reads the picture, so the content is checked, not only the name. The messages are ours: the page gives
+        # the rule and the PARAM_ERROR code (A.6), not WeChat's wording.
+        if not content.startswith(MEDIA_MAGIC):
+            return _error("PARAM_ERROR", "媒体图片只支持JPG、BMP、PNG格式")
+        if len(content) > MEDIA_MAX_BYTES:
+            return _error("PARAM_ERROR", "文件大小不能超过2M")
+        if str(meta.get("filename") or "").rsplit(".", 1)[-1].lower() not in MEDIA_SUFFIXES:
+            return _error("PARAM_ERROR", "文件名必须以JPG、BMP、PNG为后缀")
         media_id = "V1_" + secrets.token_urlsafe(24)
         self.store.put(NS_MEDIA, media_id, {"sp_mchid": request.account["sp_mchid"], "filename": meta.get("filename"),
                                             "size": len(content)})

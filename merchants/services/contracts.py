@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from django_fsm import can_proceed
 
@@ -127,6 +127,15 @@ def _event(contract: Contract, *, source: str, before: str, message: str = "", d
                                  message=message, data=data or {})
 
 
+def onboarding_offers(products) -> QuerySet[ChannelProduct]:
+    """The offers that contract a merchant asking for ``products`` at approval: enabled products of enabled accounts
+    that ops set to onboard merchants (``ChannelProduct.onboards_merchants``) — what approval contracts
+    (``contracts_create_for_application``) and what a submission's documents are checked against
+    (merchants.services.onboarding ``unusable_documents``)."""
+    return ChannelProduct.objects.filter(product__in=products or [], enabled=True, onboards_merchants=True,
+                                         account__enabled=True)
+
+
 def contracts_create_for_application(*, application_id: int, actor, rates: dict[str, str] | None = None
                                      ) -> list[Contract]:
     """On approval: one pending contract per channel account that onboards a requested product.
@@ -140,8 +149,7 @@ def contracts_create_for_application(*, application_id: int, actor, rates: dict[
         if not can_proceed(application.start_contracting):
             raise InvalidState(f"the application is {application.state}; contracts follow approval")
         merchant = application.merchant
-        offered = ChannelProduct.objects.filter(product__in=merchant.requested_products, enabled=True,
-                                                onboards_merchants=True, account__enabled=True)
+        offered = onboarding_offers(merchant.requested_products)
         # The costs the rates are checked against are read with their accounts locked, after the application and
         # merchant (merchants/services/locks.py): a cost change (channels.services.products) waits for this check,
         # or it for the change and then reads the new cost, as for ``contract_set_rate``.

@@ -16,7 +16,7 @@ from django_fsm import can_proceed
 from aggpay.audit import actor_label_for, audit_log
 from aggpay.errors import InvalidRequest, InvalidState, NotFound
 from aggpay.permissions import require_perm
-from merchants.documents import MAX_DOCUMENT_BYTES, document_content_type
+from merchants.documents import MAX_DOCUMENT_BYTES, channel_refusal, document_content_type
 from merchants.models import (
     ApplicationState,
     Contract,
@@ -28,7 +28,7 @@ from merchants.models import (
     SettlementAccount,
     Store,
 )
-from merchants.services.contracts import contracts_create_for_application
+from merchants.services.contracts import contracts_create_for_application, onboarding_offers
 from merchants.services.locks import lock_application, lock_merchant
 from merchants.services.merchants import new_merchant_no
 from merchants.services.record import (
@@ -272,6 +272,31 @@ def missing_documents(merchant: Merchant) -> list[str]:
     return sorted(needed - have)
 
 
+def unusable_documents(merchant: Merchant) -> list[str]:
+    """One sentence per document a channel that will onboard the merchant cannot take (its format or size), naming
+    the document and the channels (``merchants.documents.channel_refusal``); [] when they can take every one.
+
+    The channels are the accounts approval will contract (``contracts_create_for_application``: enabled accounts
+    whose enabled products onboard a requested product); each is asked through its adapter's ``accepted_documents``.
+    The documents are the ones they will receive: the latest of each type, all uploaded to every channel with a
+    picture upload (``channel_application.upload_documents``) — so a PDF licence when only a bank onboards is fine."""
+    offers = (onboarding_offers(merchant.requested_products).select_related("account")
+              .order_by("account__name", "account_id"))
+    channels = {}
+    for offer in offers:
+        accepted = offer.account.adapter_class.accepted_documents
+        if accepted is not None:
+            channels[offer.account.name] = accepted
+    if not channels:
+        return []
+    latest: dict[str, Document] = {}
+    for document in merchant.documents.order_by("created_at", "id"):
+        latest[document.doc_type] = document
+    refusals = (channel_refusal(doc_type=doc_type, content_type=document.content_type, size=document.size,
+                                channels=channels) for doc_type, document in sorted(latest.items()))
+    return [refusal for refusal in refusals if refusal is not None]
+
+
 # The risk officer's decisions, which are only possible once the review is taken (risk_review).
 _DECISION_VERBS = {"approve": "approve it", "return_for_correction": "return it", "reject": "reject it"}
 
@@ -298,13 +323,17 @@ def _transition(*, application_id: int, actor, name: str, action: str, reason: s
 
 
 def application_submit(*, application_id: int, actor) -> OnboardingApplication:
-    """Send a complete draft to risk review. Missing documents are named."""
+    """Send a complete draft to risk review. Missing documents are named, and so are documents a channel that will
+    onboard the merchant cannot take (``unusable_documents``): found now, not after approval from the channel."""
     require_perm(actor, "merchants.change_merchant")
 
     def check(application):
         missing = missing_documents(application.merchant)
         if missing:
             raise InvalidRequest(f"documents missing: {', '.join(missing)}", param="documents")
+        unusable = unusable_documents(application.merchant)
+        if unusable:
+            raise InvalidRequest(f"documents the channels cannot take: {'. '.join(unusable)}", param="documents")
         if not application.merchant.settlement_accounts.filter(current=True).exists():
             raise InvalidRequest("settlement_account is required", param="settlement_account")
         application.submitted_at = timezone.now()
