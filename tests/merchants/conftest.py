@@ -8,6 +8,7 @@ import pytest
 
 from channels.models import ChannelProduct
 from tests.factories import ChannelAccountFactory
+from tests.risk.fixtures import bank_contract, tea_contract, wx  # noqa: F401 - the contract-limit tests' fixtures
 
 
 def offer(account, product: str, cost: str, *, onboards: bool = True) -> ChannelProduct:

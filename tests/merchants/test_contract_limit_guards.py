@@ -25,21 +25,10 @@ from merchants.services.settlement import contract_resume, contract_suspend, con
 from risk.services.channel_notices import channel_risk_notice_handle, channel_risk_notice_record
 from tests.factories import MerchantFactory, UserFactory
 from tests.merchants.test_lock_order import _Staged
-from tests.risk.violations import contract_on, wechat_account
+from tests.risk.violations import TEA_SUB, contract_on, wechat_account
 
 pytestmark = pytest.mark.django_db
 
-TEA_SUB = "1900000109"
-
-
-@pytest.fixture
-def wx():
-    return wechat_account()
-
-
-@pytest.fixture
-def tea_contract(wx, tea_house):
-    return contract_on(wx, tea_house, sub_mchid=TEA_SUB)
 
 
 @pytest.fixture

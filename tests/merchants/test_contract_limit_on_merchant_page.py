@@ -16,29 +16,10 @@ from channels import routing
 from merchants.models import Contract, ContractState, Merchant
 from merchants.services.contract_risk import contract_limit
 from risk.services.channel_notices import channel_risk_notice_handle, channel_risk_notice_record
-from tests.factories import ChannelAccountFactory
-from tests.risk.violations import contract_on, wechat_account
+from tests.risk.violations import TEA_SUB
 
 pytestmark = pytest.mark.django_db
 
-TEA_SUB = "1900000109"
-
-
-@pytest.fixture
-def wx():
-    return wechat_account()
-
-
-@pytest.fixture
-def tea_contract(wx, tea_house):
-    return contract_on(wx, tea_house, sub_mchid=TEA_SUB)
-
-
-@pytest.fixture
-def bank_contract(tea_house, tea_contract):
-    """Tea House's other way to take wechat.native, made after the WeChat contract at the same cost: routing prefers
-    the WeChat one while it is active (the oldest contract wins a tie)."""
-    return contract_on(ChannelAccountFactory(code="bank-a", kind="bank"), tea_house, sub_mchid="BANKM0001")
 
 
 @pytest.fixture

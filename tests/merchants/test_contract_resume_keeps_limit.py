@@ -15,28 +15,10 @@ from merchants.services.contract_risk import contract_lift_limit, contract_limit
 from merchants.services.contracts import contract_apply_result
 from merchants.services.settlement import contract_resume, contract_suspend
 from risk.services.channel_notices import channel_risk_notice_handle, channel_risk_notice_record
-from tests.factories import ChannelAccountFactory
-from tests.risk.violations import contract_on, wechat_account
+from tests.risk.violations import TEA_SUB
 
 pytestmark = pytest.mark.django_db
 
-TEA_SUB = "1900000109"
-
-
-@pytest.fixture
-def wx():
-    return wechat_account()
-
-
-@pytest.fixture
-def tea_contract(wx, tea_house):
-    return contract_on(wx, tea_house, sub_mchid=TEA_SUB)
-
-
-@pytest.fixture
-def bank_contract(tea_house, tea_contract):
-    """Tea House's other way to take wechat.native; routing prefers the WeChat contract while it is active."""
-    return contract_on(ChannelAccountFactory(code="bank-a", kind="bank"), tea_house, sub_mchid="BANKM0001")
 
 
 def notice(wx, *, event_type: str, record_id: str, event_id: str):

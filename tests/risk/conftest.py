@@ -1,17 +1,3 @@
-"""Fixtures of the risk tests: a WeChat Pay account with real keys and the Tea House contracted on it."""
+"""Fixtures of the risk tests (tests/risk/fixtures.py)."""
 
-from __future__ import annotations
-
-import pytest
-
-from tests.risk.violations import TEA_SUB, contract_on, wechat_account
-
-
-@pytest.fixture
-def wx():
-    return wechat_account()
-
-
-@pytest.fixture
-def tea_contract(wx, tea_house):
-    return contract_on(wx, tea_house, sub_mchid=TEA_SUB)
+from tests.risk.fixtures import bank_contract, tea_contract, wx  # noqa: F401 - fixtures

@@ -14,18 +14,10 @@ from merchants.models import Contract, ContractState, Merchant, MerchantState
 from merchants.services.contract_risk import contract_lift_limit, contract_limit
 from risk.models import ChannelRiskNotice
 from risk.services.channel_notices import channel_risk_notice_handle, channel_risk_notice_record
-from tests.factories import ChannelAccountFactory
 from tests.race_condition import in_threads
-from tests.risk.violations import TEA_SUB, contract_on
+from tests.risk.violations import TEA_SUB
 
 pytestmark = pytest.mark.django_db
-
-@pytest.fixture
-def bank_contract(tea_house, tea_contract):
-    """Tea House's second way to take wechat.native: through Bank A, created after the WeChat contract and at the
-    same cost, so routing prefers the WeChat one while it is active (oldest contract wins a tie)."""
-    return contract_on(ChannelAccountFactory(code="bank-a", kind="bank"), tea_house, sub_mchid="BANKM0001")
-
 
 def _notice(wx, *, record_id="VR-1", sub_mchid=TEA_SUB) -> ChannelRiskNotice:
     return channel_risk_notice_record(account=wx, event_type="VIOLATION.PUNISH", event_id=f"EV-{record_id}",
