@@ -24,6 +24,7 @@ from merchants.services.contracts import contract_apply_result
 from merchants.services.settlement import contract_resume, contract_suspend, contract_terminate
 from risk.services.channel_notices import channel_risk_notice_handle, channel_risk_notice_record
 from tests.factories import MerchantFactory, UserFactory
+from tests.merchants.contract_card import card, page
 from tests.merchants.test_lock_order import _Staged
 from tests.risk.violations import TEA_SUB, contract_on, wechat_account
 
@@ -37,19 +38,9 @@ def limited(tea_contract, risk_zhao):
     return tea_contract
 
 
-def page(merchant) -> str:
-    return f"/staff/merchants/{merchant.merchant_no}/"
-
-
 def url(contract, verb: str, *, merchant_no: str | None = None, contract_id=None) -> str:
     return (f"/staff/merchants/{merchant_no or contract.merchant.merchant_no}/contracts/"
             f"{contract.pk if contract_id is None else contract_id}/{verb}/")
-
-
-def card(html: str, contract) -> str:
-    match = re.search(rf'<section class="card contract-card" id="contract-{contract.pk}".*?</section>', html, re.S)
-    assert match, f"no card for contract {contract.pk}"
-    return match.group()
 
 
 def state_of(contract) -> str:

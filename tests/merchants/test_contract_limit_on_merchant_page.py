@@ -16,6 +16,7 @@ from channels import routing
 from merchants.models import Contract, ContractState, Merchant
 from merchants.services.contract_risk import contract_limit
 from risk.services.channel_notices import channel_risk_notice_handle, channel_risk_notice_record
+from tests.merchants.contract_card import card, page, text
 from tests.risk.violations import TEA_SUB
 
 pytestmark = pytest.mark.django_db
@@ -32,26 +33,12 @@ def limited_on_notice(wx, tea_contract, risk_zhao):
     return notice
 
 
-def page(merchant) -> str:
-    return f"/staff/merchants/{merchant.merchant_no}/"
-
-
 def lift_url(contract) -> str:
     return f"/staff/merchants/{contract.merchant.merchant_no}/contracts/{contract.pk}/lift-limit/"
 
 
 def limit_url(contract) -> str:
     return f"/staff/merchants/{contract.merchant.merchant_no}/contracts/{contract.pk}/limit/"
-
-
-def card(html: str, contract) -> str:
-    match = re.search(rf'<section class="card contract-card" id="contract-{contract.pk}".*?</section>', html, re.S)
-    assert match, f"no card for contract {contract.pk}"
-    return match.group()
-
-
-def text(html: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).strip()
 
 
 def state_of(contract) -> str:

@@ -17,6 +17,7 @@ from channels.models import ChannelProduct
 from merchants.models import ContractRate
 from merchants.services.contract_risk import contract_limit
 from tests.factories import ChannelAccountFactory
+from tests.merchants.contract_card import card, limit_form, page, product_line, text
 from tests.risk.violations import contract_on, wechat_account
 
 pytestmark = pytest.mark.django_db
@@ -36,32 +37,6 @@ def bank_contract(tea_house, tea_contract):
                            sub_mchid="BANKM0001", cost_rate="0.0030")
     ContractRate.objects.filter(contract=contract).update(rate=Decimal("0.0045"))
     return contract
-
-
-def page(merchant) -> str:
-    return f"/staff/merchants/{merchant.merchant_no}/"
-
-
-def card(html: str, contract) -> str:
-    match = re.search(rf'<section class="card contract-card" id="contract-{contract.pk}".*?</section>', html, re.S)
-    assert match, f"no card for contract {contract.pk}"
-    return match.group()
-
-
-def limit_form(card_html: str) -> str:
-    match = re.search(r'<details [^>]*data-role="limit-form".*?</details>', card_html, re.S)
-    assert match, "no limit form"
-    return match.group()
-
-
-def text(html: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).strip()
-
-
-def product_line(html: str, product: str) -> str:
-    match = re.search(rf'<li data-product="{re.escape(product)}"(?P<flag>[^>]*)>(?P<body>.*?)</li>', html, re.S)
-    assert match, f"no preview line for {product}"
-    return match.group("flag") + text(match.group("body"))
 
 
 def test_the_limit_form_names_the_account_that_takes_each_product_instead(client, tea_contract, bank_contract,

@@ -6,8 +6,6 @@ would bring back. No state is invented: the decision is a ``suspended → suspen
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from django.db import transaction
 
@@ -22,6 +20,7 @@ from merchants.services.settlement import contract_resume, contract_suspend, sus
 from merchants.workbench import contract_timeline
 from risk.services.channel_notices import channel_risk_notice_handle, channel_risk_notice_record
 from tests.factories import MerchantFactory
+from tests.merchants.contract_card import card, page, text
 from tests.merchants.test_lock_order import _Staged
 from tests.risk.violations import TEA_SUB, contract_on, wechat_account
 
@@ -241,20 +240,6 @@ def test_a_limit_and_a_resume_at_once_end_limited_whichever_goes_first(staff_mem
 
 
 # --- the merchant page ----------------------------------------------------------------------------------------------
-def page(merchant) -> str:
-    return f"/staff/merchants/{merchant.merchant_no}/"
-
-
-def card(html: str, contract) -> str:
-    match = re.search(rf'<section class="card contract-card" id="contract-{contract.pk}".*?</section>', html, re.S)
-    assert match, f"no card for contract {contract.pk}"
-    return match.group()
-
-
-def text(html: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).strip()
-
-
 def test_the_card_offers_a_risk_officer_to_limit_a_suspended_contract_and_says_it_stays_suspended(
         client, suspended, risk_zhao, clerk_wang):
     client.force_login(clerk_wang)

@@ -18,6 +18,7 @@ from merchants.models import ContractRate
 from risk.models import ChannelRiskNotice
 from risk.services.channel_notices import channel_risk_notice_handle, channel_risk_notice_record
 from tests.factories import ChannelAccountFactory
+from tests.merchants.contract_card import product_line
 from tests.risk.violations import TEA_SUB, contract_on
 
 pytestmark = pytest.mark.django_db
@@ -41,16 +42,6 @@ def bank_a(tea_house, tea_contract):
 def _notice(wx, record_id="VR-1") -> ChannelRiskNotice:
     return channel_risk_notice_record(account=wx, event_type="VIOLATION.PUNISH", event_id=f"EV-{record_id}",
                                       data={"record_id": record_id, "sub_mchid": TEA_SUB}).notice
-
-
-def text(html: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).strip()
-
-
-def product_line(html: str, product: str) -> str:
-    match = re.search(rf'<li data-product="{re.escape(product)}"(?P<flag>[^>]*)>(?P<body>.*?)</li>', html, re.S)
-    assert match, f"no preview line for {product}"
-    return match.group("flag") + text(match.group("body"))
 
 
 def ours(html: str) -> str:
