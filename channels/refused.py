@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from aggpay import masking
+from aggpay.days import on_days
 from aggpay.models import AuditLog
 from aggpay.money import format_yuan
 from channels.adapters.http import REDACT_KEYS, redact
@@ -74,9 +75,6 @@ def refused() -> QuerySet[ChannelCallback]:
     return ChannelCallback.objects.filter(outcome=CallbackOutcome.REJECTED).select_related("account", "reviewed_by")
 
 
-def _start(day: dt.date) -> dt.datetime:
-    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
-
 
 def filter_refused(callbacks: QuerySet[ChannelCallback], *, account: str = "", kind: str = "", review: str = "",
                    date_from: dt.date | None = None, date_to: dt.date | None = None,
@@ -90,10 +88,7 @@ def filter_refused(callbacks: QuerySet[ChannelCallback], *, account: str = "", k
         callbacks = callbacks.filter(reviewed_at__isnull=True)
     elif review == "reviewed":
         callbacks = callbacks.filter(reviewed_at__isnull=False)
-    if date_from:
-        callbacks = callbacks.filter(received_at__gte=_start(date_from))
-    if date_to and date_to < dt.date.max:  # the last day there is has no next one to stop before: no bound
-        callbacks = callbacks.filter(received_at__lt=_start(date_to + dt.timedelta(days=1)))
+    callbacks = on_days(callbacks, "received_at", date_from=date_from, date_to=date_to)
     if remote_addr:
         callbacks = callbacks.filter(remote_addr__startswith=remote_addr)
     return callbacks.order_by("-received_at", "-id")
@@ -370,10 +365,7 @@ def filter_answers(answers: QuerySet[AuditLog], *, account: str = "", field: str
         answers = answers.filter(review_id__isnull=True)
     elif review == "reviewed":
         answers = answers.filter(review_id__isnull=False)
-    if date_from:
-        answers = answers.filter(created_at__gte=_start(date_from))
-    if date_to and date_to < dt.date.max:  # the last day there is has no next one to stop before: no bound
-        answers = answers.filter(created_at__lt=_start(date_to + dt.timedelta(days=1)))
+    answers = on_days(answers, "created_at", date_from=date_from, date_to=date_to)
     return answers.order_by("-created_at", "-id")
 
 

@@ -37,6 +37,7 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
+from aggpay.days import on_days
 from aggpay.errors import ApplicationError
 from channels.adapters.http import redact
 from channels.models import CallbackOutcome, ChannelAccount, ChannelCallback
@@ -79,9 +80,6 @@ def _open() -> QuerySet[ChannelCallback]:
     return _unhandled().filter(~_applied_later())
 
 
-def _start(day: dt.date) -> dt.datetime:
-    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
-
 
 def _narrow(callbacks: QuerySet[ChannelCallback], *, account: str = "", outcome: str = "",
             date_from: dt.date | None = None, date_to: dt.date | None = None) -> QuerySet[ChannelCallback]:
@@ -90,10 +88,7 @@ def _narrow(callbacks: QuerySet[ChannelCallback], *, account: str = "", outcome:
         callbacks = callbacks.filter(account__code=account)
     if outcome:
         callbacks = callbacks.filter(outcome=outcome)
-    if date_from:
-        callbacks = callbacks.filter(received_at__gte=_start(date_from))
-    if date_to and date_to < dt.date.max:  # the last day there is has no next one to stop before: no bound
-        callbacks = callbacks.filter(received_at__lt=_start(date_to + dt.timedelta(days=1)))
+    callbacks = on_days(callbacks, "received_at", date_from=date_from, date_to=date_to)
     return callbacks
 
 

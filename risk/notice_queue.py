@@ -12,9 +12,9 @@ from urllib.parse import urlencode
 
 from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
 from django.urls import reverse
-from django.utils import timezone
 
 from aggpay import masking
+from aggpay.days import on_days
 from merchants.models import ContractState, MerchantState
 from merchants.services.contract_risk import LIMIT_PERM, limit_event, limited_for, resumes_limited
 from merchants.services.merchants import FREEZE_PERM
@@ -28,9 +28,6 @@ MATCHES = (("matched", "Matched to a contract"), ("unmatched", "No contract of o
 def notices() -> QuerySet[ChannelRiskNotice]:
     return ChannelRiskNotice.objects.select_related("channel_account", "contract", "merchant", "handled_by")
 
-
-def _start(day: dt.date) -> dt.datetime:
-    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
 
 
 def _narrow(queryset: QuerySet[ChannelRiskNotice], *, kind: str = "", account: str = "", match: str = "",
@@ -48,10 +45,7 @@ def _narrow(queryset: QuerySet[ChannelRiskNotice], *, kind: str = "", account: s
     if q:
         queryset = queryset.filter(Q(record_id__iexact=q) | Q(sub_mchid=q) | Q(merchant__merchant_no__iexact=q)
                                    | Q(company_name__icontains=q) | Q(merchant__short_name__icontains=q))
-    if date_from:
-        queryset = queryset.filter(received_at__gte=_start(date_from))
-    if date_to and date_to < dt.date.max:  # the last day there is has no next one to stop before: no bound
-        queryset = queryset.filter(received_at__lt=_start(date_to + dt.timedelta(days=1)))
+    queryset = on_days(queryset, "received_at", date_from=date_from, date_to=date_to)
     return queryset
 
 

@@ -14,6 +14,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
+from aggpay.days import on_days
 from aggpay.models import AuditLog
 from aggpay.money import format_yuan
 from channels.adapters.http import redact
@@ -68,10 +69,7 @@ def search_orders(*, q: str = "", state: str = "", product: str = "", channel_ac
         orders = orders.filter(channel_account__code=channel_account)
     if sync_state:
         orders = orders.filter(sync_state=sync_state)
-    if date_from:
-        orders = orders.filter(created_at__gte=_start(date_from))
-    if date_to and date_to < dt.date.max:  # the last day there is has no next one to stop before: no bound
-        orders = orders.filter(created_at__lt=_start(date_to + dt.timedelta(days=1)))
+    orders = on_days(orders, "created_at", date_from=date_from, date_to=date_to)
     return orders.order_by("-created_at", "-pk")
 
 
@@ -119,9 +117,6 @@ def merchant_ids_for_name(q: str) -> list[int]:
     return list(Merchant.objects.filter(Q(legal_name__icontains=q) | Q(short_name__icontains=q))
                 .order_by("pk").values_list("pk", flat=True)[:MERCHANT_NAME_MATCHES])
 
-
-def _start(day: dt.date) -> dt.datetime:
-    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
 
 
 # --- the trade's timeline -----------------------------------------------------------------------------------------

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
-
 from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
 from django.db.models import Q
-from django.utils import timezone
 
+from aggpay.days import on_days
 from aggpay.staff.login_throttle import login_failure_record, login_locked_message, login_success_record
 
 
@@ -50,10 +48,6 @@ class AdminLoginForm(ThrottledLoginMixin, AdminAuthenticationForm):
     """/admin/login/ (``admin.site.login_form``): the same throttle as the staff sign-in page."""
 
 
-def _day_start(day):
-    return timezone.make_aware(datetime.combine(day, time.min))
-
-
 class AuditFilterForm(forms.Form):
     actor = forms.CharField(required=False, max_length=150,
                             widget=forms.TextInput(attrs={"placeholder": "user name or label"}))
@@ -88,8 +82,4 @@ class AuditFilterForm(forms.Form):
                     Q(target_type__iexact=target) | Q(target_id=target) | Q(target_repr__icontains=target)
                 )
         # Dates are the staff's local calendar days (TIME_ZONE), not UTC ones.
-        if data.get("date_from"):
-            queryset = queryset.filter(created_at__gte=_day_start(data["date_from"]))
-        if data.get("date_to") and data["date_to"] < date.max:  # the last day there is: no next day, no bound
-            queryset = queryset.filter(created_at__lt=_day_start(data["date_to"] + timedelta(days=1)))
-        return queryset
+        return on_days(queryset, "created_at", date_from=data.get("date_from"), date_to=data.get("date_to"))
