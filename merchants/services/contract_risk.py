@@ -30,6 +30,7 @@ from aggpay.audit import actor_label_for, audit_log
 from aggpay.errors import InvalidRequest, InvalidState, NotFound
 from aggpay.permissions import require_perm
 from merchants.models import Contract, ContractEvent, ContractState
+from merchants.services.locks import lock_contract_alone
 from merchants.services.settlement import RISK_LIMIT_KEY, RISK_LIMIT_LIFTED, RISK_LIMIT_SET, suspended_from
 from merchants.validation import required_reason
 
@@ -117,10 +118,10 @@ def _transition(*, contract_id: int, actor, reason: str, data: dict | None, name
         # Locked and re-checked: two officers acting on the same contract at once, or the channel's own onboarding
         # answer moving it, see each other's result rather than both moving it from the state they read. A clerk's
         # suspend or resume takes the same lock: each finds the other's outcome.
-        contract = (Contract.objects.select_for_update(of=("self",), no_key=True)
-                    .select_related("merchant", "channel_account").filter(pk=contract_id).first())
-        if contract is None:
-            raise NotFound(f"no contract {contract_id}", param="contract_id")
+        try:
+            contract = lock_contract_alone(contract_id)
+        except Contract.DoesNotExist:
+            raise NotFound(f"no contract {contract_id}", param="contract_id") from None
         whose = f"the contract of {contract.merchant.merchant_no} on {contract.channel_account.code}"
         extra = {}
         if contract.state == ContractState.SUSPENDED:

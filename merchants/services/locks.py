@@ -91,8 +91,10 @@ def lock_contract_with_account(contract_id: int) -> Contract:
 
 
 def lock_contract_alone(contract_id: int) -> Contract:
-    """The contract alone (its merchant's and account's rows are not locked). Raises Contract.DoesNotExist."""
-    return Contract.objects.select_for_update(no_key=True).get(pk=contract_id)
+    """The contract alone, with its merchant and account selected (their rows are not locked). Raises
+    Contract.DoesNotExist."""
+    return (Contract.objects.select_for_update(of=("self",), no_key=True).select_related("merchant", "channel_account")
+            .get(pk=contract_id))
 
 
 def lock_settlement_change(change_id: int) -> SettlementChange:
