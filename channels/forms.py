@@ -12,7 +12,7 @@ from django import forms
 
 from aggpay.errors import ApplicationError
 from aggpay.money import MoneyError, format_yuan, yuan_to_fen
-from channels.models import CHECKLIST_ITEMS, MAX_SCORE, ChannelMode, ChannelProduct
+from channels.models import CHECKLIST_ITEMS, MAX_SCORE, ChannelAccount, ChannelMode, ChannelProduct
 from channels.services.config import ConfigField, split_pem_blocks
 
 CONFIG_PREFIX = "config__"
@@ -26,6 +26,11 @@ def add_service_error(form: forms.Form, error: ApplicationError, *, aliases: dic
     if name.startswith("config."):
         name = CONFIG_PREFIX + name.removeprefix("config.")
     form.add_error(name if name in form.fields else None, error.message)
+
+
+def account_filter_choices() -> list[tuple[str, str]]:
+    """The choices of a staff list's "Channel account" filter: any, then every account by its code."""
+    return [("", "any account"), *ChannelAccount.objects.order_by("code").values_list("code", "code")]
 
 
 class ReasonForm(forms.Form):

@@ -32,6 +32,7 @@ from channels.forms import (
     EvaluationForm,
     ProductForm,
     ReasonForm,
+    account_filter_choices,
     add_service_error,
     rate_to_percent,
 )
@@ -478,8 +479,7 @@ class UnprocessedFilterForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["account"].choices = [("", "any account"), *ChannelAccount.objects.order_by("code")
-                                          .values_list("code", "code")]
+        self.fields["account"].choices = account_filter_choices()
 
     def filters(self) -> dict:
         """The valid filters; an invalid one is shown with its error and left out, the others still apply."""

@@ -24,7 +24,7 @@ from aggpay.errors import ApplicationError
 from aggpay.querystring import query_without
 from aggpay.roles import SECTIONS_BY_SLUG, permission_required_403
 from channels import refused
-from channels.models import ChannelAccount
+from channels.forms import account_filter_choices
 from channels.services.callback_reviews import (
     NOTE_MAX_LENGTH,
     REVIEW_PERM,
@@ -50,8 +50,7 @@ class RefusedFilterForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["account"].choices = [("", "any account"), *ChannelAccount.objects.order_by("code")
-                                          .values_list("code", "code")]
+        self.fields["account"].choices = account_filter_choices()
 
     def filters(self) -> dict:
         """The valid filters; the queue opens on the unreviewed ones (it is a work queue)."""

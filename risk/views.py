@@ -17,7 +17,8 @@ from django.views.decorators.http import require_POST, require_safe
 from aggpay.errors import ApplicationError
 from aggpay.querystring import query_without
 from aggpay.roles import SECTIONS_BY_SLUG, permission_required_403
-from channels.models import CallbackOutcome, ChannelAccount
+from channels.forms import account_filter_choices
+from channels.models import CallbackOutcome
 from risk import notice_queue
 from risk.models import ChannelRiskNoticeKind, ChannelRiskNoticeState
 from risk.services.channel_notices import HANDLE_PERM, NOTE_MAX_LENGTH, VIEW_PERM, channel_risk_notice_handle
@@ -39,8 +40,7 @@ class NoticeFilterForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["account"].choices = [("", "any account"), *ChannelAccount.objects.order_by("code")
-                                          .values_list("code", "code")]
+        self.fields["account"].choices = account_filter_choices()
 
     def filters(self) -> dict:
         """The valid filters (an invalid one is shown with its error and left out); the queue opens on the new

@@ -19,7 +19,7 @@ from aggpay.errors import ApplicationError, ChannelRefused
 from aggpay.money import MoneyError, format_yuan, yuan_to_fen
 from aggpay.querystring import query_without
 from aggpay.roles import permission_required_403
-from channels.models import ChannelAccount
+from channels.forms import account_filter_choices
 from merchants.models import Merchant
 from trades import workbench
 from trades.models import LatePayment, Order, OrderState, SyncState
@@ -55,8 +55,7 @@ class TradeSearchForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["channel_account"].choices = [("", "any account"), *ChannelAccount.objects.order_by("code")
-                                                  .values_list("code", "code")]
+        self.fields["channel_account"].choices = account_filter_choices()
 
     def filters(self) -> dict:
         if not self.is_bound or not self.is_valid():
