@@ -74,7 +74,7 @@ demo: $(STAMP) keys
 # Seeds and prints the demo data of whatever database the environment points at (`make up` does not seed).
 seed: export AGGPAY_NOTIFY_PRIVATE_ADDRESSES := $(or $(AGGPAY_NOTIFY_PRIVATE_ADDRESSES),1)
 seed: $(STAMP) keys
-	$(PY) manage.py seed_demo
+	$(PY) manage.py seed_demo --allow-published-passwords
 	$(PY) manage.py demo_credentials
 
 credentials: $(STAMP)

@@ -245,7 +245,7 @@ def main() -> int:
     log(f"recreating {DATABASE_URL.rsplit('/', 1)[-1]} and migrating")
     harness.recreate_database(DATABASE_URL)
     harness.manage(env, "migrate", "--noinput")
-    harness.manage(env, "seed_demo", "--skip-staff", "--skip-channels")
+    harness.manage(env, "seed_demo", "--allow-published-passwords", "--skip-staff", "--skip-channels")
     with tempfile.TemporaryDirectory() as tmp:
         simulators, sim_root = start_simulators(Path(tmp) / "simulators.sqlite3", env)
         server = None

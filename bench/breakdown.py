@@ -51,7 +51,7 @@ def main() -> int:
     from merchants.models import MerchantApp
 
     call_command("migrate", verbosity=0, stdout=io.StringIO())
-    call_command("seed_demo", "--skip-staff", "--skip-channels", stdout=io.StringIO())
+    call_command("seed_demo", "--allow-published-passwords", "--skip-staff", "--skip-channels", stdout=io.StringIO())
     client = Client()
     signer = AggpayClient("http://testserver", demo.DEMO_APP_ID, secret=demo.DEMO_APP_SECRET)
     token = encrypt_text(demo.DEMO_APP_SECRET)

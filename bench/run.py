@@ -310,7 +310,7 @@ def main() -> int:
     log(f"recreating {DATABASE_URL.rsplit('/', 1)[-1]} and migrating")
     recreate_database(DATABASE_URL)
     manage(env, "migrate", "--noinput")
-    manage(env, "seed_demo", "--skip-staff", "--skip-channels")
+    manage(env, "seed_demo", "--allow-published-passwords", "--skip-staff", "--skip-channels")
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     log(f"gunicorn -k gthread --workers {WORKERS} --threads {GTHREADS} on {base_url}")

@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _seed(*extra: str) -> str:
     out = io.StringIO()
-    call_command("seed_demo", "--skip-channels", *extra, stdout=out)
+    call_command("seed_demo", "--allow-published-passwords", "--skip-channels", *extra, stdout=out)
     return out.getvalue()
 
 

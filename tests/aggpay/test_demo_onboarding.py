@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db
 
 def _seed(*extra: str) -> str:
     out = io.StringIO()
-    call_command("seed_demo", "--skip-channels", *extra, stdout=out)
+    call_command("seed_demo", "--allow-published-passwords", "--skip-channels", *extra, stdout=out)
     return out.getvalue()
 
 

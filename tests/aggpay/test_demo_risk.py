@@ -38,7 +38,7 @@ def demo_merchant(transactional_db, simulator_server, settings):
     """What ``seed_demo`` makes before the trades (tests/aggpay/test_demo_trades.py ``demo_merchant``), with the
     command serving the demo's address itself on a free port, on the in-process simulators' settings."""
     settings.AGGPAY_SIMULATOR_BASE_URL = simulator_server.base_url
-    call_command("seed_demo", "--skip-channels", "--skip-staff", stdout=io.StringIO())
+    call_command("seed_demo", "--allow-published-passwords", "--skip-channels", "--skip-staff", stdout=io.StringIO())
     demo_channel_accounts_seed(simulator_root=simulator_server.base_url)
     merchant = Merchant.objects.get(merchant_no=demo.DEMO_MERCHANT_NO)
     demo_merchant_contracts_seed(merchant=merchant, simulator_root=simulator_server.base_url)
@@ -49,7 +49,7 @@ def demo_merchant(transactional_db, simulator_server, settings):
 
 def _seed() -> str:
     out = io.StringIO()
-    call_command("seed_demo", "--skip-staff", "--skip-onboarding", stdout=out)
+    call_command("seed_demo", "--allow-published-passwords", "--skip-staff", "--skip-onboarding", stdout=out)
     return out.getvalue()
 
 

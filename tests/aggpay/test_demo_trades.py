@@ -45,7 +45,7 @@ def demo_merchant(transactional_db, simulator_server, settings):
     """What ``seed_demo`` makes before the trades: the merchant, its app, the demo channel accounts at the
     simulators and the merchant's contracts on them."""
     settings.AGGPAY_SIMULATOR_BASE_URL = simulator_server.base_url
-    call_command("seed_demo", "--skip-channels", "--skip-staff", stdout=io.StringIO())
+    call_command("seed_demo", "--allow-published-passwords", "--skip-channels", "--skip-staff", stdout=io.StringIO())
     demo_channel_accounts_seed(simulator_root=simulator_server.base_url)
     merchant = Merchant.objects.get(merchant_no=demo.DEMO_MERCHANT_NO)
     demo_merchant_contracts_seed(merchant=merchant, simulator_root=simulator_server.base_url)
@@ -216,7 +216,7 @@ def test_seed_demo_serves_the_app_itself_on_the_public_address_for_the_traffic(d
     settings.AGGPAY_SIMULATORS = True
     settings.AGGPAY_PUBLIC_BASE_URL = f"http://127.0.0.1:{port}"
     out = io.StringIO()
-    call_command("seed_demo", "--skip-staff", stdout=out)
+    call_command("seed_demo", "--allow-published-passwords", "--skip-staff", stdout=out)
     text = out.getvalue()
     assert f"making the demo trades against http://127.0.0.1:{port}" in text
     assert f"created {len(demo_trades.SALES)} demo trades" in text
@@ -233,7 +233,7 @@ def test_seed_demo_serves_the_app_itself_on_the_public_address_for_the_traffic(d
 
     before = _footprint()
     out = io.StringIO()
-    call_command("seed_demo", "--skip-staff", stdout=out)
+    call_command("seed_demo", "--allow-published-passwords", "--skip-staff", stdout=out)
     assert f"exists  {len(demo_trades.SALES)} demo trades" in out.getvalue()
     assert _footprint() == before
 
@@ -268,7 +268,7 @@ def test_seed_demo_says_clearly_when_the_demo_port_is_taken(demo_merchant, setti
         port = taken.getsockname()[1]
         settings.AGGPAY_PUBLIC_BASE_URL = f"http://127.0.0.1:{port}"
         with pytest.raises(CommandError, match=rf"127\.0\.0\.1:{port} is in use.*PORT={port + 1} make demo"):
-            call_command("seed_demo", "--skip-staff", stdout=io.StringIO())
+            call_command("seed_demo", "--allow-published-passwords", "--skip-staff", stdout=io.StringIO())
     assert not Order.objects.exists()
 
 
@@ -276,7 +276,7 @@ def test_seed_demo_makes_no_trades_without_the_in_process_simulators(demo_mercha
     """``make seed`` points at another database and simulators that nothing in this process serves."""
     settings.AGGPAY_SIMULATORS = False
     out = io.StringIO()
-    call_command("seed_demo", "--skip-staff", stdout=out)
+    call_command("seed_demo", "--allow-published-passwords", "--skip-staff", stdout=out)
     assert "skipped demo trades" in out.getvalue()
     assert not Order.objects.exists()
 

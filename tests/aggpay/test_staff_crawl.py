@@ -62,12 +62,12 @@ def demo_data(django_db_setup, django_db_blocker, simulator_server):
         try:
             with override_settings(AGGPAY_SIMULATORS=True, AGGPAY_PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
                                    AGGPAY_SIMULATOR_BASE_URL=simulator_server.base_url):
-                call_command("seed_demo", "--skip-channels", stdout=io.StringIO())
+                call_command("seed_demo", "--allow-published-passwords", "--skip-channels", stdout=io.StringIO())
                 demo_channel_accounts_seed(simulator_root=simulator_server.base_url)
                 merchant = Merchant.objects.get(merchant_no=demo.DEMO_MERCHANT_NO)
                 demo_merchant_contracts_seed(merchant=merchant, simulator_root=simulator_server.base_url)
                 out = io.StringIO()
-                call_command("seed_demo", stdout=out)
+                call_command("seed_demo", "--allow-published-passwords", stdout=out)
             assert "demo trades in" in out.getvalue(), out.getvalue()
             _submit_sample_application()
             pii = _stored_pii()

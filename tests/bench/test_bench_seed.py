@@ -36,7 +36,7 @@ def test_the_bench_seeds_the_demo_app_under_its_servers_settings(settings, monke
     # As aggpay/settings.py reads it in the bench's server process.
     settings.AGGPAY_NOTIFY_PRIVATE_ADDRESSES = env_bool("AGGPAY_NOTIFY_PRIVATE_ADDRESSES", settings.DEBUG)
 
-    call_command("seed_demo", "--skip-staff", "--skip-channels", stdout=io.StringIO())
+    call_command("seed_demo", "--allow-published-passwords", "--skip-staff", "--skip-channels", stdout=io.StringIO())
 
     assert MerchantApp.objects.get(app_id=demo.DEMO_APP_ID).notify_url.startswith("http://127.0.0.1")
 

@@ -86,7 +86,7 @@ def morning(shop, refused, simulator_server, live_server, settings, callback_rec
     """The demo merchant's morning of trades, the refused notices, and onboarding in every open state."""
     settings.AGGPAY_PUBLIC_BASE_URL = live_server.url
     settings.AGGPAY_SIMULATOR_BASE_URL = simulator_server.base_url
-    call_command("seed_demo", "--skip-channels", "--skip-staff", stdout=io.StringIO())
+    call_command("seed_demo", "--allow-published-passwords", "--skip-channels", "--skip-staff", stdout=io.StringIO())
     demo_channel_accounts_seed(simulator_root=simulator_server.base_url)
     merchant = Merchant.objects.get(merchant_no=demo.DEMO_MERCHANT_NO)
     demo_merchant_contracts_seed(merchant=merchant, simulator_root=simulator_server.base_url)

@@ -12,6 +12,7 @@ trades go through the public interfaces only (the signed merchant API and the si
 from __future__ import annotations
 
 import importlib
+import ipaddress
 import time
 from urllib.parse import urlsplit
 
@@ -22,7 +23,39 @@ from django.db import transaction
 from django.utils import timezone
 
 from aggpay.management import demo, demo_risk, demo_trades
+from channels.models import ChannelAccount
 from merchants.models import Merchant, MerchantApp
+
+
+def refuse_outside_demo(*, allow_published_passwords: bool) -> None:
+    """Raise CommandError where the demo data would be a back door: its staff users' passwords and its app's HMAC
+    secret are printed in README.md, so in a deployment anyone could sign in as admin or sign API calls.
+
+    - With DEBUG and AGGPAY_SIMULATORS both off (a deployment's settings) only ``--allow-published-passwords``
+      lets it run — `make seed` passes it for `make up`'s local stack, where a person asked for the demo logins.
+    - Never where a channel account points anywhere but this machine: the demo's accounts talk to the simulators
+      on loopback, a real one to api.mch.weixin.qq.com or openapi.alipay.com — a database that moves real money,
+      whatever the settings say."""
+    real = [account for account in ChannelAccount.objects.only("code", "base_url").order_by("code")
+            if not _on_this_machine(account.base_url)]
+    if real:
+        names = ", ".join(f"{account.code} ({urlsplit(account.base_url).hostname})" for account in real[:5])
+        raise CommandError(f"seed_demo refused: channel accounts reach real gateways ({names}); the demo's staff "
+                           "passwords and app secret are published in README.md and must never be in this database")
+    if not (settings.DEBUG or settings.AGGPAY_SIMULATORS or allow_published_passwords):
+        raise CommandError("seed_demo refused: DEBUG and AGGPAY_SIMULATORS are off, so this looks like a deployment, "
+                           "and the demo's staff passwords and app secret are published in README.md. If this "
+                           "database is a demo, run it again with --allow-published-passwords (`make seed` does)")
+
+
+def _on_this_machine(base_url: str) -> bool:
+    host = (urlsplit(base_url).hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Command(BaseCommand):
@@ -35,8 +68,12 @@ class Command(BaseCommand):
         parser.add_argument("--skip-trades", action="store_true", help="do not make the demo trades")
         parser.add_argument("--skip-onboarding", action="store_true",
                             help="do not add the applicants waiting at the onboarding desk")
+        parser.add_argument("--allow-published-passwords", action="store_true",
+                            help="seed although DEBUG and AGGPAY_SIMULATORS are off (`make seed` on `make up`'s "
+                                 "database): the staff passwords and the app secret are published in README.md")
 
     def handle(self, *args, **options):
+        refuse_outside_demo(allow_published_passwords=options["allow_published_passwords"])
         with transaction.atomic():
             if not options["skip_staff"]:
                 self._seed_staff()
