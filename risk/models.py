@@ -15,6 +15,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django_fsm import FSMField, FSMModelMixin, transition
 
+from aggpay.fields import EncryptedTextField
+
 
 class ChannelRiskNoticeKind(models.TextChoices):
     PUNISH = "punish", "Punishment 处罚"  # the channel restricted the sub-merchant (punish_plan says how)
@@ -70,11 +72,15 @@ class ChannelRiskNotice(FSMModelMixin, models.Model):
     dedupe_key = models.CharField(max_length=260)
     sub_mchid = models.CharField("sub-merchant id", max_length=64, blank=True)
     company_name = models.CharField(max_length=256, blank=True)
-    punish_plan = models.TextField(blank=True, help_text="free text, not an enum (A.15)")
+    # The channel's free text, encrypted at rest (design §5 rule 10): WeChat writes it for people, and what it says
+    # about a punished merchant (its owner's name, ID or card numbers quoted from a complaint) is PII we cannot
+    # pick out. The pages and the audit log mask it (aggpay.masking.mask_text). The company name stays searchable:
+    # it is the business's registered name, which the queue's search box looks for.
+    punish_plan = EncryptedTextField(blank=True, help_text="free text, not an enum (A.15); encrypted at rest")
     punish_time = models.DateTimeField(null=True, blank=True)
-    punish_description = models.TextField(blank=True)
+    punish_description = EncryptedTextField(blank=True, help_text="encrypted at rest")
     risk_type = models.CharField(max_length=64, blank=True)
-    risk_description = models.TextField(blank=True)
+    risk_description = EncryptedTextField(blank=True, help_text="encrypted at rest")
     event_id = models.CharField(max_length=128, blank=True, help_text="the callback's id (A.4 envelope)")
     received_at = models.DateTimeField(default=timezone.now, db_index=True)
     state = FSMField(default=ChannelRiskNoticeState.NEW, choices=ChannelRiskNoticeState.choices, protected=True)
