@@ -63,8 +63,23 @@ def _request_id(context: dict) -> str:
     return getattr(request, "request_id", None) or current_request_id()
 
 
-def first_error(detail, path: tuple[str, ...] = ()) -> tuple[str | None, str]:
-    """The first offending field of a DRF error detail, dotted for nested fields and list items, and its message.
+def param_name(path: tuple[str | int, ...]) -> str | None:
+    """The ``param`` of an error at ``path``: fields dotted, list items by index in brackets —
+    ``("settlement_account", "account_number")`` → ``settlement_account.account_number``, ``("scenarios", 0,
+    "url")`` → ``scenarios[0].url``, the shape docs/api.md shows and merchants.services.record writes. None for the
+    top level. Bug: DRF's errors came out ``scenarios.0.type`` while the record's checks said ``scenarios[0].url``,
+    two shapes on one resource."""
+    name = ""
+    for part in path:
+        if isinstance(part, int):
+            name += f"[{part}]"
+        else:
+            name += f".{part}" if name else str(part)
+    return name or None
+
+
+def first_error(detail, path: tuple[str | int, ...] = ()) -> tuple[str | None, str]:
+    """The first offending field of a DRF error detail (named by ``param_name``), and its message.
 
     ``{"payer": {"openid": ["This field is required."]}}`` → ("payer.openid", "This field is required.").
     Errors not tied to a field (``non_field_errors``) give no param.
@@ -73,7 +88,9 @@ def first_error(detail, path: tuple[str, ...] = ()) -> tuple[str | None, str]:
         for key, value in detail.items():
             if value in (None, {}, []):
                 continue
-            key_path = path if key == api_settings.NON_FIELD_ERRORS_KEY else (*path, str(key))
+            # A ListField's errors are keyed by the item's index (an int), a DictField's by its key (a str).
+            key_path = path if key == api_settings.NON_FIELD_ERRORS_KEY else (
+                *path, key if isinstance(key, int) else str(key))
             return first_error(value, key_path)
     elif isinstance(detail, list):
         nested = any(isinstance(item, dict | list) for item in detail)
@@ -82,10 +99,10 @@ def first_error(detail, path: tuple[str, ...] = ()) -> tuple[str | None, str]:
                 continue
             # A list of dicts/lists is one error per item (many=True, ListField); a list of strings is the
             # messages of the field itself.
-            return first_error(item, (*path, str(index)) if nested else path)
+            return first_error(item, (*path, index) if nested else path)
     else:
-        return (".".join(path) or None, str(detail))
-    return (".".join(path) or None, "invalid input")
+        return (param_name(path), str(detail))
+    return (param_name(path), "invalid input")
 
 
 def _describe(param: str | None, message: str) -> str:

@@ -25,6 +25,7 @@ from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 from rest_framework.utils import json
 
+from aggpay.api.errors import param_name
 from aggpay.errors import InvalidRequest
 
 # Far more than any request of the contract needs (an onboarding application nests three levels), far less than
@@ -56,8 +57,8 @@ def _object(pairs: list[tuple[str, object]]) -> dict:
 
 
 def _param(path: tuple) -> str | None:
-    # Dotted like the param of any other invalid field (aggpay.api.errors.first_error); None for the top level.
-    return ".".join(str(part) for part in path) or None
+    # Named like the param of any other invalid field (aggpay.api.errors.param_name); None for the top level.
+    return param_name(path)
 
 
 def _check(data, *, surrogates: bool) -> None:

@@ -106,7 +106,7 @@ def partner_merchant_create(*, partner: Merchant, actor, data: dict, partner_ref
             document_add(merchant_id=application.merchant_id, actor=actor, doc_type=doc_type,
                          uploaded_file=uploaded_file)
         except InvalidRequest as exc:
-            raise InvalidRequest(exc.message, param=f"documents.{index}.{exc.param}" if exc.param else "documents",
+            raise InvalidRequest(exc.message, param=f"documents[{index}].{exc.param}" if exc.param else "documents",
                                  extra=exc.extra) from exc
     if submit:
         application_submit(application_id=application.pk, actor=actor)

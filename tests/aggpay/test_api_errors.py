@@ -143,7 +143,7 @@ def test_a_nested_validation_error_names_the_field_dotted(signed_api, tea_house_
 def test_a_validation_error_in_a_list_item_names_its_index(signed_api, tea_house_app):
     lines = [{"sku": "tea", "quantity": 1}, {"sku": "cup", "quantity": 0}]
     response = signed_api(tea_house_app).post("/api/v1/echo", json={"amount": 5, "lines": lines})
-    assert assert_envelope(response, 400, "invalid_request")["param"] == "lines.1.quantity"
+    assert assert_envelope(response, 400, "invalid_request")["param"] == "lines[1].quantity"
 
 
 def test_a_body_that_is_not_json_is_400_invalid_request(signed_api, tea_house_app):
@@ -339,11 +339,14 @@ def test_a_forbidden_answer_is_signed(signed_api, tea_house_app):
     [
         ({"amount": ["bad"]}, ("amount", "bad")),
         ({"payer": {"openid": ["required"]}}, ("payer.openid", "required")),
-        ({"lines": [{}, {"qty": ["too small"]}]}, ("lines.1.qty", "too small")),
+        ({"lines": [{}, {"qty": ["too small"]}]}, ("lines[1].qty", "too small")),
+        # A ListField's errors come keyed by the item's index: the same bracket as a list of objects.
+        ({"requested_products": {0: ["not a product"]}}, ("requested_products[0]", "not a product")),
         ({"non_field_errors": ["dates overlap"]}, (None, "dates overlap")),
         ({"payer": {"non_field_errors": ["give one id"]}}, ("payer", "give one id")),
         (["plain message"], (None, "plain message")),
-        ({"tags": {"2": ["not a string"]}}, ("tags.2", "not a string")),
+        ({"tags": {"2": ["not a string"]}}, ("tags.2", "not a string")),  # a DictField's key "2" is a name
+        ({"scenarios": [{"urls": [{}, {"host": ["bad"]}]}]}, ("scenarios[0].urls[1].host", "bad")),
     ],
 )
 def test_first_error_finds_the_first_offending_field(detail, expected):

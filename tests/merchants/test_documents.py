@@ -51,8 +51,8 @@ def test_it_accepts_whole_files_by_their_content(content, content_type):
 @pytest.mark.parametrize("case", sorted(CUT))
 def test_it_refuses_a_file_cut_short_saying_so(case):
     with pytest.raises(InvalidRequest) as refused:
-        document_content_type(CUT[case], field="documents.2.file")
-    assert refused.value.param == "documents.2.file"
+        document_content_type(CUT[case], field="documents[2].file")
+    assert refused.value.param == "documents[2].file"
     assert "cut short" in refused.value.message and "upload the whole file again" in refused.value.message
 
 
@@ -147,7 +147,7 @@ def test_a_partner_create_with_one_cut_document_of_three_names_it_and_writes_not
 
     assert response.status_code == 400, response.json()
     error = response.json()["error"]
-    assert error["param"] == "documents.1.content_base64" and "cut short" in error["message"]
+    assert error["param"] == "documents[1].content_base64" and "cut short" in error["message"]
     assert not Merchant.objects.filter(partner__isnull=False).exists() and not Document.objects.exists()
 
 

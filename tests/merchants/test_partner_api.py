@@ -127,9 +127,9 @@ def test_submitting_without_the_documents_is_a_400_and_creates_nothing(partner):
     (record(contact_phone="12345"), "contact_phone"),
     (record(legal_name={"zh": "茶馆"}), "legal_name"),  # not text
     (record(legal_name=None), "legal_name"),
-    (record(requested_products=["wechat.cash"]), "requested_products.0"),
+    (record(requested_products=["wechat.cash"]), "requested_products[0]"),
     (record(requested_products=[]), "requested_products"),
-    (record(scenarios=[{"type": "spaceship", "name": "x"}]), "scenarios.0.type"),
+    (record(scenarios=[{"type": "spaceship", "name": "x"}]), "scenarios[0].type"),
     (record(scenarios=[{"type": "website", "name": "shop", "url": "ftp://x"}]), "scenarios[0].url"),
     (record(stores=[]), "stores"),
     (record(settlement_account={**record()["settlement_account"], "account_number": "12AB"}),
@@ -140,8 +140,8 @@ def test_submitting_without_the_documents_is_a_400_and_creates_nothing(partner):
     (record(legal_person_id_valid_from="01/05/2015"), "legal_person_id_valid_from"),
     (record(licence_valid_until="2001-01-01"), "licence_valid_until"),
     (record(licence_no_typo="x"), "licence_no_typo"),  # an unknown field is never silently dropped
-    ({**record(), "documents": [document("licence", content=b"GIF89a")]}, "documents.0.content_base64"),
-    ({**record(), "documents": [{**document("licence"), "content_base64": "***"}]}, "documents.0.content_base64"),
+    ({**record(), "documents": [document("licence", content=b"GIF89a")]}, "documents[0].content_base64"),
+    ({**record(), "documents": [{**document("licence"), "content_base64": "***"}]}, "documents[0].content_base64"),
     ({**record(), "submit": "perhaps"}, "submit"),
 ])
 def test_bad_records_are_400s_naming_the_field(partner, body, param):

@@ -123,7 +123,7 @@ def test_a_bad_document_is_named_by_its_index(agency):
     with pytest.raises(InvalidRequest) as raised:
         partner_merchant_create(partner=agency, actor=ACTOR, data=record(), partner_reference="WL-005",
                                 documents=documents("id_front") + bad)
-    assert raised.value.param == "documents.1.file"
+    assert raised.value.param == "documents[1].file"
     assert not Merchant.objects.filter(partner=agency).exists()
 
 
