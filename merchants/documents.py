@@ -9,7 +9,10 @@ One check for every way in: the merchant page, the partner API and the batch imp
 What we store is not all that every channel takes: WeChat Pay's media upload takes JPEG, PNG or BMP up to 2 MB and
 Alipay's image upload no PDF (each adapter's ``accepted_documents``). ``channel_refusal`` says, in a clerk's words,
 why the channels that will receive a document cannot take it; onboarding asks it at submission
-(merchants.services.onboarding.unusable_documents), before risk review rather than from a refused contract.
+(merchants.services.onboarding.unusable_documents), before risk review rather than from a refused contract. It is
+asked again for the channels that rejected a contract: when a corrected document is uploaded for them
+(``document_add``) and when the contract is resubmitted (``contract_resubmit``), since what the clerk uploads then
+goes only to the channel, unchecked by any submission.
 """
 
 from __future__ import annotations
@@ -147,20 +150,32 @@ def channel_refusal(*, doc_type: str, content_type: str, size: int,
             by_limit.setdefault(accepted[content_type], []).append(name)
     kind = FORMAT_NAMES.get(content_type, content_type)
     if by_formats:
-        rules = [f"{_names(names)} {_verb(names)} only {' or '.join(formats)} pictures" if formats else
-                 f"{_names(names)} {_verb(names)} no document we can store" for formats, names in by_formats.items()]
+        rules = [f"{joined_names(names)} {_verb(names)} only {' or '.join(formats)} pictures" if formats else
+                 f"{joined_names(names)} {_verb(names)} no document we can store"
+                 for formats, names in by_formats.items()]
         advice = ("upload a photo or an image of the scan" if content_type == "application/pdf" else
                   "upload it in one of those formats")
         return f"{doc_type} is a {kind}: {'; '.join(rules)}; {advice}"
     if by_limit:
-        rules = [f"{_names(names)} {_verb(names)} pictures up to {most // (1024 * 1024)} MB ({most} bytes)"
+        rules = [f"{joined_names(names)} {_verb(names)} pictures up to {most // (1024 * 1024)} MB ({most} bytes)"
                  for most, names in sorted(by_limit.items())]
         return (f"{doc_type} is {size} bytes: {'; '.join(rules)}; upload a smaller {kind}, e.g. a photo at a lower "
                 "resolution")
     return None
 
 
-def _names(names: list[str]) -> str:
+def latest_documents(merchant) -> dict:
+    """doc_type → the ``merchant``'s latest document of that type: what a channel is sent, on a first submission and a
+    resubmission alike (merchants.services.channel_application ``upload_documents``), so what is checked against the
+    channels' ``accepted_documents`` (``channel_refusal``)."""
+    latest = {}
+    for document in merchant.documents.order_by("created_at", "id"):
+        latest[document.doc_type] = document
+    return latest
+
+
+def joined_names(names: list[str]) -> str:
+    """"A", "A and B", "A, B and C": channels named in a sentence."""
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 

@@ -583,12 +583,20 @@ def document_upload(request, merchant_no: str):
         messages.error(request, "Choose a document type and a file.")
     else:
         try:
-            onboarding.document_add(merchant_id=merchant.pk, actor=request.user, doc_type=form.cleaned_data["doc_type"],
-                                    uploaded_file=form.cleaned_data["file"])
+            document = onboarding.document_add(merchant_id=merchant.pk, actor=request.user,
+                                               doc_type=form.cleaned_data["doc_type"],
+                                               uploaded_file=form.cleaned_data["file"])
         except ApplicationError as exc:
             _error(request, exc, "Not uploaded: ")
         else:
-            messages.success(request, f"{DOC_LABELS[form.cleaned_data['doc_type']]} uploaded.")
+            uploaded = f"{DOC_LABELS[document.doc_type]} uploaded."
+            # Kept for one channel that rejected a contract, although another cannot take it (document_add):
+            # said now, beside "uploaded", not first by that contract's resubmit button.
+            warning = onboarding.resubmission_warning(document)
+            if warning:
+                messages.warning(request, f"{uploaded} But {warning}")
+            else:
+                messages.success(request, uploaded)
     return redirect(reverse("merchants:detail", args=[merchant.merchant_no]) + "#documents")
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from merchants.models import Contract, Document, Merchant, SubjectType
+from merchants.documents import latest_documents
+from merchants.models import Contract, SubjectType
 from merchants.services.locks import lock_contract_alone
 
 # Our subject types → base_onboarding.SUBJECT_TYPES.
@@ -24,16 +25,9 @@ SCENARIO_MAP = {"store": "store", "website": "web", "app": "app", "mini_program"
                 "official_account": "official_account"}
 
 
-def _latest_documents(merchant: Merchant) -> dict[str, Document]:
-    latest: dict[str, Document] = {}
-    for document in merchant.documents.order_by("created_at", "id"):
-        latest[document.doc_type] = document
-    return latest
-
-
 def upload_documents(*, contract: Contract, adapter) -> dict[str, str]:
     """doc_type → the channel's media id. Uploads what the channel has not seen; no lock held during uploads."""
-    documents = _latest_documents(contract.merchant)
+    documents = latest_documents(contract.merchant)
     known = dict(contract.media_ids or {})
     uploader = getattr(adapter, "upload_image", None)
     media: dict[str, str] = {}

@@ -26,6 +26,7 @@ from aggpay.permissions import require_perm
 from channels.adapters.base import OnboardingResult, OnboardingState
 from channels.adapters.errors import ChannelError, ChannelUnknown
 from channels.models import ChannelAccount, ChannelProduct
+from merchants.documents import channel_refusal, latest_documents
 from merchants.models import (
     ApplicationState,
     Contract,
@@ -368,12 +369,30 @@ def _already_at_channel(account, exc: ChannelError) -> bool:
 
 def contract_resubmit(*, contract_id: int, actor) -> Contract:
     """A clerk resubmits a contract the channel rejected, after correcting what it named (issue 4 "Flow").
-    A second click while the first resubmission is under way answers the contract as it is."""
+    A second click while the first resubmission is under way answers the contract as it is.
+
+    The documents it sends are the latest of each type (channel_application ``upload_documents``), perhaps uploaded
+    since the submission checked them (``unusable_documents``) as the correction the channel asked for. One its
+    channel cannot take (a PDF for WeChat Pay's media upload, A.13) is refused here, naming it, with nothing sent
+    and nothing changed — not sent to fail at the channel's upload and come back as another rejection."""
     require_perm(actor, "merchants.change_contract")
-    contract = Contract.objects.get(pk=contract_id)
+    contract = Contract.objects.select_related("channel_account", "merchant").get(pk=contract_id)
     if contract.state != ContractState.REJECTED:
         raise InvalidState(f"the contract is {contract.state}; only rejected contracts are resubmitted")
+    _refuse_documents_the_channel_cannot_take(contract)
     return contract_submit(contract_id=contract_id, actor=actor, resubmission=True)
+
+
+def _refuse_documents_the_channel_cannot_take(contract: Contract) -> None:
+    account = contract.channel_account
+    accepted = account.adapter_class.accepted_documents
+    if accepted is None:  # a channel that takes every document we store
+        return
+    for doc_type, document in sorted(latest_documents(contract.merchant).items()):
+        refusal = channel_refusal(doc_type=doc_type, content_type=document.content_type, size=document.size,
+                                  channels={account.name: accepted})
+        if refusal is not None:
+            raise InvalidRequest(f"{refusal}, then resubmit", param=f"documents.{doc_type}")
 
 
 def contract_poll(*, contract_id: int) -> Contract:

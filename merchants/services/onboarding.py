@@ -7,6 +7,8 @@ transaction, so two clerks pressing "submit" at once produce one transition and 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
+from typing import NamedTuple
 
 from django.db import transaction
 from django.db.models import ProtectedError
@@ -16,7 +18,13 @@ from django_fsm import can_proceed
 from aggpay.audit import actor_label_for, audit_log
 from aggpay.errors import InvalidRequest, InvalidState, NotFound
 from aggpay.permissions import require_perm
-from merchants.documents import MAX_DOCUMENT_BYTES, channel_refusal, document_content_type
+from merchants.documents import (
+    MAX_DOCUMENT_BYTES,
+    channel_refusal,
+    document_content_type,
+    joined_names,
+    latest_documents,
+)
 from merchants.models import (
     ApplicationState,
     Contract,
@@ -221,7 +229,21 @@ def _check_settlement_not_held(merchant: Merchant, record: RecordInput) -> None:
 
 def document_add(*, merchant_id: int, actor, doc_type: str, uploaded_file) -> Document:
     """Store an uploaded document after checking its declared type, size, and type and wholeness by content (not by
-    name: ``document_content_type``, the check the batch import's dry run makes too)."""
+    name: ``document_content_type``, the check the batch import's dry run makes too).
+
+    While channels rejected contracts of the merchant, a document uploaded now is the one their resubmissions send
+    (the latest of its type, channel_application ``upload_documents``) and no submission checks it again, so it is
+    checked here against those channels' formats (``resubmission_fit``):
+
+    * none of them can take it (a PDF licence when only WeChat Pay waits for it): refused, naming the document and
+      the channels, and nothing is stored. Stored, it would be of no use and would stand in front of the document of
+      that type they can take, so every resubmission would be refused (``contract_resubmit``) until it was
+      replaced.
+    * some can take it (a PDF scan for the bank while WeChat Pay waits too): stored — it may be just what the bank
+      asked for, and the clerk can resubmit to the bank, then upload a photo for WeChat Pay — and
+      ``resubmission_warning`` tells the clerk at once which channels cannot take it, rather than the resubmit button
+      later. Refusing it would force one file on both when the clerk may rightly want each its own.
+    """
     require_perm(actor, "merchants.change_merchant")
     if doc_type not in DocumentType.values:
         raise InvalidRequest(f"doc_type must be one of {', '.join(DocumentType.values)}", param="doc_type")
@@ -239,6 +261,11 @@ def document_add(*, merchant_id: int, actor, doc_type: str, uploaded_file) -> Do
         refusal = documents_refusal(merchant)
         if refusal is not None:
             raise InvalidState(refusal)
+        fit = resubmission_fit(merchant, doc_type=doc_type, content_type=content_type, size=size)
+        if fit.refusal is not None and not fit.taking:
+            contracts = "contract" if len(fit.refusing) == 1 else "contracts"
+            raise InvalidRequest(f"{fit.refusal} (it would go with the resubmission of the {contracts} "
+                                 f"{joined_names(fit.refusing)} rejected)", param="file")
         document = Document.objects.create(
             merchant=merchant, doc_type=doc_type, file=uploaded_file, content_type=content_type, size=size,
             sha256=sha256, uploaded_by=actor_label_for(actor),
@@ -266,6 +293,46 @@ def documents_refusal(merchant: Merchant) -> str | None:
     return f"the application is {open_app.state}; documents can be added while it is a draft or a channel rejected it"
 
 
+class ResubmissionFit(NamedTuple):
+    """How a document fits the channels that rejected a contract of its merchant (``resubmission_fit``)."""
+    refusal: str | None  # ``channel_refusal``'s sentence: the document, the channels that cannot take it, what to do
+    refusing: list[str]  # those channels' names
+    taking: list[str]  # the names of the ones that can take it
+
+
+def resubmission_fit(merchant: Merchant, *, doc_type: str, content_type: str, size: int) -> ResubmissionFit:
+    """Whether the channels that rejected a contract of ``merchant`` can take this document, which their
+    resubmissions would send; no refusal and no names when no contract is rejected."""
+    rejected = (merchant.contracts.filter(state=ContractState.REJECTED).select_related("channel_account")
+                .order_by("channel_account__name", "channel_account_id"))
+    refusing: dict[str, Mapping[str, int]] = {}
+    taking: list[str] = []
+    for contract in rejected:
+        account = contract.channel_account
+        accepted = account.adapter_class.accepted_documents
+        if accepted is not None and channel_refusal(doc_type=doc_type, content_type=content_type, size=size,
+                                                    channels={account.name: accepted}) is not None:
+            refusing[account.name] = accepted
+        else:
+            taking.append(account.name)
+    refusal = (channel_refusal(doc_type=doc_type, content_type=content_type, size=size, channels=refusing)
+               if refusing else None)
+    return ResubmissionFit(refusal, list(refusing), taking)
+
+
+def resubmission_warning(document: Document) -> str | None:
+    """What a clerk is told beside "uploaded" when ``document`` was stored although a channel that rejected a
+    contract cannot take it (``document_add`` stores it when another such channel can): which channels cannot, and
+    that their contracts are not resubmitted while it is the latest of its type. None when every one can."""
+    fit = resubmission_fit(document.merchant, doc_type=document.doc_type, content_type=document.content_type,
+                           size=document.size)
+    if fit.refusal is None:
+        return None
+    which = "contract is" if len(fit.refusing) == 1 else "contracts are"
+    return (f"{fit.refusal}. It is kept for {joined_names(fit.taking)}, which can take it; {joined_names(fit.refusing)}"
+            f"'s {which} not resubmitted while it is the latest {document.doc_type}.")
+
+
 def missing_documents(merchant: Merchant) -> list[str]:
     have = set(merchant.documents.values_list("doc_type", flat=True))
     needed = required_documents(subject_type=merchant.subject_type, scenarios=merchant.scenarios)
@@ -289,11 +356,8 @@ def unusable_documents(merchant: Merchant) -> list[str]:
             channels[offer.account.name] = accepted
     if not channels:
         return []
-    latest: dict[str, Document] = {}
-    for document in merchant.documents.order_by("created_at", "id"):
-        latest[document.doc_type] = document
     refusals = (channel_refusal(doc_type=doc_type, content_type=document.content_type, size=document.size,
-                                channels=channels) for doc_type, document in sorted(latest.items()))
+                                channels=channels) for doc_type, document in sorted(latest_documents(merchant).items()))
     return [refusal for refusal in refusals if refusal is not None]
 
 
