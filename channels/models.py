@@ -143,6 +143,31 @@ class ChannelProduct(models.Model):
         return f"{self.account.code}:{self.product}"
 
 
+class AccountDayVolume(models.Model):
+    """What an account collected for a product on one local calendar day (settings.TIME_ZONE): the money routing
+    holds against ``ChannelProduct.daily_cap`` (design §7 layer 1, "within its limits").
+
+    Not configuration (no history, no audit): a counter, added to only by ``channels.services.volume
+    .account_volume_add`` in the transaction that records a payment. One row per (account, product, day), so the
+    add is one UPSERT and routing reads a day in one indexed query."""
+
+    # No index of its own: the unique (account, product, day) index leads with it (every payment writes each index).
+    account = models.ForeignKey(ChannelAccount, on_delete=models.PROTECT, related_name="day_volumes", db_index=False)
+    product = models.CharField(max_length=24, choices=PRODUCT_CHOICES)
+    day = models.DateField(help_text="local calendar day (Asia/Shanghai) of the payments' paid_at")
+    paid_amount = models.PositiveBigIntegerField(default=0, help_text="fen collected that day")
+    paid_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-day", "account", "product"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "product", "day"], name="account_day_volume_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id}:{self.product} {self.day} {self.paid_amount} fen"
+
+
 class ChannelConfigChangeQuerySet(models.QuerySet):
     def update(self, **kwargs):  # pragma: no cover - tripwire
         raise TypeError("configuration history is append-only")

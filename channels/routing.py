@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.db import DEFAULT_DB_ALIAS
+from django.utils import timezone
 
 from aggpay.api import credentials
+from aggpay.money import format_yuan
 from channels.registry import adapter_class
 from channels.sql import converted_row, prepared_cursor
 
@@ -38,6 +40,15 @@ class RoutingDecision:
     # The chosen contract with its ``channel_account``, loaded with what a channel call needs (the other fields are
     # deferred): callers build the adapter from ``contract.channel_account`` without reading them again.
     contract: object | None = None
+    # The other eligible candidates with their rows, next best first: the fallback list of design §7 layer 4, for a
+    # create the chosen account refuses retryably (trades.services.orders). Their contracts are built only when
+    # asked for (``fallbacks``): nearly every order never needs them.
+    others: list[tuple[Candidate, tuple]] = field(default_factory=list)
+
+    def fallbacks(self) -> list[tuple[Candidate, object]]:
+        """The other eligible candidates in priority order, each with its contract loaded as ``contract`` is (its
+        ``channel_account`` with what a channel call needs). No query: built from the rows the choice was made on."""
+        return [(candidate, _contract(row)) for candidate, row in self.others]
 
     def as_record(self) -> dict:
         return {"layer": self.layer, "chosen": self.chosen.account_code if self.chosen else None,
@@ -51,7 +62,8 @@ class RoutingDecision:
 _CANDIDATES_SQL = """
     SELECT c.id, c.channel_account_id, a.code, a.enabled, c.state, c.sub_mchid, r.rate,
            p.id, p.enabled, p.min_amount, p.max_amount, p.cost_rate, p.isv_rebate_rate,
-           c.merchant_id, c.sub_appid, c.app_auth_token, a.kind, a.name, a.mode, a.base_url, a.config
+           c.merchant_id, c.sub_appid, c.app_auth_token, a.kind, a.name, a.mode, a.base_url, a.config,
+           p.daily_cap
       FROM merchants_contract c
       JOIN merchants_contractrate r ON r.contract_id = c.id AND r.product = %s
       JOIN channels_channelaccount a ON a.id = c.channel_account_id
@@ -62,6 +74,8 @@ _CANDIDATES_SQL = """
 # The model fields behind the trailing columns, in order (Model.from_db builds partly loaded instances from them).
 _CONTRACT_FIELDS = ("id", "channel_account_id", "state", "sub_mchid", "merchant_id", "sub_appid", "app_auth_token")
 _ACCOUNT_FIELDS = ("id", "code", "enabled", "kind", "name", "mode", "base_url", "config")
+# The contract's and account's columns are row[13:_DAILY_CAP]; the product's daily cap comes last, after them.
+_DAILY_CAP = 21
 
 
 # The rows a routing decision is made from, per (merchant, product), kept in this process under the merchant API's
@@ -108,10 +122,11 @@ def exact_rate(value) -> Decimal:
 def choose(*, merchant, product: str, amount: int, token: int | None = None,
            only_account_id: int | None = None, exclude_contract_id: int | None = None) -> RoutingDecision:
     """Eligible = an active contract of the merchant on an enabled account that serves ``product`` (enabled)
-    within its per-transaction limits, with the merchant's rate for it. Priority: the cheapest net cost to us (cost
-    less rebate), then the oldest contract (stable); each eligible candidate's record says why it won or lost.
-    One query whatever the data size, none when ``token`` (the merchant API's generation token this request read
-    before any database read) is the one the merchant's rows were last read under.
+    within its per-transaction limits and its daily cap, with the merchant's rate for it. Priority: the cheapest net
+    cost to us (cost less rebate), then the oldest contract (stable); each eligible candidate's record says why it
+    won or lost. One query whatever the data size, none when ``token`` (the merchant API's generation token this
+    request read before any database read) is the one the merchant's rows were last read under — plus one, never
+    remembered, for today's collected amounts when a candidate's product has a daily cap (``_hold_daily_caps``).
 
     ``only_account_id`` restricts the choice to that channel account (the other contracts are recorded as dropped,
     reason "not the payer's account"): a payer id learnt through one account's OAuth is only valid there (a WeChat
@@ -126,6 +141,7 @@ def choose(*, merchant, product: str, amount: int, token: int | None = None,
     rows = _candidate_rows(merchant.pk, product, token)
     seen: list[dict] = []
     eligible: list[tuple[Candidate, tuple, dict]] = []
+    capped: list[tuple[tuple, dict]] = []  # candidates a daily cap may still drop, with their records
     for row in rows:
         (contract_id, account_id, code, account_enabled, state, sub_mchid, rate, offer_id, offer_enabled,
          min_amount, max_amount, cost_rate, rebate_rate) = row[:13]
@@ -150,19 +166,53 @@ def choose(*, merchant, product: str, amount: int, token: int | None = None,
         elif amount < min_amount or amount > max_amount:
             reason = f"amount outside {min_amount}–{max_amount} fen"
         seen.append({"account": code, "contract": contract_id, "eligible": reason is None, "reason": reason or ""})
+        if row[_DAILY_CAP] is not None and (reason is None or reason.startswith("amount outside")):
+            capped.append((row, seen[-1]))
         if reason is None:
             eligible.append((Candidate(contract_id=contract_id, account_id=account_id, account_code=code,
                                        product=product, merchant_rate=exact_rate(rate), cost_rate=exact_rate(cost_rate),
                                        rebate_rate=exact_rate(rebate_rate), sub_mchid=sub_mchid), row,
                              seen[-1]))
+    if capped:
+        dropped = _hold_daily_caps(capped, product=product, amount=amount)
+        eligible = [item for item in eligible if item[0].contract_id not in dropped]
     if not eligible:
         return RoutingDecision(chosen=None, layer="priority", candidates=seen)
     # Rows come oldest contract first (created_at, id: the order merchants.services.products shows rates in), and
-    # min keeps the first of equals, so a tie on net cost goes to the oldest contract.
-    chosen, row, _ = min(eligible, key=lambda item: item[0].cost_rate - item[0].rebate_rate)
+    # the sort is stable, so a tie on net cost goes to the oldest contract — for the chosen one and the fallbacks.
+    ranked = sorted(eligible, key=lambda item: item[0].cost_rate - item[0].rebate_rate)
+    chosen, row, _ = ranked[0]
     _record_priority(chosen, eligible)
     contract = _contract(row)
-    return RoutingDecision(chosen=chosen, layer="priority", candidates=seen, contract=contract)
+    return RoutingDecision(chosen=chosen, layer="priority", candidates=seen, contract=contract,
+                           others=[(candidate, other_row) for candidate, other_row, _seen in ranked[1:]])
+
+
+def _hold_daily_caps(capped: list[tuple[tuple, dict]], *, product: str, amount: int) -> set[int]:
+    """Drop the candidates whose account has collected so much of ``product`` today that ``amount`` more would pass
+    the product's daily cap (design §7 layer 1, "within its limits"); their records say how much was paid. Returns
+    the contract ids dropped. One query for all of them, read on every call, never remembered with the rows: every
+    payment changes it. Only collected money counts (channels.services.volume): orders in flight are not reserved,
+    so concurrent ones may pass the cap by what they carry; the channel enforces its own hard limit.
+
+    A candidate already dropped as "amount outside" is checked too, against its minimum amount: when not even that
+    fits today, its reason becomes the cap. "amount outside" must keep meaning that another amount would be taken
+    (one-code-pay logs payers in at such accounts: trades.onecode.services.oauth_account)."""
+    from channels.services.volume import account_volumes_paid, local_day
+
+    paid = account_volumes_paid(account_ids=sorted({row[1] for row, _seen in capped}), product=product,
+                                day=local_day(timezone.now()))
+    dropped = set()
+    for row, seen in capped:
+        cap, so_far, min_amount = row[_DAILY_CAP], paid.get(row[1], 0), row[9]
+        if so_far + (amount if seen["eligible"] else min_amount) <= cap:
+            continue
+        left = f", {format_yuan(cap - so_far)} left" if so_far < cap else ""
+        seen["reason"] = f"daily cap reached: {format_yuan(so_far)} of {format_yuan(cap)} yuan paid today{left}"
+        if seen["eligible"]:
+            seen["eligible"] = False
+            dropped.add(row[0])
+    return dropped
 
 
 def _percent(rate: Decimal) -> str:
@@ -209,7 +259,7 @@ def _contract_values(row: tuple) -> tuple[tuple[list[str], list], tuple[list[str
     from merchants.models import Contract
 
     contract_id, account_id, code, account_enabled, state, sub_mchid = row[:6]
-    merchant_id, sub_appid, app_auth_token, kind, name, mode, base_url, config = row[13:]
+    merchant_id, sub_appid, app_auth_token, kind, name, mode, base_url, config = row[13:_DAILY_CAP]
     return (converted_row(Contract, _CONTRACT_FIELDS,
                           [contract_id, account_id, state, sub_mchid, merchant_id, sub_appid, app_auth_token]),
             converted_row(ChannelAccount, _ACCOUNT_FIELDS,

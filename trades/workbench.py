@@ -218,6 +218,10 @@ def order_timeline(order: Order) -> dict:
         entries.append(Entry(call.created_at, "call", f"Channel call: {call.verb} → {call.outcome}",
                              tone=_CALL_TONES.get(call.outcome, ""), details=details, body=_pretty(call.answer),
                              anchor=f"call-{call.pk}"))
+    for number, hop in enumerate(failover_hops(order.routing), 1):
+        entries.append(Entry(hop["at"] or order.created_at, "routing", hop["text"], tone="warn",
+                             details=[("message", hop["message"])] if hop["message"] else [],
+                             anchor=f"failover-{number}"))
     for callback in order_callbacks(order, refunds):
         details = [("outcome", callback.outcome), ("event id", callback.event_id or "—")]
         if callback.message:
@@ -407,6 +411,24 @@ def routing_candidates(routing: dict | None) -> list[dict]:
                  else f"business code {contract.business_code}")
         rows.append({**candidate, "account_name": contract.channel_account.name, "contract_label": label})
     return rows
+
+
+def failover_hops(routing: dict | None) -> list[dict]:
+    """The failovers in a trade's routing record (trades.services.orders.order_fail_over, design §7 layer 4), oldest
+    first, each with ``text`` ("Failed over from X to Y: <the refusal's code>"), its ``message`` and ``at`` (None
+    if the record has no readable time). The refused create's own ChannelCall sits just before it in the timeline."""
+    hops = []
+    for hop in (routing or {}).get("failover") or []:
+        if not isinstance(hop, dict):
+            continue
+        try:
+            at = dt.datetime.fromisoformat(hop.get("at") or "")
+        except (TypeError, ValueError):
+            at = None
+        hops.append({"text": f"Failed over from {hop.get('from') or '—'} to {hop.get('to') or '—'}: "
+                             f"{hop.get('code') or 'refused'}",
+                     "message": hop.get("message") or "", "at": at if at and at.tzinfo else None})
+    return hops
 
 
 def search_url(**params) -> str:

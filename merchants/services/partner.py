@@ -20,7 +20,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 
 from aggpay.errors import IdempotencyConflict, InvalidRequest, InvalidState
-from merchants.models import ApplicationState, Merchant
+from merchants.models import ApplicationState, IdDocType, Merchant
 from merchants.services.locks import lock_merchant
 from merchants.services.onboarding import (
     _locked_application,
@@ -39,8 +39,16 @@ PARTNER_REFERENCE_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_CREATE_DOCUMENTS = 20
 
 
-def request_fingerprint(*, data: dict, documents: Sequence[tuple[str, UploadedFile]], submit: bool) -> str:
-    """SHA-256 over what a create asks for: the record, each document's type, name and content hash, submit."""
+def request_prints(*, data: dict, documents: Sequence[tuple[str, UploadedFile]], submit: bool) -> tuple[str, str]:
+    """SHA-256 over what a create asks for — the record, each document's type, name and content hash, submit — as
+    (the print a merchant made now stores, the old scheme's print of the same request), the documents read once.
+
+    The print covers the *effective* record (_effective_record): a retry that spells out what it left out the first
+    time (``"contact_email": null``, ``"legal_person_id_type": "id_card"``) is the same request, and only other
+    content is an ``idempotency_conflict`` (merchant-api.md "Errors": different parameters). The old scheme hashed
+    the record as given; merchants made before carry it, and a retry of theirs sent as it was still replays. Stop
+    accepting it after 2027-03-01: a partner retries a create whose answer it lost within minutes, so three months
+    on no retry of one made under the old scheme is still pending."""
     files = []
     for doc_type, uploaded_file in documents:
         digest = hashlib.sha256()
@@ -49,8 +57,30 @@ def request_fingerprint(*, data: dict, documents: Sequence[tuple[str, UploadedFi
             digest.update(chunk)
         uploaded_file.seek(0)
         files.append([doc_type, uploaded_file.name, digest.hexdigest()])
-    canonical = json.dumps({"record": data, "documents": files, "submit": bool(submit)}, sort_keys=True,
-                           ensure_ascii=False, separators=(",", ":"), default=str)
+    return (_print({"record": _effective_record(data), "documents": files, "submit": bool(submit)}),
+            _print({"record": data, "documents": files, "submit": bool(submit)}))
+
+
+def _effective_record(data: dict) -> dict:
+    """The record as the record checks read it: null and "" say nothing (merchants.services.record reads an optional
+    text, date or branch code that is either as absent), an omitted ``legal_person_id_type`` is ``id_card`` and no
+    ``stores`` is none (record.check_record)."""
+    record = _without_empty(data)
+    record.setdefault("legal_person_id_type", IdDocType.ID_CARD.value)
+    record.setdefault("stores", [])
+    return record
+
+
+def _without_empty(value):
+    if isinstance(value, dict):
+        return {key: _without_empty(item) for key, item in value.items() if item is not None and item != ""}
+    if isinstance(value, list):
+        return [_without_empty(item) for item in value]
+    return value
+
+
+def _print(fields: dict) -> str:
+    canonical = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
@@ -58,8 +88,8 @@ def _existing(*, partner: Merchant, partner_reference: str) -> Merchant | None:
     return Merchant.objects.filter(partner=partner, partner_reference=partner_reference).first()
 
 
-def _replay(merchant: Merchant, print_: str) -> Merchant:
-    if merchant.partner_request_fingerprint != print_:
+def _replay(merchant: Merchant, prints: tuple[str, ...]) -> Merchant:
+    if merchant.partner_request_fingerprint not in prints:
         raise IdempotencyConflict(f"partner_reference {merchant.partner_reference} was used with different content "
                                   f"(merchant {merchant.merchant_no})", param="partner_reference")
     return merchant
@@ -83,11 +113,12 @@ def partner_merchant_create(*, partner: Merchant, actor, data: dict, partner_ref
     if len(documents) > MAX_CREATE_DOCUMENTS:
         raise InvalidRequest(f"a create carries at most {MAX_CREATE_DOCUMENTS} documents; add the others one by one "
                              "with POST /api/v1/merchants/{merchant_no}/documents", param="documents")
-    print_ = request_fingerprint(data=data, documents=documents, submit=submit) if partner_reference else ""
+    prints = request_prints(data=data, documents=documents, submit=submit) if partner_reference else ("",)
+    print_ = prints[0]
     if partner_reference:
         existing = _existing(partner=partner, partner_reference=partner_reference)
         if existing is not None:
-            return _replay(existing, print_), True
+            return _replay(existing, prints), True
     try:
         with transaction.atomic():  # a savepoint: a lost race leaves the transaction usable for the replay
             application = merchant_onboard_draft(actor=actor, data=data, partner=partner,
@@ -100,7 +131,7 @@ def partner_merchant_create(*, partner: Merchant, actor, data: dict, partner_ref
         existing = _existing(partner=partner, partner_reference=partner_reference) if partner_reference else None
         if existing is None:
             raise
-        return _replay(existing, print_), True
+        return _replay(existing, prints), True
     for index, (doc_type, uploaded_file) in enumerate(documents):
         try:
             document_add(merchant_id=application.merchant_id, actor=actor, doc_type=doc_type,

@@ -145,7 +145,7 @@ def cashier_order_create(*, app, data: dict, print_: str) -> tuple[Order, bool]:
             order.save(update_fields=["pay_params"])
     except IntegrityError:
         existing = Order.objects.get(merchant=merchant, out_trade_no=data["out_trade_no"])
-        return _replay(existing, print_), True
+        return _replay(existing, data), True
     return order, False
 
 

@@ -40,7 +40,8 @@ from channels.adapters.errors import ChannelError, ChannelUnknown
 from channels.adapters.http import redact
 from channels.callbacks import callback_url
 from channels.models import ChannelAccount
-from channels.routing import RoutingDecision, choose
+from channels.routing import Candidate, RoutingDecision, choose
+from channels.services.volume import account_volume_add
 from channels.sql import prepared_cursor
 from merchants.models import Contract, MerchantState
 from trades.models import ChannelCall, LatePayment, Order, OrderState, RefundState, SyncState
@@ -59,12 +60,76 @@ QUERY_CLAIM_PREFIX = "trades:order-query:"  # + order id: the rate-limited query
 FINGERPRINT_FIELDS = ("out_trade_no", "amount", "currency", "product", "subject", "description", "metadata",
                       "notify_url", "return_url", "expire_seconds", "client_ip", "payer", "auth_code", "store_id",
                       "terminal_id")
+# The optional fields the fingerprint's old scheme hashed as null when omitted (_legacy_prints). Not currency: the
+# API's serializer always filled it in, so every stored order's print has "CNY".
+_OMITTABLE = ("description", "metadata", "notify_url", "return_url", "expire_seconds", "client_ip", "payer",
+              "auth_code", "store_id", "terminal_id")
 
 
-def fingerprint(data: dict) -> str:
-    canonical = json.dumps({k: data.get(k) for k in FINGERPRINT_FIELDS}, sort_keys=True, ensure_ascii=False,
-                           separators=(",", ":"), default=str)
+def fingerprint(data: dict, *, default_notify_url: str | None) -> str:
+    """sha256 of what a create asks for, for idempotency (design §5 rule 5): its *effective* parameters, each
+    optional field as the order is made with it. merchant-api.md "Errors" keeps ``409 idempotency_conflict`` for
+    *different* parameters, and a retry that spells out a default it left out the first time (SDKs send
+    ``"currency": "CNY"``, ``"metadata": {}``) asks for the same order.
+
+    ``default_notify_url`` is the URL an omitted ``notify_url`` stands for ("default from the app"): given equal to
+    it, ``notify_url`` counts as omitted. A create passes the app's URL, which the order then stores; a retry is
+    compared with the URL the order stored (``_request_prints``)."""
+    return _print(_effective(data, default_notify_url))
+
+
+def _effective(data: dict, default_notify_url: str | None) -> dict:
+    """The create's parameters with each default of merchant-api.md "Orders" filled in, as _prepare and
+    cashier_order_create make the order: omitted, null and the default are one value."""
+    product = data.get("product")
+    notify_url = data.get("notify_url") or None
+    barcode = product == "barcode" or str(product).endswith(".barcode")  # "barcode" resolves to a *.barcode
+    return {
+        "out_trade_no": data.get("out_trade_no"), "amount": data.get("amount"), "product": product,
+        "subject": data.get("subject"),
+        "currency": data.get("currency") or "CNY",
+        "description": data.get("description") or "",  # free text: none is empty
+        "metadata": data.get("metadata") or {},  # "echoed back": none comes back as {}
+        "notify_url": None if notify_url == (default_notify_url or None) else notify_url,
+        "return_url": data.get("return_url") or "",  # the app has no return URL: none is empty (_prepare)
+        "expire_seconds": data.get("expire_seconds") or int((BARCODE_EXPIRE if barcode else DEFAULT_EXPIRE)
+                                                            .total_seconds()),  # "default 7200 (barcode: 60)"
+        # No defaults but "none": the order stores null / {} / "" for them.
+        "client_ip": data.get("client_ip") or None, "payer": data.get("payer") or {},
+        "auth_code": data.get("auth_code") or "", "store_id": data.get("store_id") or "",
+        "terminal_id": data.get("terminal_id") or "",
+    }
+
+
+def _print(fields: dict) -> str:
+    canonical = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _request_prints(order: Order, data: dict) -> tuple[str, ...]:
+    """The prints under which ``data`` is the request that made ``order`` (only a replay computes them; a new order
+    computes one print).
+
+    ``notify_url`` is resolved against the URL the order stored, not against the app's URL now: the app's may have
+    changed between the request and its retry, and a retry sent byte for byte must still be the same request. So an
+    omitted ``notify_url`` and the URL the order notifies are one request whatever the app says now, while the
+    app's new URL spelled out is not what the order notifies: another request, a 409. The second print keeps
+    ``notify_url`` as given, for a first request that named a URL other than its app's: its print kept that URL,
+    and a retry naming it is the same request."""
+    return (fingerprint(data, default_notify_url=order.notify_url), fingerprint(data, default_notify_url=None),
+            *_legacy_prints(order, data))
+
+
+def _legacy_prints(order: Order, data: dict) -> tuple[str, str]:
+    """Prints of the old scheme (each field as given, an omitted one null), which orders made before effective
+    parameters carry: of the retry as sent, and with each default it spells out left out — as an SDK's first
+    request mostly had it. Remove after 2027-03-01: an order lives at most 24 h (expire_seconds ≤ 86400) and a
+    merchant retries a create within it; three months later no retry of an order of the old scheme is pending."""
+    defaults = _effective({"product": data.get("product")}, order.notify_url)
+    effective = _effective(data, order.notify_url)
+    minimal = {k: None if k in _OMITTABLE and effective[k] == defaults[k] else data.get(k)
+               for k in FINGERPRINT_FIELDS}
+    return _print({k: data.get(k) for k in FINGERPRINT_FIELDS}), _print(minimal)
 
 
 def _payer_id(product: str, payer: dict) -> str:
@@ -80,19 +145,19 @@ def order_create(*, app, data: dict, routing_token: int | None = None, only_acco
     ``data`` has passed the API's field validation. ``routing_token``: the merchant API's generation token of this
     request, under which routing may reuse what this process read (channels.routing.choose). Raises
     IdempotencyConflict, Forbidden (merchant not active), RiskRejected, ProductNotAvailable, InvalidRequest, or
-    ChannelRefused (the channel refused definitively; the order is then ``failed`` and a retry of the same request
-    replays it).
+    ChannelRefused (the channel refused definitively — or retryably with no other contract left to fail over to,
+    _create_at_channel; the order is then ``failed`` and a retry of the same request replays it).
 
     One-code-pay only (the merchant API passes neither): ``only_account_id`` routes to that channel account alone
     (the one whose OAuth issued the payer id; channels.routing.choose), ``payer_id_kind`` says which app the payer id
     belongs to (channels.adapters.base.PaymentRequest).
     """
     merchant = app.merchant
-    print_ = fingerprint(data)
+    print_ = fingerprint(data, default_notify_url=app.notify_url)
     if data["product"] == "cashier":
         existing = _existing(merchant, data["out_trade_no"])
         if existing is not None:
-            return _replay(existing, print_), True
+            return _replay(existing, data), True
         # Routed when the payer opens the hosted page (trades.services.cashier, issue 5 "One-code-pay").
         from trades.services.cashier import cashier_order_create
 
@@ -106,32 +171,156 @@ def order_create(*, app, data: dict, routing_token: int | None = None, only_acco
     except ApplicationError:
         existing = _existing(merchant, data["out_trade_no"])
         if existing is not None:
-            return _replay(existing, print_), True
+            return _replay(existing, data), True
         raise
     order = _insert_order(values)
     if order is None:
         # The out_trade_no is taken: a retry, or a concurrent identical create that won (design §5 rule 5).
         existing = Order.objects.get(merchant=merchant, out_trade_no=data["out_trade_no"])
-        return _replay(existing, print_), True
+        return _replay(existing, data), True
 
-    contract = decision.contract
-    account = contract.channel_account
-    order.contract = contract
-    channel_product, auth_code = order.channel_product, data.get("auth_code") or ""
-    request = PaymentRequest(
-        product=channel_product, sub_merchant=_sub_merchant(contract), out_trade_no=order.id, amount=order.amount,
-        subject=order.subject, notify_url=callback_url(account), expires_at=order.expires_at,
-        currency=order.currency, client_ip=data.get("client_ip") or "", payer_id=_payer_id(channel_product,
-                                                                                           order.payer),
-        auth_code=auth_code, return_url=order.return_url, store_id=order.store_id, terminal_id=order.terminal_id,
-        payer_id_kind=payer_id_kind,
-    )
-    order = _call_and_apply(order, account, verb="create", call=lambda adapter: adapter.create_payment(request))
+    order = _create_at_channel(order, decision, data=data, payer_id_kind=payer_id_kind)
     if order.state == OrderState.FAILED:
         raise ChannelRefused(order.failure_message or "the channel refused the payment",
                              channel_code=order.failure_code, channel_message=order.failure_message,
                              extra={"order": order_as_api(order)})
     return order, False
+
+
+def _create_at_channel(order: Order, decision: RoutingDecision, *, data: dict, payer_id_kind: str) -> Order:
+    """Ask the chosen contract's channel to create the trade; on a retryable refusal, the next eligible contract's
+    (design §7 layer 4: "failover on retryable errors before the payer is involved").
+
+    A refusal the channel calls temporary (a rate limit, bank HTTP 429, Alipay's ACQ.REQUEST_TOO_FAST…: the
+    adapters' ``permanent=False``) says nothing about the other accounts, and nothing was created at this one, so
+    the order moves to the next candidate in routing's priority order (order_fail_over) and that one is asked —
+    each at most once. Never after a timeout or an unclear answer (ChannelUnknown): the channel may hold the trade,
+    and a second one elsewhere could be paid twice (design §5 rule 2); the order stays pending, unknown, as before.
+    Never for a payment code: the payer has shown the code to this channel's wallet (``*.barcode`` keeps its path).
+    A permanent refusal fails the order, as does the last retryable one when no candidate is left."""
+    contract = decision.contract
+    fallbacks = None  # built at the first retryable refusal: nearly every order never needs them
+    may_fail_over = bool(decision.others) and not _is_barcode(order)
+    while True:
+        order.contract = contract
+        request = _payment_request(order, contract, data=data, payer_id_kind=payer_id_kind)
+        try:
+            return _call_and_apply(order, contract.channel_account, verb="create", fail_over=may_fail_over,
+                                   call=lambda adapter, request=request: adapter.create_payment(request))
+        except RefusedRetryably as refused:
+            if fallbacks is None:
+                fallbacks = _fallbacks(decision, order)
+            if not fallbacks:
+                return _create_refused(order.pk, refused)
+            candidate, next_contract = fallbacks.pop(0)
+            order = order_fail_over(order_id=order.pk, refused=refused, account=contract.channel_account,
+                                    to=candidate)
+            if order.contract_id != candidate.contract_id:
+                return order  # changed meanwhile (closed, or answered): nothing more to ask
+            contract, may_fail_over = next_contract, bool(fallbacks)
+
+
+def _payment_request(order: Order, contract: Contract, *, data: dict, payer_id_kind: str) -> PaymentRequest:
+    channel_product = order.channel_product
+    return PaymentRequest(
+        product=channel_product, sub_merchant=_sub_merchant(contract), out_trade_no=order.id, amount=order.amount,
+        # The account's own callback URL: the channel that takes the trade calls back where its notices are
+        # verified (channels.callbacks), so after a failover the payment's callback matches the new account.
+        subject=order.subject, notify_url=callback_url(contract.channel_account), expires_at=order.expires_at,
+        currency=order.currency, client_ip=data.get("client_ip") or "", payer_id=_payer_id(channel_product,
+                                                                                           order.payer),
+        auth_code=data.get("auth_code") or "", return_url=order.return_url, store_id=order.store_id,
+        terminal_id=order.terminal_id, payer_id_kind=payer_id_kind,
+    )
+
+
+def _fallbacks(decision: RoutingDecision, order: Order) -> list[tuple[Candidate, Contract]]:
+    """The contracts a create refused retryably may move to, in routing's priority order. A JSAPI order carries the
+    payer's id in one app (the contract's sub_appid; without one, the account's own app — channel-protocols.md §E,
+    channels.adapters.base.PaymentRequest): only a contract with that same sub_appid can use it."""
+    fallbacks = decision.fallbacks()
+    if order.channel_product in JSAPI_PRODUCTS:
+        appid = decision.contract.sub_appid
+        fallbacks = [(c, contract) for c, contract in fallbacks if appid and contract.sub_appid == appid]
+    return fallbacks
+
+
+class RefusedRetryably(Exception):
+    """A create the channel refused with a retryable error, while another contract may take the order: raised by
+    _call_and_apply (``fail_over``) before anything is written; ``call`` is the ChannelCall row's fields."""
+
+    def __init__(self, error: ChannelError, call: dict):
+        super().__init__(error.message)
+        self.error, self.call = error, call
+
+    @property
+    def code(self) -> str:
+        return self.error.channel_code or self.error.code
+
+    @property
+    def message(self) -> str:
+        return self.error.channel_message or self.error.message
+
+
+def _create_refused(order_id: str, refused: RefusedRetryably) -> Order:
+    """The order fails with this refusal, as _call_and_apply fails one without candidates left."""
+    with transaction.atomic():
+        ChannelCall.objects.create(order_id=order_id, **refused.call)
+        return _apply_failure(order_id, code=refused.code, message=refused.message)
+
+
+def order_fail_over(*, order_id: str, refused: RefusedRetryably, account: ChannelAccount, to: Candidate) -> Order:
+    """Move a new order whose create ``account`` refused retryably to the contract ``to`` (design §7 layer 4).
+
+    Under the order's lock, re-checked: still pending, still on ``account``, with no channel trade and no pay
+    params (nothing at any channel to keep). The order stays pending — no transition — and takes the new contract,
+    account and sub-merchant, with its fee snapshot priced at the new contract's rates (design §5 rule 1: the
+    snapshot is what this trade costs where it is made). Append-only in what it records: the refused call's
+    ChannelCall row, and in the routing record (layer ``failover``) the hop with the refusal's code — the refused
+    candidate stays in the record with why it was left. An order changed meanwhile is returned as it is, with the
+    call recorded."""
+    with transaction.atomic():
+        ChannelCall.objects.create(order_id=order_id, **refused.call)
+        order = _locked(order_id)
+        if (order.state != OrderState.PENDING or order.channel_account_id != account.pk or order.channel_trade_no
+                or order.pay_params):
+            return order
+        logger.info("order %s: %s refused the create for now (%s); failing over to %s", order.pk, account.code,
+                    refused.code, to.account_code)
+        fees = fees_for_payment(amount=order.amount, merchant_rate=to.merchant_rate, cost_rate=to.cost_rate,
+                                rebate_rate=to.rebate_rate)
+        order.routing = _failover_record(order.routing, refused=refused, account=account, to=to,
+                                         from_contract=order.contract_id)
+        order.channel_account_id, order.contract_id, order.sub_mchid = to.account_id, to.contract_id, to.sub_mchid
+        order.merchant_rate, order.merchant_fee = fees.merchant_rate, fees.merchant_fee
+        order.cost_rate, order.channel_cost = fees.cost_rate, fees.channel_cost
+        order.rebate_rate, order.rebate, order.profit = fees.rebate_rate, fees.rebate, fees.profit
+        order.save(update_fields=["routing", "channel_account", "contract", "sub_mchid", "merchant_rate",
+                                  "merchant_fee", "cost_rate", "channel_cost", "rebate_rate", "rebate", "profit",
+                                  "updated_at"])
+        return order
+
+
+def _failover_record(routing: dict | None, *, refused: RefusedRetryably, account: ChannelAccount, to: Candidate,
+                     from_contract: int | None) -> dict:
+    """The routing record after a failover: the hop appended to ``failover`` (from, to, the refusal's code and
+    words, when), the new account ``chosen`` by layer ``failover``, and each of the two candidates' reasons saying
+    what happened to it."""
+    record = dict(routing or {})
+    hop = {"from": account.code, "to": to.account_code, "code": refused.code[:64], "message": refused.message[:256],
+           "at": timezone.now().isoformat()}
+    record["failover"] = [*(record.get("failover") or []), hop]
+    record["layer"], record["chosen"] = "failover", to.account_code
+    candidates = []
+    for candidate in record.get("candidates") or []:
+        candidate = dict(candidate)
+        if candidate.get("contract") == from_contract:
+            candidate["reason"] = f"{candidate.get('reason', '')}; refused {hop['code']} (retryable): failed over"
+        elif candidate.get("contract") == to.contract_id:
+            candidate["reason"] = f"{candidate.get('reason', '')}; chosen on failover from {account.code}"
+        candidates.append(candidate)
+    record["candidates"] = candidates
+    return record
 
 
 def _prepare(*, app, merchant, data: dict, print_: str, token: int | None,
@@ -250,8 +439,9 @@ def _insert_order(values: dict) -> Order | None:
     return order
 
 
-def _replay(order: Order, print_: str) -> Order:
-    if order.request_fingerprint != print_:
+def _replay(order: Order, data: dict) -> Order:
+    """``order`` if ``data`` is the request that made it (design §5 rule 5), else IdempotencyConflict."""
+    if order.request_fingerprint not in _request_prints(order, data):
         raise IdempotencyConflict(f"out_trade_no {order.out_trade_no} was used with different parameters",
                                   param="out_trade_no")
     return order
@@ -329,8 +519,11 @@ def _changes_nothing(order: Order, result: PaymentResult) -> bool:
             and (not result.wallet_trade_no or bool(order.wallet_trade_no)))
 
 
-def _call_and_apply(order: Order, account: ChannelAccount, *, verb: str, call) -> Order:
-    """Call the channel (no lock held), then apply the typed answer under a lock (design §5 rule 7)."""
+def _call_and_apply(order: Order, account: ChannelAccount, *, verb: str, call, fail_over: bool = False) -> Order:
+    """Call the channel (no lock held), then apply the typed answer under a lock (design §5 rule 7).
+
+    ``fail_over`` (a create that another contract may take): a retryable refusal raises RefusedRetryably, nothing
+    written, instead of failing the order (_create_at_channel)."""
     started = time.perf_counter()
     try:
         result = call(account.adapter())
@@ -339,6 +532,8 @@ def _call_and_apply(order: Order, account: ChannelAccount, *, verb: str, call) -
             _record_call(order.pk, verb=verb, outcome="unknown", started=started, error=exc)
             return _mark_unknown(order.pk)
     except ChannelError as exc:
+        if fail_over and verb == "create" and exc.retryable:
+            raise RefusedRetryably(exc, _call_fields(verb=verb, outcome="error", started=started, error=exc)) from exc
         with transaction.atomic():
             _record_call(order.pk, verb=verb, outcome="error", started=started, error=exc)
             if verb == "create":
@@ -560,6 +755,9 @@ def order_apply_result(*, order_id: str, result: PaymentResult, source: str, loc
                 if order.reverse_requested_at is None:  # else the reverse's ladder stays: it is still to be settled
                     order.sync_state, order.next_query_at = SyncState.OK, None
                 order.save()
+                # Collected at the channel: counted against the account's daily cap (design §7 layer 1) with it.
+                account_volume_add(account_id=order.channel_account_id, product=order.channel_product or order.product,
+                                   amount=order.amount, paid_at=order.paid_at)
                 _emit(order, "order.succeeded")
             elif order.state in (OrderState.CLOSED, OrderState.FAILED) and not hasattr(order, "late_payment"):
                 _late_payment(order, result)
@@ -651,6 +849,9 @@ def _paid_after_reverse(order: Order, result: PaymentResult) -> None:
     _reversal_refunded(order)  # the reverse refunded this payment: the whole amount went back
     order.save(update_fields=["channel_trade_no", "wallet_trade_no", "paid_at", "refunded_amount", "refund_reserved",
                               "refund_state", "updated_at"])
+    # Collected all the same: a daily cap counts what the account took in, not what stayed (channels.services.volume).
+    account_volume_add(account_id=order.channel_account_id, product=order.channel_product or order.product,
+                       amount=order.amount, paid_at=order.paid_at)
     logger.warning("order %s: reversed while unpaid here, but the channel says it was paid (%s): payment recorded",
                    order.pk, result.channel_trade_no)
 
@@ -661,6 +862,9 @@ def _late_payment(order: Order, result: PaymentResult) -> None:
     the order by it (trades.workbench.search_orders)."""
     late = LatePayment.objects.create(order=order, channel_trade_no=result.channel_trade_no,
                                       amount=result.amount or order.amount, paid_at=result.paid_at or timezone.now())
+    # Collected, though refunded later (design §5 rule 3): it counts against the account's daily cap as any payment.
+    account_volume_add(account_id=order.channel_account_id, product=order.channel_product or order.product,
+                       amount=late.amount, paid_at=late.paid_at)
     if result.wallet_trade_no and not order.wallet_trade_no:
         order.wallet_trade_no = result.wallet_trade_no
         order.save(update_fields=["wallet_trade_no", "updated_at"])

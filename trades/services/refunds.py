@@ -37,10 +37,29 @@ from trades.services.representation import refund_as_api
 logger = logging.getLogger(__name__)
 
 
-def refund_fingerprint(*, out_refund_no: str, amount: int, reason: str, notify_url: str) -> str:
+def refund_fingerprint(*, out_refund_no: str, amount: int, reason: str, notify_url: str,
+                       default_notify_url: str = "") -> str:
+    """sha256 of what a refund asks for, for idempotency (design §5 rule 5) — its effective parameters: a retry that
+    spells out a default it left out is the same request, and only different parameters are a 409 (merchant-api.md
+    "Errors"). ``reason`` is free text: none is empty. ``notify_url``: a refund's notifications go to its order's
+    ``notify_url`` unless it names its own (docs/api.md "Notifications and events"), so given equal to the order's
+    URL (``default_notify_url``) it counts as omitted. Not equal to the app's URL: an order without a URL of its own
+    notifies the app's as it is when each event is made, which a URL spelled out would not follow."""
+    if notify_url and notify_url == default_notify_url:
+        notify_url = ""
     canonical = json.dumps({"out_refund_no": out_refund_no, "amount": amount, "reason": reason or "",
                             "notify_url": notify_url or ""}, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _refund_prints(*, out_refund_no: str, amount: int, reason: str, notify_url: str, order: Order) -> set[str]:
+    """The prints under which a retry is the request that made a refund: one per way of spelling it — the order's
+    URL omitted or given, else the URL given. The old scheme hashed an explicit notify_url as given even when it was
+    the order's, and refunds made before carry that print: with every spelling counted, they replay as new ones do,
+    and nothing has to be removed later. (The order's URL never changes, so neither do these.)"""
+    spellings = {"", order.notify_url} if notify_url in ("", None, order.notify_url) else {notify_url}
+    return {refund_fingerprint(out_refund_no=out_refund_no, amount=amount, reason=reason, notify_url=spelling)
+            for spelling in spellings}
 
 
 # The audit action written when the channel says an earlier attempt of a refund succeeded (see refund_apply_result).
@@ -113,13 +132,16 @@ def refund_create(*, order: Order, out_refund_no: str, amount: int, reason: str 
 
     The part of the fee snapshot the refund gives back is not decided here but when it succeeds
     (``refund_apply_result``): until then it may still fail, and only what actually went back counts."""
-    print_ = refund_fingerprint(out_refund_no=out_refund_no, amount=amount, reason=reason, notify_url=notify_url)
+    print_ = refund_fingerprint(out_refund_no=out_refund_no, amount=amount, reason=reason, notify_url=notify_url,
+                                default_notify_url=order.notify_url)
+    prints = _refund_prints(out_refund_no=out_refund_no, amount=amount, reason=reason, notify_url=notify_url,
+                            order=order)
     try:
         with transaction.atomic():
             locked = Order.objects.select_for_update(no_key=True).get(pk=order.pk)
             existing = Refund.objects.filter(merchant_id=locked.merchant_id, out_refund_no=out_refund_no).first()
             if existing is not None:
-                _check_same_request(existing, order_id=locked.pk, fingerprint=print_, out_refund_no=out_refund_no)
+                _check_same_request(existing, order_id=locked.pk, prints=prints, out_refund_no=out_refund_no)
                 if existing.state != "failed" or not retry_failed:
                     return existing, True
                 if existing.abnormal:
@@ -167,7 +189,7 @@ def refund_create(*, order: Order, out_refund_no: str, amount: int, reason: str 
         existing = Refund.objects.filter(merchant_id=order.merchant_id, out_refund_no=out_refund_no).first()
         if existing is None:
             raise
-        _check_same_request(existing, order_id=order.pk, fingerprint=print_, out_refund_no=out_refund_no)
+        _check_same_request(existing, order_id=order.pk, prints=prints, out_refund_no=out_refund_no)
         return existing, True
     refund = refund_send(refund_id=refund.pk)
     if refund.state == "failed":
@@ -177,13 +199,13 @@ def refund_create(*, order: Order, out_refund_no: str, amount: int, reason: str 
     return refund, False
 
 
-def _check_same_request(existing: Refund, *, order_id: str, fingerprint: str, out_refund_no: str) -> None:
+def _check_same_request(existing: Refund, *, order_id: str, prints: set[str], out_refund_no: str) -> None:
     """Design §5 rule 5: an out_refund_no names one refund of one order. The fingerprint does not cover the order
     (the order is in the URL), so a refund of another order with the same number is a conflict, not a replay."""
     if existing.order_id != order_id:
         raise IdempotencyConflict(f"out_refund_no {out_refund_no} was already used for another order",
                                   param="out_refund_no")
-    if existing.request_fingerprint != fingerprint:
+    if existing.request_fingerprint not in prints:
         raise IdempotencyConflict(f"out_refund_no {out_refund_no} was used with different parameters",
                                   param="out_refund_no")
 

@@ -1,0 +1,260 @@
+"""Failover at order create (design §7 layer 4: "fallback list and failover on retryable errors before the payer is
+involved"): a create the preferred account refuses retryably — bank HTTP 429, Alipay's ACQ.REQUEST_TOO_FAST — moves
+to the next eligible contract, which then holds the trade: its fee snapshot, its callback, its refund, its close.
+Never for a payment code, a permanent refusal or a timeout; with no other candidate the merchant gets 502 as before.
+
+End to end: signed merchant-API requests against the simulators, the refusals injected there (core.py
+``/_control/faults``) on the preferred account only.
+"""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+from django.urls import reverse
+
+from channels.models import CallbackOutcome, ChannelAccount, ChannelCallback, ChannelProduct
+from channels.simulators import bank as bank_sim
+from channels.simulators.bank_state import ns
+from merchants.models import Contract, ContractRate
+from tests.trades.bank_flow import UNIONPAY_PAID_AT_ONCE, bank_simulator, refund
+from trades.models import Order
+
+pytestmark = pytest.mark.usefixtures("quiet_channels")
+
+READ_TIMEOUT = 1.0
+SLOW = READ_TIMEOUT + 1.0  # the simulator answers after we gave up
+
+
+@pytest.fixture
+def bank_b(shop):
+    """Persona: Bank B, a second bank (its own org at the bank simulator) where Tea House is contracted too for
+    UnionPay QR and payment codes, Alipay QR and WeChat JSAPI (through the merchant's own WeChat app) — dearer than
+    Bank A, Alipay and WeChat Pay (cost 0.30% against their 0.20%, the merchant's rate 0.50% against 0.38%), so
+    routing prefers those and has Bank B next."""
+    stamp = str(time.time_ns())[-8:]
+    account = ChannelAccount.objects.create(code=f"bankb-{stamp}", kind="bank", name="Bank B",
+                                            base_url=f"{shop.root}/bank", enabled=True,
+                                            config=bank_sim.provision(shop.root, name=f"bankb{stamp}"))
+    sub = requests.post(f"{shop.root}/bank/_control/merchants",
+                        json={"org_no": account.config["org_no"], "name": "Tea House"}, timeout=10).json()
+    contract = Contract.objects.create(merchant=shop.merchant, channel_account=account, state="active",
+                                       business_code=f"B{account.code}", sub_mchid=sub["mch_no"],
+                                       sub_appid="wx5e1c0d2b7a9f3e11")
+    for product in ("unionpay.qr", "unionpay.barcode", "alipay.qr", "wechat.jsapi"):
+        ChannelProduct.objects.create(account=account, product=product, cost_rate=Decimal("0.0030"),
+                                      max_amount=5_000_000)
+        ContractRate.objects.create(contract=contract, product=product, rate=Decimal("0.0050"))
+    return account
+
+
+@pytest.fixture
+def short_timeout(settings):
+    settings.AGGPAY_CHANNEL_READ_TIMEOUT = READ_TIMEOUT
+
+
+def _create(shop, out_trade_no: str, product: str = "unionpay.qr", amount: int = 10_000, **extra):
+    return shop.client.request("POST", "/api/v1/orders", json={
+        "out_trade_no": out_trade_no, "amount": amount, "product": product, "subject": "tea", **extra})
+
+
+def _bank_fault(shop, account, fault: str, **rule):
+    """A fault on the creates of this bank account only (its org_no is in every request body, bank.md §3)."""
+    shop.sim("bank", "/_control/faults", fault=fault,
+             match={"path": "^/api/pay/", "contains": f'"org_no":"{account.config["org_no"]}"'}, **rule)
+
+
+def _rate_limited(shop, account):
+    _bank_fault(shop, account, "business_error", code="RATE_LIMITED", status=429)  # HTTP 429: slow down
+
+
+def _creates(order_id: str) -> list[tuple[str, str]]:
+    return list(Order.objects.get(pk=order_id).channel_calls.filter(verb="create")
+                .values_list("outcome", "channel_code"))
+
+
+def _at_the_bank(simulator_server, account, what: str, number: str) -> dict | None:
+    return bank_simulator(simulator_server).store.get(ns(what, account.config["org_no"]), number)
+
+
+def test_it_moves_an_order_the_preferred_bank_refuses_with_429_to_the_next_which_takes_payment_and_refund(
+        shop, bank_b, simulator_server):
+    bank_a = shop.accounts["bank"]
+    _rate_limited(shop, bank_a)
+
+    status, _, order = _create(shop, "FO000001")
+
+    assert status == 201 and order["state"] == "pending" and order["pay_params"]["code_url"], order
+    stored = Order.objects.get(pk=order["id"])
+    b_contract = Contract.objects.get(channel_account=bank_b)
+    assert (stored.channel_account_id, stored.contract_id, stored.sub_mchid) == (
+        bank_b.pk, b_contract.pk, b_contract.sub_mchid)
+    # Bank B's price, not Bank A's (0.38% / 0.20% would be 38 / 20 fen).
+    assert (stored.merchant_rate, stored.merchant_fee, stored.cost_rate, stored.channel_cost, stored.profit) == (
+        Decimal("0.005"), 50, Decimal("0.003"), 30, 20)
+    assert _creates(stored.pk) == [("error", "rate_limited"), ("pending", "")]
+    assert stored.routing["layer"] == "failover" and stored.routing["chosen"] == bank_b.code
+    assert [(h["from"], h["to"], h["code"]) for h in stored.routing["failover"]] == [
+        (bank_a.code, bank_b.code, "rate_limited")]
+    assert _at_the_bank(simulator_server, bank_a, "trades", stored.pk) is None
+    assert _at_the_bank(simulator_server, bank_b, "trades", stored.pk)["trade_state"] == "NOTPAY"
+
+    # The payer scans Bank B's code; Bank B's notice comes to Bank B's callback URL and settles the order.
+    code = parse_qs(urlsplit(order["pay_params"]["code_url"]).query)["code"][0]
+    shop.sim("bank", "/_payer/pay", code=code)
+    shop.sim("bank", "/_control/flush")
+    paid = shop.wait_for(lambda: Order.objects.filter(pk=stored.pk, state="succeeded").first(), message="paid")
+    assert ChannelCallback.objects.filter(account=bank_b, outcome=CallbackOutcome.APPLIED).count() == 1
+    assert not ChannelCallback.objects.filter(account=bank_a).exists()
+
+    status, body = refund(shop, paid, "FOR00001", 4_000)
+    assert status == 201, body
+    assert _at_the_bank(simulator_server, bank_b, "refunds", body["id"])["refund_amount"] == 4_000
+    assert _at_the_bank(simulator_server, bank_a, "refunds", body["id"]) is None
+
+
+def test_the_trade_page_says_the_order_failed_over_and_keeps_the_refused_call(shop, bank_b, client, agent):
+    bank_a = shop.accounts["bank"]
+    _rate_limited(shop, bank_a)
+    status, _, order = _create(shop, "FO000002")
+    assert status == 201, order
+
+    html = client.get(reverse("trades:detail", args=[order["id"]])).content.decode()
+
+    said = f"Failed over from {bank_a.code} to {bank_b.code}: rate_limited"
+    assert said in html
+    assert html.index("Channel call: create → error") < html.index(said) < html.index("Channel call: create → pending")
+    assert f'from <span class="mono">{bank_a.code}</span> to <span class="mono">{bank_b.code}</span>: rate_limited' \
+        in html  # the routing card
+
+
+def test_it_moves_an_alipay_order_refused_with_a_retryable_sub_code_to_the_bank(shop, bank_b, simulator_server):
+    shop.sim("alipay", "/_control/faults", fault="business_error", code="ACQ.REQUEST_TOO_FAST",
+             message="请求过于频繁", match={"contains": "alipay.trade.precreate"})
+
+    status, _, order = _create(shop, "FO000003", product="alipay.qr")
+
+    assert status == 201 and order["state"] == "pending", order
+    stored = Order.objects.get(pk=order["id"])
+    assert stored.channel_account_id == bank_b.pk and stored.channel_cost == 30
+    assert _creates(stored.pk) == [("error", "ACQ.REQUEST_TOO_FAST"), ("pending", "")]
+    assert _at_the_bank(simulator_server, bank_b, "trades", stored.pk)["pay_channel"] == "ALIPAY"
+
+
+def test_it_closes_a_failed_over_order_at_the_account_that_holds_it(shop, bank_b, simulator_server):
+    _rate_limited(shop, shop.accounts["bank"])
+    status, _, order = _create(shop, "FO000004")
+    assert status == 201, order
+
+    status, _, closed = shop.client.request("POST", "/api/v1/orders/FO000004/close")
+
+    assert status == 200 and closed["state"] == "closed", closed
+    assert _at_the_bank(simulator_server, bank_b, "trades", order["id"])["trade_state"] == "CLOSED"
+
+
+def test_a_payment_code_refused_retryably_fails_without_failing_over(shop, bank_b, simulator_server):
+    _rate_limited(shop, shop.accounts["bank"])
+
+    status, _, answer = _create(shop, "FO000005", product="unionpay.barcode", auth_code=UNIONPAY_PAID_AT_ONCE)
+
+    assert status == 502 and answer["error"]["code"] == "channel_error", answer
+    stored = Order.objects.get(merchant=shop.merchant, out_trade_no="FO000005")
+    assert stored.state == "failed" and stored.channel_account_id == shop.accounts["bank"].pk
+    assert _creates(stored.pk) == [("error", "rate_limited")]
+    assert _at_the_bank(simulator_server, bank_b, "trades", stored.pk) is None
+
+
+def test_a_jsapi_payer_id_of_one_app_is_not_sent_to_a_contract_of_another_app(shop, bank_b):
+    # The WeChat Pay contract has no sub_appid: the payer's openid is of the provider's app there (A.7), which Bank
+    # B's contract (the merchant's own app) cannot use — the refusal stands, as with no other candidate.
+    shop.sim("wechatpay", "/_control/faults", fault="business_error", code="FREQUENCY_LIMITED", status=429,
+             match={"path": "transactions/jsapi"})
+
+    status, _, answer = _create(shop, "FO000012", product="wechat.jsapi",
+                                payer={"openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"})
+
+    assert status == 502 and answer["error"]["channel_code"] == "FREQUENCY_LIMITED", answer
+    stored = Order.objects.get(merchant=shop.merchant, out_trade_no="FO000012")
+    assert stored.state == "failed" and stored.channel_account_id == shop.accounts["wechatpay"].pk
+    assert _creates(stored.pk) == [("error", "FREQUENCY_LIMITED")]
+    assert any(c["account"] == bank_b.code and c["eligible"] for c in stored.routing["candidates"])
+
+
+def test_a_permanent_refusal_fails_the_order_without_failing_over(shop, bank_b, simulator_server):
+    _bank_fault(shop, shop.accounts["bank"], "business_error", code="MCH_LIMITED", message="merchant limited")
+
+    status, _, answer = _create(shop, "FO000006")
+
+    assert status == 502 and answer["error"]["channel_code"] == "MCH_LIMITED", answer
+    stored = Order.objects.get(merchant=shop.merchant, out_trade_no="FO000006")
+    assert stored.state == "failed" and stored.channel_account_id == shop.accounts["bank"].pk
+    assert _creates(stored.pk) == [("error", "MCH_LIMITED")]
+    assert _at_the_bank(simulator_server, bank_b, "trades", stored.pk) is None
+
+
+def test_a_timeout_leaves_the_order_pending_on_its_account_without_failing_over(shop, bank_b, short_timeout,
+                                                                                simulator_server):
+    _bank_fault(shop, shop.accounts["bank"], "latency", seconds=SLOW)
+
+    status, _, order = _create(shop, "FO000007")
+
+    assert status == 201 and order["state"] == "pending", order
+    stored = Order.objects.get(pk=order["id"])
+    assert stored.sync_state == "unknown" and stored.channel_account_id == shop.accounts["bank"].pk
+    assert stored.routing["layer"] == "priority" and "failover" not in stored.routing
+    assert _creates(stored.pk) == [("unknown", "channel_unknown")]
+    assert _at_the_bank(simulator_server, bank_b, "trades", stored.pk) is None
+
+
+def test_a_timeout_at_the_next_account_leaves_the_order_pending_and_unknown_there(shop, bank_b, short_timeout):
+    _rate_limited(shop, shop.accounts["bank"])
+    _bank_fault(shop, bank_b, "latency", seconds=SLOW)
+
+    status, _, order = _create(shop, "FO000008")
+
+    assert status == 201 and order["state"] == "pending", order
+    stored = Order.objects.get(pk=order["id"])
+    assert stored.sync_state == "unknown" and stored.next_query_at is not None
+    assert stored.channel_account_id == bank_b.pk  # its queries go where the trade may be
+    assert _creates(stored.pk) == [("error", "rate_limited"), ("unknown", "channel_unknown")]
+
+
+def test_a_permanent_refusal_at_the_next_account_fails_the_order_with_it(shop, bank_b):
+    _rate_limited(shop, shop.accounts["bank"])
+    _bank_fault(shop, bank_b, "business_error", code="MCH_LIMITED", message="merchant limited")
+
+    status, _, answer = _create(shop, "FO000009")
+
+    assert status == 502 and answer["error"]["channel_code"] == "MCH_LIMITED", answer
+    stored = Order.objects.get(merchant=shop.merchant, out_trade_no="FO000009")
+    assert stored.state == "failed" and stored.failure_code == "MCH_LIMITED"
+    assert _creates(stored.pk) == [("error", "rate_limited"), ("error", "MCH_LIMITED")]
+
+
+def test_when_every_account_refuses_retryably_the_order_fails_with_the_last_refusal(shop, bank_b):
+    _rate_limited(shop, shop.accounts["bank"])
+    _bank_fault(shop, bank_b, "business_error", code="RATE_LIMITED", message="too many requests")  # signed, 200
+
+    status, _, answer = _create(shop, "FO000010")
+
+    assert status == 502 and answer["error"]["channel_code"] == "RATE_LIMITED", answer
+    stored = Order.objects.get(merchant=shop.merchant, out_trade_no="FO000010")
+    assert stored.state == "failed" and stored.failure_code == "RATE_LIMITED"
+    assert stored.channel_account_id == bank_b.pk
+    assert _creates(stored.pk) == [("error", "rate_limited"), ("error", "RATE_LIMITED")]
+
+
+def test_with_no_other_candidate_a_retryable_refusal_is_502_as_before(shop):
+    _rate_limited(shop, shop.accounts["bank"])
+
+    status, _, answer = _create(shop, "FO000011")
+
+    assert status == 502 and answer["error"]["code"] == "channel_error", answer
+    assert answer["error"]["channel_code"] == "rate_limited", answer
+    stored = Order.objects.get(merchant=shop.merchant, out_trade_no="FO000011")
+    assert stored.state == "failed" and stored.routing["layer"] == "priority"
+    assert _creates(stored.pk) == [("error", "rate_limited")]
