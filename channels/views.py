@@ -18,6 +18,7 @@ from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.utils.text import capfirst
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
@@ -53,6 +54,7 @@ from channels.services.callback_handling import HANDLE_PERM, NOTE_MAX_LENGTH, ca
 from channels.services.config import config_display, config_fields, kind_available
 from channels.services.history import UNSET
 from channels.services.products import account_products, channel_product_set
+from channels.services.volume import account_products_paid, local_day
 
 HISTORY_PAGE_SIZE = 50
 UNPROCESSED_PAGE_SIZE = 25
@@ -88,7 +90,19 @@ def _current_evaluation(account: ChannelAccount) -> InterfaceEvaluation | None:
     return account.evaluations.order_by("-created_at", "-id").first()
 
 
+def _paid_today(paid: int, cap: int | None) -> dict:
+    """What the product collected today against its daily cap, as the page shows it: routing stops choosing the
+    account once the next payment would pass the cap (channels.routing ``_hold_daily_caps``). Orders in flight may
+    take it past 100%: only collected money counts."""
+    shown = {"paid": format_yuan(paid), "paid_fen": paid, "cap_fen": cap}
+    if cap:
+        shown["percent"] = paid * 100 // cap  # floored: 100% only once the cap is reached
+    return shown
+
+
 def _product_rows(account: ChannelAccount) -> list[dict]:
+    # Today's collected amounts for all the account's products in one query, whatever their number.
+    paid = account_products_paid(account_id=account.pk, day=local_day(timezone.now()))
     return [{
         "product": row,
         "cost": percent(row.cost_rate),
@@ -96,6 +110,7 @@ def _product_rows(account: ChannelAccount) -> list[dict]:
         "min": format_yuan(row.min_amount),
         "max": format_yuan(row.max_amount),
         "cap": format_yuan(row.daily_cap) if row.daily_cap is not None else "no cap",
+        "today": _paid_today(paid.get(row.product, 0), row.daily_cap),
         # Values for the inline rate form: percent and plain yuan, as ProductForm parses them.
         "inputs": {
             "cost_rate": format(rate_to_percent(row.cost_rate), "f"),
@@ -234,6 +249,8 @@ def account_detail(request, code: str):
         "add_form": ProductForm(products=missing) if missing else None,
         "reason_form": ReasonForm(),
         "evaluation": _current_evaluation(account),
+        # Why the Enable button is not offered (no live interface evaluation, design §1); "" when it may be.
+        "enable_refusal": account_services.enable_refusal(account),
         "page": history,
         "history": _history_rows(history),
         "can_change": request.user.has_perm("channels.change_channelaccount"),
@@ -415,6 +432,10 @@ def _evaluation_page(request, account, evaluation, *, form=None, reason_form=Non
         "can_restart": (evaluation.state == EvaluationState.REJECTED
                         and request.user.has_perm("channels.add_interfaceevaluation")
                         and evaluation == _current_evaluation(account)),
+        # Going live does not enable the account (interface_evaluation_go_live): the page offers it as next step.
+        "can_enable": (evaluation.state == EvaluationState.LIVE and not account.enabled
+                       and request.user.has_perm("channels.change_channelaccount")
+                       and not account_services.enable_refusal(account)),
     }, status=status)
 
 

@@ -2,6 +2,11 @@
 
 Issue 3 "Channel configuration". Every change writes a ``ChannelConfigChange`` and an audit row in the same
 transaction (design §5 rule 9); secrets appear in neither (their diff entry is "(changed)").
+
+An account takes traffic only after its interface evaluation went live (design §1 "before a channel is connected
+its interface is evaluated"; issue 3 "Interface evaluation"): enabling is refused until then (``enable_refusal``).
+There is no override: the way to enable is to finish the evaluation, which the same operations staff can do in a
+few audited steps, and an emergency switch goes to an account that is already live. Disabling is never blocked.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from django.core.validators import URLValidator, validate_slug
 from django.db import IntegrityError, transaction
 
 from aggpay.errors import InvalidRequest, InvalidState, NotFound
-from channels.models import DEFAULT_MODE, ChannelAccount, ChannelMode
+from channels.models import DEFAULT_MODE, ChannelAccount, ChannelMode, EvaluationState
 from channels.services.config import build_config, config_as_dict, config_fields, is_blank, kind_adapter
 from channels.services.history import UNSET, diff, record_change
 
@@ -55,6 +60,35 @@ def _snapshot(account: ChannelAccount) -> dict:
     return data
 
 
+# Where ops finish an evaluation, and what is left to do from each state of it (issue 3's state machine).
+_EVALUATION_PLACE = "Interface evaluation, on the account's page"
+_STILL_TO_DO = {
+    EvaluationState.EVALUATING: ("is still evaluating; finish its checklist, approve it, integrate and take it "
+                                 "live first"),
+    EvaluationState.APPROVED: "is approved; start integrating and take it live first",
+    EvaluationState.INTEGRATING: "is integrating; take it live first",
+    EvaluationState.REJECTED: "was rejected; start a new one and take it live first",
+}
+
+
+def enable_refusal(account: ChannelAccount) -> str:
+    """Why the account may not be enabled yet, as a sentence saying what to do; "" once it may.
+
+    The account's newest evaluation decides, as the pages show it (design §1, issue 3): it must be live. A live
+    evaluation is final and, being open, blocks a new one (``interface_evaluation_start``), so an account enabled
+    by this rule keeps a live newest evaluation. Accounts enabled before the rule existed may have none or a
+    rejected one: they stay enabled — turning traffic off is a deliberate ops decision, never a side effect — and
+    the account page warns that they take traffic without a live evaluation.
+    """
+    evaluation = account.evaluations.order_by("-created_at", "-id").first()
+    if evaluation is None:
+        return (f"channel account {account.code} has no interface evaluation; start one and take it live first "
+                f"({_EVALUATION_PLACE})")
+    if evaluation.state == EvaluationState.LIVE:
+        return ""
+    return f"the interface evaluation of {account.code} {_STILL_TO_DO[evaluation.state]} ({_EVALUATION_PLACE})"
+
+
 def channel_account_create(
     *,
     actor,
@@ -68,7 +102,15 @@ def channel_account_create(
     notes: str = "",
     reason: str = "",
 ) -> ChannelAccount:
-    """Create an account. ``config`` must build the kind's typed config; errors name ``config.<field>``."""
+    """Create an account. ``config`` must build the kind's typed config; errors name ``config.<field>``.
+
+    Always created disabled: a new account has no interface evaluation, and an account takes traffic only once
+    its evaluation is live (``enable_refusal``), so ``enabled=True`` is refused before anything is written.
+    """
+    if enabled:
+        raise InvalidState(
+            f"a new channel account has no interface evaluation; create {code} disabled, take its interface "
+            f"evaluation live ({_EVALUATION_PLACE}), then enable it", param="enabled")
     kind_adapter(kind)
     mode = mode or DEFAULT_MODE[kind]
     _check_common(code=code, name=name, base_url=base_url, mode=mode, notes=notes)
@@ -158,6 +200,11 @@ def _set_enabled(*, account_id: int, actor, reason: str, enabled: bool) -> Chann
         if enabled:
             # An account that cannot build its adapter would fail every trade routed to it.
             account.typed_config  # noqa: B018 - raises ChannelConfigInvalid
+            # Read under the account's lock: starting an evaluation takes it too, so the newest evaluation cannot
+            # be replaced meanwhile, and one that is live stays live (its last state).
+            refusal = enable_refusal(account)
+            if refusal:
+                raise InvalidState(refusal, param="account_id")
         account.enabled = enabled
         account.save(update_fields=["enabled", "updated_at"])
         record_change(actor=actor, account=account, target=account, target_type="account",

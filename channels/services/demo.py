@@ -6,6 +6,10 @@ accounts, so routing and switching are real). Credentials come from each simulat
 server, so provisioning talks to a temporary simulator thread on a free port; it shares the state file with the
 in-process mount (``AGGPAY_SIMULATOR_STATE``), which therefore knows the same accounts afterwards.
 
+Each new account is enabled the way ops would do it: created disabled, its interface evaluation filled in and
+taken live through the services, then enabled (an account takes traffic only once its evaluation is live, design
+§1; channels.services.accounts.enable_refusal).
+
 Idempotent: an account whose code exists is left alone (ops may have edited it), missing products are added.
 """
 
@@ -20,7 +24,7 @@ from django.conf import settings
 from django.urls import reverse
 
 from channels.models import ChannelAccount, ChannelConfigInvalid
-from channels.services.accounts import channel_account_create
+from channels.services.accounts import channel_account_create, channel_account_enable
 from channels.services.config import kind_adapter
 from channels.services.evaluations import (
     interface_evaluation_approve,
@@ -196,7 +200,7 @@ def demo_channel_accounts_seed(*, simulator_root: str | None = None) -> SeedRepo
                 config = _rebase(provision(root, name=spec.name, **extra), root.rstrip("/"), served)
                 _demo_reviews(root, spec.kind, config)
                 channel_account_create(
-                    actor=ACTOR, kind=spec.kind, code=spec.code, name=spec.name, config=config, enabled=True,
+                    actor=ACTOR, kind=spec.kind, code=spec.code, name=spec.name, config=config,
                     base_url=served + "/" + spec.kind, notes=spec.notes, reason="demo seed",
                 )
                 report.created.append(spec.code)
@@ -217,8 +221,11 @@ def demo_channel_accounts_seed(*, simulator_root: str | None = None) -> SeedRepo
                                 **_product_terms(spec, product))
             report.products_added += 1
         if not account.evaluations.exists():
-            _seed_evaluation(account, live=spec.code != "bank-b")
+            _seed_evaluation(account)
             report.evaluations_added += 1
+        if spec.code in report.created:  # only the seed's own new accounts: ops may have disabled an existing one
+            channel_account_enable(account_id=account.pk, actor=ACTOR,
+                                   reason="demo seed: interface evaluation live, products and rates set")
     return report
 
 
@@ -266,17 +273,29 @@ _FINDINGS = {
 }
 
 
-def _seed_evaluation(account: ChannelAccount, *, live: bool) -> None:
-    """A finished evaluation for accounts already in use, a half-done one for Bank B (for the demo to complete)."""
-    findings = _FINDINGS.get(account.kind, {})
+# What differs between the two banks' contracts (DEMO_ACCOUNTS' rates and caps).
+_FINDINGS_OF_ACCOUNT = {
+    "bank-a": {
+        "limits": ("50,000 yuan per transaction; 1,000,000 yuan a day per product.", 4),
+        "fees": ("0.20% offline and UnionPay QR, 0.30% online; no rebate. Our cheapest offline.", 5),
+    },
+    "bank-b": {
+        "limits": ("20,000 yuan per transaction; 500,000 yuan a day per product: a second route only.", 3),
+        "fees": ("0.23% offline, 0.28% online, 0.25% UnionPay QR; no rebate. Cheaper than Bank A online.", 4),
+    },
+}
+
+
+def _seed_evaluation(account: ChannelAccount) -> None:
+    """A finished evaluation, every item answered, taken live through the services as ops would: the demo's
+    accounts are in use, and an account takes traffic only once its evaluation is live (design §1)."""
+    findings = {**_FINDINGS.get(account.kind, {}), **_FINDINGS_OF_ACCOUNT.get(account.code, {})}
     evaluation = interface_evaluation_start(account_id=account.pk, actor=ACTOR, reason="demo seed")
-    items = list(findings.items()) if live else list(findings.items())[:6]
-    checklist = {key: {"finding": finding, "score": score} for key, (finding, score) in items}
+    checklist = {key: {"finding": finding, "score": score} for key, (finding, score) in findings.items()}
     interface_evaluation_save(evaluation_id=evaluation.pk, actor=ACTOR, checklist=checklist)
-    if live:
-        interface_evaluation_approve(evaluation_id=evaluation.pk, actor=ACTOR, reason="meets our requirements")
-        interface_evaluation_start_integrating(evaluation_id=evaluation.pk, actor=ACTOR, reason="demo seed")
-        interface_evaluation_go_live(evaluation_id=evaluation.pk, actor=ACTOR, reason="joint tests passed")
+    interface_evaluation_approve(evaluation_id=evaluation.pk, actor=ACTOR, reason="meets our requirements")
+    interface_evaluation_start_integrating(evaluation_id=evaluation.pk, actor=ACTOR, reason="demo seed")
+    interface_evaluation_go_live(evaluation_id=evaluation.pk, actor=ACTOR, reason="joint tests passed")
 
 
 # The demo merchant's rates per product family: above every demo account's cost (design §1: offline ~0.38%).

@@ -2,6 +2,7 @@
 
 Issue 3 "Interface evaluation": ``evaluating → approved | rejected``, ``approved → integrating → live``. Transitions
 lock the row and re-check with ``can_proceed`` (style.md §6) so two reviewers clicking at once give one verdict.
+An account may be enabled only while its newest evaluation is live (``accounts.enable_refusal``).
 """
 
 from __future__ import annotations
@@ -157,4 +158,13 @@ def interface_evaluation_start_integrating(*, evaluation_id: int, actor, reason:
 
 
 def interface_evaluation_go_live(*, evaluation_id: int, actor, reason: str = "") -> InterfaceEvaluation:
+    """The integration is in production: from now on the account may be enabled (``channel_account_enable``
+    refuses until then, design §1).
+
+    Going live does not enable the account itself. Enabling sends real money through it, which ops do deliberately
+    — once products, rates and contracts are in place, at a time they choose — as its own audited change with its
+    own reason; the evaluation's page offers "Enable the account" as the next step. Nor does a later change of the
+    account touch its evaluation: disabling it (an incident, a channel outage) keeps the evaluation live, so it
+    can be enabled again.
+    """
     return _transition(evaluation_id=evaluation_id, actor=actor, name="go_live", reason=reason)

@@ -193,9 +193,10 @@ def test_a_stored_config_that_does_not_fit_the_adapter_gives_a_clear_error():
     assert "WechatPayConfig" in exc.value.message
 
 
-def test_enable_and_disable_need_a_reason_and_keep_history():
+def test_enable_and_disable_need_a_reason_and_keep_history(evaluate):
     account = _create()
     assert account.enabled is False
+    evaluate(account)  # an account takes traffic only once its evaluation is live (design §1)
 
     with pytest.raises(InvalidRequest):
         channel_account_enable(account_id=account.pk, actor="test", reason="")
@@ -204,13 +205,15 @@ def test_enable_and_disable_need_a_reason_and_keep_history():
 
     account.refresh_from_db()
     assert account.enabled is False
-    actions = list(account.changes.order_by("id").values_list("action", "reason"))
+    actions = list(account.changes.filter(target_type="account").order_by("id").values_list("action", "reason"))
     assert actions[1:] == [("account.enabled", "evaluation live"), ("account.disabled", "channel outage")]
     assert AuditLog.objects.filter(action="channels.account.disabled", reason="channel outage").exists()
 
 
-def test_enabling_an_enabled_account_is_an_invalid_state():
-    account = _create(enabled=True)
+def test_enabling_an_enabled_account_is_an_invalid_state(evaluate):
+    account = _create()
+    evaluate(account)
+    channel_account_enable(account_id=account.pk, actor="test", reason="live")
 
     with pytest.raises(InvalidState):
         channel_account_enable(account_id=account.pk, actor="test", reason="again")

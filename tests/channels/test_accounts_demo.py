@@ -89,15 +89,20 @@ def test_the_seed_is_idempotent_and_leaves_edited_accounts_alone(simulator_serve
 
 
 @needs_all_simulators
-def test_the_seed_leaves_bank_b_under_evaluation_for_the_demo_to_complete(simulator_server, settings):
+def test_the_seed_takes_each_accounts_evaluation_live_before_enabling_it(simulator_server, settings):
+    # An account takes traffic only once its interface evaluation is live (design §1): the seed does what ops do.
     settings.AGGPAY_SIMULATOR_BASE_URL = simulator_server.base_url
     demo_channel_accounts_seed(simulator_root=simulator_server.base_url)
 
-    states = {a.code: a.evaluations.get().state for a in ChannelAccount.objects.all()}
-
-    assert states == {"wechatpay-isv": EvaluationState.LIVE, "alipay-isv": EvaluationState.LIVE,
-                      "bank-a": EvaluationState.LIVE, "bank-b": EvaluationState.EVALUATING}
-    assert ChannelAccount.objects.get(code="bank-b").evaluations.get().missing_items()
+    for account in ChannelAccount.objects.all():
+        evaluation = account.evaluations.get()
+        assert evaluation.state == EvaluationState.LIVE and account.enabled, account.code
+        assert evaluation.missing_items() == [] and evaluation.overall_score >= 3
+        steps = list(account.changes.order_by("id").values_list("action", flat=True))
+        assert steps.index("evaluation.live") < steps.index("account.enabled"), account.code
+        assert account.changes.get(action="account.created").changes["enabled"] == {"old": None, "new": False}
+    bank_b = ChannelAccount.objects.get(code="bank-b").evaluations.get()
+    assert "20,000 yuan per transaction" in bank_b.item("limits")["finding"]
 
 
 @needs_all_simulators

@@ -187,7 +187,8 @@ def test_a_rate_edit_without_reason_or_out_of_range_is_refused_on_the_field(ops,
     assert not ChannelConfigChange.objects.filter(action="product.updated").exists()
 
 
-def test_disable_and_enable_buttons_post_through_the_services(ops, wechat_account):
+def test_disable_and_enable_buttons_post_through_the_services(ops, wechat_account, evaluate):
+    evaluate(wechat_account)
     ops.post(reverse("channels:account_enable", args=["wx-isv"]), {"reason": "evaluation done"})
     assert ChannelAccount.objects.get(code="wx-isv").enabled is True
 
@@ -268,19 +269,23 @@ def test_an_anonymous_visitor_is_sent_to_the_login_page(client):
 
 @needs_all_simulators
 def test_a_new_ops_user_tries_the_demo(ops, admin_client, simulator_server, settings):
-    """Issue 3: sees the four accounts, their products and rates, edits a rate (history kept), completes an
-    interface evaluation, and cannot read any stored secret back — in any page or admin page."""
+    """Issue 3: sees the four accounts, their products and rates and their live evaluations, edits a rate
+    (history kept), completes the interface evaluation of an account added after them and enables it, and cannot
+    read any stored secret back — in any page or admin page."""
     settings.AGGPAY_SIMULATOR_BASE_URL = simulator_server.base_url
     demo_channel_accounts_seed(simulator_root=simulator_server.base_url)
-    accounts = list(ChannelAccount.objects.all())
+    demo_accounts = list(ChannelAccount.objects.all())
+    bank_c = channel_account_create(actor="test", kind="bank", code="bank-c", name="Bank C",
+                                    base_url=f"{simulator_server.base_url}/bank", config=channel_config("bank"))
+    accounts = [*demo_accounts, bank_c]
     pages = []
 
     listing = ops.get(reverse("channels:account_list"))
     pages.append(listing)
-    for name in ("WeChat Pay ISV", "Alipay ISV", "Bank A", "Bank B"):
+    for name in ("WeChat Pay ISV", "Alipay ISV", "Bank A", "Bank B", "Bank C"):
         assert name in listing.content.decode()
 
-    for account in accounts:
+    for account in demo_accounts:
         detail = ops.get(reverse("channels:account_detail", args=[account.code]))
         pages += [detail, ops.get(reverse("channels:account_edit", args=[account.code]))]
         assert account.products.count() >= 5
@@ -297,18 +302,25 @@ def test_a_new_ops_user_tries_the_demo(ops, admin_client, simulator_server, sett
     pages.append(history)
     assert "Bank B matches Bank A" in history.content.decode()
 
-    evaluation = InterfaceEvaluation.objects.get(account__code="bank-b")
-    url = reverse("channels:evaluation_detail", args=["bank-b", evaluation.pk])
-    pages.append(ops.get(url))
-    form = {f"{item['key']}_finding": item["finding"] or f"checked {item['key']}" for item in evaluation.items()}
-    form.update({f"{item['key']}_score": str(item["score"] if item["score"] is not None else 3)
-                 for item in evaluation.items()})
+    seeded = InterfaceEvaluation.objects.get(account__code="bank-b")
+    live = ops.get(reverse("channels:evaluation_detail", args=["bank-b", seeded.pk]))
+    pages.append(live)
+    assert seeded.state == EvaluationState.LIVE and "20,000 yuan per transaction" in live.content.decode()
+
+    assert "Cannot be enabled yet" in ops.get(reverse("channels:account_detail", args=["bank-c"])).content.decode()
+    ops.post(reverse("channels:evaluation_start", args=["bank-c"]))
+    evaluation = InterfaceEvaluation.objects.get(account=bank_c)
+    url = reverse("channels:evaluation_detail", args=["bank-c", evaluation.pk])
+    form = {f"{key}_finding": f"checked {key}" for key in CHECKLIST_KEYS}
+    form.update({f"{key}_score": "3" for key in CHECKLIST_KEYS})
     ops.post(url, form)
-    ops.post(reverse("channels:evaluation_transition", args=["bank-b", evaluation.pk, "approve"]),
-             {"reason": "Bank B is fit"})
+    for action, reason in (("approve", "Bank C is fit"), ("start_integrating", ""), ("go_live", "joint tests ok")):
+        ops.post(reverse("channels:evaluation_transition", args=["bank-c", evaluation.pk, action]), {"reason": reason})
     evaluation.refresh_from_db()
-    assert evaluation.state == EvaluationState.APPROVED
+    assert evaluation.state == EvaluationState.LIVE
     pages.append(ops.get(url))
+    ops.post(reverse("channels:account_enable", args=["bank-c"]), {"reason": "Bank C evaluated"})
+    assert ChannelAccount.objects.get(code="bank-c").enabled is True
 
     for model in ("channelaccount", "channelproduct", "interfaceevaluation", "channelconfigchange"):
         pages.append(admin_client.get(reverse(f"admin:channels_{model}_changelist")))
@@ -358,7 +370,8 @@ def test_an_admin_product_rate_of_one_is_refused_on_the_field(admin_client, wech
     assert str(row.cost_rate) == "0.003800"
 
 
-def test_the_admin_enable_action_asks_for_a_reason_then_calls_the_service(admin_client, wechat_account):
+def test_the_admin_enable_action_asks_for_a_reason_then_calls_the_service(admin_client, wechat_account, evaluate):
+    evaluate(wechat_account)
     url = reverse("admin:channels_channelaccount_changelist")
     selection = {"action": "enable_accounts", "_selected_action": [wechat_account.pk]}
 

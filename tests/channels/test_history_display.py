@@ -24,7 +24,8 @@ def test_the_product_history_shows_field_labels_and_yes_no(ops, wechat_account):
     assert "True" not in html.split('class="table audit history"')[1]
 
 
-def test_the_account_history_labels_config_keys_and_keeps_secrets_hidden(ops, wechat_account):  # noqa: F811
+def test_the_account_history_labels_config_keys_and_keeps_secrets_hidden(ops, wechat_account, evaluate):  # noqa: F811
+    evaluate(wechat_account)
     channel_account_update(account_id=wechat_account.pk, actor="test", reason="rotate", name="WeChat ISV (new)",
                            config={"apiv3_key": "b" * 32})
     channel_account_enable(account_id=wechat_account.pk, actor="test", reason="go live")
