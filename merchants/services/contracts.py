@@ -283,6 +283,17 @@ def _send(contract_id: int, *, submission: int, actor) -> Contract:
     from merchants.services.channel_application import build_channel_application, upload_documents
 
     contract = Contract.objects.select_related("channel_account", "merchant").get(pk=contract_id)
+    # Checked again here, on what is sent: a document uploaded since ``contract_resubmit`` checked them — while this
+    # contract was already submitted, so ``document_add`` no longer counted it as waiting — or since a submission
+    # that is sent again (``_resend_record``) would otherwise reach the channel's media upload and come back as
+    # another rejection (A.13). Not sent; the contract is rejected naming the document, for the clerk to replace.
+    unfit = _document_the_channel_cannot_take(contract)
+    if unfit is not None:
+        doc_type, refusal = unfit
+        result = OnboardingResult(state=OnboardingState.REJECTED, message=f"not sent: {refusal}",
+                                  rejections=[{"field": doc_type, "reason": f"not sent: {refusal}, then resubmit"}])
+        return contract_apply_result(contract_id=contract_id, result=result, source="system", submitting=True,
+                                     actor=actor, submission=submission)
     adapter = contract.channel_account.adapter()
     try:
         media = upload_documents(contract=contract, adapter=adapter)
@@ -379,20 +390,26 @@ def contract_resubmit(*, contract_id: int, actor) -> Contract:
     contract = Contract.objects.select_related("channel_account", "merchant").get(pk=contract_id)
     if contract.state != ContractState.REJECTED:
         raise InvalidState(f"the contract is {contract.state}; only rejected contracts are resubmitted")
-    _refuse_documents_the_channel_cannot_take(contract)
+    unfit = _document_the_channel_cannot_take(contract)
+    if unfit is not None:
+        doc_type, refusal = unfit
+        raise InvalidRequest(f"{refusal}, then resubmit", param=f"documents.{doc_type}")
     return contract_submit(contract_id=contract_id, actor=actor, resubmission=True)
 
 
-def _refuse_documents_the_channel_cannot_take(contract: Contract) -> None:
+def _document_the_channel_cannot_take(contract: Contract) -> tuple[str, str] | None:
+    """(doc_type, ``channel_refusal``'s sentence) for the first latest document the contract's channel cannot take,
+    or None."""
     account = contract.channel_account
     accepted = account.adapter_class.accepted_documents
     if accepted is None:  # a channel that takes every document we store
-        return
+        return None
     for doc_type, document in sorted(latest_documents(contract.merchant).items()):
         refusal = channel_refusal(doc_type=doc_type, content_type=document.content_type, size=document.size,
                                   channels={account.name: accepted})
         if refusal is not None:
-            raise InvalidRequest(f"{refusal}, then resubmit", param=f"documents.{doc_type}")
+            return doc_type, refusal
+    return None
 
 
 def contract_poll(*, contract_id: int) -> Contract:

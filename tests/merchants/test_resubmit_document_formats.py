@@ -21,7 +21,7 @@ from channels.simulators import bank as bank_sim
 from channels.simulators import wechatpay as wechat_sim
 from channels.simulators.wechatpay_merchant import NS_MEDIA
 from merchants.models import ContractEvent, ContractState, Document
-from merchants.services.contracts import contract_poll, contract_resubmit
+from merchants.services.contracts import _send, _submission_record, contract_poll, contract_resubmit
 from merchants.services.onboarding import document_add, resubmission_warning
 from tests.merchants.conftest import offer
 from tests.merchants.records import pdf_bytes, png, png_bytes
@@ -130,6 +130,26 @@ def test_it_resubmits_a_pdf_licence_to_the_bank_when_only_the_bank_rejected(at_t
     assert document.sha256 in bank.media_ids  # the bank's file upload (§9.1) took the PDF
     wechat.refresh_from_db()
     assert wechat.state in (ContractState.SUBMITTED, ContractState.AUDITING)
+
+
+def test_it_sends_no_pdf_uploaded_while_a_resubmission_to_wechat_pay_is_under_way(
+        at_the_simulators, submitted, clerk_wang):
+    """Clerk A resubmits to WeChat Pay while clerk B uploads a PDF licence for the bank (both rejected it).
+    ``contract_resubmit`` checks, records the submission, then sends the latest documents with no lock held: the
+    PDF uploaded in between was stored without a word (WeChat Pay's contract was no longer rejected) and went to
+    WeChat Pay, back as another rejection. Interleaved at the service's own steps, as the two clerks run."""
+    wechat, bank = submitted["wechatpay"], submitted["bank"]
+    reject_at(at_the_simulators["root"], wechat)
+    reject_at(at_the_simulators["root"], bank)
+    submission = _submission_record(wechat.pk, actor=clerk_wang, resubmission=True)  # A's check passed
+    document_add(merchant_id=bank.merchant_id, actor=clerk_wang, doc_type="licence", uploaded_file=pdf_licence())
+    media = media_uploaded_to(at_the_simulators)
+
+    wechat = _send(wechat.pk, submission=submission, actor=clerk_wang)  # A's send
+
+    assert media_uploaded_to(at_the_simulators) == media
+    assert wechat.state == ContractState.REJECTED
+    assert wechat.rejection_reasons == [{"field": "licence", "reason": f"not sent: {PDF_FOR_WECHAT}, then resubmit"}]
 
 
 # --- document_add while contracts are rejected (no channel is called) -----------------------------------------
