@@ -17,6 +17,7 @@ from channels.simulators import wechatpay as wechat_sim
 from merchants.models import Contract, ContractRate
 from merchants.services.merchants import merchant_activate
 from tests.factories import MerchantAppFactory, MerchantFactory
+from tests.trades.failover_flow import bank_b  # noqa: F401 - a fixture of the failover tests
 
 PRODUCTS = {
     "wechatpay": ("wechat.native", "wechat.jsapi", "wechat.app", "wechat.h5", "wechat.barcode"),

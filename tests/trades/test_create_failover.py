@@ -9,19 +9,16 @@ End to end: signed merchant-API requests against the simulators, the refusals in
 
 from __future__ import annotations
 
-import time
 from decimal import Decimal
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import requests
 from django.urls import reverse
 
-from channels.models import CallbackOutcome, ChannelAccount, ChannelCallback, ChannelProduct
-from channels.simulators import bank as bank_sim
-from channels.simulators.bank_state import ns
-from merchants.models import Contract, ContractRate
-from tests.trades.bank_flow import UNIONPAY_PAID_AT_ONCE, bank_simulator, refund
+from channels.models import CallbackOutcome, ChannelCallback
+from merchants.models import Contract
+from tests.trades.bank_flow import UNIONPAY_PAID_AT_ONCE, refund
+from tests.trades.failover_flow import at_the_bank, bank_fault, create_order, rate_limited
 from trades.models import Order
 
 pytestmark = pytest.mark.usefixtures("quiet_channels")
@@ -31,45 +28,8 @@ SLOW = READ_TIMEOUT + 1.0  # the simulator answers after we gave up
 
 
 @pytest.fixture
-def bank_b(shop):
-    """Persona: Bank B, a second bank (its own org at the bank simulator) where Tea House is contracted too for
-    UnionPay QR and payment codes, Alipay QR and WeChat JSAPI (through the merchant's own WeChat app) — dearer than
-    Bank A, Alipay and WeChat Pay (cost 0.30% against their 0.20%, the merchant's rate 0.50% against 0.38%), so
-    routing prefers those and has Bank B next."""
-    stamp = str(time.time_ns())[-8:]
-    account = ChannelAccount.objects.create(code=f"bankb-{stamp}", kind="bank", name="Bank B",
-                                            base_url=f"{shop.root}/bank", enabled=True,
-                                            config=bank_sim.provision(shop.root, name=f"bankb{stamp}"))
-    sub = requests.post(f"{shop.root}/bank/_control/merchants",
-                        json={"org_no": account.config["org_no"], "name": "Tea House"}, timeout=10).json()
-    contract = Contract.objects.create(merchant=shop.merchant, channel_account=account, state="active",
-                                       business_code=f"B{account.code}", sub_mchid=sub["mch_no"],
-                                       sub_appid="wx5e1c0d2b7a9f3e11")
-    for product in ("unionpay.qr", "unionpay.barcode", "alipay.qr", "wechat.jsapi"):
-        ChannelProduct.objects.create(account=account, product=product, cost_rate=Decimal("0.0030"),
-                                      max_amount=5_000_000)
-        ContractRate.objects.create(contract=contract, product=product, rate=Decimal("0.0050"))
-    return account
-
-
-@pytest.fixture
 def short_timeout(settings):
     settings.AGGPAY_CHANNEL_READ_TIMEOUT = READ_TIMEOUT
-
-
-def _create(shop, out_trade_no: str, product: str = "unionpay.qr", amount: int = 10_000, **extra):
-    return shop.client.request("POST", "/api/v1/orders", json={
-        "out_trade_no": out_trade_no, "amount": amount, "product": product, "subject": "tea", **extra})
-
-
-def _bank_fault(shop, account, fault: str, **rule):
-    """A fault on the creates of this bank account only (its org_no is in every request body, bank.md §3)."""
-    shop.sim("bank", "/_control/faults", fault=fault,
-             match={"path": "^/api/pay/", "contains": f'"org_no":"{account.config["org_no"]}"'}, **rule)
-
-
-def _rate_limited(shop, account):
-    _bank_fault(shop, account, "business_error", code="RATE_LIMITED", status=429)  # HTTP 429: slow down
 
 
 def _creates(order_id: str) -> list[tuple[str, str]]:
@@ -77,16 +37,12 @@ def _creates(order_id: str) -> list[tuple[str, str]]:
                 .values_list("outcome", "channel_code"))
 
 
-def _at_the_bank(simulator_server, account, what: str, number: str) -> dict | None:
-    return bank_simulator(simulator_server).store.get(ns(what, account.config["org_no"]), number)
-
-
 def test_it_moves_an_order_the_preferred_bank_refuses_with_429_to_the_next_which_takes_payment_and_refund(
         shop, bank_b, simulator_server):
     bank_a = shop.accounts["bank"]
-    _rate_limited(shop, bank_a)
+    rate_limited(shop, bank_a)
 
-    status, _, order = _create(shop, "FO000001")
+    status, _, order = create_order(shop, "FO000001")
 
     assert status == 201 and order["state"] == "pending" and order["pay_params"]["code_url"], order
     stored = Order.objects.get(pk=order["id"])
@@ -100,8 +56,8 @@ def test_it_moves_an_order_the_preferred_bank_refuses_with_429_to_the_next_which
     assert stored.routing["layer"] == "failover" and stored.routing["chosen"] == bank_b.code
     assert [(h["from"], h["to"], h["code"]) for h in stored.routing["failover"]] == [
         (bank_a.code, bank_b.code, "rate_limited")]
-    assert _at_the_bank(simulator_server, bank_a, "trades", stored.pk) is None
-    assert _at_the_bank(simulator_server, bank_b, "trades", stored.pk)["trade_state"] == "NOTPAY"
+    assert at_the_bank(simulator_server, bank_a, "trades", stored.pk) is None
+    assert at_the_bank(simulator_server, bank_b, "trades", stored.pk)["trade_state"] == "NOTPAY"
 
     # The payer scans Bank B's code; Bank B's notice comes to Bank B's callback URL and settles the order.
     code = parse_qs(urlsplit(order["pay_params"]["code_url"]).query)["code"][0]
@@ -113,14 +69,14 @@ def test_it_moves_an_order_the_preferred_bank_refuses_with_429_to_the_next_which
 
     status, body = refund(shop, paid, "FOR00001", 4_000)
     assert status == 201, body
-    assert _at_the_bank(simulator_server, bank_b, "refunds", body["id"])["refund_amount"] == 4_000
-    assert _at_the_bank(simulator_server, bank_a, "refunds", body["id"]) is None
+    assert at_the_bank(simulator_server, bank_b, "refunds", body["id"])["refund_amount"] == 4_000
+    assert at_the_bank(simulator_server, bank_a, "refunds", body["id"]) is None
 
 
 def test_the_trade_page_says_the_order_failed_over_and_keeps_the_refused_call(shop, bank_b, client, agent):
     bank_a = shop.accounts["bank"]
-    _rate_limited(shop, bank_a)
-    status, _, order = _create(shop, "FO000002")
+    rate_limited(shop, bank_a)
+    status, _, order = create_order(shop, "FO000002")
     assert status == 201, order
 
     html = client.get(reverse("trades:detail", args=[order["id"]])).content.decode()
@@ -136,36 +92,36 @@ def test_it_moves_an_alipay_order_refused_with_a_retryable_sub_code_to_the_bank(
     shop.sim("alipay", "/_control/faults", fault="business_error", code="ACQ.REQUEST_TOO_FAST",
              message="请求过于频繁", match={"contains": "alipay.trade.precreate"})
 
-    status, _, order = _create(shop, "FO000003", product="alipay.qr")
+    status, _, order = create_order(shop, "FO000003", product="alipay.qr")
 
     assert status == 201 and order["state"] == "pending", order
     stored = Order.objects.get(pk=order["id"])
     assert stored.channel_account_id == bank_b.pk and stored.channel_cost == 30
     assert _creates(stored.pk) == [("error", "ACQ.REQUEST_TOO_FAST"), ("pending", "")]
-    assert _at_the_bank(simulator_server, bank_b, "trades", stored.pk)["pay_channel"] == "ALIPAY"
+    assert at_the_bank(simulator_server, bank_b, "trades", stored.pk)["pay_channel"] == "ALIPAY"
 
 
 def test_it_closes_a_failed_over_order_at_the_account_that_holds_it(shop, bank_b, simulator_server):
-    _rate_limited(shop, shop.accounts["bank"])
-    status, _, order = _create(shop, "FO000004")
+    rate_limited(shop, shop.accounts["bank"])
+    status, _, order = create_order(shop, "FO000004")
     assert status == 201, order
 
     status, _, closed = shop.client.request("POST", "/api/v1/orders/FO000004/close")
 
     assert status == 200 and closed["state"] == "closed", closed
-    assert _at_the_bank(simulator_server, bank_b, "trades", order["id"])["trade_state"] == "CLOSED"
+    assert at_the_bank(simulator_server, bank_b, "trades", order["id"])["trade_state"] == "CLOSED"
 
 
 def test_a_payment_code_refused_retryably_fails_without_failing_over(shop, bank_b, simulator_server):
-    _rate_limited(shop, shop.accounts["bank"])
+    rate_limited(shop, shop.accounts["bank"])
 
-    status, _, answer = _create(shop, "FO000005", product="unionpay.barcode", auth_code=UNIONPAY_PAID_AT_ONCE)
+    status, _, answer = create_order(shop, "FO000005", product="unionpay.barcode", auth_code=UNIONPAY_PAID_AT_ONCE)
 
     assert status == 502 and answer["error"]["code"] == "channel_error", answer
     stored = Order.objects.get(merchant=shop.merchant, out_trade_no="FO000005")
     assert stored.state == "failed" and stored.channel_account_id == shop.accounts["bank"].pk
     assert _creates(stored.pk) == [("error", "rate_limited")]
-    assert _at_the_bank(simulator_server, bank_b, "trades", stored.pk) is None
+    assert at_the_bank(simulator_server, bank_b, "trades", stored.pk) is None
 
 
 def test_a_jsapi_payer_id_of_one_app_is_not_sent_to_a_contract_of_another_app(shop, bank_b):
@@ -174,7 +130,7 @@ def test_a_jsapi_payer_id_of_one_app_is_not_sent_to_a_contract_of_another_app(sh
     shop.sim("wechatpay", "/_control/faults", fault="business_error", code="FREQUENCY_LIMITED", status=429,
              match={"path": "transactions/jsapi"})
 
-    status, _, answer = _create(shop, "FO000012", product="wechat.jsapi",
+    status, _, answer = create_order(shop, "FO000012", product="wechat.jsapi",
                                 payer={"openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"})
 
     assert status == 502 and answer["error"]["channel_code"] == "FREQUENCY_LIMITED", answer
@@ -185,36 +141,36 @@ def test_a_jsapi_payer_id_of_one_app_is_not_sent_to_a_contract_of_another_app(sh
 
 
 def test_a_permanent_refusal_fails_the_order_without_failing_over(shop, bank_b, simulator_server):
-    _bank_fault(shop, shop.accounts["bank"], "business_error", code="MCH_LIMITED", message="merchant limited")
+    bank_fault(shop, shop.accounts["bank"], "business_error", code="MCH_LIMITED", message="merchant limited")
 
-    status, _, answer = _create(shop, "FO000006")
+    status, _, answer = create_order(shop, "FO000006")
 
     assert status == 502 and answer["error"]["channel_code"] == "MCH_LIMITED", answer
     stored = Order.objects.get(merchant=shop.merchant, out_trade_no="FO000006")
     assert stored.state == "failed" and stored.channel_account_id == shop.accounts["bank"].pk
     assert _creates(stored.pk) == [("error", "MCH_LIMITED")]
-    assert _at_the_bank(simulator_server, bank_b, "trades", stored.pk) is None
+    assert at_the_bank(simulator_server, bank_b, "trades", stored.pk) is None
 
 
 def test_a_timeout_leaves_the_order_pending_on_its_account_without_failing_over(shop, bank_b, short_timeout,
                                                                                 simulator_server):
-    _bank_fault(shop, shop.accounts["bank"], "latency", seconds=SLOW)
+    bank_fault(shop, shop.accounts["bank"], "latency", seconds=SLOW)
 
-    status, _, order = _create(shop, "FO000007")
+    status, _, order = create_order(shop, "FO000007")
 
     assert status == 201 and order["state"] == "pending", order
     stored = Order.objects.get(pk=order["id"])
     assert stored.sync_state == "unknown" and stored.channel_account_id == shop.accounts["bank"].pk
     assert stored.routing["layer"] == "priority" and "failover" not in stored.routing
     assert _creates(stored.pk) == [("unknown", "channel_unknown")]
-    assert _at_the_bank(simulator_server, bank_b, "trades", stored.pk) is None
+    assert at_the_bank(simulator_server, bank_b, "trades", stored.pk) is None
 
 
 def test_a_timeout_at_the_next_account_leaves_the_order_pending_and_unknown_there(shop, bank_b, short_timeout):
-    _rate_limited(shop, shop.accounts["bank"])
-    _bank_fault(shop, bank_b, "latency", seconds=SLOW)
+    rate_limited(shop, shop.accounts["bank"])
+    bank_fault(shop, bank_b, "latency", seconds=SLOW)
 
-    status, _, order = _create(shop, "FO000008")
+    status, _, order = create_order(shop, "FO000008")
 
     assert status == 201 and order["state"] == "pending", order
     stored = Order.objects.get(pk=order["id"])
@@ -224,10 +180,10 @@ def test_a_timeout_at_the_next_account_leaves_the_order_pending_and_unknown_ther
 
 
 def test_a_permanent_refusal_at_the_next_account_fails_the_order_with_it(shop, bank_b):
-    _rate_limited(shop, shop.accounts["bank"])
-    _bank_fault(shop, bank_b, "business_error", code="MCH_LIMITED", message="merchant limited")
+    rate_limited(shop, shop.accounts["bank"])
+    bank_fault(shop, bank_b, "business_error", code="MCH_LIMITED", message="merchant limited")
 
-    status, _, answer = _create(shop, "FO000009")
+    status, _, answer = create_order(shop, "FO000009")
 
     assert status == 502 and answer["error"]["channel_code"] == "MCH_LIMITED", answer
     stored = Order.objects.get(merchant=shop.merchant, out_trade_no="FO000009")
@@ -236,10 +192,10 @@ def test_a_permanent_refusal_at_the_next_account_fails_the_order_with_it(shop, b
 
 
 def test_when_every_account_refuses_retryably_the_order_fails_with_the_last_refusal(shop, bank_b):
-    _rate_limited(shop, shop.accounts["bank"])
-    _bank_fault(shop, bank_b, "business_error", code="RATE_LIMITED", message="too many requests")  # signed, 200
+    rate_limited(shop, shop.accounts["bank"])
+    bank_fault(shop, bank_b, "business_error", code="RATE_LIMITED", message="too many requests")  # signed, 200
 
-    status, _, answer = _create(shop, "FO000010")
+    status, _, answer = create_order(shop, "FO000010")
 
     assert status == 502 and answer["error"]["channel_code"] == "RATE_LIMITED", answer
     stored = Order.objects.get(merchant=shop.merchant, out_trade_no="FO000010")
@@ -249,9 +205,9 @@ def test_when_every_account_refuses_retryably_the_order_fails_with_the_last_refu
 
 
 def test_with_no_other_candidate_a_retryable_refusal_is_502_as_before(shop):
-    _rate_limited(shop, shop.accounts["bank"])
+    rate_limited(shop, shop.accounts["bank"])
 
-    status, _, answer = _create(shop, "FO000011")
+    status, _, answer = create_order(shop, "FO000011")
 
     assert status == 502 and answer["error"]["code"] == "channel_error", answer
     assert answer["error"]["channel_code"] == "rate_limited", answer

@@ -944,9 +944,16 @@ def order_close(*, order_id: str, actor_label: str = "", audit: AuditNote | None
                 raise ChannelRefused(exc.message, channel_code=exc.channel_code, channel_message=exc.channel_message)
         else:
             _record_call(order.pk, verb="close", outcome="closed", started=started)
+    asked, moved = (account.pk if account is not None else None), False
     with transaction.atomic():
         order = _locked(order_id)
-        if can_proceed(order.close):
+        if order.state == OrderState.PENDING and order.channel_account_id != asked:
+            # The account asked is no longer the order's: a create failing over (_create_at_channel) or a cashier
+            # page routing the order (trades.services.cashier) moved it while the channel was asked, and the account
+            # that now holds the trade was not asked whether it was paid nor told to close (design §5 rule 3).
+            # Closing here would leave its trade payable: the expiry sweeper asks that account, then closes.
+            moved = True
+        elif can_proceed(order.close):
             order.close()
             order.sync_state, order.next_query_at = SyncState.OK, None
             order.save()
@@ -959,6 +966,8 @@ def order_close(*, order_id: str, actor_label: str = "", audit: AuditNote | None
             raise InvalidState("the order was paid meanwhile", extra={"order": order_as_api(order)})
         elif order.state != OrderState.CLOSED:
             raise InvalidState(f"the order is {order.state}", extra={"order": order_as_api(order)})
+    if moved:
+        return _close_later(order_id, audit=audit)
     return order
 
 
