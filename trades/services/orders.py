@@ -234,12 +234,17 @@ def _payment_request(order: Order, contract: Contract, *, data: dict, payer_id_k
     )
 
 
+# Products whose pay parameters belong to one app of the merchant (the contract's sub_appid): _fallbacks.
+APP_BOUND_PRODUCTS = frozenset({*JSAPI_PRODUCTS, "wechat.app"})
+
+
 def _fallbacks(decision: RoutingDecision, order: Order) -> list[tuple[Candidate, Contract]]:
     """The contracts a create refused retryably may move to, in routing's priority order. A JSAPI order carries the
     payer's id in one app (the contract's sub_appid; without one, the account's own app — channel-protocols.md §E,
-    channels.adapters.base.PaymentRequest): only a contract with that same sub_appid can use it."""
+    channels.adapters.base.PaymentRequest), and WeChat APP pay signs the merchant's mobile app's appid into what
+    that app hands the SDK (A.9 APP): only a contract with that same sub_appid can serve either."""
     fallbacks = decision.fallbacks()
-    if order.channel_product in JSAPI_PRODUCTS:
+    if order.channel_product in APP_BOUND_PRODUCTS:
         appid = decision.contract.sub_appid
         fallbacks = [(c, contract) for c, contract in fallbacks if appid and contract.sub_appid == appid]
     return fallbacks
