@@ -77,6 +77,14 @@ class PartnerDocumentOutputSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+class PartnerDocumentAddedSerializer(PartnerDocumentOutputSerializer):
+    warning = serializers.CharField(
+        allow_null=True,
+        help_text="null, or — when a channel rejected a contract of the merchant and the document was kept for one "
+                  "that can take it — which channels cannot take it: their contracts are not resubmitted while it "
+                  "is the latest of its type")
+
+
 class PartnerScenarioOutputSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=[(t, t) for t in SCENARIO_TYPES])
     name = serializers.CharField()
