@@ -10,7 +10,9 @@ Each new account is enabled the way ops would do it: created disabled, its inter
 taken live through the services, then enabled (an account takes traffic only once its evaluation is live, design
 §1; channels.services.accounts.enable_refusal).
 
-Idempotent: an account whose code exists is left alone (ops may have edited it), missing products are added.
+Idempotent: an account whose code exists is left alone (ops may have edited it), missing products are added; one
+the seed made and a stopped run left disabled, never enabled or disabled since, is enabled once its evaluation is
+live.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from django.conf import settings
 from django.urls import reverse
 
 from channels.models import ChannelAccount, ChannelConfigInvalid
-from channels.services.accounts import channel_account_create, channel_account_enable
+from channels.services.accounts import channel_account_create, channel_account_enable, enable_refusal
 from channels.services.config import kind_adapter
 from channels.services.evaluations import (
     interface_evaluation_approve,
@@ -223,10 +225,19 @@ def demo_channel_accounts_seed(*, simulator_root: str | None = None) -> SeedRepo
         if not account.evaluations.exists():
             _seed_evaluation(account)
             report.evaluations_added += 1
-        if spec.code in report.created:  # only the seed's own new accounts: ops may have disabled an existing one
+        if _made_here_and_never_switched(account) and not enable_refusal(account):
             channel_account_enable(account_id=account.pk, actor=ACTOR,
                                    reason="demo seed: interface evaluation live, products and rates set")
     return report
+
+
+def _made_here_and_never_switched(account: ChannelAccount) -> bool:
+    """A disabled account the seed created that nobody has enabled or disabled since: the seed's own, new now or
+    left by a run stopped before its end (the steps above commit one by one) — enabled then, as "running it again
+    adds what is missing" (README). One that ops disabled keeps their decision."""
+    changes = account.changes
+    return (not account.enabled and changes.filter(action="account.created", actor_label=ACTOR).exists()
+            and not changes.filter(action__in=("account.enabled", "account.disabled")).exists())
 
 
 # Findings as ops would write them after reading the channel's documents (channel-protocols.md sections).

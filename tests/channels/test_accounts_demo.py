@@ -10,9 +10,12 @@ import pytest
 from channels.adapters.base import SubMerchant, TradeRef, TradeState
 from channels.adapters.errors import ChannelError, ChannelUnknown
 from channels.models import ChannelAccount, ChannelProduct, EvaluationState
+from channels.services.accounts import channel_account_create, channel_account_disable
+from channels.services.demo import ACTOR as DEMO_ACTOR
 from channels.services.demo import demo_channel_accounts_seed
 from channels.simulators.server import SimulatorThread
 from channels.simulators.store import Store
+from tests.factories import channel_config
 
 pytestmark = pytest.mark.django_db
 
@@ -103,6 +106,36 @@ def test_the_seed_takes_each_accounts_evaluation_live_before_enabling_it(simulat
         assert account.changes.get(action="account.created").changes["enabled"] == {"old": None, "new": False}
     bank_b = ChannelAccount.objects.get(code="bank-b").evaluations.get()
     assert "20,000 yuan per transaction" in bank_b.item("limits")["finding"]
+
+
+@needs_all_simulators
+def test_a_seed_stopped_before_enabling_an_account_it_made_enables_it_when_run_again(simulator_server, settings):
+    # The seed creates its accounts disabled and enables them only at the end (an account takes traffic once its
+    # evaluation is live, design §1), outside one transaction: a first run stopped in between (Ctrl-C, a simulator
+    # error) leaves bank-b as the seed made it, disabled, with no products nor evaluation. README: "Running it again
+    # [...] the seed only adds what is missing" — the demo's routing needs it enabled.
+    settings.AGGPAY_SIMULATOR_BASE_URL = simulator_server.base_url
+    channel_account_create(actor=DEMO_ACTOR, kind="bank", code="bank-b", name="Bank B", config=channel_config("bank"),
+                           base_url=f"{simulator_server.base_url}/bank", reason="demo seed")
+
+    report = demo_channel_accounts_seed(simulator_root=simulator_server.base_url)
+
+    bank_b = ChannelAccount.objects.get(code="bank-b")
+    assert "bank-b" in report.existing and bank_b.evaluations.get().state == EvaluationState.LIVE
+    assert bank_b.enabled
+
+
+@needs_all_simulators
+def test_an_account_ops_disabled_stays_disabled_when_the_seed_runs_again(simulator_server, settings):
+    settings.AGGPAY_SIMULATOR_BASE_URL = simulator_server.base_url
+    demo_channel_accounts_seed(simulator_root=simulator_server.base_url)
+    bank_b = ChannelAccount.objects.get(code="bank-b")
+    channel_account_disable(account_id=bank_b.pk, actor="ops", reason="the bank's gateway is down")
+
+    demo_channel_accounts_seed(simulator_root=simulator_server.base_url)
+
+    bank_b.refresh_from_db()
+    assert bank_b.enabled is False
 
 
 @needs_all_simulators

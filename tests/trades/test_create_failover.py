@@ -13,23 +13,19 @@ from decimal import Decimal
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from django.db import transaction
 from django.urls import reverse
+from django.utils import timezone
 
-from channels.models import CallbackOutcome, ChannelCallback
+from channels.models import CallbackOutcome, ChannelCallback, ChannelProduct
+from channels.services.volume import account_volume_add
 from merchants.models import Contract
 from tests.trades.bank_flow import UNIONPAY_PAID_AT_ONCE, refund
 from tests.trades.failover_flow import at_the_bank, bank_fault, create_order, rate_limited
+from tests.trades.test_faults import SLOW, short_timeout  # noqa: F401 - the read timeout's fixture
 from trades.models import Order
 
 pytestmark = pytest.mark.usefixtures("quiet_channels")
-
-READ_TIMEOUT = 1.0
-SLOW = READ_TIMEOUT + 1.0  # the simulator answers after we gave up
-
-
-@pytest.fixture
-def short_timeout(settings):
-    settings.AGGPAY_CHANNEL_READ_TIMEOUT = READ_TIMEOUT
 
 
 def _creates(order_id: str) -> list[tuple[str, str]]:
@@ -124,6 +120,27 @@ def test_a_payment_code_refused_retryably_fails_without_failing_over(shop, bank_
     assert at_the_bank(simulator_server, bank_b, "trades", stored.pk) is None
 
 
+def test_it_does_not_fail_over_to_an_account_the_order_would_take_past_its_daily_cap(shop, bank_b, simulator_server):
+    # The fallbacks are routing's eligible candidates (design §7 layers 1 and 4): Bank B, with 50 yuan of its
+    # 99.99 yuan cap paid today, cannot take 100 yuan more, so Bank A's retryable refusal stands.
+    offer = ChannelProduct.objects.get(account=bank_b, product="unionpay.qr")
+    offer.daily_cap = 9_999
+    offer.save()  # saved, as ops' edit is: the front door's routing token moves
+    with transaction.atomic():  # as a payment recorded there this morning counts it
+        account_volume_add(account_id=bank_b.pk, product="unionpay.qr", amount=5_000, paid_at=timezone.now())
+    rate_limited(shop, shop.accounts["bank"])
+
+    status, _, answer = create_order(shop, "FO000013")
+
+    assert status == 502 and answer["error"]["code"] == "channel_error", answer
+    stored = Order.objects.get(merchant=shop.merchant, out_trade_no="FO000013")
+    assert stored.state == "failed" and stored.channel_account_id == shop.accounts["bank"].pk
+    assert _creates(stored.pk) == [("error", "rate_limited")]
+    assert {c["account"]: c["reason"] for c in stored.routing["candidates"]}[bank_b.code] == (
+        "daily cap reached: 50.00 of 99.99 yuan paid today, 49.99 left")
+    assert at_the_bank(simulator_server, bank_b, "trades", stored.pk) is None
+
+
 def test_a_jsapi_payer_id_of_one_app_is_not_sent_to_a_contract_of_another_app(shop, bank_b):
     # The WeChat Pay contract has no sub_appid: the payer's openid is of the provider's app there (A.7), which Bank
     # B's contract (the merchant's own app) cannot use — the refusal stands, as with no other candidate.
@@ -152,8 +169,8 @@ def test_a_permanent_refusal_fails_the_order_without_failing_over(shop, bank_b, 
     assert at_the_bank(simulator_server, bank_b, "trades", stored.pk) is None
 
 
-def test_a_timeout_leaves_the_order_pending_on_its_account_without_failing_over(shop, bank_b, short_timeout,
-                                                                                simulator_server):
+@pytest.mark.usefixtures("short_timeout")
+def test_a_timeout_leaves_the_order_pending_on_its_account_without_failing_over(shop, bank_b, simulator_server):
     bank_fault(shop, shop.accounts["bank"], "latency", seconds=SLOW)
 
     status, _, order = create_order(shop, "FO000007")
@@ -166,7 +183,8 @@ def test_a_timeout_leaves_the_order_pending_on_its_account_without_failing_over(
     assert at_the_bank(simulator_server, bank_b, "trades", stored.pk) is None
 
 
-def test_a_timeout_at_the_next_account_leaves_the_order_pending_and_unknown_there(shop, bank_b, short_timeout):
+@pytest.mark.usefixtures("short_timeout")
+def test_a_timeout_at_the_next_account_leaves_the_order_pending_and_unknown_there(shop, bank_b):
     rate_limited(shop, shop.accounts["bank"])
     bank_fault(shop, bank_b, "latency", seconds=SLOW)
 
