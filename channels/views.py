@@ -227,7 +227,8 @@ def account_create(request):
         except ApplicationError as exc:
             add_service_error(form, exc)
         else:
-            messages.success(request, f"Channel account {account.code} created (disabled until you enable it).")
+            messages.success(request, f"Channel account {account.code} created, disabled: it takes traffic once "
+                                      "its interface evaluation is live and you enable it.")
             return redirect("channels:account_detail", code=account.code)
     return render(request, "channels/account_form.html", {
         "form": form, "kind": kind, "kind_label": dict(KIND_CHOICES)[kind], "account": None,

@@ -133,6 +133,9 @@ def test_creating_an_account_through_the_form_then_rotating_its_key(ops):
     assert response.status_code == 302
     account = ChannelAccount.objects.get(code="bank-c")
     assert account.enabled is False
+    # Says what it takes to go on (channels.services.accounts.enable_refusal): not just "enable it".
+    page = ops.get(response.url).content.decode()
+    assert "created, disabled: it takes traffic once its interface evaluation is live and you enable it" in page
     assert account.typed_config.private_key_pem == ours
     rotated, _ = _rsa_pem_pair("bank:rotated")
     response = ops.post(reverse("channels:account_edit", args=["bank-c"]), {
