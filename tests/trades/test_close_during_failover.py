@@ -17,7 +17,7 @@ import pytest
 from django.db import connection
 
 import channels.adapters.bank as bank_adapter
-from tests.trades.failover_flow import at_the_bank, create_order, rate_limited
+from tests.trades.failover_flow import at_the_bank, create_order
 from trades.models import Order, OrderState
 from trades.services.orders import order_close, order_expire, orders_expired
 
@@ -31,13 +31,15 @@ def _org(account) -> str:
 def test_a_close_that_asked_the_account_the_order_left_is_finished_by_the_sweeper_at_the_new_one(
         shop, bank_b, simulator_server):
     bank_a = shop.accounts["bank"]
-    rate_limited(shop, bank_a)
+    # Bank A refuses the create for now (HTTP 429); its query and close answer as usual ("no such trade").
+    shop.sim("bank", "/_control/faults", fault="business_error", code="RATE_LIMITED", status=429,
+             match={"path": "^/api/pay/unified$", "contains": _org(bank_a)})
     real = bank_adapter.channel_request
     close_asked_a, create_done = threading.Event(), threading.Event()
 
     def send(method, url, **kwargs):
         body = (kwargs.get("body") or b"").decode()
-        if url.endswith("/api/pay/create") and _org(bank_a) in body:
+        if url.endswith("/api/pay/unified") and _org(bank_a) in body:  # the create's call (bank.md §6.1)
             assert close_asked_a.wait(30), "the close never asked Bank A"
         answer = real(method, url, **kwargs)
         if url.endswith("/api/pay/close") and _org(bank_a) in body:
