@@ -12,7 +12,6 @@ for that commit under the identity's lock and refuses, and it replays the same w
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Sequence
 
@@ -20,6 +19,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 
 from aggpay.errors import IdempotencyConflict, InvalidRequest, InvalidState
+from aggpay.fingerprints import request_print
 from merchants.models import ApplicationState, IdDocType, Merchant
 from merchants.services.locks import lock_merchant
 from merchants.services.onboarding import (
@@ -57,8 +57,8 @@ def request_prints(*, data: dict, documents: Sequence[tuple[str, UploadedFile]],
             digest.update(chunk)
         uploaded_file.seek(0)
         files.append([doc_type, uploaded_file.name, digest.hexdigest()])
-    return (_print({"record": _effective_record(data), "documents": files, "submit": bool(submit)}),
-            _print({"record": data, "documents": files, "submit": bool(submit)}))
+    return (request_print({"record": _effective_record(data), "documents": files, "submit": bool(submit)}),
+            request_print({"record": data, "documents": files, "submit": bool(submit)}))
 
 
 def _effective_record(data: dict) -> dict:
@@ -77,11 +77,6 @@ def _without_empty(value):
     if isinstance(value, list):
         return [_without_empty(item) for item in value]
     return value
-
-
-def _print(fields: dict) -> str:
-    canonical = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def _existing(*, partner: Merchant, partner_reference: str) -> Merchant | None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
-import hashlib
 import json
 import logging
 import math
@@ -35,6 +34,7 @@ from aggpay.errors import (
     NotFound,
     ProductNotAvailable,
 )
+from aggpay.fingerprints import request_print
 from channels.adapters.base import PaymentRequest, PaymentResult, SubMerchant, TradeRef, TradeState
 from channels.adapters.errors import ChannelError, ChannelUnknown
 from channels.adapters.http import redact
@@ -75,7 +75,7 @@ def fingerprint(data: dict, *, default_notify_url: str | None) -> str:
     ``default_notify_url`` is the URL an omitted ``notify_url`` stands for ("default from the app"): given equal to
     it, ``notify_url`` counts as omitted. A create passes the app's URL, which the order then stores; a retry is
     compared with the URL the order stored (``_request_prints``)."""
-    return _print(_effective(data, default_notify_url))
+    return request_print(_effective(data, default_notify_url))
 
 
 def _effective(data: dict, default_notify_url: str | None) -> dict:
@@ -101,11 +101,6 @@ def _effective(data: dict, default_notify_url: str | None) -> dict:
     }
 
 
-def _print(fields: dict) -> str:
-    canonical = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
 def _request_prints(order: Order, data: dict) -> tuple[str, ...]:
     """The prints under which ``data`` is the request that made ``order`` (only a replay computes them; a new order
     computes one print).
@@ -129,7 +124,7 @@ def _legacy_prints(order: Order, data: dict) -> tuple[str, str]:
     effective = _effective(data, order.notify_url)
     minimal = {k: None if k in _OMITTABLE and effective[k] == defaults[k] else data.get(k)
                for k in FINGERPRINT_FIELDS}
-    return _print({k: data.get(k) for k in FINGERPRINT_FIELDS}), _print(minimal)
+    return request_print({k: data.get(k) for k in FINGERPRINT_FIELDS}), request_print(minimal)
 
 
 def _payer_id(product: str, payer: dict) -> str:
