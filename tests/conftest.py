@@ -39,6 +39,24 @@ def _no_sign_in_failures_on_the_loopback():
 
 
 @pytest.fixture
+def local_midday():
+    """The clock reads 12:00 of today's local date (settings.TIME_ZONE, Asia/Shanghai) and keeps ticking.
+
+    For tests that stage rows minutes or hours ago and then filter by local day: run within that many minutes
+    after local midnight (16:00 UTC), such a row falls on yesterday and the filter rightly drops it — CI failed so
+    on 2026-11-28 at 00:10 +08:00. Dates such a test filters by are taken inside the test, never at collection.
+    The clock moves for this process only (the simulators' thread included); PostgreSQL's ``now()`` does not."""
+    import datetime as dt
+
+    import time_machine
+    from django.utils import timezone
+
+    noon = dt.datetime.combine(timezone.localdate(), dt.time(12), tzinfo=timezone.get_current_timezone())
+    with time_machine.travel(noon, tick=True):
+        yield noon
+
+
+@pytest.fixture
 def tea_house(db):
     """Persona: an active merchant, 'Tea House', with an HMAC payments app."""
     merchant = MerchantFactory(short_name="Tea House", legal_name="Hangzhou Tea House Co., Ltd.")

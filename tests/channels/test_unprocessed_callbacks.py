@@ -42,9 +42,10 @@ def ops(staff_member):
 
 
 @pytest.fixture
-def callbacks(client):
+def callbacks(client, local_midday):
     """Every outcome on a working WeChat Pay account, and a notice posted to a bank account whose stored config no
-    longer loads (kept as ``error`` by channels.callbacks)."""
+    longer loads (kept as ``error`` by channels.callbacks); received minutes and days before local noon (the date
+    filter counts local days)."""
     wx = ChannelAccountFactory(code="wx-main", kind="wechatpay")
     bank = ChannelAccountFactory(code="bank-broken", kind="bank")
     broken = channel_config("bank")

@@ -33,8 +33,9 @@ def _record(account, record_id, *, event="PUNISH", sub_mchid=TEA_SUB, minutes_ag
 
 
 @pytest.fixture
-def desk(tea_house, risk_zhao):
-    """Two WeChat accounts; Tea House contracted on the first. Notices of each kind, one unmatched, one handled."""
+def desk(tea_house, risk_zhao, local_midday):
+    """Two WeChat accounts; Tea House contracted on the first. Notices of each kind, one unmatched, one handled;
+    staged minutes and days before local noon (the date filters count local days)."""
     wx, wx2 = wechat_account("wx-main"), wechat_account("wx-second")
     contract = contract_on(wx, tea_house, sub_mchid=TEA_SUB)
     notices = {
@@ -82,10 +83,12 @@ def test_all_puts_the_new_notices_before_the_handled_ones(client, desk, risk_zha
     ({"match": "matched", "kind": "punish"}, ["punish"]),
     ({"q": "VR-A"}, ["appeal"]),
     ({"q": "1900009999"}, ["unmatched"]),
-    ({"date_to": (timezone.localdate() - dt.timedelta(days=1)).isoformat()}, ["appeal"]),
+    ({"date_to": 1}, ["appeal"]),  # days ago
     ({"state": "all", "kind": "punish"}, ["punish", "unmatched", "handled"]),
 ])
 def test_the_filters_narrow_the_queue(client, desk, risk_zhao, params, expected):
+    params = {k: (timezone.localdate() - dt.timedelta(days=v)).isoformat() if k == "date_to" else v
+              for k, v in params.items()}
     client.force_login(risk_zhao)
 
     assert _ids(client.get(QUEUE, params)) == [desk[k].pk for k in expected]
