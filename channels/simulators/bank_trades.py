@@ -8,6 +8,7 @@ it and queues the notify for the new state, so notifies and queries always agree
 from __future__ import annotations
 
 import html
+import json
 import secrets
 import time
 from typing import Any
@@ -298,6 +299,9 @@ class TradeHandlers:
         link = {"org_no": org, "out_trade_no": trade["out_trade_no"]}
         self.store.put(CODES, trade["code"], link)
         self.store.put(CODES, trade["trade_no"], link)
+        if trade.get("pay_channel") == "ALIPAY" and trade.get("channel_trade_no"):
+            # An Alipay JSAPI trade's wallet pays by Alipay's own number, the tradeNO of its pay_info (§6.2).
+            self.store.put(CODES, trade["channel_trade_no"], link)
 
     def _trade_or_none(self, org: str, out_trade_no: str) -> dict | None:
         trade = self.store.get(ns("trades", org), out_trade_no)
@@ -353,16 +357,49 @@ class TradeHandlers:
             "<button name=outcome value=success>Pay</button> <button name=outcome value=fail>Fail</button></form>"
         )
 
+    @staticmethod
+    def _jsapi_problem(account: dict, trade: dict, jsapi) -> str:
+        """What WeChat checks before it pays a JSAPI trade the bank created (§6.2): the parameters the bank handed
+        out, its paySign over them, and that they are this trade's; "" when they pass."""
+        if isinstance(jsapi, str):  # the stand-in page posts them as a form field holding JSON
+            try:
+                jsapi = json.loads(jsapi)
+            except ValueError:
+                jsapi = None
+        if not isinstance(jsapi, dict):
+            return "jsapi: the parameters the bank's pay_info handed the wallet are required"
+        if trade.get("pay_channel") != "WECHAT" or not trade.get("pay_info"):
+            return "prepay_id: not a WeChat trade paid in the wallet (JSAPI or mini-program)"
+        if jsapi.get("appId") != trade.get("sub_appid"):
+            return "appId: not the appid the trade was created for"
+        if jsapi.get("package") != "prepay_id=wx" + trade["code"]:
+            return "package: not this trade's prepay_id"
+        message = f"{jsapi['appId']}\n{jsapi.get('timeStamp')}\n{jsapi.get('nonceStr')}\n{jsapi['package']}\n"
+        if jsapi.get("signType") != "RSA" or not wire.rsa2_verify_text(message, jsapi.get("paySign", ""),
+                                                                       account["bank_public_key_pem"]):
+            return "paySign: not the bank's signature"
+        return ""
+
     def payer_pay(self, request: SimRequest) -> SimResponse:
         is_form = not request.header("content-type").startswith("application/json")
         params = request.form() if is_form else request.json()
-        link = self.store.get(CODES, str(params.get("code") or params.get("trade_no") or "")) or \
+        # What the payer's wallet was handed names the trade (§6.2): the QR or redirect page's code, Alipay's tradeNO
+        # (or the bank's trade_no), or WeChat's prepay_id, whose package the bank made "prepay_id=wx" + code.
+        key = str(params.get("code") or params.get("trade_no") or "")
+        prepay_id = str(params.get("prepay_id") or "")
+        if not key and prepay_id.startswith("wx"):
+            key = prepay_id[2:]
+        link = self.store.get(CODES, key) or \
             {"org_no": params.get("org_no"), "out_trade_no": params.get("out_trade_no")}
         account = self.account(str(link.get("org_no") or ""))
         with self.lock:
             trade = account and self._trade_or_none(account["org_no"], str(link.get("out_trade_no") or ""))
             if not trade:
                 return SimResponse.json({"error": "no such trade"}, 404)
+            if prepay_id:
+                problem = self._jsapi_problem(account, trade, params.get("jsapi"))
+                if problem:
+                    return SimResponse.json({"error": problem}, 400)
             outcome = params.get("outcome", "success")
             if trade["trade_state"] not in ("NOTPAY", "USERPAYING"):
                 return SimResponse.json({"error": f"trade is {trade['trade_state']}"}, 409)

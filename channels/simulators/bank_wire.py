@@ -77,6 +77,17 @@ def rsa2_verify(message: dict, public_pem: str) -> bool:
     return True
 
 
+def rsa2_verify_text(text: str, signature: str, public_pem: str) -> bool:
+    """Whether ``signature`` (base64) is the RSA2 signature of ``text`` itself, as a wallet checks the ``paySign``
+    the bank gave a JSAPI payment (§6.2); False for anything malformed."""
+    try:
+        raw = base64.b64decode(str(signature).encode("ascii"), validate=True)
+        _public(public_pem).verify(raw, text.encode("utf-8"), padding.PKCS1v15(), hashes.SHA256())
+    except (InvalidSignature, ValueError, UnicodeEncodeError):
+        return False
+    return True
+
+
 def decrypt(ciphertext: str, private_pem: str) -> str:
     """bank.md §9.2: base64 RSA-OAEP-SHA256 → text. Raises ValueError when it does not open."""
     try:

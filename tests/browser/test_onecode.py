@@ -8,19 +8,22 @@ import re
 import pytest
 
 from tests.trades.conftest import shop  # noqa: F401  the Tea House persona contracted on all three simulators
-from tests.trades.onecode_flow import UA_ALIPAY, UA_WECHAT, store_code_for
+from tests.trades.onecode_flow import UA_ALIPAY, UA_WECHAT, route_wallets_to_the_bank, store_code_for
 from trades.models import Order
 from trades.services.cashier import cashier_token
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("payer_on_plain_http")]
 
 
+@pytest.mark.parametrize("routed_to", ["isv", "bank"])  # the bank: indirect mode, as the demo routes (bank.md §6.2)
 @pytest.mark.parametrize(("user_agent", "product", "amount", "fen"), [
     (UA_WECHAT, "wechat.jsapi", "18.80", 1880),
     (UA_ALIPAY, "alipay.jsapi", "6.5", 650),
 ], ids=["wechat", "alipay"])
 def test_a_payer_scans_a_store_code_pays_and_sees_success(browser, shop, live_server, user_agent,  # noqa: F811
-                                                          product, amount, fen):
+                                                          product, amount, fen, routed_to):
+    if routed_to == "bank":
+        route_wallets_to_the_bank(shop)
     code = store_code_for(shop, name="Lakeside tea room")
     context = browser.new_context(user_agent=user_agent, viewport={"width": 390, "height": 844})
     page = context.new_page()
@@ -39,6 +42,8 @@ def test_a_payer_scans_a_store_code_pays_and_sees_success(browser, shop, live_se
         assert "支付成功" in page.locator("#result").inner_text()
         order = Order.objects.get(merchant=shop.merchant, channel_product=product)
         assert order.state == "succeeded" and order.amount == fen and order.store_id == "S001"
+        assert order.channel_account == shop.accounts["wechatpay" if product == "wechat.jsapi" else "alipay"] \
+            if routed_to == "isv" else shop.accounts["bank"]
     finally:
         context.close()
 

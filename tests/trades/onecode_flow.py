@@ -5,10 +5,12 @@ from __future__ import annotations
 import html
 import json
 import re
+from decimal import Decimal
 
 import requests
 
-from merchants.models import Store
+from channels.models import ChannelProduct
+from merchants.models import Contract, ContractRate, Store
 from trades.models.store_codes import StoreCode
 
 # Literal samples (channel-protocols.md §E).
@@ -22,6 +24,20 @@ UA_WECOM = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/
             "Mobile/15E148 wxwork/4.1.16 MicroMessenger/7.0.1 Language/zh ColorScheme/Light")
 UA_SAFARI = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
              "Version/17.0 Mobile/15E148 Safari/604.1")
+
+
+SUB_APPID = "wx8888888888888888"  # the merchant's official account appid, as a bank contract names it (bank.md §6.2)
+
+
+def route_wallets_to_the_bank(shop) -> None:
+    """Tea House's bank contract also sells WeChat and Alipay JSAPI, cheaper than the ISV accounts, so routing sends
+    a store code's wallet payments to the bank (indirect mode), as the demo's routing does to Bank A."""
+    bank = shop.accounts["bank"]
+    contract = Contract.objects.get(merchant=shop.merchant, channel_account=bank)
+    Contract.objects.filter(pk=contract.pk).update(sub_appid=SUB_APPID)
+    for product in ("wechat.jsapi", "alipay.jsapi"):
+        ChannelProduct.objects.create(account=bank, product=product, cost_rate=Decimal("0.0010"), max_amount=5_000_000)
+        ContractRate.objects.create(contract=contract, product=product, rate=Decimal("0.0038"))
 
 
 def store_code_for(shop, *, store_no: str = "S001", name: str = "West Lake branch") -> StoreCode:
