@@ -127,9 +127,13 @@ def _legacy_prints(order: Order, data: dict) -> tuple[str, str]:
     return request_print({k: data.get(k) for k in FINGERPRINT_FIELDS}), request_print(minimal)
 
 
+def _payer_key(product: str) -> str:
+    """The key of ``payer`` that names the payer in the product's wallet (merchant-api.md "Orders")."""
+    return {"wechat": "openid", "alipay": "buyer_id", "unionpay": "user_id"}[product.split(".", 1)[0]]
+
+
 def _payer_id(product: str, payer: dict) -> str:
-    key = {"wechat": "openid", "alipay": "buyer_id", "unionpay": "user_id"}[product.split(".", 1)[0]]
-    return str((payer or {}).get(key) or "")
+    return str((payer or {}).get(_payer_key(product)) or "")
 
 
 # --- create ---------------------------------------------------------------------------------------------------
@@ -329,9 +333,10 @@ def _prepare(*, app, merchant, data: dict, print_: str, token: int | None,
     if merchant.state != MerchantState.ACTIVE:
         raise Forbidden(f"merchant {merchant.merchant_no} is {merchant.state}; it cannot take payments")
     product = data["product"]
-    channel_product = barcode_product(data.get("auth_code", "")) if product == "barcode" else product
-    if channel_product.endswith(".barcode") and not data.get("auth_code"):
+    if (product == "barcode" or product.endswith(".barcode")) and not data.get("auth_code"):
+        # Before the wallet is read from the code: a missing code is missing, not "not a payment code".
         raise InvalidRequest("auth_code is required for payment-code products", param="auth_code")
+    channel_product = barcode_product(data.get("auth_code", "")) if product == "barcode" else product
     if product != "barcode" and channel_product.endswith(".barcode") and barcode_product(
             data["auth_code"]) != channel_product:
         # Another wallet's code: the channel would only refuse it (a failed order, 502). Say so, naming the field,
@@ -339,7 +344,10 @@ def _prepare(*, app, merchant, data: dict, print_: str, token: int | None,
         raise InvalidRequest(f"auth_code is not a {channel_product.split('.', 1)[0]} payment code",
                              param="auth_code")
     if channel_product in JSAPI_PRODUCTS and not _payer_id(channel_product, data.get("payer") or {}):
-        raise InvalidRequest("payer is required for JSAPI and mini-program products", param="payer")
+        # Named down to the key this wallet pays by: a payer with another wallet's id (an openid on alipay.jsapi)
+        # was sent, and "payer is required" would send the developer looking for the wrong mistake.
+        field = f"payer.{_payer_key(channel_product)}"
+        raise InvalidRequest(f"{field} is required for {channel_product}: the payer's id in that wallet", param=field)
     if channel_product == "wechat.h5" and not data.get("client_ip"):
         # WeChat refuses H5 orders without the payer's IP (channel-protocols.md A.7): say so before writing an
         # order the channel would only fail (design §5 rule 12).
