@@ -344,6 +344,7 @@ class PartnerMerchantListView(PartnerAPIView):
                                         description="the same request retried (same `partner_reference`): the "
                                                     "merchant it made, with header `Idempotent-Replayed: true`")},
         errors=(403, 409),
+        replays=True,
         tags=TAGS,
     )
     def post(self, request):

@@ -47,6 +47,15 @@ class ApiErrorSerializer(serializers.Serializer):
 
 class ErrorEnvelopeSerializer(serializers.Serializer):
     error = ApiErrorSerializer()
+    # Beside ``error``, never inside it: the object a refusal is about, as its own GET answers it (docs/api.md
+    # "Errors"). Plain objects here: this envelope is shared by every API, the partner one included.
+    order = serializers.JSONField(required=False, help_text=(
+        "payments only: the order the refusal is about, as `GET /api/v1/orders/{out_trade_no}` answers it — a close "
+        "or reverse refused with `409 invalid_state` (the order as it is: paid meanwhile, already closed), a create "
+        "the channel refused for good (`502`, the `failed` order), a close or reverse the channel refused (`502`, "
+        "the order unchanged)"))
+    refund = serializers.JSONField(required=False, help_text=(
+        "payments only: the refund a `502` is about (the channel refused it for good: the `failed` refund)"))
 
 
 ERROR_DESCRIPTIONS = {
@@ -75,18 +84,28 @@ RESPONSE_HEADERS = [
 ]
 
 
-def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
+# The header a create's 200 carries when it replays the one the same request made (merchant-api.md "Orders").
+REPLAYED_HEADER = OpenApiParameter(
+    "Idempotent-Replayed", OpenApiTypes.STR, OpenApiParameter.HEADER, response=[200], enum=["true"],
+    description="`true`: the same request was made before; this is what it made then, and nothing new was made")
+
+
+def error_responses(*statuses: int, descriptions: dict[int, str] | None = None) -> dict[int, OpenApiResponse]:
+    descriptions = {**ERROR_DESCRIPTIONS, **(descriptions or {})}
     return {
-        status: OpenApiResponse(ErrorEnvelopeSerializer, description=ERROR_DESCRIPTIONS[status])
+        status: OpenApiResponse(ErrorEnvelopeSerializer, description=descriptions[status])
         for status in sorted(set(statuses) | set(COMMON_ERRORS))
     }
 
 
-def api_schema(*, responses: dict, errors: tuple[int, ...] = (), parameters: list | None = None, **kwargs):
+def api_schema(*, responses: dict, errors: tuple[int, ...] = (), parameters: list | None = None,
+               error_descriptions: dict[int, str] | None = None, replays: bool = False, **kwargs):
     """``extend_schema`` for a merchant API operation: ``responses`` for success, ``errors`` for the
-    operation-specific error statuses (the common ones are always added), the response headers always."""
+    operation-specific error statuses (the common ones are always added; ``error_descriptions`` narrows the generic
+    wording to what this operation can answer), the response headers always — with ``replays``, also the
+    ``Idempotent-Replayed`` header of its 200."""
     return extend_schema(
-        responses={**responses, **error_responses(*errors)},
-        parameters=[*(parameters or []), *RESPONSE_HEADERS],
+        responses={**responses, **error_responses(*errors, descriptions=error_descriptions)},
+        parameters=[*(parameters or []), *RESPONSE_HEADERS, *([REPLAYED_HEADER] if replays else [])],
         **kwargs,
     )

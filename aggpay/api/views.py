@@ -115,3 +115,10 @@ class NotFoundView(MerchantAPIView):
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
         raise NotFound()
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        # DRF sends `Allow` with the view's methods, and this one has none: an empty `Allow:` reads as "no method
+        # works here", which a 404 for a path that does not exist should not say at all (RFC 9110 §10.2.1).
+        response.headers.pop("Allow", None)
+        return response

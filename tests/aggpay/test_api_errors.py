@@ -168,7 +168,15 @@ def test_a_401_is_in_the_envelope(client, db):
 
 
 def test_an_unknown_path_under_the_api_is_404_not_found(signed_api, tea_house_app):
-    assert_envelope(signed_api(tea_house_app).get("/api/v1/orders/nope/nope"), 404, "not_found")
+    response = signed_api(tea_house_app).get("/api/v1/orders/nope/nope")
+    assert_envelope(response, 404, "not_found")
+    # No `Allow` at all: an empty one would say no method works on a path that does not exist.
+    assert "Allow" not in response
+
+
+def test_an_unsigned_call_to_an_unknown_path_has_no_allow_header_either(client, db):
+    response = client.get("/api/v1/orders/nope/nope")
+    assert response.status_code == 401 and "Allow" not in response
 
 
 def test_a_trailing_slash_is_an_unknown_path_not_a_redirect(signed_api, tea_house_app):

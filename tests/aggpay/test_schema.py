@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import requests
 import schemathesis
 import yaml
@@ -144,3 +145,28 @@ def test_every_order_number_in_the_schemas_examples_is_one_the_api_accepts():
     numbers = re.findall(r'"out_trade_no": "([^"]*)"', text) + re.findall(r"\\n(?:payment|refund),[^,]*,([^,]*),", text)
     assert numbers  # the bills example names its orders
     assert [n for n in numbers if not re.fullmatch(OUT_NO, n)] == []
+
+
+def _operation(document, operation_id):
+    return next(op for item in document["paths"].values() for op in item.values()
+                if isinstance(op, dict) and op.get("operationId") == operation_id)
+
+
+@pytest.mark.parametrize("operation_id", ["orders_create", "refunds_create", "partner_merchants_create"])
+def test_a_creates_replay_declares_the_idempotent_replayed_header_and_its_first_answer_does_not(operation_id):
+    responses = _operation(_schema_document(), operation_id)["responses"]
+    assert responses["200"]["headers"]["Idempotent-Replayed"]["schema"] == {"type": "string", "enum": ["true"]}
+    assert "Idempotent-Replayed" not in responses["201"]["headers"]
+
+
+def test_the_error_envelope_may_carry_the_order_or_refund_it_is_about():
+    envelope = _schema_document()["components"]["schemas"]["ErrorEnvelope"]
+    assert envelope["required"] == ["error"]
+    assert {"order", "refund"} <= set(envelope["properties"])
+
+
+@pytest.mark.parametrize("operation_id", ["orders_close", "orders_reverse"])
+def test_close_and_reverse_document_only_the_conflict_they_can_answer(operation_id):
+    conflict = _operation(_schema_document(), operation_id)["responses"]["409"]["description"]
+    assert "invalid_state" in conflict and "idempotency_conflict" not in conflict and "`order`" in conflict
+

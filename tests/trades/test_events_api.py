@@ -85,6 +85,7 @@ def test_it_filters_by_type_and_creation_time(signed_api, tea_house_app):
 @pytest.mark.parametrize("query, param", [
     ("limit=0", "limit"), ("limit=101", "limit"), ("limit=ten", "limit"),
     ("starting_after=evt_doesnotexist", "starting_after"), ("type=Order%20Paid", "type"),
+    ("type=order.paid", "type"),  # shaped like a type but not one: an empty list would read as "no payments"
     ("created_gte=yesterday", "created_gte"),
 ])
 def test_bad_parameters_are_400s_naming_the_parameter(signed_api, tea_house_app, query, param):

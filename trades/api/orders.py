@@ -258,7 +258,7 @@ class OrdersView(PaymentsView):
                            200: OpenApiResponse(OrderOutputSerializer,
                                                 description="the same request retried: the existing order, with "
                                                             "header `Idempotent-Replayed: true`")},
-                errors=(403, 409, 422, 502))
+                errors=(403, 409, 422, 502), replays=True)
     def post(self, request):
         data = OrderCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -299,7 +299,11 @@ class OrderCloseView(PaymentsView):
                             "that does not answer is not an error: `200` with the order still `pending` (its "
                             "`expires_at` now), closed in the background — `order.closed` or `order.succeeded` "
                             "follows.",
-                responses={200: OrderOutputSerializer}, errors=(403, 404, 409, 502))
+                responses={200: OrderOutputSerializer}, errors=(403, 404, 409, 502),
+                error_descriptions={409: "`invalid_state`: the order is no longer pending (paid meanwhile, closed "
+                                         "or failed); the answer carries it under `order`",
+                                    502: "`channel_error`: the channel refused the close (`channel_code`, "
+                                         "`channel_message`); the order, unchanged, under `order`"})
     def post(self, request, out_trade_no):
         order = order_get(merchant=request.auth.merchant, out_trade_no=out_trade_no)
         return Response(order_as_api(order_close(order_id=order.pk, actor_label=api_actor(request))))
@@ -315,7 +319,11 @@ class OrderReverseView(PaymentsView):
                                           "not answer is not an error: `200` with the order as it was (`pending` "
                                           "or `succeeded`) while aggpay asks again; `order.reversed` follows. "
                                           "Refunds of the order are refused meanwhile.",
-                responses={200: OrderOutputSerializer}, errors=(403, 404, 409, 502))
+                responses={200: OrderOutputSerializer}, errors=(403, 404, 409, 502),
+                error_descriptions={409: "`invalid_state`: not a payment-code order, already reversed or closed, "
+                                         "or it has refunds; the answer carries it under `order`",
+                                    502: "`channel_error`: the channel refused the reverse (`channel_code`, "
+                                         "`channel_message`); the order, unchanged, under `order`"})
     def post(self, request, out_trade_no):
         order = order_get(merchant=request.auth.merchant, out_trade_no=out_trade_no)
         return Response(order_as_api(order_reverse(order_id=order.pk)))
@@ -348,7 +356,7 @@ class OrderRefundsView(PaymentsView):
                 responses={201: RefundOutputSerializer,
                            200: OpenApiResponse(RefundOutputSerializer, description="replayed (same out_refund_no "
                                                                                     "and parameters)")},
-                errors=(403, 404, 409, 422, 502))
+                errors=(403, 404, 409, 422, 502), replays=True)
     def post(self, request, out_trade_no):
         order = order_get(merchant=request.auth.merchant, out_trade_no=out_trade_no)
         data = RefundCreateInputSerializer(data=request.data)

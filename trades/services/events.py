@@ -79,6 +79,11 @@ DEFAULT_REENQUEUE_SECONDS = 600
 ENQUEUED_MARK_PREFIX = "trades:delivery-enqueued:"
 
 EVENT_TYPE_RE = re.compile(r"^[a-z][a-z_]*\.[a-z][a-z_]*$")
+# The types merchant-api.md "Notifications and events" names, and the partner ones docs/api.md adds: what
+# GET /api/v1/events may be filtered by (a type outside it would only ever list nothing).
+EVENT_TYPES = ("order.succeeded", "order.failed", "order.closed", "order.reversed", "refund.succeeded",
+               "refund.failed", "refund.closed", "merchant.submitted", "merchant.returned", "merchant.rejected",
+               "merchant.contract_updated", "merchant.activated", "merchant.frozen", "merchant.unfrozen")
 
 
 def lease() -> dt.timedelta:

@@ -949,7 +949,9 @@ def order_close(*, order_id: str, actor_label: str = "", audit: AuditNote | None
                 # Paid, says the close; not, says the query: the ladder's next query will tell.
                 return _close_later(order_id, audit=audit, close_sent=True)
             if exc.code not in ("order_closed", "order_not_found"):
-                raise ChannelRefused(exc.message, channel_code=exc.channel_code, channel_message=exc.channel_message)
+                # The order as it stays (pending), as a refused reverse answers it (docs/api.md "Errors").
+                raise ChannelRefused(exc.message, channel_code=exc.channel_code, channel_message=exc.channel_message,
+                                     extra={"order": order_as_api(order)})
         else:
             _record_call(order.pk, verb="close", outcome="closed", started=started)
     asked, moved = (account.pk if account is not None else None), False
