@@ -34,6 +34,13 @@ DEMO_APP_SCOPES = ["payments"]
 # or README's "Take a payment" script): later notifications show up as failing deliveries with their retry ladder.
 DEMO_NOTIFY_URL = "http://127.0.0.1:8009/notify"
 
+# The shop's store with one store code (一码付, issue 5): its /c/<code> page is how a demo user tries paying from a
+# wallet (the page's wallet stand-in plays WeChat or Alipay).
+DEMO_STORE_NO = "S001"
+DEMO_STORE_NAME = "West Lake branch 西湖店"
+DEMO_STORE_ADDRESS = "1 Beishan Road, Xihu District, Hangzhou"
+DEMO_STORE_AREA_CODE = "330106"
+
 # Audit label for rows the seed writes (aggpay.audit accepts a string actor for non-human callers).
 SEED_ACTOR = "system:seed_demo"
 
@@ -55,3 +62,12 @@ def demo_logins() -> list[DemoLogin]:
                   password=DEMO_STAFF_PASSWORD)
         for role in ROLES
     ]
+
+
+def demo_store_code(merchant_no: str = DEMO_MERCHANT_NO):
+    """The demo shop's first active store code, or None before the seed made it."""
+    from trades.models.store_codes import StoreCode
+
+    return (StoreCode.objects.filter(merchant__merchant_no=merchant_no, store__store_no=DEMO_STORE_NO, active=True)
+            .order_by("pk").first())
+

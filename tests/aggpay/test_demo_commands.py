@@ -15,6 +15,7 @@ from aggpay.management import demo
 from aggpay.models import AuditLog
 from aggpay.roles import ROLES
 from merchants.models import Merchant, MerchantApp
+from trades.models.store_codes import StoreCode
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -73,6 +74,25 @@ def test_every_seeded_row_is_audited_as_the_seed():
     actions = set(AuditLog.objects.filter(actor_label=demo.SEED_ACTOR).values_list("action", flat=True))
     assert {"aggpay.staff_user.created", "merchants.merchant.created", "merchants.merchant.activate",
             "merchants.app.created"} <= actions
+
+
+@pytest.mark.django_db
+def test_it_seeds_one_store_code_of_the_demo_shop_and_credentials_print_its_page():
+    # One-code-pay on the demo needs a store and a code; the demo shop had neither (no onboarding record).
+    assert _credentials()["store_code"] == {"store_no": "S001", "name": demo.DEMO_STORE_NAME, "url": None,
+                                            "seeded": False}
+    output = _seed()
+    (code,) = StoreCode.objects.filter(merchant__merchant_no=demo.DEMO_MERCHANT_NO, active=True)
+    assert code.store.store_no == demo.DEMO_STORE_NO and f"/c/{code.code}" in output
+    assert AuditLog.objects.filter(actor_label=demo.SEED_ACTOR, action="storecode.generate").count() == 1
+
+    _seed()
+
+    assert StoreCode.objects.filter(merchant__merchant_no=demo.DEMO_MERCHANT_NO).count() == 1
+    assert _credentials()["store_code"]["url"].endswith(f"/c/{code.code}")
+    text = io.StringIO()
+    call_command("demo_credentials", stdout=text)
+    assert f"/c/{code.code}" in text.getvalue()
 
 
 @pytest.mark.django_db

@@ -50,9 +50,11 @@ def storecodes_generate(*, merchant: Merchant, store_ids: list[int], per_store: 
     if not stores or len(stores) != len(set(store_ids)):
         raise InvalidRequest("choose one or more stores of this merchant", param="stores")
     batch = "b_" + secrets.token_hex(8)
+    # A staff user, or a system label (the demo seed's): the audit row names either, the code only a user.
+    created_by = actor if getattr(actor, "pk", None) else None
     with transaction.atomic():
         codes = StoreCode.objects.bulk_create([
-            StoreCode(merchant=merchant, store=store, batch=batch, created_by=actor)
+            StoreCode(merchant=merchant, store=store, batch=batch, created_by=created_by)
             for store in stores for _ in range(per_store)])
         audit_log(actor=actor, action="storecode.generate", target=merchant,
                   data={"batch": batch, "stores": [s.store_no for s in stores], "count": len(codes)})

@@ -25,8 +25,9 @@ def demo_credentials() -> dict:
             .values_list("username", flat=True)
         )
         app_seeded = MerchantApp.objects.filter(app_id=demo.DEMO_APP_ID).exists()
+        store_code = demo.demo_store_code()
     except DatabaseError:  # not migrated yet: still print what the seed would create
-        seeded_users, app_seeded = set(), False
+        seeded_users, app_seeded, store_code = set(), False, None
     return {
         "base_url": base_url,
         "staff_login_url": f"{base_url}{settings.LOGIN_URL}",
@@ -39,6 +40,9 @@ def demo_credentials() -> dict:
         "merchant": {"merchant_no": demo.DEMO_MERCHANT_NO, "name": demo.DEMO_MERCHANT_SHORT_NAME},
         "app": {"app_id": demo.DEMO_APP_ID, "secret": demo.DEMO_APP_SECRET, "sign_type": "AGGPAY-HMAC-SHA256",
                 "scopes": demo.DEMO_APP_SCOPES, "notify_url": demo.DEMO_NOTIFY_URL, "seeded": app_seeded},
+        "store_code": {"store_no": demo.DEMO_STORE_NO, "name": demo.DEMO_STORE_NAME,
+                       "url": f"{base_url}/c/{store_code.code}" if store_code else None,
+                       "seeded": store_code is not None},
     }
 
 
@@ -67,4 +71,11 @@ class Command(BaseCommand):
         out(f"  secret  {app['secret']}")
         out(f"  signing {app['sign_type']} — see docs/api.md; API docs at {data['api_docs_url']}")
         if not app["seeded"]:
+            out("  [not seeded: run `python manage.py seed_demo`]")
+        store_code = data["store_code"]
+        out("")
+        out(f"Store code (一码付) of {store_code['name']}:")
+        if store_code["seeded"]:
+            out(f"  {store_code['url']}  — open it with a WeChat or Alipay User-Agent, pay with the wallet stand-in")
+        else:
             out("  [not seeded: run `python manage.py seed_demo`]")

@@ -79,6 +79,7 @@ class Command(BaseCommand):
                 self._seed_staff()
             merchant = self._seed_merchant()
             self._seed_app(merchant)
+            self._seed_store_code(merchant)
         if not options["skip_channels"]:
             self._seed_channels()
             self._seed_contracts(merchant)
@@ -123,6 +124,26 @@ class Command(BaseCommand):
                                 notify_url=demo.DEMO_NOTIFY_URL, app_id=demo.DEMO_APP_ID,
                                 secret=demo.DEMO_APP_SECRET, name="demo")
         self._say(not exists, f"API app {demo.DEMO_APP_ID} (HMAC, scopes {', '.join(demo.DEMO_APP_SCOPES)})")
+
+    def _seed_store_code(self, merchant: Merchant) -> None:
+        """The shop's store and one code for it, through the service the store-code page uses (audited). The store
+        is written here: a merchant onboarded from a record gets its stores from the record (merchants.services
+        .onboarding), and the demo shop was made without one."""
+        from merchants.models import Store
+        from trades.onecode.services import storecodes_generate
+
+        store, _ = Store.objects.get_or_create(
+            merchant=merchant, store_no=demo.DEMO_STORE_NO,
+            defaults={"name": demo.DEMO_STORE_NAME, "address": demo.DEMO_STORE_ADDRESS,
+                      "area_code": demo.DEMO_STORE_AREA_CODE})
+        code = demo.demo_store_code(merchant.merchant_no)
+        created = code is None
+        if created:
+            (code,) = storecodes_generate(merchant=merchant, store_ids=[store.pk], per_store=1,
+                                          actor=demo.SEED_ACTOR)
+        base_url = settings.AGGPAY_PUBLIC_BASE_URL.rstrip("/")
+        self._say(created, f"store code of {store.name}: {base_url}/c/{code.code} (一码付: open it in WeChat or "
+                           "Alipay — or a browser with their User-Agent — and pay with the page's wallet stand-in)")
 
     def _seed_onboarding(self) -> None:
         from aggpay.management.demo_onboarding import demo_onboarding_seed
