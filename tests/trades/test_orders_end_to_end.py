@@ -153,7 +153,8 @@ def test_bad_fields_are_named_and_nothing_is_written(shop):
                         ({"out_trade_no": "T60001", "amount": 1, "product": "wechat.cash", "subject": "s"}, "product"),
                         ({"out_trade_no": "T60001", "amount": 1, "product": "barcode", "subject": "s",
                           "auth_code": "999999999999999999"}, "auth_code"),
-                        ({"out_trade_no": "T60001", "amount": 1, "product": "wechat.jsapi", "subject": "s"}, "payer")]:
+                        ({"out_trade_no": "T60001", "amount": 1, "product": "wechat.jsapi", "subject": "s"},
+                         "payer.openid")]:  # the key WeChat pays by, not just "payer"
         status, _, answer = shop.client.request("POST", "/api/v1/orders", json=body)
         assert status == 400 and answer["error"]["param"] == param, answer
     assert not Order.objects.filter(merchant=shop.merchant).exists()
