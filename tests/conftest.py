@@ -40,18 +40,26 @@ def _no_sign_in_failures_on_the_loopback():
 
 @pytest.fixture
 def local_midday():
-    """The clock reads 12:00 of today's local date (settings.TIME_ZONE, Asia/Shanghai) and keeps ticking.
+    """Keeps the test clear of local midnight (settings.TIME_ZONE, Asia/Shanghai; 16:00 UTC): within three hours of
+    it, the clock moves forward to the next local noon and keeps ticking; otherwise it is left alone. Yields the
+    time the test starts at.
 
-    For tests that stage rows minutes or hours ago and then filter by local day: run within that many minutes
-    after local midnight (16:00 UTC), such a row falls on yesterday and the filter rightly drops it — CI failed so
-    on 2026-11-28 at 00:10 +08:00. Dates such a test filters by are taken inside the test, never at collection.
-    The clock moves for this process only (the simulators' thread included); PostgreSQL's ``now()`` does not."""
+    For tests that stage rows minutes or hours before or after now and then filter by local day: run near midnight,
+    such a row falls on the other day and the filter rightly drops it — CI failed so on 2026-11-28 at 00:10 +08:00.
+    Dates such a test filters by are taken inside the test, never at collection. Only forward: certificates and
+    keys the session made at the real time stay valid. The clock moves for this process only (the simulators'
+    thread included); PostgreSQL's ``now()`` does not."""
     import datetime as dt
 
     import time_machine
     from django.utils import timezone
 
-    noon = dt.datetime.combine(timezone.localdate(), dt.time(12), tzinfo=timezone.get_current_timezone())
+    now = timezone.localtime()
+    if dt.time(3) <= now.time() < dt.time(21):
+        yield now
+        return
+    day = now.date() if now.time() < dt.time(3) else now.date() + dt.timedelta(days=1)
+    noon = dt.datetime.combine(day, dt.time(12), tzinfo=now.tzinfo)
     with time_machine.travel(noon, tick=True):
         yield noon
 

@@ -77,7 +77,7 @@ def test_it_filters_by_target_id_type_or_name(admin_client, log):
     assert {r[1] for r in by_type} == {"aggpay.staff_user.created"}
 
 
-def test_it_filters_by_local_date_range(admin_client, log):
+def test_it_filters_by_local_date_range(local_midday, admin_client, log):
     today = timezone.localdate()
     recent = actions(admin_client.get("/staff/admin/audit/", {"date_from": today.isoformat()}))
     assert "channels.account.created" not in {r[1] for r in recent}

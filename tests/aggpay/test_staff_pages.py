@@ -110,7 +110,7 @@ def test_the_contracting_count_is_coloured_when_applications_are_contracting(cli
     assert re.search(r'<span class="count warn">1</span>', contracting_tile(client))
 
 
-def test_the_admin_home_counts_todays_audit_entries(client, signed_in):
+def test_the_admin_home_counts_todays_audit_entries(local_midday, client, signed_in):
     admin = signed_in("admin")  # creating the user wrote one audit row today
     MerchantFactory()  # a factory row writes none
     response = client.get("/staff/")

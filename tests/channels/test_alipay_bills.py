@@ -76,8 +76,8 @@ def test_a_malformed_bill_is_a_clear_parse_error(data, reason):
     assert reason in caught.value.message
 
 
-def test_the_adapter_downloads_the_simulators_bill_of_the_day(alipay_adapter, alipay_merchant, alipay_config,
-                                                              simulator_server):
+def test_the_adapter_downloads_the_simulators_bill_of_the_day(local_midday, alipay_adapter, alipay_merchant,
+                                                              alipay_config, simulator_server):
     def pay(out_trade_no: str, amount: int, auth_code: str = "281234567890123450"):
         return alipay_adapter.create_payment(PaymentRequest(
             product="alipay.barcode", sub_merchant=alipay_merchant, out_trade_no=out_trade_no, amount=amount,
@@ -106,7 +106,8 @@ def test_the_adapter_downloads_the_simulators_bill_of_the_day(alipay_adapter, al
     assert alipay_adapter.download_bill(bill_date=today) == []
 
 
-def test_the_simulators_zip_is_gbk_named_like_alipays(alipay_adapter, alipay_merchant, simulator_server):
+def test_the_simulators_zip_is_gbk_named_like_alipays(local_midday, alipay_adapter, alipay_merchant,
+                                                      simulator_server):
     alipay_adapter.create_payment(PaymentRequest(
         product="alipay.barcode", sub_merchant=alipay_merchant, out_trade_no="BILL-Z", amount=100, subject="茶",
         notify_url="", expires_at=dt.datetime.now(dt.UTC), auth_code="281234567890123450"))
@@ -124,8 +125,8 @@ def test_the_simulators_zip_is_gbk_named_like_alipays(alipay_adapter, alipay_mer
 
 
 @pytest.mark.parametrize("status", [403, 404])
-def test_a_bill_file_answered_by_a_page_is_unknown_and_asked_again(alipay_adapter, alipay_merchant, simulator_server,
-                                                                   status):
+def test_a_bill_file_answered_by_a_page_is_unknown_and_asked_again(local_midday, alipay_adapter, alipay_merchant,
+                                                                   simulator_server, status):
     # B.8: the file URL answers the zip. A proxy's page carries no Alipay code and says nothing about the bill
     # (design §5 rule 2): unknown, and the next download gets the bill.
     alipay_adapter.create_payment(PaymentRequest(

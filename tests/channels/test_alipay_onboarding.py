@@ -54,7 +54,7 @@ def set_app(server, app_id: str, **values) -> None:
 
 
 def test_an_approved_application_yields_an_smid_we_can_take_payments_for(
-        alipay_adapter, alipay_config, simulator_server, callback_receiver):
+        local_midday, alipay_adapter, alipay_config, simulator_server, callback_receiver):
     callback_receiver.body = b"success"
     set_app(simulator_server, alipay_config.app_id, message_url=callback_receiver.url)
     submitted = alipay_adapter.onboarding_submit(application=application(alipay_adapter, "AGG-1"))

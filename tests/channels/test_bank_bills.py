@@ -25,7 +25,7 @@ def bank(simulator_server):
     return new_bank(simulator_server, fee_rate="0.006")
 
 
-def test_the_bill_lists_payments_refunds_and_reversals_of_the_day(bank):
+def test_the_bill_lists_payments_refunds_and_reversals_of_the_day(local_midday, bank):
     merchant = open_merchant(bank)
     qr = payment(merchant, amount=1250, attach="table 7")
     bank.create_payment(qr)
@@ -59,7 +59,7 @@ def test_the_bill_lists_payments_refunds_and_reversals_of_the_day(bank):
     assert unpaid.out_trade_no not in {line.out_trade_no for line in lines}
 
 
-def test_the_whole_org_bill_includes_every_merchant_but_not_another_bank(simulator_server, bank):
+def test_the_whole_org_bill_includes_every_merchant_but_not_another_bank(local_midday, simulator_server, bank):
     first, second = open_merchant(bank), open_merchant(bank)
     for merchant in (first, second):
         request = payment(merchant)
@@ -80,7 +80,7 @@ def test_a_day_without_movements_has_an_empty_bill(simulator_server):
     assert new_bank(simulator_server).download_bill(bill_date=today() - dt.timedelta(days=3)) == []
 
 
-def test_todays_bill_is_not_ready_until_tomorrow(simulator_server):
+def test_todays_bill_is_not_ready_until_tomorrow(local_midday, simulator_server):
     strict = new_bank(simulator_server, intraday_bills=False)
     with pytest.raises(ChannelError) as refused:
         strict.download_bill(bill_date=today())
@@ -111,7 +111,7 @@ def test_a_file_download_answered_by_a_page_is_unknown_too(simulator_server, sta
     assert caught.value.retryable and caught.value.http_status == status
 
 
-def test_a_file_download_cut_short_is_unknown_and_can_be_asked_again(simulator_server):
+def test_a_file_download_cut_short_is_unknown_and_can_be_asked_again(local_midday, simulator_server):
     # §8: the file is vouched for by the signed answer's file_sha256; half of it is a download gone wrong, not the
     # bank's word on the bill — unknown, as WeChat Pay's file that misses its hash_value (test_wechatpay_bill).
     bank = new_bank(simulator_server)

@@ -140,7 +140,7 @@ def test_it_links_the_trade_page_for_someone_who_may_open_it(client, django_user
     assert f'id="callback-{pk}"' in client.get(f"/staff/trades/{order_id}/").content.decode()
 
 
-def test_its_filters_narrow_the_queue(client, risk_zhao, refused):
+def test_its_filters_narrow_the_queue(local_midday, client, risk_zhao, refused):
     client.force_login(risk_zhao)
     wx, ali = refused["mismatch"].account.code, refused["unverified"].account.code
     today = timezone.localdate()

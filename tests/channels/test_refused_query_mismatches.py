@@ -129,7 +129,7 @@ def test_it_links_the_trade_page_at_the_mismatch_for_someone_who_may_open_it(cli
     assert f'id="audit-{pk}"' in client.get(f"/staff/trades/{order_id}/").content.decode()
 
 
-def test_its_filters_narrow_the_queue(client, risk_zhao, mismatches, shop):  # noqa: F811
+def test_its_filters_narrow_the_queue(local_midday, client, risk_zhao, mismatches, shop):  # noqa: F811
     client.force_login(risk_zhao)
     amount, currency = str(mismatches["amount"].pk), str(mismatches["currency"].pk)
     today = timezone.localdate()

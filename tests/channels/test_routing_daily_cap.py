@@ -23,7 +23,8 @@ from tests.conftest import STAFF_PASSWORD
 from tests.factories import ChannelAccountFactory, MerchantFactory
 from trades.onecode.services import oauth_account
 
-pytestmark = pytest.mark.django_db
+# Payments are counted now and read back as today's: on a clock at local noon, never across a midnight.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("local_midday")]
 
 PRODUCT = "unionpay.qr"
 

@@ -103,7 +103,8 @@ def _today() -> dt.date:
     return dt.datetime.now(CST).date()
 
 
-def test_it_downloads_and_parses_the_bill_of_the_trades_the_simulator_saw(simulator_server, fresh_wechatpay_adapter):
+def test_it_downloads_and_parses_the_bill_of_the_trades_the_simulator_saw(local_midday, simulator_server,
+                                                                         fresh_wechatpay_adapter):
     adapter = fresh_wechatpay_adapter
     sim(simulator_server, "POST", f"/_control/accounts/{adapter.config.sp_mchid}/settings",
         json={"refund_delay_seconds": 0})
@@ -125,7 +126,7 @@ def test_it_downloads_and_parses_the_bill_of_the_trades_the_simulator_saw(simula
 
 
 @pytest.mark.parametrize(("damage", "said"), [("bad_signature", "hash_value"), ("truncated_file", "gzip")])
-def test_a_bill_file_damaged_on_the_way_is_unknown_and_can_be_asked_again(simulator_server,
+def test_a_bill_file_damaged_on_the_way_is_unknown_and_can_be_asked_again(local_midday, simulator_server,
                                                                          fresh_wechatpay_adapter, damage, said):
     # A.12: the file is unsigned and hash_value of the signed answer vouches for a whole one. Bytes that miss it
     # (changed, or a gzip cut short) are a download gone wrong, not WeChat Pay's verdict on the bill — unknown, as
@@ -142,7 +143,7 @@ def test_a_bill_file_damaged_on_the_way_is_unknown_and_can_be_asked_again(simula
 
 @pytest.mark.parametrize("status", [403, 404, 302])
 def test_a_bill_download_answered_by_a_page_without_a_wechat_code_is_unknown_and_can_be_asked_again(
-        simulator_server, fresh_wechatpay_adapter, status):
+        local_midday, simulator_server, fresh_wechatpay_adapter, status):
     # A.6: only a WeChat Pay error code is its refusal; a proxy's page says nothing about the bill (design §5 rule 2).
     adapter = fresh_wechatpay_adapter
     paid = payment("wechat.barcode", auth_code="134567890123456781")

@@ -147,7 +147,8 @@ def test_it_changes_a_settlement_account_asynchronously(simulator_server, wechat
     assert result.message == ("户名不符" if outcome == "reject" else "")
 
 
-def test_it_lists_complaints_with_the_payers_phone_decrypted_and_answers_them(simulator_server, fresh_wechatpay_adapter):
+def test_it_lists_complaints_with_the_payers_phone_decrypted_and_answers_them(local_midday, simulator_server,
+                                                                             fresh_wechatpay_adapter):
     adapter = fresh_wechatpay_adapter
     request = payment("wechat.barcode", auth_code="134567890123456781")
     adapter.create_payment(request)

@@ -87,7 +87,7 @@ def test_the_sdk_verifies_a_signed_204_and_refuses_a_wrongly_signed_answer(simul
         sdk.query(out_trade_no=out_trade_no, sub_mchid=SUB_MCHID)
 
 
-def test_the_sdk_downloads_a_bill_that_matches_its_hash(sdk):
+def test_the_sdk_downloads_a_bill_that_matches_its_hash(local_midday, sdk):
     import datetime as dt
 
     out_trade_no = "SDK" + secrets.token_hex(8)

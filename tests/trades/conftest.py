@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -47,6 +48,22 @@ class Shop:
         response = requests.post(f"{self.root}/{kind}{path}", json=payload, timeout=10)
         assert response.status_code < 300, response.text
         return response.json() if response.content else {}
+
+
+@pytest.fixture
+def clear_of_midnight():
+    """The test starts at least a minute before local midnight (settings.TIME_ZONE, Asia/Shanghai), waiting past it
+    when it would not: for tests that read "today" after staging money now, whose day comes from a clock the
+    ``local_midday`` fixture cannot move — PostgreSQL's (an event's time, trades.services.events._feed_position,
+    dates a reversal on statements and the fee report) or another process's (the documented examples run as
+    scripts). Begun in the last seconds of a day, such a test moved money on it and asked for the next one."""
+    from django.utils import timezone
+
+    now = timezone.localtime()
+    next_day = dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time.min, tzinfo=now.tzinfo)
+    left = (next_day - now).total_seconds()
+    if left < 60:
+        time.sleep(left + 1)
 
 
 @pytest.fixture

@@ -120,7 +120,8 @@ def test_a_payment_code_refused_retryably_fails_without_failing_over(shop, bank_
     assert at_the_bank(simulator_server, bank_b, "trades", stored.pk) is None
 
 
-def test_it_does_not_fail_over_to_an_account_the_order_would_take_past_its_daily_cap(shop, bank_b, simulator_server):
+def test_it_does_not_fail_over_to_an_account_the_order_would_take_past_its_daily_cap(local_midday, shop, bank_b,
+                                                                                    simulator_server):
     # The fallbacks are routing's eligible candidates (design §7 layers 1 and 4): Bank B, with 50 yuan of its
     # 99.99 yuan cap paid today, cannot take 100 yuan more, so Bank A's retryable refusal stands.
     offer = ChannelProduct.objects.get(account=bank_b, product="unionpay.qr")

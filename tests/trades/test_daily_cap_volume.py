@@ -36,7 +36,8 @@ from tests.trades.order_steps import confirming_alipay_code
 from trades.models import LatePayment, Order, Refund
 from trades.services.orders import order_sync
 
-pytestmark = pytest.mark.usefixtures("quiet_channels")
+# Payments are counted now and read back as today's: on a clock at local noon, never across a midnight.
+pytestmark = pytest.mark.usefixtures("local_midday", "quiet_channels")
 
 
 def _volume(account, product: str, day: dt.date | None = None) -> tuple[int, int]:

@@ -201,7 +201,7 @@ def test_the_chart_draws_one_bar_per_day_with_its_net_profit(finance_client, tea
     assert "2026-03-10: ¥2.05" in html
 
 
-def test_the_page_opens_on_the_last_seven_closed_days(finance_client):
+def test_the_page_opens_on_the_last_seven_closed_days(local_midday, finance_client):
     response = finance_client.get(PAGE)
 
     report = response.context["report"]
@@ -211,7 +211,7 @@ def test_the_page_opens_on_the_last_seven_closed_days(finance_client):
     assert b"No money moved in these days" in response.content
 
 
-def test_one_click_shows_today_so_far_marked_as_not_closed(finance_client, tea_house, bank_a):
+def test_one_click_shows_today_so_far_marked_as_not_closed(local_midday, finance_client, tea_house, bank_a):
     # Finance opens on closed days; this morning's money is one link away, and the page says it still grows.
     today = timezone.localdate()
     paid(tea_house, "T1", account=bank_a, amount=10_000, rates=("0.0038", "0.0020", "0"),
@@ -226,7 +226,7 @@ def test_one_click_shows_today_so_far_marked_as_not_closed(finance_client, tea_h
     assert b"includes a day that has not closed yet" in response.content
 
 
-def test_empty_closed_days_point_to_the_money_today_has_moved(finance_client, tea_house, bank_a):
+def test_empty_closed_days_point_to_the_money_today_has_moved(local_midday, finance_client, tea_house, bank_a):
     # A first day (or the demo, whose trades are all this morning's): the empty table says today has money.
     today = timezone.localdate()
     order = paid(tea_house, "T1", account=bank_a, amount=10_000, rates=("0.0038", "0.0020", "0"),
@@ -242,8 +242,8 @@ def test_empty_closed_days_point_to_the_money_today_has_moved(finance_client, te
     assert f'href="?from={today.isoformat()}&amp;to={today.isoformat()}">show today' in hint
 
 
-def test_the_pointer_to_today_keeps_the_filter_and_counts_only_what_it_matches(finance_client, tea_house, bank_a,
-                                                                               bank_b):
+def test_the_pointer_to_today_keeps_the_filter_and_counts_only_what_it_matches(local_midday, finance_client,
+                                                                               tea_house, bank_a, bank_b):
     today = timezone.localdate()
     paid(tea_house, "T1", account=bank_a, amount=10_000, rates=("0.0038", "0.0020", "0"), paid_at=timezone.now())
 
@@ -387,7 +387,7 @@ def test_the_statement_csv_is_the_one_the_merchant_downloads(finance_client, tea
         f'attachment; filename="aggpay-statement-{tea_house.merchant_no}-2026-03-10.csv"')
 
 
-def test_the_statement_of_a_day_not_yet_closed_is_refused_with_the_reason(finance_client, tea_house):
+def test_the_statement_of_a_day_not_yet_closed_is_refused_with_the_reason(local_midday, finance_client, tea_house):
     today = timezone.localdate()
     response = finance_client.get(PAGE, {"merchant_no": tea_house.merchant_no, "date": today.isoformat()})
 

@@ -76,6 +76,7 @@ def test_a_success_notice_for_a_reversed_code_records_the_payment_on_the_reverse
     assert applied.outcome == CallbackOutcome.APPLIED
 
 
+@pytest.mark.usefixtures("clear_of_midnight")  # reversals are dated by PostgreSQL's clock
 def test_the_statement_then_shows_the_payment_and_its_reversal(shop, simulator_server):
     order = _paid_then_reversed(shop, "ORR00002", amount=2000)
     assert _statement_lines(shop, "ORR00002") == []  # before the notice: neither line, unlike Alipay's bill
@@ -97,6 +98,7 @@ def test_the_merchant_hears_no_success_after_the_reversal(shop, simulator_server
     assert _types(order["id"]) == ["order.reversed"]
 
 
+@pytest.mark.usefixtures("clear_of_midnight")  # reversals are dated by PostgreSQL's clock
 def test_a_copy_of_the_notice_changes_nothing(shop, simulator_server):
     order = _paid_then_reversed(shop, "ORR00004")
     held = _held_notice(simulator_server, order["id"])

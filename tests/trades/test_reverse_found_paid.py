@@ -45,6 +45,7 @@ def test_it_records_the_payment_a_reverse_found_before_the_reversal(shop):
     assert types == ["order.succeeded", "order.reversed"]
 
 
+@pytest.mark.usefixtures("clear_of_midnight")  # reversals are dated by PostgreSQL's clock
 def test_the_statement_shows_the_payment_and_its_reversal(shop):
     order, app_id = confirming_alipay_code(shop, "RFP00002", amount=2000)
     shop.sim("alipay", "/_payer/pay", out_trade_no=order["id"], app_id=app_id)

@@ -83,6 +83,7 @@ def test_the_merchant_is_notified_of_the_reversal_with_the_amount_given_back(sho
     assert types == ["order.succeeded", "order.reversed"]
 
 
+@pytest.mark.usefixtures("clear_of_midnight")  # reversals are dated by PostgreSQL's clock
 def test_the_statement_and_the_fee_report_count_what_the_order_says_went_back(shop):
     order = _paid_code(shop, "RPR00003", amount=10000)
     answer = _reverse(shop, "RPR00003")
@@ -113,6 +114,7 @@ def test_a_code_reversed_before_anyone_paid_says_nothing_went_back(shop):
     assert _statement_lines(shop, "RPR00004") == []
 
 
+@pytest.mark.usefixtures("clear_of_midnight")  # reversals are dated by PostgreSQL's clock
 def test_a_payment_heard_of_after_its_reversal_is_shown_as_given_back(shop, simulator_server):
     order = _paid_then_reversed(shop, "RPR00005", amount=1800)  # reversed while we thought it unpaid
     assert Order.objects.get(pk=order["id"]).refunded_amount == 0

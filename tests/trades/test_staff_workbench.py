@@ -61,7 +61,7 @@ def test_a_trade_is_found_by_each_of_its_numbers(shop, client, agent):
     assert nothing.status_code == 200 and _listed(nothing) == set() and "No trades match" in nothing.content.decode()
 
 
-def test_the_filters_narrow_the_search(shop, client, agent):
+def test_the_filters_narrow_the_search(local_midday, shop, client, agent):
     paid = _paid(shop, "T-FILTER-1")
     status, _, pending = shop.client.request("POST", "/api/v1/orders", json={
         "out_trade_no": "T-FILTER-2", "amount": 300, "product": "alipay.qr", "subject": "cup"})

@@ -206,7 +206,8 @@ def test_a_day_is_available_only_once_it_has_closed_in_shanghai(tea_house_app):
     assert statement_get(merchant=merchant, day=DAY, now=at(0, day=DAY + dt.timedelta(days=1))).lines == []
 
 
-def test_today_and_later_days_answer_409_saying_when_they_will_be_available(signed_api, tea_house_app):
+def test_today_and_later_days_answer_409_saying_when_they_will_be_available(local_midday, signed_api,
+                                                                           tea_house_app):
     api = signed_api(tea_house_app)
     today = timezone.localdate(timezone.now(), SHANGHAI)
     for day in (today, today + dt.timedelta(days=1), dt.date(9999, 12, 31)):
@@ -312,9 +313,10 @@ def test_the_request_costs_the_same_number_of_queries_for_a_quiet_and_a_busy_day
 
 # --- docs/api.md "Statements", run as written against a live server ----------------------------------------------
 @pytest.fixture
-def yesterday_in_shanghai(tea_house_app):
+def yesterday_in_shanghai(clear_of_midnight, tea_house_app):
     """Yesterday (China time), when Tea House was paid 10 000 fen at 0.38 % (fee 38) and refunded 2 500 (fee 10
-    back): the day the documented examples ask for."""
+    back): the day the documented examples ask for — the scripts read their own clock, so this one is not moved
+    (local_midday) but kept clear of midnight."""
     yesterday = timezone.localdate(timezone.now(), SHANGHAI) - dt.timedelta(days=1)
     order = paid_order(tea_house_app.merchant, "DOC001", amount=10_000, rate="0.0038", paid_at=at(12, day=yesterday))
     refunded(order, "DOC-R1", amount=2_500, succeeded_at=at(13, day=yesterday))
