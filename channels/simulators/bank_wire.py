@@ -68,13 +68,7 @@ def rsa2_verify(message: dict, public_pem: str) -> bool:
     signature = message.get("sign")
     if not isinstance(signature, str):
         return False
-    content = sign_content(message)
-    try:
-        raw = base64.b64decode(signature.encode("ascii"), validate=True)
-        _public(public_pem).verify(raw, content.encode("utf-8"), padding.PKCS1v15(), hashes.SHA256())
-    except (InvalidSignature, ValueError, UnicodeEncodeError):
-        return False
-    return True
+    return rsa2_verify_text(sign_content(message), signature, public_pem)
 
 
 def rsa2_verify_text(text: str, signature: str, public_pem: str) -> bool:
