@@ -9,6 +9,7 @@ a transient failure on our side answers 5xx so the channel retries; duplicates a
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from collections.abc import Callable
 
@@ -75,6 +76,7 @@ def _store(*, account: ChannelAccount, request, received_at, outcome: str, messa
         received_at=received_at,
         account=account, outcome=outcome, message=_storable(message[:2000]), headers=headers,
         body=(request.body if body is None else body).decode("utf-8", "replace"), kind=event.kind if event else "",
+        decoded=json.dumps(event.raw, ensure_ascii=False, default=str) if event is not None and event.raw else "",
         event_id=event.event_id if event else "", remote_addr=request.META.get("REMOTE_ADDR") or None,
     )
 

@@ -328,6 +328,10 @@ class ChannelCallback(models.Model):
     message = models.TextField(blank=True)
     headers = models.JSONField(default=dict, blank=True)
     body = EncryptedTextField(blank=True)
+    # What the adapter read from the body once it was verified, as JSON, encrypted at rest like the body: for a
+    # WeChat Pay v3 notice the decrypted resource (channel-protocols.md A.4), of which the body shows only the
+    # ciphertext — the trade timeline shows this, redacted, so staff read the amount and state the channel sent.
+    decoded = EncryptedTextField(blank=True)
     remote_addr = models.GenericIPAddressField(null=True, blank=True)
     # A refused callback is a security event for risk (issue 5 "Callbacks"): a risk officer marks it reviewed with
     # a note (channels.services.callback_reviews). Set once, never changed: the audit row beside it is the history.

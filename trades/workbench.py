@@ -129,6 +129,8 @@ class Entry:
     actor: str = ""
     details: list[tuple[str, str]] = field(default_factory=list)
     body: str = ""  # redacted text (a channel answer, a callback body)
+    sent: str = ""  # redacted text: what we sent on a channel call
+    decoded: bool = False  # a callback's body is what the adapter read from it (decrypted), not the raw envelope
     attempts: list = field(default_factory=list)  # delivery attempts under an event
     deliveries: list = field(default_factory=list)
     anchor: str = ""
@@ -145,6 +147,19 @@ def _pretty(answer: str) -> str:
         return json.dumps(json.loads(answer), ensure_ascii=False, indent=2)
     except (TypeError, ValueError):
         return answer
+
+
+def _pretty_exchanges(text: str) -> str:
+    """A channel call's recorded request or answer with each JSON body indented: a parsed answer is one JSON text; a
+    request, or the answer of a call that has no parsed one, is ``METHOD path`` or ``HTTP status`` then the body,
+    for each exchange (trades.services.channel_calls)."""
+    if not text or text[:1] in "{[":
+        return _pretty(text)
+    parts = []
+    for part in text.split("\n\n"):
+        line, _, body = part.partition("\n")
+        parts.append(line + ("\n" + _pretty(body) if body else ""))
+    return "\n\n".join(parts)
 
 
 def order_callbacks(order: Order, refunds: list[Refund]) -> list[ChannelCallback]:
@@ -216,8 +231,8 @@ def order_timeline(order: Order) -> dict:
         if call.refund_id:
             details.append(("refund", call.refund_id))
         entries.append(Entry(call.created_at, "call", f"Channel call: {call.verb} → {call.outcome}",
-                             tone=_CALL_TONES.get(call.outcome, ""), details=details, body=_pretty(call.answer),
-                             anchor=f"call-{call.pk}"))
+                             tone=_CALL_TONES.get(call.outcome, ""), details=details, body=_pretty_exchanges(call.answer),
+                             sent=_pretty_exchanges(call.request), anchor=f"call-{call.pk}"))
     for number, hop in enumerate(failover_hops(order.routing), 1):
         entries.append(Entry(hop["at"] or order.created_at, "routing", hop["text"], tone="warn",
                              details=[("message", hop["message"])] if hop["message"] else [],
@@ -227,10 +242,13 @@ def order_timeline(order: Order) -> dict:
         if callback.message:
             details.append(("note", callback.message[:300]))
         # The stored body is decrypted only to be redacted (design §5 rule 10): secrets and PII never reach the page.
+        # What the adapter read from it comes first: a WeChat Pay notice's body holds only ciphertext (A.4).
+        decoded = callback.decoded or ""
         entries.append(Entry(callback.received_at, "callback",
                              f"Callback from {order.channel_account.code}: {callback.kind or 'unknown'} — "
                              f"{callback.outcome}", tone=_CALLBACK_TONES.get(callback.outcome, ""),
-                             details=details, body=redact(callback.body or "", 1500), anchor=f"callback-{callback.pk}"))
+                             details=details, body=_pretty(redact(decoded or callback.body or "", 3000)),
+                             decoded=bool(decoded), anchor=f"callback-{callback.pk}"))
     for event in events:
         suffix = event.type.rsplit(".", 1)[-1]
         entries.append(Entry(event.created_at, "event", f"Event {event.type} #{event.sequence}",

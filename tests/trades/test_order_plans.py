@@ -41,7 +41,8 @@ def _generic_plan_indexes(sql: str, params: list) -> set[str]:
 
 def test_the_creates_record_finds_its_order_by_primary_key_only():
     sql = record_created_sql("updated_at = %s, pay_params = %s")
-    params = ["O1", "create", "pending", "", "", "{}", 3, "2026-11-26T00:00:00Z",
+    params = ["O1", "create", "pending", "", "", "POST /v3/pay/partner/transactions/native", "{}", 3,
+              "2026-11-26T00:00:00Z",
               "2026-11-26T00:00:00Z", '{"code_url": "weixin://x"}', "O1", "pending"]
     indexes = _generic_plan_indexes(sql, params)
     assert indexes, "the update must use an index on the order id"

@@ -282,6 +282,8 @@ class ChannelCall(models.Model):
     outcome = models.CharField(max_length=24)  # the normalised state, or error/unknown
     channel_code = models.CharField(max_length=64, blank=True)
     message = models.CharField(max_length=512, blank=True)
+    # What we sent: METHOD path and body of each HTTP exchange of the call (trades.services.channel_calls).
+    request = models.TextField(blank=True, help_text="what we sent, redacted")
     answer = models.TextField(blank=True, help_text="the channel's answer, redacted")
     elapsed_ms = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -43,7 +43,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
-import json
 import logging
 import operator
 import time
@@ -62,9 +61,10 @@ from aggpay.models import AuditLog
 from channels.adapters.base import RefundRequest, RefundResult
 from channels.adapters.base import RefundState as ChannelRefundState
 from channels.adapters.errors import ChannelError, ChannelUnknown
-from channels.adapters.http import redact
+from channels.adapters.http import Exchange, recording_exchanges
 from channels.callbacks import callback_url
 from trades.models import ChannelCall, EarlierRefundNumber, LatePayment
+from trades.services.channel_calls import call_fields
 from trades.services.ladder import EARLY_SPAN, EARLY_STEP, FIRST, LATE_SPAN, LATE_STEP
 from trades.services.orders import _trade_ref
 
@@ -183,16 +183,17 @@ def late_payment_refund_sync(*, late_payment_id: int, actor=None) -> LatePayment
     order, number = late.order, late_payment_refund_no(late)
     started = time.perf_counter()
     try:
-        result = order.channel_account.adapter().query_refund(trade=_ref(late), out_refund_no=number)
+        with recording_exchanges() as sent:
+            result = order.channel_account.adapter().query_refund(trade=_ref(late), out_refund_no=number)
     except ChannelError as exc:
         # Unknown, or a refusal to answer the query: nothing is known about the money; asked again next sweep.
         with transaction.atomic():
             _record(late, "query_refund", "unknown" if isinstance(exc, ChannelUnknown) else "error", started,
-                    error=exc)
+                    error=exc, sent=sent)
         logger.warning("late payment %s: the refund query got no answer (%s); asked again later", late.pk, exc)
         return late
     with transaction.atomic():
-        _record(late, "query_refund", result.state, started, result=result)
+        _record(late, "query_refund", result.state, started, result=result, sent=sent)
     if result.state == ChannelRefundState.NOT_FOUND:
         again = _may_send_again(late.pk, asked=number)
         return _send(again, actor=actor) if again is not None else _unsent_to_a_person(late.pk, asked=number,
@@ -527,10 +528,11 @@ def _send(late: LatePayment, *, actor) -> LatePayment:
                             notify_url=callback_url(order.channel_account))
     started = time.perf_counter()
     try:
-        result = order.channel_account.adapter().refund(request)
+        with recording_exchanges() as sent:
+            result = order.channel_account.adapter().refund(request)
     except ChannelUnknown as exc:
         with transaction.atomic():
-            _record(late, "refund", "unknown", started, error=exc)
+            _record(late, "refund", "unknown", started, error=exc, sent=sent)
             late = _locked(late.pk)
             if late.state == REFUNDING:
                 note = f"refund: no answer from the channel ({exc.message}); asked again by the sweeper"
@@ -543,7 +545,7 @@ def _send(late: LatePayment, *, actor) -> LatePayment:
         return late
     except ChannelError as exc:
         with transaction.atomic():
-            _record(late, "refund", "error", started, error=exc)
+            _record(late, "refund", "error", started, error=exc, sent=sent)
         # A definite refusal: no money moved. Reopened for a person with the channel's words.
         result = RefundResult(state=ChannelRefundState.FAILED, out_refund_no=request.out_refund_no,
                               failure_code=exc.channel_code or exc.code,
@@ -551,7 +553,7 @@ def _send(late: LatePayment, *, actor) -> LatePayment:
         return late_payment_apply_refund_result(late_payment_id=late.pk, result=result, actor=actor,
                                                 source="refund")[0]
     with transaction.atomic():
-        _record(late, "refund", result.state, started, result=result)
+        _record(late, "refund", result.state, started, result=result, sent=sent)
     result = _naming(result, request.out_refund_no)
     if result.state == ChannelRefundState.NOT_FOUND:  # not an answer a refund gives: treat as not known yet
         result = dataclasses.replace(result, state=ChannelRefundState.PROCESSING)
@@ -559,15 +561,10 @@ def _send(late: LatePayment, *, actor) -> LatePayment:
 
 
 def _record(late: LatePayment, verb: str, outcome: str, started: float, *, result: RefundResult | None = None,
-            error: ChannelError | None = None) -> None:
+            error: ChannelError | None = None, sent: list[Exchange] | None = None) -> None:
     """The trade timeline's channel part (ChannelCall, on the closed order)."""
-    ChannelCall.objects.create(
-        order_id=late.order_id, verb=f"{CALL_PREFIX}{verb}", outcome=outcome,
-        channel_code=(error.channel_code or error.code) if error else (result.failure_code or ""),
-        message=(error.message if error else result.failure_message or "")[:512],
-        answer=redact(json.dumps(result.raw if result else {}, ensure_ascii=False, default=str), 4000),
-        elapsed_ms=int((time.perf_counter() - started) * 1000),
-    )
+    ChannelCall.objects.create(order_id=late.order_id, **call_fields(
+        verb=f"{CALL_PREFIX}{verb}", outcome=outcome, started=started, result=result, error=error, sent=sent))
 
 
 def _money_back(late: LatePayment, at: dt.datetime | None) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
-import json
 import logging
 import math
 import time
@@ -37,7 +36,7 @@ from aggpay.errors import (
 from aggpay.fingerprints import request_print
 from channels.adapters.base import PaymentRequest, PaymentResult, SubMerchant, TradeRef, TradeState
 from channels.adapters.errors import ChannelError, ChannelUnknown
-from channels.adapters.http import redact
+from channels.adapters.http import Exchange, recording_exchanges
 from channels.callbacks import callback_url
 from channels.models import ChannelAccount
 from channels.routing import Candidate, RoutingDecision, choose
@@ -46,6 +45,7 @@ from channels.sql import prepared_cursor
 from merchants.models import Contract, MerchantState
 from trades.models import ChannelCall, LatePayment, Order, OrderState, RefundState, SyncState
 from trades.products import JSAPI_PRODUCTS, barcode_product
+from trades.services.channel_calls import call_fields
 from trades.services.events import event_emit
 from trades.services.fees import fees_for_payment
 from trades.services.ladder import close_retry_waits, ladder_start, next_query_at
@@ -465,20 +465,9 @@ def _trade_ref(order: Order) -> TradeRef:
                     channel_trade_no=order.channel_trade_no, amount=order.amount)
 
 
-def _call_fields(*, verb: str, outcome: str, started: float, result: PaymentResult | None = None,
-                 error: ChannelError | None = None) -> dict:
-    return dict(
-        verb=verb, outcome=outcome,
-        channel_code=(error.channel_code or error.code) if error else (result.failure_code if result else ""),
-        message=(error.message if error else (result.failure_message if result else ""))[:512],
-        answer=redact(json.dumps(result.raw if result else {}, ensure_ascii=False, default=str), 4000),
-        elapsed_ms=int((time.perf_counter() - started) * 1000),
-    )
-
-
 def _record_call(order_id: str, *, verb: str, outcome: str, started: float, result: PaymentResult | None = None,
-                 error: ChannelError | None = None) -> None:
-    fields = _call_fields(verb=verb, outcome=outcome, started=started, result=result, error=error)
+                 error: ChannelError | None = None, sent: list[Exchange] | None = None) -> None:
+    fields = call_fields(verb=verb, outcome=outcome, started=started, result=result, error=error, sent=sent)
     if verb == "query":
         _record_query(order_id, fields)
     else:
@@ -502,12 +491,12 @@ def _record_query(order_id: str, fields: dict) -> None:
 def _call_cte() -> str:
     """The ChannelCall INSERT the PostgreSQL records below start with (its values: ``_call_values``)."""
     return (f"WITH call AS (INSERT INTO {ChannelCall._meta.db_table} (order_id, verb, outcome, channel_code, message, "
-            f"answer, elapsed_ms, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)) ")
+            f"request, answer, elapsed_ms, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)) ")
 
 
 def _call_values(order_id: str, fields: dict, now) -> list:
     return [order_id, fields["verb"], fields["outcome"], fields["channel_code"], fields["message"],
-            fields["answer"], fields["elapsed_ms"], now]
+            fields["request"], fields["answer"], fields["elapsed_ms"], now]
 
 
 @functools.cache
@@ -534,16 +523,18 @@ def _call_and_apply(order: Order, account: ChannelAccount, *, verb: str, call, f
     written, instead of failing the order (_create_at_channel)."""
     started = time.perf_counter()
     try:
-        result = call(account.adapter())
+        with recording_exchanges() as sent:
+            result = call(account.adapter())
     except ChannelUnknown as exc:
         with transaction.atomic():
-            _record_call(order.pk, verb=verb, outcome="unknown", started=started, error=exc)
+            _record_call(order.pk, verb=verb, outcome="unknown", started=started, error=exc, sent=sent)
             return _mark_unknown(order.pk)
     except ChannelError as exc:
         if fail_over and verb == "create" and exc.retryable:
-            raise RefusedRetryably(exc, _call_fields(verb=verb, outcome="error", started=started, error=exc)) from exc
+            raise RefusedRetryably(exc, call_fields(verb=verb, outcome="error", started=started, error=exc,
+                                                    sent=sent)) from exc
         with transaction.atomic():
-            _record_call(order.pk, verb=verb, outcome="error", started=started, error=exc)
+            _record_call(order.pk, verb=verb, outcome="error", started=started, error=exc, sent=sent)
             if verb == "create":
                 return _apply_failure(order.pk, code=exc.channel_code or exc.code,
                                       message=exc.channel_message or exc.message)
@@ -555,25 +546,26 @@ def _call_and_apply(order: Order, account: ChannelAccount, *, verb: str, call, f
                 return _mark_unknown(order.pk)
         raise
     if verb == "query" and _changes_nothing(order, result):
-        _record_call(order.pk, verb=verb, outcome=result.state, started=started, result=result)
+        _record_call(order.pk, verb=verb, outcome=result.state, started=started, result=result, sent=sent)
         return order
     if verb == "create" and result.state == TradeState.PENDING:
         # The common answer to a create (a QR code or prepay id to hand over): no row lock — the conditional
         # UPDATE only fills what is still empty on a pending order, so a callback or query that got there first
         # wins (design §5 rule 4), and order creation keeps its throughput (bench/bench_orders.py).
-        _record_created(order, result, _call_fields(verb=verb, outcome=result.state, started=started,
-                                                    result=result))
+        _record_created(order, result, call_fields(verb=verb, outcome=result.state, started=started,
+                                                   result=result, sent=sent))
         return order
     try:
         with transaction.atomic():
-            _record_call(order.pk, verb=verb, outcome=result.state, started=started, result=result)
+            _record_call(order.pk, verb=verb, outcome=result.state, started=started, result=result, sent=sent)
             return order_apply_result(order_id=order.pk, result=result, source=verb)
     except CrossCheckFailed as exc:
-        return _answer_refused(order, account, verb=verb, result=result, reason=str(exc), started=started)
+        return _answer_refused(order, account, verb=verb, result=result, reason=str(exc), started=started,
+                               sent=sent)
 
 
 def _answer_refused(order: Order, account: ChannelAccount, *, verb: str, result: PaymentResult, reason: str,
-                    started: float) -> Order:
+                    started: float, sent: list[Exchange]) -> Order:
     """A signed answer (a query's, or a payment code's create) whose success fails the cross-check (design §5 rule
     4): refused like such a callback — the order is not changed, the mismatch is recorded as a security event with
     the same service channels.callbacks uses for a refused callback (``audit_log``, ``security.<verb>.mismatch``,
@@ -581,7 +573,7 @@ def _answer_refused(order: Order, account: ChannelAccount, *, verb: str, result:
     of the ladder, or the manual queue after the last (rule 2). Bug: CrossCheckFailed, caught only by the callback
     handler, escaped order_sync — GET /orders/{no}, the staff "Sync now" and the close answered 500, and the
     sweepers logged a crash for the order every minute."""
-    fields = _call_fields(verb=verb, outcome="mismatch", started=started, result=result)
+    fields = call_fields(verb=verb, outcome="mismatch", started=started, result=result, sent=sent)
     fields["message"] = reason[:512]
     logger.warning("%s of order %s: the channel's answer does not match the order: %s", verb, order.pk, reason)
     with transaction.atomic():
@@ -936,10 +928,11 @@ def order_close(*, order_id: str, actor_label: str = "", audit: AuditNote | None
     if account is not None:  # None: a cashier order nobody opened, so no channel has heard of it
         started = time.perf_counter()
         try:
-            account.adapter().close_payment(_trade_ref(order))
+            with recording_exchanges() as sent:
+                account.adapter().close_payment(_trade_ref(order))
         except ChannelError as exc:
             _record_call(order.pk, verb="close", outcome="unknown" if _no_answer(exc) else "error", started=started,
-                         error=exc)
+                         error=exc, sent=sent)
             if _no_answer(exc):  # a timeout or 5xx, or "try again later" (WeChat USERPAYING, A.6)
                 return _close_later(order_id, audit=audit, close_sent=True)
             if exc.code == "order_paid":
@@ -953,7 +946,7 @@ def order_close(*, order_id: str, actor_label: str = "", audit: AuditNote | None
                 raise ChannelRefused(exc.message, channel_code=exc.channel_code, channel_message=exc.channel_message,
                                      extra={"order": order_as_api(order)})
         else:
-            _record_call(order.pk, verb="close", outcome="closed", started=started)
+            _record_call(order.pk, verb="close", outcome="closed", started=started, sent=sent)
     asked, moved = (account.pk if account is not None else None), False
     with transaction.atomic():
         order = _locked(order_id)
@@ -1067,12 +1060,13 @@ def _reverse_send(order_id: str, *, retry: bool) -> Order:
         return order
     started = time.perf_counter()
     try:
-        result = order.channel_account.adapter().reverse_payment(_trade_ref(order))
+        with recording_exchanges() as sent:
+            result = order.channel_account.adapter().reverse_payment(_trade_ref(order))
     except ChannelError as exc:
         no_answer = _no_answer(exc)
         with transaction.atomic():
             _record_call(order.pk, verb="reverse", outcome="unknown" if no_answer else "error", started=started,
-                         error=exc)
+                         error=exc, sent=sent)
             order = _locked(order_id)
             if order.reverse_requested_at is None:
                 return order  # settled meanwhile (a query or callback saw the trade reversed, closed or failed)
@@ -1106,7 +1100,7 @@ def _reverse_send(order_id: str, *, retry: bool) -> Order:
         raise ChannelRefused(exc.message, channel_code=exc.channel_code, channel_message=exc.channel_message,
                              extra={"order": order_as_api(order)})
     with transaction.atomic():
-        _record_call(order.pk, verb="reverse", outcome=result.state, started=started, result=result)
+        _record_call(order.pk, verb="reverse", outcome=result.state, started=started, result=result, sent=sent)
         order = _locked(order_id)
         if order.reverse_requested_at is None:
             return order

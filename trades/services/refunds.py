@@ -25,9 +25,10 @@ from aggpay.models import AuditLog
 from channels.adapters.base import RefundRequest, RefundResult
 from channels.adapters.base import RefundState as ChannelRefundState
 from channels.adapters.errors import ChannelError, ChannelUnknown
-from channels.adapters.http import redact
+from channels.adapters.http import recording_exchanges
 from channels.callbacks import callback_url
 from trades.models import ChannelCall, EarlierRefundNumber, Order, OrderState, Refund, RefundState, SyncState
+from trades.services.channel_calls import call_fields
 from trades.services.events import event_emit
 from trades.services.fees import fee_snapshot_of, fees_for_refund
 from trades.services.ladder import FIRST, next_query_at
@@ -324,21 +325,22 @@ def _call_and_apply(refund: Refund, *, verb: str, asked: str, call) -> Refund:
     answer is applied (no lock is held across the call), so the answer carries the number it is about."""
     started = time.perf_counter()
     try:
-        result = call(refund.order.channel_account.adapter())
+        with recording_exchanges() as sent:
+            result = call(refund.order.channel_account.adapter())
     except ChannelUnknown as exc:
         with transaction.atomic():
-            _record(refund, verb, "unknown", started, error=exc)
+            _record(refund, verb, "unknown", started, error=exc, sent=sent)
             return _schedule(refund.pk, unknown=True)
     except ChannelError as exc:
         with transaction.atomic():
-            _record(refund, verb, "error", started, error=exc)
+            _record(refund, verb, "error", started, error=exc, sent=sent)
         if verb == "refund":
             return refund_apply_result(refund_id=refund.pk, result=RefundResult(
                 state=ChannelRefundState.FAILED, out_refund_no=asked, failure_code=exc.channel_code or exc.code,
                 failure_message=exc.channel_message or exc.message))
         return _schedule(refund.pk, unknown=True)
     with transaction.atomic():
-        _record(refund, verb, result.state, started, result=result)
+        _record(refund, verb, result.state, started, result=result, sent=sent)
     if not result.out_refund_no:
         result = dataclasses.replace(result, out_refund_no=asked)  # the adapter's object is left as it gave it
     try:
@@ -347,14 +349,9 @@ def _call_and_apply(refund: Refund, *, verb: str, asked: str, call) -> Refund:
         return _hold_for_amount(refund.pk, result=result, mismatch=exc, verb=verb)
 
 
-def _record(refund, verb, outcome, started, *, result=None, error=None) -> None:
-    ChannelCall.objects.create(
-        order_id=refund.order_id, refund_id=refund.pk, verb=verb, outcome=outcome,
-        channel_code=(error.channel_code or error.code) if error else (result.failure_code or ""),
-        message=(error.message if error else result.failure_message or "")[:512],
-        answer=redact(json.dumps(result.raw if result else {}, ensure_ascii=False, default=str), 4000),
-        elapsed_ms=int((time.perf_counter() - started) * 1000),
-    )
+def _record(refund, verb, outcome, started, *, result=None, error=None, sent=None) -> None:
+    ChannelCall.objects.create(order_id=refund.order_id, refund_id=refund.pk, **call_fields(
+        verb=verb, outcome=outcome, started=started, result=result, error=error, sent=sent))
 
 
 def _schedule(refund_id: str, *, unknown: bool) -> Refund:
@@ -615,17 +612,18 @@ def refund_record_channel_success(*, refund_id: str, actor, note: str) -> Refund
     started = time.perf_counter()
     try:
         adapter = refund.order.channel_account.adapter()
-        result = adapter.query_refund(trade=_trade_ref(refund.order), out_refund_no=asked)
+        with recording_exchanges() as sent:
+            result = adapter.query_refund(trade=_trade_ref(refund.order), out_refund_no=asked)
     except ChannelError as exc:  # a timeout is unknown, never "not refunded"; an error tells nothing either
         unknown = isinstance(exc, ChannelUnknown)
         with transaction.atomic():
-            _record(refund, "query_refund", "unknown" if unknown else "error", started, error=exc)
+            _record(refund, "query_refund", "unknown" if unknown else "error", started, error=exc, sent=sent)
         what = "did not answer about" if unknown else "answered with an error about"
         _not_recorded(refund, actor=actor, note=note, outcome="unknown", asked=asked, said=exc.message, message=(
             f"The channel {what} refund {asked} ({exc.message}): nothing was changed. Ask again later; the refund "
             f"stays {refund.state} and flagged."))
     with transaction.atomic():
-        _record(refund, "query_refund", result.state, started, result=result)
+        _record(refund, "query_refund", result.state, started, result=result, sent=sent)
     _check_answer(refund, actor=actor, note=note, asked=asked, result=result)
     with transaction.atomic():
         order, refund = refund_lock_with_order(refund_id=refund.pk)
