@@ -886,7 +886,16 @@ def order_get(*, merchant, out_trade_no: str) -> Order:
 
 def order_sync(*, order_id: str, force: bool = False) -> Order:
     """Ask the channel about a pending order and apply the answer. Rate-limited per order unless ``force``: at most
-    one query per QUERY_MIN_INTERVAL, for the merchant's ``GET /orders/{no}`` and the payer page's status poll."""
+    one query per QUERY_MIN_INTERVAL, for the merchant's ``GET /orders/{no}`` and the payer page's status poll.
+
+    A payment code this query finds still unpaid (or hears nothing about) after its ladder's minute is reversed
+    here, whoever asked (_reverse_unpaid_code)."""
+    return _order_sync(order_id, force=force, ladder=False)
+
+
+def _order_sync(order_id: str, *, force: bool, ladder: bool) -> Order:
+    """order_sync; ``ladder``: the barcode ladder's own rung (order_barcode_step), which also reverses a code that
+    was already in the manual queue when it came."""
     order = Order.objects.select_related("merchant", "channel_account", "contract").get(pk=order_id)
     if order.state != OrderState.PENDING or order.channel_account is None:
         return order
@@ -895,9 +904,14 @@ def order_sync(*, order_id: str, force: bool = False) -> Order:
         return order
     if not force and not _claim_query(order.pk):
         return order  # another request is asking the channel about this order right now, or just did
+    queue_before = order.sync_state
     # The query is counted (last_queried_at, query_attempts) when it is recorded, after the call: see _record_query.
-    return _call_and_apply(order, order.channel_account, verb="query",
-                           call=lambda adapter: adapter.query_payment(_trade_ref(order)))
+    order = _call_and_apply(order, order.channel_account, verb="query",
+                            call=lambda adapter: adapter.query_payment(_trade_ref(order)))
+    if ladder or queue_before != SyncState.MANUAL:
+        # Not an order a person already has (a reverse refused earlier): asking again on every poll changes nothing.
+        order = _reverse_unpaid_code(order)
+    return order
 
 
 def _claim_query(order_id: str) -> bool:
@@ -1214,11 +1228,26 @@ def order_barcode_step(*, order_id: str) -> Order:
     the reverse asked again instead (order_reverse)."""
     if Order.objects.filter(pk=order_id, reverse_requested_at__isnull=False).exists():
         return _reverse_send(order_id, retry=True)
-    order = order_sync(order_id=order_id, force=True)
-    if (order.state == OrderState.PENDING and order.sync_state == SyncState.MANUAL
-            and order.channel_product.endswith(".barcode")):
-        try:
-            return order_reverse(order_id=order_id)
-        except (InvalidState, ChannelRefused):
-            return Order.objects.get(pk=order_id)
-    return order
+    return _order_sync(order_id, force=True, ladder=True)
+
+
+def _reverse_unpaid_code(order: Order) -> Order:
+    """Reverse a payment code still pending once its ladder ran out — the query just made heard it unpaid, or heard
+    nothing (design §5 rule 2: unknown, never failed; the channels reverse a result that stays unclear,
+    channel-protocols.md A.11, B.5, bank.md §6.3) and so put it in the manual queue (_schedule_query) — so the payer
+    is never charged for a sale the till gave up on (issue 5; docs/api.md: "reverses the payment if it is still unpaid
+    after a minute"). A query that found it paid applied that payment, and nothing is reversed.
+
+    Whichever query runs the ladder out: the ladder's rung, the merchant's ``GET /orders/{no}``, a close, a person's
+    "Sync now". Bug: only the rung reversed. A till polling its order took the last query from it; the order went to
+    the manual queue, which no sweeper reads (orders_due_for_query wants a next_query_at, orders_expired skips the
+    queue), stayed ``pending`` past its ``expires_at``, and the payer's confirmation at 170 s made it ``succeeded``.
+    A reverse the channel refuses leaves the order in the manual queue for a person; one it does not answer goes on
+    the reverse's own ladder (order_reverse)."""
+    if (order.state != OrderState.PENDING or order.sync_state != SyncState.MANUAL or not _is_barcode(order)
+            or order.reverse_requested_at is not None):
+        return order
+    try:
+        return order_reverse(order_id=order.pk)
+    except (InvalidState, ChannelRefused):
+        return Order.objects.select_related("merchant", "channel_account", "contract").get(pk=order.pk)
