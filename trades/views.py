@@ -23,6 +23,7 @@ from channels.forms import account_filter_choices
 from merchants.models import Merchant
 from trades import workbench
 from trades.models import LatePayment, Order, OrderState, SyncState
+from trades.products import API_PRODUCTS
 from trades.services import staff as staff_services
 from trades.services.events import deliveries_resend
 from trades.services.late import (
@@ -47,7 +48,8 @@ class TradeSearchForm(forms.Form):
                         widget=forms.TextInput(attrs={"type": "search", "autofocus": True,
                                                       "placeholder": "ord_…, ref_…, out_trade_no, channel or wallet no, merchant no"}))
     state = forms.ChoiceField(required=False, choices=[("", "any state"), *OrderState.choices])
-    product = forms.CharField(required=False, max_length=24, widget=forms.TextInput(attrs={"placeholder": "e.g. wechat.native"}))
+    # A list, not free text: a product typed in another case or with a space found nothing and said nothing.
+    product = forms.ChoiceField(required=False, choices=[("", "any product"), *((p, p) for p in API_PRODUCTS)])
     channel_account = forms.ChoiceField(required=False, label="Channel account")
     sync_state = forms.ChoiceField(required=False, label="Sync", choices=[("", "any"), *SyncState.choices])
     date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
