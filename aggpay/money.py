@@ -10,12 +10,17 @@
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 FEN_PER_YUAN = 100
 RATE_QUANTUM = Decimal("0.000001")  # rates are kept to 1e-6 (0.0001%)
 MAX_FEN = 2**63 - 1  # what a BigIntegerField of fen holds (design §5 rule 1)
 MAX_YUAN_DIGITS = len(str(MAX_FEN // FEN_PER_YUAN))  # a yuan amount of more integer digits than this never fits
+# What a person types as yuan on a staff page: ASCII digits, then at most two decimals. Decimal() alone also reads
+# "1e1" (10 yuan), "Infinity", "NaN", "1_0" and full-width "１０" (any Unicode digit): none of them is an amount a
+# person meant to type, and "1e1" refunded ¥10.00 from the trade page.
+PLAIN_YUAN = re.compile(r"[0-9]+(?:\.[0-9]{1,2})?")
 
 
 class MoneyError(ValueError):
@@ -95,3 +100,22 @@ def yuan_to_fen(text: str) -> int:
     if fen > MAX_FEN:
         raise MoneyError(f"{text!r} is too large an amount")
     return -fen if sign else fen
+
+
+def plain_yuan_to_fen(text: str) -> int:
+    """An amount a person typed in yuan ("12", "12.3", "12.30") into fen: plain ASCII digits with at most two decimals,
+    spaces around it aside — anything else (an exponent, a sign, "Infinity", "NaN", full-width digits, spaces inside)
+    is refused as MoneyError, as is an amount too large for a BigIntegerField (``yuan_to_fen``)."""
+    if not isinstance(text, str) or not PLAIN_YUAN.fullmatch(text.strip()):
+        raise MoneyError(f"{text!r} is not an amount in yuan: plain digits with at most two decimals")
+    return yuan_to_fen(text.strip())
+
+
+# "<n> fen" in a stored label: an order's or refund's ``str`` ("ord_… T100 50 fen (pending)"), kept as the audit
+# row's ``target_repr`` when the row was written. ASCII digits only, a whole word, no sign or decimals before it.
+FEN_IN_TEXT = re.compile(r"(?<![\w.,+-])(-?[0-9]+) fen\b")
+
+
+def fen_text_as_yuan(text: str) -> str:
+    """A stored label with each "<n> fen" written as yuan, as staff pages show money: "50 fen" → "0.50 yuan"."""
+    return FEN_IN_TEXT.sub(lambda match: f"{format_yuan(int(match.group(1)))} yuan", text or "")

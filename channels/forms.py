@@ -11,7 +11,7 @@ from decimal import Decimal
 from django import forms
 
 from aggpay.errors import ApplicationError
-from aggpay.money import MoneyError, format_yuan, yuan_to_fen
+from aggpay.money import MoneyError, format_yuan, plain_yuan_to_fen
 from channels.models import CHECKLIST_ITEMS, MAX_SCORE, ChannelAccount, ChannelMode, ChannelProduct
 from channels.services.config import ConfigField, split_pem_blocks
 
@@ -168,7 +168,8 @@ class YuanField(forms.CharField):
         if value in self.empty_values:
             return None
         try:
-            return yuan_to_fen(value.replace(",", ""))
+            # Plain digits only (thousands commas aside): Decimal would read "1e1" as 10 yuan, and "Infinity".
+            return plain_yuan_to_fen(value.replace(",", ""))
         except MoneyError:
             raise forms.ValidationError("Enter an amount in yuan with at most two decimals, e.g. 1234.50")
 

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
 from aggpay.errors import ApplicationError, ChannelRefused
-from aggpay.money import MoneyError, format_yuan, yuan_to_fen
+from aggpay.money import MoneyError, format_yuan, plain_yuan_to_fen
 from aggpay.querystring import query_without
 from aggpay.roles import permission_required_403
 from channels.forms import account_filter_choices
@@ -48,7 +48,7 @@ class TradeSearchForm(forms.Form):
                         widget=forms.TextInput(attrs={"type": "search", "autofocus": True,
                                                       "placeholder": "ord_…, ref_…, out_trade_no, channel or wallet no, merchant no"}))
     state = forms.ChoiceField(required=False, choices=[("", "any state"), *OrderState.choices])
-    # A list, not free text: a product typed in another case or with a space found nothing and said nothing.
+    # A list, not free text: a product typed in another case, or a part of one, found nothing and said nothing.
     product = forms.ChoiceField(required=False, choices=[("", "any product"), *((p, p) for p in API_PRODUCTS)])
     channel_account = forms.ChoiceField(required=False, label="Channel account")
     sync_state = forms.ChoiceField(required=False, label="Sync", choices=[("", "any"), *SyncState.choices])
@@ -87,9 +87,11 @@ class StaffRefundForm(forms.Form):
 
     def clean_amount(self) -> int:
         try:
-            fen = yuan_to_fen(self.cleaned_data["amount"])
+            # Plain digits only: Decimal would read "1e1" as 10 yuan (and "Infinity", full-width "１０").
+            fen = plain_yuan_to_fen(self.cleaned_data["amount"])
         except MoneyError:
-            raise forms.ValidationError("Enter an amount in yuan, e.g. 12.30 (at most two decimals).") from None
+            raise forms.ValidationError("Enter an amount in yuan as plain digits with at most two decimals, e.g. "
+                                        "12.30.") from None
         if fen < 1:
             raise forms.ValidationError("The amount must be at least 0.01 yuan.")
         if fen > self.order.refundable_amount:
@@ -150,11 +152,13 @@ def _detail_context(request, order: Order, *, refund_form=None) -> dict:
     late = LatePayment.objects.filter(order=order).first()
     if late is not None:
         workbench.with_yuan([late], "amount")
+    for entry in timeline["entries"]:
+        workbench.with_attempt_rounds(entry.deliveries)
     return {
         "order": order, "timeline": timeline["entries"], "refunds": workbench.with_refund_actions(workbench.with_yuan(timeline["refunds"], "amount")),
         "deliveries": timeline["deliveries"],
         "late_payment": late,
-        "routing": order.routing or {},
+        "routing": order.routing or {}, "routing_layer": workbench.routing_layer(order.routing),
         "fees": workbench.fee_rows(order),
         "money": {"amount": format_yuan(order.amount), "refunded": format_yuan(order.refunded_amount),
                   "reserved": format_yuan(order.refund_reserved), "refundable": format_yuan(order.refundable_amount)},
@@ -182,7 +186,8 @@ def detail(request, order_id: str):
 
 def _refund_replayed(request, order: Order, refund) -> object:
     messages.warning(request, f"This refund form was already submitted: refund {refund.pk} of "
-                              f"{format_yuan(refund.amount)} yuan is {refund.state}. Nothing more was refunded; "
+                              f"{format_yuan(refund.amount)} yuan {staff_services.state_words(refund.state)}. "
+                              f"Nothing more was refunded; "
                               f"use the form on this page for another refund.")
     return redirect(reverse("trades:detail", args=[order.pk]) + f"#refund-{refund.pk}")
 
@@ -218,8 +223,8 @@ def refund(request, order_id: str):
         else:
             if replayed:
                 return _refund_replayed(request, order, created)
-            messages.success(request, f"Refund {created.pk} of {format_yuan(created.amount)} yuan is "
-                                      f"{created.state}.")
+            messages.success(request, f"Refund {created.pk} of {format_yuan(created.amount)} yuan "
+                                      f"{staff_services.state_words(created.state)}.")
             return redirect(reverse("trades:detail", args=[order.pk]) + f"#refund-{created.pk}")
     messages.error(request, "The refund was not made: correct the marked fields.")
     order.refresh_from_db()
@@ -235,7 +240,7 @@ def sync(request, order_id: str):
     except ApplicationError as exc:
         _error(request, exc)
     else:
-        messages.success(request, f"Asked the channel: the order is {synced.state} "
+        messages.success(request, f"Asked the channel: the order {staff_services.state_words(synced.state)} "
                                   f"({synced.get_sync_state_display().lower()}).")
     return redirect("trades:detail", order.pk)
 
@@ -251,7 +256,10 @@ def close(request, order_id: str):
     except ApplicationError as exc:
         _error(request, exc)
     else:
-        messages.success(request, f"The order is {closed.state}.")
+        if closed.state == OrderState.PENDING:  # the channel did not answer: handed to the expiry sweeper
+            messages.warning(request, staff_services.CLOSE_LEFT_TO_SWEEPER)
+        else:
+            messages.success(request, f"The order {staff_services.state_words(closed.state)}.")
     return redirect("trades:detail", order.pk)
 
 
@@ -288,7 +296,8 @@ def resend_exhausted(request, merchant_no: str):
 @permission_required_403(VIEW, REFUND)
 def late_refund(request, late_payment_id: int):
     try:
-        late = staff_services.late_payment_refund_by_staff(late_payment_id=late_payment_id, actor=request.user)
+        late = staff_services.late_payment_refund_by_staff(late_payment_id=late_payment_id, actor=request.user,
+                                                           reason=request.POST.get("reason", ""))
     except ApplicationError as exc:
         _error(request, exc)
     else:
@@ -345,7 +354,8 @@ def reverse_retry(request, order_id: str):
         _error(request, exc)
     else:
         if retried.reverse_requested_at is None:
-            messages.success(request, f"The channel answered: the order is {retried.state}.")
+            messages.success(request, f"The channel answered: the order "
+                                      f"{staff_services.state_words(retried.state)}.")
         else:
             messages.warning(request, "The channel did not confirm the reverse; the amount stays held.")
     return _back(request, "unknown")

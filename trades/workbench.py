@@ -188,16 +188,57 @@ def order_events(order: Order, refunds: list[Refund]) -> list[Event]:
     return list(Event.objects.filter(objects).prefetch_related("deliveries__attempt_log").order_by("created_at", "id"))
 
 
-def order_audit(order: Order, refunds: list[Refund], deliveries: list[Delivery]) -> QuerySet[AuditLog]:
-    targets = Q(target_type="trades.order", target_id=order.pk)
+def _trade_targets(*, orders: list[str], refunds: list[str], deliveries: list, late_payments: list) -> Q:
+    """Audit rows about these orders, refunds, deliveries and late payments: (target_type, target_id) pairs, which
+    the audit log's index answers."""
+    targets = Q(target_type="trades.order", target_id__in=orders)
     if refunds:
-        targets |= Q(target_type="trades.refund", target_id__in=[r.pk for r in refunds])
+        targets |= Q(target_type="trades.refund", target_id__in=refunds)
     if deliveries:
-        targets |= Q(target_type="trades.delivery", target_id__in=[str(d.pk) for d in deliveries])
+        targets |= Q(target_type="trades.delivery", target_id__in=[str(pk) for pk in deliveries])
+    if late_payments:
+        targets |= Q(target_type="trades.latepayment", target_id__in=[str(pk) for pk in late_payments])
+    return targets
+
+
+def order_audit(order: Order, refunds: list[Refund], deliveries: list[Delivery]) -> QuerySet[AuditLog]:
     late = LatePayment.objects.filter(order=order).first()
-    if late is not None:
-        targets |= Q(target_type="trades.latepayment", target_id=str(late.pk))
+    targets = _trade_targets(orders=[order.pk], refunds=[r.pk for r in refunds], deliveries=[d.pk for d in deliveries],
+                             late_payments=[late.pk] if late is not None else [])
     return AuditLog.objects.filter(targets).select_related("actor").order_by("created_at", "id")
+
+
+# The audit log's target filter (aggpay.staff.forms.AuditFilterForm) may name a trade by its out_trade_no, which is
+# unique per merchant only: at most this many orders (the newest) are looked at.
+AUDIT_SEARCH_ORDERS = 20
+
+
+def trade_audit_targets(number: str) -> Q | None:
+    """The audit rows about the trade an order id or out_trade_no names, as a filter, or None when it names no order:
+    the order's own rows, its refunds' (a staff refund's row is about the refund; its data names the order), its
+    notifications' deliveries', its late payment's — as on the trade page (order_audit) — and the rows about those
+    rows (a reviewed refused channel answer: channels.services.callback_reviews). Each part is a (target_type,
+    target_id) lookup the audit log's index answers, never a scan of the rows' text or data."""
+    number = (number or "").strip()
+    if not number:
+        return None
+    orders = set(Order.objects.filter(pk=number).values_list("pk", flat=True))
+    orders.update(Order.objects.filter(out_trade_no=number).order_by("-created_at")
+                  .values_list("pk", flat=True)[:AUDIT_SEARCH_ORDERS])
+    if not orders:
+        return None
+    orders = sorted(orders)
+    refunds = list(Refund.objects.filter(order_id__in=orders).values_list("pk", flat=True))
+    objects = Q(object_type="order", object_id__in=orders)
+    if refunds:
+        objects |= Q(object_type="refund", object_id__in=refunds)
+    deliveries = list(Delivery.objects.filter(event__in=Event.objects.filter(objects)).values_list("pk", flat=True))
+    late_payments = list(LatePayment.objects.filter(order_id__in=orders).values_list("pk", flat=True))
+    targets = _trade_targets(orders=orders, refunds=refunds, deliveries=deliveries, late_payments=late_payments)
+    rows = [str(pk) for pk in AuditLog.objects.filter(targets).order_by().values_list("pk", flat=True)]
+    if rows:
+        targets |= Q(target_type=AuditLog._meta.label_lower, target_id__in=rows)
+    return targets
 
 
 # Audit-row data keys whose values are fen (design §5 rule 1): ours, the channel's figure beside it when they differ
@@ -366,10 +407,46 @@ def abnormal_refunds() -> QuerySet[Refund]:
 
 
 def with_refund_actions(refunds):
-    """Mark the refunds "Ask the channel and record as refunded" applies to (``can_record_refunded``)."""
+    """Mark the refunds "Ask the channel and record as refunded" applies to (``can_record_refunded``), and give each
+    the channel's reason for not returning the money (``channel_reason``, refund_channel_reason)."""
     for refund in refunds:
         refund.can_record_refunded = refund_can_record_channel_success(refund)
+        refund.channel_reason = refund_channel_reason(refund)
     return refunds
+
+
+def refund_channel_reason(refund: Refund) -> str:
+    """Why the channel did not return a refund's money, as it said it — kept on the refund when its failure, close or
+    ABNORMAL arrived (trades.services.refunds.refund_apply_result): e.g. "payer account abnormal (ABNORMAL)". Support
+    read it only in the raw callback body before. Empty for a succeeded refund (the money went back; what the channel
+    said before is on the timeline) and for one the channel has said nothing against."""
+    if refund.state == "succeeded":
+        return ""
+    message, code = refund.failure_message, refund.failure_code
+    if message and code and code != message:
+        return f"{message} ({code})"
+    return message or code
+
+
+def with_attempt_rounds(deliveries):
+    """Set ``rounds`` on each delivery: its attempts in the order they were made, split into the rounds of the retry
+    ladder — a resend of a delivered or exhausted delivery starts a new round at attempt 1
+    (trades.services.events.deliveries_resend) — each round a dict of ``number``, ``attempts`` and ``latest``.
+    Ordered by when each attempt was made (its id), not by its ``started_at`` alone: the demo's exhausted deliveries
+    ran a day of retries at once, stamped up to a day ahead, and a resend's new attempt sorted in among them. Reads
+    the prefetched attempts (order_events): no query."""
+    for delivery in deliveries:
+        rounds: list[dict] = []
+        previous = 0
+        for attempt in sorted(delivery.attempt_log.all(), key=lambda a: a.pk):
+            if not rounds or attempt.number <= previous:
+                rounds.append({"number": len(rounds) + 1, "attempts": [], "latest": False})
+            rounds[-1]["attempts"].append(attempt)
+            previous = attempt.number
+        if rounds:
+            rounds[-1]["latest"] = True
+        delivery.rounds = rounds
+    return deliveries
 
 
 def exhausted_deliveries() -> QuerySet[Delivery]:
@@ -408,6 +485,24 @@ def home_queues() -> list[HomeQueue]:
                       ("bad" if slug in ("abnormal", "late") else "warn") if counts[slug] else "")
             for slug, label in QUEUE_LABELS.items()]
     return rows
+
+
+# What decided a trade's account, by its routing record's ``layer`` (design §7), in the words the chosen candidate's
+# reason uses: the record says "priority" for channels.routing's ranking, which is by net cost ("chosen: lowest net
+# cost 0.2%"), and the page said "Chosen by priority" above it.
+ROUTING_LAYERS = {
+    "priority": "lowest net cost (cost − rebate) among the eligible contracts",
+    "failover": "failover: the next lowest net cost, after the first choice refused",  # orders._failover_record
+    "cashier": "not chosen yet: the payer picks a wallet at the cashier",  # trades.services.cashier
+}
+
+
+def routing_layer(routing: dict | None) -> str:
+    """How the trade's account was chosen, for the "Chosen by" line (ROUTING_LAYERS; an unknown layer as recorded)."""
+    layer = (routing or {}).get("layer")
+    if not layer:
+        return "—"
+    return ROUTING_LAYERS.get(layer, str(layer))
 
 
 def routing_candidates(routing: dict | None) -> list[dict]:

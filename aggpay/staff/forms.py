@@ -55,15 +55,30 @@ class AuditFilterForm(forms.Form):
                              widget=forms.TextInput(attrs={"placeholder": "e.g. merchants.merchant."}))
     target = forms.CharField(required=False, max_length=200,
                              widget=forms.TextInput(attrs={"placeholder": "type#id, type, id or name"}))
-    date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(required=False, label="To (inclusive)", widget=forms.DateInput(attrs={"type": "date"}))
+    # A bad date is reported naming its field, above the rows as well as beside the box: a browser's date box shows
+    # nothing for "xx" typed into the address, and the log listed every row as if it had been taken.
+    date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}),
+                                error_messages={"invalid": "From is not a date: enter it as YYYY-MM-DD."})
+    date_to = forms.DateField(required=False, label="To (inclusive)", widget=forms.DateInput(attrs={"type": "date"}),
+                              error_messages={"invalid": "To is not a date: enter it as YYYY-MM-DD."})
 
     def clean(self):
         cleaned = super().clean()
         start, end = cleaned.get("date_from"), cleaned.get("date_to")
         if start and end and end < start:
-            self.add_error("date_to", "must not be before From")
+            self.add_error("date_to", "To must not be before From")
         return cleaned
+
+    def unapplied(self) -> list[str]:
+        """Each error of a filter left out (``apply`` filters by the valid fields only), naming its field."""
+        if not self.is_bound:
+            return []
+        lines = []
+        for name, messages in self.errors.items():
+            label = str(self.fields[name].label or name) if name in self.fields else ""
+            lines += [message if not label or message.startswith(label) else f"{label}: {message}"
+                      for message in messages]
+        return lines
 
     def apply(self, queryset):
         """Filters the valid fields only, so one bad date does not hide the whole log."""
@@ -74,9 +89,15 @@ class AuditFilterForm(forms.Form):
         if action := (data.get("action") or "").strip():
             queryset = queryset.filter(action__startswith=action)
         if target := (data.get("target") or "").strip():
+            from trades.workbench import trade_audit_targets
+
             target_type, hash_, target_id = target.partition("#")
             if hash_:  # "merchants.merchant#12", as the table shows it
                 queryset = queryset.filter(target_type__iexact=target_type.strip(), target_id=target_id.strip())
+            elif (trade := trade_audit_targets(target)) is not None:
+                # An order id or out_trade_no: every row about that trade — its refunds' (a staff refund's row is
+                # about the refund), deliveries' and late payment's too — through the log's target index.
+                queryset = queryset.filter(trade)
             else:
                 queryset = queryset.filter(
                     Q(target_type__iexact=target) | Q(target_id=target) | Q(target_repr__icontains=target)

@@ -12,7 +12,7 @@ from typing import Any
 
 from django import template
 
-from aggpay.money import format_yuan
+from aggpay.money import fen_text_as_yuan, format_yuan
 
 register = template.Library()
 
@@ -23,6 +23,11 @@ _SECRET_WORDS = re.compile(r"secret|password|passwd|private_key|api_?v3_key|toke
 _LONG_TEXT = 300
 # What the history diff writes instead of a secret's old and new values (channels.services.history.CHANGED).
 _CHANGED = "(changed)"
+
+
+# Audit-row data keys whose values are fen, shown in yuan: the trade timeline's (trades.workbench.FEN_KEYS: a refund
+# mismatch's "reported", a late payment's "reported_amount", a reverse's "held") and a refund's "refund_amount".
+_FEN_KEYS = frozenset({"amount", "refund_amount", "reported", "reported_amount", "held"})
 
 
 def _hidden(key: str) -> bool:
@@ -39,7 +44,7 @@ def _text(key: str, value: Any) -> str:
         return "—"
     if isinstance(value, bool):
         return "Yes" if value else "No"
-    if key in ("amount", "refund_amount") and isinstance(value, int):
+    if key in _FEN_KEYS and isinstance(value, int):
         return f"{format_yuan(value)} yuan"  # audit rows keep fen; people read yuan
     if isinstance(value, (list, tuple)):
         return ", ".join(_text(key, item) for item in value) or "—"
@@ -51,6 +56,13 @@ def _text(key: str, value: Any) -> str:
 
 def _pair(key: str, old: Any, new: Any) -> str:
     return f"{_text(key, old)} → {_text(key, new)}"
+
+
+@register.filter
+def audit_target(text: str) -> str:
+    """An audit row's ``target_repr`` as staff read it: the amounts an order's or refund's label gives in fen ("T100
+    50 fen (pending)") in yuan, as the row's details and every other staff page show them."""
+    return fen_text_as_yuan(text)
 
 
 @register.filter

@@ -35,6 +35,7 @@ from trades.tasks_orders import sync_due_orders
 pytestmark = pytest.mark.usefixtures("quiet_channels")
 
 SEARCH = "/staff/trades/"
+REASON = "the bank failed the first refund (ticket 3107)"  # "Refund to payer" needs one
 
 
 def _opened(client, number: str) -> str | None:
@@ -48,7 +49,8 @@ def test_support_finds_a_late_payments_order_by_each_number_its_refund_went_out_
     settings.AGGPAY_LATE_PAYMENT_AUTO_REFUND = True
     late = late_refund_failed_first(shop, simulator_server, "LF-SEARCH")
     bank_refunds(shop, refund_outcome="SUCCESS", refund_seconds=600)
-    client.post(reverse("trades:late-refund", args=[late.pk]))  # support refunds it again: attempt 1
+    # Support refunds it again: attempt 1.
+    client.post(reverse("trades:late-refund", args=[late.pk]), {"reason": REASON})
     first, retry = late_refund_no(late.order_id), late_refund_no(late.order_id, 1)
     assert at_the_bank(shop, simulator_server, first) and at_the_bank(shop, simulator_server, retry)
 
@@ -69,7 +71,8 @@ def test_support_finds_a_late_payments_order_by_the_banks_own_refund_number(
     assert _opened(client, failed) == late.order_id
 
     bank_refunds(shop, refund_outcome="SUCCESS", refund_seconds=600)
-    client.post(reverse("trades:late-refund", args=[late.pk]))  # support refunds it again: attempt 1, a new number
+    # Support refunds it again: attempt 1, a new number.
+    client.post(reverse("trades:late-refund", args=[late.pk]), {"reason": REASON})
     retried = at_the_bank(shop, simulator_server, late_refund_no(late.order_id, 1))["refund_no"]
     assert retried != failed
     assert _opened(client, retried) == late.order_id
@@ -89,7 +92,7 @@ def test_a_flagged_late_refund_the_bank_never_received_goes_to_a_person_instead_
     retry = late_refund_no(late.order_id, 1)
     # Support refunds it again; the request is lost in front of the bank (a 503 from its front end): no answer.
     shop.sim("bank", "/_control/faults", fault="http_503", match={"path": "^/api/refund/apply$", "contains": retry})
-    client.post(reverse("trades:late-refund", args=[late.pk]))
+    client.post(reverse("trades:late-refund", args=[late.pk]), {"reason": REASON})
     assert LatePayment.objects.get(pk=late.pk).state == "refunding"
     assert at_the_bank(shop, simulator_server, retry) is None
 

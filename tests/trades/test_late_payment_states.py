@@ -55,7 +55,7 @@ def test_a_resolved_late_payment_is_not_refunded_again(tea_house, staff_member):
         late.refund_start()
     # Through the services: refused with their own words, or nothing to do; no attempt is counted.
     with pytest.raises(InvalidState, match="the late payment is resolved"):
-        late_payment_refund_by_staff(late_payment_id=late.pk, actor=agent)
+        late_payment_refund_by_staff(late_payment_id=late.pk, actor=agent, reason="the payer asked")
     assert late_payment_refund(late_payment_id=late.pk).state == "resolved"
     with pytest.raises(InvalidState, match="already resolved"):
         late_payment_settle_by_staff(late_payment_id=late.pk, actor=agent, outcome="refunded_outside", note="again")
@@ -67,7 +67,7 @@ def test_a_flagged_late_payment_is_not_refunded_again_but_settled_by_hand(tea_ho
     agent = staff_member("support_agent", username="zheng.support")
     late = _late(tea_house, "LS-F", state="open", abnormal=True)
     with pytest.raises(InvalidState, match="held for a person"):
-        late_payment_refund_by_staff(late_payment_id=late.pk, actor=agent)
+        late_payment_refund_by_staff(late_payment_id=late.pk, actor=agent, reason="the payer asked")
     settled = late_payment_settle_by_staff(late_payment_id=late.pk, actor=agent, outcome="refunded_outside",
                                            note="the bank's desk confirmed one refund")
     assert (settled.state, settled.abnormal, settled.refund_attempts) == ("resolved", False, 0)
@@ -122,7 +122,7 @@ def test_a_late_refund_goes_open_refunding_resolved_on_the_bank_simulator(
     assert (late.state, late.refund_attempts) == ("open", 0)
 
     bank_refunds(shop, refund_outcome="SUCCESS", refund_seconds=600)  # PROCESSING until settle_now
-    client.post(reverse("trades:late-refund", args=[late.pk]))
+    client.post(reverse("trades:late-refund", args=[late.pk]), {"reason": "the payer asked for the money back"})
     late.refresh_from_db()
     assert (late.state, late.refund_attempts) == ("refunding", 1), late.resolution
 

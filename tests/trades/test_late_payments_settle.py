@@ -178,7 +178,7 @@ def test_support_asks_again_about_a_late_payment_stuck_refunding(shop, simulator
 
     html = client.get(reverse("trades:queue", args=["late"])).content.decode()
     assert _count(html, "late") == 0 and f'data-late-refunding="{late.pk}"' in html
-    client.post(reverse("trades:late-refund", args=[late.pk]))
+    client.post(reverse("trades:late-refund", args=[late.pk]), {"reason": "stuck: ask the bank again"})
     late.refresh_from_db()
     assert late.state == "refunding" and "refund processing at the channel" in late.resolution
     staff_row = AuditLog.objects.get(action="trades.late_payment.staff_refund", target_id=late.order_id)

@@ -44,6 +44,8 @@ from trades.services.staff import late_payment_settle_by_staff
 
 pytestmark = pytest.mark.usefixtures("quiet_channels")
 
+REASON = "the bank failed the first refund; send it again"  # "Refund to payer" needs one
+
 
 # --- the numbers ----------------------------------------------------------------------------------------------------
 def test_the_first_attempt_keeps_its_number_and_each_retry_gets_one_that_fits_the_channels():
@@ -184,7 +186,7 @@ def test_a_late_refund_the_bank_failed_is_retried_under_a_new_number_and_succeed
 
     # Support refunds it again; the bank would answer the first number with its failed refund forever.
     bank_refunds(shop, refund_outcome="SUCCESS", refund_seconds=600)
-    client.post(reverse("trades:late-refund", args=[late.pk]))
+    client.post(reverse("trades:late-refund", args=[late.pk]), {"reason": REASON})
     late.refresh_from_db()
     assert late.state == "refunding" and late.refund_attempts == 2, late.resolution
     at_bank = at_the_bank(shop, simulator_server, retry)
@@ -210,7 +212,7 @@ def test_the_bank_reporting_the_first_attempt_succeeded_after_all_flags_the_late
     settings.AGGPAY_LATE_PAYMENT_AUTO_REFUND = True
     late = late_refund_failed_first(shop, simulator_server, "LR-RETRY-2")
     bank_refunds(shop, refund_outcome="SUCCESS", refund_seconds=600)
-    client.post(reverse("trades:late-refund", args=[late.pk]))
+    client.post(reverse("trades:late-refund", args=[late.pk]), {"reason": REASON})
     assert LatePayment.objects.get(pk=late.pk).state == "refunding"
 
     # The bank changes its mind about the first refund: it returned the money after all, and says so, signed.

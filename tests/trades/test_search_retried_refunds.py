@@ -37,6 +37,7 @@ from trades.services.callbacks import refund_callback
 from trades.services.refunds import RETRIED, refund_fingerprint
 
 SEARCH = "/staff/trades/"
+REASON = "the bank failed the first refund; send it again"  # "Refund to payer" needs one
 
 
 def _opens(client, number: str, order: Order) -> bool:
@@ -159,7 +160,7 @@ def test_it_finds_a_late_payment_by_its_failed_first_refunds_channel_number(shop
     first = late.channel_refund_no
     assert first
     bank_refunds(shop, refund_outcome="SUCCESS", refund_seconds=600)
-    client.post(reverse("trades:late-refund", args=[late.pk]))
+    client.post(reverse("trades:late-refund", args=[late.pk]), {"reason": REASON})
     settle_now(shop, simulator_server, f"late_{late.order_id.removeprefix('ord_')}_1")
     resolved = shop.wait_for(lambda: LatePayment.objects.filter(pk=late.pk, state="resolved").first(), message="r")
     assert resolved.channel_refund_no and resolved.channel_refund_no != first

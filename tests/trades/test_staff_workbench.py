@@ -267,7 +267,7 @@ def test_support_refunds_a_late_payment_from_its_queue(shop, simulator_server, s
 
     html = client.get(reverse("trades:queue", args=["late"])).content.decode()
     assert _count(html, "late") == 1 and f'data-late="{late.pk}"' in html and "¥15.00" in html
-    client.post(reverse("trades:late-refund", args=[late.pk]))
+    client.post(reverse("trades:late-refund", args=[late.pk]), {"reason": "paid after the order was closed"})
     late.refresh_from_db()
     # Refunding until the channel says the money is back (design §5 rule 3); off the queue meanwhile.
     assert late.state in ("refunding", "resolved") and "refund" in late.resolution

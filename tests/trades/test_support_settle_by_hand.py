@@ -111,7 +111,7 @@ def test_a_late_payment_whose_refund_the_channel_keeps_failing_is_closed_by_hand
     shop.sim("wechatpay", "/_control/faults", fault="business_error", code="NOT_ENOUGH", message="基本账户余额不足",
              status=403, times=2, match={"path": "/v3/refund/domestic/refunds$"})
     for _ in range(2):  # the same late_<order id> refund, refused twice
-        client.post(reverse("trades:late-refund", args=[late.pk]))
+        client.post(reverse("trades:late-refund", args=[late.pk]), {"reason": "the payer asked for the money back"})
         assert LatePayment.objects.get(pk=late.pk).state == "open"
     assert "refund failed at the channel" in LatePayment.objects.get(pk=late.pk).resolution
 

@@ -577,4 +577,6 @@ def _money_back(late: LatePayment, at: dt.datetime | None) -> None:
 
 
 def _append(resolution: str, note: str) -> str:
-    return (resolution + "\n" if resolution else "") + f"{timezone.now():%Y-%m-%d %H:%M} {note}"
+    # Local time (TIME_ZONE, Asia/Shanghai), as every other time on the staff pages: the note sits next to the
+    # late payment's "Detected" time there, and a UTC stamp read eight hours early.
+    return (resolution + "\n" if resolution else "") + f"{timezone.localtime():%Y-%m-%d %H:%M} {note}"

@@ -69,6 +69,9 @@ EARLIER_ATTEMPT_SUCCEEDED = "trades.refund.earlier_attempt_succeeded"
 AMOUNT_MISMATCH = "trades.refund.amount_mismatch"
 # Flags a person clears, not the channel: a later answer about the current attempt leaves them set.
 HELD_FOR_REVIEW = (EARLIER_ATTEMPT_SUCCEEDED, AMOUNT_MISMATCH)
+# Written when the channel first says a refund's attempt is ABNORMAL (the wallet could not take the money back): its
+# reason, and the mark that a later ABNORMAL about the same attempt is not news (refund_apply_result).
+CHANNEL_ABNORMAL = "trades.refund.channel_abnormal"
 # Written when a person marks an abnormal refund handled (trades.services.staff.refund_abnormal_resolve).
 ABNORMAL_RESOLVED = "trades.refund.abnormal_resolved"
 # Written when a failed refund is retried with its out_refund_no (refund_create): the trade timeline shows who retried
@@ -423,8 +426,18 @@ def refund_apply_result(*, refund_id: str, result: RefundResult) -> Refund:
             _emit(refund, order, "refund.failed" if state == ChannelRefundState.FAILED else "refund.closed")
         elif state == ChannelRefundState.ABNORMAL:
             # The wallet could not return the money (card closed…): a person handles it with the channel. The
-            # channel has answered, so the refund is off the ladder and out of the unknown queue.
-            refund.abnormal = True
+            # channel has answered, so the refund is off the ladder and out of the unknown queue. Its words are kept
+            # on the refund (failure_code / failure_message, as a failure's are): the abnormal queue and the trade
+            # page show why. Only the channel's first ABNORMAL about this attempt flags it (audited): a person's
+            # "Mark handled" has the channel asked again (trades.services.staff.refund_abnormal_resolve), and the
+            # same word again is not news — re-flagged on it, the refund came straight back to the queue and could
+            # never be cleared. Any other answer (success, failure) still settles it, in the branches above.
+            noted = _channel_abnormal_noted(refund)
+            if not noted:
+                _audit_channel_abnormal(refund, result=result)
+                refund.abnormal = True
+            refund.failure_code = (result.failure_code or state)[:64]
+            refund.failure_message = (result.failure_message or (refund.failure_message if noted else ""))[:256]
             refund.channel_refund_no = result.channel_refund_no or refund.channel_refund_no
             refund.sync_state, refund.next_query_at = SyncState.OK, None
             refund.save()
@@ -494,6 +507,24 @@ def _audit_channel_success(refund: Refund, *, attempt: int, result: RefundResult
                     "current_channel_no": channel_refund_no(refund), "state": refund.state, "amount": refund.amount,
                     "channel_refund_no": result.channel_refund_no,
                     "succeeded_at": result.succeeded_at.isoformat() if result.succeeded_at else ""})
+
+
+def _channel_abnormal_noted(refund: Refund) -> bool:
+    """Whether the channel has already called the refund's current attempt ABNORMAL (its CHANNEL_ABNORMAL row): the
+    refund is flagged for it, or a person has since marked it handled."""
+    return AuditLog.objects.filter(action=CHANNEL_ABNORMAL, target_type="trades.refund", target_id=refund.pk,
+                                   data__attempt=refund.channel_attempt).exists()
+
+
+def _audit_channel_abnormal(refund: Refund, *, result: RefundResult) -> None:
+    """The audit row of the channel's first ABNORMAL about an attempt, with its reason, on the trade timeline."""
+    said = result.failure_message or result.failure_code or "no reason given"
+    audit_log(actor=f"channel:{refund.order.channel_account.code}", action=CHANNEL_ABNORMAL, target=refund,
+              reason=(f"The channel could not return the money of refund {result.out_refund_no} ({said}): its amount "
+                      f"stays held. Settle it with the channel, then mark it handled."),
+              data={"attempt": refund.channel_attempt, "channel_no": result.out_refund_no,
+                    "channel_refund_no": result.channel_refund_no, "failure_code": result.failure_code,
+                    "failure_message": result.failure_message, "amount": refund.amount})
 
 
 def _held_for_review(refund_id: str) -> bool:

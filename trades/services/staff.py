@@ -37,6 +37,26 @@ CLOSE_PERM = REFUND_PERM
 SYNC_PERM = REFUND_PERM
 
 
+# Two state names are verbs: "the order is succeeded" does not read. Every message that names a state after its
+# subject says it through ``state_words``.
+_STATE_VERBS = {"succeeded": "has succeeded", "failed": "has failed"}
+
+
+def state_words(state: str) -> str:
+    """An order's, refund's or late payment's ``state`` as it reads after its subject: "has succeeded", "has
+    failed", "is pending", "is closed", "is refunding"."""
+    return _STATE_VERBS.get(str(state), f"is {state}")
+
+
+# What "Close order" says when order_close handed the close to the expiry sweeper: the channel did not answer (the
+# query or the close), so nothing is known and nothing changed here (trades.services.orders._close_later, whose
+# audit row says "left to the expiry sweeper: the channel did not answer"). Not "the order is pending" alone, which
+# read as if the close had been refused or ignored.
+CLOSE_LEFT_TO_SWEEPER = ("The order was not closed: the channel did not answer. Nothing changed here — the order is "
+                         "still pending; the expiry sweeper keeps asking the channel and closes it (or records the "
+                         "payment, if the payer paid), and the merchant hears which.")
+
+
 def _order(order_id: str) -> Order:
     order = Order.objects.select_related("merchant").filter(pk=order_id).first()
     if order is None:
@@ -137,7 +157,7 @@ def _refund_by_staff(*, order_id: str, actor, amount, reason: str, out_refund_no
         raise InvalidRequest("the refund amount must be at least 0.01 yuan", param="amount")
     order = _order(order_id)
     if order.state != OrderState.SUCCEEDED:
-        raise InvalidState(f"the order is {order.state}; only paid orders can be refunded")
+        raise InvalidState(f"the order {state_words(order.state)}; only paid orders can be refunded")
     if amount > order.refundable_amount:
         raise InvalidRequest(f"at most {format_yuan(order.refundable_amount)} yuan can still be refunded "
                              f"(asked {format_yuan(amount)})", param="amount")
@@ -157,7 +177,7 @@ def order_sync_by_staff(*, order_id: str, actor) -> Order:
     require_perm(actor, SYNC_PERM)
     before = _order(order_id)
     if before.state != OrderState.PENDING:
-        raise InvalidState(f"the order is {before.state}; only pending orders are synced")
+        raise InvalidState(f"the order {state_words(before.state)}; only pending orders are synced")
     order = order_sync(order_id=order_id, force=True)
     with transaction.atomic():
         audit_log(actor=actor, action="trades.order.staff_synced", target=order,
@@ -166,7 +186,9 @@ def order_sync_by_staff(*, order_id: str, actor) -> Order:
 
 
 def order_close_by_staff(*, order_id: str, actor, reason: str) -> Order:
-    """Close a pending order; order_close asks the channel first (design §5 rule 3)."""
+    """Close a pending order; order_close asks the channel first (design §5 rule 3). Returns the order closed, or
+    still pending when the channel did not answer and the expiry sweeper carries the close on (say
+    CLOSE_LEFT_TO_SWEEPER to the person)."""
     require_perm(actor, CLOSE_PERM)
     reason = _reason(reason, "close an order")
     before = _order(order_id)
@@ -177,20 +199,22 @@ def order_close_by_staff(*, order_id: str, actor, reason: str) -> Order:
     return order
 
 
-def late_payment_refund_by_staff(*, late_payment_id: int, actor) -> LatePayment:
+def late_payment_refund_by_staff(*, late_payment_id: int, actor, reason: str) -> LatePayment:
     """Work the late-payment queue: return the money now. An ``open`` one is refunded; a ``refunding`` one (stuck:
     the channel did not answer, or was never asked because the process died) has the channel asked what became of
     its refund, and the refund sent if the channel has none (late_payment_refund). The staff row is written with
-    the intent; late_payment_refund audits the channel's answer."""
+    the intent and the person's required ``reason`` (a staff refund's, issue 5: "refund from staff with permission
+    and a reason (audited)"); late_payment_refund audits the channel's answer."""
     require_perm(actor, REFUND_PERM)
+    reason = _reason(reason, "refund a late payment to the payer")
     late = LatePayment.objects.filter(pk=late_payment_id).first()
     if late is None:
         raise NotFound(f"no late payment {late_payment_id}", param="late_payment_id")
     if late.state not in ("open", "refunding"):
-        raise InvalidState(f"the late payment is {late.state}")
+        raise InvalidState(f"the late payment {state_words(late.state)}")
     return late_payment_refund(late_payment_id=late.pk, actor=actor,
                                audit=AuditNote(actor=actor, action="trades.late_payment.staff_refund",
-                                               data={"amount": late.amount}))
+                                               reason=reason, data={"amount": late.amount}))
 
 
 def late_payment_settle_by_staff(*, late_payment_id: int, actor, outcome: str, note: str) -> LatePayment:
@@ -211,7 +235,8 @@ def refund_abnormal_resolve(*, refund_id: str, actor, note: str) -> Refund:
     back, or an earlier attempt succeeded after a retry) — clear the flag, with a required note, audited in the same
     transaction. No money moves here: the refund keeps its state and amounts. A refund still pending goes back on the
     query ladder (asked at the next sweep), so the channel's own answer settles it; should the channel still call it
-    abnormal, it is flagged again."""
+    abnormal, it stays handled, off the ladder (trades.services.refunds.refund_apply_result: only the first ABNORMAL
+    about an attempt flags it — flagged again, it came straight back to the queue and could never be cleared)."""
     require_perm(actor, REFUND_PERM)
     note = _text(note, "a note is required to mark an abnormal refund handled", param="note")
     with transaction.atomic():
@@ -259,7 +284,8 @@ def order_reverse_retry(*, order_id: str, actor, reason: str) -> Order:
         if order is None:
             raise NotFound(f"no order {order_id}", param="order_id")
         if order.reverse_requested_at is None:
-            raise InvalidState(f"no reverse of order {order.pk} is waiting for the channel (it is {order.state})")
+            raise InvalidState(f"no reverse of order {order.pk} is waiting for the channel (the order "
+                               f"{state_words(order.state)})")
         audit_log(actor=actor, action="trades.order.staff_reverse_retried", target=order, reason=reason,
                   data={"state": order.state, "sync_state": order.sync_state, "held": order.refund_reserved,
                         "reverse_requested_at": order.reverse_requested_at.isoformat()})
@@ -327,8 +353,8 @@ def order_manual_requery(*, order_id: str, actor, note: str, channel_said: str) 
     with transaction.atomic():
         order = _manual_order(order_id)
         if order.state != OrderState.PENDING:
-            raise InvalidState(f"order {order.pk} is {order.state}, not pending: nothing to ask the channel; "
-                               f"\"Mark handled\" clears it from the queue")
+            raise InvalidState(f"order {order.pk} is not pending (it {state_words(order.state)}): nothing to ask "
+                               f"the channel; \"Mark handled\" clears it from the queue")
         before = {"state": order.state, "sync_state": order.sync_state, "query_attempts": order.query_attempts,
                   "channel_said": channel_said}
         order.sync_state, order.next_query_at, order.query_attempts = SyncState.UNKNOWN, timezone.now(), 0
