@@ -197,8 +197,8 @@ def test_each_refusal_of_order_cashier_pay_has_a_reason_the_page_words_and_the_a
         assert words in views_payer.cashier_refusal(refused)
         # What the API's envelope is made of (aggpay/api/errors.py): the same as before the reasons.
         assert (refused.code, refused.status, refused.param, refused.extra) == ("invalid_state", 409, None, {})
-        assert refused.message in ("this order is already being paid from another wallet", "the order is expired",
-                                   "the order is succeeded", "the order is closed")
+        assert refused.message in ("this order is already being paid from another wallet", "the order has expired",
+                                   "the order has succeeded", "the order is closed")
 
     unroutable = _cashier(shop, "CASH2PWHY5")
     shop.accounts["wechatpay"].enabled = False

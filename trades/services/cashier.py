@@ -33,6 +33,7 @@ from trades.services.orders import (
     _replay,
     _sub_merchant,
 )
+from trades.services.representation import state_words
 
 # The channel product each wallet pays a hosted page with (channel-protocols.md §E): JSAPI for WeChat and Alipay;
 # for UnionPay the bank's unionpay.qr with a payer id is 银联JS支付 (docs/channels/bank.md §6.2).
@@ -172,7 +173,7 @@ def order_cashier_pay(*, order_id: str, wallet: str, payer_id: str, account_id: 
         raise CashierStateRefused("not a cashier order", reason=CashierRefusal.NOT_CASHIER)
     if reason := cashier_closed_reason(order):
         raise CashierStateRefused(
-            f"the order is {order.state if order.state != OrderState.PENDING else 'expired'}", reason=reason)
+            f"the order {state_words(order.state) if order.state != OrderState.PENDING else 'has expired'}", reason=reason)
     if order.channel_account_id:
         return _same_payer(order, product, payer)
 
@@ -189,7 +190,7 @@ def order_cashier_pay(*, order_id: str, wallet: str, payer_id: str, account_id: 
     with transaction.atomic():
         order = _locked(order_id)
         if order.state != OrderState.PENDING:
-            raise CashierStateRefused(f"the order is {order.state}", reason=cashier_closed_reason(order))
+            raise CashierStateRefused(f"the order {state_words(order.state)}", reason=cashier_closed_reason(order))
         if order.channel_account_id:  # a concurrent open of the page routed it first
             return _same_payer(order, product, payer)
         order.channel_product, order.payer = product, payer

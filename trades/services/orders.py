@@ -49,7 +49,7 @@ from trades.services.channel_calls import call_fields
 from trades.services.events import event_emit
 from trades.services.fees import fees_for_payment
 from trades.services.ladder import close_retry_waits, ladder_start, next_query_at
-from trades.services.representation import order_as_api
+from trades.services.representation import order_as_api, state_words
 
 logger = logging.getLogger(__name__)
 
@@ -933,7 +933,7 @@ def order_close(*, order_id: str, actor_label: str = "", audit: AuditNote | None
     if order.state == OrderState.SUCCEEDED:
         raise InvalidState("the order was paid meanwhile", extra={"order": order_as_api(order)})
     if order.state != OrderState.PENDING:
-        raise InvalidState(f"the order is {order.state}", extra={"order": order_as_api(order)})
+        raise InvalidState(f"the order {state_words(order.state)}", extra={"order": order_as_api(order)})
     if order.reverse_requested_at is not None:
         raise InvalidState("a reverse of this order is under way", extra={"order": order_as_api(order)})
     if order.sync_state != SyncState.OK:
@@ -982,7 +982,7 @@ def order_close(*, order_id: str, actor_label: str = "", audit: AuditNote | None
             # 200 with the paid order); merchant-api.md "Orders": 409 carrying the paid order.
             raise InvalidState("the order was paid meanwhile", extra={"order": order_as_api(order)})
         elif order.state != OrderState.CLOSED:
-            raise InvalidState(f"the order is {order.state}", extra={"order": order_as_api(order)})
+            raise InvalidState(f"the order {state_words(order.state)}", extra={"order": order_as_api(order)})
     if moved:
         return _close_later(order_id, audit=audit)
     return order
@@ -1048,7 +1048,7 @@ def _reverse_intent(order_id: str) -> Order:
     with transaction.atomic():
         order = _locked(order_id)
         if order.state not in (OrderState.PENDING, OrderState.SUCCEEDED):
-            raise InvalidState(f"the order is {order.state}", extra={"order": order_as_api(order)})
+            raise InvalidState(f"the order {state_words(order.state)}", extra={"order": order_as_api(order)})
         if order.reverse_requested_at is None:
             if order.refund_reserved:
                 raise InvalidState("the order has refunds; it can no longer be reversed",

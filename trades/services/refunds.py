@@ -33,7 +33,7 @@ from trades.services.events import event_emit
 from trades.services.fees import fee_snapshot_of, fees_for_refund
 from trades.services.ladder import FIRST, next_query_at
 from trades.services.orders import QUERY_MIN_INTERVAL, _trade_ref
-from trades.services.representation import refund_as_api
+from trades.services.representation import refund_as_api, state_words
 
 logger = logging.getLogger(__name__)
 
@@ -220,7 +220,7 @@ def _check_refundable(order: Order) -> None:
         # The reverse (撤销) returns the whole payment; its hold is the whole amount (order_reverse).
         raise InvalidState("a reverse of this order is under way; it cannot be refunded")
     if order.state != OrderState.SUCCEEDED:
-        raise InvalidState(f"the order is {order.state}; only paid orders can be refunded")
+        raise InvalidState(f"the order {state_words(order.state)}; only paid orders can be refunded")
 
 
 def _expect_answer(refund: Refund) -> None:
@@ -683,7 +683,7 @@ def _check_recordable(refund: Refund) -> None:
     if not refund_can_record_channel_success(refund):
         flag = "flagged" if refund.abnormal else "not flagged"
         raise RefundSuccessNotRecorded(
-            f"refund {refund.pk} is {refund.state} and {flag}: only a failed or closed refund flagged for a person "
+            f"refund {refund.pk} {state_words(refund.state)} and is {flag}: only a failed or closed refund flagged for a person "
             f"can be recorded as refunded (already recorded or handled?)", outcome="settled")
 
 
@@ -731,7 +731,7 @@ def _no_room(order: Order, refund: Refund) -> str | None:
     failed or closed (design §5 rule 6: refunds never exceed the paid amount), so what other refunds hold now
     decides."""
     if order.state != OrderState.SUCCEEDED or order.reverse_requested_at is not None:
-        why = "a reverse of it is under way" if order.reverse_requested_at is not None else f"it is {order.state}"
+        why = "a reverse of it is under way" if order.reverse_requested_at is not None else f"it {state_words(order.state)}"
         return (f"Order {order.pk} cannot take refund {refund.pk} back: {why}. Nothing was changed; the refund stays "
                 f"flagged — the money may have gone back twice: settle it with the merchant.")
     if order.refund_reserved + refund.amount <= order.amount:

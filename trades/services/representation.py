@@ -5,6 +5,16 @@ from __future__ import annotations
 
 from django.utils import timezone
 
+# Two state names are verbs: "the order is succeeded" does not read. Every message, to a merchant or to staff, that
+# names a state after its subject says it through ``state_words``.
+_STATE_VERBS = {"succeeded": "has succeeded", "failed": "has failed"}
+
+
+def state_words(state: str) -> str:
+    """An order's, refund's or late payment's ``state`` as it reads after its subject: "has succeeded", "has
+    failed", "is pending", "is closed", "is refunding"."""
+    return _STATE_VERBS.get(str(state), f"is {state}")
+
 
 def _time(value):
     return timezone.localtime(value).isoformat() if value else None

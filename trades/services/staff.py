@@ -26,6 +26,7 @@ from trades.models import LatePayment, Order, OrderState, Refund, SyncState
 from trades.services.late import late_payment_refund, late_payment_resolve_by_hand
 from trades.services.orders import order_barcode_step, order_close, order_sync
 from trades.services.refunds import refund_create, refund_record_channel_success
+from trades.services.representation import state_words
 
 REFUND_PERM = "trades.refund_order"
 # Closing an order is a support action on a trade the payer abandoned; there is no separate model permission for
@@ -35,17 +36,6 @@ CLOSE_PERM = REFUND_PERM
 # action like closing one, not a look (design §5 rule 11). Support holds it; roles that may only look (finance,
 # operations: aggpay.roles) do not.
 SYNC_PERM = REFUND_PERM
-
-
-# Two state names are verbs: "the order is succeeded" does not read. Every message that names a state after its
-# subject says it through ``state_words``.
-_STATE_VERBS = {"succeeded": "has succeeded", "failed": "has failed"}
-
-
-def state_words(state: str) -> str:
-    """An order's, refund's or late payment's ``state`` as it reads after its subject: "has succeeded", "has
-    failed", "is pending", "is closed", "is refunding"."""
-    return _STATE_VERBS.get(str(state), f"is {state}")
 
 
 # What "Close order" says when order_close handed the close to the expiry sweeper: the channel did not answer (the
