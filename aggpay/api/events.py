@@ -17,7 +17,8 @@ from trades.services.events import EVENT_TYPES, event_payload, events_for_app
 
 class EventListParamsSerializer(ListParamsSerializer):
     starting_after = serializers.CharField(required=False, max_length=64,
-                                           help_text="an event id (`evt_...`): the page after that event")
+                                           help_text="an event id (`evt_...`) of this app's events, whatever its "
+                                                     "type: the page after that event (`type` then narrows it)")
     # One of the types there are: `order.paid` (not a type) used to answer an empty list, read as "no payments".
     type = serializers.ChoiceField(choices=EVENT_TYPES, required=False,
                                    help_text="only events of this type, e.g. `order.succeeded`")
@@ -61,8 +62,6 @@ class EventListView(MerchantAPIView):
     )
     def get(self, request):
         params = parse_list_params(EventListParamsSerializer, request.query_params)
-        events = events_for_app(request.auth)
-        if params.get("type"):
-            events = events.filter(type=params["type"])
-        rows, has_more = page(events, params=params, id_field="event_id")
+        where = {"type": params["type"]} if params.get("type") else None
+        rows, has_more = page(events_for_app(request.auth), params=params, id_field="event_id", where=where)
         return Response({"data": [event_payload(event) for event in rows], "has_more": has_more})

@@ -27,7 +27,9 @@ class BoundedDateTimeField(serializers.DateTimeField):
 class ListParamsSerializer(serializers.Serializer):
     limit = serializers.IntegerField(min_value=1, max_value=100, default=20, help_text="1–100, default 20")
     starting_after = serializers.CharField(required=False, max_length=64,
-                                           help_text="the id of the last object of the previous page")
+                                           help_text="the id of the last object of the previous page — any object "
+                                                     "of this list, whatever filters it was listed under: the page "
+                                                     "after it, narrowed by this request's filters")
     created_gte = BoundedDateTimeField(required=False, help_text="created at or after (RFC 3339)")
     created_lt = BoundedDateTimeField(required=False, help_text="created before (RFC 3339)")
 
@@ -38,11 +40,16 @@ def parse_list_params(serializer_class: type[ListParamsSerializer], query_params
     return params.validated_data
 
 
-def page(queryset: QuerySet, *, params: dict, id_field: str) -> tuple[list, bool]:
+def page(queryset: QuerySet, *, params: dict, id_field: str, where: dict | None = None) -> tuple[list, bool]:
     """One page, newest first (``created_at`` then primary key, so ties have a stable order).
 
-    ``starting_after`` must name an object of ``queryset`` by ``id_field`` (its public id): an id the caller
-    cannot see is refused like a malformed one, so it reveals nothing about other merchants.
+    ``queryset`` is everything the caller may see in this list; ``where`` the list's own filters (``state``,
+    ``type``, …), applied like ``created_gte``/``created_lt``. ``starting_after`` must name an object of
+    ``queryset`` by ``id_field`` (its public id) — a position in the caller's list, which the filters then narrow,
+    as Stripe's cursors are: the id of an ``order.succeeded`` event pages ``?type=refund.succeeded`` from there.
+    Bug: the cursor was looked up among the filtered rows only, so a cursor kept from the unfiltered list (or from
+    another filter) was refused with "no object … in this list". An id the caller cannot see is refused like a
+    malformed one, so it reveals nothing about other merchants.
     """
     cursor = None
     cursor_id = params.get("starting_after")
@@ -50,6 +57,8 @@ def page(queryset: QuerySet, *, params: dict, id_field: str) -> tuple[list, bool
         cursor = queryset.filter(**{id_field: cursor_id}).values("pk", "created_at").first()
         if cursor is None:
             raise InvalidRequest(f"starting_after: no object {cursor_id} in this list", param="starting_after")
+    if where:
+        queryset = queryset.filter(**where)
     queryset = queryset.order_by("-created_at", "-pk")
     if params.get("created_gte") is not None:
         queryset = queryset.filter(created_at__gte=params["created_gte"])

@@ -324,11 +324,8 @@ class PartnerMerchantListView(PartnerAPIView):
     def get(self, request):
         params = parse_list_params(PartnerMerchantListParamsSerializer, request.query_params)
         merchants = Merchant.objects.filter(partner=request.auth.merchant)
-        if params.get("state"):
-            merchants = merchants.filter(state=params["state"])
-        if params.get("partner_reference"):
-            merchants = merchants.filter(partner_reference=params["partner_reference"])
-        rows, has_more = page(with_resource_data(merchants), params=params, id_field="merchant_no")
+        where = {name: params[name] for name in ("state", "partner_reference") if params.get(name)}
+        rows, has_more = page(with_resource_data(merchants), params=params, id_field="merchant_no", where=where)
         return Response({"data": [merchant_resource(m) for m in rows], "has_more": has_more})
 
     @api_schema(

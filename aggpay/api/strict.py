@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from aggpay.errors import InvalidRequest
+
 
 class StrictSerializer(serializers.Serializer):
     """Refuses fields it does not know, naming the first one."""
@@ -16,3 +18,18 @@ class StrictSerializer(serializers.Serializer):
             if unknown:
                 raise serializers.ValidationError({str(unknown[0]): ["unknown field"]})
         return super().to_internal_value(data)
+
+
+def require_no_fields(data, *, operation: str) -> None:
+    """The body of an operation that takes none (``POST …/close``, ``…/reverse``: no request body in the schema):
+    nothing, or ``{}``. Any field is refused naming it, as StrictSerializer refuses one it does not know — before
+    the operation does anything. Bug: ``{"bogus": true}`` to close, or ``{"reason": "x"}`` to reverse, answered 200
+    and did the operation, and a merchant who sent a reason believed it was recorded (docs/api.md "Errors": a field
+    the operation does not know is refused). ``data`` is ``request.data``: reading it also refuses a body that is not
+    JSON, as for any other operation."""
+    if isinstance(data, dict):
+        if data:
+            name = str(next(iter(data)))
+            raise serializers.ValidationError({name: [f"unknown field: {operation} takes no body (send none, or {{}})"]})
+        return
+    raise InvalidRequest(f"{operation} takes no body: send none, or {{}}")

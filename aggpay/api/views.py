@@ -16,6 +16,7 @@ from django.http import JsonResponse
 from rest_framework.exceptions import NotAcceptable, NotFound
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.settings import api_settings
+from rest_framework.utils.mediatypes import _MediaType
 from rest_framework.views import APIView
 
 from aggpay.api import signing
@@ -55,8 +56,39 @@ class _NoFormatOverride:
         return getattr(api_settings, name)
 
 
+def _quality(media_type: _MediaType) -> float:
+    """The ``q`` weight of an Accept range (RFC 9110 §12.4.2): 1 when absent; one that is not a number counts as
+    absent, as DRF read it before."""
+    try:
+        return float(media_type.params.get("q", "1"))
+    except ValueError:
+        return 1.0
+
+
+def _refused_by(accepts: list[_MediaType], renderer_type: _MediaType) -> bool:
+    """Whether the Accept ranges refuse ``renderer_type``: RFC 9110 §12.5.1 — the most specific range that matches a
+    type gives its weight, and weight 0 means "not acceptable". ``application/json;q=0, text/html`` excludes JSON,
+    and so does ``*/*, application/json;q=0``; ``application/*;q=0, application/json`` does not."""
+    matching = [accept for accept in accepts if renderer_type.match(accept)]
+    if not matching:
+        return False  # DRF's own matching says whether anything accepts it
+    most_specific = max(accept.precedence for accept in matching)
+    return all(_quality(accept) <= 0 for accept in matching if accept.precedence == most_specific)
+
+
 class AcceptNegotiation(DefaultContentNegotiation):
+    """DRF's negotiation, honouring ``q=0``. DRF ignores the weights, so ``Accept: application/json;q=0, text/html``
+    ("anything but JSON") was answered 200 in JSON where docs/api.md promises a 400 when Accept excludes JSON."""
+
     settings = _NoFormatOverride()
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        accepts = self._get_parsed_accept_list(request)
+        renderers = [renderer for renderer in renderers
+                     if not _refused_by(accepts, _MediaType(renderer.media_type))]
+        if not renderers:
+            raise NotAcceptable()
+        return super().select_renderer(request, renderers, format_suffix)
 
 
 class SignedResponseMixin:

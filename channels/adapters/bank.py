@@ -480,14 +480,26 @@ class BankAdapter(ChannelAdapter):
         state = data.get("refund_state")
         if not isinstance(state, str) or state not in REFUND_STATES:
             raise _Malformed(f"refund_state {state!r} is not one of bank.md §7.3")
+        failure_code, failure_message = "", _str(data, "fail_reason")
+        if state in ("FAIL", "CLOSED"):
+            # Our normalised code (channels.adapters.errors.NORMALISED_CODES), as a refused payment's is
+            # (_refused_payment, CODES): §7.3's refund object has no sub_code, only fail_reason, and §12 makes a
+            # refusal the table does not name a permanent channel_error showing the bank's words. Bug: the refund's
+            # failure.code was the state word "FAIL" (the raw answer keeps it). The bank's words stay the message.
+            failure_code = "channel_error"
+            failure_message = failure_message or f"the bank answered refund_state {state}"
+        elif state == "ABNORMAL":
+            # Not a failure: the refund stays pending for a person (refund_apply_result), and no failure reaches the
+            # API; the word tells staff which of the bank's states it is.
+            failure_code = state
         return RefundResult(
             state=REFUND_STATES[state],
             out_refund_no=_str(data, "out_refund_no"),
             channel_refund_no=_str(data, "refund_no"),
             amount=_int(data, "refund_amount"),
             succeeded_at=_time(data, "success_time"),
-            failure_code=state if state in ("FAIL", "CLOSED", "ABNORMAL") else "",
-            failure_message=_str(data, "fail_reason"),
+            failure_code=failure_code,
+            failure_message=failure_message,
             raw=dict(data),
         )
 

@@ -15,17 +15,22 @@ from rest_framework.response import Response
 from aggpay.api.lists import ListParamsSerializer, page, parse_list_params
 from aggpay.api.permissions import HasScope, IsMerchantApp, MerchantIsActive, MerchantMayRefund
 from aggpay.api.schema import api_schema
-from aggpay.api.strict import StrictSerializer
+from aggpay.api.strict import StrictSerializer, require_no_fields
 from aggpay.api.views import MerchantAPIView, api_actor
 from aggpay.notify_urls import notify_url_refusal
+from channels.adapters.base import BARCODE_PRODUCTS
 from trades.models import Order, OrderState, Refund
-from trades.products import API_PRODUCTS
+from trades.products import API_PRODUCTS, JSAPI_PRODUCTS
 from trades.services.orders import order_close, order_create, order_get, order_reverse, order_sync
 from trades.services.refunds import refund_create, refund_get, refund_sync
 from trades.services.representation import order_as_api, refund_as_api
 
 OUT_NO = re.compile(r"^[0-9A-Za-z_-]{6,32}$")
 PAYER_KEYS = {"openid", "buyer_id", "user_id"}
+# merchant-api.md "Orders": `payer` is for JSAPI/mini, `auth_code` for barcode. unionpay.qr takes a payer too: with
+# the payer's UnionPay user_id it is 银联JS支付 (docs/channels/bank.md §6.2, trades.services.cashier).
+PAYER_PRODUCTS = frozenset({*JSAPI_PRODUCTS, "unionpay.qr"})
+AUTH_CODE_PRODUCTS = frozenset({"barcode", *BARCODE_PRODUCTS})
 METADATA_MAX_BYTES = 2048
 
 
@@ -117,9 +122,15 @@ class OrderCreateInputSerializer(StrictSerializer):
     return_url = HttpUrlField(max_length=512, required=False)
     expire_seconds = StrictIntegerField(min_value=60, max_value=86400, required=False)
     client_ip = StrictCharField(max_length=45, required=False)
-    payer = serializers.DictField(child=StrictCharField(max_length=128), required=False,
-                                  help_text='{"openid": ...} (WeChat), {"buyer_id": ...} (Alipay) or {"user_id": ...}')
-    auth_code = StrictRegexField(r"^[0-9]{16,24}$", required=False, help_text="payment code (barcode products)")
+    payer = serializers.DictField(
+        child=StrictCharField(max_length=128), required=False,
+        help_text="the payer's id in the wallet: "
+                  '{"openid": ...} (WeChat), {"buyer_id": ...} (Alipay) or {"user_id": ...} (UnionPay). Required '
+                  "for `wechat.jsapi`, `wechat.mini` and `alipay.jsapi`; optional for `unionpay.qr` (with a "
+                  "`user_id`, a UnionPay JS payment); any other product refuses it (`400`, `param: payer`)")
+    auth_code = StrictRegexField(r"^[0-9]{16,24}$", required=False,
+                                 help_text="the payer's payment code: required for `barcode` and `*.barcode`, refused "
+                                           "by any other product (`400`, `param: auth_code`)")
     store_id = StrictCharField(max_length=32, required=False, allow_blank=True)
     terminal_id = StrictCharField(max_length=32, required=False, allow_blank=True)
 
@@ -169,6 +180,27 @@ class OrderCreateInputSerializer(StrictSerializer):
         if unknown:
             raise serializers.ValidationError(f"unknown key {sorted(unknown)[0]}; use openid, buyer_id or user_id")
         return value
+
+    def validate(self, attrs):
+        """A field the product does not take is refused naming it (design §5 rule 12), as an unknown field is. Bug: a
+        ``wechat.native`` order with an ``auth_code`` answered 201 with a QR code and the code was never charged —
+        the till believed it had taken a payment code — and a ``payer`` on a product that pays whoever scans was
+        dropped silently. (``"payer": {}`` carries nothing: it is the same request as none, trades.services.orders
+        ``_effective``.)"""
+        product = attrs.get("product")
+        if attrs.get("auth_code") and product not in AUTH_CODE_PRODUCTS:
+            raise serializers.ValidationError({"auth_code": [
+                f"{product} takes no payment code: auth_code is for barcode and *.barcode orders"]})
+        if attrs.get("payer") and product not in PAYER_PRODUCTS:
+            raise serializers.ValidationError({"payer": [
+                f"{product} takes no payer: payer is for wechat.jsapi, wechat.mini, alipay.jsapi and unionpay.qr"]})
+        if product == "unionpay.qr" and attrs.get("payer") and not attrs["payer"].get("user_id"):
+            # Without the UnionPay user_id the order would quietly be a plain QR code and the payer given dropped
+            # (channels.adapters.bank: only a payer id makes it 银联JS支付). The JSAPI products' own payer keys are
+            # checked where the wallet is known (trades.services.orders, names payer.openid / payer.buyer_id).
+            raise serializers.ValidationError({"payer": {"user_id": [
+                "required when unionpay.qr is given a payer: the payer's UnionPay user_id"]}})
+        return attrs
 
 
 class FailureOutputSerializer(serializers.Serializer):
@@ -274,9 +306,8 @@ class OrdersView(PaymentsView):
     def get(self, request):
         params = parse_list_params(OrderListParamsSerializer, request.query_params)
         queryset = Order.objects.filter(merchant=request.auth.merchant).select_related("merchant")
-        if params.get("state"):
-            queryset = queryset.filter(state=params["state"])
-        rows, has_more = page(queryset, params=params, id_field="pk")
+        where = {"state": params["state"]} if params.get("state") else None
+        rows, has_more = page(queryset, params=params, id_field="pk", where=where)
         return Response({"data": [order_as_api(o) for o in rows], "has_more": has_more})
 
 
@@ -298,13 +329,18 @@ class OrderCloseView(PaymentsView):
                             "or during the close); the answer then carries the paid order under `order`. A channel "
                             "that does not answer is not an error: `200` with the order still `pending` (its "
                             "`expires_at` now), closed in the background — `order.closed` or `order.succeeded` "
-                            "follows.",
+                            "follows. A payment-code order whose payer is still confirming gets the same `200` "
+                            "`pending` (the channel will not close it, and the payer may still pay): reverse it "
+                            "instead. Takes no body: none, or `{}` (any field is a `400` naming it).",
                 responses={200: OrderOutputSerializer}, errors=(403, 404, 409, 502),
-                error_descriptions={409: "`invalid_state`: the order is no longer pending (paid meanwhile, closed "
+                error_descriptions={400: "`invalid_request`: the body has a field (`param` names it; close takes "
+                                         "none) or is not JSON",
+                                    409: "`invalid_state`: the order is no longer pending (paid meanwhile, closed "
                                          "or failed); the answer carries it under `order`",
                                     502: "`channel_error`: the channel refused the close (`channel_code`, "
                                          "`channel_message`); the order, unchanged, under `order`"})
     def post(self, request, out_trade_no):
+        require_no_fields(request.data, operation="close")
         order = order_get(merchant=request.auth.merchant, out_trade_no=out_trade_no)
         return Response(order_as_api(order_close(order_id=order.pk, actor_label=api_actor(request))))
 
@@ -318,13 +354,17 @@ class OrderReverseView(PaymentsView):
                 request=None, description="Closes the order if unpaid, refunds it if paid. A channel that does "
                                           "not answer is not an error: `200` with the order as it was (`pending` "
                                           "or `succeeded`) while aggpay asks again; `order.reversed` follows. "
-                                          "Refunds of the order are refused meanwhile.",
+                                          "Refunds of the order are refused meanwhile. Takes no body: none, "
+                                          "or `{}` (any field is a `400` naming it).",
                 responses={200: OrderOutputSerializer}, errors=(403, 404, 409, 502),
-                error_descriptions={409: "`invalid_state`: not a payment-code order, already reversed or closed, "
+                error_descriptions={400: "`invalid_request`: the body has a field (`param` names it; reverse takes "
+                                         "none) or is not JSON",
+                                    409: "`invalid_state`: not a payment-code order, already reversed or closed, "
                                          "or it has refunds; the answer carries it under `order`",
                                     502: "`channel_error`: the channel refused the reverse (`channel_code`, "
                                          "`channel_message`); the order, unchanged, under `order`"})
     def post(self, request, out_trade_no):
+        require_no_fields(request.data, operation="reverse")
         order = order_get(merchant=request.auth.merchant, out_trade_no=out_trade_no)
         return Response(order_as_api(order_reverse(order_id=order.pk)))
 
@@ -343,10 +383,8 @@ class OrderRefundsView(PaymentsView):
     def get(self, request, out_trade_no):
         order = order_get(merchant=request.auth.merchant, out_trade_no=out_trade_no)
         params = parse_list_params(RefundListParamsSerializer, request.query_params)
-        queryset = Refund.objects.filter(order=order)
-        if params.get("state"):
-            queryset = queryset.filter(state=params["state"])
-        rows, has_more = page(queryset, params=params, id_field="pk")
+        where = {"state": params["state"]} if params.get("state") else None
+        rows, has_more = page(Refund.objects.filter(order=order), params=params, id_field="pk", where=where)
         for refund in rows:
             refund.order = order  # refund_as_api reads the order's out_trade_no: the one already loaded
         return Response({"data": [refund_as_api(r) for r in rows], "has_more": has_more})
