@@ -23,11 +23,13 @@ from aggpay.management import demo
 from merchants.documents import one_colour_png
 from merchants.models import Merchant, SubjectType
 from merchants.models.merchant import id_number_digest
-from merchants.validation import id_card_check_char, uscc_check_char
+from merchants.validation import id_card_check_char, org_code_check_char, uscc_check_char
 
 
 def _licence_no(serial: int) -> str:
-    first17 = f"91330105MA2D{serial:05d}"
+    # Characters 9–17 are an organisation code with its own check character (GB 11714), then the whole code's.
+    body = f"MA2D{serial:04d}"
+    first17 = "91330105" + body + org_code_check_char(body)
     return first17 + uscc_check_char(first17)
 
 

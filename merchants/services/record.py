@@ -84,6 +84,21 @@ def _date(data: dict, key: str, *, required: bool, prefix: str = "") -> dt.date 
         raise v.InvalidRequest(f"{name} must be a date written YYYY-MM-DD", param=name)
 
 
+def _issued(data: dict, key: str, *, required: bool, today: dt.date, prefix: str = "") -> dt.date | None:
+    """A document's valid-from date: not after ``today`` — a licence or ID card is valid from the day it was
+    issued, which has happened (a later date is a mistyped year, and is named here, not as its valid-until)."""
+    value = _date(data, key, required=required, prefix=prefix)
+    if value is not None and value > today:
+        name = prefix + key
+        raise v.InvalidRequest(f"{name}: {value:%Y-%m-%d} is in the future — the date the document was issued",
+                               param=name)
+    return value
+
+
+def _person_name(data: dict, key: str, *, prefix: str = "") -> str:
+    return v.validate_person_name(_req(data, key, max_len=64, prefix=prefix), field=prefix + key)
+
+
 def _choice(data: dict, key: str, choices, *, default: str | None = None, prefix: str = "") -> str:
     value = data.get(key, default)
     name = prefix + key
@@ -171,13 +186,19 @@ def check_record(data: dict[str, Any], *, partial_settlement_ok: bool = False) -
     m["short_name"] = check(_req, data, "short_name", max_len=64)
     if subject_type == SubjectType.MICRO:
         m.update(licence_no="", licence_valid_from=None, licence_valid_until=None)
+        # A 小微 merchant has no licence: a licence number sent for it is a wrong subject type or a wrong record,
+        # and dropping it would hide that (docs/api.md: input that does not apply is refused, not ignored).
+        if data.get("licence_no") not in (None, ""):
+            found.add("licence_no: a small/micro merchant has no business licence — leave it out, or choose the "
+                      "subject type the licence is for", param="licence_no")
     else:
         # An unknown subject type leaves open whether there is a licence at all (小微 has none): check only what was
         # filled in, and ask for the rest once the subject type is right.
         known = subject_type is not _BAD
         if known or data.get("licence_no") not in (None, ""):
             m["licence_no"] = check(lambda: v.validate_licence_no(_req(data, "licence_no", max_len=32)))
-        valid_from = m["licence_valid_from"] = check(_date, data, "licence_valid_from", required=known)
+        valid_from = m["licence_valid_from"] = check(_issued, data, "licence_valid_from", required=known,
+                                                     today=today)
         until = m["licence_valid_until"] = check(_date, data, "licence_valid_until", required=False)
         if until not in (_BAD, None):
             if valid_from not in (_BAD, None) and until <= valid_from:
@@ -187,15 +208,18 @@ def check_record(data: dict[str, Any], *, partial_settlement_ok: bool = False) -
                           param="licence_valid_until")
     # Required: WeChat needs it as the legal person's ID address (A.13 id_card_address), 小微 merchants included.
     m["registered_address"] = check(_req, data, "registered_address", max_len=256)
-    m["legal_person_name"] = check(_req, data, "legal_person_name", max_len=64)
+    m["legal_person_name"] = check(_person_name, data, "legal_person_name")
     id_type = m["legal_person_id_type"] = check(_choice, data, "legal_person_id_type", IdDocType,
                                                 default=IdDocType.ID_CARD)
     id_number = check(_req, data, "legal_person_id_number", max_len=20)
     if id_number is not _BAD:
         # The number's format depends on the document type: not judged while the type is unknown.
-        id_number = _BAD if id_type is _BAD else check(v.validate_id_number, id_number, id_type=id_type)
+        # The legal person of any subject type, and the owner of a 小微 merchant, must be an adult.
+        id_number = _BAD if id_type is _BAD else check(v.validate_id_number, id_number, id_type=id_type,
+                                                       today=today)
     m["legal_person_id_number"] = id_number
-    id_from = m["legal_person_id_valid_from"] = check(_date, data, "legal_person_id_valid_from", required=True)
+    id_from = m["legal_person_id_valid_from"] = check(_issued, data, "legal_person_id_valid_from", required=True,
+                                                      today=today)
     id_until = m["legal_person_id_valid_until"] = check(_date, data, "legal_person_id_valid_until", required=False)
     if id_until not in (_BAD, None):
         # As for the licence: a document valid until before it was issued is a mistyped date (channel-protocols.md
@@ -206,7 +230,7 @@ def check_record(data: dict[str, Any], *, partial_settlement_ok: bool = False) -
         elif id_until < today:
             found.add(f"legal_person_id_valid_until: the document expired on {id_until:%Y-%m-%d}",
                       param="legal_person_id_valid_until")
-    m["contact_name"] = check(_req, data, "contact_name", max_len=64)
+    m["contact_name"] = check(_person_name, data, "contact_name")
     m["contact_phone"] = check(lambda: v.validate_mobile(_req(data, "contact_phone", max_len=20)))
     m["contact_email"] = check(v.validate_email, data["contact_email"]) if data.get("contact_email") else ""
     m["service_phone"] = check(lambda: v.validate_service_phone(_req(data, "service_phone", max_len=20)))

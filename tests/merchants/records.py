@@ -9,7 +9,7 @@ import zlib
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from merchants.documents import one_colour_png
-from merchants.validation import id_card_check_char, uscc_check_char
+from merchants.validation import id_card_check_char, org_code_check_char, uscc_check_char
 
 # A valid unified social credit code (check char computed) and resident ID (the GB 11643 sample).
 LICENCE_NO = "91330106MA2B00000U"
@@ -51,8 +51,10 @@ TEA_HOUSE_RECORD = {
 
 def licence_no(serial: int) -> str:
     """Another valid unified social credit code, i.e. another business (``licence_no(0)`` is LICENCE_NO): a second
-    merchant with the Tea House's licence would be refused as already onboarded."""
-    first17 = f"91330106MA2B{serial:05d}"
+    merchant with the Tea House's licence would be refused as already onboarded. Characters 9–17 are an
+    organisation code with its own GB 11714 check character, as in a real code."""
+    body = f"MA2B{serial:04d}"
+    first17 = "91330106" + body + org_code_check_char(body)
     return first17 + uscc_check_char(first17)
 
 

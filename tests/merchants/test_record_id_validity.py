@@ -20,14 +20,15 @@ def _later(years: int) -> str:
 
 def test_an_id_valid_until_before_it_was_issued_is_refused_naming_the_field():
     with pytest.raises(InvalidRequest) as refused:
-        validate_record(record(legal_person_id_valid_from=_later(5), legal_person_id_valid_until=_later(3)))
+        validate_record(record(legal_person_id_valid_from="2015-05-01", legal_person_id_valid_until="2014-05-01"))
 
     assert refused.value.param == "legal_person_id_valid_until"
     assert "after legal_person_id_valid_from" in refused.value.message
 
 
 def test_an_id_valid_until_the_day_it_was_issued_is_refused_too():
-    problems = validate_record_problems(record(legal_person_id_valid_from=_later(1), legal_person_id_valid_until=_later(1)))
+    problems = validate_record_problems(record(legal_person_id_valid_from="2015-05-01",
+                                               legal_person_id_valid_until="2015-05-01"))
     assert [problem.param for problem in problems] == ["legal_person_id_valid_until"]
 
 

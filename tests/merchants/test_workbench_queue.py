@@ -19,8 +19,7 @@ from merchants.services.onboarding import (
     document_add,
     merchant_onboard_draft,
 )
-from merchants.validation import uscc_check_char
-from tests.merchants.records import png, record
+from tests.merchants.records import licence_no, png, record
 
 pytestmark = pytest.mark.django_db
 
@@ -28,8 +27,7 @@ DOCS = ("licence", "id_front", "id_back", "bank_card", "store_front", "store_ins
 
 
 def licence(n: int) -> str:
-    first = f"91330106MA2B{n:05d}"
-    return first + uscc_check_char(first)
+    return licence_no(n)
 
 
 def draft(clerk, n: int, *, documents=DOCS, **changes) -> OnboardingApplication:
