@@ -55,6 +55,7 @@ from channels.services.config import config_display, config_fields, kind_availab
 from channels.services.history import UNSET
 from channels.services.products import account_products, channel_product_set
 from channels.services.volume import account_products_paid, local_day
+from channels.traffic_preview import account_disable_preview
 
 HISTORY_PAGE_SIZE = 50
 UNPROCESSED_PAGE_SIZE = 25
@@ -243,6 +244,7 @@ def account_detail(request, code: str):
     history = Paginator(account.changes.select_related("actor"), HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
     present = set(account.products.values_list("product", flat=True))
     missing = [p for p in account_products(account) if p not in present]
+    can_change = request.user.has_perm("channels.change_channelaccount")
     return render(request, "channels/account_detail.html", {
         "account": account,
         "config_rows": config_display(account.kind, account.config or {}),
@@ -254,7 +256,10 @@ def account_detail(request, code: str):
         "enable_refusal": account_services.enable_refusal(account),
         "page": history,
         "history": _history_rows(history),
-        "can_change": request.user.has_perm("channels.change_channelaccount"),
+        "can_change": can_change,
+        # Before ops disable it, which merchants' orders no other account would take, at which amounts (design §7
+        # "a preview of what moves"; routing answers, channels.traffic_preview). Read only for whoever may disable.
+        "disable_preview": account_disable_preview(account) if can_change and account.enabled else None,
         "can_change_products": request.user.has_perm("channels.change_channelproduct"),
         "can_add_products": request.user.has_perm("channels.add_channelproduct"),
         "unprocessed": (_open_unprocessed(account) if request.user.has_perm(VIEW_CALLBACKS) else None),

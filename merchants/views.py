@@ -1158,8 +1158,11 @@ def review_decide(request, application_id: int, decision: str):
                              "the channels.")
         elif decision == "return":
             formset = ReturnReasonFormSet(request.POST, prefix="reasons")
-            if not formset.is_valid() or not return_reasons(formset):
-                messages.error(request, "Not returned: give at least one reason (the field and what to correct).")
+            problems = _return_row_problems(formset)
+            if problems or not return_reasons(formset):
+                # The rows at fault by number and field; "at least one reason" only when no row gives one.
+                none = "" if return_reasons(formset) else "give at least one reason (the field and what to correct)"
+                messages.error(request, f"Not returned: {': '.join(filter(None, [none, '; '.join(problems)]))}.")
                 return _invalid_decision(request, application, return_formset=formset)
             onboarding.application_return(application_id=application.pk, actor=request.user,
                                           reasons=return_reasons(formset))
@@ -1177,6 +1180,25 @@ def review_decide(request, application_id: int, decision: str):
         _error(request, exc, f"Not {decision}d: " if decision != "return" else "Not returned: ")
         return redirect("merchants:review", application.pk)
     return redirect("staff:risk")
+
+
+def _return_row_problems(formset) -> list[str]:
+    """What is wrong with each row of the return form, naming the row and its field (design §5: bad input gets an
+    error naming the field): a field picked with nothing to correct written beside it would otherwise be dropped
+    without a word — the clerk would never hear of it. The row's own error goes on its text box."""
+    labels = dict(return_field_choices())
+    formset.is_valid()
+    problems = [str(error).rstrip(".") for error in formset.non_form_errors()]  # e.g. more rows than it takes
+    for number, form in enumerate(formset.forms, start=1):
+        if not form.is_valid():
+            problems.append(f"row {number}: {' '.join(e for errors in form.errors.values() for e in errors)}")
+            continue
+        field = form.cleaned_data.get("field", "")
+        if field and not form.cleaned_data.get("reason", "").strip():
+            label = labels.get(field, field)
+            form.add_error("reason", f"Say what to correct in {label}, or set the row back to General.")
+            problems.append(f"row {number} ({label}) names a field but not what to correct in it")
+    return problems
 
 
 def _invalid_decision(request, application, **forms):

@@ -15,9 +15,10 @@ from django.urls import reverse
 
 from aggpay import masking
 from aggpay.days import on_days
-from merchants.models import ContractState, MerchantState
+from merchants.models import ContractEvent, ContractState, MerchantState
 from merchants.services.contract_risk import LIMIT_PERM, limit_event, limited_for, resumes_limited
 from merchants.services.merchants import FREEZE_PERM
+from merchants.services.settlement import RISK_LIMIT_KEY, RISK_LIMIT_LIFTED
 from risk.models import ChannelRiskAction, ChannelRiskNotice, ChannelRiskNoticeKind, ChannelRiskNoticeState
 from risk.traffic_preview import TrafficPreview, traffic_preview
 
@@ -161,17 +162,59 @@ def current_limit(notice: ChannelRiskNotice):
     return limit_event(contract)
 
 
+@dataclass(frozen=True)
+class LiftedLimit:
+    """A limit of the notice's contract that risk has lifted since, with nothing limiting it now: the entry that set
+    it (None if the timeline has none before the lift) and the one that lifted it."""
+
+    limit: ContractEvent | None
+    lift: ContractEvent
+
+    @property
+    def limited_for(self) -> str:
+        return limited_for(self.limit)
+
+
+def lifted_limit(notice: ChannelRiskNotice, *, limit=None) -> LiftedLimit | None:
+    """When the notice's contract was limited and risk's latest decision on it was to lift that limit (``limited →
+    active``, or lifted while suspended: settlement ``RISK_LIMIT_KEY``), the two entries; else None — never limited,
+    or limited now (``limit``: ``current_limit``, read here when not given). The page says so, and the handle form
+    offers to limit it *again* (a limit the officer may not know was there and was lifted, by whom and why). Two
+    queries at most, only for a contract not limited now."""
+    contract = notice.contract
+    if contract is None or contract.state not in (ContractState.ACTIVE, ContractState.SUSPENDED):
+        return None
+    if (limit if limit is not None else current_limit(notice)) is not None:
+        return None
+    lift = (contract.events.filter(Q(from_state=ContractState.LIMITED, to_state=ContractState.ACTIVE)
+                                   | Q(from_state=ContractState.SUSPENDED, to_state=ContractState.SUSPENDED,
+                                       **{f"data__{RISK_LIMIT_KEY}": RISK_LIMIT_LIFTED}))
+            .order_by("-created_at", "-id").first())
+    if lift is None:
+        return None
+    limit = limit_event(contract)
+    if limit is not None and (limit.created_at, limit.pk) > (lift.created_at, lift.pk):
+        return None  # limited again after that lift (a limit since ended otherwise is not risk's to describe)
+    return LiftedLimit(limit=limit, lift=lift)
+
+
 # On a suspended contract the actions say what becomes of the clerk's suspension (contract_risk: it goes on, and the
 # resume brings back what risk decided).
 LIMIT_SUSPENDED_LABEL = "Limit the contract — it stays suspended; resumed, it comes back limited (no new orders)"
 LIFT_SUSPENDED_LABEL = "Lift the contract's limit — it stays suspended; resumed, it comes back active"
+# A contract whose limit risk lifted: limiting it is a new decision, and the form says so (the page shows the lift).
+LIMIT_AGAIN_LABEL = "Limit the contract again (route its traffic away) — its last limit was lifted"
+LIMIT_AGAIN_SUSPENDED_LABEL = ("Limit the contract again — its last limit was lifted; it stays suspended, and resumed "
+                               "comes back limited (no new orders)")
 
 
-def available_actions(notice: ChannelRiskNotice, user, *, limit=None) -> list[tuple[str, str]]:
+def available_actions(notice: ChannelRiskNotice, user, *, limit=None,
+                      lifted: LiftedLimit | None | bool = False) -> list[tuple[str, str]]:
     """The actions the handle form offers for ``notice``: those its contract's or merchant's state allows and the
     user may take (the service checks both again under its locks). Lifting only a limit set for this notice's record
     (``limit``: ``current_limit``, read here when not given). A suspended contract may be limited, or its limit
-    lifted, as an active or limited one is: it stays suspended (merchants.services.contract_risk)."""
+    lifted, as an active or limited one is: it stays suspended (merchants.services.contract_risk). Limiting a
+    contract whose limit was lifted reads "again" (``lifted``: ``lifted_limit``, read here when not given)."""
     actions = [(ChannelRiskAction.NONE.value, ChannelRiskAction.NONE.label)]
     contract, merchant = notice.contract, notice.merchant
     may_limit = user.has_perm(LIMIT_PERM)
@@ -179,8 +222,11 @@ def available_actions(notice: ChannelRiskNotice, user, *, limit=None) -> list[tu
         suspended = contract.state == ContractState.SUSPENDED
         held = suspended and resumes_limited(contract)
         if contract.state == ContractState.ACTIVE or (suspended and not held):
-            actions.append((ChannelRiskAction.LIMIT.value,
-                            LIMIT_SUSPENDED_LABEL if suspended else ChannelRiskAction.LIMIT.label))
+            if lifted is False:
+                lifted = lifted_limit(notice)
+            labels = ((LIMIT_AGAIN_SUSPENDED_LABEL, LIMIT_AGAIN_LABEL) if lifted
+                      else (LIMIT_SUSPENDED_LABEL, ChannelRiskAction.LIMIT.label))
+            actions.append((ChannelRiskAction.LIMIT.value, labels[0] if suspended else labels[1]))
         if contract.state == ContractState.LIMITED or held:
             limit = limit if limit is not None else current_limit(notice)
             if limited_for(limit) == notice.record_id:

@@ -88,14 +88,16 @@ def _detail(request, pk: int, *, form: HandleForm | None = None, status: int = 2
     notice = get_object_or_404(notice_queue.notices(), pk=pk)
     can_handle = request.user.has_perm(HANDLE_PERM) and notice.state == ChannelRiskNoticeState.NEW
     limit = notice_queue.current_limit(notice)
+    # A limit risk lifted since: the page says whose and when, and the form offers to limit the contract "again".
+    lifted = notice_queue.lifted_limit(notice, limit=limit)
     if can_handle and form is None:
-        form = HandleForm(actions=notice_queue.available_actions(notice, request.user, limit=limit))
+        form = HandleForm(actions=notice_queue.available_actions(notice, request.user, limit=limit, lifted=lifted))
     callback = notice.source_callback()
     actions = form.fields["action"].choices if can_handle else []
     return render(request, "risk/notice_detail.html", {
         "n": notice_queue.view(notice), "notice": notice, "callback": callback,
         "callback_refused": callback is not None and callback.outcome == CallbackOutcome.REJECTED,
-        "can_handle": can_handle, "form": form if can_handle else None, "limit": limit,
+        "can_handle": can_handle, "form": form if can_handle else None, "limit": limit, "lifted": lifted,
         "can_view_merchants": request.user.has_perm("merchants.view_merchant"),
         "preview": notice_queue.traffic(notice, actions=actions),
     }, status=status)

@@ -58,7 +58,12 @@ class Contract(FSMModelMixin, models.Model):
         permissions = [("override_contract_rate", "Can set a contract rate below the channel account's cost")]
 
     def __str__(self) -> str:
-        return f"{self.merchant_id}@{self.channel_account_id} ({self.state})"
+        # What staff read wherever a contract is named, the audit log's target label first (aggpay.audit stores it
+        # when the row is written, so the audit pages read no contract): the merchant and the account by the names
+        # the pages use, not their ids. Reads them if the contract came without them.
+        merchant = self.merchant.short_name if self.merchant_id is not None else "no merchant"
+        account = self.channel_account.code if self.channel_account_id is not None else "no account"
+        return f"{merchant} on {account} (contract {self.pk or 'not saved'})"
 
     @transition(field=state, source=[ContractState.PENDING, ContractState.REJECTED], target=ContractState.SUBMITTED)
     def submit(self) -> None:
