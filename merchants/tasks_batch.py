@@ -20,3 +20,8 @@ def validate_import_job(job_id: int) -> None:
 @shared_task(acks_late=True, ignore_result=True)
 def run_import_job(job_id: int) -> None:
     services.import_job_run(job_id=job_id)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def bulk_submit_import_job(job_id: int) -> None:
+    services.import_job_bulk_submit_run(job_id=job_id)

@@ -149,7 +149,7 @@ def clerk_queue(request):
     filters = {name: form.value(name) for name in
                ("subject_type", "product", "channel_account", "contract_state", "age", "q")}
     filtered = workbench.filter_applications(workbench.applications_base(), **filters)
-    counts = workbench.counts_by_state(filtered)
+    counts = workbench.counts_by_stage(filtered)  # a merchant WeChat has yet to sign with is still contracting
     state, view = form.value("state"), form.value("view")
     returned = workbench.returned_applications(q=filters["q"])
     action_contracts = workbench.needs_action_contracts(q=filters["q"], channel_account=filters["channel_account"])
@@ -174,7 +174,7 @@ def clerk_queue(request):
                        # Refused less than a minute ago reads "just now", not timesince's "0 minutes".
                        a_minute_ago=timezone.now() - dt.timedelta(minutes=1))
     else:
-        applications = filtered.filter(state=state) if state else filtered
+        applications = workbench.in_stage(filtered, state) if state else filtered
         # Oldest change first: what has waited longest is worked first.
         page = _page(request, applications.order_by("updated_at", "id"))
         rows = workbench.queue_rows(page.object_list)

@@ -49,6 +49,11 @@ CONTRACT_ACTION_STATES = (ContractState.REJECTED, ContractState.TO_BE_CONFIRMED,
 CONTRACT_FOLLOWED_STATES = (ContractState.SUBMITTED, ContractState.AUDITING, ContractState.TO_BE_CONFIRMED,
                             ContractState.TO_BE_SIGNED)
 OPEN_REVIEW_STATES = (ApplicationState.SUBMITTED, ApplicationState.RISK_REVIEW)
+# Contracts still on their way to the channel or at it: created and not yet sent, sent, under the channel's review, or
+# waiting for the merchant to verify its account or sign. The application completes with its first active contract
+# (design §4), but a merchant is still contracting until none of its contracts is here — each of the others active
+# or refused. The stage counts (the clerk's home tiles, the batch page) say so.
+CONTRACT_IN_FLIGHT_STATES = (ContractState.PENDING, *CONTRACT_FOLLOWED_STATES)
 
 
 def age_label(delta: dt.timedelta) -> str:
@@ -134,6 +139,43 @@ def filter_applications(queryset: QuerySet[OnboardingApplication], *, subject_ty
 def counts_by_state(queryset: QuerySet[OnboardingApplication]) -> dict[str, int]:
     rows = queryset.order_by().values("state").annotate(n=Count("id"))
     return {row["state"]: row["n"] for row in rows}
+
+
+def contracts_in_flight():
+    """A subquery: the contracts of the outer row's merchant still in flight (CONTRACT_IN_FLIGHT_STATES)."""
+    return Contract.objects.filter(merchant=OuterRef("merchant"), state__in=CONTRACT_IN_FLIGHT_STATES)
+
+
+def application_stage(state: str, *, contracts_in_flight: bool) -> str:
+    """The stage an application is at, as the stage counts say it: a completed application whose merchant still
+    has a contract in flight (WeChat waiting for the merchant's signature, say) is still contracting."""
+    if state == ApplicationState.COMPLETED and contracts_in_flight:
+        return ApplicationState.CONTRACTING
+    return state
+
+
+def counts_by_stage(queryset: QuerySet[OnboardingApplication]) -> dict[str, int]:
+    """``counts_by_state`` with ``application_stage``'s reading of contracting and completed, in one query
+    whatever the number of applications or contracts."""
+    rows = (queryset.order_by().annotate(in_flight=Exists(contracts_in_flight()))
+            .values("state", "in_flight").annotate(n=Count("id")))
+    counts: dict[str, int] = {}
+    for row in rows:
+        stage = application_stage(row["state"], contracts_in_flight=row["in_flight"])
+        counts[stage] = counts.get(stage, 0) + row["n"]
+    return counts
+
+
+def in_stage(queryset: QuerySet[OnboardingApplication], stage: str) -> QuerySet[OnboardingApplication]:
+    """The applications at ``stage`` as ``counts_by_stage`` counts them, so a tile's count is the rows its link
+    opens: contracting takes the completed ones whose merchant still has a contract in flight, completed leaves
+    them out."""
+    if stage not in (ApplicationState.CONTRACTING, ApplicationState.COMPLETED):
+        return queryset.filter(state=stage)
+    queryset = queryset.annotate(in_flight=Exists(contracts_in_flight()))
+    if stage == ApplicationState.COMPLETED:
+        return queryset.filter(state=ApplicationState.COMPLETED, in_flight=False)
+    return queryset.filter(Q(state=ApplicationState.CONTRACTING) | Q(state=ApplicationState.COMPLETED, in_flight=True))
 
 
 def needs_action_contracts(*, q: str = "", channel_account: str = "") -> QuerySet[Contract]:
@@ -399,7 +441,8 @@ class HomeQueue:
 
 
 def clerk_home_queues() -> list[HomeQueue]:
-    counts = counts_by_state(OnboardingApplication.objects.all())
+    # Contracting and Completed by stage: "Completed" only once no contract of the merchant is in flight.
+    counts = counts_by_stage(OnboardingApplication.objects.all())
     base = reverse("staff:onboarding")
     action = needs_action_count()  # what ?view=action lists, unfiltered
     contracting = counts.get(ApplicationState.CONTRACTING, 0)

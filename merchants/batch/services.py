@@ -8,7 +8,9 @@
   changed since the dry run): all-or-nothing in one transaction (design §5 rule 12), or only the valid rows when
   the clerk ticked that. The job's ``done`` transition commits in the same transaction as the drafts.
 * ``import_job_bulk_submit`` sends the batch's drafts to risk review through ``application_submit``, one by one,
-  collecting each refusal's reason.
+  collecting each refusal's reason. ``import_job_bulk_submit_start`` is what the page calls: past
+  ``AGGPAY_BATCH_ASYNC_ROWS`` drafts it queues ``import_job_bulk_submit_run`` as a Celery job (280 drafts took
+  9.4 s in the request, 5,000 would time out partway) whose progress the batch page polls.
 
 Each step is audited with its counts. A duplicate Celery delivery is harmless: every step starts and ends with a
 transition under the job's row lock, and a pass that finds the job already moved on rolls itself back.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 
 import tablib
@@ -36,6 +39,7 @@ from merchants.batch.progress import ProgressReporter
 from merchants.batch.reader import read_sheet, sheet_format
 from merchants.batch.storage import read_encrypted, sha256, store_encrypted
 from merchants.models import ApplicationState, ImportJob, ImportJobState, ImportRow, RowOutcome, SubmitOutcome
+from merchants.models.batch import SubmitJobState
 from merchants.resources import (
     ROW_NUMBER,
     ImportRowExportResource,
@@ -369,8 +373,63 @@ def import_job_run(*, job_id: int) -> ImportJob:
 # --- after the import --------------------------------------------------------------------------------------------
 
 
+def _chosen_rows(job: ImportJob, row_ids: list[int] | None) -> list[int]:
+    """The batch's rows to submit (``row_ids`` = the chosen rows; None = every draft of the batch), by row order."""
+    rows = job.rows.filter(application__isnull=False)
+    if row_ids is None:
+        rows = rows.filter(application__state=ApplicationState.DRAFT)
+    else:
+        rows = rows.filter(pk__in=row_ids)
+    chosen = list(rows.order_by("row_number").values_list("pk", flat=True))
+    if not chosen:
+        raise InvalidRequest("no draft of this batch was selected", param="rows")
+    return chosen
+
+
+def _refuse_while_submitting(job: ImportJob) -> None:
+    if job.is_submitting:
+        raise InvalidState(f"a bulk submit of this batch is already running ({job.submit_processed} of "
+                           f"{job.submit_total} drafts); wait for it to finish")
+
+
+def _submit_one(row_pk: int, *, actor, now) -> tuple[ImportRow, bool]:
+    """Submit one row's draft in its own transaction; (the row, whether it had been submitted already)."""
+    with transaction.atomic():
+        # Locked and read again: a row submitted meanwhile — by this clerk pressing again, or by another clerk
+        # submitting the same rows at the same moment — keeps its result. Submitting it again could only be
+        # refused ("the application is submitted"), and that refusal would hide that it went through.
+        row = ImportRow.objects.select_for_update(of=("self",)).select_related("application", "merchant").get(pk=row_pk)
+        if row.submit_outcome == SubmitOutcome.SUBMITTED:
+            return row, True
+        try:
+            with transaction.atomic():  # a savepoint: whatever the submission raised, the row's result is written
+                application_submit(application_id=row.application_id, actor=actor)
+        except ApplicationError as exc:
+            row.submit_outcome, row.submit_message = SubmitOutcome.REFUSED, exc.message
+        except Exception:
+            # One draft's unexpected error must not stop the others (nor leave a job running forever).
+            logger.exception("batch %s row %s: bulk submit failed", row.job_id, row.row_number)
+            row.submit_outcome = SubmitOutcome.REFUSED
+            row.submit_message = "not submitted because of an unexpected error; details are in the server log"
+        else:
+            row.submit_outcome, row.submit_message = SubmitOutcome.SUBMITTED, ""
+        row.submit_at = now
+        row.save(update_fields=["submit_outcome", "submit_message", "submit_at"])
+        return row, False
+
+
+def _submit_audit_data(done: list[ImportRow], already: int, *, all_drafts: bool) -> dict:
+    submitted = sum(1 for row in done if row.submit_outcome == SubmitOutcome.SUBMITTED) - already
+    data = {"selected": len(done), "submitted": submitted, "refused": len(done) - submitted - already,
+            "all_drafts": all_drafts}
+    if already:
+        data["already_submitted"] = already
+    return data
+
+
 def import_job_bulk_submit(*, job_id: int, actor, row_ids: list[int] | None = None) -> list[ImportRow]:
-    """Submit the batch's drafts to risk review (``row_ids`` = the chosen rows; None = every draft of the batch).
+    """Submit the batch's drafts to risk review now, in the caller (``row_ids`` = the chosen rows; None = every
+    draft of the batch). ``import_job_bulk_submit_start`` sends larger selections to a Celery job instead.
 
     Each application is its own transition: a refusal (missing documents, say) is recorded with its reason on the
     row and does not stop the others.
@@ -379,46 +438,98 @@ def import_job_bulk_submit(*, job_id: int, actor, row_ids: list[int] | None = No
     job = ImportJob.objects.filter(pk=job_id).first()
     if job is None:
         raise NotFound(f"no batch {job_id}")
-    rows = job.rows.filter(application__isnull=False).select_related("application", "merchant")
-    if row_ids is None:
-        rows = rows.filter(application__state=ApplicationState.DRAFT)
-    else:
-        rows = rows.filter(pk__in=row_ids)
-    rows = list(rows)
-    if not rows:
-        raise InvalidRequest("no draft of this batch was selected", param="rows")
+    _refuse_while_submitting(job)
+    chosen = _chosen_rows(job, row_ids)
     now = timezone.now()
     done, already = [], 0
-    for row in rows:
-        with transaction.atomic():
-            # Locked and read again: a row submitted meanwhile — by this clerk pressing again, or by another clerk
-            # submitting the same rows at the same moment — keeps its result. Submitting it again could only be
-            # refused ("the application is submitted"), and that refusal would hide that it went through.
-            row = ImportRow.objects.select_for_update(of=("self",)).select_related("application", "merchant").get(pk=row.pk)
-            if row.submit_outcome == SubmitOutcome.SUBMITTED:
-                already += 1
-                done.append(row)
-                continue
-            try:
-                application_submit(application_id=row.application_id, actor=actor)
-            except ApplicationError as exc:
-                row.submit_outcome, row.submit_message = SubmitOutcome.REFUSED, exc.message
-            else:
-                row.submit_outcome, row.submit_message = SubmitOutcome.SUBMITTED, ""
-            row.submit_at = now
-            row.save(update_fields=["submit_outcome", "submit_message", "submit_at"])
-            done.append(row)
+    for row_pk in chosen:
+        row, was_submitted = _submit_one(row_pk, actor=actor, now=now)
+        already += was_submitted
+        done.append(row)
     with transaction.atomic():
         locked = _locked(job_id)
         locked.last_submit_at = now
-        locked.save(update_fields=["last_submit_at", "updated_at"])
-        submitted = sum(1 for row in done if row.submit_outcome == SubmitOutcome.SUBMITTED) - already
-        data = {"selected": len(done), "submitted": submitted, "refused": len(done) - submitted - already,
-                "all_drafts": row_ids is None}
-        if already:
-            data["already_submitted"] = already
-        audit_log(actor=actor, action="merchants.batch.bulk_submitted", target=locked, data=data)
+        locked.submit_error = ""  # a stopped job's note is about its own rows, no longer the latest submit's
+        locked.save(update_fields=["last_submit_at", "submit_error", "updated_at"])
+        audit_log(actor=actor, action="merchants.batch.bulk_submitted", target=locked,
+                  data=_submit_audit_data(done, already, all_drafts=row_ids is None))
     return done
+
+
+def import_job_bulk_submit_start(*, job_id: int, actor, row_ids: list[int] | None = None) -> tuple[ImportJob, bool]:
+    """What the batch page's "Submit" buttons call: up to ``async_threshold()`` drafts are submitted in the request
+    (``import_job_bulk_submit``); more are queued as a Celery job (``import_job_bulk_submit_run``), whose progress
+    and result the batch page shows. Checked and audited as the clerk's action here, and each submission again in
+    the job (``application_submit`` as the clerk). Returns the job and whether it was queued."""
+    require_perm(actor, "merchants.change_merchant")
+    job = ImportJob.objects.filter(pk=job_id).first()
+    if job is None:
+        raise NotFound(f"no batch {job_id}")
+    _refuse_while_submitting(job)
+    chosen = _chosen_rows(job, row_ids)
+    if len(chosen) <= async_threshold():
+        import_job_bulk_submit(job_id=job_id, actor=actor, row_ids=chosen if row_ids is not None else None)
+        return ImportJob.objects.get(pk=job_id), False
+    with transaction.atomic():
+        job = _locked(job_id)
+        _refuse_while_submitting(job)  # another clerk's job queued since the check above
+        job.queue_submit()
+        job.submit_by = actor
+        job.submit_row_ids = chosen
+        job.submit_total, job.submit_processed, job.submit_error = len(chosen), 0, ""
+        job.last_submit_at = timezone.now()  # the rows the job submits carry this time (the result page's rows)
+        job.save()
+        audit_log(actor=actor, action="merchants.batch.bulk_submit_queued", target=job,
+                  data={"selected": len(chosen), "all_drafts": row_ids is None})
+        from merchants import tasks_batch
+
+        tasks_batch.bulk_submit_import_job.delay_on_commit(job.pk)
+    return ImportJob.objects.get(pk=job_id), True
+
+
+def _publish_submit_progress(job_id: int, processed: int) -> None:
+    # Each row commits on its own, so a plain UPDATE outside any transaction is seen by the polling page at once.
+    ImportJob.objects.filter(pk=job_id).update(submit_processed=processed)
+
+
+def import_job_bulk_submit_run(*, job_id: int, every_rows: int = 10, every_seconds: float = 0.5) -> ImportJob:
+    """The Celery job of a large bulk submit: every chosen row through ``_submit_one`` as the clerk who pressed
+    "Submit", publishing its progress, then the result audited as ``import_job_bulk_submit`` does."""
+    with transaction.atomic():
+        job = _locked(job_id)
+        if not can_proceed(job.start_submit):
+            return job  # a duplicate delivery of a job that is done
+        job.start_submit()
+        job.save(update_fields=["submit_state", "updated_at"])
+    actor, now, chosen = job.submit_by, job.last_submit_at, list(job.submit_row_ids)
+    done, already, error = [], 0, ""
+    last_time = time.monotonic()
+    try:
+        for number, row_pk in enumerate(chosen, start=1):
+            row, was_submitted = _submit_one(row_pk, actor=actor, now=now)
+            already += was_submitted
+            done.append(row)
+            if number % every_rows == 0 or time.monotonic() - last_time >= every_seconds:
+                _publish_submit_progress(job_id, number)
+                last_time = time.monotonic()
+    except Exception:
+        # Only a lost row or the database itself gets here (_submit_one records every draft's own failure).
+        logger.exception("batch %s: bulk submit stopped", job_id)
+        error = (f"the bulk submit stopped after {len(done)} of {len(chosen)} drafts because of an unexpected "
+                 "error; details are in the server log. Submit the remaining drafts again.")
+    with transaction.atomic():
+        locked = _locked(job_id)
+        if locked.submit_state != SubmitJobState.RUNNING:
+            return locked  # another delivery finished it
+        locked.submit_processed = len(done)
+        locked.submit_error = error
+        locked.finish_submit()
+        locked.save()
+        data = _submit_audit_data(done, already, all_drafts=False)
+        data.pop("all_drafts")
+        audit_log(actor=actor, action="merchants.batch.bulk_submitted", target=locked, reason=error,
+                  data={**data, "job": True, "total": len(chosen)})
+    return locked
 
 
 def import_job_export(*, job_id: int, actor, fmt: str) -> bytes:

@@ -24,6 +24,18 @@ class ImportJobState(models.TextChoices):
 RUNNING_STATES = (ImportJobState.QUEUED, ImportJobState.VALIDATING, ImportJobState.IMPORTING)
 
 
+class SubmitJobState(models.TextChoices):
+    """The bulk submit of a batch's drafts, when it runs as a Celery job (more drafts than the async threshold)."""
+
+    NONE = "", "—"  # never run as a job (a small bulk submit runs in the request and leaves this alone)
+    QUEUED = "queued", "Queued"  # the clerk pressed "Submit"; waiting for a worker
+    RUNNING = "running", "Submitting"  # the drafts are being submitted one by one
+    DONE = "done", "Done"  # every chosen draft was tried: submitted, or refused with its reason
+
+
+SUBMIT_RUNNING_STATES = (SubmitJobState.QUEUED, SubmitJobState.RUNNING)
+
+
 class SheetFormat(models.TextChoices):
     XLSX = "xlsx", "Excel (.xlsx)"
     CSV = "csv", "CSV"
@@ -56,6 +68,15 @@ class ImportJob(FSMModelMixin, models.Model):
     validated_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     last_submit_at = models.DateTimeField(null=True, blank=True, help_text="when the latest bulk submit ran")
+    submit_state = FSMField(default=SubmitJobState.NONE, choices=SubmitJobState.choices, protected=True, blank=True,
+                            help_text="the latest bulk submit run as a Celery job")
+    submit_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                  related_name="+", help_text="who pressed the latest bulk submit run as a job")
+    submit_row_ids = models.JSONField(default=list, blank=True,
+                                      help_text="the rows that job submits, chosen when it was queued")
+    submit_total = models.PositiveIntegerField(default=0)
+    submit_processed = models.PositiveIntegerField(default=0, help_text="progress of the running bulk submit")
+    submit_error = models.TextField(blank=True, help_text="why the bulk submit job stopped before its last row")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -68,6 +89,18 @@ class ImportJob(FSMModelMixin, models.Model):
     @property
     def is_running(self) -> bool:
         return self.state in RUNNING_STATES
+
+    @property
+    def is_submitting(self) -> bool:
+        return self.submit_state in SUBMIT_RUNNING_STATES
+
+    @property
+    def submit_percent(self) -> int:
+        if self.submit_state == SubmitJobState.DONE:
+            return 100
+        if not self.submit_total:
+            return 0
+        return min(100, self.submit_processed * 100 // self.submit_total)
 
     @property
     def progress_percent(self) -> int:
@@ -98,6 +131,21 @@ class ImportJob(FSMModelMixin, models.Model):
                 target=ImportJobState.FAILED)
     def fail(self) -> None:
         """Nothing was written; ``error`` says why."""
+
+    # The bulk submit job. Queued again only once the previous one is done; a redelivered task (acks_late) finds it
+    # running and goes on where the rows say it stopped (a row already submitted keeps its result).
+    @transition(field=submit_state, source=[SubmitJobState.NONE, SubmitJobState.DONE], target=SubmitJobState.QUEUED)
+    def queue_submit(self) -> None:
+        """The clerk pressed "Submit all" (or chose more drafts than the async threshold)."""
+
+    @transition(field=submit_state, source=[SubmitJobState.QUEUED, SubmitJobState.RUNNING],
+                target=SubmitJobState.RUNNING)
+    def start_submit(self) -> None:
+        """A worker took the job."""
+
+    @transition(field=submit_state, source=SubmitJobState.RUNNING, target=SubmitJobState.DONE)
+    def finish_submit(self) -> None:
+        """Every chosen draft was tried (or the job stopped; ``submit_error`` says why)."""
 
 
 class RowOutcome(models.TextChoices):
