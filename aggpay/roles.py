@@ -90,7 +90,7 @@ SECTIONS_BY_SLUG = {section.slug: section for section in SECTIONS}
 _DECISIONS = ("-merchants.review_*", "-merchants.approve_*", "-merchants.reject_*",
               "-merchants.freeze_*", "-merchants.unfreeze_*")
 # Making a merchant a partner (its apps may onboard merchants, merchant-api.md "Partner onboarding") is not a
-# clerk's either: no role holds it, superusers do (merchants/services/apps.py ``PARTNER_PERM``).
+# clerk's either: it is risk's (below), with superusers (merchants/services/apps.py ``PARTNER_PERM``).
 # Clerks submit and correct; designating and pricing below cost (an operator's override with a reason, issue 4
 # "Contract") are others' decisions.
 _NOT_CLERKS = ("-merchants.designate_*", "-merchants.override_*")
@@ -114,6 +114,11 @@ ROLES: tuple[Role, ...] = (
          # (risk.ChannelRiskNotice: handle_channelrisknotice, limit_contract); not writing one by hand.
          permissions=("risk.*", *_NOTICES_NOT_EDITED, "merchants.view_*", "merchants.review_*",
                       "merchants.approve_*", "merchants.reject_*", "merchants.freeze_*", "merchants.unfreeze_*",
+                      # Designating a partner trusts a merchant to submit others for onboarding: a decision on
+                      # merchants like approving one (design §8: risk reviews applications; admin's is users and
+                      # roles), made on the merchant page, which is risk's and the clerks' (merchants.views
+                      # merchant_partner: sections onboarding and risk) — an admin could not reach it.
+                      "merchants.designate_partner",
                       # Refused channel callbacks are security events for risk (issue 5 "Callbacks").
                       "channels.view_channelcallback", "channels.review_channelcallback")),
     Role("support_agent", "Support agent", "客服专员",

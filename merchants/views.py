@@ -826,7 +826,7 @@ def _after_rate_change(request, contract: Contract):
 # --- API apps (merchant-api.md "Authentication and signing") ----------------------------------------------------
 # Clerks issue and change apps (they hold merchants.add_/change_merchantapp through "merchants.*": they onboard the
 # merchant and hand it its credentials); risk officers see them (merchants.view_*). Making a merchant a partner is
-# held by no role (app_services.PARTNER_PERM). The services check the permissions again.
+# the risk officer's (app_services.PARTNER_PERM, aggpay.roles). The services check the permissions again.
 
 
 def _apps_context(user, merchant: Merchant) -> dict:

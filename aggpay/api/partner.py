@@ -129,21 +129,24 @@ class PartnerRecordInputSerializer(StrictSerializer):
     subject_type = serializers.ChoiceField(choices=SubjectType.choices)
     legal_name = _text()
     short_name = _text()
-    licence_no = _optional_text(help_text="unified social credit code; required unless `micro`")
-    licence_valid_from = serializers.DateField(required=False, allow_null=True, help_text="required unless `micro`")
+    licence_no = _optional_text(help_text="unified social credit code; required unless `micro`, refused for `micro`")
+    licence_valid_from = serializers.DateField(required=False, allow_null=True,
+                                               help_text="required unless `micro`; not in the future")
     licence_valid_until = serializers.DateField(required=False, allow_null=True, help_text="null: long-term")
-    registered_address = _optional_text()
-    legal_person_name = _text()
+    # Required by the record check (WeChat Pay's ID address, merchants.services.record), so required here too.
+    registered_address = _text()
+    legal_person_name = _text(help_text="2–30 Chinese characters (· between the parts of a minority name), or "
+                                        "Latin letters for a foreigner")
     legal_person_id_type = serializers.ChoiceField(choices=IdDocType.choices, required=False,
                                                    help_text="default `id_card`")
-    legal_person_id_number = _text()
-    legal_person_id_valid_from = serializers.DateField()
+    legal_person_id_number = _text(help_text="a resident ID: a real birth date, an adult holder")
+    legal_person_id_valid_from = serializers.DateField(help_text="not in the future")
     legal_person_id_valid_until = serializers.DateField(required=False, allow_null=True, help_text="null: long-term")
-    contact_name = _text()
+    contact_name = _text(help_text="a person's name, as `legal_person_name`")
     contact_phone = _text(help_text="mainland mobile number")
     contact_email = _optional_text()
     service_phone = _text()
-    mcc = _text(help_text="4 digits")
+    mcc = _text(help_text="4 digits, not 0000")
     industry = _optional_text()
     requested_products = serializers.ListField(child=serializers.ChoiceField(choices=[(p, p) for p in PRODUCTS]),
                                                allow_empty=False)

@@ -42,11 +42,20 @@ class PartnerReasonOutputSerializer(serializers.Serializer):
 class PartnerApplicationOutputSerializer(serializers.Serializer):
     state = serializers.CharField(help_text="`draft`, `submitted`, `risk_review`, `returned` (correct it with "
                                             "PATCH), `rejected`, `approved`, `contracting`, `completed`")
-    returned_reasons = PartnerReasonOutputSerializer(many=True, help_text="why it was returned, per field")
+    returned_reasons = PartnerReasonOutputSerializer(many=True, help_text="why it was returned, per field: the "
+                                                     "current round's only (empty once it is resubmitted)")
     rejection_reason = serializers.CharField(allow_null=True, help_text="why risk rejected it (final) when the "
                                                                         "state is `rejected`; otherwise null")
     submitted_at = serializers.DateTimeField(allow_null=True)
-    decided_at = serializers.DateTimeField(allow_null=True)
+    decided_at = serializers.DateTimeField(allow_null=True, help_text="when risk returned, rejected or approved it "
+                                                                      "in the current round; null while it waits")
+    created_at = serializers.DateTimeField()
+
+
+class PartnerAppOutputSerializer(serializers.Serializer):
+    app_id = serializers.CharField()
+    scopes = serializers.ListField(child=serializers.CharField(), help_text="`payments`, `onboarding`")
+    active = serializers.BooleanField()
     created_at = serializers.DateTimeField()
 
 
@@ -172,6 +181,9 @@ class PartnerMerchantOutputSerializer(serializers.Serializer):
     missing_documents = serializers.ListField(child=serializers.CharField(),
                                               help_text="document types still needed before submitting")
     contracts = PartnerContractOutputSerializer(many=True, help_text="one per channel account, after approval")
+    apps = PartnerAppOutputSerializer(many=True, help_text="the merchant's own API apps, oldest first: its payments "
+                                                           "app is issued when its first contract goes active. Never "
+                                                           "the secret: aggpay's staff give it to the merchant")
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
 
@@ -190,6 +202,7 @@ def with_resource_data(queryset: QuerySet[Merchant]) -> QuerySet[Merchant]:
         Prefetch("applications", queryset=OnboardingApplication.objects.order_by("-created_at", "-id")),
         "documents",
         "stores",
+        "apps",
         Prefetch("settlement_accounts", queryset=SettlementAccount.objects.filter(current=True),
                  to_attr="current_accounts"),
         Prefetch("contracts", queryset=Contract.objects.select_related("channel_account").prefetch_related("rates")
@@ -265,12 +278,16 @@ def _application(merchant: Merchant) -> dict | None:
     if not applications:
         return None
     application = applications[0]
+    # returned_reasons and decided_at stay on the row after a return; once it is resubmitted (submitted_at after
+    # decided_at) they are the previous round's and risk has not decided this one: not shown as if it had.
+    earlier = (application.decided_at is not None and application.submitted_at is not None
+               and application.decided_at < application.submitted_at)
     return {
         "state": application.state,
-        "returned_reasons": _reasons(application.returned_reasons),
+        "returned_reasons": [] if earlier else _reasons(application.returned_reasons),
         "rejection_reason": application.review_notes if application.state == ApplicationState.REJECTED else None,
         "submitted_at": application.submitted_at,
-        "decided_at": application.decided_at,
+        "decided_at": None if earlier else application.decided_at,
         "created_at": application.created_at,
     }
 
@@ -327,6 +344,12 @@ def merchant_resource(merchant: Merchant) -> dict:
                        "created_at": d.created_at} for d in documents],
         "missing_documents": sorted(needed - have),
         "contracts": [_contract(contract) for contract in merchant.contracts.all()],
+        # The merchant's own apps (its payments app comes with its first active contract, merchants.services
+        # .activation), so the partner can tell the merchant its app_id; the secret is never here (design §5 rule
+        # 10): staff reveal it to the merchant (app_secret_reveal).
+        "apps": [{"app_id": app.app_id, "scopes": list(app.scopes or []), "active": app.active,
+                  "created_at": app.created_at}
+                 for app in sorted(merchant.apps.all(), key=lambda a: (a.created_at, a.pk))],
         "created_at": merchant.created_at,
         "updated_at": merchant.updated_at,
     }

@@ -41,6 +41,16 @@ DEMO_STORE_NAME = "West Lake branch 西湖店"
 DEMO_STORE_ADDRESS = "1 Beishan Road, Xihu District, Hangzhou"
 DEMO_STORE_AREA_CODE = "330106"
 
+# The demo partner (an agent that onboards merchants through the partner API, merchant-api.md "Partner onboarding")
+# and its app with the ``onboarding`` scope, so a partner developer can try the API from docs/api.md alone.
+DEMO_PARTNER_NO = "M2600000002"
+DEMO_PARTNER_LEGAL_NAME = "Hangzhou Demo Agency Co., Ltd."
+DEMO_PARTNER_SHORT_NAME = "Demo Agency"
+DEMO_PARTNER_REASON = "demo partner agreement DEMO-1"
+DEMO_PARTNER_APP_ID = "app_demoagency000001"
+DEMO_PARTNER_APP_SECRET = "demo-agency-secret-not-for-production"
+DEMO_PARTNER_APP_SCOPES = ["onboarding"]
+
 # Audit label for rows the seed writes (aggpay.audit accepts a string actor for non-human callers).
 SEED_ACTOR = "system:seed_demo"
 

@@ -138,6 +138,7 @@ class WechatPayMerchantRoutes:
         r("GET", r"/v3/bill/tradebill", self.bill_apply)
         r("GET", r"/v3/billdownload/file", self.bill_download)
         r("GET", r"/_payer/sign", self.sign_page)
+        r("POST", r"/_payer/sign", self.sign_page)  # its button: the super admin confirms and signs
         r("GET", r"/_oauth/authorize", self.oauth_authorize)
         r("GET", r"/sns/oauth2/access_token", self.oauth_token)
         r("POST", r"/_control/applications/(?P<id>\d+)", self.control_application)
@@ -292,15 +293,28 @@ class WechatPayMerchantRoutes:
         return view
 
     def sign_page(self, request: SimRequest) -> SimResponse:
-        """What the super admin sees after scanning sign_url (account verification / signing, A.13)."""
-        record = self.store.get(NS_APPLYMENTS, request.query.get("applyment_id", ""))
+        """What the super admin sees after scanning sign_url (account verification / signing, A.13). Its button
+        (a POST here) does what ``POST /_control/applications/<id> {"action": "finish"}`` does — the super admin
+        confirmed and signed — as the bank simulator's sign page does (bank_merchants ``sign_page``)."""
+        applyment_id = (request.query.get("applyment_id", "") if request.method == "GET"
+                        else request.form().get("applyment_id", ""))
+        record = self.store.get(NS_APPLYMENTS, applyment_id)
         if record is None:
             return SimResponse.html("<h1>申请单不存在</h1>", 404)
+        if request.method == "POST":
+            try:
+                record = self.applyment_act(record, "finish", [])
+            except ValueError as exc:
+                return SimResponse.html(f"<h1>{escape(str(exc))}</h1>", 409)
+        signing = record["state"].removeprefix("APPLYMENT_STATE_") in ("AUDITING", "TO_BE_CONFIRMED", "TO_BE_SIGNED")
+        button = "" if not signing else (
+            f"<form method=post><input type=hidden name=applyment_id value='{escape(str(record['applyment_id']))}'>"
+            "<button>确认并签约 / confirm and sign</button></form>")
         return SimResponse.html(
             "<!doctype html><meta charset=utf-8><title>特约商户签约 (simulator)</title>"
             f"<h1>{escape(record['merchant_name'])}</h1><p>{escape(STATE_MESSAGES.get(record['state'], ''))}</p>"
-            f"<p>applyment_id {record['applyment_id']}: drive it with POST /_control/applications/"
-            f"{record['applyment_id']}</p>")
+            f"{button}<p>applyment_id {record['applyment_id']}: or drive it with POST /_control/applications/"
+            f"{record['applyment_id']} {{\"action\": \"finish\"}}</p>")
 
     def applyment_query(self, request: SimRequest) -> SimResponse:
         account = request.account

@@ -66,6 +66,14 @@ HOLDING_STATES = (ContractState.SUBMITTED, ContractState.AUDITING, ContractState
                   ContractState.TO_BE_SIGNED, ContractState.ACTIVE, ContractState.LIMITED, ContractState.SUSPENDED)
 SETTLEMENT_FIELDS = ("account_type", "bank_name", "bank_branch", "bank_branch_code", "account_number",
                      "account_holder")
+# Record fields the record check leaves optional but a channel's onboarding request cannot go without, per channel
+# kind (the adapters' own checks: channels/adapters/wechatpay_merchant.py ``applyment_body``). Sent without one, the
+# contract comes back rejected after approval ("onboarding application lacks contact.email"), when the partner can
+# no longer patch the record; so submission refuses it first, naming the field (``channel_required_fields``).
+CHANNEL_REQUIRED_FIELDS: dict[str, dict[str, str]] = {
+    # channel-protocols.md A.13 contact_info.contact_email: WeChat Pay sends the sub-merchant's notices there.
+    "wechatpay": {"contact_email": "WeChat Pay's onboarding requires the contact's e-mail (A.13 contact_email)"},
+}
 
 
 def _write_record(*, merchant: Merchant, record: RecordInput) -> None:
@@ -361,6 +369,22 @@ def unusable_documents(merchant: Merchant) -> list[str]:
     return [refusal for refusal in refusals if refusal is not None]
 
 
+def channel_required_fields(merchant: Merchant) -> dict[str, tuple[str, list[str]]]:
+    """The record fields ``merchant`` leaves empty that a channel approval will contract requires
+    (CHANNEL_REQUIRED_FIELDS): field → (why, the channels' names), in the table's order; {} when none is missing.
+    The channels are the ones ``unusable_documents`` asks: the accounts that onboard a requested product."""
+    offers = (onboarding_offers(merchant.requested_products).select_related("account")
+              .order_by("account__name", "account_id"))
+    lacking: dict[str, tuple[str, list[str]]] = {}
+    for offer in offers:
+        for field, why in CHANNEL_REQUIRED_FIELDS.get(offer.account.kind, {}).items():
+            if getattr(merchant, field) in (None, ""):
+                names = lacking.setdefault(field, (why, []))[1]
+                if offer.account.name not in names:
+                    names.append(offer.account.name)
+    return lacking
+
+
 # The risk officer's decisions, which are only possible once the review is taken (risk_review).
 _DECISION_VERBS = {"approve": "approve it", "return_for_correction": "return it", "reject": "reject it"}
 
@@ -400,6 +424,11 @@ def application_submit(*, application_id: int, actor) -> OnboardingApplication:
             raise InvalidRequest(f"documents the channels cannot take: {'. '.join(unusable)}", param="documents")
         if not application.merchant.settlement_accounts.filter(current=True).exists():
             raise InvalidRequest("settlement_account is required", param="settlement_account")
+        lacking = channel_required_fields(application.merchant)
+        if lacking:
+            field, (why, channels) = next(iter(lacking.items()))
+            raise InvalidRequest(f"{field} is required: {why}, and {joined_names(channels)} will onboard this "
+                                 "merchant for the requested products", param=field)
         application.submitted_at = timezone.now()
 
     with transaction.atomic():

@@ -39,7 +39,8 @@ PARTNER_REFERENCE_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_CREATE_DOCUMENTS = 20
 
 
-def request_prints(*, data: dict, documents: Sequence[tuple[str, UploadedFile]], submit: bool) -> tuple[str, str]:
+def request_prints(*, data: dict, documents: Sequence[tuple[str, UploadedFile]], submit: bool
+                   ) -> tuple[str, str, str]:
     """SHA-256 over what a create asks for — the record, each document's type, name and content hash, submit — as
     (the print a merchant made now stores, the old scheme's print of the same request), the documents read once.
 
@@ -48,7 +49,11 @@ def request_prints(*, data: dict, documents: Sequence[tuple[str, UploadedFile]],
     content is an ``idempotency_conflict`` (merchant-api.md "Errors": different parameters). The old scheme hashed
     the record as given; merchants made before carry it, and a retry of theirs sent as it was still replays. Stop
     accepting it after 2027-03-01: a partner retries a create whose answer it lost within minutes, so three months
-    on no retry of one made under the old scheme is still pending."""
+    on no retry of one made under the old scheme is still pending.
+
+    ``requested_products`` is a set (the record check stores it sorted, without repeats): the same products in
+    another order are the same request. Merchants made before that was so carry the print of the effective record
+    with the list as sent, the middle one here; the same 2027-03-01 applies."""
     files = []
     for doc_type, uploaded_file in documents:
         digest = hashlib.sha256()
@@ -57,7 +62,12 @@ def request_prints(*, data: dict, documents: Sequence[tuple[str, UploadedFile]],
             digest.update(chunk)
         uploaded_file.seek(0)
         files.append([doc_type, uploaded_file.name, digest.hexdigest()])
-    return (request_print({"record": _effective_record(data), "documents": files, "submit": bool(submit)}),
+    effective = _effective_record(data)
+    as_a_set = dict(effective)
+    if isinstance(as_a_set.get("requested_products"), list):
+        as_a_set["requested_products"] = sorted(set(map(str, as_a_set["requested_products"])))
+    return (request_print({"record": as_a_set, "documents": files, "submit": bool(submit)}),
+            request_print({"record": effective, "documents": files, "submit": bool(submit)}),
             request_print({"record": data, "documents": files, "submit": bool(submit)}))
 
 
@@ -173,4 +183,11 @@ def partner_settlement_change(*, merchant: Merchant, actor, account) -> None:
     application = merchant.applications.order_by("-created_at", "-id").first()
     locked = (_locked_application(application.pk).merchant if application is not None
               else lock_merchant(merchant.pk))
-    merchant_settlement_change(merchant_id=locked.pk, actor=actor, account=account(locked))
+    try:
+        merchant_settlement_change(merchant_id=locked.pk, actor=actor, account=account(locked))
+    except InvalidState as exc:
+        # Every refusal of a PATCH names the field it refuses (merchant-api.md "Errors"): here settlement_account,
+        # e.g. while an earlier change is still pending at the channels.
+        if exc.param is not None:
+            raise
+        raise InvalidState(exc.message, param="settlement_account", extra=exc.extra) from exc

@@ -25,9 +25,11 @@ def demo_credentials() -> dict:
             .values_list("username", flat=True)
         )
         app_seeded = MerchantApp.objects.filter(app_id=demo.DEMO_APP_ID).exists()
+        partner_seeded = MerchantApp.objects.filter(app_id=demo.DEMO_PARTNER_APP_ID,
+                                                    merchant__is_partner=True).exists()
         store_code = demo.demo_store_code()
     except DatabaseError:  # not migrated yet: still print what the seed would create
-        seeded_users, app_seeded, store_code = set(), False, None
+        seeded_users, app_seeded, partner_seeded, store_code = set(), False, False, None
     return {
         "base_url": base_url,
         "staff_login_url": f"{base_url}{settings.LOGIN_URL}",
@@ -40,6 +42,10 @@ def demo_credentials() -> dict:
         "merchant": {"merchant_no": demo.DEMO_MERCHANT_NO, "name": demo.DEMO_MERCHANT_SHORT_NAME},
         "app": {"app_id": demo.DEMO_APP_ID, "secret": demo.DEMO_APP_SECRET, "sign_type": "AGGPAY-HMAC-SHA256",
                 "scopes": demo.DEMO_APP_SCOPES, "notify_url": demo.DEMO_NOTIFY_URL, "seeded": app_seeded},
+        "partner": {"merchant_no": demo.DEMO_PARTNER_NO, "name": demo.DEMO_PARTNER_SHORT_NAME,
+                    "app": {"app_id": demo.DEMO_PARTNER_APP_ID, "secret": demo.DEMO_PARTNER_APP_SECRET,
+                            "sign_type": "AGGPAY-HMAC-SHA256", "scopes": demo.DEMO_PARTNER_APP_SCOPES},
+                    "seeded": partner_seeded},
         "store_code": {"store_no": demo.DEMO_STORE_NO, "name": demo.DEMO_STORE_NAME,
                        "url": f"{base_url}/c/{store_code.code}" if store_code else None,
                        "seeded": store_code is not None},
@@ -71,6 +77,15 @@ class Command(BaseCommand):
         out(f"  secret  {app['secret']}")
         out(f"  signing {app['sign_type']} — see docs/api.md; API docs at {data['api_docs_url']}")
         if not app["seeded"]:
+            out("  [not seeded: run `python manage.py seed_demo`]")
+        partner = data["partner"]
+        out("")
+        out(f"Partner {partner['merchant_no']} {partner['name']!r}, partner onboarding API app (demo only):")
+        out(f"  app_id  {partner['app']['app_id']}")
+        out(f"  secret  {partner['app']['secret']}")
+        out(f"  scopes  {', '.join(partner['app']['scopes'])} — POST /api/v1/merchants, see docs/api.md "
+            "\"Partner onboarding\"")
+        if not partner["seeded"]:
             out("  [not seeded: run `python manage.py seed_demo`]")
         store_code = data["store_code"]
         out("")

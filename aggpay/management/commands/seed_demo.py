@@ -80,6 +80,7 @@ class Command(BaseCommand):
             merchant = self._seed_merchant()
             self._seed_app(merchant)
             self._seed_store_code(merchant)
+            self._seed_partner()
         if not options["skip_channels"]:
             self._seed_channels()
             self._seed_contracts(merchant)
@@ -124,6 +125,30 @@ class Command(BaseCommand):
                                 notify_url=demo.DEMO_NOTIFY_URL, app_id=demo.DEMO_APP_ID,
                                 secret=demo.DEMO_APP_SECRET, name="demo")
         self._say(not exists, f"API app {demo.DEMO_APP_ID} (HMAC, scopes {', '.join(demo.DEMO_APP_SCOPES)})")
+
+    def _seed_partner(self) -> None:
+        """The demo partner and its ``onboarding`` app, through the services a risk officer's "make partner" and a
+        clerk's "issue app" use (audited). Each step is skipped when done, so a second run adds nothing."""
+        from merchants.services.apps import merchant_app_create, merchant_partner_set
+        from merchants.services.merchants import merchant_activate, merchant_create
+
+        partner = Merchant.objects.filter(merchant_no=demo.DEMO_PARTNER_NO).first()
+        created = partner is None
+        if created:
+            partner = merchant_create(actor=demo.SEED_ACTOR, legal_name=demo.DEMO_PARTNER_LEGAL_NAME,
+                                      short_name=demo.DEMO_PARTNER_SHORT_NAME, merchant_no=demo.DEMO_PARTNER_NO)
+            partner = merchant_activate(merchant_id=partner.pk, actor=demo.SEED_ACTOR, reason="demo seed")
+        if not partner.is_partner:
+            partner = merchant_partner_set(merchant_id=partner.pk, actor=demo.SEED_ACTOR, is_partner=True,
+                                           reason=demo.DEMO_PARTNER_REASON)
+        self._say(created, f"partner {partner.merchant_no} {partner.short_name!r} ({partner.state})")
+        exists = MerchantApp.objects.filter(app_id=demo.DEMO_PARTNER_APP_ID).exists()
+        if not exists:
+            merchant_app_create(merchant=partner, actor=demo.SEED_ACTOR, scopes=demo.DEMO_PARTNER_APP_SCOPES,
+                                app_id=demo.DEMO_PARTNER_APP_ID, secret=demo.DEMO_PARTNER_APP_SECRET,
+                                name="demo partner")
+        self._say(not exists, f"partner API app {demo.DEMO_PARTNER_APP_ID} (HMAC, scopes "
+                              f"{', '.join(demo.DEMO_PARTNER_APP_SCOPES)})")
 
     def _seed_store_code(self, merchant: Merchant) -> None:
         """The shop's store and one code for it, through the service the store-code page uses (audited). The store
