@@ -427,6 +427,16 @@ def _submit_audit_data(done: list[ImportRow], already: int, *, all_drafts: bool)
     return data
 
 
+def _rows_to_submit(*, job_id: int, actor, row_ids: list[int] | None) -> list[int]:
+    """The clerk may submit, the batch exists and no bulk submit of it is running: the rows chosen (_chosen_rows)."""
+    require_perm(actor, "merchants.change_merchant")
+    job = ImportJob.objects.filter(pk=job_id).first()
+    if job is None:
+        raise NotFound(f"no batch {job_id}")
+    _refuse_while_submitting(job)
+    return _chosen_rows(job, row_ids)
+
+
 def import_job_bulk_submit(*, job_id: int, actor, row_ids: list[int] | None = None) -> list[ImportRow]:
     """Submit the batch's drafts to risk review now, in the caller (``row_ids`` = the chosen rows; None = every
     draft of the batch). ``import_job_bulk_submit_start`` sends larger selections to a Celery job instead.
@@ -434,12 +444,7 @@ def import_job_bulk_submit(*, job_id: int, actor, row_ids: list[int] | None = No
     Each application is its own transition: a refusal (missing documents, say) is recorded with its reason on the
     row and does not stop the others.
     """
-    require_perm(actor, "merchants.change_merchant")
-    job = ImportJob.objects.filter(pk=job_id).first()
-    if job is None:
-        raise NotFound(f"no batch {job_id}")
-    _refuse_while_submitting(job)
-    chosen = _chosen_rows(job, row_ids)
+    chosen = _rows_to_submit(job_id=job_id, actor=actor, row_ids=row_ids)
     now = timezone.now()
     done, already = [], 0
     for row_pk in chosen:
@@ -461,12 +466,7 @@ def import_job_bulk_submit_start(*, job_id: int, actor, row_ids: list[int] | Non
     (``import_job_bulk_submit``); more are queued as a Celery job (``import_job_bulk_submit_run``), whose progress
     and result the batch page shows. Checked and audited as the clerk's action here, and each submission again in
     the job (``application_submit`` as the clerk). Returns the job and whether it was queued."""
-    require_perm(actor, "merchants.change_merchant")
-    job = ImportJob.objects.filter(pk=job_id).first()
-    if job is None:
-        raise NotFound(f"no batch {job_id}")
-    _refuse_while_submitting(job)
-    chosen = _chosen_rows(job, row_ids)
+    chosen = _rows_to_submit(job_id=job_id, actor=actor, row_ids=row_ids)
     if len(chosen) <= async_threshold():
         import_job_bulk_submit(job_id=job_id, actor=actor, row_ids=chosen if row_ids is not None else None)
         return ImportJob.objects.get(pk=job_id), False
