@@ -104,51 +104,54 @@ class Command(BaseCommand):
                                   actor=demo.SEED_ACTOR)
             self._say(not exists, f"staff user {login.username!r} ({login.role_label})")
 
-    def _seed_merchant(self) -> Merchant:
+    @staticmethod
+    def _active_merchant(*, merchant_no: str, legal_name: str, short_name: str) -> tuple[Merchant, bool]:
+        """The merchant ``merchant_no``, made and activated through the services if it is not there yet."""
         from merchants.services.merchants import merchant_activate, merchant_create
 
-        merchant = Merchant.objects.filter(merchant_no=demo.DEMO_MERCHANT_NO).first()
-        created = merchant is None
-        if created:
-            merchant = merchant_create(actor=demo.SEED_ACTOR, legal_name=demo.DEMO_MERCHANT_LEGAL_NAME,
-                                       short_name=demo.DEMO_MERCHANT_SHORT_NAME, merchant_no=demo.DEMO_MERCHANT_NO)
-            merchant = merchant_activate(merchant_id=merchant.pk, actor=demo.SEED_ACTOR, reason="demo seed")
+        merchant = Merchant.objects.filter(merchant_no=merchant_no).first()
+        if merchant is not None:
+            return merchant, False
+        merchant = merchant_create(actor=demo.SEED_ACTOR, legal_name=legal_name, short_name=short_name,
+                                   merchant_no=merchant_no)
+        return merchant_activate(merchant_id=merchant.pk, actor=demo.SEED_ACTOR, reason="demo seed"), True
+
+    def _app(self, merchant: Merchant, *, label: str, app_id: str, secret: str, scopes, name: str,
+             notify_url: str = "") -> None:
+        """The HMAC app ``app_id`` of ``merchant``, issued through the service if it is not there yet."""
+        from merchants.services.apps import merchant_app_create
+
+        exists = MerchantApp.objects.filter(app_id=app_id).exists()
+        if not exists:
+            merchant_app_create(merchant=merchant, actor=demo.SEED_ACTOR, scopes=scopes, notify_url=notify_url,
+                                app_id=app_id, secret=secret, name=name)
+        self._say(not exists, f"{label} {app_id} (HMAC, scopes {', '.join(scopes)})")
+
+    def _seed_merchant(self) -> Merchant:
+        merchant, created = self._active_merchant(merchant_no=demo.DEMO_MERCHANT_NO,
+                                                  legal_name=demo.DEMO_MERCHANT_LEGAL_NAME,
+                                                  short_name=demo.DEMO_MERCHANT_SHORT_NAME)
         self._say(created, f"merchant {merchant.merchant_no} {merchant.short_name!r} ({merchant.state})")
         return merchant
 
     def _seed_app(self, merchant: Merchant) -> None:
-        from merchants.services.apps import merchant_app_create
-
-        exists = MerchantApp.objects.filter(app_id=demo.DEMO_APP_ID).exists()
-        if not exists:
-            merchant_app_create(merchant=merchant, actor=demo.SEED_ACTOR, scopes=demo.DEMO_APP_SCOPES,
-                                notify_url=demo.DEMO_NOTIFY_URL, app_id=demo.DEMO_APP_ID,
-                                secret=demo.DEMO_APP_SECRET, name="demo")
-        self._say(not exists, f"API app {demo.DEMO_APP_ID} (HMAC, scopes {', '.join(demo.DEMO_APP_SCOPES)})")
+        self._app(merchant, label="API app", app_id=demo.DEMO_APP_ID, secret=demo.DEMO_APP_SECRET,
+                  scopes=demo.DEMO_APP_SCOPES, name="demo", notify_url=demo.DEMO_NOTIFY_URL)
 
     def _seed_partner(self) -> None:
         """The demo partner and its ``onboarding`` app, through the services a risk officer's "make partner" and a
         clerk's "issue app" use (audited). Each step is skipped when done, so a second run adds nothing."""
-        from merchants.services.apps import merchant_app_create, merchant_partner_set
-        from merchants.services.merchants import merchant_activate, merchant_create
+        from merchants.services.apps import merchant_partner_set
 
-        partner = Merchant.objects.filter(merchant_no=demo.DEMO_PARTNER_NO).first()
-        created = partner is None
-        if created:
-            partner = merchant_create(actor=demo.SEED_ACTOR, legal_name=demo.DEMO_PARTNER_LEGAL_NAME,
-                                      short_name=demo.DEMO_PARTNER_SHORT_NAME, merchant_no=demo.DEMO_PARTNER_NO)
-            partner = merchant_activate(merchant_id=partner.pk, actor=demo.SEED_ACTOR, reason="demo seed")
+        partner, created = self._active_merchant(merchant_no=demo.DEMO_PARTNER_NO,
+                                                 legal_name=demo.DEMO_PARTNER_LEGAL_NAME,
+                                                 short_name=demo.DEMO_PARTNER_SHORT_NAME)
         if not partner.is_partner:
             partner = merchant_partner_set(merchant_id=partner.pk, actor=demo.SEED_ACTOR, is_partner=True,
                                            reason=demo.DEMO_PARTNER_REASON)
         self._say(created, f"partner {partner.merchant_no} {partner.short_name!r} ({partner.state})")
-        exists = MerchantApp.objects.filter(app_id=demo.DEMO_PARTNER_APP_ID).exists()
-        if not exists:
-            merchant_app_create(merchant=partner, actor=demo.SEED_ACTOR, scopes=demo.DEMO_PARTNER_APP_SCOPES,
-                                app_id=demo.DEMO_PARTNER_APP_ID, secret=demo.DEMO_PARTNER_APP_SECRET,
-                                name="demo partner")
-        self._say(not exists, f"partner API app {demo.DEMO_PARTNER_APP_ID} (HMAC, scopes "
-                              f"{', '.join(demo.DEMO_PARTNER_APP_SCOPES)})")
+        self._app(partner, label="partner API app", app_id=demo.DEMO_PARTNER_APP_ID,
+                  secret=demo.DEMO_PARTNER_APP_SECRET, scopes=demo.DEMO_PARTNER_APP_SCOPES, name="demo partner")
 
     def _seed_store_code(self, merchant: Merchant) -> None:
         """The shop's store and one code for it, through the service the store-code page uses (audited). The store
