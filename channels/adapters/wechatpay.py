@@ -384,9 +384,13 @@ class WechatPayAdapter(WechatPayMerchantVerbs, ChannelAdapter):
                                      sub_mchid=body["sub_mchid"], failure_code=exc.channel_code,
                                      failure_message=exc.channel_message or "")
             if exc.channel_code in PAYER_FAILURES:
+                # The order's failure.code is our normalised one (errors.NORMALISED_CODES), as the Alipay and bank
+                # adapters give it: a merchant reads `insufficient_balance` whichever channel took the code. Bug:
+                # WeChat Pay's own word (NOT_ENOUGH) reached the API. Its words stay the message; raw keeps the code.
                 return PaymentResult(state=TradeState.FAILED, out_trade_no=body["out_trade_no"],
-                                     sub_mchid=body["sub_mchid"], failure_code=exc.channel_code,
-                                     failure_message=exc.channel_message or "")
+                                     sub_mchid=body["sub_mchid"], failure_code=exc.code,
+                                     failure_message=exc.channel_message or exc.channel_code or "",
+                                     raw={"code": exc.channel_code, "message": exc.channel_message or ""})
             raise
         if "trade_state" not in data and data.get("code") == "USERPAYING":
             data = {**data, "trade_state": "USERPAYING"}
@@ -599,8 +603,10 @@ def payment_from_transaction(tx: dict, *, strict: bool) -> PaymentResult:
         payer_id=_str(payer.get("sub_openid")) or _str(payer.get("sp_openid")),
         sub_mchid=_str(tx.get("sub_mchid")),
         out_trade_no=_str(tx.get("out_trade_no")),
-        failure_code=_str(tx.get("trade_state")) if failed else "",
-        failure_message=_str(tx.get("trade_state_desc")) if failed else "",
+        # A.8 PAYERROR names no reason code, only trade_state_desc: the failure is aggpay's payment_failed (what the
+        # bank's PAYERROR gives, trades.services.orders), the channel's words its message.
+        failure_code="payment_failed" if failed else "",
+        failure_message=(_str(tx.get("trade_state_desc")) or "WeChat Pay answered trade_state PAYERROR") if failed else "",
         raw=tx,
     )
 
@@ -616,14 +622,19 @@ def refund_from_object(obj: dict, *, strict: bool) -> RefundResult:
     refund = amount.get("refund")
     if refund is not None and (isinstance(refund, bool) or not isinstance(refund, int)):
         raise fail("wechatpay amount.refund is not an integer")
-    bad = state in (RefundState.CLOSED, RefundState.ABNORMAL)
+    # A.10 gives a closed refund no reason code: its failure.code is our channel_error, as a bank's FAIL/CLOSED is
+    # (bank._refund_of; docs/api.md "Refunds"), the status word its message. Bug: the API's failure.code was "CLOSED".
+    # ABNORMAL is no failure (the refund waits for a person): the word tells staff which state it is.
+    code, message = {RefundState.CLOSED: ("channel_error", f"WeChat Pay answered refund status {status}"),
+                     RefundState.ABNORMAL: (status, "")}.get(state, ("", ""))
     return RefundResult(
         state=state,
         out_refund_no=_str(obj.get("out_refund_no")),
         channel_refund_no=_str(obj.get("refund_id")),
         amount=refund,
         succeeded_at=_time(obj.get("success_time"), fail),
-        failure_code=_str(status) if bad else "",
+        failure_code=code,
+        failure_message=message,
         raw=obj,
     )
 

@@ -123,10 +123,10 @@ def test_it_gets_the_same_prepay_answer_for_the_same_order_and_a_refusal_for_a_c
 
 @pytest.mark.parametrize(("auth_code", "state", "failure_code"), [
     ("134567890123456780", TradeState.SUCCEEDED, ""),
-    ("134567890123456789", TradeState.FAILED, "PAYERROR"),
-    ("134567890123456787", TradeState.FAILED, "NOT_ENOUGH"),
-    ("134567890123456788", TradeState.FAILED, "AUTH_CODE_INVALID"),
-    ("99999", TradeState.FAILED, "AUTH_CODE_INVALID"),
+    ("134567890123456789", TradeState.FAILED, "payment_failed"),
+    ("134567890123456787", TradeState.FAILED, "insufficient_balance"),
+    ("134567890123456788", TradeState.FAILED, "auth_code_invalid"),
+    ("99999", TradeState.FAILED, "auth_code_invalid"),
 ])
 def test_it_charges_a_payment_code_with_the_scenario_its_last_digit_picks(wechatpay_adapter, auth_code, state,
                                                                           failure_code):
@@ -157,7 +157,8 @@ def test_it_sees_a_user_paying_code_fail_when_the_payer_gives_up(simulator_serve
     assert caught.value.code == "user_paying" and caught.value.retryable
     sim(simulator_server, "POST", "/_payer/pay", json={"out_trade_no": request.out_trade_no, "outcome": "fail"})
     result = wechatpay_adapter.query_payment(ref)
-    assert (result.state, result.failure_code) == (TradeState.FAILED, "PAYERROR")
+    assert (result.state, result.failure_code) == (TradeState.FAILED, "payment_failed")
+    assert result.failure_message and result.raw["trade_state"] == "PAYERROR"
 
 
 def test_it_reverses_a_paid_payment_code_trade(wechatpay_adapter):
@@ -222,15 +223,16 @@ def test_it_repeats_a_refund_idempotently_and_refuses_one_beyond_the_refundable_
     assert caught.value.channel_code == "INVALID_REQUEST" and caught.value.permanent
 
 
-@pytest.mark.parametrize(("status", "state"), [("ABNORMAL", RefundState.ABNORMAL), ("CLOSED", RefundState.CLOSED)])
+@pytest.mark.parametrize(("status", "state", "code"), [("ABNORMAL", RefundState.ABNORMAL, "ABNORMAL"),
+                                                      ("CLOSED", RefundState.CLOSED, "channel_error")])
 def test_it_reports_refunds_the_channel_could_not_complete(simulator_server, wechatpay_adapter, wechatpay_config,
-                                                           status, state):
+                                                           status, state, code):
     trade = _paid_trade(wechatpay_adapter)
     refund = wechatpay_adapter.refund(RefundRequest(trade=trade, out_refund_no=otn("R"), amount=100, total_amount=1000))
     sim(simulator_server, "POST", f"/_control/refunds/{refund.out_refund_no}",
         json={"sp_mchid": wechatpay_config.sp_mchid, "status": status})
     queried = wechatpay_adapter.query_refund(trade=trade, out_refund_no=refund.out_refund_no)
-    assert (queried.state, queried.failure_code) == (state, status)
+    assert (queried.state, queried.failure_code, queried.raw["status"]) == (state, code, status)
 
 
 def test_it_reports_an_unknown_refund_as_not_found(wechatpay_adapter):
