@@ -383,7 +383,10 @@ def partner_event_emit(*, merchant_id: int, type: str):
     if type not in MERCHANT_EVENT_TYPES:
         raise ValueError(f"unknown merchant event type {type!r}")
     merchant = with_resource_data(Merchant.objects.select_related("partner").filter(pk=merchant_id)).get()
-    if merchant.partner is None:
+    if merchant.partner is None or not merchant.partner.is_partner:
+        # A partner risk stopped is told nothing more of the merchants it onboarded (its event feed refuses it too,
+        # trades.services.events.events_for_app). Bug: a revoked partner's notify URL still received
+        # merchant.frozen with the merchant's whole record.
         return None
     return event_emit(merchant=merchant.partner, type=type, obj_type="merchant", obj_id=merchant.merchant_no,
                       data=merchant_resource(merchant))

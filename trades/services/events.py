@@ -117,9 +117,12 @@ def event_body(event: Event) -> bytes:
 
 
 def events_for_app(app: MerchantApp) -> QuerySet[Event]:
-    """The events an app may list: its merchant's, of the types its scopes receive."""
+    """The events an app may list: its merchant's, of the types its scopes receive. Onboarding events only while
+    its merchant is a partner: risk's "Stop being a partner" refuses the partner's onboarding calls from the next
+    one on (merchants.services.apps.merchant_partner_set), and the feed of its merchants' records is one of them.
+    Bug: a revoked partner still read each of its merchants' events, the whole merchant object with it."""
     allowed = Q(pk__in=[])
-    if app.has_scope("onboarding"):
+    if app.has_scope("onboarding") and app.merchant.is_partner:
         allowed |= Q(type__startswith="merchant.")
     if app.has_scope("payments"):
         allowed |= ~Q(type__startswith="merchant.")
