@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import codecs
 import re
+from decimal import Decimal
 
 from django.utils.http import parse_header_parameters
 from rest_framework.exceptions import ParseError
@@ -34,6 +35,14 @@ MAX_DEPTH = 32
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # In the text, a lone surrogate can only come from a \uD800-\uDFFF escape (decoding UTF-8 refuses encoded ones).
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+# Python refuses to read an integer of more than 4,300 digits (sys.int_info.default_max_str_digits) and json.loads
+# raised that as a ValueError for the whole body — a 400 with no param, whose message told the merchant to call
+# sys.set_int_max_str_digits(). Such a number is read as a Decimal instead, which no integer field accepts: the field
+# refuses it by name ("amount must be a positive integer"), as it refuses 1.5.
+def _integer(digits: str) -> int | Decimal:
+    return int(digits) if len(digits) <= 4000 else Decimal(digits)
 
 
 class _Duplicated(dict):
@@ -122,7 +131,7 @@ class StrictJSONParser(JSONParser):
 
         try:
             text = codecs.getreader("utf-8")(stream).read()
-            data = json.loads(text, object_pairs_hook=pairs_hook)
+            data = json.loads(text, object_pairs_hook=pairs_hook, parse_int=_integer)
         except RecursionError:
             raise ParseError(f"JSON parse error - nested more than {MAX_DEPTH} levels deep") from None
         except ValueError as exc:

@@ -44,6 +44,11 @@ HOSTILE_ORDERS = [
     ("NUL in a metadata key", '{' + ORDER + ',"amount":100,"metadata":{"a\\u0000":"b"}}', "metadata"),
     ("an infinite number in metadata", '{' + ORDER + ',"amount":100,"metadata":{"n":1e400}}', "metadata"),
     ("a negative infinite number in metadata", '{' + ORDER + ',"amount":100,"metadata":{"n":[-1e999]}}', "metadata"),
+    # past Python's 4,300-digit limit for reading an integer: a 400 without a param, telling the merchant to call
+    # sys.set_int_max_str_digits()
+    ("an amount of 5,000 digits", '{' + ORDER + ',"amount":' + "9" * 5000 + '}', "amount"),
+    ("a metadata number of 5,000 digits", '{' + ORDER + ',"amount":100,"metadata":{"n":' + "9" * 5000 + '}}',
+     "metadata"),
     # nesting: a thousand levels was a RecursionError, a few hundred fails in whatever walks the value next
     ("metadata nested too deep", '{' + ORDER + ',"amount":100,"metadata":{"a":' + "[" * 300 + "]" * 300 + "}}",
      "metadata"),
@@ -156,3 +161,13 @@ def test_a_path_with_a_newline_is_an_unknown_path_answered_signed(tea_house_app,
 def test_a_path_with_a_newline_is_not_answered_before_authentication(tea_house_app, client):
     response = client.post("/api/v1/orders/AUD00001%0A/close")
     assert response.status_code == 401, response.content
+
+
+def test_it_refuses_a_refund_amount_of_5000_digits_naming_it(shop, signed_api):
+    api = signed_api(shop.app)
+    paid = api.post("/api/v1/orders", json={"out_trade_no": "AUD00003", "amount": 1000, "product": "barcode",
+                                            "subject": "tea", "auth_code": "134567890123456780"}).json()
+    assert paid["state"] == "succeeded", paid
+    body = b'{"out_refund_no":"AUDR0003","amount":' + b"9" * 5000 + b"}"
+    _refused(api.request("POST", "/api/v1/orders/AUD00003/refunds", body=body), "amount", app=shop.app)
+    assert not Refund.objects.filter(order_id=paid["id"]).exists()
