@@ -73,7 +73,8 @@ def _text(value: str | None, required: str, *, param: str) -> str:
 def staff_out_refund_no() -> str:
     """The merchant's out_refund_no namespace is shared with the API; ``staff-`` plus a timestamp and random
     suffix cannot collide with a merchant's own numbers in practice and tells the merchant where it came from."""
-    return f"staff-{timezone.now():%Y%m%d%H%M%S}-{secrets.token_hex(4)}"
+    # The local time (TIME_ZONE), as every time the merchant reads: a UTC stamp read 8 hours early.
+    return f"staff-{timezone.localtime():%Y%m%d%H%M%S}-{secrets.token_hex(4)}"
 
 
 # Signs the staff refund form's number (staff_refund_form_no): only a form this server rendered, for this order, is
