@@ -25,6 +25,7 @@ from aggpay.api.errors import envelope
 from aggpay.api.parsers import StrictJSONParser
 from aggpay.api.permissions import IsMerchantApp
 from aggpay.api.renderers import JSON_CONTENT_TYPE
+from aggpay.errors import InvalidRequest
 from aggpay.platform_keys import loaded_platform_key
 from merchants.models import MerchantApp, SignType
 
@@ -116,6 +117,12 @@ class SignedResponseMixin:
         super().initial(request, *args, **kwargs)
         if self._not_acceptable is not None:
             raise self._not_acceptable
+        # A query parameter given twice took its last value silently (``?state=succeeded&state=failed`` listed the
+        # failed orders, ``?limit=5&limit=50`` fifty): refused naming it, as a body field given twice is
+        # (aggpay.api.parsers), since the merchant's own tools may have read the first.
+        for name, values in request.query_params.lists():
+            if len(values) > 1:
+                raise InvalidRequest(f"{name} is given {len(values)} times; give it once", param=name)
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
