@@ -46,7 +46,8 @@ RESEND = "trades.resend_delivery"
 class TradeSearchForm(forms.Form):
     q = forms.CharField(required=False, label="Number", max_length=64,
                         widget=forms.TextInput(attrs={"type": "search", "autofocus": True,
-                                                      "placeholder": "ord_…, ref_…, out_trade_no, channel or wallet no, merchant no"}))
+                                                      "placeholder": "ord_…, ref_…, out_trade_no, channel or wallet no, store code, "
+                                                                     "merchant no"}))
     state = forms.ChoiceField(required=False, choices=[("", "any state"), *OrderState.choices])
     # A list, not free text: a product typed in another case, or a part of one, found nothing and said nothing.
     product = forms.ChoiceField(required=False, choices=[("", "any product"), *((p, p) for p in API_PRODUCTS)])
@@ -137,8 +138,11 @@ def search(request):
         workbench.with_yuan(page.object_list, "amount")
     if page is not None and page.paginator.count == 1 and len(filters) == 1 and filters.get("q"):
         hit = page.object_list[0]
-        if hit.merchant.merchant_no != filters["q"]:  # one trade's own number: open it (a merchant no lists)
+        # One trade's own number: open it. A merchant no or a store code names many trades: list even one.
+        if filters["q"] not in (hit.merchant.merchant_no, workbench.store_code_of(hit)):
             return redirect("trades:detail", hit.pk)
+    if page is not None:
+        workbench.with_stores(page.object_list)
     return render(request, "trades/search.html", {
         "form": form, "page": page, "query": query_without(request, "page"), "counts": workbench.queue_counts(),
         "labels": workbench.QUEUE_LABELS,
@@ -155,7 +159,8 @@ def _detail_context(request, order: Order, *, refund_form=None) -> dict:
     for entry in timeline["entries"]:
         workbench.with_attempt_rounds(entry.deliveries)
     return {
-        "order": order, "timeline": timeline["entries"], "refunds": workbench.with_refund_actions(workbench.with_yuan(timeline["refunds"], "amount")),
+        "order": order, "payer": workbench.payer_masked(order), "store": workbench.with_stores([order])[0].store_place,
+        "timeline": timeline["entries"], "refunds": workbench.with_refund_actions(workbench.with_yuan(timeline["refunds"], "amount")),
         "deliveries": timeline["deliveries"],
         "late_payment": late,
         "routing": order.routing or {}, "routing_layer": workbench.routing_layer(order.routing),
@@ -420,6 +425,7 @@ def queue(request, slug: str):
         page = _page(request, workbench.unknown_orders())
         workbench.with_yuan(page.object_list, "amount")
         workbench.with_queue_reasons(page.object_list)
+        workbench.with_stores(page.object_list)
         context.update(page=page, refunds=workbench.with_yuan(list(workbench.unknown_refunds()[:200]), "amount"))
     elif slug in ("late", "abnormal"):
         page = _page(request, workbench.open_late_payments() if slug == "late" else workbench.abnormal_refunds())

@@ -15,11 +15,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from aggpay.days import on_days
+from aggpay.masking import mask_middle
 from aggpay.models import AuditLog
 from aggpay.money import format_yuan
 from channels.adapters.http import redact
 from channels.models import ChannelCallback
-from merchants.models import Contract, Merchant
+from merchants.models import Contract, Merchant, Store
 from trades.models import (
     ChannelCall,
     Delivery,
@@ -30,8 +31,10 @@ from trades.models import (
     Order,
     OrderState,
     Refund,
+    StoreCode,
     SyncState,
 )
+from trades.services.cashier import PAYER_KEYS
 from trades.services.late import late_payments_settleable, late_refund_no_split
 from trades.services.refunds import refund_can_record_channel_success
 
@@ -54,8 +57,9 @@ def search_orders(*, q: str = "", state: str = "", product: str = "", channel_ac
     out_refund_no, the channel's trade or refund number (a late payment's refund's too, and the number an earlier
     attempt of a retried refund had: EarlierRefundNumber), the number on the payer's
     wallet receipt (WeChat 交易单号, Alipay 交易号, UnionPay order id: ``wallet_trade_no``, not the channel's own behind
-    a bank), a number a late payment's refund went out under (``late_…``), or a merchant no (all its orders); or part
-    of a merchant's legal or short name (all its orders); then the filters."""
+    a bank), a number a late payment's refund went out under (``late_…``), a store code (一码付: the orders paid
+    through it), or a merchant no (all its orders); or part of a merchant's legal or short name (all its orders);
+    then the filters."""
     orders = orders_base()
     q = (q or "").strip()
     if q:
@@ -86,12 +90,14 @@ def _order_ids_for_number(q: str) -> list[str]:
     # The channel's refund number: a merchant's refund's, or a late payment's (which has no Refund row), or one an
     # earlier attempt had before the refund was retried (the channel numbers each attempt anew; the bill, its back
     # office and the payer's complaint still name the old one) — one query, each side through its own index (the
-    # late payments' partial one with its condition spelled out).
+    # late payments' partial one with its condition spelled out). The same query answers a store code (一码付): the
+    # orders made through it (trades.onecode.services.onecode_pay records the code in ``metadata.store_code``).
     late_refunds = LatePayment.objects.filter(channel_refund_no=q).exclude(channel_refund_no="")
     earlier = EarlierRefundNumber.objects.filter(channel_refund_no=q).order_by()
     ids.update(Refund.objects.filter(channel_refund_no=q).order_by().values_list("order_id", flat=True)
                .union(late_refunds.values_list("order_id", flat=True),
-                      earlier.values_list("order_id", flat=True)))
+                      earlier.values_list("order_id", flat=True),
+                      _store_code_orders(q).values_list("pk", flat=True)))
     late = late_refund_no_split(q)
     if late is not None:
         # A late payment's refund has no Refund row: its numbers (late_<order id>, then late_<id>_<n> for each retry,
@@ -100,6 +106,21 @@ def _order_ids_for_number(q: str) -> list[str]:
         ids.update(LatePayment.objects.filter(order_id=order_id, refund_attempts__gt=attempt)
                    .values_list("order_id", flat=True))
     return sorted(ids)
+
+
+def _store_code_orders(code: str) -> QuerySet[Order]:
+    """The orders paid through store code ``code``: its merchant's orders (read through the (merchant, out_trade_no)
+    index, found from the code's unique one) whose metadata names the code. The merchant is the code's own, so
+    another merchant's order whose metadata happens to carry the same words is not one of them. Neither
+    ``metadata.store_code`` nor ``store_id`` has an index of its own: the merchant's range is what bounds the read."""
+    merchants = StoreCode.objects.filter(code=code).values("merchant_id")
+    return Order.objects.filter(merchant_id__in=merchants, metadata__store_code=code).order_by()
+
+
+def store_code_of(order: Order) -> str:
+    """The store code (一码付) the order was paid through, as its metadata records it; "" for any other order."""
+    code = order.metadata.get("store_code") if isinstance(order.metadata, dict) else None
+    return code if isinstance(code, str) else ""
 
 
 # A caller who names the shop ("茶馆", "tea house") instead of quoting a number: at most this many merchants match, so
@@ -542,6 +563,72 @@ def failover_hops(routing: dict | None) -> list[dict]:
                              f"{hop.get('code') or 'refused'}",
                      "message": hop.get("message") or "", "at": at if at and at.tzinfo else None})
     return hops
+
+
+# --- who paid, and where -------------------------------------------------------------------------------------------
+# A payer id is shown masked (design §5 rule 10), keeping enough of each end for support to tell two payers apart
+# and match the id a complaint quotes: at most this many characters each side, and never more than a quarter of the
+# id each side (a short id keeps most of itself hidden).
+PAYER_ID_KEEP = 4
+
+
+@dataclass(frozen=True)
+class Payer:
+    key: str  # openid, buyer_id, user_id
+    masked: str
+
+
+def payer_masked(order: Order) -> Payer | None:
+    """Who the order is for (JSAPI, mini program, a store code's or cashier's payer), masked; None when the order
+    keeps no payer id (a QR code or payment code order: whoever scanned or showed it)."""
+    payer = order.payer if isinstance(order.payer, dict) else {}
+    wallet = (order.channel_product or order.product).split(".", 1)[0]
+    # The key of the order's wallet first (merchant-api.md "Orders": openid, buyer_id, user_id), then any.
+    keys = [PAYER_KEYS[wallet]] if wallet in PAYER_KEYS else []
+    for key in [*keys, *PAYER_KEYS.values()]:
+        value = payer.get(key)
+        if isinstance(value, str) and value:
+            keep = min(PAYER_ID_KEEP, len(value) // 4)
+            return Payer(key=key, masked=mask_middle(value, keep_start=keep, keep_end=keep))
+    return None
+
+
+@dataclass(frozen=True)
+class StorePlace:
+    """Where an order was taken, as support reads it: the merchant's store and, for a one-code-pay order, the code."""
+    store_no: str  # the merchant's own store id (the order's store_id)
+    name: str  # "" when the merchant has no store of that number on record
+    code: str  # the store code (一码付) paid through, "" for other orders
+    code_known: bool  # the code is one of this merchant's store codes (not just words in the metadata)
+
+
+def with_stores(orders):
+    """Set ``store_place`` (a StorePlace, or None for an order that names no store) on each order: the store through
+    its store code when the order was paid through one (one query for the page), else the merchant's store of the
+    order's store_id (one more query, only for orders that need it)."""
+    orders = list(orders)
+    codes = {code for code in map(store_code_of, orders) if code}
+    by_code = ({sc.code: sc for sc in StoreCode.objects.filter(code__in=codes).select_related("store")}
+               if codes else {})
+    # A code is the order's only if it is its merchant's: metadata is the merchant's to write.
+    found = [sc if (sc := by_code.get(store_code_of(o))) and sc.merchant_id == o.merchant_id else None
+             for o in orders]
+    wanted = {(o.merchant_id, o.store_id) for o, sc in zip(orders, found, strict=True) if sc is None and o.store_id}
+    stores: dict[tuple[int, str], Store] = {}
+    if wanted:
+        match = Q()
+        for merchant_id, store_no in wanted:  # the (merchant, store_no) unique index, once per store on the page
+            match |= Q(merchant_id=merchant_id, store_no=store_no)
+        stores = {(s.merchant_id, s.store_no): s for s in Store.objects.filter(match)}
+    for order, sc in zip(orders, found, strict=True):
+        code = store_code_of(order)
+        store = sc.store if sc is not None else stores.get((order.merchant_id, order.store_id))
+        if store is None and not order.store_id and not code:
+            order.store_place = None
+            continue
+        order.store_place = StorePlace(store_no=order.store_id or (store.store_no if store else ""),
+                                       name=store.name if store else "", code=code, code_known=sc is not None)
+    return orders
 
 
 def search_url(**params) -> str:
