@@ -79,7 +79,9 @@ SECTIONS: tuple[Section, ...] = (
                    ("Trades", "/staff/trades/", "trades.view_order"),
                    ("Store codes", "/staff/store-codes/", "trades.generate_storecode"),
                    ("Merchant rates", "merchants:rates_lookup", "merchants.override_contract_rate"))),
-    Section("finance", "Finance", "财务", "staff:finance"),
+    # Finance reads trades (its role holds trades.view_*) to check a statement's line or a fee against the trade.
+    Section("finance", "Finance", "财务", "staff:finance",
+            links=(("Trades", "/staff/trades/", "trades.view_order"),)),
     Section("admin", "Administration", "系统管理", "staff:admin",
             links=(("Audit log", "staff:audit", "aggpay.view_audit"),)),
 )

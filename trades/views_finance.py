@@ -21,10 +21,12 @@ from django.views.decorators.http import require_safe
 from aggpay.errors import ApplicationError, InvalidState
 from aggpay.money import format_yuan
 from aggpay.roles import section_required
+from aggpay.templatetags.staff_display import yuan
 from channels.adapters.base import PRODUCTS
 from channels.models import ChannelAccount
 from merchants.models import Merchant
 from trades.services.finance import (
+    FIRST_DAY_MESSAGE,
     LAST_DAY,
     LAST_DAY_MESSAGE,
     REPORT_MAX_DAYS,
@@ -35,7 +37,13 @@ from trades.services.finance import (
     fee_report_csv_filename,
     fee_report_default_range,
 )
-from trades.services.statements import Statement, statement_as_csv, statement_csv_filename, statement_get
+from trades.services.statements import (
+    FIRST_DAY,
+    Statement,
+    statement_as_csv,
+    statement_csv_filename,
+    statement_get,
+)
 
 CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
 STATEMENT_LINES_SHOWN = 500  # a busy merchant's day can hold thousands of lines; the CSV has them all
@@ -73,6 +81,8 @@ class FeeReportForm(forms.Form):
             return cleaned
         if end < start:
             self.add_error("to", "must not be before From")
+        elif start < FIRST_DAY:
+            self.add_error("from", FIRST_DAY_MESSAGE)
         elif (end - start).days + 1 > REPORT_MAX_DAYS:
             self.add_error("from", f"a report covers at most {REPORT_MAX_DAYS} days; choose a later From")
         elif end >= LAST_DAY:
@@ -91,7 +101,8 @@ class StatementLookupForm(forms.Form):
         self.fields["date"].widget.attrs["max"] = yesterday.isoformat()  # only closed days have a statement
 
     def clean_merchant_no(self) -> Merchant:
-        number = self.cleaned_data["merchant_no"].strip()
+        # Merchant numbers are upper case (M2600000001); finance types them as they come (m2600000001).
+        number = self.cleaned_data["merchant_no"].strip().upper()
         merchant = Merchant.objects.filter(merchant_no=number).first()
         if merchant is None:
             raise forms.ValidationError(f"No merchant has the number “{number}”.", code="unknown")
@@ -247,12 +258,12 @@ def _statement_lines(statement: Statement) -> list[dict]:
 
 def _statement_summary(statement: Statement) -> list[tuple[str, str]]:
     s = statement.summary
-    return [("Payments", f"{s.payment_count} · ¥{format_yuan(s.payment_amount)}"),
-            ("Fees charged", f"¥{format_yuan(s.payment_fee)}"),
-            ("Refunds and reversals", f"{s.refund_count} · ¥{format_yuan(s.refund_amount)}"),
-            ("Fees given back", f"¥{format_yuan(s.refund_fee)}"),
-            ("Amount", f"¥{format_yuan(s.amount)}"), ("Fees", f"¥{format_yuan(s.fee)}"),
-            ("Net to the merchant", f"¥{format_yuan(s.net)}")]
+    return [("Payments", f"{s.payment_count} · {yuan(s.payment_amount)}"),
+            ("Fees charged", yuan(s.payment_fee)),
+            ("Refunds and reversals", f"{s.refund_count} · {yuan(s.refund_amount)}"),
+            ("Fees given back", yuan(s.refund_fee)),
+            ("Amount", yuan(s.amount)), ("Fees", yuan(s.fee)),
+            ("Net to the merchant", yuan(s.net))]
 
 
 # --- the chart ------------------------------------------------------------------------------------------------
@@ -280,7 +291,7 @@ def profit_chart(daily: list[tuple[dt.date, FeeFigures]]) -> dict:
         bars.append({
             "x": round(x, 1), "w": round(bar_w, 1), "h": round(max(height, 0.0), 1),
             "y": round(zero_y - height if value >= 0 else zero_y, 1),
-            "tone": "loss" if value < 0 else "gain", "day": day, "value": value, "yuan": format_yuan(value),
+            "tone": "loss" if value < 0 else "gain", "day": day, "value": value,
             "label": day.strftime("%m-%d") if i % label_every == 0 else "",
             "label_x": round(x + bar_w / 2, 1),
         })

@@ -1,5 +1,6 @@
 """Template filters of the staff pages that turn stored values into what a person reads: audit rows' data as
-"key: old → new" lines, the refund in progress of a trade, and a trade's routing candidates by name.
+"key: old → new" lines, sums of money in yuan, the refund in progress of a trade, and a trade's routing candidates
+by name.
 
 Read-only formatting; the data comes from the views (or, for routing, one read helper in ``trades.workbench``).
 """
@@ -88,6 +89,14 @@ def audit_lines(data: Any) -> list[tuple[str, str]]:
             continue
         lines.append((str(key), _text(str(key), value)))
     return lines
+
+
+@register.filter
+def yuan(fen: int) -> str:
+    """Fen as a sum of money with its currency, the sign first as people write it: -24812 → "-¥248.12", not
+    "¥-248.12" (the finance page's summaries and chart give money back as negative sums)."""
+    text = format_yuan(fen)
+    return f"-¥{text[1:]}" if fen < 0 else f"¥{text}"
 
 
 @register.filter

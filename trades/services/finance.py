@@ -44,12 +44,13 @@ from django.utils import timezone
 from aggpay.errors import InvalidRequest
 from merchants.batch.export import safe_cell
 from trades.models import Order, Refund
-from trades.services.statements import late_payments_in, reversals_in, statement_day_window
+from trades.services.statements import FIRST_DAY, late_payments_in, reversals_in, statement_day_window
 
 REPORT_DEFAULT_DAYS = 7
 REPORT_MAX_DAYS = 366  # a year and a day: enough for a yearly comparison, small enough for one page and one chart
 LAST_DAY = dt.date.max  # 9999-12-31 has no next 00:00 to end its window (statement_day_window)
 LAST_DAY_MESSAGE = f"a report must end before {LAST_DAY.isoformat()}"
+FIRST_DAY_MESSAGE = f"a report must start on {FIRST_DAY.isoformat()} or later"  # the statements' first day
 
 
 @dataclass
@@ -142,6 +143,9 @@ def fee_report(*, start: dt.date, end: dt.date, account_id: int | None = None,
     """
     if end < start:
         raise InvalidRequest("the end of the range must not be before its start", param="to")
+    if start < FIRST_DAY:
+        # 0001-01-01's window starts in the year 0 in UTC: an OverflowError (a 500) on SQLite, as at LAST_DAY.
+        raise InvalidRequest(FIRST_DAY_MESSAGE, param="from")
     if (end - start).days + 1 > REPORT_MAX_DAYS:
         raise InvalidRequest(f"a report covers at most {REPORT_MAX_DAYS} days", param="from")
     if end >= LAST_DAY:

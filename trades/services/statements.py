@@ -16,6 +16,8 @@ movements — payments, refunds and reversals — with the merchant's fee on eac
   the refund has no ``out_refund_no`` (the merchant never asked for it) and the channel's refund number. The fee is
   the order's snapshot (taken when the order was created, so a closed order has one), charged on the payment and
   given back whole on the refund, as for a reversal.
+- **Times** are to the whole second (merchant-api.md: RFC 3339 with offset), whatever the source: a reversal's
+  event time carries the database clock's microseconds, and was the one line that showed them.
 - **Sign convention**: every amount is signed from the merchant's side — money coming to the merchant is
   positive. A payment has ``amount > 0`` and ``fee >= 0``; a refund or reversal has ``amount < 0`` and the fee it
   gives back as ``fee <= 0``. ``net = amount - fee`` on every line, so every total is the plain sum of its lines.
@@ -40,7 +42,8 @@ from dataclasses import dataclass, field
 from django.db.models import CharField, DateTimeField, F, OuterRef, QuerySet, Subquery, Value
 from django.utils import timezone
 
-from aggpay.errors import InvalidState
+from aggpay.errors import InvalidRequest, InvalidState
+from merchants.batch.export import safe_cell
 from trades.models import Event, LatePayment, Order, OrderState, Refund
 
 CURRENCY = "CNY"
@@ -51,6 +54,10 @@ LINE_FIELDS = ("type", "id", "out_trade_no", "out_refund_no", "product", "channe
 SUMMARY_FIELDS = ("payment_count", "payment_amount", "payment_fee", "refund_count", "refund_amount", "refund_fee",
                   "amount", "fee", "net")
 ITERATOR_CHUNK = 2000
+# The first day with a statement (the API's first too). Earlier days are refused, not read: the Shanghai midnight
+# of 0001-01-01 is in the year 0 in UTC, which Python's datetime has not got (an OverflowError, a 500, on SQLite).
+FIRST_DAY = dt.date(2000, 1, 1)
+FIRST_DAY_MESSAGE = f"there are no statements before {FIRST_DAY.isoformat()}"
 
 
 @dataclass(frozen=True)
@@ -131,7 +138,10 @@ def statement_day_window(*, day: dt.date) -> tuple[dt.datetime, dt.datetime]:
 
 
 def statement_get(*, merchant, day: dt.date, now: dt.datetime | None = None) -> Statement:
-    """The statement of ``merchant`` for ``day``. Raises ``InvalidState`` (409) while the day has not closed."""
+    """The statement of ``merchant`` for ``day``. Raises ``InvalidState`` (409) while the day has not closed and
+    ``InvalidRequest`` (400, ``param="date"``) for a day before ``FIRST_DAY``."""
+    if day < FIRST_DAY:
+        raise InvalidRequest(FIRST_DAY_MESSAGE, param="date")
     now = now or timezone.now()
     if day >= timezone.localdate(now, timezone.get_default_timezone()):
         try:
@@ -233,7 +243,8 @@ def _lines(*, merchant, start: dt.datetime, end: dt.datetime) -> Iterable[Statem
             out_refund_no=row["s_out_refund_no"] or None, product=row["s_product"],
             channel_trade_no=row["s_channel_trade_no"] or None,
             channel_refund_no=row["s_channel_refund_no"] or None,
-            time=timezone.localtime(row["s_time"], zone), amount=sign * row["s_amount"], fee=sign * row["s_fee"],
+            time=timezone.localtime(row["s_time"], zone).replace(microsecond=0),  # whole seconds: see the docstring
+            amount=sign * row["s_amount"], fee=sign * row["s_fee"],
         )
 
 
@@ -247,13 +258,17 @@ def statement_as_api(statement: Statement) -> dict:
 def statement_as_csv(statement: Statement) -> bytes:
     """``format=csv``: UTF-8, RFC 4180 (CRLF line ends). A header row, one row per line, then the summary as two
     rows whose first cell is ``summary``: the names of the totals, then their values (the layout of the
-    channels' own bills, which merchants' spreadsheets already know). Empty cells where JSON has ``null``."""
+    channels' own bills, which merchants' spreadsheets already know). Empty cells where JSON has ``null``.
+
+    Every text cell goes through ``safe_cell`` (merchants.batch.export), as in finance's fees.csv: ``out_trade_no``
+    and ``out_refund_no`` are the merchant's own and may start with ``-`` (``-1-1-1``), which Excel runs as a formula
+    (CSV injection); such a cell gets a leading ``'``. Numbers stay numbers; the JSON carries the values exactly."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(LINE_FIELDS)
     for line in statement.lines:
         row = line.as_dict()
-        writer.writerow(["" if row[name] is None else row[name] for name in LINE_FIELDS])
+        writer.writerow(["" if row[name] is None else safe_cell(row[name]) for name in LINE_FIELDS])
     summary = statement.summary.as_dict()
     writer.writerow(["summary", *SUMMARY_FIELDS])
     writer.writerow(["summary", *(summary[name] for name in SUMMARY_FIELDS)])
