@@ -579,3 +579,23 @@ class ContractRateForm(forms.Form):
         reason, which it audits on every change and keeps on the rate only below cost."""
         return {"product": self.cleaned_data["product"], "rate": str(self.cleaned_data["rate"]),
                 "below_cost_reason": self.cleaned_data["reason"]}
+
+
+class ContractSubAppidForm(forms.Form):
+    """Set or change the merchant's WeChat appid on a contract (``contract_set_sub_appid``, which checks its shape
+    and audits the change with the reason): the official account or mini program appid the payer's openid belongs to
+    (docs/channels/bank.md §6.2)."""
+
+    sub_appid = forms.CharField(max_length=64, label="WeChat appid (sub_appid)",
+                                widget=forms.TextInput(attrs={"placeholder": "wx8888888888888888", "class": "mono",
+                                                              "spellcheck": "false", "autocomplete": "off"}),
+                                help_text="wx and 16 letters or digits: the merchant's official account's appid for "
+                                          "WeChat JSAPI (and one-code-pay), its mini program's for mini-program pay")
+    reason = forms.CharField(max_length=256, label="Reason",
+                             widget=forms.TextInput(attrs={"size": 32, "placeholder": "e.g. the merchant's email"}),
+                             help_text="recorded in the audit log")
+
+    def __init__(self, *args, contract_id: int, **kwargs):
+        # One form per contract card on the merchant page: ids unique to it, so each label finds its input.
+        super().__init__(*args, auto_id=f"id_sub_appid_{contract_id}_%s", **kwargs)
+        self.contract_id = contract_id

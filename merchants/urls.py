@@ -28,6 +28,8 @@ urlpatterns = [
          name="contract_resubmit"),
     path("<str:merchant_no>/contracts/<int:contract_id>/refresh/", views.contract_refresh, name="contract_refresh"),
     path("<str:merchant_no>/contracts/<int:contract_id>/rate/", views.contract_rate, name="contract_rate"),
+    path("<str:merchant_no>/contracts/<int:contract_id>/sub-appid/", views.contract_sub_appid,
+         name="contract_sub_appid"),
     path("<str:merchant_no>/contracts/<int:contract_id>/sign-qr.svg", views.contract_sign_qr,
          name="contract_sign_qr"),
     # Risk's (merchants.views ``contract_limit``); before the clerk's transitions, whose ``action`` would match them.

@@ -43,6 +43,7 @@ from merchants.forms import (
     ApproveForm,
     ClerkQueueForm,
     ContractRateForm,
+    ContractSubAppidForm,
     DocumentUploadForm,
     PartnerForm,
     RecordForms,
@@ -405,8 +406,28 @@ def _limit_shown(contract: Contract, user) -> dict:
     return shown
 
 
+def _sub_appid_context(contract: Contract, user, rates: list[dict], *, can_change: bool,
+                       bound: ContractSubAppidForm | None) -> dict:
+    """The merchant's WeChat appid on the card: shown where the contract takes a WeChat product; where its channel
+    needs one for a product (``needs_sub_appid``: a bank's wechat.jsapi and wechat.mini, bank.md §6.2) and it has
+    none, what routing does without it; and for the clerk, the form that sets it (``contract_set_sub_appid``)."""
+    products = [r["product"] for r in rates]
+    wechat = any(product.startswith("wechat.") for product in products)
+    missing = contract_services.sub_appid_products(contract, products) if not contract.sub_appid else []
+    form = None
+    if bound is not None and bound.contract_id == contract.pk:
+        form = bound
+    elif (can_change and user.has_perm(contract_services.SUB_APPID_PERM) and wechat
+          and contract.state != ContractState.TERMINATED):
+        form = ContractSubAppidForm(contract_id=contract.pk, initial={"sub_appid": contract.sub_appid})
+    return {"shows_sub_appid": wechat or bool(contract.sub_appid), "sub_appid_form": form,
+            "sub_appid_missing": missing,
+            "sub_appid_missing_title": " and ".join(contract_services.PRODUCT_NAMES.get(p, p) for p in missing)
+            + (" need" if len(missing) > 1 else " needs") + " the merchant's appid" if missing else ""}
+
+
 def _contract_context(contract: Contract, user, *, rate_form: ContractRateForm | None = None,
-                      limit_error: str = "") -> dict:
+                      limit_error: str = "", sub_appid_form: ContractSubAppidForm | None = None) -> dict:
     rates = _rate_rows(contract, user, bound=rate_form)
     can_change = user.has_perm("merchants.change_contract") and user.has_perm("aggpay.access_onboarding")
     state = contract.state
@@ -447,6 +468,7 @@ def _contract_context(contract: Contract, user, *, rate_form: ContractRateForm |
         "preview": preview,
         "limit_error": limit_error,
         "needs_merchant": state in (ContractState.TO_BE_CONFIRMED, ContractState.TO_BE_SIGNED),
+        **_sub_appid_context(contract, user, rates, can_change=can_change, bound=sub_appid_form),
     }
 
 
@@ -465,7 +487,8 @@ def merchant_detail(request, merchant_no: str):
 
 
 def _detail_context(request, merchant: Merchant, *, rate_form: ContractRateForm | None = None,
-                    limit_error: tuple[int, str] | None = None, **extra) -> dict:
+                    limit_error: tuple[int, str] | None = None,
+                    sub_appid_form: ContractSubAppidForm | None = None, **extra) -> dict:
     """``limit_error``: (contract id, message) of a limit or lift just refused for its reason, shown at its form."""
     user = request.user
     application = _application(merchant)
@@ -489,7 +512,7 @@ def _detail_context(request, merchant: Merchant, *, rate_form: ContractRateForm 
         + (onboarding.unusable_documents(merchant) if state == ApplicationState.DRAFT else []),
         "timeline": workbench.application_timeline(application) if application else [],
         "returned": _returned_reasons(application) if state == ApplicationState.RETURNED else [],
-        "contracts": [_contract_context(c, user, rate_form=rate_form,
+        "contracts": [_contract_context(c, user, rate_form=rate_form, sub_appid_form=sub_appid_form,
                                         limit_error=limit_error[1] if limit_error and limit_error[0] == c.pk else "")
                       for c in contracts],
         **apps,
@@ -688,6 +711,32 @@ def contract_transition(request, merchant_no: str, contract_id: int, action: str
         messages.success(request, f"Contract with {contract.channel_account.name} is now "
                          f"{contract.get_state_display().lower()}.")
     return _contract_response(request, contract)
+
+
+@require_POST
+@staff_view(contract_services.SUB_APPID_PERM)
+def contract_sub_appid(request, merchant_no: str, contract_id: int):
+    """Set or change the merchant's WeChat appid on a contract (``contract_set_sub_appid``: audited, with the reason).
+    Refused, the page again with the error beside the field it names; nothing is written."""
+    contract = _contract(merchant_no, contract_id)
+    form = ContractSubAppidForm(request.POST, contract_id=contract.pk)
+    if form.is_valid():
+        before = contract.sub_appid
+        try:
+            contract = contract_services.contract_set_sub_appid(contract_id=contract.pk, actor=request.user,
+                                                                **form.cleaned_data)
+        except ApplicationError as exc:
+            add_service_error(form, exc)
+        else:
+            if contract.sub_appid == before:
+                messages.info(request, f"{contract.channel_account.name}: the WeChat appid is already "
+                              f"{contract.sub_appid}.")
+            else:
+                messages.success(request, f"{contract.channel_account.name}: WeChat appid "
+                                 f"{before + ' → ' if before else 'set to '}{contract.sub_appid}. New orders name it.")
+            return redirect(reverse("merchants:detail", args=[merchant_no]) + f"#contract-{contract.pk}")
+    return render(request, "merchants/merchant_detail.html",
+                  _detail_context(request, contract.merchant, sub_appid_form=form), status=400)
 
 
 # --- a contract's risk limit (design §4 ``active ⇄ limited``, §8) ---------------------------------------------------

@@ -36,11 +36,15 @@ from channels.services.evaluations import (
     interface_evaluation_start_integrating,
 )
 from channels.services.products import channel_product_set
+from merchants.services.contracts import default_rate, is_online
 
 ACTOR = "demo-seed"
 
-# Offline = the payer scans a code or shows one at a counter; these cost less than online (in-app/web) products.
-OFFLINE = {"wechat.native", "wechat.barcode", "alipay.qr", "alipay.barcode", "unionpay.qr", "unionpay.barcode"}
+# Offline products (the payer scans a code, shows one, or pays on a store code's page) cost less than online ones
+# (in an app or on a web page). Which is which is merchants.services.contracts' one definition (``is_online``), the
+# one approval gives its default rates by: with a list of its own here, JSAPI cost the online price on the demo
+# while approval defaulted it to the offline rate, and risk could approve no merchant asking for one-code-pay.
+IN_WALLET = frozenset({"wechat.jsapi", "wechat.mini", "alipay.jsapi"})  # DemoAccount.in_wallet_rate
 
 
 # The demo merchant's WeChat official account (公众号) appid, as its bank contracts record it (demo only).
@@ -58,6 +62,9 @@ class DemoAccount:
     rebate_offline: Decimal = Decimal("0")
     rebate_online: Decimal = Decimal("0")
     unionpay_rate: Decimal | None = None  # bank accounts: UnionPay QR is priced apart from the wallets
+    # Paying inside the wallet on a page (JSAPI, mini program; offline by ``is_online``): Bank B prices it apart, so
+    # that on the demo it holds those orders — one-code-pay's among them — and routing between banks is visible.
+    in_wallet_rate: Decimal | None = None
     max_amount: int = 5_000_000  # 50,000.00 yuan per transaction
     daily_cap: int | None = None
 
@@ -76,9 +83,10 @@ DEMO_ACCOUNTS = (
                 offline_rate=Decimal("0.0020"), online_rate=Decimal("0.0030"), unionpay_rate=Decimal("0.0020"),
                 daily_cap=100_000_000),
     DemoAccount("bank-b", "bank", "Bank B",
-                "Indirect acquiring through Bank B: cheaper online, dearer offline than Bank A.",
+                "Indirect acquiring through Bank B: cheaper online and in the wallet (JSAPI, mini program), dearer "
+                "for scanning than Bank A.",
                 offline_rate=Decimal("0.0023"), online_rate=Decimal("0.0028"), unionpay_rate=Decimal("0.0025"),
-                max_amount=2_000_000, daily_cap=50_000_000),
+                in_wallet_rate=Decimal("0.0018"), max_amount=2_000_000, daily_cap=50_000_000),
 )
 
 
@@ -99,10 +107,12 @@ class SeedReport:
 
 
 def _product_terms(spec: DemoAccount, product: str) -> dict:
-    offline = product in OFFLINE
+    offline = not is_online(product)
     rate = spec.offline_rate if offline else spec.online_rate
     if product.startswith("unionpay.") and spec.unionpay_rate is not None:
         rate = spec.unionpay_rate
+    if product in IN_WALLET and spec.in_wallet_rate is not None:
+        rate = spec.in_wallet_rate
     rebate = spec.rebate_offline if offline else spec.rebate_online
     # New merchants are onboarded onto the two ISV accounts and Bank A; Bank B takes traffic only by switching.
     return {"cost_rate": rate, "isv_rebate_rate": rebate, "max_amount": spec.max_amount,
@@ -292,7 +302,8 @@ _FINDINGS_OF_ACCOUNT = {
     },
     "bank-b": {
         "limits": ("20,000 yuan per transaction; 500,000 yuan a day per product: a second route only.", 3),
-        "fees": ("0.23% offline, 0.28% online, 0.25% UnionPay QR; no rebate. Cheaper than Bank A online.", 4),
+        "fees": ("0.23% scanning, 0.18% in the wallet (JSAPI, mini program), 0.28% online, 0.25% UnionPay QR; no "
+                 "rebate. Cheaper than Bank A in the wallet and online.", 4),
     },
 }
 
@@ -307,10 +318,6 @@ def _seed_evaluation(account: ChannelAccount) -> None:
     interface_evaluation_approve(evaluation_id=evaluation.pk, actor=ACTOR, reason="meets our requirements")
     interface_evaluation_start_integrating(evaluation_id=evaluation.pk, actor=ACTOR, reason="demo seed")
     interface_evaluation_go_live(evaluation_id=evaluation.pk, actor=ACTOR, reason="joint tests passed")
-
-
-# The demo merchant's rates per product family: above every demo account's cost (design §1: offline ~0.38%).
-DEMO_MERCHANT_RATES = {"offline": "0.0038", "online": "0.0060"}
 
 
 def demo_merchant_contracts_seed(*, merchant, simulator_root: str | None = None) -> list[str]:
@@ -342,8 +349,8 @@ def demo_merchant_contracts_seed(*, merchant, simulator_root: str | None = None)
                                            "short_name": merchant.short_name})
                 resp.raise_for_status()
                 sub_mchid = resp.json()["mch_no"]
-            rates = {p.product: DEMO_MERCHANT_RATES["offline" if p.product in OFFLINE else "online"]
-                     for p in account.products.filter(enabled=True)}
+            # The rates approval would give it (``default_rate``): not below any demo account's cost.
+            rates = {p.product: str(default_rate(p.product)) for p in account.products.filter(enabled=True)}
             # At a bank, WeChat JSAPI names the merchant's own official-account appid (bank.md §6.2): without one
             # routing passes the bank over for wechat.jsapi (channels.routing.choose).
             sub_appid = DEMO_SUB_APPID if account.kind == "bank" else ""

@@ -20,7 +20,7 @@ from django.utils import timezone
 from django_fsm import can_proceed
 
 from aggpay.audit import audit_log
-from aggpay.errors import InvalidRequest, InvalidState
+from aggpay.errors import InvalidRequest, InvalidState, NotFound
 from aggpay.money import MoneyError, parse_rate
 from aggpay.permissions import require_perm
 from channels.adapters.base import OnboardingResult, OnboardingState
@@ -47,7 +47,13 @@ from merchants.validation import required_reason
 logger = logging.getLogger(__name__)
 
 # Default merchant rates when the record names none (design §1: offline ~0.38–0.6%, online higher).
-ONLINE_PRODUCTS = {"wechat.app", "wechat.h5", "alipay.app", "alipay.wap"}
+# The one definition of which products are online (paid inside an app or on a web page, away from any counter); every
+# other product is offline — the payer scans or shows a code, or pays on a store code's page (一码付: wechat.jsapi,
+# alipay.jsapi, unionpay.qr with a payer id, design §1) or in the shop's mini program. The demo's channel costs are
+# priced by it too (channels.services.demo ``_product_terms``), so a merchant approved on the demo's accounts at these
+# defaults is never below their cost: with two definitions, JSAPI cost 0.60% on the demo and defaulted to 0.38% here,
+# and no merchant asking for one-code-pay could be approved.
+ONLINE_PRODUCTS = frozenset({"wechat.app", "wechat.h5", "alipay.app", "alipay.wap"})
 DEFAULT_OFFLINE_RATE = Decimal("0.0038")
 DEFAULT_ONLINE_RATE = Decimal("0.0060")
 
@@ -115,8 +121,39 @@ def _rate(value, *, param: str) -> Decimal:
         raise InvalidRequest(f"{param}: {exc}", param=param) from exc
 
 
+def is_online(product: str) -> bool:
+    return product in ONLINE_PRODUCTS
+
+
 def default_rate(product: str) -> Decimal:
-    return DEFAULT_ONLINE_RATE if product in ONLINE_PRODUCTS else DEFAULT_OFFLINE_RATE
+    return DEFAULT_ONLINE_RATE if is_online(product) else DEFAULT_OFFLINE_RATE
+
+
+def _percent(rate: Decimal) -> str:
+    """Decimal("0.006000") → "0.60%": exact, at least two decimals (as the staff pages show rates)."""
+    whole, _, frac = format((rate * 100).normalize(), "f").partition(".")
+    return f"{whole}.{frac.ljust(2, '0')}%"
+
+
+def _below_cost_on_approval(*, account: ChannelAccount, product: str, rate: Decimal, cost: Decimal,
+                            defaulted: bool) -> str:
+    """What risk reads when approval cannot contract ``product`` on ``account`` at ``rate``: what is wrong, and who
+    can do what about it. Not the merchant's rates page (``merchants:rates``, operations' override): it changes a
+    contract's rates, and before approval there is none. The account's product page (``channels:product_edit``:
+    operations section, ``channels.change_channelproduct``) is where operations correct the cost or stop the account
+    onboarding merchants for the product (``onboards_merchants``, read by ``onboarding_offers``); the clerk can take
+    the product off the requested ones after risk returns the application."""
+    from django.urls import NoReverseMatch, reverse
+
+    try:
+        page = reverse("channels:product_edit", args=[account.code, product])
+    except NoReverseMatch:  # the channel pages are not mounted (a trimmed URLconf)
+        page = "Channels, the account's products"
+    which = "the default rate " if defaulted else ""
+    return (f"rates.{product}: {which}{_percent(rate)} is below {account.name}'s cost {_percent(cost)}. Operations can "
+            f"correct that cost, or stop {account.name} onboarding merchants for {product}, on the account's product "
+            f"page ({page}); or return the application for the clerk to take {product} off the requested products. "
+            f"Then approve again.")
 
 
 def next_poll_delay(attempts: int) -> dt.timedelta:
@@ -165,20 +202,25 @@ def contracts_create_for_application(*, application_id: int, actor, rates: dict[
         contracts = []
         for offers_of_account in by_account.values():
             account = offers_of_account[0].account
+            products = [offer.product for offer in offers_of_account]
+            sub_appid, appid_from = sub_appid_from_record(merchant=merchant, account=account, products=products)
             contract, created = Contract.objects.get_or_create(
                 merchant=merchant, channel_account=account,
-                defaults={"application": application, "business_code": _business_code()},
+                defaults={"application": application, "business_code": _business_code(), "sub_appid": sub_appid},
             )
             for offer in offers_of_account:
                 rate = _rate(rates.get(offer.product, default_rate(offer.product)), param=f"rates.{offer.product}")
                 if rate < offer.cost_rate:
                     raise InvalidRequest(
-                        f"rates.{offer.product}: {rate:%} is below {account.name}'s cost {offer.cost_rate:%}",
+                        _below_cost_on_approval(account=account, product=offer.product, rate=rate,
+                                                cost=offer.cost_rate, defaulted=offer.product not in rates),
                         param=f"rates.{offer.product}")
                 ContractRate.objects.update_or_create(contract=contract, product=offer.product,
                                                       defaults={"rate": rate})
             if created:
-                _event(contract, source="system", before="", message=f"created on approval for {account.name}")
+                named = f"; WeChat appid {sub_appid} (the record's {appid_from})" if sub_appid else ""
+                _event(contract, source="system", before="", message=f"created on approval for {account.name}{named}",
+                       data={"sub_appid": sub_appid} if sub_appid else None)
             contracts.append(contract)
         application.start_contracting()
         application.save()
@@ -219,6 +261,83 @@ def _code_for_resubmission(contract: Contract) -> str:
     if withdrawn and contract.channel_account.kind in NEW_CODE_AFTER_WITHDRAWAL:
         return _next_business_code(contract.business_code)
     return contract.business_code
+
+
+# --- the merchant's WeChat appid on a contract (sub_appid) ----------------------------------------------------------
+# Where the channel names the merchant's own WeChat appid in a trade (the adapter's ``needs_sub_appid``; a bank's
+# wechat.jsapi and wechat.mini, bank.md §6.2), the payer's openid is "under sub_appid": it belongs to the official
+# account or mini program that learnt it, and routing passes over a contract without one (channels.routing ``choose``,
+# "no sub_appid on the contract"). The merchant's appids are in its record as scenarios, and go to the bank at
+# onboarding as scene_info.official_account_appid / mini_program_appid (bank.md §9.3;
+# merchants.services.channel_application). A contract carries one sub_appid, so one is chosen, in this order:
+# wechat.jsapi's is the official account's — the 公众号 page's, and at a bank one-code-pay's (一码付), whose payer's
+# openid has to come from WeChat's OAuth under that official account (channel-protocols.md §E: "Use the
+# sub-merchant's official account as APPID → payer.sub_openid + sub_appid"); wechat.mini's, when the contract does
+# not take wechat.jsapi, the mini program's (its openid comes from the mini program's own login). A product whose
+# scenario names no appid gets none — another product's appid would have routing send its orders with an openid the
+# channel will not match — and the contract's page says so, for a clerk to set it (``contract_set_sub_appid``).
+SUB_APPID_SOURCES = (("wechat.jsapi", "official_account"), ("wechat.mini", "mini_program"))
+SCENARIO_NAMES = {"official_account": "official account", "mini_program": "mini program"}
+# A WeChat appid: "wx" and 16 characters (hexadecimal as WeChat issues them; letters and digits accepted).
+WECHAT_APPID = re.compile(r"wx[0-9A-Za-z]{16}")
+SUB_APPID_PERM = "merchants.change_contract"  # a clerk's, with the contract's other changes (aggpay.roles)
+PRODUCT_NAMES = {"wechat.jsapi": "WeChat JSAPI", "wechat.mini": "WeChat mini program"}
+
+
+def sub_appid_products(contract: Contract, products=None) -> list[str]:
+    """The contract's products (``products`` if the caller has read them) its channel takes only with the merchant's
+    WeChat appid (``needs_sub_appid``)."""
+    from channels.routing import needs_sub_appid
+
+    needed = needs_sub_appid(contract.channel_account.kind)
+    if products is None:
+        products = contract.rates.values_list("product", flat=True)
+    return sorted(product for product in products if product in needed)
+
+
+def sub_appid_from_record(*, merchant, account: ChannelAccount, products) -> tuple[str, str]:
+    """The sub_appid a new contract of ``merchant`` on ``account`` for ``products`` names (SUB_APPID_SOURCES), and
+    the record's scenario it comes from; ("", "") where the account needs none or the record has none."""
+    from channels.routing import needs_sub_appid
+
+    needed = needs_sub_appid(account.kind) & set(products)
+    for product, scenario in SUB_APPID_SOURCES:
+        if product in needed:
+            appid = next((str(s.get("appid") or "").strip() for s in merchant.scenarios or []
+                          if isinstance(s, dict) and s.get("type") == scenario), "")
+            # Only an appid of WeChat's shape: anything else the channel refuses on every order; a clerk sets it.
+            return (appid, SCENARIO_NAMES[scenario]) if WECHAT_APPID.fullmatch(appid) else ("", "")
+    return "", ""
+
+
+def contract_set_sub_appid(*, contract_id: int, sub_appid: str, actor, reason: str) -> Contract:
+    """Set or change the merchant's WeChat appid on a contract (SUB_APPID_PERM, with a reason; audited and on the
+    contract's timeline): the appid the payer's openid belongs to (bank.md §6.2). Routing reads it on the next order."""
+    require_perm(actor, SUB_APPID_PERM)
+    appid = sub_appid.strip() if isinstance(sub_appid, str) else ""
+    if not WECHAT_APPID.fullmatch(appid):
+        raise InvalidRequest("sub_appid: a WeChat appid is wx followed by 16 letters or digits, e.g. "
+                             "wx8888888888888888", param="sub_appid")
+    reason = required_reason(reason, verb="set the WeChat appid")
+    with transaction.atomic():
+        try:
+            contract = lock_contract_alone(contract_id)
+        except Contract.DoesNotExist:
+            raise NotFound("no such contract", param="contract_id") from None
+        if contract.state == ContractState.TERMINATED:
+            raise InvalidState("the contract is terminated: nothing is paid on it again")
+        if not contract.rates.filter(product__startswith="wechat.").exists():
+            raise InvalidRequest(f"sub_appid: the contract on {contract.channel_account.name} takes no WeChat "
+                                 "product", param="sub_appid")
+        before = contract.sub_appid
+        if before == appid:
+            return contract
+        contract.sub_appid = appid
+        contract.save(update_fields=["sub_appid", "updated_at"])
+        # On the contract's timeline through this row, as a rate change is (merchants.workbench.contract_timeline).
+        audit_log(actor=actor, action="merchants.contract.sub_appid_set", target=contract, reason=reason,
+                  data={"from": before, "to": appid})
+    return contract
 
 
 OVERRIDE_RATE_PERM = "merchants.override_contract_rate"  # Contract.Meta.permissions
@@ -836,7 +955,8 @@ def application_has_active_contract(application: OnboardingApplication) -> bool:
 
 
 __all__ = [
-    "ApplicationState", "contract_apply_result", "contract_poll", "contract_set_rate", "contract_submit",
+    "ApplicationState", "contract_apply_result", "contract_poll", "contract_set_rate", "contract_set_sub_appid",
+    "contract_submit",
     "contracts_create_for_application", "contracts_due_for_poll", "next_poll_delay",
 ]
 
