@@ -51,7 +51,7 @@ class ErrorEnvelopeSerializer(serializers.Serializer):
     # "Errors"). Plain objects here: this envelope is shared by every API, the partner one included.
     order = serializers.JSONField(required=False, help_text=(
         "payments only: the order the refusal is about, as `GET /api/v1/orders/{out_trade_no}` answers it — a close "
-        "or reverse refused with `409 invalid_state` (the order as it is: paid meanwhile, already closed), a create "
+        "or reverse refused with `409 invalid_state` (the order as it is: paid, already closed), a create "
         "the channel refused for good (`502`, the `failed` order), a close or reverse the channel refused (`502`, "
         "the order unchanged)"))
     refund = serializers.JSONField(required=False, help_text=(

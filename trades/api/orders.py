@@ -23,7 +23,7 @@ from trades.models import Order, OrderState, Refund
 from trades.products import API_PRODUCTS, JSAPI_PRODUCTS
 from trades.services.orders import order_close, order_create, order_get, order_reverse, order_sync
 from trades.services.refunds import refund_create, refund_get, refund_sync
-from trades.services.representation import order_as_api, refund_as_api
+from trades.services.representation import LATE_PAYMENT_STATES, order_as_api, refund_as_api
 
 OUT_NO = re.compile(r"^[0-9A-Za-z_-]{6,32}$")
 PAYER_KEYS = {"openid", "buyer_id", "user_id"}
@@ -208,6 +208,17 @@ class FailureOutputSerializer(serializers.Serializer):
     message = serializers.CharField(allow_blank=True)
 
 
+class LatePaymentOutputSerializer(serializers.Serializer):
+    amount = serializers.IntegerField(help_text="fen the payer paid after the order was closed")
+    paid_at = serializers.DateTimeField(help_text="when the payer paid, as the channel says")
+    channel_trade_no = serializers.CharField(allow_null=True, help_text="the payment's number at the channel")
+    state = serializers.ChoiceField(choices=LATE_PAYMENT_STATES, help_text=(
+        "what became of the money: `refunding` (being returned to the payer through the channel), `refunded` "
+        "(returned), `kept` (settled with you as kept: you delivered the goods), `with_support` (held: the "
+        "channel refused the refund, or it waits for aggpay support to return it or settle it with you)"))
+    refunded_at = serializers.DateTimeField(allow_null=True, help_text="when the money went back to the payer")
+
+
 class OrderOutputSerializer(serializers.Serializer):
     id = serializers.CharField(help_text="`ord_...`")
     out_trade_no = serializers.CharField()
@@ -226,10 +237,18 @@ class OrderOutputSerializer(serializers.Serializer):
     refunded_amount = serializers.IntegerField(
         help_text="fen given back: the succeeded refunds, or the whole amount of a paid order that was reversed")
     refundable_amount = serializers.IntegerField()
-    expires_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField(help_text=(
+        "when an unpaid order stops being payable; a payment code's is when aggpay reverses it if still unpaid: "
+        "`created_at` + `expire_seconds`, at most + 60 s (the minute its payer has, whatever `expire_seconds` "
+        "asked)"))
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
     failure = FailureOutputSerializer(required=False, help_text="present when state is failed")
+    # An addition to merchant-api.md's order object (design §5 rule 3): otherwise only the statement shows the money.
+    late_payment = LatePaymentOutputSerializer(allow_null=True, help_text=(
+        "**addition**: a payment that arrived after the order was closed (a late payment) and what became of its "
+        "money; `null` for every other order. Only a `closed` or `failed` order can have one; no event announces "
+        "it (the order's state does not change)"))
 
 
 class OrderListOutputSerializer(serializers.Serializer):
@@ -305,7 +324,8 @@ class OrdersView(PaymentsView):
                 parameters=[OrderListParamsSerializer], responses={200: OrderListOutputSerializer}, errors=(403,))
     def get(self, request):
         params = parse_list_params(OrderListParamsSerializer, request.query_params)
-        queryset = Order.objects.filter(merchant=request.auth.merchant).select_related("merchant")
+        # Each order's late payment joined: the answer shows it (order_as_api), in one query for the page.
+        queryset = Order.objects.filter(merchant=request.auth.merchant).select_related("merchant", "late_payment")
         where = {"state": params["state"]} if params.get("state") else None
         rows, has_more = page(queryset, params=params, id_field="pk", where=where)
         return Response({"data": [order_as_api(o) for o in rows], "has_more": has_more})
@@ -325,8 +345,9 @@ class OrderDetailView(PaymentsView):
 
 class OrderCloseView(PaymentsView):
     @api_schema(operation_id="orders_close", summary="Close a pending order", tags=["orders"], request=None,
-                description="Asks the channel first. `409 invalid_state` if the order was paid meanwhile (before "
-                            "or during the close); the answer then carries the paid order under `order`. A channel "
+                description="Asks the channel first. `409 invalid_state` if the order is paid (long before, or just "
+                            "before or during the close: refund it instead); the answer then carries the paid order "
+                            "under `order`. A channel "
                             "that does not answer is not an error: `200` with the order still `pending` (its "
                             "`expires_at` now), closed in the background — `order.closed` or `order.succeeded` "
                             "follows. A payment-code order whose payer is still confirming gets the same `200` "
@@ -335,7 +356,7 @@ class OrderCloseView(PaymentsView):
                 responses={200: OrderOutputSerializer}, errors=(403, 404, 409, 502),
                 error_descriptions={400: "`invalid_request`: the body has a field (`param` names it; close takes "
                                          "none) or is not JSON",
-                                    409: "`invalid_state`: the order is no longer pending (paid meanwhile, closed "
+                                    409: "`invalid_state`: the order is no longer pending (paid, closed "
                                          "or failed); the answer carries it under `order`",
                                     502: "`channel_error`: the channel refused the close (`channel_code`, "
                                          "`channel_message`); the order, unchanged, under `order`"})

@@ -3,6 +3,7 @@ used by the API answers and by the events that notify merchants, so both always 
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.utils import timezone
 
 # Two state names are verbs: "the order is succeeded" does not read. Every message, to a merchant or to staff, that
@@ -29,10 +30,55 @@ def order_as_api(order) -> dict:
         "paid_at": _time(order.paid_at), "refunded_amount": order.refunded_amount,
         "refundable_amount": order.refundable_amount, "expires_at": _time(order.expires_at),
         "created_at": _time(order.created_at), "updated_at": _time(order.updated_at),
+        "late_payment": _late_payment(order),
     }
     if order.state == "failed":
         data["failure"] = {"code": order.failure_code, "message": order.failure_message}
     return data
+
+
+# What became of a late payment's money, as the merchant reads it (the order's ``late_payment.state``), from the
+# LatePayment's own state (trades.services.late: open / refunding / resolved) and how it was resolved.
+LATE_REFUNDING, LATE_REFUNDED, LATE_KEPT, LATE_WITH_SUPPORT = "refunding", "refunded", "kept", "with_support"
+LATE_PAYMENT_STATES = (LATE_REFUNDING, LATE_REFUNDED, LATE_KEPT, LATE_WITH_SUPPORT)
+
+
+# A late payment (design §5 rule 3) hangs only on an order closed or failed before the payer paid
+# (trades.services.orders._late_payment): no other order is asked for one, so a pending or paid order costs no query.
+LATE_PAYMENT_ORDER_STATES = ("closed", "failed")
+
+
+def _late_payment(order) -> dict | None:
+    """What became of a payment that arrived after ``order`` was closed (docs/api.md "Orders and refunds"), or None.
+    Bug: the order said ``closed`` with nothing paid while the statement had a payment line for it, and a till's
+    totals were short with nothing on the order to say why. Read through the order's one-to-one: the API's reads
+    join it (order_get, the list), so a closed order costs no extra query there either."""
+    if order.state not in LATE_PAYMENT_ORDER_STATES:
+        return None
+    late = getattr(order, "late_payment", None)  # the accessor's DoesNotExist is an AttributeError: none
+    if late is None:
+        return None
+    return {"amount": late.amount, "paid_at": _time(late.paid_at), "channel_trade_no": late.channel_trade_no or None,
+            "state": late_payment_money_state(late), "refunded_at": _time(late.refunded_at)}
+
+
+def late_payment_money_state(late) -> str:
+    """``refunded``: the money went back to the payer (``refunded_at`` — the channel's refund succeeded, or a person
+    says the channel's back office returned it); ``kept``: resolved with the money left with the merchant (a person
+    settled it as kept by the merchant, who delivered the goods: resolved without ``refunded_at``,
+    trades.services.late._money_back); ``refunding``: the channel is returning it (``refunding``), or the automatic
+    refund is about to ask it to (``open``, never asked, not flagged, AGGPAY_LATE_PAYMENT_AUTO_REFUND on — the
+    sweeper starts one whose enqueue was lost: late_payments_never_refunded); ``with_support``: the payer's money is
+    held until support acts — the channel refused the refund, a flag holds it for a person, or automatic refunds
+    are off (the late-payment queue)."""
+    if late.state == "resolved":
+        return LATE_REFUNDED if late.refunded_at is not None else LATE_KEPT
+    if late.state == "refunding":
+        return LATE_REFUNDING
+    if (late.refund_attempts == 0 and not late.abnormal
+            and getattr(settings, "AGGPAY_LATE_PAYMENT_AUTO_REFUND", True)):
+        return LATE_REFUNDING
+    return LATE_WITH_SUPPORT
 
 
 def refund_as_api(refund) -> dict:
