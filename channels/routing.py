@@ -44,6 +44,9 @@ class RoutingDecision:
     # create the chosen account refuses retryably (trades.services.orders). Their contracts are built only when
     # asked for (``fallbacks``): nearly every order never needs them.
     others: list[tuple[Candidate, tuple]] = field(default_factory=list)
+    # The (min, max) fen of each candidate passed over only for the amount: with no candidate left, a merchant is told
+    # that the amount is what stands in the way, and which amounts would be taken (trades.services.orders).
+    amount_ranges: list[tuple[int, int]] = field(default_factory=list)
 
     def fallbacks(self) -> list[tuple[Candidate, object]]:
         """The other eligible candidates in priority order, each with its contract loaded as ``contract`` is (its
@@ -140,6 +143,7 @@ def choose(*, merchant, product: str, amount: int, token: int | None = None,
 
     rows = _candidate_rows(merchant.pk, product, token)
     seen: list[dict] = []
+    amount_ranges: list[tuple[int, int]] = []
     eligible: list[tuple[Candidate, tuple, dict]] = []
     capped: list[tuple[tuple, dict]] = []  # candidates a daily cap may still drop, with their records
     for row in rows:
@@ -165,6 +169,7 @@ def choose(*, merchant, product: str, amount: int, token: int | None = None,
             reason = "no sub_appid on the contract (the channel needs the merchant's WeChat appid)"
         elif amount < min_amount or amount > max_amount:
             reason = f"amount outside {min_amount}–{max_amount} fen"
+            amount_ranges.append((min_amount, max_amount))
         seen.append({"account": code, "contract": contract_id, "eligible": reason is None, "reason": reason or ""})
         if row[_DAILY_CAP] is not None and (reason is None or reason.startswith("amount outside")):
             capped.append((row, seen[-1]))
@@ -177,7 +182,7 @@ def choose(*, merchant, product: str, amount: int, token: int | None = None,
         dropped = _hold_daily_caps(capped, product=product, amount=amount)
         eligible = [item for item in eligible if item[0].contract_id not in dropped]
     if not eligible:
-        return RoutingDecision(chosen=None, layer="priority", candidates=seen)
+        return RoutingDecision(chosen=None, layer="priority", candidates=seen, amount_ranges=amount_ranges)
     # Rows come oldest contract first (created_at, id: the order merchants.services.products shows rates in), and
     # the sort is stable, so a tie on net cost goes to the oldest contract — for the chosen one and the fallbacks.
     ranked = sorted(eligible, key=lambda item: item[0].cost_rate - item[0].rebate_rate)

@@ -189,6 +189,18 @@ def order_create(*, app, data: dict, routing_token: int | None = None, only_acco
     return order, False
 
 
+def _not_available(decision: RoutingDecision, *, product: str, amount: int) -> ProductNotAvailable:
+    """No contract takes the order. When a contract would take it at another amount (passed over only for its
+    per-transaction limits), the amount is what to change: named as the field, with the amounts that would be taken.
+    Bug: 5000001 fen on wechat.native was "no active contract can take wechat.native", param product."""
+    if decision.amount_ranges and any(c["reason"].startswith("amount outside") for c in decision.candidates):
+        low = min(lo for lo, _ in decision.amount_ranges)
+        high = max(hi for _, hi in decision.amount_ranges)
+        return ProductNotAvailable(f"amount: {amount} fen is outside the amounts {product} takes for this merchant "
+                                   f"({low}–{high} fen)", param="amount")
+    return ProductNotAvailable(f"no active contract can take {product} for {amount} fen", param="product")
+
+
 def _create_at_channel(order: Order, decision: RoutingDecision, *, data: dict, payer_id_kind: str) -> Order:
     """Ask the chosen contract's channel to create the trade; on a retryable refusal, the next eligible contract's
     (design §7 layer 4: "failover on retryable errors before the payer is involved").
@@ -362,8 +374,7 @@ def _prepare(*, app, merchant, data: dict, print_: str, token: int | None,
     decision = choose(merchant=merchant, product=channel_product, amount=data["amount"], token=token,
                       only_account_id=only_account_id)
     if decision.chosen is None:
-        raise ProductNotAvailable(f"no active contract can take {channel_product} for {data['amount']} fen",
-                                  param="product")
+        raise _not_available(decision, product=channel_product, amount=data["amount"])
     chosen = decision.chosen
     fees = fees_for_payment(amount=data["amount"], merchant_rate=chosen.merchant_rate, cost_rate=chosen.cost_rate,
                             rebate_rate=chosen.rebate_rate)
