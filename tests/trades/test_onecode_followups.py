@@ -87,9 +87,10 @@ def test_retiring_a_code_from_a_filtered_page_goes_back_to_that_page_and_never_o
     here = f"/staff/store-codes/merchants/{merchant.pk}/?batch=b_one&page=1"
     page = clerk.get(here).content.decode()
     assert f'name="next" value="{here.replace("&", "&amp;")}"' in page
-    answer = clerk.post(f"/staff/store-codes/{code.pk}/active", {"active": "0", "next": here})
+    answer = clerk.post(f"/staff/store-codes/{code.pk}/active", {"active": "0", "reason": "stolen", "next": here})
     assert answer.status_code == 302 and answer["Location"] == here and not StoreCode.objects.get(pk=code.pk).active
-    away = clerk.post(f"/staff/store-codes/{other.pk}/active", {"active": "0", "next": "https://evil.example/x"})
+    away = clerk.post(f"/staff/store-codes/{other.pk}/active", {"active": "0", "reason": "stolen",
+                                                                  "next": "https://evil.example/x"})
     assert away["Location"] == f"/staff/store-codes/merchants/{merchant.pk}/"
 
 

@@ -35,7 +35,7 @@ def _cards(sheet: str) -> set[str]:
 
 
 def _retire(clerk, code: StoreCode) -> None:
-    assert clerk.post(f"/staff/store-codes/{code.pk}/active", {"active": "0"}).status_code == 302
+    assert clerk.post(f"/staff/store-codes/{code.pk}/active", {"active": "0", "reason": "reprinted"}).status_code == 302
 
 
 def test_it_leaves_retired_codes_off_a_batchs_print_sheet_and_says_how_many(clerk, batch):

@@ -16,8 +16,10 @@ import re
 import secrets
 from decimal import Decimal
 
+from django.conf import settings
 from django.core import signing
 from django.db import transaction
+from django.urls import reverse
 
 from aggpay.audit import audit_log
 from aggpay.errors import IdempotencyConflict, InvalidRequest, NotFound, ProductNotAvailable
@@ -39,6 +41,12 @@ STATE_MAX_AGE = 600  # seconds a payer may take at the wallet's OAuth screen
 _ATTEMPT_SALT = "aggpay.trades.onecode.attempt"
 _ATTEMPT_ID = re.compile(r"^[0-9a-f]{22}$")
 ATTEMPT_MAX_AGE = 3600  # seconds an amount form stays valid: under the order's 2 h expiry, so a replay finds it live
+_RETURN_SALT = "aggpay.trades.onecode.return"
+# The wallets whose hand-off leaves our pay page for the channel's own page: a UnionPay JS payment redirects to the
+# bank's cashier (docs/channels/bank.md §6.2, pay_info.redirect_url), which sends the payer's browser to the trade's
+# ``front_url`` (the order's return_url) once paid — without one the payer was left on the bank's page. WeChat's and
+# Alipay's JSAPI sheets open over our page, which stays and shows the result itself.
+RETURNING_WALLETS = frozenset({"unionpay"})
 
 
 # --- staff --------------------------------------------------------------------------------------------------
@@ -62,16 +70,27 @@ def storecodes_generate(*, merchant: Merchant, store_ids: list[int], per_store: 
 
 
 def storecode_set_active(*, code_id: int, active: bool, actor, reason: str = "") -> StoreCode:
-    """Retire (or restore) a code, e.g. a sticker that was stolen or replaced (audited)."""
+    """Retire (or restore) a code, e.g. a sticker that was stolen or replaced (audited).
+
+    Retiring needs a reason: from then on the sticker's payers are told the code is not valid, and whoever asks
+    later (the shop, support) reads why in the audit row — which names the merchant and the store as well as the code,
+    so the log finds it by any of them."""
+    reason = (reason or "").strip()
     with transaction.atomic():
-        code = StoreCode.objects.select_for_update().filter(pk=code_id).first()
+        code = (StoreCode.objects.select_for_update(of=("self",)).select_related("merchant", "store")
+                .filter(pk=code_id).first())
         if code is None:  # a stale page or a typed URL: the staff page answers 404, not a server error
             raise NotFound("no such store code", param="code_id")
         if code.active != active:
+            if not active and not reason:
+                raise InvalidRequest("a reason is required to retire a code: say why (e.g. the sticker was stolen "
+                                     "or replaced)", param="reason")
             code.active = active
             code.save(update_fields=["active"])
             audit_log(actor=actor, action="storecode.activate" if active else "storecode.deactivate",
-                      target=code, reason=reason, data={"code": code.code})
+                      target=code, reason=reason,
+                      data={"code": code.code, "merchant_no": code.merchant.merchant_no,
+                            "merchant": code.merchant.short_name, "store_no": code.store.store_no})
     return code
 
 
@@ -129,9 +148,11 @@ def amount_limits_message(*, account_id: int, wallet: str, amount: int) -> str:
     """What the payer is told when the account that knows them cannot take the amount typed: its limits, or that
     it takes nothing right now (disabled, contract suspended since the payer's OAuth)."""
     offer = ChannelProduct.objects.filter(account_id=account_id, product=WALLET_PRODUCTS[wallet]).first()
-    if offer is None or not offer.enabled or offer.min_amount <= amount <= offer.max_amount:
+    # No payer page takes more than MAX_AMOUNT_FEN (parse_amount), whatever the account's own maximum.
+    highest = min(offer.max_amount, MAX_AMOUNT_FEN) if offer is not None else 0
+    if offer is None or not offer.enabled or offer.min_amount <= amount <= highest:
         return "这家店暂时无法用此钱包收款。This shop cannot take payments from this wallet right now."
-    low, high = format_yuan(offer.min_amount), format_yuan(offer.max_amount)
+    low, high = format_yuan(offer.min_amount), format_yuan(highest)
     return (f"此金额超出本店单笔收款范围（¥{low}–¥{high}）。"
             f"This shop takes ¥{low} to ¥{high} per payment from this wallet; enter an amount in that range.")
 
@@ -157,8 +178,12 @@ def payer_id_from_code(*, account_id: int, code: str) -> str:
     return ChannelAccount.objects.get(pk=account_id).adapter().oauth_payer_id(code=code)
 
 
-def parse_amount(text: str) -> int:
-    """The payer types yuan ("12.3", "12.30", "12"); we keep integer fen (design §5 rule 1)."""
+def parse_amount(text: str, *, account_id: int | None = None, wallet: str = "") -> int:
+    """The payer types yuan ("12.3", "12.30", "12"); we keep integer fen (design §5 rule 1).
+
+    With the account the payer's id came from (and the wallet), an amount too large is refused with that account's
+    limits, as onecode_pay refuses one the account cannot take (amount_limits_message): the payer reads one range
+    whether they typed ¥1,000,000 or ¥99,999,999."""
     match = _AMOUNT.match((text or "").strip())
     if not match:
         raise InvalidRequest("请输入以元为单位的金额，如 12.50。Enter an amount in yuan, e.g. 12.50.", param="amount")
@@ -166,7 +191,11 @@ def parse_amount(text: str) -> int:
     if fen < 1:
         raise InvalidRequest("金额至少为 ¥0.01。The amount must be at least ¥0.01.", param="amount")
     if fen > MAX_AMOUNT_FEN:
-        raise InvalidRequest("金额过大。The amount is too large.", param="amount")
+        if account_id is not None and wallet in WALLET_PRODUCTS:
+            raise InvalidRequest(amount_limits_message(account_id=account_id, wallet=wallet, amount=fen),
+                                 param="amount")
+        limit = format_yuan(MAX_AMOUNT_FEN)
+        raise InvalidRequest(f"金额不能超过 ¥{limit}。The amount may be at most ¥{limit}.", param="amount")
     return fen
 
 
@@ -232,6 +261,8 @@ def onecode_pay(*, store_code: StoreCode, attempt: str, nonce: str, wallet: str,
     }
     if client_ip:
         data["client_ip"] = client_ip
+    if wallet in RETURNING_WALLETS:
+        data["return_url"] = payer_return_url(store_code=store_code, out_trade_no=out_trade_no)
     try:
         order, _ = order_create(app=app, data=data, only_account_id=account_id, payer_id_kind=OAUTH_PAYER_ID_KIND)
     except ProductNotAvailable:
@@ -244,6 +275,29 @@ def onecode_pay(*, store_code: StoreCode, attempt: str, nonce: str, wallet: str,
             raise
         return _same_attempt(existing, amount=amount, product=product, payer=payer)
     return order
+
+
+def payer_return_url(*, store_code: StoreCode, out_trade_no: str) -> str:
+    """Where the channel's own page sends the payer of a store code's order back to (RETURNING_WALLETS): our page
+    that finds the order and shows its result. Made before the order exists — the result page's token is the order
+    id's, which the INSERT makes — so it names the order by its out_trade_no, signed: nobody can walk other orders.
+    On our public host, like the QR's URL."""
+    ref = signing.Signer(salt=f"{_RETURN_SALT}:{store_code.code}").sign(out_trade_no)
+    path = reverse("onecode:scan-return", args=[store_code.code, ref])
+    return settings.AGGPAY_PUBLIC_BASE_URL.rstrip("/") + path
+
+
+def order_for_return(*, code: str, ref: str) -> Order | None:
+    """The order a payer_return_url names; None if forged or unknown. The code may have been retired since the
+    payer paid: the payment is still theirs to see."""
+    if not _CODE.fullmatch(code or ""):
+        return None
+    try:
+        out_trade_no = signing.Signer(salt=f"{_RETURN_SALT}:{code}").unsign(ref or "")
+    except signing.BadSignature:
+        return None
+    store_code = StoreCode.objects.filter(code=code).first()
+    return _attempt_order(store_code, out_trade_no) if store_code is not None else None
 
 
 def _attempt_order(store_code: StoreCode, out_trade_no: str) -> Order | None:

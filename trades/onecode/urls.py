@@ -11,6 +11,7 @@ urlpatterns = [
     path("c/<str:code>", views_payer.scan, name="scan"),
     path("c/<str:code>/oauth", views_payer.scan_oauth, name="scan-oauth"),
     path("c/<str:code>/pay", views_payer.scan_pay, name="scan-pay"),
+    path("c/<str:code>/return/<str:ref>", views_payer.scan_return, name="scan-return"),
     path("cashier/<str:token>", views_payer.cashier, name="cashier"),
     path("cashier/<str:token>/oauth", views_payer.cashier_oauth, name="cashier-oauth"),
     path("pay/<str:token>", views_payer.order_page, name="order"),

@@ -51,6 +51,10 @@ RESULT_POLLS = 20  # the result page: a minute
 # (it runs every minute and asks the channel first, design §5 rule 3) the status says closed and the page shows it.
 PAY_POLLS = 100  # five minutes at RESULT_POLL_INTERVAL_MS
 EXPIRY_SWEEP_MARGIN_MS = 60_000  # trades-sync-due-orders runs every minute (aggpay/celery.py)
+# The query parameter of the order page the channel's own payment page sends the payer back to (services.
+# RETURNING_WALLETS): its pay page would hand the order to the wallet again — for UnionPay, straight back to the
+# bank's page — so it shows the result, asking the status endpoint, with a link to pay if they have not.
+BACK_FROM_CHANNEL = "back"
 
 
 # --- session helpers ------------------------------------------------------------------------------------------
@@ -176,7 +180,7 @@ def scan_pay(request: HttpRequest, code: str) -> HttpResponse:
     if request.method == "POST":
         context["amount_text"] = request.POST.get("amount", "")
         try:
-            amount = services.parse_amount(context["amount_text"])
+            amount = services.parse_amount(context["amount_text"], account_id=payer["a"], wallet=wallet)
             order = services.onecode_pay(store_code=store_code, attempt=request.POST.get("attempt", ""),
                                          nonce=nonce, wallet=wallet, payer_id=payer["p"], amount=amount,
                                          account_id=payer["a"], client_ip=_client_ip(request))
@@ -190,6 +194,20 @@ def scan_pay(request: HttpRequest, code: str) -> HttpResponse:
         return redirect("onecode:order", token=cashier_token(order.pk))
     context["attempt"] = services.attempt_token(store_code=store_code, nonce=nonce)
     return render(request, "payer/amount.html", context)
+
+
+@require_GET
+def scan_return(request: HttpRequest, code: str, ref: str) -> HttpResponse:
+    """Where a channel's own payment page sends the payer back to (services.payer_return_url): the order's result."""
+    order = services.order_for_return(code=code, ref=ref)
+    if order is None:
+        return _sorry(request, "订单不存在。No such order.", 404)
+    return redirect(_back_from_channel(reverse("onecode:order", args=[cashier_token(order.pk)])))
+
+
+def _back_from_channel(url: str) -> str:
+    """The order page, as the payer sees it coming back from the channel's own payment page (order_page)."""
+    return f"{url}?{BACK_FROM_CHANNEL}=1"
 
 
 def _attempt_after(request: HttpRequest, store_code, nonce: str, exc: ApplicationError) -> str:
@@ -281,12 +299,18 @@ def cashier(request: HttpRequest, token: str) -> HttpResponse:
                "wallet": wallet, "wallet_name": WALLET_NAMES[wallet], "error": ""}
     if request.method == "POST":
         try:
-            order_cashier_pay(order_id=order.pk, wallet=wallet, payer_id=payer["p"], account_id=payer["a"])
+            order_cashier_pay(order_id=order.pk, wallet=wallet, payer_id=payer["p"], account_id=payer["a"],
+                              return_url=_result_url(token) if wallet in services.RETURNING_WALLETS else "")
         except ApplicationError as exc:
             context["error"] = cashier_refusal(exc)
             return render(request, "payer/amount.html", context, status=422)
         return redirect("onecode:order", token=token)
     return render(request, "payer/amount.html", context)
+
+
+def _result_url(token: str) -> str:
+    """The order's result page on our public host: where the channel's own page sends the payer back to."""
+    return _back_from_channel(settings.AGGPAY_PUBLIC_BASE_URL.rstrip("/") + reverse("onecode:order", args=[token]))
 
 
 _HAS_CHINESE = re.compile(r"[\u4e00-\u9fff]")
@@ -414,11 +438,17 @@ def order_page(request: HttpRequest, token: str) -> HttpResponse:
         # same order can be paid again; a payment already made still arrives by callback or sync.
         return _not_trading(request)
     context = {"order": order, "amount_yuan": format_yuan(order.amount), "merchant": order.merchant}
-    if _hand_off_ready(order):
+    back_from_channel = request.GET.get(BACK_FROM_CHANNEL) == "1"
+    if _hand_off_ready(order) and not back_from_channel:
         context["bridge"] = _bridge(request, order, token)
         context["poll"] = _poll(token, max_polls=_pay_polls(order))
         return render(request, "payer/pay.html", context)
-    if order.state == OrderState.PENDING:
+    if order.state == OrderState.PENDING and back_from_channel:
+        # Back from the bank's page, paid or not: the result as soon as the channel tells it (the notification often
+        # comes a moment after the payer), and the pay page for a payer who left the bank's page without paying.
+        context["poll"] = _poll(token, max_polls=RESULT_POLLS)
+        context["pay_url"] = reverse("onecode:order", args=[token])
+    elif order.state == OrderState.PENDING:
         # Still pending without a wallet hand-off (a create whose outcome is unknown, a cashier order not yet
         # routed): ask the status endpoint, which syncs with the channel, as the pay page does — a bounded number
         # of times, then say so; reloading this page would only wait for the sync job. It may also be the second

@@ -215,7 +215,11 @@ def code_active(request: HttpRequest, code_id: int) -> HttpResponse:
                                              reason=request.POST.get("reason", "")[:256])
     except NotFound:
         raise Http404("no such store code") from None
-    messages.success(request, f"Code {code.code} is now {'active' if code.active else 'retired'}.")
+    except ApplicationError as exc:  # no reason to retire it: nothing changed
+        code = get_object_or_404(StoreCode, pk=code_id)
+        messages.error(request, f"Code {code.code} was not retired: {exc.message}.")
+    else:
+        messages.success(request, f"Code {code.code} is now {'active' if code.active else 'retired'}.")
     # Back to the list the clerk was working in (its filters and page), if that is one of our pages.
     back = request.POST.get("next", "")
     if back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()},

@@ -150,7 +150,7 @@ def cashier_order_create(*, app, data: dict, print_: str) -> tuple[Order, bool]:
     return order, False
 
 
-def order_cashier_pay(*, order_id: str, wallet: str, payer_id: str, account_id: int) -> Order:
+def order_cashier_pay(*, order_id: str, wallet: str, payer_id: str, account_id: int, return_url: str = "") -> Order:
     """Route a cashier order to ``wallet``'s JSAPI product for ``payer_id`` and create it at the channel.
 
     ``account_id`` is the account whose OAuth issued ``payer_id`` (trades.onecode.services.oauth_account): the id is
@@ -159,6 +159,10 @@ def order_cashier_pay(*, order_id: str, wallet: str, payer_id: str, account_id: 
 
     Once routed, the order belongs to that wallet and payer: opening the page again returns the same pay
     parameters; another wallet or payer gets InvalidState (one channel trade per order, design §5 rule 5).
+
+    ``return_url``: where a channel's own payment page sends the payer back to (a UnionPay JS payment's bank cashier,
+    docs/channels/bank.md §6.2 ``front_url``) — the payer page's result — unless the merchant gave the order its
+    own return_url (merchant-api.md "Orders"), which wins. Only the channel is told; the order keeps the merchant's.
 
     Its refusals carry a CashierRefusal (``refusal_reason``) for the payer page to word.
     """
@@ -209,7 +213,7 @@ def order_cashier_pay(*, order_id: str, wallet: str, payer_id: str, account_id: 
         product=product, sub_merchant=_sub_merchant(contract), out_trade_no=order.id, amount=order.amount,
         subject=order.subject, notify_url=callback_url(account), expires_at=order.expires_at,
         currency=order.currency, client_ip=order.client_ip or "", payer_id=_payer_id(product, payer),
-        return_url=order.return_url, store_id=order.store_id, terminal_id=order.terminal_id,
+        return_url=order.return_url or return_url, store_id=order.store_id, terminal_id=order.terminal_id,
         payer_id_kind=OAUTH_PAYER_ID_KIND,
     )
     order = _call_and_apply(order, account, verb="create", call=lambda adapter: adapter.create_payment(request))
