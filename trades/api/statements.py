@@ -16,7 +16,8 @@ from rest_framework.response import Response
 
 from aggpay.api.schema import api_schema
 from trades.api.orders import PaymentsView
-from trades.services.statements import (
+from trades.services.statements import (  # FIRST_DAY: the day before which there are no statements
+    FIRST_DAY,
     LINE_TYPES,
     statement_as_api,
     statement_as_csv,
@@ -25,7 +26,6 @@ from trades.services.statements import (
 )
 
 DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
-FIRST_DAY = dt.date(2000, 1, 1)
 FORMATS = ("json", "csv")
 CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
 
