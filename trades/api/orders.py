@@ -23,7 +23,7 @@ from trades.models import Order, OrderState, Refund
 from trades.products import API_PRODUCTS, JSAPI_PRODUCTS
 from trades.services.orders import order_close, order_create, order_get, order_reverse, order_sync
 from trades.services.refunds import refund_create, refund_get, refund_sync
-from trades.services.representation import LATE_PAYMENT_STATES, order_as_api, refund_as_api
+from trades.services.representation import LATE_PAYMENT_STATES, WALLETS, order_as_api, refund_as_api
 
 OUT_NO = re.compile(r"^[0-9A-Za-z_-]{6,32}$")
 PAYER_KEYS = {"openid", "buyer_id", "user_id"}
@@ -249,6 +249,14 @@ class OrderOutputSerializer(serializers.Serializer):
         "**addition**: a payment that arrived after the order was closed (a late payment) and what became of its "
         "money; `null` for every other order. Only a `closed` or `failed` order can have one; no event announces "
         "it (the order's state does not change)"))
+    # Additions to merchant-api.md's order object: a `barcode` order's product names no wallet, and a till totals
+    # its shift per wallet and per terminal (representation.order_wallet).
+    wallet = serializers.ChoiceField(choices=WALLETS, allow_null=True, help_text=(
+        "**addition**: the wallet the order is paid in — for `barcode`, the one the payment code belongs to; for "
+        "`cashier`, the one the payer opened the page in (`null` until then)"))
+    store_id = serializers.CharField(allow_null=True, help_text="**addition**: as sent on create; `null` if not sent")
+    terminal_id = serializers.CharField(allow_null=True,
+                                        help_text="**addition**: as sent on create; `null` if not sent")
 
 
 class OrderListOutputSerializer(serializers.Serializer):
@@ -258,6 +266,8 @@ class OrderListOutputSerializer(serializers.Serializer):
 
 class OrderListParamsSerializer(ListParamsSerializer):
     state = serializers.ChoiceField(choices=OrderState.choices, required=False)
+    wallet = serializers.ChoiceField(choices=WALLETS, required=False,
+                                     help_text="**addition**: only orders paid in this wallet (the order's `wallet`)")
 
 
 class RefundCreateInputSerializer(StrictSerializer):
@@ -326,7 +336,9 @@ class OrdersView(PaymentsView):
         params = parse_list_params(OrderListParamsSerializer, request.query_params)
         # Each order's late payment joined: the answer shows it (order_as_api), in one query for the page.
         queryset = Order.objects.filter(merchant=request.auth.merchant).select_related("merchant", "late_payment")
-        where = {"state": params["state"]} if params.get("state") else None
+        where = {"state": params["state"]} if params.get("state") else {}
+        if params.get("wallet"):  # the order's wallet is its channel product's (representation.order_wallet)
+            where["channel_product__startswith"] = f"{params['wallet']}."
         rows, has_more = page(queryset, params=params, id_field="pk", where=where)
         return Response({"data": [order_as_api(o) for o in rows], "has_more": has_more})
 

@@ -31,10 +31,29 @@ def order_as_api(order) -> dict:
         "refundable_amount": order.refundable_amount, "expires_at": _time(order.expires_at),
         "created_at": _time(order.created_at), "updated_at": _time(order.updated_at),
         "late_payment": _late_payment(order),
+        "wallet": order_wallet(order), "store_id": order.store_id or None, "terminal_id": order.terminal_id or None,
     }
     if order.state == "failed":
         data["failure"] = {"code": order.failure_code, "message": order.failure_message}
     return data
+
+
+# The wallets an order can be paid in (merchant-api.md "Orders": every product code starts with one).
+WALLETS = ("wechat", "alipay", "unionpay")
+
+
+def order_wallet(order) -> str | None:
+    """The wallet ``order`` is paid in, read from its product codes, no query: the product the channel was asked for
+    (``channel_product``: a ``barcode`` order's is the wallet's own, read from the payment code when it was made,
+    trades.products.barcode_product), else the product ordered. None when neither names a wallet: a ``cashier``
+    order no payer has opened in a wallet yet (trades.services.cashier stores the wallet's product when one does).
+    Bug: a ``barcode`` order said only ``product: barcode`` — in the answer, the notifications and the statement —
+    so a till could not total a shift per wallet nor print the wallet on the receipt."""
+    for code in (order.channel_product, order.product):
+        wallet, dot, _ = (code or "").partition(".")
+        if dot and wallet in WALLETS:
+            return wallet
+    return None
 
 
 # What became of a late payment's money, as the merchant reads it (the order's ``late_payment.state``), from the
