@@ -366,10 +366,32 @@ def application_timeline(application: OnboardingApplication) -> list[TimelineEnt
             entries.append(TimelineEntry(at=row.created_at, actor=row.actor_label, title="Document added",
                                          details={"documents": [label]}))
             continue
-        entries.append(TimelineEntry(at=row.created_at, actor=row.actor_label,
-                                     title=APPLICATION_ACTIONS.get(row.action, row.action), reason=row.reason,
+        title = APPLICATION_ACTIONS.get(row.action, row.action)
+        if row.action == "merchants.application.edited" and isinstance(details.get("changes"), dict):
+            title, details["changed"] = _edit_title(details["changes"])
+        entries.append(TimelineEntry(at=row.created_at, actor=row.actor_label, title=title, reason=row.reason,
                                      details=details, tone=tones.get(row.action, "")))
     return entries
+
+
+def _edit_title(changes: dict) -> tuple[str, list[str]]:
+    """A record edit's line, naming every changed field (merchants.services.onboarding.record_changes), and one line
+    per field whose values the row keeps, "old → new" (plain fields only: PII is kept as "(changed)", named only)."""
+    if not changes:
+        return "Record saved: nothing changed", []
+    lines = []
+    for name, change in sorted(changes.items()):  # jsonb keeps keys shortest first: sorted reads better
+        if isinstance(change, dict) and set(change) == {"old", "new"}:
+            lines.append(f"{name}: {_edit_value(change['old'])} → {_edit_value(change['new'])}")
+        elif isinstance(change, list):  # stores.removed: the store numbers
+            lines.append(f"{name}: {', '.join(map(str, change))}")
+    return f"Record edited: {', '.join(sorted(changes))}", lines
+
+
+def _edit_value(value) -> str:
+    if value in (None, "", []):
+        return "—"
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 @dataclass

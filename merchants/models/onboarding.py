@@ -44,7 +44,10 @@ class OnboardingApplication(FSMModelMixin, models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"application #{self.pk} of {self.merchant_id} ({self.state})"
+        # The audit rows' target label (target_repr, stored as written): staff know a merchant by its number, not by
+        # our row id. Rows written before keep "of <merchant pk>".
+        merchant_no = self.merchant.merchant_no if self.merchant_id else "?"
+        return f"application #{self.pk} of merchant {merchant_no} ({self.state})"
 
     @transition(field=state, source=ApplicationState.DRAFT, target=ApplicationState.SUBMITTED)
     def submit(self) -> None:

@@ -101,6 +101,81 @@ def _write_record(*, merchant: Merchant, record: RecordInput) -> None:
                              "list", param="stores") from exc
 
 
+# Record fields whose old and new values an edit's audit row may show (design §5 rule 10: audit data holds no PII):
+# what the business is called and sells, where it sells and its bank. Every other field — the people's names, ID
+# numbers and dates, phones, e-mail, addresses, licence, the account number and holder — is named with CHANGED only:
+# a risk officer re-reviewing sees what moved and reads the value itself on the masked merchant page.
+SHOWN_FIELDS = frozenset({
+    "subject_type", "short_name", "mcc", "industry", "requested_products", "licence_valid_from",
+    "licence_valid_until", "legal_person_id_type",
+    "settlement_account.account_type", "settlement_account.bank_name", "settlement_account.bank_branch",
+    "settlement_account.bank_branch_code",
+})
+SHOWN_PARTS = frozenset({"type", "name", "url", "appid", "store_no", "area_code"})  # of scenarios[i] and stores[i]
+# The value an audit row gives a changed field it does not show (as channels.services.history.CHANGED).
+CHANGED = "(changed)"
+
+
+def _plain(value):
+    """A record value as the audit row's JSON keeps it, with "absent" one value (None, "" and [] alike)."""
+    if value in (None, "", []):
+        return None
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def _change(changes: dict, name: str, old, new, *, shown: bool) -> None:
+    old, new = _plain(old), _plain(new)
+    if old != new:
+        changes[name] = {"old": old, "new": new} if shown else CHANGED
+
+
+def record_changes(*, merchant: Merchant, record: RecordInput) -> dict:
+    """What writing ``record`` would change of ``merchant``'s stored record, for the edit's audit row: field → {old,
+    new} for a field in SHOWN_FIELDS, field → CHANGED for any other; {} when nothing changes. Fields are named as
+    the record's ``param`` names them (``contact_phone``, ``settlement_account.account_number``,
+    ``stores[0].address``); a store added or a scenario added or removed is named by its index, a store removed as
+    ``stores.removed`` with its store numbers. Call it before ``_write_record``."""
+    changes: dict = {}
+    for key, new in record.merchant.items():
+        old = getattr(merchant, key)
+        if key == "requested_products":
+            old, new = sorted(old or []), sorted(new or [])
+        if key == "scenarios":
+            continue
+        _change(changes, key, old, new, shown=key in SHOWN_FIELDS)
+    if "scenarios" in record.merchant:
+        old_list, new_list = merchant.scenarios or [], record.merchant["scenarios"] or []
+        for i in range(max(len(old_list), len(new_list))):
+            old_item = old_list[i] if i < len(old_list) else None
+            new_item = new_list[i] if i < len(new_list) else None
+            if old_item is None or new_item is None:
+                _change(changes, f"scenarios[{i}]", (old_item or {}).get("type"), (new_item or {}).get("type"),
+                        shown=True)
+                continue
+            for part in sorted(set(old_item) | set(new_item)):
+                _change(changes, f"scenarios[{i}].{part}", old_item.get(part), new_item.get(part),
+                        shown=part in SHOWN_PARTS)
+    if record.settlement is not None:
+        current = merchant.settlement_accounts.filter(current=True).first()
+        for key in SETTLEMENT_FIELDS:
+            name = f"settlement_account.{key}"
+            _change(changes, name, getattr(current, key, None), record.settlement.get(key), shown=name in SHOWN_FIELDS)
+    stored = {store.store_no: store for store in merchant.stores.all()} if merchant.pk else {}
+    for i, store in enumerate(record.stores):
+        old_store = stored.pop(store.get("store_no"), None)
+        if old_store is None:
+            _change(changes, f"stores[{i}]", None, store.get("store_no"), shown=True)
+            continue
+        for part in ("name", "area_code", "address"):
+            _change(changes, f"stores[{i}].{part}", getattr(old_store, part), store.get(part),
+                    shown=part in SHOWN_PARTS)
+    if stored:
+        changes["stores.removed"] = sorted(stored)
+    return changes
+
+
 def merchant_onboard_draft(*, actor, data: dict, partner: Merchant | None = None, partner_reference: str = "",
                            request_fingerprint: str = "") -> OnboardingApplication:
     """Create a merchant and its draft application from a record (form, import row or partner API).
@@ -153,9 +228,12 @@ def merchant_record_update(*, application_id: int, actor, data: dict,
         if application.state == ApplicationState.RETURNED:
             application.reopen()
             application.save()
+        # The row names what changed, so that a risk officer re-reviewing a resubmission sees what the clerk did;
+        # an edit that changed nothing still writes one (it may have reopened a returned application): changes {}.
+        changes = record_changes(merchant=merchant, record=record)
         _write_record(merchant=merchant, record=record)
         audit_log(actor=actor, action="merchants.application.edited", target=application,
-                  data={"from": before, "to": application.state})
+                  data={"from": before, "to": application.state, "changes": changes})
     return application
 
 
@@ -200,10 +278,11 @@ def merchant_record_correct(*, application_id: int, actor, data: dict) -> Onboar
                                "draft or returned application, or one a channel rejected, can be edited")
         _check_keeps_approval(merchant, record)
         _check_settlement_not_held(merchant, record)
+        changes = record_changes(merchant=merchant, record=record)
         _write_record(merchant=merchant, record=record)
         audit_log(actor=actor, action="merchants.application.edited", target=application,
                   data={"from": application.state, "to": application.state,
-                        "rejected_by": [c.channel_account.code for c in rejected]})
+                        "rejected_by": [c.channel_account.code for c in rejected], "changes": changes})
     return application
 
 

@@ -97,7 +97,9 @@ def test_a_clerk_corrects_the_record_a_channel_rejected_and_resubmits_it(
     application.refresh_from_db()
     assert application.state == ApplicationState.CONTRACTING  # risk's approval stands; nothing to review again
     edited = AuditLog.objects.filter(action="merchants.application.edited", actor=clerk_wang).get()
-    assert edited.data == {"from": "contracting", "to": "contracting", "rejected_by": ["wechatpay-isv"]}
+    assert edited.data == {"from": "contracting", "to": "contracting", "rejected_by": ["wechatpay-isv"],
+                           "changes": {"short_name": {"old": "西湖茶馆", "new": "西湖茶馆龙井店"},
+                                       "settlement_account.account_number": "(changed)"}}
 
     client.post(f"/staff/merchants/{merchant.merchant_no}/contracts/{contract.pk}/resubmit/")
     requests.post(f"{root}/wechatpay/_control/applications/{contract.channel_application_id}",
