@@ -47,8 +47,9 @@ ACTOR = "demo-seed"
 IN_WALLET = frozenset({"wechat.jsapi", "wechat.mini", "alipay.jsapi"})  # DemoAccount.in_wallet_rate
 
 
-# The demo merchant's WeChat official account (公众号) appid, as its bank contracts record it (demo only).
-DEMO_SUB_APPID = "wx5f2c8e1a9b7d4c3e"
+# The demo WeChat Pay ISV account (DEMO_ACCOUNTS), whose official-account appid (``sp_appid``, issued by the
+# simulator when the seed provisions it) the demo bank contracts name as their ``sub_appid``: demo_bank_sub_appid.
+DEMO_WECHAT_ACCOUNT = "wechatpay-isv"
 
 
 @dataclass(frozen=True)
@@ -353,8 +354,18 @@ def demo_merchant_contracts_seed(*, merchant, simulator_root: str | None = None)
             rates = {p.product: str(default_rate(p.product)) for p in account.products.filter(enabled=True)}
             # At a bank, WeChat JSAPI names the merchant's own official-account appid (bank.md §6.2): without one
             # routing passes the bank over for wechat.jsapi (channels.routing.choose).
-            sub_appid = DEMO_SUB_APPID if account.kind == "bank" else ""
+            sub_appid = demo_bank_sub_appid() if account.kind == "bank" else ""
             contract_register_existing(merchant=merchant, account=account, sub_mchid=sub_mchid, rates=rates,
                                        actor=ACTOR, reason="demo seed", app_auth_token=token, sub_appid=sub_appid)
             done.append(account.code)
     return done
+
+
+def demo_bank_sub_appid() -> str:
+    """The appid the demo bank contracts name (bank.md §6.2): our WeChat Pay ISV account's ``sp_appid``. A WeChat
+    payer's openid is valid under one appid only (channel-protocols.md §E), and one-code-pay learns a bank's WeChat
+    payers through that account's OAuth (trades.onecode.services.oauth_via), which only an appid the WeChat
+    simulator issued gets through. Without the account (its simulator not there) the banks get no appid and routing
+    passes them over for WeChat JSAPI (channels.routing.choose)."""
+    wechat = ChannelAccount.objects.filter(code=DEMO_WECHAT_ACCOUNT, kind="wechatpay").first()
+    return (wechat.config or {}).get("sp_appid", "") if wechat is not None else ""

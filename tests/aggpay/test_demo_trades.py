@@ -21,8 +21,12 @@ from django.core.management import CommandError, call_command
 
 from aggpay.management import demo, demo_trades
 from aggpay.models import AuditLog
-from channels.models import ChannelCallback
-from channels.services.demo import demo_channel_accounts_seed, demo_merchant_contracts_seed
+from channels.models import ChannelAccount, ChannelCallback
+from channels.services.demo import (
+    DEMO_WECHAT_ACCOUNT,
+    demo_channel_accounts_seed,
+    demo_merchant_contracts_seed,
+)
 from merchants.models import Merchant
 from trades import workbench
 from trades.models import ChannelCall, Delivery, DeliveryAttempt, Event, LatePayment, Order, Refund
@@ -293,5 +297,6 @@ def test_the_demo_merchant_can_take_wechat_jsapi_at_its_cheapest_bank(demo_merch
         "out_trade_no": "DEMO-JSAPI-1", "amount": 1200, "product": "wechat.jsapi", "subject": "Longjing tea",
         "payer": {"openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"}})
     assert status == 201, order
-    assert order["state"] == "pending" and order["pay_params"]["jsapi"]["appId"] == "wx5f2c8e1a9b7d4c3e"
+    wechat_appid = ChannelAccount.objects.get(code=DEMO_WECHAT_ACCOUNT).config["sp_appid"]
+    assert order["state"] == "pending" and order["pay_params"]["jsapi"]["appId"] == wechat_appid
     assert Order.objects.get(pk=order["id"]).channel_account.kind == "bank"

@@ -26,15 +26,14 @@ UA_SAFARI = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit
              "Version/17.0 Mobile/15E148 Safari/604.1")
 
 
-SUB_APPID = "wx8888888888888888"  # the merchant's official account appid, as a bank contract names it (bank.md §6.2)
-
-
 def route_wallets_to_the_bank(shop) -> None:
     """Tea House's bank contract also sells WeChat and Alipay JSAPI, cheaper than the ISV accounts, so routing sends
-    a store code's wallet payments to the bank (indirect mode), as the demo's routing does to Bank A."""
+    a store code's wallet payments to the bank (indirect mode), as the demo's routing does to Bank A. The contract
+    names our WeChat ISV account's appid (bank.md §6.2): its WeChat payers' openids come from that appid's OAuth
+    (channel-protocols.md §E, trades.onecode.services.oauth_via)."""
     bank = shop.accounts["bank"]
     contract = Contract.objects.get(merchant=shop.merchant, channel_account=bank)
-    Contract.objects.filter(pk=contract.pk).update(sub_appid=SUB_APPID)
+    Contract.objects.filter(pk=contract.pk).update(sub_appid=shop.accounts["wechatpay"].config["sp_appid"])
     for product in ("wechat.jsapi", "alipay.jsapi"):
         ChannelProduct.objects.create(account=bank, product=product, cost_rate=Decimal("0.0010"), max_amount=5_000_000)
         ContractRate.objects.create(contract=contract, product=product, rate=Decimal("0.0038"))

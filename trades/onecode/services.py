@@ -26,7 +26,7 @@ from aggpay.errors import IdempotencyConflict, InvalidRequest, NotFound, Product
 from aggpay.money import format_yuan
 from channels.models import ChannelAccount, ChannelProduct
 from channels.routing import choose
-from merchants.models import Merchant, MerchantApp, Store
+from merchants.models import Contract, ContractState, Merchant, MerchantApp, Store
 from trades.models import Order
 from trades.models.store_codes import StoreCode
 from trades.services.cashier import OAUTH_PAYER_ID_KIND, PAYER_KEYS, WALLET_PRODUCTS
@@ -114,28 +114,65 @@ def payments_app(merchant: Merchant) -> MerchantApp | None:
 
 
 def oauth_account(*, merchant: Merchant, wallet: str, amount: int | None = None) -> ChannelAccount | None:
-    """The account whose OAuth learns the payer id, and so the only account the payer's order may go to: the id is
+    """The account the payer's order will go to, and so the account whose payer ids the order may carry: the id is
     only valid there (a WeChat openid belongs to one appid, channel-protocols.md §E), and ``onecode_pay`` /
-    ``order_cashier_pay`` route with ``only_account_id`` set to it.
+    ``order_cashier_pay`` route with ``only_account_id`` set to it. Its OAuth is ``oauth_via``'s: an account the
+    wallet's payers cannot be logged in for (a bank without our WeChat or Alipay app for it) is passed over.
 
-    With an amount (a cashier order): the account routing picks for that amount. Without one (a store code, whose
-    amount the payer types later): of the accounts routing would take for *some* amount, the one with the widest
-    limits (the highest maximum, then the lowest minimum), then routing's own priority (cheapest, oldest
-    contract). So the payer can pay any amount some account can take, unless the accounts' ranges do not nest;
+    With an amount (a cashier order): the account routing picks for that amount, or the next it ranks. Without one
+    (a store code, whose amount the payer types later): of the accounts routing would take for *some* amount, the one
+    with the widest limits (the highest maximum, then the lowest minimum), then routing's own priority (cheapest,
+    oldest contract). So the payer can pay any amount some account can take, unless the accounts' ranges do not nest;
     then the amount page names the account's limits (``onecode_pay``)."""
     product = WALLET_PRODUCTS[wallet]
     decision = choose(merchant=merchant, product=product, amount=amount if amount is not None else 1)
     if amount is not None:
-        chosen = decision.chosen
-        return ChannelAccount.objects.get(pk=chosen.account_id) if chosen is not None else None
+        ranked = ([decision.chosen] if decision.chosen is not None else []) + [c for c, _ in decision.others or []]
+        for candidate in ranked:
+            account = ChannelAccount.objects.get(pk=candidate.account_id)
+            if oauth_via(merchant=merchant, account=account, wallet=wallet) is not None:
+                return account
+        return None
     codes = [c["account"] for c in decision.candidates if c["eligible"] or c["reason"].startswith("amount outside")]
     if not codes:
         return None
     order = {code: i for i, code in enumerate(codes)}  # candidates come in contract order (the oldest first)
-    offers = ChannelProduct.objects.select_related("account").filter(account__code__in=codes, product=product)
+    offers = [p for p in ChannelProduct.objects.select_related("account").filter(account__code__in=codes,
+                                                                                 product=product)
+              if oauth_via(merchant=merchant, account=p.account, wallet=wallet) is not None]
     best = min(offers, key=lambda p: (-p.max_amount, p.min_amount, p.cost_rate - p.isv_rebate_rate,
                                       order[p.account.code]), default=None)
     return best.account if best is not None else None
+
+
+def oauth_via(*, merchant: Merchant, account: ChannelAccount, wallet: str) -> ChannelAccount | None:
+    """The account whose OAuth learns the id of ``wallet``'s payer for an order going to ``account``; None if none.
+
+    WeChat Pay's and Alipay's ISV accounts log their own payers in (§E). A bank's userAuth (docs/channels/bank.md
+    §10) logs in UnionPay payers only: a WeChat payer's id must be an openid under the appid the bank order carries
+    (the contract's ``sub_appid``, bank.md §6.2; an openid is valid for one appid only, §E), learnt through WeChat
+    OAuth under that appid — our WeChat Pay ISV account whose ``sp_appid`` it is; an Alipay payer's buyer id comes
+    from our Alipay app's OAuth (Alipay's user id is not per app, §E). Without such an account the bank cannot take
+    that wallet's payers: a WeChat payer sent to UnionPay's login page gets nowhere, and its id is no openid."""
+    if account.kind != "bank" or wallet == "unionpay":
+        return account
+    isv_accounts = ChannelAccount.objects.filter(enabled=True).order_by("created_at", "pk")
+    if wallet == "alipay":
+        return isv_accounts.filter(kind="alipay").first()
+    sub_appid = _contract_sub_appid(merchant=merchant, account=account)
+    if not sub_appid:
+        return None
+    return next((wechat for wechat in isv_accounts.filter(kind="wechatpay")
+                 if (wechat.config or {}).get("sp_appid") == sub_appid), None)
+
+
+def _contract_sub_appid(*, merchant: Merchant, account: ChannelAccount) -> str:
+    """The appid the merchant's contract at ``account`` names (its active contract's, else its latest one's: a cashier
+    order routed there before the contract was suspended is still its payer's to open)."""
+    contracts = Contract.objects.filter(merchant=merchant, channel_account=account)
+    contract = (contracts.filter(state=ContractState.ACTIVE).order_by("-created_at", "-pk").first()
+                or contracts.order_by("-created_at", "-pk").first())
+    return contract.sub_appid if contract is not None else ""
 
 
 def account_takes(*, merchant: Merchant, wallet: str, account_id: int, amount: int) -> bool:
@@ -157,9 +194,13 @@ def amount_limits_message(*, account_id: int, wallet: str, amount: int) -> str:
             f"This shop takes ¥{low} to ¥{high} per payment from this wallet; enter an amount in that range.")
 
 
-def oauth_state(*, nonce: str, target: str, wallet: str, account_id: int) -> str:
-    """The OAuth ``state``: signed, bound to the payer's session nonce and to the page it returns to (CSRF)."""
-    return signing.dumps({"n": nonce, "t": target, "w": wallet, "a": account_id}, salt=_STATE_SALT)
+def oauth_state(*, nonce: str, target: str, wallet: str, account_id: int, oauth_account_id: int | None = None) -> str:
+    """The OAuth ``state``: signed, bound to the payer's session nonce and to the page it returns to (CSRF).
+
+    ``account_id`` is the account the payer's order goes to; ``oauth_account_id`` the one whose OAuth the payer is
+    sent through (``oauth_via``: the bank's, or our WeChat / Alipay app's for a bank's wallet payers)."""
+    return signing.dumps({"n": nonce, "t": target, "w": wallet, "a": account_id,
+                          "o": oauth_account_id if oauth_account_id is not None else account_id}, salt=_STATE_SALT)
 
 
 def oauth_state_check(*, state: str, nonce: str, target: str) -> dict:
@@ -173,6 +214,7 @@ def oauth_state_check(*, state: str, nonce: str, target: str) -> dict:
 
 
 def payer_id_from_code(*, account_id: int, code: str) -> str:
+    """The payer id for an OAuth ``code``, asked of the account whose OAuth issued it (the state's ``o``)."""
     if not code:
         raise InvalidRequest("the wallet did not return an authorisation code", param="code")
     return ChannelAccount.objects.get(pk=account_id).adapter().oauth_payer_id(code=code)

@@ -106,10 +106,16 @@ def _scan_with(request: HttpRequest, wallet: str | None) -> HttpResponse:
     return render(request, "payer/scan_with.html", {"wecom": wallet == WECOM, "wallets": WALLET_NAMES.values()})
 
 
-def _start_oauth(request: HttpRequest, *, wallet: str, account: ChannelAccount, target: str,
+def _start_oauth(request: HttpRequest, *, merchant, wallet: str, account: ChannelAccount, target: str,
                  return_url: str) -> HttpResponse:
-    state = services.oauth_state(nonce=_nonce(request), target=target, wallet=wallet, account_id=account.pk)
-    url = account.adapter().oauth_authorize_url(redirect_uri=request.build_absolute_uri(return_url), state=state)
+    """Send the payer through the OAuth that learns an id valid at ``account`` (the order's): its own, or for a
+    bank's WeChat / Alipay payer our app's at that wallet (services.oauth_via, §E). The state names both."""
+    via = services.oauth_via(merchant=merchant, account=account, wallet=wallet)
+    if via is None:  # oauth_account passes such accounts over; an order already routed there may still land here
+        return _sorry(request, f"该商户暂不支持{WALLET_NAMES[wallet]}付款。This shop does not take this wallet yet.")
+    state = services.oauth_state(nonce=_nonce(request), target=target, wallet=wallet, account_id=account.pk,
+                                 oauth_account_id=via.pk)
+    url = via.adapter().oauth_authorize_url(redirect_uri=request.build_absolute_uri(return_url), state=state)
     return redirect(url)
 
 
@@ -119,7 +125,8 @@ def _finish_oauth(request: HttpRequest, target: str) -> dict:
     data = services.oauth_state_check(state=query.get("state", ""), nonce=_nonce(request), target=target)
     # WeChat returns ``code``, Alipay ``auth_code``, UnionPay userAuth ``userAuthCode`` (§E).
     code = query.get("code") or query.get("auth_code") or query.get("userAuthCode") or ""
-    payer_id = services.payer_id_from_code(account_id=data["a"], code=code)
+    # A state signed before the OAuth account was named in it ("o") was for the order's account's own OAuth.
+    payer_id = services.payer_id_from_code(account_id=data.get("o", data["a"]), code=code)
     _remember_payer(request, target, wallet=data["w"], payer_id=payer_id, account_id=data["a"])
     return data
 
@@ -142,7 +149,7 @@ def scan(request: HttpRequest, code: str) -> HttpResponse:
         return _sorry(request, f"该商户暂不支持{WALLET_NAMES[wallet]}付款。This shop does not take this wallet yet.")
     if _current_payer(request, store_code, wallet, account):
         return redirect("onecode:scan-pay", code=store_code.code)
-    return _start_oauth(request, wallet=wallet, account=account, target=target,
+    return _start_oauth(request, merchant=store_code.merchant, wallet=wallet, account=account, target=target,
                         return_url=reverse("onecode:scan-oauth", args=[store_code.code]))
 
 
@@ -256,8 +263,8 @@ def _routed_cashier(request: HttpRequest, order: Order, token: str, wallet: str 
     if payer is None or payer["a"] != order.channel_account_id:
         # Who is this? Only an id from the account the order was routed to compares with its payer's (an openid is
         # per appid, §E): the wallet's silent OAuth there tells the payer (a new session, another tab) from others.
-        return _start_oauth(request, wallet=wallet, account=order.channel_account, target="o:" + order.pk,
-                            return_url=reverse("onecode:cashier-oauth", args=[token]))
+        return _start_oauth(request, merchant=order.merchant, wallet=wallet, account=order.channel_account,
+                            target="o:" + order.pk, return_url=reverse("onecode:cashier-oauth", args=[token]))
     return _refused(request, cashier_closed_reason(order) or CashierRefusal.OTHER_PAYER)
 
 
@@ -293,7 +300,7 @@ def cashier(request: HttpRequest, token: str) -> HttpResponse:
         account = services.oauth_account(merchant=order.merchant, wallet=wallet, amount=order.amount)
         if account is None:
             return _sorry(request, f"该订单不支持{WALLET_NAMES[wallet]}付款。This order cannot be paid this way.")
-        return _start_oauth(request, wallet=wallet, account=account, target=target,
+        return _start_oauth(request, merchant=order.merchant, wallet=wallet, account=account, target=target,
                             return_url=reverse("onecode:cashier-oauth", args=[token]))
     context = {"merchant": order.merchant, "subject": order.subject, "amount_yuan": format_yuan(order.amount),
                "wallet": wallet, "wallet_name": WALLET_NAMES[wallet], "error": ""}
