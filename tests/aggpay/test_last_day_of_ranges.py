@@ -8,8 +8,8 @@ import datetime as dt
 
 import pytest
 
-from aggpay.models import AuditLog
 from aggpay.days import on_days
+from aggpay.models import AuditLog
 
 pytestmark = pytest.mark.django_db
 
