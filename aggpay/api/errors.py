@@ -109,8 +109,21 @@ def _describe(param: str | None, message: str) -> str:
     return f"{param}: {message}" if param else message
 
 
-def _translate(exc: Exception) -> tuple[int, dict, dict]:
-    """exception → (status, envelope fields, extra headers)."""
+def _media_type_message(request) -> str:
+    """The refusal of a body that is not declared JSON, saying what was declared. Bug: "send the body as
+    application/json" alone left a merchant whose HTTP client chose the type (Node's fetch sends a string as
+    text/plain;charset=UTF-8) looking at JSON it had sent. No ``param``: ``param`` names fields of the body or the
+    query, never a header (docs/api.md "Errors"), as for the charset (aggpay.api.parsers)."""
+    declared = (getattr(request, "content_type", "") or "").strip() if request is not None else ""
+    if not declared:
+        return "Content-Type: send the body as application/json; the request has no Content-Type"
+    shown = declared if len(declared) <= 80 and declared.isprintable() else repr(declared[:80])
+    return f"Content-Type: send the body as application/json, not {shown}"
+
+
+def _translate(exc: Exception, request=None) -> tuple[int, dict, dict]:
+    """exception → (status, envelope fields, extra headers). ``request`` (the context's, if any) lets a refusal
+    name what the request sent."""
     if isinstance(exc, ChannelRefused):
         return exc.status, {"code": exc.code, "message": exc.message, "param": exc.param,
                             "channel_code": exc.channel_code, "channel_message": exc.channel_message}, {}
@@ -140,7 +153,7 @@ def _translate(exc: Exception) -> tuple[int, dict, dict]:
         headers = {"Retry-After": str(int(exc.wait))} if exc.wait else {}
         return 429, {"code": "rate_limited", "message": "too many requests; retry later"}, headers
     if isinstance(exc, exceptions.UnsupportedMediaType):
-        return 400, {"code": "invalid_request", "message": "send the body as application/json"}, {}
+        return 400, {"code": "invalid_request", "message": _media_type_message(request)}, {}
     if isinstance(exc, exceptions.NotAcceptable):
         return 400, {"code": "invalid_request", "message": "the API answers application/json only"}, {}
     if isinstance(exc, exceptions.ParseError):
@@ -160,7 +173,7 @@ def _translate(exc: Exception) -> tuple[int, dict, dict]:
 
 def exception_handler(exc: Exception, context: dict) -> Response:
     """DRF EXCEPTION_HANDLER: every exception becomes the envelope; never returns None."""
-    status, fields, headers = _translate(exc)
+    status, fields, headers = _translate(exc, context.get("request"))
     if status >= 500 and not isinstance(exc, ApplicationError):
         view = context.get("view")
         logger.error("unhandled error in %s", type(view).__name__ if view else "API", exc_info=exc)

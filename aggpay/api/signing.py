@@ -30,6 +30,10 @@ SIGNATURE_HEADER = "Aggpay-Signature"
 AUTHORIZATION_KEYS = frozenset({"app_id", "timestamp", "nonce", "signature"})
 NONCE_RE = re.compile(r"^[A-Za-z0-9]{16,64}$")
 _TIMESTAMP_RE = re.compile(r"^[0-9]{1,12}$")
+# Digits beyond _TIMESTAMP_RE's twelve: milliseconds (JavaScript's Date.now() has 13) or finer, not seconds (10 until
+# the year 2286). Bug: refused as "digits only", which a 13-digit timestamp is.
+_MILLISECONDS_RE = re.compile(r"^[0-9]{13,}$")
+_NONCE_CHARACTER = re.compile(r"[A-Za-z0-9]")
 _APP_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
 # One `key="value"` pair; values are quoted and hold no quote or backslash (nothing we issue needs escaping).
 _PAIR_RE = re.compile(r'\s*([a-z_]+)="([^"\\]*)"\s*')
@@ -140,13 +144,27 @@ def parse_authorization(header: str | None) -> tuple[str, dict[str, str]]:
         raise AuthorizationError(f"Authorization is missing {', '.join(missing)}")
     if not _APP_ID_RE.match(pairs["app_id"]):
         raise AuthorizationError("app_id is malformed")
+    if _MILLISECONDS_RE.match(pairs["timestamp"]):
+        raise AuthorizationError(f"timestamp must be unix seconds, not milliseconds: {len(pairs['timestamp'])} "
+                                 "digits is too many (now is 10 digits; in JavaScript Math.floor(Date.now() / 1000))")
     if not _TIMESTAMP_RE.match(pairs["timestamp"]):
         raise AuthorizationError("timestamp must be unix seconds (digits only)")
     if not NONCE_RE.match(pairs["nonce"]):
-        raise AuthorizationError("nonce must be 16-64 characters of [A-Za-z0-9]")
+        raise AuthorizationError(_nonce_problem(pairs["nonce"]))
     if not pairs["signature"]:
         raise AuthorizationError("signature is empty")
     return scheme, pairs
+
+
+def _nonce_problem(nonce: str) -> str:
+    """What is wrong with a nonce NONCE_RE refuses, naming the first character outside [A-Za-z0-9]. Bug: "must be
+    16-64 characters of [A-Za-z0-9]" alone left a merchant with a UUID (its '-') or base64 (a '+', '/' or '=' in many
+    of them) guessing which rule it broke."""
+    rule = "nonce must be 16-64 characters of [A-Za-z0-9]"
+    stray = next((character for character in nonce if not _NONCE_CHARACTER.fullmatch(character)), None)
+    if stray is not None:
+        return f"{rule}; {stray!r} is not one of them (hex will do: 16 random bytes are 32 hex digits)"
+    return f"{rule}; this one has {len(nonce)} characters"
 
 
 def build_authorization(scheme: str, *, app_id: str, timestamp: str | int, nonce: str, signature: str) -> str:

@@ -131,10 +131,13 @@ _EXAMPLE_CSV = (
 )
 STATEMENT_DESCRIPTION = """\
 One line per payment, refund and reversal whose money moved on that calendar day (Asia/Shanghai, 00:00 to 00:00),
-oldest first, then the day's totals. Amounts are integer fen, signed from the merchant's side: payments positive,
-refunds and reversals negative; `fee` is the merchant fee with the same sign (charged, or given back by a refund);
-`net = amount − fee` on every line and in the summary. A day is available once it has closed (from 00:00 the next
-day): asking earlier is `409 invalid_state`. A day without trades is a statement with no lines and zero totals.
+oldest first, then the day's totals. Lines are ordered by their `time` to the second; within one second payments,
+then refunds — in the order aggpay recorded their success, the order their fee shares are worked out in — then
+reversals. Amounts are integer fen, signed from the merchant's side: payments positive, refunds and reversals
+negative; `fee` is the merchant fee with the same sign (a payment's is amount × rate rounded half-up to the fen; a
+refund gives back its share of it); `net = amount − fee` on every line and in the summary. A day is available once
+it has closed, from 00:00 China time the next day (16:00 UTC on the day): asking earlier is `409 invalid_state`,
+whose message gives that time. A day without trades is a statement with no lines and zero totals.
 
 `format=csv` answers the same as `text/csv; charset=utf-8` (RFC 4180, CRLF): a header row, the lines (empty cells
 for nulls), then two rows starting with `summary`: the names of the totals, then their values. The response

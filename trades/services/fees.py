@@ -28,6 +28,8 @@ class FeeSnapshot:
 
 
 def fees_for_payment(*, amount: int, merchant_rate: Decimal, cost_rate: Decimal, rebate_rate: Decimal) -> FeeSnapshot:
+    """Each part is ``amount × rate`` rounded half-up to the fen (aggpay.money.fee_for): 0.5 fen is 1, 0.38 is 0.
+    docs/api.md "Statements" states the merchant fee's rule to merchants; change both together."""
     merchant_fee = fee_for(amount=amount, rate=merchant_rate)
     channel_cost = fee_for(amount=amount, rate=cost_rate)
     rebate = fee_for(amount=amount, rate=rebate_rate)
@@ -50,6 +52,10 @@ def fees_for_refund(*, snapshot: FeeSnapshot, paid: int, refund: int, already_re
     when the order is fully refunded (no fen lost or created by rounding). ``already_refunded`` must be what has
     actually gone back (the order's ``refunded_amount``, under its lock, when the refund succeeds), never what is
     merely reserved: a reserved refund may still fail, and a share computed on top of it would not add up.
+
+    So the shares depend on the order in which the successes are recorded, one at a time under the order's lock —
+    the order of their ``refund.succeeded`` events. Merchants follow that order (docs/api.md "Statements"), and
+    statements list refunds the channel dated in the same second in it (trades.services.statements).
     """
     def part(total: int) -> int:
         return prorate(part=already_refunded + refund, whole=paid, value=total) - prorate(

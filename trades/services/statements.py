@@ -39,7 +39,8 @@ import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from django.db.models import CharField, DateTimeField, F, OuterRef, QuerySet, Subquery, Value
+from django.db.models import BigIntegerField, CharField, DateTimeField, F, OuterRef, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce, TruncSecond
 from django.utils import timezone
 
 from aggpay.errors import InvalidRequest, InvalidState
@@ -162,8 +163,28 @@ def statement_get(*, merchant, day: dt.date, now: dt.datetime | None = None) -> 
 # Each part of the UNION selects the same columns, under names of their own (an annotation may not reuse a model
 # field's name); ``_lines`` turns them into StatementLine.
 _COLUMNS = ("s_type", "s_id", "s_out_trade_no", "s_out_refund_no", "s_product", "s_channel_trade_no",
-            "s_channel_refund_no", "s_time", "s_amount", "s_fee")
+            "s_channel_refund_no", "s_time", "s_amount", "s_fee", "s_second", "s_recorded")
 _NO_TEXT = Value(None, output_field=CharField())
+# The order of the lines (docs/api.md "Statements"): by the time shown (whole seconds, ``s_second``); within one second
+# payments, refunds, reversals; refunds then in the order aggpay recorded their success (``s_recorded``); then the
+# full time and the id. Bug: within one second the order was by type and then by id — random — so two refunds of
+# one order that the channel dated in the same second came in either order, and the running total their fee shares
+# are worked out from (trades.services.fees.fees_for_refund) could not be followed down the statement.
+_ORDER = ("s_second", "s_type", "s_recorded", "s_time", "s_id")
+_NOT_RECORDED = Value(0, output_field=BigIntegerField())  # lines whose order within the second no fee depends on
+
+
+def _second(field_name: str) -> TruncSecond:
+    return TruncSecond(field_name, tzinfo=dt.UTC)  # whole seconds are the same in every zone of whole-hour offset
+
+
+def _success_recorded(refund_pk: str = "pk") -> Subquery:
+    """Where a refund's success stands in the order aggpay recorded successes: its ``refund.succeeded`` event's
+    primary key. A success is applied under the order's lock and its event written in that transaction, after the
+    merchant's feed lock (trades.services.events._feed_position), so the events' keys rise in the order the fee
+    shares were worked out — the order of those events in GET /api/v1/events too."""
+    events = Event.objects.filter(type="refund.succeeded", object_type="refund", object_id=OuterRef(refund_pk))
+    return Subquery(events.order_by("pk").values("pk")[:1], output_field=BigIntegerField())
 
 
 def _payments(merchant, start, end):
@@ -172,7 +193,8 @@ def _payments(merchant, start, end):
             .values(s_type=Value("payment", output_field=CharField()), s_id=F("id"),
                     s_out_trade_no=F("out_trade_no"), s_out_refund_no=_NO_TEXT, s_product=F("product"),
                     s_channel_trade_no=F("channel_trade_no"), s_channel_refund_no=_NO_TEXT, s_time=F("paid_at"),
-                    s_amount=F("amount"), s_fee=F("merchant_fee")))
+                    s_amount=F("amount"), s_fee=F("merchant_fee"), s_second=_second("paid_at"),
+                    s_recorded=_NOT_RECORDED))
 
 
 def _refunds(merchant, start, end):
@@ -183,7 +205,8 @@ def _refunds(merchant, start, end):
                     s_out_trade_no=F("order__out_trade_no"), s_out_refund_no=F("out_refund_no"),
                     s_product=F("order__product"), s_channel_trade_no=F("order__channel_trade_no"),
                     s_channel_refund_no=F("channel_refund_no"), s_time=F("succeeded_at"), s_amount=F("amount"),
-                    s_fee=F("merchant_fee_refunded")))
+                    s_fee=F("merchant_fee_refunded"), s_second=_second("succeeded_at"),
+                    s_recorded=Coalesce(_success_recorded(), _NOT_RECORDED)))
 
 
 def reversals_in(start: dt.datetime, end: dt.datetime, *, merchant=None) -> QuerySet:
@@ -206,7 +229,8 @@ def _reversals(merchant, start, end):
             .values(s_type=Value("reversal", output_field=CharField()), s_id=F("id"),
                     s_out_trade_no=F("out_trade_no"), s_out_refund_no=_NO_TEXT, s_product=F("product"),
                     s_channel_trade_no=F("channel_trade_no"), s_channel_refund_no=_NO_TEXT,
-                    s_time=F("reversed_at"), s_amount=F("amount"), s_fee=F("merchant_fee")))
+                    s_time=F("reversed_at"), s_amount=F("amount"), s_fee=F("merchant_fee"),
+                    s_second=_second("reversed_at"), s_recorded=_NOT_RECORDED))
 
 
 def late_payments_in(start: dt.datetime, end: dt.datetime, *, merchant=None, refunds: bool = False) -> QuerySet:
@@ -219,14 +243,15 @@ def late_payments_in(start: dt.datetime, end: dt.datetime, *, merchant=None, ref
 
 
 def _late_payments(merchant, start, end, *, refunds: bool = False):
+    when = "refunded_at" if refunds else "paid_at"
     return (late_payments_in(start, end, merchant=merchant, refunds=refunds)
             .order_by()
             .values(s_type=Value("refund" if refunds else "payment", output_field=CharField()), s_id=F("order_id"),
                     s_out_trade_no=F("order__out_trade_no"), s_out_refund_no=_NO_TEXT, s_product=F("order__product"),
                     s_channel_trade_no=F("channel_trade_no"),
                     s_channel_refund_no=F("channel_refund_no") if refunds else _NO_TEXT,
-                    s_time=F("refunded_at" if refunds else "paid_at"), s_amount=F("amount"),
-                    s_fee=F("order__merchant_fee")))
+                    s_time=F(when), s_amount=F("amount"), s_fee=F("order__merchant_fee"), s_second=_second(when),
+                    s_recorded=_NOT_RECORDED))
 
 
 def _lines(*, merchant, start: dt.datetime, end: dt.datetime) -> Iterable[StatementLine]:
@@ -234,7 +259,7 @@ def _lines(*, merchant, start: dt.datetime, end: dt.datetime) -> Iterable[Statem
              .union(_refunds(merchant, start, end), _reversals(merchant, start, end),
                     _late_payments(merchant, start, end), _late_payments(merchant, start, end, refunds=True),
                     all=True)
-             .order_by("s_time", "s_type", "s_id"))
+             .order_by(*_ORDER))
     zone = timezone.get_default_timezone()
     for row in query.iterator(chunk_size=ITERATOR_CHUNK):
         sign = 1 if row["s_type"] == "payment" else -1
