@@ -465,9 +465,13 @@ def channel_request(
     elapsed = (time.perf_counter() - started) * 1000
     metrics.record(kind, str(status // 100) + "xx", elapsed)
     _record_exchange(method, url, body, status, content)
-    if logger.isEnabledFor(logging.INFO):  # redacting both bodies costs more than the rest of this function
-        logger.info(
-            "%s %s %s -> %s in %.0f ms (%s) req=%s resp=%s",
+    # A 5xx is the channel in trouble (design §5: an unknown outcome, settled on the ladder) and is logged as a
+    # timeout is, at WARNING, so an operator's alerting sees it. Bug: logged at INFO like a 200, an outage of 5xx
+    # answers was invisible to an on-call person reading warnings; only the trade timeline showed it.
+    level = logging.WARNING if status >= 500 else logging.INFO
+    if logger.isEnabledFor(level):  # redacting both bodies costs more than the rest of this function
+        logger.log(
+            level, "%s %s %s -> %s in %.0f ms (%s) req=%s resp=%s",
             kind, method, _path(url), status, elapsed, request_id,
             redact(_readable(body), 500), redact(_readable(content), 500),
         )

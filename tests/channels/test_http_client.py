@@ -282,6 +282,16 @@ def test_each_thread_has_its_own_connection(serve):
     assert server.connections == 2
 
 
+def test_a_server_error_is_logged_as_a_warning_and_a_success_is_not(serve, caplog):
+    server = serve([b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy", _ok(b"fine")])
+    with caplog.at_level("INFO", logger=http.logger.name):
+        assert call(server.url()).status == 503
+        assert call(server.url()).status == 200
+    levels = [(record.levelname, record.getMessage().split(" in ")[0].rsplit("/", 1)[-1]) for record in caplog.records
+              if record.name == http.logger.name]
+    assert levels == [("WARNING", "x -> 503"), ("INFO", "x -> 200")]
+
+
 # --- timeouts ---------------------------------------------------------------------------------------------------
 def test_read_timeout_is_unknown(serve):
     server = serve([HANG])
