@@ -12,7 +12,8 @@ from rest_framework.response import Response
 from aggpay.api.lists import ListParamsSerializer, page, parse_list_params
 from aggpay.api.schema import api_schema
 from aggpay.api.views import MerchantAPIView
-from trades.services.events import EVENT_TYPES, event_payload, events_for_app
+from aggpay.errors import InvalidRequest
+from trades.services.events import EVENT_TYPES, event_payload, event_scope, events_for_app
 
 
 class EventListParamsSerializer(ListParamsSerializer):
@@ -62,6 +63,13 @@ class EventListView(MerchantAPIView):
     )
     def get(self, request):
         params = parse_list_params(EventListParamsSerializer, request.query_params)
+        if params.get("type") and not request.auth.has_scope(event_scope(params["type"])):
+            # docs/api.md "Pulling events": an app sees the event types of its scopes. A type it can never receive
+            # is refused like one that does not exist ("Errors": never an empty list that reads as "nothing
+            # happened"). Bug: a payments app asking ?type=merchant.submitted got 200 {"data": []}.
+            scope = event_scope(params["type"])
+            raise InvalidRequest(f"type: {params['type']} goes to apps with the {scope} scope, and this app does "
+                                 f"not have it: it lists the types of its scopes only", param="type")
         where = {"type": params["type"]} if params.get("type") else None
         rows, has_more = page(events_for_app(request.auth), params=params, id_field="event_id", where=where)
         return Response({"data": [event_payload(event) for event in rows], "has_more": has_more})

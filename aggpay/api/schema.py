@@ -4,13 +4,18 @@ documents every status code it can answer (design §9)."""
 
 from __future__ import annotations
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.extensions import (
+    OpenApiAuthenticationExtension,
+    OpenApiSerializerExtension,
+    OpenApiSerializerFieldExtension,
+)
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 
 from aggpay.api.errors import ERROR_CODES
 from aggpay.api.signing import HMAC_SCHEME, RSA_SCHEME
+from aggpay.api.strict import TEXT_PATTERN
 
 SIGNING_DESCRIPTION = f"""\
 Every request is signed by the calling app (see docs/api.md for worked examples).
@@ -34,6 +39,35 @@ class MerchantSignatureScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):
         return {"type": "apiKey", "in": "header", "name": "Authorization", "description": SIGNING_DESCRIPTION}
+
+
+class StrictSerializerSchema(OpenApiSerializerExtension):
+    """A StrictSerializer refuses a field it does not know (aggpay.api.strict): its schema says so with
+    ``additionalProperties: false``, so a generated client or a schema-driven tester (schemathesis) knows what the API
+    refuses. A serializer may add keywords of its own in ``schema_keywords`` (``payer``: one key at most). Bug: the
+    request bodies allowed any extra property, and ``payer`` any string key."""
+
+    target_class = "aggpay.api.strict.StrictSerializer"
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema, direction):
+        schema = auto_schema._map_basic_serializer(self.target, direction)
+        schema["additionalProperties"] = False
+        schema.update(getattr(self.target, "schema_keywords", {}))
+        return schema
+
+
+class TextFieldSchema(OpenApiSerializerFieldExtension):
+    """A TextField refuses control and bidirectional formatting characters (aggpay.api.strict
+    .refuse_hidden_characters): its schema's ``pattern`` says the same."""
+
+    target_class = "aggpay.api.strict.TextField"
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema, direction):
+        schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        schema["pattern"] = TEXT_PATTERN
+        return schema
 
 
 class ApiErrorSerializer(serializers.Serializer):

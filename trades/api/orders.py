@@ -8,14 +8,20 @@ import json
 import re
 import threading
 
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from aggpay.api.lists import ListParamsSerializer, page, parse_list_params
 from aggpay.api.permissions import HasScope, IsMerchantApp, MerchantIsActive, MerchantMayRefund
 from aggpay.api.schema import api_schema
-from aggpay.api.strict import StrictSerializer, require_no_fields
+from aggpay.api.strict import (
+    StrictCharField,
+    StrictSerializer,
+    TextField,
+    refuse_hidden_characters,
+    require_no_fields,
+)
 from aggpay.api.views import MerchantAPIView, api_actor
 from aggpay.notify_urls import notify_url_refusal
 from channels.adapters.base import BARCODE_PRODUCTS
@@ -26,9 +32,11 @@ from trades.services.refunds import refund_create, refund_get, refund_sync
 from trades.services.representation import LATE_PAYMENT_STATES, WALLETS, order_as_api, refund_as_api
 
 OUT_NO = re.compile(r"^[0-9A-Za-z_-]{6,32}$")
-PAYER_KEYS = {"openid", "buyer_id", "user_id"}
 # merchant-api.md "Orders": `payer` is for JSAPI/mini, `auth_code` for barcode. unionpay.qr takes a payer too: with
-# the payer's UnionPay user_id it is 银联JS支付 (docs/channels/bank.md §6.2, trades.services.cashier).
+# the payer's UnionPay user_id it is 银联JS支付 (docs/channels/bank.md §6.2, trades.services.cashier). Each product
+# names its payer by its wallet's one key: {"openid": ...} (WeChat), {"buyer_id": ...} (Alipay), {"user_id": ...}
+# (UnionPay) — trades.services.orders._payer_key.
+PAYER_KEY_BY_WALLET = {"wechat": "openid", "alipay": "buyer_id", "unionpay": "user_id"}
 PAYER_PRODUCTS = frozenset({*JSAPI_PRODUCTS, "unionpay.qr"})
 AUTH_CODE_PRODUCTS = frozenset({"barcode", *BARCODE_PRODUCTS})
 METADATA_MAX_BYTES = 2048
@@ -81,17 +89,13 @@ class IdentifierField(StrictRegexField):
         return value
 
 
-class StrictCharField(serializers.CharField):
-    """Text fields are JSON strings: DRF would quietly turn 5 into "5" and true into "True"."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
 class HttpUrlField(serializers.URLField):
+    """An http(s) URL. Django's URLValidator takes control and bidirectional formatting characters in the path (and a
+    return_url goes to the channel): refused as in text fields."""
+
     def to_internal_value(self, data):
+        if isinstance(data, str):
+            refuse_hidden_characters(data)  # as sent, before DRF trims it (aggpay.api.strict.TextField)
         value = super().to_internal_value(data)
         if not value.lower().startswith(("http://", "https://")):
             raise serializers.ValidationError("must be an http or https URL")
@@ -109,30 +113,56 @@ class NotifyUrlField(HttpUrlField):
         return value
 
 
+@extend_schema_field({"type": "string", "maxLength": 45, "anyOf": [{"type": "string", "format": "ipv4"},
+                                                                  {"type": "string", "format": "ipv6"}]})
+class IpAddressField(StrictCharField):
+    """The payer's IP address (``validate_client_ip``); the OpenAPI document says ``ipv4`` or ``ipv6``, as the API
+    checks (bug: it said any string of up to 45 characters)."""
+
+
+class PayerInputSerializer(StrictSerializer):
+    """The payer's id in the wallet: one key, the one the order's product pays by."""
+
+    # Checked with the product in OrderCreateInputSerializer.validate. Bug: ``payer`` was a map of any strings, so
+    # {"openid": "x", "foo": 1} answered ``payer.foo`` "Not a valid string" while {"foo": "bar"} answered ``payer``
+    # "unknown key foo" — two answers for one mistake — and the OpenAPI document allowed any key.
+    unknown_message = "unknown key: payer takes openid (WeChat), buyer_id (Alipay) or user_id (UnionPay)"
+    schema_keywords = {"maxProperties": 1}  # the product's one key (aggpay.api.schema.StrictSerializerSchema)
+
+    openid = TextField(max_length=128, required=False,
+                       help_text="the payer's WeChat openid: `wechat.jsapi`, `wechat.mini`")
+    buyer_id = TextField(max_length=128, required=False,
+                         help_text="the payer's Alipay buyer_id (2088…): `alipay.jsapi`")
+    user_id = TextField(max_length=128, required=False,
+                        help_text="the payer's UnionPay user_id: `unionpay.qr` (a UnionPay JS payment)")
+
+
 class OrderCreateInputSerializer(StrictSerializer):
     out_trade_no = IdentifierField(OUT_NO, help_text="6–32 chars [0-9A-Za-z_-], unique per merchant",
                                    error_messages={"invalid": "must be 6–32 characters of 0-9 A-Z a-z _ -"})
     amount = StrictIntegerField(min_value=1, max_value=10**11, help_text="fen, ≥ 1")
     currency = serializers.ChoiceField(choices=["CNY"], default="CNY")
     product = serializers.ChoiceField(choices=list(API_PRODUCTS))
-    subject = StrictCharField(max_length=128)
-    description = StrictCharField(max_length=1024, required=False, allow_blank=True)
+    subject = TextField(max_length=128)
+    description = TextField(max_length=1024, required=False, allow_blank=True)
     metadata = serializers.DictField(required=False, help_text="JSON object ≤ 2 KB, echoed back")
     notify_url = NotifyUrlField(max_length=512, required=False)
     return_url = HttpUrlField(max_length=512, required=False)
     expire_seconds = StrictIntegerField(min_value=60, max_value=86400, required=False)
-    client_ip = StrictCharField(max_length=45, required=False)
-    payer = serializers.DictField(
-        child=StrictCharField(max_length=128), required=False,
-        help_text="the payer's id in the wallet: "
-                  '{"openid": ...} (WeChat), {"buyer_id": ...} (Alipay) or {"user_id": ...} (UnionPay). Required '
-                  "for `wechat.jsapi`, `wechat.mini` and `alipay.jsapi`; optional for `unionpay.qr` (with a "
-                  "`user_id`, a UnionPay JS payment); any other product refuses it (`400`, `param: payer`)")
+    client_ip = IpAddressField(max_length=45, required=False, help_text="the payer's IPv4 or IPv6 address")
+    payer = PayerInputSerializer(
+        required=False,
+        help_text="the payer's id in the wallet, the one key the product pays by: "
+                  '{"openid": ...} for `wechat.jsapi` and `wechat.mini`, {"buyer_id": ...} for `alipay.jsapi`, '
+                  '{"user_id": ...} for `unionpay.qr`. Required for `wechat.jsapi`, `wechat.mini` and '
+                  "`alipay.jsapi`; optional for `unionpay.qr` (with a `user_id`, a UnionPay JS payment); any other "
+                  "product refuses it (`400`, `param: payer`), and another wallet's key is refused naming it "
+                  "(`param: payer.buyer_id`)")
     auth_code = StrictRegexField(r"^[0-9]{16,24}$", required=False,
                                  help_text="the payer's payment code: required for `barcode` and `*.barcode`, refused "
                                            "by any other product (`400`, `param: auth_code`)")
-    store_id = StrictCharField(max_length=32, required=False, allow_blank=True)
-    terminal_id = StrictCharField(max_length=32, required=False, allow_blank=True)
+    store_id = TextField(max_length=32, required=False, allow_blank=True)
+    terminal_id = TextField(max_length=32, required=False, allow_blank=True)
 
     _per_thread = threading.local()
 
@@ -154,8 +184,11 @@ class OrderCreateInputSerializer(StrictSerializer):
         # Stored as PostgreSQL jsonb, which holds neither infinite numbers (1e400 parses as infinity) nor NUL
         # characters: refused here, naming the field, instead of failing at the INSERT as a 500. (Lone surrogates
         # and deep nesting never get this far: aggpay.api.parsers.)
+        # "≤ 2 KB" (merchant-api.md "Orders") is the object written compactly in UTF-8: what the merchant sent,
+        # less any whitespace of theirs. Bug: json.dumps's default separators (", ", ": ") counted a space the
+        # merchant never sent after each comma and colon, so 1,871 compact bytes were refused as more than 2 KB.
         try:
-            text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+            text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
         except (ValueError, TypeError):  # TypeError: an integer too long to read, kept as a Decimal (api.parsers)
             raise serializers.ValidationError("numbers must be finite and at most 4,000 digits") from None
         if len(text.encode("utf-8")) > METADATA_MAX_BYTES:
@@ -173,12 +206,6 @@ class OrderCreateInputSerializer(StrictSerializer):
             # "fe80::1%eth0": a zone names an interface of the sender's own machine, meaningless to the channel
             # (the payer's address, channel-protocols.md A.5 payer_client_ip); ipaddress takes it since 3.9.
             raise serializers.ValidationError("must be an IPv4 or IPv6 address without a zone (%…)")
-        return value
-
-    def validate_payer(self, value):
-        unknown = set(value) - PAYER_KEYS
-        if unknown:
-            raise serializers.ValidationError(f"unknown key {sorted(unknown)[0]}; use openid, buyer_id or user_id")
         return value
 
     def validate(self, attrs):
@@ -200,6 +227,16 @@ class OrderCreateInputSerializer(StrictSerializer):
             # checked where the wallet is known (trades.services.orders, names payer.openid / payer.buyer_id).
             raise serializers.ValidationError({"payer": {"user_id": [
                 "required when unionpay.qr is given a payer: the payer's UnionPay user_id"]}})
+        if attrs.get("payer") and product in PAYER_PRODUCTS:
+            # The product pays by one key; another wallet's id beside it is refused naming it, never dropped
+            # (docs/api.md "Errors": a misspelt optional field is never dropped silently). Bug: {"openid": …,
+            # "buyer_id": …} on wechat.jsapi answered 201 and the buyer_id went nowhere. Without the product's own
+            # key, the missing key is what is named (above, and trades.services.orders).
+            key = PAYER_KEY_BY_WALLET[product.split(".", 1)[0]]
+            other = next((name for name in attrs["payer"] if name != key), None)
+            if key in attrs["payer"] and other is not None:
+                raise serializers.ValidationError({"payer": {other: [
+                    f"{product} takes only payer.{key}, the payer's id in its wallet"]}})
         return attrs
 
 
@@ -274,7 +311,7 @@ class RefundCreateInputSerializer(StrictSerializer):
     out_refund_no = IdentifierField(r"^[0-9A-Za-z_-]{1,64}$", help_text="unique per merchant",
                                     error_messages={"invalid": "must be 1–64 characters of 0-9 A-Z a-z _ -"})
     amount = StrictIntegerField(min_value=1, max_value=10**11, help_text="fen")
-    reason = StrictCharField(max_length=256, required=False, allow_blank=True)
+    reason = TextField(max_length=256, required=False, allow_blank=True)
     notify_url = NotifyUrlField(max_length=512, required=False)
 
 
@@ -387,13 +424,16 @@ class OrderReverseView(PaymentsView):
                 request=None, description="Closes the order if unpaid, refunds it if paid. A channel that does "
                                           "not answer is not an error: `200` with the order as it was (`pending` "
                                           "or `succeeded`) while aggpay asks again; `order.reversed` follows. "
-                                          "Refunds of the order are refused meanwhile. Takes no body: none, "
-                                          "or `{}` (any field is a `400` naming it).",
+                                          "Refunds of the order are refused meanwhile. Sending the reverse "
+                                          "again is safe, also once it has ended the order: `200` with the order "
+                                          "`reversed` (or `closed`, when the channel held no trade to reverse). "
+                                          "Takes no body: none, or `{}` (any field is a `400` naming it).",
                 responses={200: OrderOutputSerializer}, errors=(403, 404, 409, 502),
                 error_descriptions={400: "`invalid_request`: the body has a field (`param` names it; reverse takes "
                                          "none) or is not JSON",
-                                    409: "`invalid_state`: not a payment-code order, already reversed or closed, "
-                                         "or it has refunds; the answer carries it under `order`",
+                                    409: "`invalid_state`: not a payment-code order, one that ended otherwise "
+                                         "(closed by a close, failed), or one that has refunds; the answer "
+                                         "carries it under `order`",
                                     502: "`channel_error`: the channel refused the reverse (`channel_code`, "
                                          "`channel_message`); the order, unchanged, under `order`"})
     def post(self, request, out_trade_no):

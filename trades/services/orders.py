@@ -1067,7 +1067,13 @@ def order_reverse(*, order_id: str) -> Order:
     beside it (rule 6; refund_create's reservation then refuses, ``refundable_amount`` is 0). A channel that does
     not answer leaves the order as it was (pending, or succeeded) and the reverse is retried on the barcode ladder
     (WeChat and Alipay ask for a retried reverse when the answer is unclear: channel-protocols.md A.11 ``recall=Y``,
-    B.5 ``retry_flag``; bank.md §6.7: reversing again is SUCCESS); after the last rung it waits for a person."""
+    B.5 ``retry_flag``; bank.md §6.7: reversing again is SUCCESS); after the last rung it waits for a person.
+
+    A reverse sent again once one has ended the order — a till retrying after its call timed out — answers what the
+    first one did: the order, ``reversed`` (or ``closed``, when the channel held no trade to reverse). Bug: that
+    retry was ``409 invalid_state`` "the order is reversed", though two reverses sent together both answered 200
+    (docs/api.md "Orders": sending the reverse again is safe). An order that ended some other way — closed by the
+    merchant, failed, refunded — is still ``409`` with the order."""
     order = Order.objects.select_related("channel_account", "contract").get(pk=order_id)
     if not order.channel_product.endswith(".barcode"):
         raise InvalidState("only payment-code orders can be reversed; close or refund this one")
@@ -1075,10 +1081,24 @@ def order_reverse(*, order_id: str) -> Order:
     return _reverse_send(order_id, retry=False)
 
 
+def _ended_by_reverse(order: Order) -> bool:
+    """Whether a reverse ended the order: it is ``reversed``, or ``closed`` by a reverse the channel answered "no
+    such trade" (``_reverse_send``) — the last close or reverse the order's channel was asked is a reverse."""
+    if order.state == OrderState.REVERSED:
+        return True
+    if order.state != OrderState.CLOSED:
+        return False
+    last = (ChannelCall.objects.filter(order_id=order.pk, verb__in=("close", "reverse"))
+            .order_by("-created_at", "-pk").values_list("verb", flat=True).first())
+    return last == "reverse"
+
+
 def _reverse_intent(order_id: str) -> Order:
     with transaction.atomic():
         order = _locked(order_id)
         if order.state not in (OrderState.PENDING, OrderState.SUCCEEDED):
+            if _ended_by_reverse(order):
+                return order  # _reverse_send has nothing to send: the retry answers the order as it ended
             raise InvalidState(f"the order {state_words(order.state)}", extra={"order": order_as_api(order)})
         if order.reverse_requested_at is None:
             if order.refund_reserved:
