@@ -7,21 +7,40 @@ cuts one page out of a queryset already restricted to what the caller may see.
 
 from __future__ import annotations
 
+import re
+
 from django.db.models import Q, QuerySet
 from rest_framework import serializers
 
 from aggpay.errors import InvalidRequest
 
+# An offset after a space at the end of a time: "+08:00" whose '+' was sent unescaped in a query string, which
+# application/x-www-form-urlencoded reads as a space (docs/api.md "Errors").
+_PLUS_AS_SPACE = re.compile(r" [0-9]{2}(?::?[0-9]{2})?$")
+
 
 class BoundedDateTimeField(serializers.DateTimeField):
     """A time without an offset is read at +08:00 (settings.TIME_ZONE); near year 1 that conversion overflows, and
-    DRF lets the OverflowError out as a 500. It is a bad value of the field like any other."""
+    DRF lets the OverflowError out as a 500. It is a bad value of the field like any other.
+
+    A time whose offset's '+' arrived as a space is told so. Bug: DRF's "Datetime has wrong format. Use one of
+    these formats instead: …[+HH:MM|-HH:MM|Z]" described what the developer believed they had sent."""
 
     def enforce_timezone(self, value):
         try:
             return super().enforce_timezone(value)
         except OverflowError:
             self.fail("overflow")
+
+    def to_internal_value(self, value):
+        try:
+            return super().to_internal_value(value)
+        except serializers.ValidationError:
+            if isinstance(value, str) and _PLUS_AS_SPACE.search(value):
+                raise serializers.ValidationError(
+                    "has a space where its offset's '+' would be: a '+' in a query string must be sent as %2B "
+                    "(2026-11-26T00:00:00%2B08:00), or give the time in UTC with Z") from None
+            raise
 
 
 class ListParamsSerializer(serializers.Serializer):

@@ -32,6 +32,9 @@ from aggpay.errors import InvalidRequest
 # Far more than any request of the contract needs (an onboarding application nests three levels), far less than
 # what recursion in Python or the database driver can take.
 MAX_DEPTH = 32
+# A JSON string (and whether a ':' follows it: then it is a name), or a bracket. Used only on a body too deep for
+# json.loads, to say under which top-level name it nests too deep (_too_deep_under).
+_NESTING_TOKEN = re.compile(r'("(?:[^"\\]|\\.)*")(\s*:)?|[\[\]{}]')
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # In the text, a lone surrogate can only come from a \uD800-\uDFFF escape (decoding UTF-8 refuses encoded ones).
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
@@ -133,7 +136,12 @@ class StrictJSONParser(JSONParser):
             text = codecs.getreader("utf-8")(stream).read()
             data = json.loads(text, object_pairs_hook=pairs_hook, parse_int=_integer)
         except RecursionError:
-            raise ParseError(f"JSON parse error - nested more than {MAX_DEPTH} levels deep") from None
+            # Too deep for the parser itself, so the walk that names the field (_check) never runs: the top-level
+            # name is found by counting brackets in the text. Bug: thousands of levels under "metadata" were refused
+            # with no param, where 40 levels named it (docs/api.md "Errors": refused naming the field).
+            name = _too_deep_under(text)
+            raise InvalidRequest(f"{name or 'the body'}: JSON nested more than {MAX_DEPTH} levels deep",
+                                 param=name) from None
         except ValueError as exc:
             raise ParseError(f"JSON parse error - {exc}") from None
         surrogates = _SURROGATE_ESCAPE.search(text) is not None
@@ -141,3 +149,20 @@ class StrictJSONParser(JSONParser):
         if duplicated or surrogates or text.count("{") + text.count("[") > MAX_DEPTH:
             _check(data, surrogates=surrogates)
         return data
+
+
+def _too_deep_under(text: str) -> str | None:
+    """The top-level name of the object under which ``text`` nests deeper than MAX_DEPTH; None when the body is not
+    an object or the nesting is not under a name."""
+    depth, name = 0, None
+    for token in _NESTING_TOKEN.finditer(text):
+        if token.group(1) is not None:
+            if depth == 1 and token.group(2):
+                name = json.loads(token.group(1))
+        elif token.group() in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return name if text.lstrip().startswith("{") else None
+        else:
+            depth -= 1
+    return None

@@ -42,7 +42,7 @@ from aggpay.api.partner_resource import (
 )
 from aggpay.api.permissions import HasScope, IsMerchantApp
 from aggpay.api.schema import api_schema
-from aggpay.api.strict import StrictSerializer
+from aggpay.api.strict import StrictSerializer, TextField
 from aggpay.api.views import MerchantAPIView, api_actor
 from aggpay.errors import InvalidRequest, InvalidState
 from channels.adapters.base import PRODUCTS
@@ -84,12 +84,15 @@ PARTNER_PERMISSIONS = [IsMerchantApp, HasScope("onboarding"), IsPartnerApp]
 # --- input ------------------------------------------------------------------------------------------------------
 # Text and identifiers are JSON strings, as in an order: DRF's own fields took 13800138000 for "13800138000" (and
 # 12.5 for a legal name "12.5"), and trimmed " WL-1 " into another partner_reference than the partner sent.
+# An application's text reaches risk's and the clerks' pages and the channels' onboarding calls: no control or
+# bidirectional formatting characters (aggpay.api.strict.TextField), as in an order's subject. Bug: a name ending
+# "\u202etxt.exe" was taken and shown to risk reversed.
 def _text(**kwargs):
-    return StrictCharField(trim_whitespace=False, **kwargs)
+    return TextField(trim_whitespace=False, **kwargs)
 
 
 def _optional_text(**kwargs):
-    return StrictCharField(trim_whitespace=False, required=False, allow_blank=True, allow_null=True, **kwargs)
+    return TextField(trim_whitespace=False, required=False, allow_blank=True, allow_null=True, **kwargs)
 
 
 class StrictBooleanField(serializers.BooleanField):

@@ -49,6 +49,26 @@ WRONG_TYPES = [
 ]
 
 
+# Text of an application reaches risk's and the clerks' pages and the channels' onboarding calls: no control or
+# bidirectional formatting characters, as in an order's subject (aggpay.api.strict.TextField). Bug: a name ending in
+# U+202E "txt.exe" was taken and shown to risk reversed.
+HIDDEN_CHARACTERS = [
+    ({"legal_name": "西湖茶馆\u202etxt.exe"}, "legal_name"),
+    ({"short_name": "茶\u0007馆"}, "short_name"),
+    ({"stores": [{"store_no": "S1", "name": "龙井路店\u2066", "area_code": "330106", "address": "龙井路1号"}]},
+     "stores[0].name"),
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("changes, param", HIDDEN_CHARACTERS)
+def test_it_refuses_a_create_whose_text_hides_control_or_bidi_characters_naming_the_field(partner, changes, param):
+    response = partner.post("/api/v1/merchants", json={**record(), **changes})
+    assert response.status_code == 400, response.json()
+    assert (response.json()["error"]["code"], response.json()["error"]["param"]) == ("invalid_request", param)
+    assert not Merchant.objects.filter(partner__isnull=False).exists()
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize("changes, param", WRONG_TYPES)
 def test_it_refuses_a_create_with_a_json_value_of_the_wrong_type_naming_the_field(partner, changes, param):

@@ -52,8 +52,8 @@ HOSTILE_ORDERS = [
     # nesting: a thousand levels was a RecursionError, a few hundred fails in whatever walks the value next
     ("metadata nested too deep", '{' + ORDER + ',"amount":100,"metadata":{"a":' + "[" * 300 + "]" * 300 + "}}",
      "metadata"),
-    ("metadata nested past the recursion limit",  # refused while parsing: where is no longer known
-     '{' + ORDER + ',"amount":100,"metadata":{"a":' + "[" * 5000 + "]" * 5000 + "}}", None),
+    ("metadata nested past the recursion limit",  # too deep for the parser: found by counting brackets
+     '{' + ORDER + ',"amount":100,"metadata":{"a":' + "[" * 5000 + "]" * 5000 + "}}", "metadata"),
 ]
 
 
@@ -171,3 +171,11 @@ def test_it_refuses_a_refund_amount_of_5000_digits_naming_it(shop, signed_api):
     body = b'{"out_refund_no":"AUDR0003","amount":' + b"9" * 5000 + b"}"
     _refused(api.request("POST", "/api/v1/orders/AUD00003/refunds", body=body), "amount", app=shop.app)
     assert not Refund.objects.filter(order_id=paid["id"]).exists()
+
+
+def test_a_body_that_is_too_deep_an_array_names_no_field(shop, signed_api):
+    response = _create(signed_api(shop.app), ("[" * 5000 + "]" * 5000).encode())
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == "invalid_request" and error["param"] is None
+    assert "nested more than 32 levels deep" in error["message"]
