@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.urls import reverse
 from django.utils import timezone
 
@@ -24,6 +25,7 @@ from merchants.models import Contract, Merchant, Store
 from trades.models import (
     ChannelCall,
     Delivery,
+    DeliveryAttempt,
     DeliveryState,
     EarlierRefundNumber,
     Event,
@@ -35,8 +37,19 @@ from trades.models import (
     SyncState,
 )
 from trades.services.cashier import PAYER_KEYS
-from trades.services.late import late_payments_settleable, late_refund_no_split
-from trades.services.refunds import refund_can_record_channel_success
+from trades.services.late import late_payment_refund_no, late_payments_settleable, late_refund_no_split
+from trades.services.refunds import (
+    CHANNEL_ABNORMAL,
+    refund_can_record_channel_success,
+    refund_channel_said_abnormal,
+)
+from trades.services.representation import (
+    LATE_KEPT,
+    LATE_REFUNDED,
+    LATE_REFUNDING,
+    LATE_WITH_SUPPORT,
+    late_payment_money_state,
+)
 
 # How far before the order's creation a callback may be stamped (clock skew between the channel and us).
 CALLBACK_SKEW = dt.timedelta(minutes=1)
@@ -52,19 +65,28 @@ def orders_base() -> QuerySet[Order]:
 
 def search_orders(*, q: str = "", state: str = "", product: str = "", channel_account: str = "",
                   date_from: dt.date | None = None, date_to: dt.date | None = None,
-                  sync_state: str = "") -> QuerySet[Order]:
+                  sync_state: str = "", amount: int | None = None, store: str = "",
+                  created_from: dt.datetime | None = None, created_before: dt.datetime | None = None
+                  ) -> QuerySet[Order]:
     """Orders matching any number a caller may quote (exactly): our ord_/ref_ id, the merchant's out_trade_no or
     out_refund_no, the channel's trade or refund number (a late payment's refund's too, and the number an earlier
     attempt of a retried refund had: EarlierRefundNumber), the number on the payer's
     wallet receipt (WeChat 交易单号, Alipay 交易号, UnionPay order id: ``wallet_trade_no``, not the channel's own behind
     a bank), a number a late payment's refund went out under (``late_…``), a store code (一码付: the orders paid
-    through it), or a merchant no (all its orders); or part of a merchant's legal or short name (all its orders);
-    then the filters."""
+    through it), or a merchant no (all its orders); or part of a merchant's legal or short name (all its orders); or
+    a store (store_orders: its number or part of its name, or the store an order names); then the filters: the
+    amount (fen, exact), ``store`` (store_orders), and the creation time — whole local days (``date_from`` …
+    ``date_to``) or a window (``created_from`` ≤ created < ``created_before``), as a caller says "about 9:10"."""
     orders = orders_base()
     q = (q or "").strip()
     if q:
         orders = orders.filter(Q(pk__in=_order_ids_for_number(q)) | Q(merchant__merchant_no=q)
-                               | Q(merchant_id__in=merchant_ids_for_name(q)))
+                               | Q(merchant_id__in=merchant_ids_for_name(q)) | store_orders(q, codes=False))
+    store = (store or "").strip()
+    if store:
+        orders = orders.filter(store_orders(store))
+    if amount is not None:
+        orders = orders.filter(amount=amount)
     if state:
         orders = orders.filter(state=state)
     if product:
@@ -74,7 +96,55 @@ def search_orders(*, q: str = "", state: str = "", product: str = "", channel_ac
     if sync_state:
         orders = orders.filter(sync_state=sync_state)
     orders = on_days(orders, "created_at", date_from=date_from, date_to=date_to)
+    if created_from is not None:
+        orders = orders.filter(created_at__gte=created_from)
+    if created_before is not None:
+        orders = orders.filter(created_at__lt=created_before)
     return orders.order_by("-created_at", "-pk")
+
+
+# A caller who names the store ("西湖店", "West Lake", "S001") instead of a number: at most this many stores match,
+# each read through the orders' store index (order_store_id) within its merchant.
+STORE_MATCHES = 20
+
+
+def store_orders(text: str, *, codes: bool = True) -> Q:
+    """The orders taken at the store ``text`` names, as a filter: an order whose own store field (``store_id``, what
+    the till sent: "HZ-WESTLAKE-01") is ``text``; the orders of each of the merchants' stores whose number is
+    ``text`` or whose name contains it (any case; at most STORE_MATCHES stores) — their ``store_id`` is the store's
+    number, one-code-pay orders' included (trades.onecode.services.onecode_pay); and the orders paid through the
+    store code ``text`` (_store_code_orders, a subquery; ``codes=False`` where the numbers' lookup has them already).
+    One query, for the stores: the store table is small beside the orders (as merchant_ids_for_name)."""
+    text = (text or "").strip()
+    if not text:
+        return Q(pk__in=[])
+    # The condition of the partial index (order_store_id) spelled out, so a generic plan can use it too.
+    match = Q(store_id=text) & ~Q(store_id="")
+    named = Q(store_no=text)
+    if len(text) >= MERCHANT_NAME_MIN_LENGTH:
+        named |= Q(name__icontains=text)
+    for merchant_id, store_no in (Store.objects.filter(named).order_by("pk")
+                                  .values_list("merchant_id", "store_no")[:STORE_MATCHES]):
+        match |= Q(merchant_id=merchant_id, store_id=store_no)
+    return match | Q(pk__in=_store_code_orders(text).values("pk")) if codes else match
+
+
+def names_several_trades(q: str, order: Order) -> bool:
+    """Whether ``q``, which found only ``order``, names something that has many trades rather than the trade
+    itself: its merchant (number or part of its name), its store code, or its store (the order's store field, the
+    store's number or part of its name: ``order.store_place``, with_stores). Such a search lists its one trade; a
+    trade's own number opens it."""
+    q = (q or "").strip()
+    folded = q.casefold()
+    merchant = order.merchant
+    if q in (merchant.merchant_no, store_code_of(order), order.store_id):
+        return True
+    if len(q) >= MERCHANT_NAME_MIN_LENGTH and any(folded in (name or "").casefold()
+                                                  for name in (merchant.legal_name, merchant.short_name)):
+        return True
+    place = getattr(order, "store_place", None)
+    return place is not None and (q == place.store_no or (len(q) >= MERCHANT_NAME_MIN_LENGTH
+                                                          and folded in place.name.casefold()))
 
 
 def _order_ids_for_number(q: str) -> list[str]:
@@ -155,6 +225,7 @@ class Entry:
     attempts: list = field(default_factory=list)  # delivery attempts under an event
     deliveries: list = field(default_factory=list)
     anchor: str = ""
+    code: str = ""  # an audit row's action, as the audit log lists it (the title says it in words)
 
 
 _CALL_TONES = {"succeeded": "ok", "error": "bad", "unknown": "warn", "failed": "bad", "abnormal": "bad",
@@ -265,7 +336,7 @@ def trade_audit_targets(number: str) -> Q | None:
 # Audit-row data keys whose values are fen (design §5 rule 1): ours, the channel's figure beside it when they differ
 # (trades.services.refunds / late: "reported", "reported_amount"), and a reverse's hold (trades.services.staff).
 # Each is shown in yuan: "reported: 1499 · amount: 15.00 yuan" read as if the channel had said 1499 yuan.
-FEN_KEYS = frozenset({"amount", "reported", "reported_amount", "held"})
+FEN_KEYS = frozenset({"amount", "reported", "reported_amount", "held", "refundable"})
 
 
 def _audit_value(key: str, value) -> str:
@@ -328,14 +399,64 @@ def order_timeline(order: Order) -> dict:
                              tone="bad" if refund.abnormal or refund.state == "failed" else (
                                  "ok" if refund.state == "succeeded" else "warn"),
                              actor=refund.requested_by, details=details, anchor=f"refund-{refund.pk}"))
-    for row in order_audit(order, refunds, deliveries):
+    audit = list(order_audit(order, refunds, deliveries))
+    for row in audit:
         details = [(k, _audit_value(k, v)) for k, v in (row.data or {}).items()]
         if row.reason:
             details.insert(0, ("reason", row.reason))
-        entries.append(Entry(row.created_at, "audit", row.action, actor=row.actor_label, details=details,
-                             anchor=f"audit-{row.pk}"))
+        entries.append(Entry(row.created_at, "audit", audit_title(row), actor=row.actor_label, details=details,
+                             anchor=f"audit-{row.pk}", code=row.action))
     entries.sort(key=lambda e: e.at)
-    return {"entries": entries, "refunds": refunds, "events": events, "deliveries": deliveries}
+    return {"entries": entries, "refunds": refunds, "events": events, "deliveries": deliveries, "audit": audit}
+
+
+# What each audit row on a trade's timeline records, in words: the timeline showed the action's code
+# ("trades.order.staff_synced"), which support had to decode. The code stays beside it, small, as the audit log
+# lists it (and filters by it).
+AUDIT_TITLES = {
+    "trades.order.staff_synced": "Synced by staff: the channel was asked at once",
+    "trades.order.staff_closed": "Closed by staff",
+    "trades.order.close_requested": "Close asked by the merchant: the channel did not answer — left to the expiry "
+                                    "sweeper",
+    "trades.order.staff_reverse_retried": "Reverse asked of the channel again by staff",
+    "trades.order.staff_requeried": "Put back on the query ladder by staff (“Ask again from now”)",
+    "trades.order.staff_marked_handled": "Marked handled by staff: out of the manual queue",
+    "trades.refund.staff_created": "Refund made by staff",
+    "trades.refund.retried": "Failed refund retried under the same out_refund_no",
+    "trades.refund.earlier_attempt_succeeded": "The channel says an earlier attempt of the refund returned the money",
+    "trades.refund.amount_mismatch": "The channel's answer about the refund named another amount",
+    "trades.refund.channel_abnormal": "The channel could not return the refund's money (abnormal)",
+    "trades.refund.abnormal_resolved": "Abnormal refund marked handled by staff",
+    "trades.refund.closed_by_hand": "Refund closed by staff: the money did not go back through the channel",
+    "trades.refund.channel_success_recorded": "Refund recorded as succeeded on the channel's answer",
+    "trades.refund.channel_success_not_recorded": "“Record as refunded”: nothing recorded",
+    "trades.late_payment.refund": "Late payment's refund: the channel's answer",
+    "trades.late_payment.staff_refund": "Late payment refunded to the payer by staff",
+    "trades.late_payment.settled_by_hand": "Late payment settled by hand",
+    "trades.late_payment.earlier_attempt_succeeded": "The channel says an earlier refund of the late payment "
+                                                     "returned the money",
+    "trades.delivery.resent": "Notification resent by staff",
+    "security.query.mismatch": "The channel's answer to a query failed the cross-check (refused)",
+    "security.reverse.mismatch": "The channel's answer to a reverse failed the cross-check (refused)",
+}
+
+
+def audit_title(row: AuditLog) -> str:
+    """An audit row's action in words (AUDIT_TITLES), told apart by its data where one action records two things; an
+    action not listed reads as its words ("trades.order.foo_bar" → "Order: foo bar")."""
+    data = row.data if isinstance(row.data, dict) else {}
+    if row.action == "trades.order.staff_closed" and data.get("close"):
+        return "Close asked by staff: the channel did not answer — left to the expiry sweeper"
+    if row.action == "trades.refund.abnormal_resolved" and data.get("requeried"):
+        return "Abnormal refund marked handled by staff: keep asking the channel"
+    if row.action == "trades.refund.channel_abnormal" and data.get("again"):
+        return "The channel still could not return the refund's money: back to a person"
+    if row.action in AUDIT_TITLES:
+        return AUDIT_TITLES[row.action]
+    parts = row.action.split(".")
+    subject = parts[-2].replace("_", " ") if len(parts) >= 2 else ""
+    words = parts[-1].replace("_", " ")
+    return f"{subject.capitalize()}: {words}" if subject else words.capitalize()
 
 
 # --- queues ---------------------------------------------------------------------------------------------------
@@ -350,9 +471,45 @@ def unknown_orders() -> QuerySet[Order]:
     # order is here: its queries were answered, "not paid", but the close never was.
     close_unsettled = ChannelCall.objects.filter(order_id=OuterRef("pk"), verb="close",
                                                  outcome__in=("error", "unknown"))
+    # Who asked to close it and when, when a close the channel did not answer is why it is here (CLOSE_ASKED).
+    asked = close_asked_rows().filter(target_id=OuterRef("pk")).order_by("-pk")
     return (orders_base().filter(Q(state=OrderState.PENDING, sync_state__in=UNKNOWN_STATES)
                                  | Q(sync_state=SyncState.MANUAL))
-            .annotate(close_unsettled=Exists(close_unsettled)).order_by("created_at"))
+            .annotate(close_unsettled=Exists(close_unsettled),
+                      close_asked_by=Subquery(asked.values("actor_label")[:1]),
+                      close_asked_at=Subquery(asked.values("created_at")[:1]))
+            .order_by("created_at"))
+
+
+# A close asked of an order that the channel did not answer (trades.services.orders._close_later: the order stays
+# pending, its expiry moved to the close's time, and the expiry sweeper carries the close on). A staff close records
+# it in its audit row (``trades.order.staff_closed`` with ``close``: "left to the expiry sweeper…"); a merchant's
+# close through the API is to record it as ``trades.order.close_requested`` (actor ``api:<app_id>``) — until it does,
+# nothing stored tells a merchant's close from an expiry, and the page can only say what the channel did.
+CLOSE_ASKED = Q(action="trades.order.close_requested") | Q(action="trades.order.staff_closed", data__has_key="close")
+
+
+def close_asked_rows() -> QuerySet[AuditLog]:
+    return AuditLog.objects.filter(CLOSE_ASKED, target_type="trades.order")
+
+
+def close_asker(actor_label: str) -> str:
+    """Who asked to close, in words: the merchant (an API app's label), else the staff member."""
+    if (actor_label or "").startswith("api:"):
+        return f"the merchant ({actor_label.removeprefix('api:')})"
+    return f"staff ({actor_label})" if actor_label else "staff"
+
+
+def with_close_asked(order: Order, audit: list[AuditLog]) -> Order:
+    """Set ``close_asked_by`` / ``close_asked_at`` on ``order`` from its audit rows (the trade page has them: the
+    timeline's), as unknown_orders annotates them."""
+    rows = [row for row in audit if row.target_type == "trades.order" and row.target_id == order.pk
+            and (row.action == "trades.order.close_requested"
+                 or (row.action == "trades.order.staff_closed" and isinstance(row.data, dict)
+                     and "close" in row.data))]
+    order.close_asked_by = rows[-1].actor_label if rows else None
+    order.close_asked_at = rows[-1].created_at if rows else None
+    return order
 
 
 def queue_reason(order: Order) -> str:
@@ -363,6 +520,14 @@ def queue_reason(order: Order) -> str:
             return f"reverse not confirmed: the channel never answered{held}"
         return f"reverse under way: asked again on the ladder{held}"
     if order.state == OrderState.PENDING:
+        asked_at = getattr(order, "close_asked_at", None)
+        if asked_at is not None:
+            asked = f"{close_asker(order.close_asked_by)} asked to close it at {timezone.localtime(asked_at):%H:%M}"
+            if order.sync_state == SyncState.MANUAL:
+                return (f"close not confirmed: {asked}; the channel never answered whether the payer paid, and the "
+                        f"query ladder ran out")
+            return (f"close not confirmed: {asked}; the channel did not answer whether the payer paid — asked again "
+                    f"on the ladder, then closed (or the payment recorded)")
         if getattr(order, "close_unsettled", False) and order.expires_at <= timezone.now():
             if order.sync_state == SyncState.MANUAL:
                 return "close not confirmed: the channel refused or never answered it; the ladder ran out"
@@ -411,6 +576,54 @@ def open_late_payments() -> QuerySet[LatePayment]:
             .filter(late_payments_settleable()).order_by("detected_at"))
 
 
+@dataclass(frozen=True)
+class LateMoney:
+    """What became of a late payment's money, for the trade page: the order says "closed", nothing paid or refunded,
+    while the payer paid (and maybe had the money back) — the page showed Paid "—", Refunded ¥0.00 and "No refunds"
+    for a late payment refunded in full."""
+
+    amount: str  # yuan
+    paid_at: dt.datetime
+    state: str  # trades.services.representation.late_payment_money_state: refunded, kept, refunding, with_support
+    words: str  # what became of the money, in a few words
+    out_refund_no: str  # the number its current refund attempt went to the channel under; "" if none was asked
+    last_note: str  # the latest line of its notes, without its time
+
+
+LATE_MONEY_WORDS = {
+    LATE_REFUNDED: "refunded to the payer",
+    LATE_KEPT: "kept by the merchant (settled by hand)",
+    LATE_REFUNDING: "being refunded at the channel",
+    LATE_WITH_SUPPORT: "with support: not refunded yet",
+}
+
+
+def late_money(late: LatePayment) -> LateMoney:
+    """The late payment's money as the trade page shows it (LateMoney). No query."""
+    state = late_payment_money_state(late)
+    words = LATE_MONEY_WORDS[state]
+    if state == LATE_REFUNDED:
+        words = f"{words} {timezone.localtime(late.refunded_at):%Y-%m-%d %H:%M:%S}"
+    elif state == LATE_REFUNDING and late.state == "open":
+        words = "about to be refunded automatically"
+    return LateMoney(amount=format_yuan(late.amount), paid_at=late.paid_at, state=state, words=words,
+                     out_refund_no=late_payment_refund_no(late) if late.refund_attempts else "",
+                     last_note=late_last_note(late))
+
+
+def late_last_note(late: LatePayment) -> str:
+    """The latest line of a late payment's notes (its ``resolution``: one time-stamped line per thing that happened,
+    trades.services.late._append), without its time: what a message after an action says, not the whole history."""
+    lines = [line for line in (late.resolution or "").splitlines() if line.strip()]
+    if not lines:
+        return ""
+    stamp = LATE_NOTE_STAMP.match(lines[-1])
+    return lines[-1][stamp.end():] if stamp else lines[-1]
+
+
+LATE_NOTE_STAMP = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2} ")
+
+
 def refunding_late_payments() -> QuerySet[LatePayment]:
     """Late payments whose refund the channel has not settled yet: the sweeper follows them; listed so a person can
     see them and ask the channel again (e.g. one stuck after a crash)."""
@@ -427,11 +640,24 @@ def abnormal_refunds() -> QuerySet[Refund]:
     return Refund.objects.select_related("order", "merchant").filter(abnormal=True).order_by("created_at")
 
 
-def with_refund_actions(refunds):
-    """Mark the refunds "Ask the channel and record as refunded" applies to (``can_record_refunded``), and give each
-    the channel's reason for not returning the money (``channel_reason``, refund_channel_reason)."""
+def with_refund_actions(refunds, *, audit: list[AuditLog] | None = None):
+    """Mark the refunds "Ask the channel and record as refunded" applies to (``can_record_refunded``) and the pending
+    ones the channel said it could not return, which a person may close (``can_close_by_hand``,
+    trades.services.refunds.refund_close_by_hand), and give each the channel's reason for not returning the money
+    (``channel_reason``, refund_channel_reason). ``audit``: the refunds' audit rows when the caller has them (the trade
+    timeline's); else one query for the pending ones."""
+    refunds = list(refunds)
+    pending = [refund for refund in refunds if refund.state == "pending"]
+    if audit is not None:
+        attempts = {refund.pk: refund.channel_attempt for refund in pending}
+        said = {row.target_id for row in audit
+                if row.action == CHANNEL_ABNORMAL and row.target_type == "trades.refund"
+                and isinstance(row.data, dict) and row.data.get("attempt") == attempts.get(row.target_id, -1)}
+    else:
+        said = refund_channel_said_abnormal(pending) if pending else set()
     for refund in refunds:
         refund.can_record_refunded = refund_can_record_channel_success(refund)
+        refund.can_close_by_hand = refund.state == "pending" and refund.pk in said
         refund.channel_reason = refund_channel_reason(refund)
     return refunds
 
@@ -470,9 +696,94 @@ def with_attempt_rounds(deliveries):
     return deliveries
 
 
+def with_last_attempt(deliveries: QuerySet[Delivery]) -> QuerySet[Delivery]:
+    """Each delivery with its latest attempt's id, start, end, HTTP status and error (``last_attempt_id``,
+    ``last_attempt_at``, ``last_finished_at``, ``last_status``, ``last_error``), read in the list's own query: what
+    support needs to see on a row before resending it, without opening every delivery's trade."""
+    last = DeliveryAttempt.objects.filter(delivery_id=OuterRef("pk")).order_by("-pk")
+    return deliveries.annotate(last_attempt_id=Subquery(last.values("pk")[:1]),
+                               last_attempt_at=Subquery(last.values("started_at")[:1]),
+                               last_finished_at=Subquery(last.values("finished_at")[:1]),
+                               last_status=Subquery(last.values("status_code")[:1]),
+                               last_error=Subquery(last.values("error")[:1]))
+
+
 def exhausted_deliveries() -> QuerySet[Delivery]:
-    return (Delivery.objects.select_related("event__merchant").filter(state=DeliveryState.EXHAUSTED)
-            .order_by("event__merchant_id", "updated_at"))
+    return with_last_attempt(Delivery.objects.select_related("event__merchant").filter(state=DeliveryState.EXHAUSTED)
+                             .order_by("event__merchant_id", "updated_at"))
+
+
+def failing_deliveries() -> QuerySet[Delivery]:
+    """Notifications the merchant's server has refused at least once and that are still being retried on the ladder
+    (merchant-api.md "Notifications and events": about 24 h before they are exhausted): ``pending`` with an attempt
+    made. Support saw them only in the raw admin, and heard of a broken receiver only a day later. Their next try
+    is ``next_attempt_at``; "Resend" makes it due now (trades.services.events.deliveries_resend)."""
+    return with_last_attempt(Delivery.objects.select_related("event__merchant")
+                             .filter(state=DeliveryState.PENDING, attempts__gte=1)
+                             .order_by("event__merchant_id", "next_attempt_at", "pk"))
+
+
+def delivery_outcome(delivery: Delivery) -> str:
+    """The latest attempt's outcome in a few words (with_last_attempt): "HTTP 500", the connection's error, "no
+    answer yet" while it is in flight, "not attempted" before the first."""
+    if getattr(delivery, "last_attempt_id", None) is None:
+        return "not attempted"
+    if delivery.last_status is not None:
+        return f"HTTP {delivery.last_status}"
+    if delivery.last_error:
+        return short_error(delivery.last_error)
+    return "no answer yet" if delivery.last_finished_at is None else "no answer"
+
+
+# The reason at the end of a connection error as requests words it ("… [Errno 111] Connection refused'))").
+_ERRNO_REASON = re.compile(r"\[Errno -?\d+\] ([^\"')\]]+)")
+
+
+def short_error(error: str) -> str:
+    """A delivery attempt's error in a few words: the operating system's reason of a connection error ("connection
+    refused"), "timed out", else its first words — the whole of requests' message is a paragraph of pool and URL."""
+    reason = _ERRNO_REASON.search(error or "")
+    if reason:
+        return f"could not connect: {reason.group(1).strip().lower()}"
+    if "timed out" in (error or "").lower() or "timeout" in (error or "").lower():
+        return "timed out"
+    return (error or "")[:120]
+
+
+def with_delivery_rows(deliveries):
+    """Set on each delivery (read with with_last_attempt) what its queue row shows: ``out_trade_no`` (and
+    ``out_refund_no`` for a refund's event) from the event's data — the object as the merchant's API showed it, so
+    no query — and ``outcome`` (delivery_outcome)."""
+    deliveries = list(deliveries)
+    for delivery in deliveries:
+        data = delivery.event.data if isinstance(delivery.event.data, dict) else {}
+        delivery.out_trade_no = data.get("out_trade_no") or ""
+        delivery.out_refund_no = data.get("out_refund_no") or "" if delivery.event.object_type == "refund" else ""
+        delivery.outcome = delivery_outcome(delivery)
+    return deliveries
+
+
+@dataclass(frozen=True)
+class ResendOutcome:
+    delivery: Delivery
+    sent: bool  # an attempt was made since the resend (the eager demo, or a quick worker)
+    acknowledged: bool
+    outcome: str  # delivery_outcome of the attempt made, "" if none yet
+
+
+def resend_outcomes(before: dict[int, int | None]) -> list[ResendOutcome]:
+    """What became of deliveries just resent, given each one's latest attempt id before the resend (``before``): a
+    new attempt made and acknowledged, made and refused again, or none yet (queued for a worker). The message after
+    "Resend" says which: "will be sent again" read as a promise while the demo's (eager) attempt had already been
+    refused. One query."""
+    rows = with_last_attempt(Delivery.objects.filter(pk__in=list(before)).order_by("pk"))
+    outcomes = []
+    for delivery in rows:
+        sent = delivery.last_attempt_id is not None and delivery.last_attempt_id != before.get(delivery.pk)
+        outcomes.append(ResendOutcome(delivery=delivery, sent=sent,
+                                      acknowledged=sent and delivery.state == DeliveryState.DELIVERED,
+                                      outcome=delivery_outcome(delivery) if sent else ""))
+    return outcomes
 
 
 QUEUE_LABELS = {
@@ -505,7 +816,15 @@ def home_queues() -> list[HomeQueue]:
     rows = [HomeQueue(label, counts[slug], reverse("trades:queue", args=[slug]),
                       ("bad" if slug in ("abnormal", "late") else "warn") if counts[slug] else "")
             for slug, label in QUEUE_LABELS.items()]
+    # Notifications failing but not exhausted yet (failing_deliveries): a tab of the deliveries queue, counted here so
+    # support hears of a broken receiver the day it breaks, not when its notifications are exhausted.
+    failing = failing_deliveries().count()
+    rows.append(HomeQueue(FAILING_LABEL, failing, f"{reverse('trades:queue', args=['exhausted'])}?show=failing",
+                          "warn" if failing else ""))
     return rows
+
+
+FAILING_LABEL = "Failing deliveries, still retried"
 
 
 # What decided a trade's account, by its routing record's ``layer`` (design §7), in the words the chosen candidate's

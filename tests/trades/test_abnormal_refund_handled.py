@@ -1,9 +1,10 @@
 """An abnormal refund a person has marked handled (issue 5: "work the queues: … abnormal refunds"), on the bank
 simulator (docs/channels/bank.md §7.3: ABNORMAL, the bank could not return the money to the payer's account):
 
-- "Mark handled" has the bank asked again at once; when it still answers ABNORMAL about the same refund, the refund
-  stays handled — it does not come straight back to the queue and the home tile (support could never clear it) —
-  while a different later word, the bank's SUCCESS, still settles it;
+- "Mark handled", keeping asking the bank (a pending refund asks what becomes of it: test_abnormal_refund_outcome),
+  has the bank asked again at once; when it still answers ABNORMAL about the same refund, the refund stays handled —
+  it does not come straight back to the queue and the home tile (support could never clear it) but stays on the
+  query ladder — while a different later word, the bank's SUCCESS, still settles it;
 - the bank's reason ("payer account abnormal…") is kept on the refund and shown in the abnormal queue and in the
   trade page's refunds table, not only in the raw notice; and the trade page says the order's amount is held by a
   refund the bank could not return, not that the order is fully refunded.
@@ -51,7 +52,7 @@ def _queue(client) -> str:
 
 
 def _mark_handled(client, refund: Refund, note: str) -> None:
-    response = client.post(reverse("trades:refund-handled", args=[refund.pk]), {"note": note})
+    response = client.post(reverse("trades:refund-handled", args=[refund.pk]), {"note": note, "outcome": "requery"})
     assert response.status_code == 302, response
 
 
@@ -67,7 +68,8 @@ def test_a_handled_abnormal_refund_stays_handled_when_the_bank_says_abnormal_aga
     assert asked.count() == 1 and asked.get().outcome == "abnormal"  # the bank was asked, and said it again
     handled = Refund.objects.get(pk=flagged.pk)
     assert not handled.abnormal and handled.state == "pending"
-    assert handled.next_query_at is None  # off the ladder: asking again would only repeat the same word
+    # Still followed: on the ladder, its next rung a minute on (not asked every sweep, which only repeats the word).
+    assert handled.next_query_at is not None and handled.next_query_at > handled.updated_at
     html = _queue(client)
     assert _count(html, "abnormal") == 0 and "No abnormal refunds" in html
     assert _home_counts(client)["Abnormal refunds"] == "0"

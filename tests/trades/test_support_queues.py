@@ -70,7 +70,8 @@ def test_an_abnormal_refund_is_marked_handled_with_a_note_and_leaves_the_queue(t
 
 def test_a_pending_abnormal_refund_marked_handled_is_asked_about_again(tea_house, client, agent):
     refund = _abnormal(tea_house, "AB2")
-    client.post(reverse("trades:refund-handled", args=[refund.pk]), {"note": "card reopened", "order": refund.order_id})
+    client.post(reverse("trades:refund-handled", args=[refund.pk]),
+                {"note": "card reopened", "outcome": "requery", "order": refund.order_id})
     handled = Refund.objects.get(pk=refund.pk)
     assert not handled.abnormal and handled.state == "pending"
     assert handled.next_query_at is not None and handled.next_query_at <= timezone.now()  # the sweeper asks next

@@ -158,6 +158,9 @@ class Order(FSMModelMixin, models.Model):
                    # never by the create of a QR or JSAPI order (trades.workbench searches with the same condition).
                    models.Index(fields=["wallet_trade_no"], condition=~Q(wallet_trade_no=""),
                                 name="order_wallet_trade_no"),
+                   # Support finds a till's orders by the store it sent (trades.workbench.store_orders): partial, so
+                   # only an order that names a store is written into it.
+                   models.Index(fields=["store_id"], condition=~Q(store_id=""), name="order_store_id"),
                    models.Index(fields=["expires_at"], condition=Q(state="pending"), name="order_pending_expiry"),
                    models.Index(fields=["created_at"], condition=~Q(sync_state="ok"), name="order_sync_attention"),
                    # A merchant's statement reads one day of its payments (trades.services.statements); partial, so
@@ -269,6 +272,14 @@ class Refund(FSMModelMixin, models.Model):
     @transition(field=state, source="pending", target="closed")
     def close(self) -> None:
         """The channel closed the refund (REFUND.CLOSED)."""
+
+    @transition(field=state, source="pending", target="closed")
+    def close_by_hand(self) -> None:
+        """A person closes a refund the channel said it could not return (ABNORMAL: the payer's account could not
+        take the money back), after settling it with the channel: the money did not go back through the channel, so
+        the refund ends as a closed one does — its amount released, the merchant told ``refund.closed``. Only from
+        support's "Mark handled" with that outcome (trades.services.refunds.refund_close_by_hand); a later success
+        from the channel is still recorded (refund_flag_settled_success, then "record as refunded")."""
 
 
 class ChannelCall(models.Model):

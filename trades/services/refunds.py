@@ -15,7 +15,7 @@ from typing import NoReturn
 
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
-from django.db.models import Subquery
+from django.db.models import Q, Subquery
 from django.utils import timezone
 from django_fsm import can_proceed
 
@@ -72,8 +72,12 @@ HELD_FOR_REVIEW = (EARLIER_ATTEMPT_SUCCEEDED, AMOUNT_MISMATCH)
 # Written when the channel first says a refund's attempt is ABNORMAL (the wallet could not take the money back): its
 # reason, and the mark that a later ABNORMAL about the same attempt is not news (refund_apply_result).
 CHANNEL_ABNORMAL = "trades.refund.channel_abnormal"
-# Written when a person marks an abnormal refund handled (trades.services.staff.refund_abnormal_resolve).
+# Written when a person marks an abnormal refund handled (trades.services.staff.refund_abnormal_resolve); for a
+# pending one, with ``requeried`` when they chose to keep asking the channel: its query ladder counts from then
+# (``_ladder_start``).
 ABNORMAL_RESOLVED = "trades.refund.abnormal_resolved"
+# Written when a person closes a pending refund the channel said it could not return (refund_close_by_hand).
+CLOSED_BY_HAND = "trades.refund.closed_by_hand"
 # Written when a failed refund is retried with its out_refund_no (refund_create): the trade timeline shows who retried
 # it and when, and the query ladder of the new attempt counts from it (``_ladder_start``).
 RETRIED = "trades.refund.retried"
@@ -239,13 +243,18 @@ def _ladder_start(refund: Refund) -> dt.datetime:
     be retried with the same out_refund_no): counted from the refund's creation, its ladder would already be over
     and an unanswered or processing retry would go to the manual queue at once, never asked about. A re-send under
     the same number (``refund_sync``) does not restart it: a channel that keeps losing the refund must still end in
-    the manual queue."""
-    if refund.channel_attempt == 0:
-        return refund.created_at
-    retried = (AuditLog.objects.filter(action=RETRIED, target_type="trades.refund", target_id=refund.pk,
-                                       data__attempt=refund.channel_attempt)
-               .order_by("created_at").values_list("created_at", flat=True).first())
-    return retried or refund.created_at
+    the manual queue.
+
+    A person's "Mark handled" choosing to keep asking the channel about a pending refund it could not return
+    (trades.services.staff.refund_abnormal_resolve, its ABNORMAL_RESOLVED row ``requeried``) restarts it too: that
+    is a deliberate new round of asking, maybe days after the refund, which must get its whole ladder before the
+    refund comes back to a person (refund_apply_result, the ABNORMAL branch)."""
+    started = (AuditLog.objects.filter(target_type="trades.refund", target_id=refund.pk)
+               .filter(Q(action=RETRIED, data__attempt=refund.channel_attempt)
+                       | Q(action=ABNORMAL_RESOLVED, data__requeried=True,
+                           data__channel_attempt=refund.channel_attempt))
+               .order_by("-created_at").values_list("created_at", flat=True).first())
+    return max(started, refund.created_at) if started else refund.created_at
 
 
 def _reserve(order: Order, amount: int) -> None:
@@ -440,6 +449,17 @@ def refund_apply_result(*, refund_id: str, result: RefundResult) -> Refund:
             refund.failure_message = (result.failure_message or (refund.failure_message if noted else ""))[:256]
             refund.channel_refund_no = result.channel_refund_no or refund.channel_refund_no
             refund.sync_state, refund.next_query_at = SyncState.OK, None
+            if noted and not refund.abnormal:
+                # A person marked it handled and chose to keep asking (the flag is only cleared so): its amount is
+                # still held and nothing has settled it, so it stays followed — on the ladder counted from their
+                # choice (_ladder_start), and back in the abnormal queue, flagged, once that runs out with the
+                # channel still saying ABNORMAL. Bug: it was left here off the ladder and out of every queue, pending
+                # for ever with the merchant's money held (refundable 0) and nobody following it.
+                refund.next_query_at = next_query_at(created_at=_ladder_start(refund), now=timezone.now(),
+                                                     barcode=False)
+                if refund.next_query_at is None:
+                    _audit_channel_abnormal(refund, result=result, again=True)
+                    refund.abnormal = True
             refund.save()
         else:  # processing / not found yet: keep asking on the ladder
             refund.channel_refund_no = result.channel_refund_no or refund.channel_refund_no
@@ -516,15 +536,83 @@ def _channel_abnormal_noted(refund: Refund) -> bool:
                                    data__attempt=refund.channel_attempt).exists()
 
 
-def _audit_channel_abnormal(refund: Refund, *, result: RefundResult) -> None:
-    """The audit row of the channel's first ABNORMAL about an attempt, with its reason, on the trade timeline."""
+def _audit_channel_abnormal(refund: Refund, *, result: RefundResult, again: bool = False) -> None:
+    """The audit row of the channel's first ABNORMAL about an attempt, with its reason, on the trade timeline; or,
+    ``again``, of the same word still given when the ladder of asking a person chose ran out (the refund is flagged
+    for a person once more)."""
     said = result.failure_message or result.failure_code or "no reason given"
+    if again:
+        reason = (f"The channel still could not return the money of refund {result.out_refund_no} ({said}) when the "
+                  f"ladder of asking it again ran out: its amount stays held. Back to the abnormal refunds for a "
+                  f"person: close the refund if the money did not go back through the channel, or keep asking.")
+    else:
+        reason = (f"The channel could not return the money of refund {result.out_refund_no} ({said}): its amount "
+                  f"stays held. Settle it with the channel, then mark it handled.")
     audit_log(actor=f"channel:{refund.order.channel_account.code}", action=CHANNEL_ABNORMAL, target=refund,
-              reason=(f"The channel could not return the money of refund {result.out_refund_no} ({said}): its amount "
-                      f"stays held. Settle it with the channel, then mark it handled."),
+              reason=reason,
               data={"attempt": refund.channel_attempt, "channel_no": result.out_refund_no,
                     "channel_refund_no": result.channel_refund_no, "failure_code": result.failure_code,
-                    "failure_message": result.failure_message, "amount": refund.amount})
+                    "failure_message": result.failure_message, "amount": refund.amount,
+                    **({"again": True} if again else {})})
+
+
+# --- a pending refund the channel could not return, closed by a person ----------------------------------------------
+def refund_channel_said_abnormal(refunds) -> set[str]:
+    """The ids of those of ``refunds`` whose current attempt the channel has called ABNORMAL (their CHANNEL_ABNORMAL
+    rows), in one query: what "close the refund" (refund_close_by_hand) needs, for the pages that offer it."""
+    attempts = {refund.pk: refund.channel_attempt for refund in refunds}
+    if not attempts:
+        return set()
+    rows = AuditLog.objects.filter(action=CHANNEL_ABNORMAL, target_type="trades.refund",
+                                   target_id__in=list(attempts)).values_list("target_id", "data")
+    return {pk for pk, data in rows if isinstance(data, dict) and data.get("attempt") == attempts.get(pk)}
+
+
+def refund_close_by_hand(*, refund_id: str, actor, note: str) -> Refund:
+    """Close a pending refund the channel said it could not return (ABNORMAL about its current attempt: the payer's
+    account could not take the money back), once a person has settled with the channel that the money did not go
+    back through it — support's "Mark handled" with that outcome (trades.services.staff.refund_abnormal_resolve, which
+    checks the permission and the note). Without it a handled abnormal refund stayed pending for ever, its amount
+    held (the merchant's refundable 0) and nobody following it.
+
+    Under the order's and the refund's locks (refund_lock_with_order), re-checked: still pending, still an attempt
+    the channel called ABNORMAL (a refund it has said nothing final about may still be returning the money: only its
+    own answer settles that), and not held because it reported an earlier attempt's success or another amount
+    (HELD_FOR_REVIEW: the money may have gone back). The refund moves ``pending → closed`` (``close_by_hand``) and
+    ends as a refund the channel closed does (refund_apply_result): off the ladder, its amount released so the order
+    is refundable again, the merchant told ``refund.closed`` — and audited with the person's note, in the same
+    transaction. Should the channel later say the money went back after all, that success is still recorded:
+    refund_flag_settled_success flags the closed refund for "record as refunded". Raises InvalidState saying why
+    nothing changed."""
+    with transaction.atomic():
+        if not Refund.objects.filter(pk=refund_id).exists():
+            raise NotFound(f"no refund {refund_id}", param="refund_id")
+        order, refund = refund_lock_with_order(refund_id=refund_id)
+        if refund.state != "pending":
+            raise InvalidState(f"refund {refund.pk} {state_words(refund.state)}: only a pending refund can be closed "
+                               f"by hand", param="refund_id")
+        if not _channel_abnormal_noted(refund):
+            raise InvalidState(f"the channel has not said it could not return refund {channel_refund_no(refund)}: "
+                               f"it may still be returning the money, and only its answer settles that — keep "
+                               f"asking it", param="outcome")
+        if _held_for_review(refund.pk):
+            raise InvalidState(f"refund {refund.pk} is held for review: the channel reported an earlier attempt as "
+                               f"succeeded, or another amount — the money may have gone back; settle it with the "
+                               f"channel and the merchant, and keep asking", param="outcome")
+        was_flagged = refund.abnormal
+        refund.close_by_hand()
+        refund.sync_state, refund.next_query_at, refund.abnormal = SyncState.OK, None, False
+        refund.save()
+        _release(order, refund.amount)
+        _emit(refund, order, "refund.closed")
+        audit_log(actor=actor, action=CLOSED_BY_HAND, target=refund, reason=note, data={
+            "order": order.pk, "amount": refund.amount, "from": "pending", "to": refund.state,
+            "channel_no": channel_refund_no(refund), "channel_refund_no": refund.channel_refund_no,
+            "failure_code": refund.failure_code, "failure_message": refund.failure_message,
+            "flagged": was_flagged, "refundable": order.refundable_amount})
+    logger.warning("refund %s: closed by hand (the channel could not return it), %s fen released, by %s", refund.pk,
+                   refund.amount, actor)
+    return refund
 
 
 def _held_for_review(refund_id: str) -> bool:

@@ -25,7 +25,7 @@ from aggpay.permissions import require_perm
 from trades.models import LatePayment, Order, OrderState, Refund, SyncState
 from trades.services.late import late_payment_refund, late_payment_resolve_by_hand
 from trades.services.orders import order_barcode_step, order_close, order_sync
-from trades.services.refunds import refund_create, refund_record_channel_success
+from trades.services.refunds import refund_close_by_hand, refund_create, refund_record_channel_success
 from trades.services.representation import state_words
 
 REFUND_PERM = "trades.refund_order"
@@ -221,15 +221,43 @@ def late_payment_settle_by_staff(*, late_payment_id: int, actor, outcome: str, n
         audit=AuditNote(actor=actor, action="trades.late_payment.settled_by_hand", reason=note))
 
 
-def refund_abnormal_resolve(*, refund_id: str, actor, note: str) -> Refund:
+# What becomes of a pending refund the channel could not return when a person marks it handled: it must reach a final
+# outcome or stay followed — never be left pending, its amount held, with nothing asking about it.
+ABNORMAL_OUTCOMES = {
+    "close": "Close the refund: the money did not go back through the channel",  # released; refund.closed
+    "requery": "Keep asking the channel",  # on the ladder; back to the abnormal queue when it runs out
+}
+
+
+def refund_abnormal_resolve(*, refund_id: str, actor, note: str, outcome: str = "") -> Refund:
     """"Mark handled": a person has settled an abnormal refund with the channel (the wallet could not take the money
     back, or an earlier attempt succeeded after a retry) — clear the flag, with a required note, audited in the same
-    transaction. No money moves here: the refund keeps its state and amounts. A refund still pending goes back on the
-    query ladder (asked at the next sweep), so the channel's own answer settles it; should the channel still call it
-    abnormal, it stays handled, off the ladder (trades.services.refunds.refund_apply_result: only the first ABNORMAL
-    about an attempt flags it — flagged again, it came straight back to the queue and could never be cleared)."""
+    transaction.
+
+    A refund still pending needs an ``outcome`` (ABNORMAL_OUTCOMES), since its amount is still held:
+
+    * ``close`` — the money did not go back through the channel: the refund is closed
+      (trades.services.refunds.refund_close_by_hand: ``pending → closed``, its amount released, ``refund.closed`` to
+      the merchant, audited with the note). Only for an attempt the channel called ABNORMAL;
+    * ``requery`` — keep asking: it goes back on the query ladder (asked at the next sweep, the ladder counted from
+      now), so the channel's own answer settles it; should the channel still call it abnormal, it stays handled and
+      on the ladder, and comes back to the abnormal queue flagged when the ladder runs out
+      (trades.services.refunds.refund_apply_result). Bug: it stayed handled off the ladder, pending for ever.
+
+    A failed, closed or succeeded one has its flag cleared and nothing else: no money moves here (its outcome is
+    ignored). Raises Forbidden, InvalidRequest (``note``, ``outcome``), NotFound or InvalidState."""
     require_perm(actor, REFUND_PERM)
     note = _text(note, "a note is required to mark an abnormal refund handled", param="note")
+    refund = Refund.objects.filter(pk=refund_id).first()
+    if refund is None:
+        raise NotFound(f"no refund {refund_id}", param="refund_id")
+    if refund.state == "pending":
+        if outcome not in ABNORMAL_OUTCOMES:
+            raise InvalidRequest("the refund is still pending and its amount held: say what becomes of it — "
+                                 + " or ".join(f'"{words}"' for words in ABNORMAL_OUTCOMES.values()),
+                                 param="outcome")
+        if outcome == "close":
+            return refund_close_by_hand(refund_id=refund.pk, actor=actor, note=note)
     with transaction.atomic():
         refund = Refund.objects.select_for_update(no_key=True).filter(pk=refund_id).first()
         if refund is None:
@@ -245,7 +273,8 @@ def refund_abnormal_resolve(*, refund_id: str, actor, note: str) -> Refund:
         audit_log(actor=actor, action="trades.refund.abnormal_resolved", target=refund, reason=note,
                   data={"order": refund.order_id, "state": refund.state, "amount": refund.amount,
                         "channel_refund_no": refund.channel_refund_no, "channel_attempt": refund.channel_attempt,
-                        "requeried": refund.state == "pending"})
+                        "requeried": refund.state == "pending",
+                        **({"outcome": "requery"} if refund.state == "pending" else {})})
     return refund
 
 
