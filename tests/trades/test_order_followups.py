@@ -189,6 +189,7 @@ def test_a_payment_code_whose_create_never_reached_the_channel_is_reversed_when_
     stored = Order.objects.get(pk=order["id"])
     assert _calls(order["id"], "reverse") == ["error"]
     assert _calls(order["id"], "close") == []
-    assert (stored.state, stored.sync_state, stored.next_query_at) == ("closed", "ok", None)
+    # followed up after the close (ladder.CLOSED_WATCH): a create that reaches the channel late is found
+    assert (stored.state, stored.sync_state) == ("closed", "ok") and stored.next_query_at is not None
     assert stored.reverse_requested_at is None and stored.refund_reserved == 0
     assert _events(order["id"], "order.closed") == 1 and _events(order["id"], "order.reversed") == 0

@@ -50,3 +50,24 @@ def close_retry_waits(*, expires_at: dt.datetime, now: dt.datetime) -> bool:
     24 h, then the manual queue (design §5 rule 2) — rather than for the expiry sweeper's next run. Within the
     first minute that run, a minute away at most, is the ladder's first rung."""
     return now - expires_at >= FIRST
+
+
+# A payment code closed because its reverse heard "no such trade" (trades.services.orders._reverse_send) — its create
+# had no definite answer, so it may still reach the channel and charge the payer — is asked about again this long
+# after the close, then left alone. Design §5 rule 3: a success after a local close is never lost; WeChat Pay's
+# codepay takes no notify_url and calls nobody back (channel-protocols.md A.7), so only a query finds it. Dense
+# first, as the ladder of rule 2: a create held up in transit lands within seconds to a minute or two, and a payer
+# then confirming (USERPAYING) takes minutes — +1 and +5 min find nearly all; +30 min and +2 h (the default life of
+# an order, merchant-api.md "Orders": 7200 s) catch a channel that was itself backed up. Four queries per such
+# order, then the watch ends; anything later still shows on the day's channel bill, reconciled each morning
+# (design §1 "Money").
+CLOSED_WATCH = (dt.timedelta(minutes=1), dt.timedelta(minutes=5), dt.timedelta(minutes=30), dt.timedelta(hours=2))
+
+
+def next_watch_at(*, closed_at: dt.datetime, now: dt.datetime) -> dt.datetime | None:
+    """The next follow-up query of such a closed payment code (CLOSED_WATCH after ``closed_at``) still to come, or
+    None when the watch is over. A sweep that ran late skips the follow-ups it missed, never the last one's end."""
+    for wait in CLOSED_WATCH:
+        if closed_at + wait > now:
+            return closed_at + wait
+    return None

@@ -48,7 +48,7 @@ from trades.products import JSAPI_PRODUCTS, barcode_product
 from trades.services.channel_calls import call_fields
 from trades.services.events import event_emit
 from trades.services.fees import fees_for_payment
-from trades.services.ladder import BARCODE_SPAN, close_retry_waits, ladder_start, next_query_at
+from trades.services.ladder import BARCODE_SPAN, close_retry_waits, ladder_start, next_query_at, next_watch_at
 from trades.services.representation import order_as_api, state_words
 
 logger = logging.getLogger(__name__)
@@ -886,6 +886,9 @@ def _late_payment(order: Order, result: PaymentResult) -> None:
     the order by it (trades.workbench.search_orders)."""
     late = LatePayment.objects.create(order=order, channel_trade_no=result.channel_trade_no,
                                       amount=result.amount or order.amount, paid_at=result.paid_at or timezone.now())
+    if order.next_query_at is not None:  # a closed payment code's follow-ups (_follow_closed): found, so over
+        order.next_query_at = None
+        order.save(update_fields=["next_query_at", "updated_at"])
     # Collected, though refunded later (design §5 rule 3): it counts against the account's daily cap as any payment.
     account_volume_add(account_id=order.channel_account_id, product=order.channel_product or order.product,
                        amount=late.amount, paid_at=late.paid_at)
@@ -915,7 +918,8 @@ def order_sync(*, order_id: str, force: bool = False) -> Order:
     one query per QUERY_MIN_INTERVAL, for the merchant's ``GET /orders/{no}`` and the payer page's status poll.
 
     A payment code this query finds still unpaid (or hears nothing about) after its ladder's minute is reversed
-    here, whoever asked (_reverse_unpaid_code)."""
+    here, whoever asked (_reverse_unpaid_code); one whose reverse is owed has it sent again once the channel
+    answers (_query_for_reverse)."""
     return _order_sync(order_id, force=force, ladder=False)
 
 
@@ -923,13 +927,18 @@ def _order_sync(order_id: str, *, force: bool, ladder: bool) -> Order:
     """order_sync; ``ladder``: the barcode ladder's own rung (order_barcode_step), which also reverses a code that
     was already in the manual queue when it came."""
     order = Order.objects.select_related("merchant", "channel_account", "contract").get(pk=order_id)
+    now = timezone.now()
+    if (ladder and order.state == OrderState.CLOSED and order.next_query_at is not None
+            and order.next_query_at <= now and order.channel_account is not None):
+        return _follow_closed(order)  # the sweeper's follow-up of a code closed on "no such trade"
     if order.state != OrderState.PENDING or order.channel_account is None:
         return order
-    now = timezone.now()
     if not force and order.last_queried_at and now - order.last_queried_at < QUERY_MIN_INTERVAL:
         return order
     if not force and not _claim_query(order.pk):
         return order  # another request is asking the channel about this order right now, or just did
+    if order.reverse_requested_at is not None:
+        return _query_for_reverse(order)
     queue_before = order.sync_state
     # The query is counted (last_queried_at, query_attempts) when it is recorded, after the call: see _record_query.
     order = _call_and_apply(order, order.channel_account, verb="query",
@@ -938,6 +947,87 @@ def _order_sync(order_id: str, *, force: bool, ladder: bool) -> Order:
         # Not an order a person already has (a reverse refused earlier): asking again on every poll changes nothing.
         order = _reverse_unpaid_code(order)
     return order
+
+
+def _query_for_reverse(order: Order) -> Order:
+    """The query of a pending order whose reverse is owed (``reverse_requested_at``: its reverse went unanswered,
+    perhaps until the manual queue), whoever asks — the merchant's ``GET /orders/{no}``, a person's "Sync now", a
+    close. A definite answer says the channel is back, so the reverse is sent again at once (_reverse_send, as the
+    ladder's rung sends it: a refusal goes to a person, never to the caller): docs/api.md "Orders", the query that
+    finds a code still unconfirmed after its minute, yours included, ends in the reverse. The channel saying paid
+    does not end the reverse either: a reverse of a paid code refunds it (channel-protocols.md A.8 REVOKED, B.5
+    ``action=refund``), and the payment is recorded with it (_paid_before_reverse: ``order.succeeded`` then
+    ``order.reversed`` in one commit). A trade the channel closed, reversed or failed ends the order and the reverse
+    (order_apply_result). No answer changes nothing: the reverse keeps its ladder, or its person.
+
+    Bug (an on-call fault drill: queries and reverses timed out until the manual queue, then the faults cleared):
+    the merchant's GET heard USERPAYING and did nothing (order_apply_result leaves a pending answer to the reverse's
+    ladder, which had run out), the next GET heard SUCCESS and made the order ``succeeded`` (``order.succeeded``)
+    with its whole amount still held — refundable 0 — until support pressed "Ask the channel again"."""
+    account = order.channel_account
+    started = time.perf_counter()
+    try:
+        with recording_exchanges() as sent:
+            result = account.adapter().query_payment(_trade_ref(order))
+    except ChannelError as exc:
+        with transaction.atomic():
+            _record_call(order.pk, verb="query", outcome="unknown" if isinstance(exc, ChannelUnknown) else "error",
+                         started=started, error=exc, sent=sent)
+        return Order.objects.select_related("merchant", "channel_account", "contract").get(pk=order.pk)
+    if result.state == TradeState.SUCCEEDED:
+        try:
+            _cross_check(order, result)  # before anything is sent on its word (design §5 rule 4)
+        except CrossCheckFailed as exc:
+            return _answer_refused(order, account, verb="query", result=result, reason=str(exc), started=started,
+                                   sent=sent)
+    with transaction.atomic():
+        _record_call(order.pk, verb="query", outcome=result.state, started=started, result=result, sent=sent)
+        if result.state not in (TradeState.SUCCEEDED, TradeState.PENDING, TradeState.USER_PAYING,
+                                TradeState.NOT_FOUND):
+            return order_apply_result(order_id=order.pk, result=result, source="query")
+    return _reverse_send(order.pk, retry=True, paid=result if result.state == TradeState.SUCCEEDED else None)
+
+
+def _follow_closed(order: Order) -> Order:
+    """One follow-up query of a payment code closed because its reverse heard "no such trade" while its create's
+    outcome was never known (_reverse_send; the schedule and why: ladder.CLOSED_WATCH). A success the slowed create
+    made goes through order_apply_result as any success after a close: a late payment (design §5 rule 3), refunded
+    automatically or queued for support (_late_payment), which ends the watch. A trade the channel closed, reversed
+    or failed can no longer be paid: the watch ends too. Anything else — still no such trade, the payer confirming,
+    no answer — waits for the next follow-up, and after the last the watch ends: never an endless query. The order
+    stays ``closed`` and ``sync ok`` throughout: a known outcome, not one for support's unknown-outcome queue."""
+    account = order.channel_account
+    started = time.perf_counter()
+    try:
+        with recording_exchanges() as sent:
+            result = account.adapter().query_payment(_trade_ref(order))
+    except ChannelError as exc:
+        with transaction.atomic():
+            _record_call(order.pk, verb="query", outcome="unknown" if isinstance(exc, ChannelUnknown) else "error",
+                         started=started, error=exc, sent=sent)
+            return _watch_next(order.pk, over=False)
+    try:
+        with transaction.atomic():
+            _record_call(order.pk, verb="query", outcome=result.state, started=started, result=result, sent=sent)
+            order_apply_result(order_id=order.pk, result=result, source="query")
+            return _watch_next(order.pk, over=result.state in (TradeState.SUCCEEDED, TradeState.CLOSED,
+                                                                TradeState.REVERSED, TradeState.FAILED))
+    except CrossCheckFailed as exc:
+        _answer_refused(order, account, verb="query", result=result, reason=str(exc), started=started, sent=sent)
+        return _watch_next(order.pk, over=False)
+
+
+def _watch_next(order_id: str, *, over: bool) -> Order:
+    """The closed payment code's next follow-up (from its close: the reverse that found no trade), or none."""
+    with transaction.atomic():
+        order = _locked(order_id)
+        if order.state == OrderState.CLOSED and order.next_query_at is not None:
+            closed_at = (ChannelCall.objects.filter(order_id=order.pk, verb="reverse")
+                         .order_by("-created_at", "-pk").values_list("created_at", flat=True).first())
+            order.next_query_at = None if over or closed_at is None else next_watch_at(closed_at=closed_at,
+                                                                                       now=timezone.now())
+            order.save(update_fields=["next_query_at", "updated_at"])
+        return order
 
 
 def _claim_query(order_id: str) -> bool:
@@ -1117,11 +1207,19 @@ def _end_reverse(order: Order) -> None:
         order.refund_reserved = max(order.refund_reserved - order.amount, 0)
 
 
-def _reverse_send(order_id: str, *, retry: bool) -> Order:
+def _reverse_send(order_id: str, *, retry: bool, paid: PaymentResult | None = None) -> Order:
     """Ask the channel to reverse (no lock held) and apply its answer. ``retry``: from the ladder (the merchant was
-    already answered), so a refusal goes to a person instead of raising."""
+    already answered), so a refusal goes to a person instead of raising.
+
+    ``paid``: the success a query just heard (cross-checked) while this reverse was owed (_query_for_reverse). A
+    reverse that settles the trade records that payment first, as one whose own answer says paid does
+    (_paid_before_reverse); any other outcome records it on its own (_with_payment), so the order says what the
+    channel said."""
     order = Order.objects.select_related("channel_account", "contract").get(pk=order_id)
     if order.reverse_requested_at is None or order.state not in (OrderState.PENDING, OrderState.SUCCEEDED):
+        if paid is not None:  # settled meanwhile (a rung's reverse, a callback): the payment is still recorded
+            with transaction.atomic():
+                order = _with_payment(_locked(order_id), paid)
         return order
     started = time.perf_counter()
     try:
@@ -1132,7 +1230,7 @@ def _reverse_send(order_id: str, *, retry: bool) -> Order:
         with transaction.atomic():
             _record_call(order.pk, verb="reverse", outcome="unknown" if no_answer else "error", started=started,
                          error=exc, sent=sent)
-            order = _locked(order_id)
+            order = _with_payment(_locked(order_id), paid)
             if order.reverse_requested_at is None:
                 return order  # settled meanwhile (a query or callback saw the trade reversed, closed or failed)
             if no_answer:
@@ -1148,9 +1246,13 @@ def _reverse_send(order_id: str, *, retry: bool) -> Order:
                 # Alipay ACQ.TRADE_NOT_EXIST (B.3), the bank ORDER_NOT_EXIST (bank.md §12) — all mapped to
                 # order_not_found by the adapters: nothing was charged, so the order is closed, as one whose close
                 # the channel answers so is (order_close), and the merchant hears order.closed. Should the create
-                # still reach the channel and be paid, that success is a late payment, refunded (design §5 rule 3).
+                # still reach the channel and be paid, that success is a late payment, refunded (design §5 rule 3) —
+                # found by the follow-up queries after the close (ladder.CLOSED_WATCH; _follow_closed), since
+                # WeChat calls nobody back about a payment code. Bug: nobody asked again, and the payment was never
+                # found. The order is known (sync ok): closed, not an unknown outcome for support's queue.
                 order.close()
-                order.sync_state, order.next_query_at = SyncState.OK, None
+                now = timezone.now()
+                order.sync_state, order.next_query_at = SyncState.OK, next_watch_at(closed_at=now, now=now)
                 order.save()
                 _emit(order, "order.closed")
                 return order
@@ -1168,8 +1270,9 @@ def _reverse_send(order_id: str, *, retry: bool) -> Order:
         _record_call(order.pk, verb="reverse", outcome=result.state, started=started, result=result, sent=sent)
         order = _locked(order_id)
         if order.reverse_requested_at is None:
-            return order
+            return _with_payment(order, paid)
         if result.state not in (TradeState.REVERSED, TradeState.CLOSED):
+            order = _with_payment(order, paid)
             _schedule_query(order, unknown=True, since=order.reverse_requested_at)  # not what a reverse answers
             order.save()
             return order
@@ -1181,8 +1284,10 @@ def _reverse_send(order_id: str, *, retry: bool) -> Order:
             order.sync_state, order.next_query_at = SyncState.MANUAL, None
             order.save()
             return order
-        if order.state == OrderState.PENDING and result.paid_at is not None:
-            order = _paid_before_reverse(order, result)
+        if order.state == OrderState.PENDING and (result.paid_at is not None or paid is not None):
+            # The reverse gave back a payment: its own answer says so (Alipay), or the query that sent it heard it
+            # (WeChat's reverse answer has no payment facts, channel-protocols.md A.8).
+            order = _paid_before_reverse(order, result if result.paid_at is not None else paid)
         order.reverse()
         _end_reverse(order)
         _reversal_refunded(order)
@@ -1190,6 +1295,15 @@ def _reverse_send(order_id: str, *, retry: bool) -> Order:
         order.save()
         _emit(order, "order.reversed")
     return order
+
+
+def _with_payment(order: Order, paid: PaymentResult | None) -> Order:
+    """``order`` (locked) with the payment a query heard while its reverse was owed recorded through
+    order_apply_result, when the reverse did not settle it (_reverse_send): a pending order becomes ``succeeded``
+    (``order.succeeded``; the hold stays while the reverse is still owed), a reversed one gets its ``paid_at``."""
+    if paid is None:
+        return order
+    return order_apply_result(order_id=order.pk, result=paid, source="query", locked=order)
 
 
 def _reversal_refunded(order: Order) -> None:
@@ -1234,8 +1348,11 @@ def _paid_before_reverse(order: Order, result: PaymentResult) -> Order:
 
 
 def orders_due_for_query(*, limit: int = 500) -> list[str]:
-    """Pending orders whose next query is due, and orders (pending or paid) whose reverse is due for a retry."""
-    return list(Order.objects.filter(Q(state=OrderState.PENDING) | Q(reverse_requested_at__isnull=False),
+    """Pending orders whose next query is due, orders (pending or paid) whose reverse is due for a retry, and
+    payment codes closed on a reverse that found no trade whose follow-up query is due (_follow_closed: the only
+    closed orders with a ``next_query_at``)."""
+    return list(Order.objects.filter(Q(state__in=(OrderState.PENDING, OrderState.CLOSED))
+                                     | Q(reverse_requested_at__isnull=False),
                                      next_query_at__lte=timezone.now())
                 .order_by("next_query_at").values_list("pk", flat=True)[:limit])
 
