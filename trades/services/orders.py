@@ -965,14 +965,8 @@ def _query_for_reverse(order: Order) -> Order:
     ladder, which had run out), the next GET heard SUCCESS and made the order ``succeeded`` (``order.succeeded``)
     with its whole amount still held — refundable 0 — until support pressed "Ask the channel again"."""
     account = order.channel_account
-    started = time.perf_counter()
-    try:
-        with recording_exchanges() as sent:
-            result = account.adapter().query_payment(_trade_ref(order))
-    except ChannelError as exc:
-        with transaction.atomic():
-            _record_call(order.pk, verb="query", outcome="unknown" if isinstance(exc, ChannelUnknown) else "error",
-                         started=started, error=exc, sent=sent)
+    result, started, sent = _ask_channel(order)
+    if result is None:
         return Order.objects.select_related("merchant", "channel_account", "contract").get(pk=order.pk)
     if result.state == TradeState.SUCCEEDED:
         try:
@@ -988,6 +982,21 @@ def _query_for_reverse(order: Order) -> Order:
     return _reverse_send(order.pk, retry=True, paid=result if result.state == TradeState.SUCCEEDED else None)
 
 
+def _ask_channel(order: Order) -> tuple[PaymentResult | None, float, list]:
+    """Query the channel about ``order`` (no lock held): its answer, when the call started, and the exchanges sent,
+    for the caller to record with what it does with the answer. An error or no answer is recorded here as the
+    query's call, and the answer is None."""
+    started = time.perf_counter()
+    try:
+        with recording_exchanges() as sent:
+            return order.channel_account.adapter().query_payment(_trade_ref(order)), started, sent
+    except ChannelError as exc:
+        with transaction.atomic():
+            _record_call(order.pk, verb="query", outcome="unknown" if isinstance(exc, ChannelUnknown) else "error",
+                         started=started, error=exc, sent=sent)
+        return None, started, sent
+
+
 def _follow_closed(order: Order) -> Order:
     """One follow-up query of a payment code closed because its reverse heard "no such trade" while its create's
     outcome was never known (_reverse_send; the schedule and why: ladder.CLOSED_WATCH). A success the slowed create
@@ -997,15 +1006,9 @@ def _follow_closed(order: Order) -> Order:
     no answer — waits for the next follow-up, and after the last the watch ends: never an endless query. The order
     stays ``closed`` and ``sync ok`` throughout: a known outcome, not one for support's unknown-outcome queue."""
     account = order.channel_account
-    started = time.perf_counter()
-    try:
-        with recording_exchanges() as sent:
-            result = account.adapter().query_payment(_trade_ref(order))
-    except ChannelError as exc:
-        with transaction.atomic():
-            _record_call(order.pk, verb="query", outcome="unknown" if isinstance(exc, ChannelUnknown) else "error",
-                         started=started, error=exc, sent=sent)
-            return _watch_next(order.pk, over=False)
+    result, started, sent = _ask_channel(order)
+    if result is None:
+        return _watch_next(order.pk, over=False)
     try:
         with transaction.atomic():
             _record_call(order.pk, verb="query", outcome=result.state, started=started, result=result, sent=sent)
