@@ -3,7 +3,7 @@ asked to close, the bank answered nothing). The order stays pending and its expi
 (trades.services.orders._close_later), but the pages said only "outcome unknown", and "Expires" silently equalled
 "Created". Now the queue's reason and the trade page say who asked to close it and when, "Expires" says why it is
 that time, and the timeline says it in words — from the close's audit row: a staff close's (``staff_closed`` with
-``close``), and the row a merchant's close through the API is to write (``trades.order.close_requested``, actor
+``close``), and the row a merchant's close through the API writes (``trades.order.close_requested``, actor
 ``api:<app_id>``; see CLOSE_ASKED in trades.workbench)."""
 
 from __future__ import annotations
@@ -67,3 +67,21 @@ def test_an_order_nobody_asked_to_close_keeps_its_reason(tea_house, client, agen
     order = _order(tea_house, "CLOSE-ASKED-3", sync_state="unknown")
     assert _why(client, order.pk) == "outcome unknown: queried on the ladder"
     assert 'id="close-asked"' not in client.get(reverse("trades:detail", args=[order.pk])).content.decode()
+
+
+@pytest.mark.usefixtures("quiet_channels")
+def test_a_merchants_close_the_channel_did_not_answer_is_recorded_and_named_in_the_queue(shop, client, agent):
+    status, _, order = shop.client.request("POST", "/api/v1/orders", json={
+        "out_trade_no": "CLOSE-ASKED-4", "amount": 4600, "product": "wechat.native", "subject": "Gift box"})
+    assert status == 201, order
+    shop.sim("wechatpay", "/_control/faults", fault="http_500", times=20,
+             match={"path": f"out-trade-no/{order['id']}$"})
+    status, _, closed = shop.client.request("POST", "/api/v1/orders/CLOSE-ASKED-4/close")
+    assert status == 200 and closed["state"] == "pending", closed
+
+    app_id = shop.app.app_id
+    why = _why(client, order["id"])
+    assert f"close not confirmed: the merchant ({app_id}) asked to close it at" in why, why
+    page = client.get(reverse("trades:detail", args=[order["id"]])).content.decode()
+    assert f"when the merchant ({app_id}) asked to close it" in page
+    assert 'data-action="trades.order.close_requested"' in page

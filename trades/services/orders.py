@@ -1061,7 +1061,7 @@ def order_close(*, order_id: str, actor_label: str = "", audit: AuditNote | None
     if order.reverse_requested_at is not None:
         raise InvalidState("a reverse of this order is under way", extra={"order": order_as_api(order)})
     if order.sync_state != SyncState.OK:
-        return _close_later(order_id, audit=audit)  # the query went unanswered: whether it was paid is not known
+        return _close_later(order_id, audit=audit, asked_by=actor_label)  # the query went unanswered: whether it was paid is not known
     account = order.channel_account
     if account is not None:  # None: a cashier order nobody opened, so no channel has heard of it
         started = time.perf_counter()
@@ -1072,13 +1072,13 @@ def order_close(*, order_id: str, actor_label: str = "", audit: AuditNote | None
             _record_call(order.pk, verb="close", outcome="unknown" if _no_answer(exc) else "error", started=started,
                          error=exc, sent=sent)
             if _no_answer(exc):  # a timeout or 5xx, or "try again later" (WeChat USERPAYING, A.6)
-                return _close_later(order_id, audit=audit, close_sent=True)
+                return _close_later(order_id, audit=audit, close_sent=True, asked_by=actor_label)
             if exc.code == "order_paid":
                 order = order_sync(order_id=order_id, force=True)
                 if order.state == OrderState.SUCCEEDED:
                     raise InvalidState(CLOSE_OF_A_PAID_ORDER, extra={"order": order_as_api(order)})
                 # Paid, says the close; not, says the query: the ladder's next query will tell.
-                return _close_later(order_id, audit=audit, close_sent=True)
+                return _close_later(order_id, audit=audit, close_sent=True, asked_by=actor_label)
             if exc.code not in ("order_closed", "order_not_found"):
                 # The order as it stays (pending), as a refused reverse answers it (docs/api.md "Errors").
                 raise ChannelRefused(exc.message, channel_code=exc.channel_code, channel_message=exc.channel_message,
@@ -1108,7 +1108,7 @@ def order_close(*, order_id: str, actor_label: str = "", audit: AuditNote | None
         elif order.state != OrderState.CLOSED:
             raise InvalidState(f"the order {state_words(order.state)}", extra={"order": order_as_api(order)})
     if moved:
-        return _close_later(order_id, audit=audit)
+        return _close_later(order_id, audit=audit, asked_by=actor_label)
     return order
 
 
@@ -1118,7 +1118,8 @@ def _no_answer(exc: ChannelError) -> bool:
     return isinstance(exc, ChannelUnknown) or not exc.permanent
 
 
-def _close_later(order_id: str, *, audit: AuditNote | None = None, close_sent: bool = False) -> Order:
+def _close_later(order_id: str, *, audit: AuditNote | None = None, close_sent: bool = False,
+                 asked_by: str = "") -> Order:
     """Hand a close the channel did not answer to the expiry sweeper (orders_expired → order_expire, which queries
     first and then closes, design §5 rule 3): the order expires now. It stays pending until the channel answers.
 
@@ -1134,7 +1135,12 @@ def _close_later(order_id: str, *, audit: AuditNote | None = None, close_sent: b
     from the order's expiry (ladder.close_retry_waits; the next rung's query comes first, then the expiry sweeper
     closes), and after the last rung it waits in the manual queue for a person (design §5 rule 2). Bug: it stayed
     ``sync ok`` with nothing queued, so every run of the expiry sweeper (once a minute) queried the channel and sent
-    the close again, with no end — never reaching the manual queue, where support would have seen it."""
+    the close again, with no end — never reaching the manual queue, where support would have seen it.
+
+    ``asked_by``: a merchant's close through the API (``api:<app_id>``) is recorded as a staff close is (``audit``),
+    as ``trades.order.close_requested``, so support's queue and the trade page can say who asked to close the order
+    and when (trades.workbench.CLOSE_ASKED). Bug (a support lead's trial, DEMO-0029): nothing recorded it, and the
+    order only had an earlier ``expires_at``, which the pages showed as "Expires" equal to "Created"."""
     with transaction.atomic():
         order = _locked(order_id)
         if order.state == OrderState.PENDING:
@@ -1149,6 +1155,9 @@ def _close_later(order_id: str, *, audit: AuditNote | None = None, close_sent: b
             order.save()
             if audit is not None:
                 audit.write(order, to=order.state, close="left to the expiry sweeper: the channel did not answer")
+            elif asked_by.startswith("api:"):
+                audit_log(actor=asked_by, action="trades.order.close_requested", target=order,
+                          data={"close": "left to the expiry sweeper: the channel did not answer"})
         return order
 
 
