@@ -38,11 +38,7 @@ from trades.models import (
 )
 from trades.services.cashier import PAYER_KEYS
 from trades.services.late import late_payment_refund_no, late_payments_settleable, late_refund_no_split
-from trades.services.refunds import (
-    CHANNEL_ABNORMAL,
-    refund_can_record_channel_success,
-    refund_channel_said_abnormal,
-)
+from trades.services.refunds import refund_can_record_channel_success, refund_channel_said_abnormal
 from trades.services.representation import (
     LATE_KEPT,
     LATE_REFUNDED,
@@ -484,8 +480,7 @@ def unknown_orders() -> QuerySet[Order]:
 # A close asked of an order that the channel did not answer (trades.services.orders._close_later: the order stays
 # pending, its expiry moved to the close's time, and the expiry sweeper carries the close on). A staff close records
 # it in its audit row (``trades.order.staff_closed`` with ``close``: "left to the expiry sweeper…"); a merchant's
-# close through the API is to record it as ``trades.order.close_requested`` (actor ``api:<app_id>``) — until it does,
-# nothing stored tells a merchant's close from an expiry, and the page can only say what the channel did.
+# close through the API records it as ``trades.order.close_requested`` (actor ``api:<app_id>``, _close_later).
 CLOSE_ASKED = Q(action="trades.order.close_requested") | Q(action="trades.order.staff_closed", data__has_key="close")
 
 
@@ -647,14 +642,7 @@ def with_refund_actions(refunds, *, audit: list[AuditLog] | None = None):
     (``channel_reason``, refund_channel_reason). ``audit``: the refunds' audit rows when the caller has them (the trade
     timeline's); else one query for the pending ones."""
     refunds = list(refunds)
-    pending = [refund for refund in refunds if refund.state == "pending"]
-    if audit is not None:
-        attempts = {refund.pk: refund.channel_attempt for refund in pending}
-        said = {row.target_id for row in audit
-                if row.action == CHANNEL_ABNORMAL and row.target_type == "trades.refund"
-                and isinstance(row.data, dict) and row.data.get("attempt") == attempts.get(row.target_id, -1)}
-    else:
-        said = refund_channel_said_abnormal(pending) if pending else set()
+    said = refund_channel_said_abnormal([refund for refund in refunds if refund.state == "pending"], rows=audit)
     for refund in refunds:
         refund.can_record_refunded = refund_can_record_channel_success(refund)
         refund.can_close_by_hand = refund.state == "pending" and refund.pk in said

@@ -39,16 +39,6 @@ def saved_headers(path: Path) -> dict[str, str]:
     return dict(line.split(": ", 1) for line in lines if ": " in line)
 
 
-@pytest.fixture
-def env(live_server, tea_house_app):
-    return {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "AGGPAY_BASE_URL": live_server.url,
-        "AGGPAY_APP_ID": tea_house_app.app_id,
-        "AGGPAY_APP_SECRET": tea_house_app.secret,
-    }
-
-
 def test_the_curl_and_openssl_hmac_example_works(env, tea_house_app, tmp_path):
     result = run_shell(snippet("shell-hmac"), env, tmp_path)
     assert result.returncode == 0, result.stderr + result.stdout

@@ -5,7 +5,6 @@ server — and, appended to it, the calls a JavaScript developer tripped on: a t
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 
@@ -23,16 +22,6 @@ def _node_version() -> int:
 
 
 pytestmark = pytest.mark.skipif(_node_version() < 18, reason="needs Node.js 18 or later (fetch) on PATH")
-
-
-@pytest.fixture
-def env(live_server, tea_house_app):
-    return {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "AGGPAY_BASE_URL": live_server.url,
-        "AGGPAY_APP_ID": tea_house_app.app_id,
-        "AGGPAY_APP_SECRET": tea_house_app.secret,
-    }
 
 
 def run_node(code: str, env: dict, tmp_path) -> subprocess.CompletedProcess:

@@ -557,15 +557,20 @@ def _audit_channel_abnormal(refund: Refund, *, result: RefundResult, again: bool
 
 
 # --- a pending refund the channel could not return, closed by a person ----------------------------------------------
-def refund_channel_said_abnormal(refunds) -> set[str]:
+def refund_channel_said_abnormal(refunds, *, rows=None) -> set[str]:
     """The ids of those of ``refunds`` whose current attempt the channel has called ABNORMAL (their CHANNEL_ABNORMAL
-    rows), in one query: what "close the refund" (refund_close_by_hand) needs, for the pages that offer it."""
+    rows): what "close the refund" (refund_close_by_hand) needs, for the pages that offer it. ``rows``: audit rows
+    the caller already read (the trade timeline's), searched instead of the one query made without them."""
     attempts = {refund.pk: refund.channel_attempt for refund in refunds}
     if not attempts:
         return set()
-    rows = AuditLog.objects.filter(action=CHANNEL_ABNORMAL, target_type="trades.refund",
-                                   target_id__in=list(attempts)).values_list("target_id", "data")
-    return {pk for pk, data in rows if isinstance(data, dict) and data.get("attempt") == attempts.get(pk)}
+    if rows is None:
+        said = AuditLog.objects.filter(action=CHANNEL_ABNORMAL, target_type="trades.refund",
+                                       target_id__in=list(attempts)).values_list("target_id", "data")
+    else:
+        said = [(row.target_id, row.data) for row in rows
+                if row.action == CHANNEL_ABNORMAL and row.target_type == "trades.refund"]
+    return {pk for pk, data in said if isinstance(data, dict) and data.get("attempt") == attempts.get(pk)}
 
 
 def refund_close_by_hand(*, refund_id: str, actor, note: str) -> Refund:
